@@ -1,0 +1,13 @@
+using System.CommandLine;
+
+namespace BitNet.Cli.Commands;
+
+/// <summary>Every `bitnet` sub-command, in the order `bitnet --help` lists them.</summary>
+internal static class CommandCatalog
+{
+    public static IEnumerable<Command> All()
+    {
+        // Add one line per command (keep one command per file).
+        yield break;
+    }
+}

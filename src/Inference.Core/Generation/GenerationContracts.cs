@@ -1,0 +1,127 @@
+namespace BitNet.Inference.Generation;
+
+// The seam between the engine and everything that serves it (API layer, hosts, CLI).
+// Hosts and the API layer only ever see ITextGenerator; the engine implements it.
+
+/// <summary>Sampling settings. Defaults are bitnet.cpp's (llama.cpp common_sampler_params).</summary>
+public sealed record SamplingOptions
+{
+    /// <summary>0 (or less) means greedy argmax, ties to the lowest token id.</summary>
+    public float Temperature { get; init; } = 0.8f;
+    /// <summary>Keep the k most likely tokens; 0 or less disables the filter.</summary>
+    public int TopK { get; init; } = 40;
+    /// <summary>Nucleus filter on the un-tempered softmax; 1 disables it.</summary>
+    public float TopP { get; init; } = 0.95f;
+    /// <summary>Keep tokens with logit ≥ max + ln(min_p); 0 disables it.</summary>
+    public float MinP { get; init; } = 0.05f;
+    /// <summary>1 disables the repeat penalty (bitnet.cpp's default).</summary>
+    public float RepeatPenalty { get; init; } = 1.0f;
+    /// <summary>How many recent tokens the penalties look at.</summary>
+    public int RepeatLastN { get; init; } = 64;
+    public float FrequencyPenalty { get; init; }
+    public float PresencePenalty { get; init; }
+    /// <summary>Null draws a random seed; a fixed seed makes sampling reproducible.</summary>
+    public ulong? Seed { get; init; }
+
+    public static SamplingOptions Greedy { get; } = new() { Temperature = 0f };
+}
+
+/// <summary>One generation: prompt tokens in, up to <see cref="MaxTokens"/> tokens out.</summary>
+public sealed record GenerationRequest
+{
+    /// <summary>The full prompt, already tokenized (BOS included when wanted).</summary>
+    public required IReadOnlyList<int> PromptTokens { get; init; }
+    /// <summary>Most tokens to generate; must be ≥ 1.</summary>
+    public int MaxTokens { get; init; } = 128;
+    public SamplingOptions Sampling { get; init; } = new();
+    /// <summary>Strings that end generation; the stop string itself is not emitted.</summary>
+    public IReadOnlyList<string> Stop { get; init; } = [];
+    /// <summary>Stop on end-of-generation tokens (EOS, &lt;|eot_id|&gt;). Normally true.</summary>
+    public bool StopOnEndOfGeneration { get; init; } = true;
+    /// <summary>When set, generation ends with <see cref="FinishReason.Length"/> before this instant.</summary>
+    public DateTimeOffset? Deadline { get; init; }
+}
+
+public enum FinishReason
+{
+    /// <summary>An end-of-generation token or a stop string.</summary>
+    Stop,
+    /// <summary>MaxTokens, the context, or the deadline was reached.</summary>
+    Length,
+    /// <summary>The caller cancelled (client went away).</summary>
+    Cancelled,
+}
+
+/// <summary>Counts and timings of a finished generation.</summary>
+public sealed record GenerationStats(
+    int PromptTokens,
+    int CompletionTokens,
+    FinishReason FinishReason,
+    TimeSpan PromptEvalTime,
+    TimeSpan GenerationTime,
+    TimeSpan TimeToFirstToken);
+
+/// <summary>
+/// One step of a generation stream. Text is the newly completed UTF-8 text (never half a
+/// character, never part of a stop string); it may be empty. The last update has Final set.
+/// </summary>
+public sealed record GenerationUpdate(string Text, int TokenId, GenerationStats? Final = null)
+{
+    public bool IsFinal => Final is not null;
+}
+
+public enum ChatRole { System, User, Assistant }
+
+public sealed record ChatMessage(ChatRole Role, string Content);
+
+/// <summary>What a loaded model is; served by /v1/models and /health.</summary>
+public sealed record ModelInfo(
+    string Id,
+    string Path,
+    string Architecture,
+    int ContextLength,
+    int VocabSize,
+    int EmbeddingLength,
+    int LayerCount,
+    long FileSizeBytes,
+    string KernelName,
+    int Threads);
+
+/// <summary>
+/// A prompt (with what generation reserves) does not fit the context window.
+/// Hosts answer it with 400 "context_length_exceeded".
+/// </summary>
+public sealed class ContextLengthExceededException(int promptTokens, int requestedTokens, int contextLength)
+    : InvalidOperationException(
+        $"the prompt has {promptTokens} tokens and {requestedTokens} more were requested, " +
+        $"but the context holds {contextLength}")
+{
+    public int PromptTokens { get; } = promptTokens;
+    public int RequestedTokens { get; } = requestedTokens;
+    public int ContextLength { get; } = contextLength;
+}
+
+/// <summary>A loaded model that can tokenize and generate. Thread-safe: generations are serialized inside.</summary>
+public interface ITextGenerator
+{
+    ModelInfo Model { get; }
+
+    /// <summary>Tokenize text; parseSpecial turns control-token text such as &lt;|eot_id|&gt; into its id.</summary>
+    IReadOnlyList<int> Tokenize(string text, bool addBos = true, bool parseSpecial = true);
+
+    /// <summary>Text of tokens; special tokens render as their text only when asked.</summary>
+    string Detokenize(IReadOnlyList<int> tokens, bool renderSpecial = false);
+
+    /// <summary>The model's chat format (bitnet.cpp's built-in 2B4T format), ending with the assistant prompt.</summary>
+    string ApplyChatTemplate(IReadOnlyList<ChatMessage> messages);
+
+    /// <summary>
+    /// Run one generation. Throws ContextLengthExceededException before any work when the prompt
+    /// does not fit. Cancellation ends the stream with FinishReason.Cancelled (a final update) and
+    /// takes effect within one token.
+    /// </summary>
+    IAsyncEnumerable<GenerationUpdate> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Read every weight page once so the next request does not fault them in. Returns bytes touched.</summary>
+    long TouchWeights();
+}

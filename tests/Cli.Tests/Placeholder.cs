@@ -1,0 +1,1 @@
+namespace BitNet.Cli.Tests;
