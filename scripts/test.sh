@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs every test the project has and ends with one line: "N passed, N failed[, N skipped]".
+#   1. every xunit.v3 test project of Serverless.sln (x86-64, best ISA the CPU has);
+#   2. the kernel/oracle tests again with AVX-512 and with AVX2 switched off (scripts/test-isa.sh);
+#   3. the kernel/oracle/tokenizer tests on ARM64 under qemu (scripts/test-arm64.sh).
+# Usage: scripts/test.sh [--no-isa] [--no-arm64]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+run_isa=1; run_arm64=1
+for a in "$@"; do
+  case "$a" in
+    --no-isa) run_isa=0 ;;
+    --no-arm64) run_arm64=0 ;;
+    *) echo "unknown option $a" >&2; exit 2 ;;
+  esac
+done
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+artifacts="$root/artifacts/test"
+logdir="$root/artifacts/test-logs"
+mkdir -p "$logdir"
+passed=0; failed=0; skipped=0
+
+# Adds the counts from every xunit/MTP summary in a log ("total: N", "failed: N", "succeeded: N",
+# "skipped: N"). A suite that exits non-zero without a summary counts as one failure.
+tally() { # name exitcode logfile
+  local name=$1 code=$2 log=$3
+  local s f k
+  s=$(grep -E '^\s*succeeded: [0-9]+' "$log" | awk '{n+=$2} END {print n+0}')
+  f=$(grep -E '^\s*failed: [0-9]+' "$log" | awk '{n+=$2} END {print n+0}')
+  k=$(grep -E '^\s*skipped: [0-9]+' "$log" | awk '{n+=$2} END {print n+0}')
+  if [ "$code" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "!! $name exited with $code and reported no failing test: counted as one failure"; fi
+  passed=$((passed + s)); failed=$((failed + f)); skipped=$((skipped + k))
+  echo "== $name: $s passed, $f failed, $k skipped (exit $code)"
+}
+
+echo "== building Serverless.sln (Release)"
+if ! dotnet build Serverless.sln -c Release --artifacts-path "$artifacts" -v quiet -nologo > "$logdir/build.log" 2>&1; then
+  cat "$logdir/build.log" | grep -E 'error|Error' | head -50
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+for proj in tests/*/*.csproj; do
+  name=$(basename "$proj" .csproj)
+  exe="$artifacts/bin/$name/release/$name"
+  [ -x "$exe" ] || { echo "!! $exe missing"; failed=$((failed + 1)); continue; }
+  echo "== $name"
+  # Exit code 8 = "no tests ran" (a project that has none yet): not a failure by itself.
+  (cd "$(dirname "$exe")" && "$exe" --progress off --ignore-exit-code 8) > "$logdir/$name.log" 2>&1
+  code=$?
+  grep -E 'failed |\[FAIL\]|error' "$logdir/$name.log" | head -40
+  tally "$name" "$code" "$logdir/$name.log"
+done
+
+if [ "$run_isa" = 1 ] && [ -x scripts/test-isa.sh ]; then
+  scripts/test-isa.sh "$artifacts" > "$logdir/isa.log" 2>&1; code=$?
+  grep -E 'ISA|kernel|failed |\[FAIL\]' "$logdir/isa.log" | head -40
+  tally "x86 ISA fallbacks" "$code" "$logdir/isa.log"
+fi
+
+if [ "$run_arm64" = 1 ] && [ -x scripts/test-arm64.sh ]; then
+  scripts/test-arm64.sh > "$logdir/arm64.log" 2>&1; code=$?
+  grep -E 'AdvSimd|Dp|failed |\[FAIL\]' "$logdir/arm64.log" | head -40
+  tally "ARM64 (qemu)" "$code" "$logdir/arm64.log"
+fi
+
+echo "logs: $logdir"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
