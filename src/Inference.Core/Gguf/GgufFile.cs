@@ -1,0 +1,435 @@
+using System.IO.MemoryMappedFiles;
+using System.Text;
+
+namespace BitNet.Inference.Gguf;
+
+/// <summary>
+/// A GGUF v3 (or v2) file opened through a read-only memory map (spec §1). Metadata and tensor
+/// infos are parsed and validated once at open; tensor data is never copied: GetTensorBytes and
+/// GetTensorPointer return views straight into the mapping, valid until Dispose.
+///
+/// Every read during parsing is checked against the file length, and every tensor's data range is
+/// checked to lie inside the file, so later pointer access cannot leave the mapping. Anything
+/// malformed raises <see cref="GgufFormatException"/> naming what was read and where.
+/// </summary>
+public sealed unsafe class GgufFile : IDisposable
+{
+    public const uint Magic = 0x46554747; // "GGUF" read as a little-endian u32
+    public const int DefaultAlignment = 32;
+    public const string AlignmentKey = "general.alignment";
+
+    private readonly MemoryMappedFile? _map;
+    private readonly MemoryMappedViewAccessor? _view;
+    private byte* _base;
+    private readonly Dictionary<string, GgufValue> _metadata;
+    private readonly List<KeyValuePair<string, GgufValue>> _metadataInOrder;
+    private readonly List<GgufTensorInfo> _tensors;
+    private readonly Dictionary<string, GgufTensorInfo> _tensorsByName;
+
+    private GgufFile(string path)
+    {
+        Path = System.IO.Path.GetFullPath(path);
+        var info = new FileInfo(Path);
+        if (!info.Exists) throw new FileNotFoundException($"GGUF file not found: {Path}", Path);
+        FileSize = info.Length;
+        _metadata = new Dictionary<string, GgufValue>(StringComparer.Ordinal);
+        _metadataInOrder = [];
+        _tensors = [];
+        _tensorsByName = new Dictionary<string, GgufTensorInfo>(StringComparer.Ordinal);
+
+        if (FileSize < 8)
+            throw new GgufFormatException($"{Path}: truncated file ({FileSize} bytes) while reading the GGUF header at offset 0");
+
+        _map = MemoryMappedFile.CreateFromFile(Path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        try
+        {
+            _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            byte* pointer = null;
+            _view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+            _base = pointer + _view.PointerOffset;
+            Parse();
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Open and validate a GGUF file. Throws <see cref="GgufFormatException"/> for malformed input.</summary>
+    public static GgufFile Open(string path) => new(path);
+
+    public string Path { get; }
+    public long FileSize { get; }
+    public int Version { get; private set; }
+    public int Alignment { get; private set; } = DefaultAlignment;
+    /// <summary>File offset where the data section starts (tensor offsets count from here).</summary>
+    public long DataOffset { get; private set; }
+
+    public IReadOnlyDictionary<string, GgufValue> Metadata => _metadata;
+    /// <summary>The metadata in file order.</summary>
+    public IReadOnlyList<KeyValuePair<string, GgufValue>> MetadataInOrder => _metadataInOrder;
+    public IReadOnlyList<GgufTensorInfo> Tensors => _tensors;
+
+    // ---- metadata accessors -------------------------------------------------------------------
+
+    public bool ContainsKey(string key) => _metadata.ContainsKey(key);
+
+    public string GetString(string key) =>
+        Require(key).Value as string ?? throw WrongType(key, "a string");
+
+    public bool TryGetString(string key, out string value)
+    {
+        value = _metadata.TryGetValue(key, out var v) && v.Value is string s ? s : "";
+        return v?.Value is string;
+    }
+
+    /// <summary>Any integer type (u8..i64; u64 only if it fits a long).</summary>
+    public long GetInteger(string key) =>
+        Require(key).TryGetInteger(out long value) ? value : throw WrongType(key, "an integer");
+
+    public bool TryGetInteger(string key, out long value)
+    {
+        value = 0;
+        return _metadata.TryGetValue(key, out var v) && v.TryGetInteger(out value);
+    }
+
+    /// <summary>A Float32 (or Float64, narrowed) value.</summary>
+    public float GetFloat(string key) =>
+        Require(key).TryGetFloat(out float value) ? value : throw WrongType(key, "a float");
+
+    public bool TryGetFloat(string key, out float value)
+    {
+        value = 0;
+        return _metadata.TryGetValue(key, out var v) && v.TryGetFloat(out value);
+    }
+
+    public bool GetBool(string key) => Require(key).Value is bool b ? b : throw WrongType(key, "a bool");
+
+    public bool TryGetBool(string key, out bool value)
+    {
+        value = _metadata.TryGetValue(key, out var v) && v.Value is true;
+        return v?.Value is bool;
+    }
+
+    public string[] GetStringArray(string key) =>
+        Require(key).Value as string[] ?? throw WrongType(key, "an array of strings");
+
+    /// <summary>An array of any integer type whose values fit an int (token types are i32 in practice).</summary>
+    public int[] GetInt32Array(string key)
+    {
+        var value = Require(key);
+        if (value.Value is int[] ints) return ints;
+        if (!value.IsArray || value.ElementType is GgufValueType.String or GgufValueType.Bool
+            or GgufValueType.Float32 or GgufValueType.Float64)
+            throw WrongType(key, "an array of integers");
+        var source = (Array)value.Value;
+        var result = new int[source.Length];
+        for (int i = 0; i < result.Length; i++)
+        {
+            long v = Convert.ToInt64(source.GetValue(i) is ulong u && u > long.MaxValue ? long.MaxValue : source.GetValue(i));
+            if (v is < int.MinValue or > int.MaxValue)
+                throw new GgufFormatException($"metadata key '{key}' element {i} = {v} does not fit a 32-bit integer");
+            result[i] = (int)v;
+        }
+        return result;
+    }
+
+    public float[] GetFloat32Array(string key)
+    {
+        var value = Require(key);
+        if (value.Value is float[] floats) return floats;
+        if (value.Value is double[] doubles) return Array.ConvertAll(doubles, d => (float)d);
+        throw WrongType(key, "an array of floats");
+    }
+
+    private GgufValue Require(string key) =>
+        _metadata.TryGetValue(key, out var value) ? value
+            : throw new GgufFormatException($"{System.IO.Path.GetFileName(Path)}: metadata key '{key}' is missing");
+
+    private GgufFormatException WrongType(string key, string expected) =>
+        new($"{System.IO.Path.GetFileName(Path)}: metadata key '{key}' is {_metadata[key].TypeName}, expected {expected}");
+
+    // ---- tensors ------------------------------------------------------------------------------
+
+    public GgufTensorInfo GetTensor(string name) =>
+        _tensorsByName.TryGetValue(name, out var info) ? info
+            : throw new GgufFormatException($"{System.IO.Path.GetFileName(Path)}: tensor '{name}' is missing");
+
+    public bool TryGetTensor(string name, out GgufTensorInfo info) =>
+        _tensorsByName.TryGetValue(name, out info!);
+
+    /// <summary>The tensor's bytes (exact size by the type rules), straight from the mapping.</summary>
+    public ReadOnlySpan<byte> GetTensorBytes(GgufTensorInfo tensor)
+    {
+        if (tensor.ByteSize > int.MaxValue)
+            throw new NotSupportedException($"tensor '{tensor.Name}' is {tensor.ByteSize} bytes, too large for a span; use GetTensorPointer");
+        return new ReadOnlySpan<byte>(GetTensorPointer(tensor), (int)tensor.ByteSize);
+    }
+
+    /// <summary>Pointer to the tensor's first byte inside the mapping (valid until Dispose).</summary>
+    public byte* GetTensorPointer(GgufTensorInfo tensor)
+    {
+        ObjectDisposedException.ThrowIf(_base == null, this);
+        if (!_tensorsByName.TryGetValue(tensor.Name, out var own) || !ReferenceEquals(own, tensor) && own != tensor)
+            throw new ArgumentException($"tensor '{tensor.Name}' does not belong to this file", nameof(tensor));
+        return _base + DataOffset + own.Offset;
+    }
+
+    public void Dispose()
+    {
+        if (_base != null)
+        {
+            _view!.SafeMemoryMappedViewHandle.ReleasePointer();
+            _base = null;
+        }
+        _view?.Dispose();
+        _map?.Dispose();
+    }
+
+    // ---- parsing ------------------------------------------------------------------------------
+
+    private void Parse()
+    {
+        var r = new Reader(_base, FileSize, System.IO.Path.GetFileName(Path));
+        uint magic = r.U32("the magic");
+        if (magic != Magic)
+            throw new GgufFormatException(
+                $"{r.File}: not a GGUF file: the magic at offset 0 is {Describe(magic)}, expected \"GGUF\"");
+        uint version = r.U32("the version");
+        if (version is not (2 or 3))
+            throw new GgufFormatException(version == 1
+                ? $"{r.File}: GGUF version 1 is not supported (only versions 2 and 3)"
+                : $"{r.File}: unsupported GGUF version {version} (only versions 2 and 3"
+                  + (version > 0xFFFF ? "; this may be a big-endian file)" : ")"));
+        Version = (int)version;
+
+        long tensorCountAt = r.Position;
+        ulong tensorCount = r.U64("the tensor count");
+        long kvCountAt = r.Position;
+        ulong kvCount = r.U64("the metadata count");
+        // Each metadata entry takes at least 13 bytes (key length, value type, 1-byte value) and each
+        // tensor info at least 28 (name length, n_dims, one dim, type, offset): counts beyond that are lies.
+        if (kvCount > (ulong)(r.Remaining / 13))
+            throw new GgufFormatException($"{r.File}: metadata count {kvCount} at offset {kvCountAt} is absurd for the {r.Remaining} bytes that follow");
+        if (tensorCount > (ulong)(r.Remaining / 28))
+            throw new GgufFormatException($"{r.File}: tensor count {tensorCount} at offset {tensorCountAt} is absurd for the {r.Remaining} bytes that follow");
+
+        for (ulong i = 0; i < kvCount; i++)
+        {
+            long keyAt = r.Position;
+            string key = r.String($"the key of metadata entry {i}");
+            long typeAt = r.Position;
+            uint type = r.U32($"the value type of '{key}'");
+            if (!GgufValue.IsDefined(type))
+                throw new GgufFormatException($"{r.File}: metadata key '{key}' has unknown value type {type} at offset {typeAt}");
+            var value = ReadValue(ref r, key, (GgufValueType)type);
+            if (!_metadata.TryAdd(key, value))
+                throw new GgufFormatException($"{r.File}: duplicate metadata key '{key}' at offset {keyAt}");
+            _metadataInOrder.Add(new(key, value));
+        }
+
+        if (_metadata.TryGetValue(AlignmentKey, out var alignment))
+        {
+            if (alignment.Value is not uint a || a == 0 || (a & (a - 1)) != 0 || a > 1 << 20)
+                throw new GgufFormatException($"{r.File}: '{AlignmentKey}' must be a u32 power of two, got {alignment.TypeName} {alignment}");
+            Alignment = (int)a;
+        }
+
+        var pending = new List<(string Name, GgmlType Type, long[] Shape, long Offset, long Bytes, long At)>();
+        for (ulong i = 0; i < tensorCount; i++)
+        {
+            long at = r.Position;
+            string name = r.String($"the name of tensor {i}");
+            uint nDims = r.U32($"the dimension count of tensor '{name}'");
+            if (nDims is < 1 or > 4)
+                throw new GgufFormatException($"{r.File}: tensor '{name}' has {nDims} dimensions at offset {r.Position - 4}, expected 1 to 4");
+            var shape = new long[nDims];
+            for (int d = 0; d < nDims; d++)
+            {
+                ulong ne = r.U64($"dimension {d} of tensor '{name}'");
+                if (ne == 0 || ne > int.MaxValue * 16UL)
+                    throw new GgufFormatException($"{r.File}: tensor '{name}' has bad dimension {d} = {ne} at offset {r.Position - 8}");
+                shape[d] = (long)ne;
+            }
+            long typeAt = r.Position;
+            uint typeId = r.U32($"the type of tensor '{name}'");
+            var type = (GgmlType)typeId;
+            if (!GgmlTypeInfo.IsKnown(type))
+                throw new GgufFormatException($"{r.File}: tensor '{name}' has unknown ggml type {typeId} at offset {typeAt}");
+            long offsetAt = r.Position;
+            ulong offset = r.U64($"the data offset of tensor '{name}'");
+            long bytes = GgmlTypeInfo.TensorBytes(type, shape, out string? error);
+            if (error is not null)
+                throw new GgufFormatException($"{r.File}: tensor '{name}' ({type}, shape [{string.Join(", ", shape)}]) has bad dimensions: {error}");
+            if (offset % (ulong)Alignment != 0)
+                throw new GgufFormatException($"{r.File}: tensor '{name}' data offset {offset} (at offset {offsetAt}) is not a multiple of the alignment {Alignment}");
+            if (offset > (ulong)FileSize)
+                throw new GgufFormatException($"{r.File}: tensor '{name}' data offset {offset} lies past the end of the {FileSize}-byte file");
+            pending.Add((name, type, shape, (long)offset, bytes, at));
+        }
+
+        DataOffset = AlignUp(r.Position, Alignment);
+        if (DataOffset > FileSize && tensorCount > 0)
+            throw new GgufFormatException($"{r.File}: truncated file: the data section would start at offset {DataOffset}, past the end ({FileSize} bytes)");
+
+        foreach (var t in pending)
+        {
+            long available = FileSize - DataOffset - t.Offset;
+            if (t.Bytes > available)
+                throw new GgufFormatException(
+                    $"{r.File}: tensor '{t.Name}' ({t.Type}, shape [{string.Join(", ", t.Shape)}]) needs {t.Bytes} bytes at file offset " +
+                    $"{DataOffset + t.Offset}, past the end of the {FileSize}-byte file");
+            var info = new GgufTensorInfo(t.Name, t.Type, t.Shape, t.Offset, t.Bytes);
+            if (!_tensorsByName.TryAdd(t.Name, info))
+                throw new GgufFormatException($"{r.File}: duplicate tensor name '{t.Name}' at offset {t.At}");
+            _tensors.Add(info);
+        }
+    }
+
+    private static GgufValue ReadValue(ref Reader r, string key, GgufValueType type)
+    {
+        switch (type)
+        {
+            case GgufValueType.UInt8: return GgufValue.From(r.U8(key));
+            case GgufValueType.Int8: return GgufValue.From((sbyte)r.U8(key));
+            case GgufValueType.UInt16: return GgufValue.From(r.U16(key));
+            case GgufValueType.Int16: return GgufValue.From((short)r.U16(key));
+            case GgufValueType.UInt32: return GgufValue.From(r.U32(key));
+            case GgufValueType.Int32: return GgufValue.From((int)r.U32(key));
+            case GgufValueType.Float32: return GgufValue.From(BitConverter.UInt32BitsToSingle(r.U32(key)));
+            case GgufValueType.Bool: return GgufValue.From(r.U8(key) != 0);
+            case GgufValueType.String: return GgufValue.From(r.String($"the value of '{key}'"));
+            case GgufValueType.UInt64: return GgufValue.From(r.U64(key));
+            case GgufValueType.Int64: return GgufValue.From((long)r.U64(key));
+            case GgufValueType.Float64: return GgufValue.From(BitConverter.UInt64BitsToDouble(r.U64(key)));
+            case GgufValueType.Array: return ReadArray(ref r, key);
+            default: throw new InvalidOperationException("unreachable: type validated by the caller");
+        }
+    }
+
+    private static GgufValue ReadArray(ref Reader r, string key)
+    {
+        long typeAt = r.Position;
+        uint elementTypeId = r.U32($"the element type of array '{key}'");
+        if (!GgufValue.IsDefined(elementTypeId))
+            throw new GgufFormatException($"{r.File}: array '{key}' has unknown element type {elementTypeId} at offset {typeAt}");
+        var elementType = (GgufValueType)elementTypeId;
+        if (elementType == GgufValueType.Array)
+            throw new GgufFormatException($"{r.File}: array '{key}' at offset {typeAt} contains arrays; nested arrays are not supported");
+        long countAt = r.Position;
+        ulong count = r.U64($"the length of array '{key}'");
+        int minimum = GgufValue.MinimumSize(elementType);
+        if (count > (ulong)(r.Remaining / minimum) || count > int.MaxValue)
+            throw new GgufFormatException(
+                $"{r.File}: array '{key}' claims {count} elements of {GgufValue.ShortName(elementType)} at offset {countAt}, " +
+                $"but only {r.Remaining} bytes remain");
+        int n = (int)count;
+        string what = $"array '{key}'";
+        switch (elementType)
+        {
+            case GgufValueType.UInt8: return GgufValue.From(r.Copy<byte>(n, what));
+            case GgufValueType.Int8: return GgufValue.From(r.Copy<sbyte>(n, what));
+            case GgufValueType.UInt16: return GgufValue.From(r.Copy<ushort>(n, what));
+            case GgufValueType.Int16: return GgufValue.From(r.Copy<short>(n, what));
+            case GgufValueType.UInt32: return GgufValue.From(r.Copy<uint>(n, what));
+            case GgufValueType.Int32: return GgufValue.From(r.Copy<int>(n, what));
+            case GgufValueType.Float32: return GgufValue.From(r.Copy<float>(n, what));
+            case GgufValueType.UInt64: return GgufValue.From(r.Copy<ulong>(n, what));
+            case GgufValueType.Int64: return GgufValue.From(r.Copy<long>(n, what));
+            case GgufValueType.Float64: return GgufValue.From(r.Copy<double>(n, what));
+            case GgufValueType.Bool:
+            {
+                byte[] raw = r.Copy<byte>(n, what);
+                return GgufValue.From(Array.ConvertAll(raw, b => b != 0));
+            }
+            case GgufValueType.String:
+            {
+                var strings = new string[n];
+                for (int i = 0; i < n; i++)
+                    strings[i] = r.String($"element {i} of array '{key}'");
+                return GgufValue.From(strings);
+            }
+            default: throw new InvalidOperationException("unreachable");
+        }
+    }
+
+    private static long AlignUp(long value, int alignment) => (value + alignment - 1) / alignment * alignment;
+
+    private static string Describe(uint magic)
+    {
+        Span<byte> bytes = stackalloc byte[4];
+        BitConverter.TryWriteBytes(bytes, magic);
+        var text = new StringBuilder("\"");
+        foreach (byte b in bytes)
+            text.Append(b is >= 0x20 and < 0x7F ? ((char)b).ToString() : $"\\x{b:X2}");
+        return text.Append('"').ToString();
+    }
+
+    /// <summary>A bounds-checked little-endian cursor over the mapping.</summary>
+    private ref struct Reader(byte* start, long length, string file)
+    {
+        private readonly byte* _start = start;
+        private readonly long _length = length;
+        public readonly string File = file;
+        public long Position { get; private set; }
+        public readonly long Remaining => _length - Position;
+
+        private readonly void Need(long bytes, string what)
+        {
+            if (bytes > _length - Position)
+                throw new GgufFormatException(
+                    $"{File}: truncated file while reading {what} at offset {Position} (needs {bytes} bytes, {_length - Position} remain)");
+        }
+
+        public byte U8(string what) { Need(1, what); return _start[Position++]; }
+
+        public ushort U16(string what)
+        {
+            Need(2, what);
+            ushort v = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(new ReadOnlySpan<byte>(_start + Position, 2));
+            Position += 2;
+            return v;
+        }
+
+        public uint U32(string what)
+        {
+            Need(4, what);
+            uint v = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(new ReadOnlySpan<byte>(_start + Position, 4));
+            Position += 4;
+            return v;
+        }
+
+        public ulong U64(string what)
+        {
+            Need(8, what);
+            ulong v = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(_start + Position, 8));
+            Position += 8;
+            return v;
+        }
+
+        /// <summary>A gguf string: u64 byte length, then UTF-8 bytes (no terminator), decoded in place.</summary>
+        public string String(string what)
+        {
+            long at = Position;
+            ulong length = U64($"the length of {what}");
+            if (length > (ulong)Remaining || length > int.MaxValue)
+                throw new GgufFormatException(
+                    $"{File}: truncated file while reading {what}: string length {length} at offset {at} exceeds the {Remaining} bytes that remain");
+            string s = length == 0 ? "" : Encoding.UTF8.GetString(_start + Position, (int)length);
+            Position += (long)length;
+            return s;
+        }
+
+        /// <summary>Copy n little-endian elements (the engine only runs on little-endian CPUs).</summary>
+        public T[] Copy<T>(int n, string what) where T : unmanaged
+        {
+            long bytes = (long)n * sizeof(T);
+            Need(bytes, what);
+            var result = new T[n];
+            new ReadOnlySpan<T>(_start + Position, n).CopyTo(result);
+            Position += bytes;
+            return result;
+        }
+    }
+}
