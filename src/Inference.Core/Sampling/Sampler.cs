@@ -1,0 +1,206 @@
+using BitNet.Inference.Generation;
+
+namespace BitNet.Inference.Sampling;
+
+/// <summary>
+/// bitnet.cpp's sampler chain (spec §7.2), for one generation:
+/// penalties over the last RepeatLastN tokens → top_k → top_p (on the un-tempered softmax) →
+/// min_p → temperature → softmax → draw. Temperature ≤ 0 is greedy argmax (ties to the lowest id)
+/// after the penalties. The random draw ("coin", uniform in [0, 1)) comes in from outside, so
+/// <see cref="Sample(ReadOnlySpan{float}, ReadOnlySpan{int}, double)"/> is a pure function of its
+/// inputs; <see cref="Sample(ReadOnlySpan{float}, ReadOnlySpan{int})"/> takes the coin from
+/// <see cref="Random"/>. Buffers are allocated once; sampling a token allocates nothing.
+/// Not thread-safe: one sampler per generation.
+/// </summary>
+public sealed class Sampler
+{
+    private readonly float[] _logits;          // penalized copy of the input logits
+    private readonly Candidate[] _candidates;  // kept tokens, best first
+    private readonly int[] _counts;            // occurrences in the penalty window (zero between calls)
+
+    public Sampler(SamplingOptions options, int vocabSize)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfLessThan(vocabSize, 1);
+        Options = options;
+        VocabSize = vocabSize;
+        Random = options.Seed is ulong seed ? new SamplerRandom(seed) : SamplerRandom.FromEntropy();
+        _logits = new float[vocabSize];
+        _candidates = new Candidate[vocabSize];
+        _counts = new int[vocabSize];
+    }
+
+    public SamplingOptions Options { get; }
+    public int VocabSize { get; }
+    public SamplerRandom Random { get; }
+    public bool IsGreedy => Options.Temperature <= 0f;
+
+    /// <summary>Choose the next token; the coin is drawn from <see cref="Random"/> (not at all when greedy).</summary>
+    public int Sample(ReadOnlySpan<float> logits, ReadOnlySpan<int> history) =>
+        Sample(logits, history, IsGreedy ? 0.0 : Random.NextDouble());
+
+    /// <summary>
+    /// Choose the next token from <paramref name="logits"/> (one per vocabulary entry).
+    /// <paramref name="history"/> is every token so far (prompt and generated); the penalties look
+    /// at its last RepeatLastN. <paramref name="coin"/> is uniform in [0, 1).
+    /// </summary>
+    public int Sample(ReadOnlySpan<float> logits, ReadOnlySpan<int> history, double coin)
+    {
+        if (logits.Length != VocabSize)
+            throw new ArgumentException($"expected {VocabSize} logits, got {logits.Length}", nameof(logits));
+        logits.CopyTo(_logits);
+        ApplyPenalties(history);
+
+        if (IsGreedy)
+            return ArgMax(_logits);
+
+        int n = TopK();
+        n = TopP(n);
+        n = MinP(n);
+        return Draw(n, coin);
+    }
+
+    /// <summary>Index of the largest value; the lowest index wins a tie.</summary>
+    public static int ArgMax(ReadOnlySpan<float> values)
+    {
+        int best = 0;
+        float bestValue = values[0];
+        for (int i = 1; i < values.Length; i++)
+        {
+            if (values[i] > bestValue) { bestValue = values[i]; best = i; }
+        }
+        return best;
+    }
+
+    // Repeat penalty divides a positive logit (multiplies a negative one) once per distinct token
+    // in the window; then frequency and presence penalties subtract count·f + (count > 0)·p.
+    private void ApplyPenalties(ReadOnlySpan<int> history)
+    {
+        float repeat = Options.RepeatPenalty, frequency = Options.FrequencyPenalty, presence = Options.PresencePenalty;
+        if (repeat == 1f && frequency == 0f && presence == 0f) return;
+        int lastN = Options.RepeatLastN;
+        if (lastN == 0) return;
+        ReadOnlySpan<int> window = lastN < 0 || lastN >= history.Length ? history : history[^lastN..];
+
+        foreach (int token in window)
+            if ((uint)token < (uint)VocabSize) _counts[token]++;
+        foreach (int token in window)
+        {
+            if ((uint)token >= (uint)VocabSize) continue;
+            int count = _counts[token];
+            if (count == 0) continue;               // already applied for an earlier occurrence
+            ref float logit = ref _logits[token];
+            logit = logit <= 0f ? logit * repeat : logit / repeat;
+            logit -= count * frequency + presence;
+            _counts[token] = 0;
+        }
+    }
+
+    // Keep the k best (logit descending, lower id first on ties), sorted. k ≤ 0 keeps everything.
+    private int TopK()
+    {
+        int k = Options.TopK;
+        if (k <= 0 || k >= VocabSize)
+        {
+            for (int i = 0; i < VocabSize; i++) _candidates[i] = new Candidate(i, _logits[i]);
+            HeapSortBestFirst(_candidates);
+            return VocabSize;
+        }
+
+        // A min-heap of the k best seen so far; its root is the worst of them.
+        Span<Candidate> heap = _candidates.AsSpan(0, k);
+        for (int i = 0; i < k; i++) heap[i] = new Candidate(i, _logits[i]);
+        for (int i = k / 2 - 1; i >= 0; i--) SiftDown(heap, i);
+        for (int i = k; i < VocabSize; i++)
+        {
+            // Ids arrive in increasing order, so an equal logit never displaces an earlier id.
+            if (_logits[i] > heap[0].Logit)
+            {
+                heap[0] = new Candidate(i, _logits[i]);
+                SiftDown(heap, 0);
+            }
+        }
+        HeapSortBestFirst(heap);
+        return k;
+    }
+
+    // Heap sort (Span.Sort with a comparer allocates): build a heap with the worst at the root,
+    // then move the root to the end repeatedly, so the best ends up first.
+    private static void HeapSortBestFirst(Span<Candidate> items)
+    {
+        for (int i = items.Length / 2 - 1; i >= 0; i--) SiftDown(items, i);
+        for (int end = items.Length - 1; end > 0; end--)
+        {
+            (items[0], items[end]) = (items[end], items[0]);
+            SiftDown(items[..end], 0);
+        }
+    }
+
+    private static void SiftDown(Span<Candidate> heap, int i)
+    {
+        var comparer = default(BestFirst);
+        while (true)
+        {
+            int left = 2 * i + 1, right = left + 1, worst = i;
+            // "Worse" = sorts later in best-first order.
+            if (left < heap.Length && comparer.Compare(heap[left], heap[worst]) > 0) worst = left;
+            if (right < heap.Length && comparer.Compare(heap[right], heap[worst]) > 0) worst = right;
+            if (worst == i) return;
+            (heap[i], heap[worst]) = (heap[worst], heap[i]);
+            i = worst;
+        }
+    }
+
+    // Smallest prefix whose un-tempered probability mass reaches p.
+    private int TopP(int n)
+    {
+        float p = Options.TopP;
+        if (p >= 1f || n <= 1) return n;
+        float max = _candidates[0].Logit;
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += Math.Exp(_candidates[i].Logit - max);
+        double cumulative = 0;
+        for (int i = 0; i < n; i++)
+        {
+            cumulative += Math.Exp(_candidates[i].Logit - max) / sum;
+            if (cumulative >= p) return i + 1;
+        }
+        return n;
+    }
+
+    // Keep logits ≥ max + ln(min_p).
+    private int MinP(int n)
+    {
+        float p = Options.MinP;
+        if (p <= 0f || n <= 1) return n;
+        float threshold = _candidates[0].Logit + MathF.Log(p);
+        int kept = 1;
+        while (kept < n && _candidates[kept].Logit >= threshold) kept++;
+        return kept;
+    }
+
+    // Temperature, softmax, then the first candidate whose cumulative probability exceeds the coin.
+    private int Draw(int n, double coin)
+    {
+        double temperature = Options.Temperature;
+        double max = _candidates[0].Logit / temperature;
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += Math.Exp(_candidates[i].Logit / temperature - max);
+        double target = coin * sum, cumulative = 0;
+        for (int i = 0; i < n; i++)
+        {
+            cumulative += Math.Exp(_candidates[i].Logit / temperature - max);
+            if (target < cumulative) return _candidates[i].Id;
+        }
+        return _candidates[n - 1].Id;
+    }
+
+    private readonly record struct Candidate(int Id, float Logit);
+
+    /// <summary>Higher logit first; the lower id first on a tie.</summary>
+    private readonly struct BestFirst : IComparer<Candidate>
+    {
+        public int Compare(Candidate a, Candidate b) =>
+            a.Logit != b.Logit ? b.Logit.CompareTo(a.Logit) : a.Id.CompareTo(b.Id);
+    }
+}
