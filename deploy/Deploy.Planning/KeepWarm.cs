@@ -1,0 +1,27 @@
+namespace BitNet.Deploy.Planning;
+
+/// <summary>
+/// The keep-warm ping. On AWS an EventBridge rule invokes the function's alias with
+/// <see cref="LambdaPayload"/>: it has the shape of a scheduled event (source aws.events,
+/// detail-type "Scheduled Event"), so a host that recognises scheduled events answers it without
+/// running the model, and <c>detail.bitnet</c> = <c>keep-warm</c> says why it came. On Azure a timer
+/// function reads its schedule from the <see cref="AzureScheduleSetting"/> app setting
+/// (<c>"schedule": "%KEEP_WARM_SCHEDULE%"</c> in function.json).
+/// </summary>
+public static class KeepWarm
+{
+    public const string LambdaPayload =
+        """{"version":"0","source":"aws.events","detail-type":"Scheduled Event","detail":{"bitnet":"keep-warm"}}""";
+
+    public const string AzureScheduleSetting = "KEEP_WARM_SCHEDULE";
+    public const string AzureEnabledSetting = "KEEP_WARM_ENABLED";
+
+    /// <summary>EventBridge rate expression; the unit is singular for 1 (<c>rate(1 minute)</c>), as EventBridge requires.</summary>
+    public static string RateExpression(int minutes) =>
+        minutes == 1 ? "rate(1 minute)"
+        : minutes % 60 == 0 ? (minutes == 60 ? "rate(1 hour)" : $"rate({minutes / 60} hours)")
+        : $"rate({minutes} minutes)";
+
+    /// <summary>Whether a Lambda tier gets a keep-warm rule: explicit choice, else only where provisioned concurrency is off.</summary>
+    public static bool IsOn(LambdaTierConfig tier) => tier.KeepWarm ?? tier.ProvisionedConcurrency == 0;
+}
