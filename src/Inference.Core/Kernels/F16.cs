@@ -1,0 +1,249 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace BitNet.Inference.Kernels;
+
+/// <summary>
+/// Computes dst[r − rowStart] = Σ_k W[r, k] · x[k] for rows [rowStart, rowStart + rowCount) of a
+/// row-major F16 matrix (the tied LM head). <paramref name="x"/> holds the input, already rounded
+/// to F16 values (spec §5.5), in F32.
+/// </summary>
+public delegate void F16DotRowsKernel(
+    ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst);
+
+/// <summary>
+/// F16 → F32 without F16C: .NET 10 exposes no vcvtph2ps intrinsic, so the conversion is done with
+/// integer ops that every vector ISA has.
+///
+/// The trick: sign-extend the 16 bits to 32, shift left by 13 and keep the sign and the 15
+/// exponent/mantissa bits (mask 0x8FFFE000). Read as a float, that is the half's value scaled by
+/// 2^−112 (its 5-bit exponent now sits in the low bits of the 8-bit field); multiplying by 2^112
+/// restores it exactly, subnormal halves included (they become float subnormals first, and the
+/// multiplication by a power of two is exact). Only Inf/NaN (exponent 31) need a fix-up.
+///
+/// In the LM-head dot product even the multiplication disappears: Σ w·x = Σ (w·2^−112)·(x·2^112),
+/// so x is scaled once per call and each weight costs widen + shift + and + FMA. Every product is
+/// the same real number as w·x, so the FMA results are the ones an exact conversion would give.
+/// |x| ≤ 65504 (an F16 value) keeps x·2^112 below float max.
+/// </summary>
+public static class F16
+{
+    private const int BodyMask = unchecked((int)0x8FFFE000);
+    private static readonly float TwoPow112 = BitConverter.Int32BitsToSingle((127 + 112) << 23);
+
+    /// <summary>Exact F16 → F32 of a span (Inf and NaN included), vectorised.</summary>
+    public static void ConvertToSingle(ReadOnlySpan<Half> source, Span<float> destination)
+    {
+        if (destination.Length < source.Length)
+            throw new ArgumentException("destination is shorter than the source", nameof(destination));
+        ReadOnlySpan<short> bits = MemoryMarshal.Cast<Half, short>(source);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i + 8 <= bits.Length; i += 8)
+            {
+                Vector256<int> x = Vector256.WidenLower(Vector256.Create(Vector128.Create(bits.Slice(i, 8)), Vector128<short>.Zero));
+                Convert(x).CopyTo(destination.Slice(i, 8));
+            }
+        }
+        else if (Vector128.IsHardwareAccelerated)
+        {
+            for (; i + 4 <= bits.Length; i += 4)
+            {
+                Vector128<int> x = Vector128.WidenLower(Vector128.Create(Vector64.Create(bits.Slice(i, 4)), Vector64<short>.Zero));
+                Convert(x).CopyTo(destination.Slice(i, 4));
+            }
+        }
+        for (; i < bits.Length; i++)
+            destination[i] = (float)source[i];
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Convert(Vector256<int> signExtended)
+    {
+        Vector256<int> body = (signExtended << 13) & Vector256.Create(BodyMask);
+        Vector256<float> value = body.AsSingle() * Vector256.Create(TwoPow112);
+        // Exponent 31 (Inf/NaN): force the float exponent to 255, keeping the payload.
+        Vector256<int> special = Vector256.GreaterThanOrEqual(body & Vector256.Create(0x0FFFE000), Vector256.Create(0x0F800000));
+        return (value.AsInt32() | (special & Vector256.Create(0x7F800000))).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Convert(Vector128<int> signExtended)
+    {
+        Vector128<int> body = (signExtended << 13) & Vector128.Create(BodyMask);
+        Vector128<float> value = body.AsSingle() * Vector128.Create(TwoPow112);
+        Vector128<int> special = Vector128.GreaterThanOrEqual(body & Vector128.Create(0x0FFFE000), Vector128.Create(0x0F800000));
+        return (value.AsInt32() | (special & Vector128.Create(0x7F800000))).AsSingle();
+    }
+
+    /// <summary>Reference LM-head rows: (float)w · x summed left to right in float.</summary>
+    public static void DotRowsScalar(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
+    {
+        Validate(matrix, columns, x, rowStart, rowCount, dst);
+        for (int r = 0; r < rowCount; r++)
+        {
+            ReadOnlySpan<Half> row = matrix.Slice((rowStart + r) * columns, columns);
+            float sum = 0;
+            for (int k = 0; k < columns; k++)
+                sum += (float)row[k] * x[k];
+            dst[r] = sum;
+        }
+    }
+
+    /// <summary>AVX-512F LM-head rows, 4 rows per input load; 16 products per FMA.</summary>
+    public static void DotRowsAvx512(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
+    {
+        if (!Avx512F.IsSupported) throw new PlatformNotSupportedException("needs AVX-512F");
+        Validate(matrix, columns, x, rowStart, rowCount, dst);
+        int vecColumns = columns & ~15;
+        Span<float> scaled = columns <= 16384 ? stackalloc float[columns] : new float[columns];
+        ScaleBy2Pow112(x, scaled);
+        unsafe
+        {
+            fixed (Half* m = matrix)
+            fixed (float* xs = scaled)
+            {
+                var mask = Vector512.Create(BodyMask);
+                int r = 0;
+                for (; r + 4 <= rowCount; r += 4)
+                {
+                    short* w0 = (short*)(m + (long)(rowStart + r) * columns);
+                    short* w1 = w0 + columns, w2 = w1 + columns, w3 = w2 + columns;
+                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                    for (int k = 0; k < vecColumns; k += 16)
+                    {
+                        Vector512<float> xv = Avx512F.LoadVector512(xs + k);
+                        a0 = Avx512F.FusedMultiplyAdd(Body512(w0 + k, mask), xv, a0);
+                        a1 = Avx512F.FusedMultiplyAdd(Body512(w1 + k, mask), xv, a1);
+                        a2 = Avx512F.FusedMultiplyAdd(Body512(w2 + k, mask), xv, a2);
+                        a3 = Avx512F.FusedMultiplyAdd(Body512(w3 + k, mask), xv, a3);
+                    }
+                    dst[r] = Vector512.Sum(a0) + TailDot(w0, xs, vecColumns, columns);
+                    dst[r + 1] = Vector512.Sum(a1) + TailDot(w1, xs, vecColumns, columns);
+                    dst[r + 2] = Vector512.Sum(a2) + TailDot(w2, xs, vecColumns, columns);
+                    dst[r + 3] = Vector512.Sum(a3) + TailDot(w3, xs, vecColumns, columns);
+                }
+                for (; r < rowCount; r++)
+                {
+                    short* w0 = (short*)(m + (long)(rowStart + r) * columns);
+                    Vector512<float> a0 = default;
+                    for (int k = 0; k < vecColumns; k += 16)
+                        a0 = Avx512F.FusedMultiplyAdd(Body512(w0 + k, mask), Avx512F.LoadVector512(xs + k), a0);
+                    dst[r] = Vector512.Sum(a0) + TailDot(w0, xs, vecColumns, columns);
+                }
+            }
+        }
+    }
+
+    /// <summary>AVX2 + FMA LM-head rows, 4 rows per input load; 8 products per FMA.</summary>
+    public static void DotRowsAvx2(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
+    {
+        if (!Avx2.IsSupported || !Fma.IsSupported) throw new PlatformNotSupportedException("needs AVX2 and FMA");
+        Validate(matrix, columns, x, rowStart, rowCount, dst);
+        int vecColumns = columns & ~7;
+        Span<float> scaled = columns <= 16384 ? stackalloc float[columns] : new float[columns];
+        ScaleBy2Pow112(x, scaled);
+        unsafe
+        {
+            fixed (Half* m = matrix)
+            fixed (float* xs = scaled)
+            {
+                var mask = Vector256.Create(BodyMask);
+                int r = 0;
+                for (; r + 4 <= rowCount; r += 4)
+                {
+                    short* w0 = (short*)(m + (long)(rowStart + r) * columns);
+                    short* w1 = w0 + columns, w2 = w1 + columns, w3 = w2 + columns;
+                    Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                    for (int k = 0; k < vecColumns; k += 8)
+                    {
+                        Vector256<float> xv = Avx.LoadVector256(xs + k);
+                        a0 = Fma.MultiplyAdd(Body256(w0 + k, mask), xv, a0);
+                        a1 = Fma.MultiplyAdd(Body256(w1 + k, mask), xv, a1);
+                        a2 = Fma.MultiplyAdd(Body256(w2 + k, mask), xv, a2);
+                        a3 = Fma.MultiplyAdd(Body256(w3 + k, mask), xv, a3);
+                    }
+                    dst[r] = Vector256.Sum(a0) + TailDot(w0, xs, vecColumns, columns);
+                    dst[r + 1] = Vector256.Sum(a1) + TailDot(w1, xs, vecColumns, columns);
+                    dst[r + 2] = Vector256.Sum(a2) + TailDot(w2, xs, vecColumns, columns);
+                    dst[r + 3] = Vector256.Sum(a3) + TailDot(w3, xs, vecColumns, columns);
+                }
+                for (; r < rowCount; r++)
+                {
+                    short* w0 = (short*)(m + (long)(rowStart + r) * columns);
+                    Vector256<float> a0 = default;
+                    for (int k = 0; k < vecColumns; k += 8)
+                        a0 = Fma.MultiplyAdd(Body256(w0 + k, mask), Avx.LoadVector256(xs + k), a0);
+                    dst[r] = Vector256.Sum(a0) + TailDot(w0, xs, vecColumns, columns);
+                }
+            }
+        }
+    }
+
+    /// <summary>Portable 128-bit LM-head rows (ARM64 AdvSimd and any Vector128 platform).</summary>
+    public static void DotRowsVector128(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
+    {
+        Validate(matrix, columns, x, rowStart, rowCount, dst);
+        int vecColumns = columns & ~7;
+        Span<float> scaled = columns <= 16384 ? stackalloc float[columns] : new float[columns];
+        ScaleBy2Pow112(x, scaled);
+        unsafe
+        {
+            fixed (Half* m = matrix)
+            fixed (float* xs = scaled)
+            {
+                var mask = Vector128.Create(BodyMask);
+                for (int r = 0; r < rowCount; r++)
+                {
+                    short* w0 = (short*)(m + (long)(rowStart + r) * columns);
+                    Vector128<float> a0 = default, a1 = default;
+                    for (int k = 0; k < vecColumns; k += 8)
+                    {
+                        Vector128<short> h = Vector128.Load(w0 + k);
+                        Vector128<float> lo = ((Vector128.WidenLower(h) << 13) & mask).AsSingle();
+                        Vector128<float> hi = ((Vector128.WidenUpper(h) << 13) & mask).AsSingle();
+                        a0 = Vector128.FusedMultiplyAdd(lo, Vector128.Load(xs + k), a0);
+                        a1 = Vector128.FusedMultiplyAdd(hi, Vector128.Load(xs + k + 4), a1);
+                    }
+                    dst[r] = Vector128.Sum(a0 + a1) + TailDot(w0, xs, vecColumns, columns);
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector512<float> Body512(short* halves, Vector512<int> mask) =>
+        (Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Avx.LoadVector256(halves)), 13) & mask).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector256<float> Body256(short* halves, Vector256<int> mask) =>
+        Avx2.And(Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(Sse2.LoadVector128(halves)), 13), mask).AsSingle();
+
+    private static unsafe float TailDot(short* row, float* scaledX, int from, int columns)
+    {
+        float sum = 0;
+        for (int k = from; k < columns; k++)
+            sum += BitConverter.Int32BitsToSingle((row[k] << 13) & BodyMask) * scaledX[k];
+        return sum;
+    }
+
+    private static void ScaleBy2Pow112(ReadOnlySpan<float> x, Span<float> scaled)
+    {
+        float s = TwoPow112;
+        for (int k = 0; k < scaled.Length; k++)
+            scaled[k] = x[k] * s;
+    }
+
+    private static void Validate(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
+    {
+        if (columns <= 0 || x.Length < columns)
+            throw new ArgumentException($"input of {x.Length} values cannot feed {columns} columns", nameof(x));
+        if (rowStart < 0 || rowCount < 0 || (long)(rowStart + rowCount) * columns > matrix.Length)
+            throw new ArgumentException($"rows {rowStart}..{rowStart + rowCount} of {columns} columns run past the {matrix.Length}-value matrix", nameof(matrix));
+        if (dst.Length < rowCount)
+            throw new ArgumentException($"{rowCount} results do not fit the {dst.Length}-element destination", nameof(dst));
+    }
+}

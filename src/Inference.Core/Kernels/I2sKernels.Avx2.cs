@@ -1,0 +1,167 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace BitNet.Inference.Kernels;
+
+/// <summary>
+/// AVX2 I2_S × int8 kernels (spec §8.2). One 32-byte block holds 128 codes: byte p carries
+/// elements p, 32+p, 64+p, 96+p in bit pairs 7-6, 5-4, 3-2, 1-0. Shifting the 32 bytes right by
+/// 6, 4, 2, 0 and masking with 3 gives four vectors of 32 codes that line up with the four
+/// 32-byte slices of the block's activations, so pmaddubsw (unsigned code × signed int8 → int16
+/// pair sums) needs no shuffles.
+///
+/// Accumulator range: a pmaddubsw lane is c0·q0 + c1·q1 with c ≤ 3 (2-bit field, the unused code
+/// 3 included) and |q| ≤ 128, so |lane| ≤ 768; four of them per block give ≤ 3072 per int16 lane,
+/// and <see cref="Avx2ChunkBlocks"/> = 8 blocks give ≤ 24576 &lt; 32767. After each chunk the
+/// int16 lanes are widened with pmaddwd(·, 1) into int32, which cannot overflow for any real
+/// width (|D| ≤ 3·128·columns). So D is exact, equal to DotScalar, even for code 3.
+/// </summary>
+public static partial class I2sKernels
+{
+    private const int Avx2ChunkBlocks = 8;
+
+    public static void DotRowsAvx2(
+        ReadOnlySpan<byte> weights, int columns, ReadOnlySpan<sbyte> activations, int tokens,
+        int rowStart, int rowCount, Span<int> dots)
+    {
+        if (!Avx2.IsSupported) throw new PlatformNotSupportedException("AVX2 kernels need AVX2");
+        ValidateRows(weights, columns, activations, tokens, rowStart, rowCount, dots);
+        int rowBytes = columns / 4, blocks = columns / I2sLayout.BlockElements;
+        unsafe
+        {
+            fixed (byte* w = weights)
+            fixed (sbyte* a = activations)
+            fixed (int* d = dots)
+            {
+                byte* w0 = w + (long)rowStart * rowBytes;
+                int t = 0;
+                // Prefill: 4 tokens share each unpacked weight block (one weight read, four uses).
+                for (; t + 4 <= tokens; t += 4)
+                    for (int r = 0; r < rowCount; r++)
+                        Avx2Row1Tokens4(w0 + (long)r * rowBytes, a + (long)t * columns, columns, blocks, d + t * rowCount + r, rowCount);
+                // Decode (and the prefill token tail): 4 rows share each activation load.
+                for (; t < tokens; t++)
+                {
+                    sbyte* q = a + (long)t * columns;
+                    int* dt = d + t * rowCount;
+                    int r = 0;
+                    for (; r + 4 <= rowCount; r += 4)
+                        Avx2Rows4(w0 + (long)r * rowBytes, rowBytes, q, blocks, dt + r);
+                    for (; r < rowCount; r++)
+                        dt[r] = Avx2Rows1(w0 + (long)r * rowBytes, q, blocks);
+                }
+            }
+        }
+    }
+
+    /// <summary>The four code vectors of one block: (bytes >> 6) &amp; 3, (>> 4) &amp; 3, (>> 2) &amp; 3, &amp; 3.
+    /// The 16-bit shifts pull bits across byte borders; the mask removes them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Avx2Codes(byte* block, Vector256<byte> mask3,
+        out Vector256<byte> c0, out Vector256<byte> c1, out Vector256<byte> c2, out Vector256<byte> c3)
+    {
+        Debug.Assert(Avx2.IsSupported);
+        Vector256<ushort> v = Avx.LoadVector256((ushort*)block);
+        c0 = Avx2.ShiftRightLogical(v, 6).AsByte() & mask3;
+        c1 = Avx2.ShiftRightLogical(v, 4).AsByte() & mask3;
+        c2 = Avx2.ShiftRightLogical(v, 2).AsByte() & mask3;
+        c3 = v.AsByte() & mask3;
+    }
+
+    /// <summary>Σ over one block of code × activation as int16 pair sums (pmaddubsw, 4 groups).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector256<short> Avx2BlockSum(
+        Vector256<byte> c0, Vector256<byte> c1, Vector256<byte> c2, Vector256<byte> c3, sbyte* q)
+    {
+        Vector256<short> s = Avx2.MultiplyAddAdjacent(c0, Avx.LoadVector256(q));
+        s += Avx2.MultiplyAddAdjacent(c1, Avx.LoadVector256(q + 32));
+        s += Avx2.MultiplyAddAdjacent(c2, Avx.LoadVector256(q + 64));
+        s += Avx2.MultiplyAddAdjacent(c3, Avx.LoadVector256(q + 96));
+        return s;
+    }
+
+    /// <summary>int16 lanes → int32 lanes (pmaddwd with 1), added to <paramref name="acc"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Avx2Widen(Vector256<int> acc, Vector256<short> sum16) =>
+        acc + Avx2.MultiplyAddAdjacent(sum16, Vector256<short>.One);
+
+    private static unsafe int Avx2Rows1(byte* row, sbyte* q, int blocks)
+    {
+        var mask3 = Vector256.Create((byte)3);
+        Vector256<int> acc = default;
+        for (int b0 = 0; b0 < blocks; b0 += Avx2ChunkBlocks)
+        {
+            int end = Math.Min(blocks, b0 + Avx2ChunkBlocks);
+            Vector256<short> s = default;
+            for (int b = b0; b < end; b++)
+            {
+                Avx2Codes(row + b * 32, mask3, out var c0, out var c1, out var c2, out var c3);
+                s += Avx2BlockSum(c0, c1, c2, c3, q + b * 128);
+            }
+            acc = Avx2Widen(acc, s);
+        }
+        return Vector256.Sum(acc);
+    }
+
+    private static unsafe void Avx2Rows4(byte* rows, int rowBytes, sbyte* q, int blocks, int* dst)
+    {
+        var mask3 = Vector256.Create((byte)3);
+        Vector256<int> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
+        for (int b0 = 0; b0 < blocks; b0 += Avx2ChunkBlocks)
+        {
+            int end = Math.Min(blocks, b0 + Avx2ChunkBlocks);
+            Vector256<short> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (int b = b0; b < end; b++)
+            {
+                sbyte* qb = q + b * 128;
+                Vector256<sbyte> q0 = Avx.LoadVector256(qb), q1 = Avx.LoadVector256(qb + 32);
+                Vector256<sbyte> q2 = Avx.LoadVector256(qb + 64), q3 = Avx.LoadVector256(qb + 96);
+                byte* wb = rows + b * 32;
+                s0 += Avx2Block(wb, mask3, q0, q1, q2, q3);
+                s1 += Avx2Block(wb + rowBytes, mask3, q0, q1, q2, q3);
+                s2 += Avx2Block(wb + 2 * rowBytes, mask3, q0, q1, q2, q3);
+                s3 += Avx2Block(wb + 3 * rowBytes, mask3, q0, q1, q2, q3);
+            }
+            acc0 = Avx2Widen(acc0, s0); acc1 = Avx2Widen(acc1, s1);
+            acc2 = Avx2Widen(acc2, s2); acc3 = Avx2Widen(acc3, s3);
+        }
+        dst[0] = Vector256.Sum(acc0); dst[1] = Vector256.Sum(acc1);
+        dst[2] = Vector256.Sum(acc2); dst[3] = Vector256.Sum(acc3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector256<short> Avx2Block(byte* block, Vector256<byte> mask3,
+        Vector256<sbyte> q0, Vector256<sbyte> q1, Vector256<sbyte> q2, Vector256<sbyte> q3)
+    {
+        Avx2Codes(block, mask3, out var c0, out var c1, out var c2, out var c3);
+        return Avx2.MultiplyAddAdjacent(c0, q0) + Avx2.MultiplyAddAdjacent(c1, q1)
+             + Avx2.MultiplyAddAdjacent(c2, q2) + Avx2.MultiplyAddAdjacent(c3, q3);
+    }
+
+    /// <summary>One weight row against 4 tokens; results go to dst[0], dst[stride], dst[2·stride], dst[3·stride].</summary>
+    private static unsafe void Avx2Row1Tokens4(byte* row, sbyte* q, int columns, int blocks, int* dst, int stride)
+    {
+        var mask3 = Vector256.Create((byte)3);
+        Vector256<int> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
+        for (int b0 = 0; b0 < blocks; b0 += Avx2ChunkBlocks)
+        {
+            int end = Math.Min(blocks, b0 + Avx2ChunkBlocks);
+            Vector256<short> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (int b = b0; b < end; b++)
+            {
+                Avx2Codes(row + b * 32, mask3, out var c0, out var c1, out var c2, out var c3);
+                sbyte* qb = q + b * 128;
+                s0 += Avx2BlockSum(c0, c1, c2, c3, qb);
+                s1 += Avx2BlockSum(c0, c1, c2, c3, qb + columns);
+                s2 += Avx2BlockSum(c0, c1, c2, c3, qb + 2 * columns);
+                s3 += Avx2BlockSum(c0, c1, c2, c3, qb + 3 * columns);
+            }
+            acc0 = Avx2Widen(acc0, s0); acc1 = Avx2Widen(acc1, s1);
+            acc2 = Avx2Widen(acc2, s2); acc3 = Avx2Widen(acc3, s3);
+        }
+        dst[0] = Vector256.Sum(acc0); dst[stride] = Vector256.Sum(acc1);
+        dst[2 * stride] = Vector256.Sum(acc2); dst[3 * stride] = Vector256.Sum(acc3);
+    }
+}

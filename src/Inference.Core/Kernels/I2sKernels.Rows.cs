@@ -1,0 +1,49 @@
+namespace BitNet.Inference.Kernels;
+
+/// <summary>
+/// Computes the integer dot products D[t, r] = Σ_k code[r, k] · q[t, k] for the weight rows
+/// [rowStart, rowStart + rowCount) of an I2_S matrix and every token t &lt; tokens.
+/// <paramref name="weights"/> is the whole matrix's packed codes (rows × columns/4 bytes, 128/32
+/// layout, no tail needed); <paramref name="activations"/> holds tokens × columns int8 values,
+/// token-major; <paramref name="dots"/> receives tokens × rowCount results, token-major
+/// (dots[t · rowCount + (r − rowStart)]).
+/// Every implementation must return exactly what <see cref="I2sKernels.DotScalar"/> returns.
+/// </summary>
+public delegate void I2sDotRowsKernel(
+    ReadOnlySpan<byte> weights, int columns, ReadOnlySpan<sbyte> activations, int tokens,
+    int rowStart, int rowCount, Span<int> dots);
+
+public static partial class I2sKernels
+{
+    /// <summary>The reference multi-row kernel: <see cref="DotScalar"/> for every (token, row).</summary>
+    public static void DotRowsScalar(
+        ReadOnlySpan<byte> weights, int columns, ReadOnlySpan<sbyte> activations, int tokens,
+        int rowStart, int rowCount, Span<int> dots)
+    {
+        ValidateRows(weights, columns, activations, tokens, rowStart, rowCount, dots);
+        int rowBytes = columns / 4;
+        for (int t = 0; t < tokens; t++)
+        {
+            ReadOnlySpan<sbyte> q = activations.Slice(t * columns, columns);
+            for (int r = 0; r < rowCount; r++)
+                dots[t * rowCount + r] = DotScalar(weights.Slice((rowStart + r) * rowBytes, rowBytes), q);
+        }
+    }
+
+    /// <summary>One check at the kernel boundary so the SIMD loops can run on raw pointers.</summary>
+    internal static void ValidateRows(
+        ReadOnlySpan<byte> weights, int columns, ReadOnlySpan<sbyte> activations, int tokens,
+        int rowStart, int rowCount, Span<int> dots)
+    {
+        if (columns <= 0 || columns % I2sLayout.BlockElements != 0)
+            throw new ArgumentException($"I2_S rows need a positive multiple of {I2sLayout.BlockElements} columns, got {columns}", nameof(columns));
+        if (tokens < 0 || rowStart < 0 || rowCount < 0)
+            throw new ArgumentOutOfRangeException(nameof(rowCount), "token and row counts must not be negative");
+        if ((long)(rowStart + rowCount) * (columns / 4) > weights.Length)
+            throw new ArgumentException($"rows {rowStart}..{rowStart + rowCount} of {columns} columns run past the {weights.Length}-byte matrix", nameof(weights));
+        if ((long)tokens * columns > activations.Length)
+            throw new ArgumentException($"{tokens} tokens × {columns} columns do not fit the {activations.Length} activations", nameof(activations));
+        if ((long)tokens * rowCount > dots.Length)
+            throw new ArgumentException($"{tokens} × {rowCount} results do not fit the {dots.Length}-element destination", nameof(dots));
+    }
+}

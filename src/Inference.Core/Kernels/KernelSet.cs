@@ -1,0 +1,36 @@
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
+
+namespace BitNet.Inference.Kernels;
+
+/// <summary>
+/// One row of the kernel table: the functions a model uses for every I2_S matmul, the F16 LM
+/// head and the optional int8 head, all for one instruction set. Chosen once at load
+/// (<see cref="KernelSelector"/>), so no IsSupported test sits in the token loop — that matters
+/// under Native AOT, where those checks are not folded to constants.
+/// </summary>
+/// <param name="Name">What `--kernel` and the log call it: scalar, avx2, avx512, neon, dotprod.</param>
+/// <param name="DotI2s">I2_S × int8 integer dots (exact, equal to the scalar kernel).</param>
+/// <param name="DotF16">F16 rows × F32 vector (LM head).</param>
+/// <param name="DotQ8">int8 rows (per-row scale) × F32 vector (the q8 LM head).</param>
+public sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRowsKernel DotF16, Q8DotRowsKernel DotQ8)
+{
+    public static KernelSet Scalar { get; } = new("scalar", I2sKernels.DotRowsScalar, F16.DotRowsScalar, LmHeadQ8.DotRowsScalar);
+    public static KernelSet Avx2Set { get; } = new("avx2", I2sKernels.DotRowsAvx2, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2);
+    public static KernelSet Avx512Set { get; } = new("avx512", I2sKernels.DotRowsAvx512, F16.DotRowsAvx512, LmHeadQ8.DotRowsAvx512);
+    public static KernelSet Neon { get; } = new("neon", I2sKernels.DotRowsAdvSimd, F16.DotRowsVector128, LmHeadQ8.DotRowsVector128);
+    public static KernelSet NeonDotProd { get; } = new("dotprod", I2sKernels.DotRowsDotProd, F16.DotRowsVector128, LmHeadQ8.DotRowsVector128);
+
+    /// <summary>Every set, best first within each architecture.</summary>
+    public static IReadOnlyList<KernelSet> All { get; } = [Avx512Set, Avx2Set, NeonDotProd, Neon, Scalar];
+
+    /// <summary>Whether this CPU (as the runtime reports it, DOTNET_Enable* switches included) can run the set.</summary>
+    public bool IsSupported => Name switch
+    {
+        "avx512" => Avx512BW.IsSupported && Avx512F.IsSupported && Avx2.IsSupported && Fma.IsSupported,
+        "avx2" => Avx2.IsSupported && Fma.IsSupported,
+        "dotprod" => Dp.IsSupported && AdvSimd.Arm64.IsSupported,
+        "neon" => AdvSimd.Arm64.IsSupported,
+        _ => true,
+    };
+}

@@ -1,0 +1,194 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace BitNet.Inference.Kernels;
+
+/// <summary>
+/// Computes dst[r − rowStart] = scale[r] · Σ_k q[r, k] · x[k] for rows of an int8 matrix with one
+/// float scale per row (the optional quantized LM head).
+/// </summary>
+public delegate void Q8DotRowsKernel(
+    ReadOnlySpan<sbyte> matrix, ReadOnlySpan<float> rowScales, int columns, ReadOnlySpan<float> x,
+    int rowStart, int rowCount, Span<float> dst);
+
+/// <summary>
+/// The tied embedding quantized once at load to int8 with one scale per row (absmax / 127, round
+/// half to even): 1 byte per weight instead of 2, so the LM head reads half as many bytes per
+/// token. Opt-in (<c>--lm-head q8</c>): its logits differ slightly from the exact F16 head.
+/// </summary>
+public sealed class LmHeadQ8
+{
+    /// <summary>rows × columns int8, row-major.</summary>
+    public sbyte[] Weights { get; }
+    /// <summary>One dequantization scale per row: w ≈ q · scale.</summary>
+    public float[] Scales { get; }
+    public int Rows { get; }
+    public int Columns { get; }
+
+    private LmHeadQ8(sbyte[] weights, float[] scales, int rows, int columns)
+    {
+        Weights = weights; Scales = scales; Rows = rows; Columns = columns;
+    }
+
+    /// <summary>Quantize an F16 matrix; <paramref name="parallelFor"/> (row ranges) spreads the work, or null for one thread.</summary>
+    public static LmHeadQ8 Quantize(ReadOnlySpan<Half> matrix, int rows, int columns, Action<int, Action<int, int>>? parallelFor = null)
+    {
+        if (rows <= 0 || columns <= 0 || (long)rows * columns > matrix.Length)
+            throw new ArgumentException($"a {rows}×{columns} head does not fit the {matrix.Length}-value matrix", nameof(matrix));
+        var weights = new sbyte[(long)rows * columns];
+        var scales = new float[rows];
+        unsafe
+        {
+            fixed (Half* m = matrix)
+            {
+                Half* mp = m;
+                void Range(int start, int end)
+                {
+                    Span<float> row = columns <= 16384 ? stackalloc float[columns] : new float[columns];
+                    for (int r = start; r < end; r++)
+                    {
+                        F16.ConvertToSingle(new ReadOnlySpan<Half>(mp + (long)r * columns, columns), row);
+                        float amax = 0;
+                        foreach (float v in row) amax = Math.Max(amax, Math.Abs(v));
+                        float scale = amax / 127f;
+                        float inverse = amax == 0 ? 0 : 127f / amax;
+                        Span<sbyte> q = weights.AsSpan((int)((long)r * columns), columns);
+                        for (int k = 0; k < columns; k++)
+                            q[k] = (sbyte)Math.Clamp((int)MathF.Round(row[k] * inverse), -127, 127);
+                        scales[r] = scale;
+                    }
+                }
+                if (parallelFor is null) Range(0, rows);
+                else parallelFor(rows, Range);
+            }
+        }
+        return new LmHeadQ8(weights, scales, rows, columns);
+    }
+
+    /// <summary>Reference rows: Σ (float)q·x in float, times the row scale.</summary>
+    public static void DotRowsScalar(ReadOnlySpan<sbyte> matrix, ReadOnlySpan<float> rowScales, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
+    {
+        Validate(matrix, rowScales, columns, x, rowStart, rowCount, dst);
+        for (int r = 0; r < rowCount; r++)
+        {
+            ReadOnlySpan<sbyte> row = matrix.Slice((rowStart + r) * columns, columns);
+            float sum = 0;
+            for (int k = 0; k < columns; k++) sum += row[k] * x[k];
+            dst[r] = sum * rowScales[rowStart + r];
+        }
+    }
+
+    /// <summary>AVX-512F rows: 16 bytes sign-extended to int32, converted to float, one FMA; 4 rows per input load.</summary>
+    public static void DotRowsAvx512(ReadOnlySpan<sbyte> matrix, ReadOnlySpan<float> rowScales, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
+    {
+        if (!Avx512F.IsSupported) throw new PlatformNotSupportedException("needs AVX-512F");
+        Validate(matrix, rowScales, columns, x, rowStart, rowCount, dst);
+        int vec = columns & ~15;
+        unsafe
+        {
+            fixed (sbyte* m = matrix)
+            fixed (float* xs = x)
+            {
+                int r = 0;
+                for (; r + 4 <= rowCount; r += 4)
+                {
+                    sbyte* w0 = m + (long)(rowStart + r) * columns, w1 = w0 + columns, w2 = w1 + columns, w3 = w2 + columns;
+                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                    for (int k = 0; k < vec; k += 16)
+                    {
+                        Vector512<float> xv = Avx512F.LoadVector512(xs + k);
+                        a0 = Avx512F.FusedMultiplyAdd(Widen512(w0 + k), xv, a0);
+                        a1 = Avx512F.FusedMultiplyAdd(Widen512(w1 + k), xv, a1);
+                        a2 = Avx512F.FusedMultiplyAdd(Widen512(w2 + k), xv, a2);
+                        a3 = Avx512F.FusedMultiplyAdd(Widen512(w3 + k), xv, a3);
+                    }
+                    dst[r] = (Vector512.Sum(a0) + Tail(w0, xs, vec, columns)) * rowScales[rowStart + r];
+                    dst[r + 1] = (Vector512.Sum(a1) + Tail(w1, xs, vec, columns)) * rowScales[rowStart + r + 1];
+                    dst[r + 2] = (Vector512.Sum(a2) + Tail(w2, xs, vec, columns)) * rowScales[rowStart + r + 2];
+                    dst[r + 3] = (Vector512.Sum(a3) + Tail(w3, xs, vec, columns)) * rowScales[rowStart + r + 3];
+                }
+                for (; r < rowCount; r++)
+                {
+                    sbyte* w0 = m + (long)(rowStart + r) * columns;
+                    Vector512<float> a0 = default;
+                    for (int k = 0; k < vec; k += 16)
+                        a0 = Avx512F.FusedMultiplyAdd(Widen512(w0 + k), Avx512F.LoadVector512(xs + k), a0);
+                    dst[r] = (Vector512.Sum(a0) + Tail(w0, xs, vec, columns)) * rowScales[rowStart + r];
+                }
+            }
+        }
+    }
+
+    /// <summary>AVX2 + FMA rows, 8 weights per FMA.</summary>
+    public static void DotRowsAvx2(ReadOnlySpan<sbyte> matrix, ReadOnlySpan<float> rowScales, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
+    {
+        if (!Avx2.IsSupported || !Fma.IsSupported) throw new PlatformNotSupportedException("needs AVX2 and FMA");
+        Validate(matrix, rowScales, columns, x, rowStart, rowCount, dst);
+        int vec = columns & ~7;
+        unsafe
+        {
+            fixed (sbyte* m = matrix)
+            fixed (float* xs = x)
+            {
+                for (int r = 0; r < rowCount; r++)
+                {
+                    sbyte* w0 = m + (long)(rowStart + r) * columns;
+                    Vector256<float> a0 = default;
+                    for (int k = 0; k < vec; k += 8)
+                        a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.LoadScalarVector128((long*)(w0 + k)).AsSByte())), Avx.LoadVector256(xs + k), a0);
+                    dst[r] = (Vector256.Sum(a0) + Tail(w0, xs, vec, columns)) * rowScales[rowStart + r];
+                }
+            }
+        }
+    }
+
+    /// <summary>Portable 128-bit rows (ARM64).</summary>
+    public static void DotRowsVector128(ReadOnlySpan<sbyte> matrix, ReadOnlySpan<float> rowScales, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
+    {
+        Validate(matrix, rowScales, columns, x, rowStart, rowCount, dst);
+        int vec = columns & ~15;
+        unsafe
+        {
+            fixed (sbyte* m = matrix)
+            fixed (float* xs = x)
+            {
+                for (int r = 0; r < rowCount; r++)
+                {
+                    sbyte* w0 = m + (long)(rowStart + r) * columns;
+                    Vector128<float> a0 = default, a1 = default;
+                    for (int k = 0; k < vec; k += 16)
+                    {
+                        Vector128<sbyte> b = Vector128.Load(w0 + k);
+                        Vector128<short> lo = Vector128.WidenLower(b), hi = Vector128.WidenUpper(b);
+                        a0 = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(Vector128.WidenLower(lo)), Vector128.Load(xs + k), a0);
+                        a1 = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(Vector128.WidenUpper(lo)), Vector128.Load(xs + k + 4), a1);
+                        a0 = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(Vector128.WidenLower(hi)), Vector128.Load(xs + k + 8), a0);
+                        a1 = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(Vector128.WidenUpper(hi)), Vector128.Load(xs + k + 12), a1);
+                    }
+                    dst[r] = (Vector128.Sum(a0 + a1) + Tail(w0, xs, vec, columns)) * rowScales[rowStart + r];
+                }
+            }
+        }
+    }
+
+    private static unsafe Vector512<float> Widen512(sbyte* bytes) =>
+        Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(bytes)));
+
+    private static unsafe float Tail(sbyte* row, float* x, int from, int columns)
+    {
+        float sum = 0;
+        for (int k = from; k < columns; k++) sum += row[k] * x[k];
+        return sum;
+    }
+
+    private static void Validate(ReadOnlySpan<sbyte> matrix, ReadOnlySpan<float> rowScales, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
+    {
+        if (columns <= 0 || x.Length < columns)
+            throw new ArgumentException($"input of {x.Length} values cannot feed {columns} columns", nameof(x));
+        if (rowStart < 0 || rowCount < 0 || (long)(rowStart + rowCount) * columns > matrix.Length || rowStart + rowCount > rowScales.Length)
+            throw new ArgumentException($"rows {rowStart}..{rowStart + rowCount} of {columns} columns run past the matrix", nameof(matrix));
+        if (dst.Length < rowCount)
+            throw new ArgumentException($"{rowCount} results do not fit the {dst.Length}-element destination", nameof(dst));
+    }
+}

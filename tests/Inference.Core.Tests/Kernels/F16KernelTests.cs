@@ -1,0 +1,111 @@
+using BitNet.Inference.Kernels;
+using static BitNet.Inference.Tests.Kernels.KernelTestData;
+
+namespace BitNet.Inference.Tests.Kernels;
+
+public class F16KernelTests
+{
+    /// <summary>
+    /// Float sums in a different order differ from the double-precision reference by a few ulps of
+    /// the magnitudes summed: 2560 products of ≈0.05·1 give sums of a few units, so 1e-4 absolute
+    /// (about 100 float ulps at 1.0) is loose enough for any order and tight enough to catch a
+    /// dropped or doubled element (each term is ≈0.05).
+    /// </summary>
+    private const float DotTolerance = 1e-4f;
+
+    [Fact]
+    public void Vector_conversion_equals_the_runtime_conversion_for_all_65536_halves()
+    {
+        var halves = new Half[65536 + 3];   // +3: a scalar tail after the vector loop
+        for (int i = 0; i < halves.Length; i++) halves[i] = BitConverter.UInt16BitsToHalf((ushort)(i & 0xFFFF));
+        var converted = new float[halves.Length];
+        F16.ConvertToSingle(halves, converted);
+        for (int i = 0; i < halves.Length; i++)
+        {
+            float expected = (float)halves[i];
+            if (float.IsNaN(expected)) Assert.True(float.IsNaN(converted[i]), $"half 0x{i:X4} should be NaN");
+            else Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(converted[i]));
+        }
+    }
+
+    public static TheoryData<string, int> SetsAndWidths()
+    {
+        var data = new TheoryData<string, int>();
+        foreach (string set in new[] { "scalar", "avx2", "avx512", "neon" })
+            foreach (int columns in new[] { 1, 7, 16, 33, 256, 2560 })
+                data.Add(set, columns);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(SetsAndWidths))]
+    public void F16_rows_match_a_double_precision_reference(string setName, int columns)
+    {
+        KernelSet set = RequireSet(setName);
+        var rng = new Random(columns);
+        const int rows = 7;
+        var matrix = new Half[rows * columns];
+        for (int i = 0; i < matrix.Length; i++) matrix[i] = (Half)(0.05 * NextGaussian(rng));
+        matrix[0] = BitConverter.UInt16BitsToHalf(0x0001);   // smallest subnormal
+        matrix[^1] = BitConverter.UInt16BitsToHalf(0x83FF);  // largest negative subnormal
+        var x = new float[columns];
+        for (int i = 0; i < columns; i++) x[i] = (float)(Half)(4 * NextGaussian(rng));
+        x[0] = 65504f;   // the largest F16 value must not overflow the internal scaling
+
+        foreach (var (start, count) in new[] { (0, rows), (1, 4), (3, 3), (6, 1) })
+        {
+            var dst = new float[count];
+            set.DotF16(matrix, columns, x, start, count, dst);
+            for (int r = 0; r < count; r++)
+            {
+                double expected = 0;
+                for (int k = 0; k < columns; k++) expected += (double)(float)matrix[(start + r) * columns + k] * x[k];
+                Assert.True(Math.Abs(expected - dst[r]) <= DotTolerance * Math.Max(1, Math.Abs(expected)),
+                    $"row {start + r}: {dst[r]} vs {expected}");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(SetsAndWidths))]
+    public void Q8_rows_equal_the_scalar_q8_rows_within_float_rounding(string setName, int columns)
+    {
+        KernelSet set = RequireSet(setName);
+        var rng = new Random(columns + 5);
+        const int rows = 9;
+        var matrix = new Half[rows * columns];
+        for (int i = 0; i < matrix.Length; i++) matrix[i] = (Half)(0.05 * NextGaussian(rng));
+        LmHeadQ8 head = LmHeadQ8.Quantize(matrix, rows, columns);
+        var x = new float[columns];
+        for (int i = 0; i < columns; i++) x[i] = (float)NextGaussian(rng);
+        var expected = new float[rows];
+        var actual = new float[rows];
+        LmHeadQ8.DotRowsScalar(head.Weights, head.Scales, columns, x, 0, rows, expected);
+        set.DotQ8(head.Weights, head.Scales, columns, x, 0, rows, actual);
+        for (int r = 0; r < rows; r++)
+            Assert.True(Math.Abs(expected[r] - actual[r]) <= DotTolerance * Math.Max(1, Math.Abs(expected[r])), $"row {r}: {actual[r]} vs {expected[r]}");
+    }
+
+    [Fact]
+    public void Q8_quantization_keeps_every_weight_within_half_a_step()
+    {
+        var rng = new Random(11);
+        const int rows = 5, columns = 300;
+        var matrix = new Half[rows * columns];
+        for (int i = 0; i < matrix.Length; i++) matrix[i] = (Half)(0.05 * NextGaussian(rng));
+        matrix[columns] = Half.Zero;  // row 1 gets one zero; row 4 is all zeros
+        for (int k = 0; k < columns; k++) matrix[4 * columns + k] = Half.Zero;
+        LmHeadQ8 head = LmHeadQ8.Quantize(matrix, rows, columns);
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < columns; k++)
+            {
+                float w = (float)matrix[r * columns + k];
+                float back = head.Weights[r * columns + k] * head.Scales[r];
+                Assert.True(Math.Abs(w - back) <= head.Scales[r] / 2 + 1e-9f, $"({r},{k}): {w} → {back}");
+            }
+        Assert.Equal(0f, head.Scales[4]);
+    }
+
+    private static double NextGaussian(Random rng) =>
+        Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+}

@@ -1,0 +1,121 @@
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
+using BitNet.Inference.Kernels;
+using static BitNet.Inference.Tests.Kernels.KernelTestData;
+
+namespace BitNet.Inference.Tests.Kernels;
+
+/// <summary>Every SIMD I2_S kernel must return exactly what the scalar specification returns.</summary>
+public class I2sSimdKernelTests(ITestOutputHelper output)
+{
+    // Block counts 1, 2, 3, 31, 33 (odd, around the 8- and 16-block widening chunks), the real
+    // widths 2560 (20 blocks) and 6912 (54 blocks), and 17 blocks (one past a chunk).
+    public static TheoryData<string, int> SetsAndWidths()
+    {
+        var data = new TheoryData<string, int>();
+        foreach (string set in new[] { "avx2", "avx512", "neon", "dotprod" })
+            foreach (int columns in new[] { 128, 256, 384, 2176, 2560, 3968, 4224, 6912 })
+                data.Add(set, columns);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(SetsAndWidths))]
+    public void Kernel_equals_scalar_for_random_codes_over_rows_and_tokens(string setName, int columns)
+    {
+        KernelSet set = RequireSet(setName);
+        var rng = new Random(columns * 31 + setName.Length);
+        const int rows = 11;
+        byte[] weights = RandomCodes(rng, rows, columns);
+        foreach (int tokens in new[] { 1, 3, 4, 5, 9 })
+        {
+            sbyte[] q = RandomActivations(rng, tokens, columns);
+            foreach (var (start, count) in new[] { (0, 11), (0, 4), (3, 8), (2, 1), (5, 6), (0, 0) })
+            {
+                var dots = new int[tokens * count];
+                set.DotI2s(weights, columns, q, tokens, start, count, dots);
+                Assert.Equal(Reference(weights, columns, q, tokens, start, count), dots);
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(SimdSetNames), MemberType = typeof(KernelTestData))]
+    public void Kernel_equals_scalar_across_a_prefill_row_chunk_boundary(string setName)
+    {
+        KernelSet set = RequireSet(setName);
+        var rng = new Random(7);
+        const int rows = 134, columns = 640, tokens = 8;   // 134 rows: two 64-row chunks and a ragged tail
+        byte[] weights = RandomCodes(rng, rows, columns);
+        sbyte[] q = RandomActivations(rng, tokens, columns);
+        var dots = new int[tokens * rows];
+        set.DotI2s(weights, columns, q, tokens, 0, rows, dots);
+        Assert.Equal(Reference(weights, columns, q, tokens, 0, rows), dots);
+    }
+
+    /// <summary>
+    /// Real files never hold code 3 (spec §3.1), but a corrupt one might. Every kernel multiplies
+    /// it by 3 exactly like the scalar reference (no int16 wrap: the widening chunks are sized for
+    /// 2-bit codes up to 3), so results never depend on the ISA, even for bad data.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SimdSetNames), MemberType = typeof(KernelTestData))]
+    public void Kernel_equals_scalar_when_the_unused_code_3_appears(string setName)
+    {
+        KernelSet set = RequireSet(setName);
+        var rng = new Random(3);
+        const int rows = 9, columns = 6912, tokens = 5;
+        byte[] weights = RandomCodes(rng, rows, columns, maxCode: 3);
+        sbyte[] q = RandomActivations(rng, tokens, columns);
+        var dots = new int[tokens * rows];
+        set.DotI2s(weights, columns, q, tokens, 0, rows, dots);
+        Assert.Equal(Reference(weights, columns, q, tokens, 0, rows), dots);
+    }
+
+    /// <summary>
+    /// The worst case for the int16 accumulators: every code at its maximum and every activation
+    /// at −128 or 127, over a width well past the widening chunk.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SimdSetNames), MemberType = typeof(KernelTestData))]
+    public void Kernel_is_exact_for_extreme_codes_and_activations(string setName)
+    {
+        KernelSet set = RequireSet(setName);
+        const int columns = 6912, rows = 5;
+        foreach (byte codeByte in new byte[] { 0xAA /* all 2 */, 0xFF /* all 3 */, 0x00 /* all 0 */ })
+            foreach (sbyte act in new sbyte[] { -128, 127 })
+                foreach (int tokens in new[] { 1, 4 })
+                {
+                    byte[] weights = Enumerable.Repeat(codeByte, rows * columns / 4).ToArray();
+                    sbyte[] q = Enumerable.Repeat(act, tokens * columns).ToArray();
+                    var dots = new int[tokens * rows];
+                    set.DotI2s(weights, columns, q, tokens, 0, rows, dots);
+                    int code = codeByte & 3;
+                    Assert.All(dots, d => Assert.Equal(code * act * columns, d));
+                }
+    }
+
+    [Theory]
+    [MemberData(nameof(SimdSetNames), MemberType = typeof(KernelTestData))]
+    public void Kernel_rejects_a_row_range_past_the_matrix(string setName)
+    {
+        KernelSet set = RequireSet(setName);
+        var weights = new byte[4 * 128 / 4];
+        var q = new sbyte[128];
+        var ex = Assert.Throws<ArgumentException>(() => set.DotI2s(weights, 128, q, 1, 2, 3, new int[3]));
+        Assert.Contains("run past", ex.Message);
+        Assert.Throws<ArgumentException>(() => set.DotI2s(weights, 100, q, 1, 0, 1, new int[1]));
+    }
+
+    /// <summary>Not a check: records in the test log which instruction sets this run exercised.</summary>
+    [Fact]
+    public void Reports_the_kernel_sets_this_cpu_runs()
+    {
+        string line = $"kernel sets supported here: {string.Join(", ", KernelSet.All.Where(k => k.IsSupported).Select(k => k.Name))}; " +
+                      $"Avx2={Avx2.IsSupported} Avx512BW={Avx512BW.IsSupported} AvxVnni={AvxVnni.IsSupported} " +
+                      $"AdvSimd={AdvSimd.IsSupported} Dp={Dp.IsSupported}";
+        output.WriteLine(line);
+        Console.Error.WriteLine(line);
+        Assert.Contains(KernelSet.Scalar, KernelSet.All.Where(k => k.IsSupported));
+    }
+}
