@@ -8,6 +8,6 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         // Add one line per command (keep one command per file).
-        yield break;
+        yield return PullCommand.Create();
     }
 }
