@@ -59,6 +59,8 @@ public static class DeploymentPlanner
         {
             ["BITNET_MODEL"] = LambdaModelPath,
             ["BITNET_THREADS"] = LambdaSizing.Threads(tier.MemoryMb).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            // Lambda does not tell the runtime the URL's invoke mode; the host must be told it streams.
+            ["BITNET_LAMBDA_STREAMING"] = "true",
         };
         var function = new LambdaFunctionPlan($"{t}-function", functionName, tier.MemoryMb, aws.TimeoutSeconds, aws.EphemeralStorageMb,
             arch, "Image", Publish: true, environment, logGroup.Name);
@@ -162,9 +164,8 @@ public static class DeploymentPlanner
             ["WEBSITES_ENABLE_APP_SERVICE_STORAGE"] = "false",
             ["BITNET_MODEL"] = AzureModelPath,
             ["BITNET_THREADS"] = cores.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            [KeepWarm.AzureEnabledSetting] = azure.KeepWarm ? "true" : "false",
-            // The timer must always have a valid schedule; when keep-warm is off the function ignores its ticks.
-            [KeepWarm.AzureScheduleSetting] = azure.KeepWarm ? azure.KeepWarmSchedule : "0 0 0 1 1 *",
+            // The timer function must always have a valid schedule; "off" is one tick a year.
+            [KeepWarm.AzureScheduleSetting] = azure.KeepWarm ? azure.KeepWarmSchedule : KeepWarm.AzureScheduleWhenOff,
         };
         var app = new FunctionAppPlan($"{t}-app", ResourceNames.FunctionApp(config, tier.Sku), "functionapp,linux,container",
             tier.AlwaysReady, tier.PreWarmed, settings, azure.CorsAllowedOrigins, "/health", HttpsOnly: true);

@@ -6,15 +6,18 @@ namespace BitNet.Deploy.Planning;
 /// detail-type "Scheduled Event"), so a host that recognises scheduled events answers it without
 /// running the model, and <c>detail.bitnet</c> = <c>keep-warm</c> says why it came. On Azure a timer
 /// function reads its schedule from the <see cref="AzureScheduleSetting"/> app setting
-/// (<c>"schedule": "%KEEP_WARM_SCHEDULE%"</c> in function.json).
+/// (<c>"schedule": "%BITNET_KEEPWARM_SCHEDULE%"</c> in function.json).
 /// </summary>
 public static class KeepWarm
 {
     public const string LambdaPayload =
         """{"version":"0","source":"aws.events","detail-type":"Scheduled Event","detail":{"bitnet":"keep-warm"}}""";
 
-    public const string AzureScheduleSetting = "KEEP_WARM_SCHEDULE";
-    public const string AzureEnabledSetting = "KEEP_WARM_ENABLED";
+    /// <summary>The app setting the hosts' function.json reads (<c>%BITNET_KEEPWARM_SCHEDULE%</c>, see EnvVars.KeepWarmSchedule).</summary>
+    public const string AzureScheduleSetting = "BITNET_KEEPWARM_SCHEDULE";
+
+    /// <summary>A valid schedule that practically never fires: what "keep-warm off" means for a timer that must have one.</summary>
+    public const string AzureScheduleWhenOff = "0 0 0 1 1 *";
 
     /// <summary>EventBridge rate expression; the unit is singular for 1 (<c>rate(1 minute)</c>), as EventBridge requires.</summary>
     public static string RateExpression(int minutes) =>

@@ -40,8 +40,7 @@ public sealed class AzurePlanMatrixTests
 
         Assert.Equal("custom", tier.App.AppSettings["FUNCTIONS_WORKER_RUNTIME"]);
         Assert.Equal("~4", tier.App.AppSettings["FUNCTIONS_EXTENSION_VERSION"]);
-        Assert.Equal(keepWarm ? "true" : "false", tier.App.AppSettings[KeepWarm.AzureEnabledSetting]);
-        Assert.Equal(keepWarm ? "0 */10 * * * *" : "0 0 0 1 1 *", tier.App.AppSettings[KeepWarm.AzureScheduleSetting]);
+        Assert.Equal(keepWarm ? "0 */10 * * * *" : "0 0 0 1 1 *", tier.App.AppSettings["BITNET_KEEPWARM_SCHEDULE"]);
         Assert.Empty(tier.App.AppSettings.Keys.Intersect(AzurePlan.SettingsFromResources));
 
         Assert.Equal(

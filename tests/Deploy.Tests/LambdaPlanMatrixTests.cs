@@ -37,6 +37,7 @@ public sealed class LambdaPlanMatrixTests
         Assert.True(tier.Function.Publish); // an alias needs a published version
         Assert.Equal(Math.Min(6, memory / 1769.0), tier.VcpuShare, 6);
         Assert.Equal(((int)Math.Ceiling(Math.Min(6, memory / 1769.0) - 1e-9)).ToString(), tier.Function.Environment["BITNET_THREADS"]);
+        Assert.Equal("true", tier.Function.Environment["BITNET_LAMBDA_STREAMING"]); // matches InvokeMode RESPONSE_STREAM
         Assert.Equal($"/aws/lambda/bitnet-dev-{memory}mb", tier.LogGroup.Name);
         Assert.Equal(tier.LogGroup.Name, tier.Function.LogGroupName);
 
