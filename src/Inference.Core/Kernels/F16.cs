@@ -80,6 +80,7 @@ public static class F16
     }
 
     /// <summary>Reference LM-head rows: (float)w · x summed left to right in float.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRowsScalar(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
     {
         Validate(matrix, columns, x, rowStart, rowCount, dst);
@@ -94,6 +95,7 @@ public static class F16
     }
 
     /// <summary>AVX-512F LM-head rows, 4 rows per input load; 16 products per FMA.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRowsAvx512(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
     {
         if (!Avx512F.IsSupported) throw new PlatformNotSupportedException("needs AVX-512F");
@@ -139,6 +141,7 @@ public static class F16
     }
 
     /// <summary>AVX2 + FMA LM-head rows, 4 rows per input load; 8 products per FMA.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRowsAvx2(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
     {
         if (!Avx2.IsSupported || !Fma.IsSupported) throw new PlatformNotSupportedException("needs AVX2 and FMA");
@@ -184,6 +187,7 @@ public static class F16
     }
 
     /// <summary>Portable 128-bit LM-head rows (ARM64 AdvSimd and any Vector128 platform).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRowsVector128(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
     {
         Validate(matrix, columns, x, rowStart, rowCount, dst);

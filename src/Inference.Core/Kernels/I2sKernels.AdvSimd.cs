@@ -19,6 +19,7 @@ namespace BitNet.Inference.Kernels;
 /// </summary>
 public static partial class I2sKernels
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRowsAdvSimd(
         ReadOnlySpan<byte> weights, int columns, ReadOnlySpan<sbyte> activations, int tokens,
         int rowStart, int rowCount, Span<int> dots)
@@ -27,6 +28,7 @@ public static partial class I2sKernels
         DotRowsArm(weights, columns, activations, tokens, rowStart, rowCount, dots, useDotProduct: false);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRowsDotProd(
         ReadOnlySpan<byte> weights, int columns, ReadOnlySpan<sbyte> activations, int tokens,
         int rowStart, int rowCount, Span<int> dots)
@@ -60,6 +62,7 @@ public static partial class I2sKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe int DotProdRow(byte* row, sbyte* q, int blocks)
     {
         Debug.Assert(Dp.IsSupported);
@@ -81,6 +84,7 @@ public static partial class I2sKernels
         return AdvSimd.Arm64.AddAcross(acc0 + acc1).ToScalar();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe int AdvSimdRow(byte* row, sbyte* q, int blocks)
     {
         Debug.Assert(AdvSimd.Arm64.IsSupported);

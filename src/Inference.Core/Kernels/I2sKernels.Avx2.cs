@@ -22,6 +22,7 @@ public static partial class I2sKernels
 {
     private const int Avx2ChunkBlocks = 8;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRowsAvx2(
         ReadOnlySpan<byte> weights, int columns, ReadOnlySpan<sbyte> activations, int tokens,
         int rowStart, int rowCount, Span<int> dots)
@@ -87,6 +88,7 @@ public static partial class I2sKernels
     private static Vector256<int> Avx2Widen(Vector256<int> acc, Vector256<short> sum16) =>
         acc + Avx2.MultiplyAddAdjacent(sum16, Vector256<short>.One);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe int Avx2Rows1(byte* row, sbyte* q, int blocks)
     {
         var mask3 = Vector256.Create((byte)3);
@@ -105,6 +107,7 @@ public static partial class I2sKernels
         return Vector256.Sum(acc);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Avx2Rows4(byte* rows, int rowBytes, sbyte* q, int blocks, int* dst)
     {
         var mask3 = Vector256.Create((byte)3);
@@ -141,6 +144,7 @@ public static partial class I2sKernels
     }
 
     /// <summary>One weight row against 4 tokens; results go to dst[0], dst[stride], dst[2·stride], dst[3·stride].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Avx2Row1Tokens4(byte* row, sbyte* q, int columns, int blocks, int* dst, int stride)
     {
         var mask3 = Vector256.Create((byte)3);

@@ -27,6 +27,7 @@ public static partial class I2sKernels
     /// stay in L2 while every token block streams past them.</summary>
     private const int PrefillRowChunk = 64;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRowsAvx512(
         ReadOnlySpan<byte> weights, int columns, ReadOnlySpan<sbyte> activations, int tokens,
         int rowStart, int rowCount, Span<int> dots)
@@ -97,6 +98,7 @@ public static partial class I2sKernels
     private static Vector512<int> Avx512Widen(Vector512<int> acc, Vector512<short> sum16) =>
         acc + Avx512BW.MultiplyAddAdjacent(sum16, Vector512<short>.One);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe int Avx512Rows1(byte* row, sbyte* q, int blocks)
     {
         var mask3 = Vector512.Create((byte)3);
@@ -116,6 +118,7 @@ public static partial class I2sKernels
         return Vector512.Sum(acc);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Avx512Rows4(byte* rows, int rowBytes, sbyte* q, int blocks, int* dst)
     {
         var mask3 = Vector512.Create((byte)3);
@@ -147,6 +150,7 @@ public static partial class I2sKernels
 
     /// <summary>4 weight rows × 4 tokens. Results for token u, row i go to dst[u·stride + i].
     /// 16 int16 accumulators + 8 code vectors + 2 activation vectors fit the 32 zmm registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Avx512Rows4Tokens4(byte* rows, int rowBytes, sbyte* q, int columns, int blocks, int* dst, int stride)
     {
         var mask3 = Vector512.Create((byte)3);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -67,6 +68,7 @@ public sealed class LmHeadQ8
     }
 
     /// <summary>Reference rows: Σ (float)q·x in float, times the row scale.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRowsScalar(ReadOnlySpan<sbyte> matrix, ReadOnlySpan<float> rowScales, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
     {
         Validate(matrix, rowScales, columns, x, rowStart, rowCount, dst);
@@ -80,6 +82,7 @@ public sealed class LmHeadQ8
     }
 
     /// <summary>AVX-512F rows: 16 bytes sign-extended to int32, converted to float, one FMA; 4 rows per input load.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRowsAvx512(ReadOnlySpan<sbyte> matrix, ReadOnlySpan<float> rowScales, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
     {
         if (!Avx512F.IsSupported) throw new PlatformNotSupportedException("needs AVX-512F");
@@ -121,6 +124,7 @@ public sealed class LmHeadQ8
     }
 
     /// <summary>AVX2 + FMA rows, 8 weights per FMA.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRowsAvx2(ReadOnlySpan<sbyte> matrix, ReadOnlySpan<float> rowScales, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
     {
         if (!Avx2.IsSupported || !Fma.IsSupported) throw new PlatformNotSupportedException("needs AVX2 and FMA");
@@ -144,6 +148,7 @@ public sealed class LmHeadQ8
     }
 
     /// <summary>Portable 128-bit rows (ARM64).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRowsVector128(ReadOnlySpan<sbyte> matrix, ReadOnlySpan<float> rowScales, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
     {
         Validate(matrix, rowScales, columns, x, rowStart, rowCount, dst);

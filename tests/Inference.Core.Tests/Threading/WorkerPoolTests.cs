@@ -1,0 +1,132 @@
+using BitNet.Inference.Kernels;
+using BitNet.Inference.Threading;
+using static BitNet.Inference.Tests.Kernels.KernelTestData;
+
+namespace BitNet.Inference.Tests.Threading;
+
+public class WorkerPoolTests
+{
+    private sealed class MarkJob(int[] hits) : IRangeJob
+    {
+        public void Run(int start, int end)
+        {
+            for (int i = start; i < end; i++) Interlocked.Increment(ref hits[i]);
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(2, 1000, 4)]
+    [InlineData(3, 7, 4)]
+    [InlineData(4, 1, 1)]
+    [InlineData(4, 130, 64)]
+    public void Every_index_is_run_exactly_once(int threads, int count, int granule)
+    {
+        using var pool = new WorkerPool(threads);
+        var hits = new int[count];
+        for (int repeat = 0; repeat < 50; repeat++) pool.For(count, new MarkJob(hits), granule);
+        Assert.All(hits, h => Assert.Equal(50, h));
+    }
+
+    [Theory]
+    [InlineData(10, 3, 4)]
+    [InlineData(6912, 2, 4)]
+    [InlineData(5, 4, 1)]
+    public void Shares_are_contiguous_disjoint_and_aligned_to_the_granule(int count, int threads, int granule)
+    {
+        int expectedStart = 0;
+        for (int i = 0; i < threads; i++)
+        {
+            var (start, end) = WorkerPool.Share(count, threads, i, granule);
+            Assert.Equal(expectedStart, start);
+            Assert.True(start % granule == 0 || start == count);
+            expectedStart = end;
+        }
+        Assert.Equal(count, expectedStart);
+    }
+
+    private sealed class MatMulJob(KernelSet set, byte[] weights, int columns, sbyte[] q, int tokens, int rows, int[] dots) : IRangeJob
+    {
+        public void Run(int start, int end)
+        {
+            // Each share writes its own token-major block; gathered below into [t, row] order.
+            var local = new int[tokens * (end - start)];
+            set.DotI2s(weights, columns, q, tokens, start, end - start, local);
+            for (int t = 0; t < tokens; t++)
+                for (int r = start; r < end; r++)
+                    dots[t * rows + r] = local[t * (end - start) + (r - start)];
+        }
+    }
+
+    [Fact]
+    public void Matmul_results_do_not_depend_on_the_thread_count()
+    {
+        KernelSet set = KernelSelector.Select();
+        var rng = new Random(5);
+        const int rows = 203, columns = 2560, tokens = 5;
+        byte[] weights = RandomCodes(rng, rows, columns);
+        sbyte[] q = RandomActivations(rng, tokens, columns);
+        int[]? first = null;
+        foreach (int threads in new[] { 1, 2, 3, 4 })
+        {
+            using var pool = new WorkerPool(threads);
+            var dots = new int[tokens * rows];
+            pool.For(rows, new MatMulJob(set, weights, columns, q, tokens, rows, dots), granule: 4);
+            first ??= dots;
+            Assert.Equal(first, dots);
+        }
+        Assert.Equal(Reference(weights, columns, q, tokens, 0, rows), first);
+    }
+
+    private sealed class ThrowingJob : IRangeJob
+    {
+        public void Run(int start, int end)
+        {
+            if (start > 0) throw new InvalidOperationException("share failed");
+        }
+    }
+
+    [Fact]
+    public void An_exception_in_a_worker_share_reaches_the_caller_and_the_pool_keeps_working()
+    {
+        using var pool = new WorkerPool(2);
+        var ex = Assert.Throws<InvalidOperationException>(() => pool.For(100, new ThrowingJob()));
+        Assert.Equal("share failed", ex.Message);
+        var hits = new int[100];
+        pool.For(100, new MarkJob(hits));
+        Assert.All(hits, h => Assert.Equal(1, h));
+    }
+
+    [Fact]
+    public void Workers_that_went_to_sleep_wake_for_the_next_job()
+    {
+        using var pool = new WorkerPool(3);
+        var hits = new int[64];
+        pool.For(64, new MarkJob(hits));
+        Thread.Sleep(50);   // far past the spin window: workers block on their events
+        pool.For(64, new MarkJob(hits));
+        Assert.All(hits, h => Assert.Equal(2, h));
+    }
+
+    private sealed class NoOpJob : IRangeJob
+    {
+        public void Run(int start, int end) { }
+    }
+
+    [Fact]
+    public void Dispatching_a_reused_job_allocates_nothing_on_the_calling_thread()
+    {
+        using var pool = new WorkerPool(2);
+        var job = new NoOpJob();
+        for (int i = 0; i < 100; i++) pool.For(1000, job, 4);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++) pool.For(1000, job, 4);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void A_pool_needs_at_least_one_thread()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new WorkerPool(0));
+    }
+}
