@@ -83,6 +83,9 @@ public sealed class Tokenizer
     /// <summary>Id of the token whose vocabulary text is exactly <paramref name="text"/>.</summary>
     public bool TryGetId(string text, out int id) => _vocabulary.TryGetValue(text, out id);
 
+    /// <summary>"llama3" (also "llama-bpe") or "default", case-insensitive; anything else is an ArgumentException.</summary>
+    public static PreTokenizerKind ParsePreTokenizer(string name) => Tokenization.PreTokenizer.Parse(name);
+
     // ---- construction -------------------------------------------------------------------------
 
     /// <summary>
