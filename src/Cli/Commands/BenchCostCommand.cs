@@ -1,0 +1,121 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using BitNet.Cli.Cost;
+
+namespace BitNet.Cli.Commands;
+
+/// <summary>
+/// `bitnet bench-cost --url URL --hardware NAME`: measure an OpenAI-compatible endpoint under load
+/// and price it in $ per million tokens; writes results/raw/{run}.json and results/reports/{run}.md (+ .svg).
+/// </summary>
+internal static class BenchCostCommand
+{
+    public static Command Create() => Create(Console.Out, Console.Error, () => DateTimeOffset.UtcNow);
+
+    internal static Command Create(TextWriter stdout, TextWriter stderr, Func<DateTimeOffset> clock)
+    {
+        var url = new Option<string>("--url") { Description = "Base URL of the server (e.g. http://127.0.0.1:8080 or a function URL)", Required = true };
+        var hardware = new Option<string>("--hardware") { Description = "Price-table name (lambda-arm64-2048, azure-ep1, aws-c7g.xlarge, local, ...) or any name with --price-per-hour", Required = true };
+        var pricePerHour = new Option<double?>("--price-per-hour") { Description = "Hourly price in USD; overrides the table" };
+        var concurrency = new Option<int>("--concurrency", "-c") { Description = "Parallel clients", DefaultValueFactory = _ => 1 };
+        var requests = new Option<int>("--requests", "-n") { Description = "Measured requests", DefaultValueFactory = _ => 8 };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "max_tokens per request", DefaultValueFactory = _ => 64 };
+        var warmup = new Option<int>("--warmup") { Description = "Unmeasured warm-up requests first", DefaultValueFactory = _ => 2 };
+        var prices = new Option<FileInfo?>("--prices") { Description = "JSON price table overriding/adding rows" };
+        var prompt = new Option<string>("--prompt") { Description = "Prompt text", DefaultValueFactory = _ => "Explain in a few sentences why the sky is blue." };
+        var endpoint = new Option<string>("--endpoint") { Description = "completions (/v1/completions) or chat (/v1/chat/completions)", DefaultValueFactory = _ => "completions" };
+        endpoint.AcceptOnlyFromAmong("completions", "chat");
+        var apiKey = new Option<string?>("--api-key") { Description = "Bearer token (default: BITNET_API_KEY)" };
+        var pid = new Option<int?>("--pid") { Description = "PID of a local server: peak memory from /proc when the server does not report it" };
+        var results = new Option<DirectoryInfo>("--results") { Description = "Results folder (raw/ and reports/ inside)", DefaultValueFactory = _ => new DirectoryInfo("results") };
+
+        var command = new Command("bench-cost", "Benchmark an OpenAI-compatible endpoint and price it in $ per million tokens at 100/70/50 % utilisation")
+        {
+            url, hardware, pricePerHour, concurrency, requests, maxTokens, warmup, prices, prompt, endpoint, apiKey, pid, results,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            try
+            {
+                if (!Uri.TryCreate(parse.GetValue(url)!.TrimEnd('/') + "/", UriKind.Absolute, out Uri? baseUri) || baseUri.Scheme is not ("http" or "https"))
+                    throw new ArgumentException($"--url '{parse.GetValue(url)}' is not an http(s) URL");
+                int n = parse.GetValue(requests), c = parse.GetValue(concurrency), m = parse.GetValue(maxTokens), w = parse.GetValue(warmup);
+                if (n < 1) throw new ArgumentException("--requests must be at least 1");
+                if (c < 1) throw new ArgumentException("--concurrency must be at least 1");
+                if (m < 1) throw new ArgumentException("--max-tokens must be at least 1");
+                if (w < 0) throw new ArgumentException("--warmup must be 0 or more");
+
+                PriceTable table = parse.GetValue(prices) is { } file ? PriceTable.WithOverrides(file.FullName) : PriceTable.Default;
+                ResolvedPrice price = table.Resolve(parse.GetValue(hardware)!, parse.GetValue(pricePerHour));
+                var settings = new BenchSettings
+                {
+                    Url = baseUri, Endpoint = parse.GetValue(endpoint)!, Prompt = parse.GetValue(prompt)!, MaxTokens = m, Requests = n,
+                    Concurrency = c, Warmup = w, ApiKey = parse.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("BITNET_API_KEY"),
+                    Pid = parse.GetValue(pid),
+                };
+
+                using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
+                var runner = new BenchRunner(http);
+                DateTimeOffset started = clock();
+                await stderr.WriteLineAsync($"bench-cost: {w} warm-up + {n} requests, concurrency {c}, max_tokens {m} → {baseUri}");
+                var (samples, wall, model) = await runner.RunAsync(settings, new Progress<int>(), cancellationToken);
+                var (peak, peakSource) = await runner.PeakMemoryAsync(settings, cancellationToken);
+                BenchNumbers numbers = BenchAnalysis.Summarise(samples, wall, c, m, peak, peakSource);
+                if (numbers.Errors == numbers.Requests)
+                    throw new HttpRequestException($"every request failed; first error: {samples[0].Error}");
+
+                string runId = $"{started:yyyyMMdd-HHmmss}-{Sanitise(price.Hardware)}";
+                var run = new BenchRun(runId, started, baseUri.ToString(), settings.Endpoint, model ?? "unknown", price.Hardware,
+                    new PriceInfo(price.Kind.ToString(), price.HourlyUsd, price.PerGbSecondUsd, price.PerRequestUsd, price.MemoryGb, price.Source),
+                    numbers, Math.Round(price.HourlyUsd, 6), BenchAnalysis.Costs(price, numbers, samples),
+                    numbers.Errors > 0 ? $"{numbers.Errors} of {numbers.Requests} requests failed; first: {samples.First(s => s.Error is not null).Error}" : "");
+
+                string root = parse.GetValue(results)!.FullName;
+                string rawDir = Path.Combine(root, "raw"), reportDir = Path.Combine(root, "reports");
+                Directory.CreateDirectory(rawDir);
+                Directory.CreateDirectory(reportDir);
+                string rawPath = Path.Combine(rawDir, runId + ".json");
+                await File.WriteAllTextAsync(rawPath, JsonSerializer.Serialize(run, CostJsonContext.Default.BenchRun), cancellationToken);
+
+                var comparison = LoadRuns(rawDir);
+                string svgName = runId + ".svg";
+                await File.WriteAllTextAsync(Path.Combine(reportDir, svgName), CostReport.Svg(comparison), cancellationToken);
+                string reportPath = Path.Combine(reportDir, runId + ".md");
+                await File.WriteAllTextAsync(reportPath, CostReport.Markdown(run, comparison, svgName), cancellationToken);
+
+                var inv = CultureInfo.InvariantCulture;
+                await stdout.WriteLineAsync(string.Create(inv, $"{price.Hardware}: {numbers.TokensPerSecond:0.00} tokens/s, TTFT p50 {numbers.TtftP50Ms:0} ms, latency p50 {numbers.LatencyP50Ms:0} ms / p99 {numbers.LatencyP99Ms:0} ms, peak memory {(peak is { } p ? $"{p / 1048576.0:0} MiB" : "n/a")}"));
+                await stdout.WriteLineAsync(string.Create(inv, $"$/hr {CostReport.Money(price.HourlyUsd)}; $/1M tokens: {string.Join(", ", run.Cost.Select(x => $"{x.Utilisation:P0} {CostReport.Money(x.UsdPerMillionTokens)}"))}"));
+                await stdout.WriteLineAsync($"results: {rawPath}");
+                await stdout.WriteLineAsync($"report:  {reportPath}");
+                return numbers.Errors > 0 ? 3 : 0;
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidDataException or HttpRequestException or IOException)
+            {
+                await stderr.WriteLineAsync($"error: {e.Message}");
+                return 1;
+            }
+        });
+        return command;
+    }
+
+    /// <summary>Every readable run in results/raw, oldest first (files that are not runs are skipped).</summary>
+    internal static List<BenchRun> LoadRuns(string rawDir)
+    {
+        var runs = new List<BenchRun>();
+        foreach (string file in Directory.EnumerateFiles(rawDir, "*.json"))
+        {
+            try
+            {
+                if (JsonSerializer.Deserialize(File.ReadAllText(file), CostJsonContext.Default.BenchRun) is { Cost: not null, Results: not null } run)
+                    runs.Add(run);
+            }
+            catch (JsonException) { }
+        }
+        return [.. runs.OrderBy(r => r.StartedAt).ThenBy(r => r.RunId, StringComparer.Ordinal)];
+    }
+
+    private static string Sanitise(string name) =>
+        new([.. name.Select(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '.' or '_' ? ch : '-')]);
+}

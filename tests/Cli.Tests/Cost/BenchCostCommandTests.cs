@@ -1,0 +1,123 @@
+using System.CommandLine;
+using System.Text.Json;
+using BitNet.Cli.Commands;
+using BitNet.Cli.Tests.Hub;
+
+namespace BitNet.Cli.Tests.Cost;
+
+public sealed class BenchCostCommandTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+    private readonly FakeOpenAiServer _server = new();
+    private readonly StringWriter _out = new();
+    private readonly StringWriter _err = new();
+    private DateTimeOffset _now = new(2026, 11, 23, 3, 0, 0, TimeSpan.Zero);
+
+    public void Dispose()
+    {
+        _server.Dispose();
+        _temp.Dispose();
+    }
+
+    private Task<int> Run(params string[] args)
+    {
+        var root = new RootCommand { BenchCostCommand.Create(_out, _err, () => _now) };
+        return root.Parse(["bench-cost", "--url", _server.BaseUrl, "--results", _temp.Path, .. args])
+            .InvokeAsync(cancellationToken: TestContext.Current.CancellationToken);
+    }
+
+    private JsonElement RawResult(string runId) =>
+        JsonDocument.Parse(File.ReadAllText(_temp.Combine("raw", runId + ".json"))).RootElement;
+
+    [Fact]
+    public async Task Measures_a_streaming_endpoint_and_writes_raw_json_and_a_report_with_a_chart()
+    {
+        _server.TokensPerReply = 8;
+        _server.MetricsPeakBytes = 1_400_000_000;
+        int exit = await Run("--hardware", "azure-ep1", "--requests", "6", "--concurrency", "3", "--max-tokens", "8", "--warmup", "2");
+        Assert.True(exit == 0, _err.ToString());
+
+        var raw = RawResult("20261123-030000-azure-ep1");
+        var results = raw.GetProperty("results");
+        Assert.Equal("fake-bitnet", raw.GetProperty("model").GetString());
+        Assert.Equal("azure-ep1", raw.GetProperty("hardware").GetString());
+        Assert.Equal(0.205, raw.GetProperty("hourlyUsd").GetDouble());
+        Assert.Equal(6, results.GetProperty("requests").GetInt32());
+        Assert.Equal(0, results.GetProperty("errors").GetInt32());
+        Assert.Equal(48, results.GetProperty("totalTokens").GetInt64());
+        Assert.InRange(results.GetProperty("ttftP50Ms").GetDouble(), 25, 5000);
+        Assert.True(results.GetProperty("latencyP99Ms").GetDouble() >= results.GetProperty("latencyP50Ms").GetDouble());
+        Assert.Equal(1_400_000_000, results.GetProperty("peakMemoryBytes").GetInt64());
+        double tps = results.GetProperty("tokensPerSecond").GetDouble();
+        Assert.True(tps > 0);
+        var cost = raw.GetProperty("cost").EnumerateArray().ToList();
+        Assert.Equal([1.0, 0.7, 0.5], cost.Select(c => c.GetProperty("utilisation").GetDouble()));
+        Assert.Equal(0.205 / (tps * 3600) * 1e6, cost[0].GetProperty("usdPerMillionTokens").GetDouble(), 3);
+        Assert.Equal(cost[0].GetProperty("usdPerMillionTokens").GetDouble() * 2, cost[2].GetProperty("usdPerMillionTokens").GetDouble(), 3);
+
+        Assert.Equal(2 + 6, _server.Bodies.Count); // warm-up requests are sent but not measured
+        Assert.All(_server.Bodies, b => Assert.Contains("\"stream\":true", b));
+        Assert.InRange(_server.MaxConcurrentSeen, 2, 3);
+
+        string report = File.ReadAllText(_temp.Combine("reports", "20261123-030000-azure-ep1.md"));
+        Assert.Contains("azure-ep1", report);
+        Assert.Contains("![$ per 1M tokens](20261123-030000-azure-ep1.svg)", report);
+        Assert.Contains("<svg", File.ReadAllText(_temp.Combine("reports", "20261123-030000-azure-ep1.svg")));
+        Assert.Contains("tokens/s", _out.ToString());
+    }
+
+    [Fact]
+    public async Task Later_reports_compare_every_run_in_results_raw()
+    {
+        Assert.Equal(0, await Run("--hardware", "local", "--price-per-hour", "0.1", "--requests", "2", "--warmup", "0"));
+        _now = _now.AddMinutes(5);
+        Assert.Equal(0, await Run("--hardware", "lambda-arm64-2048", "--requests", "2", "--warmup", "0", "--endpoint", "chat"));
+
+        string report = File.ReadAllText(_temp.Combine("reports", "20261123-030500-lambda-arm64-2048.md"));
+        Assert.Contains("| 20261123-030000-local | local |", report);
+        Assert.Contains("| 20261123-030500-lambda-arm64-2048 | lambda-arm64-2048 |", report);
+        var lambdaCost = RawResult("20261123-030500-lambda-arm64-2048").GetProperty("cost").EnumerateArray().Select(c => c.GetProperty("usdPerMillionTokens").GetDouble()).ToList();
+        Assert.All(lambdaCost, c => Assert.Equal(lambdaCost[0], c)); // pay-per-use: independent of utilisation
+        Assert.Contains(_server.Bodies, b => b.Contains("\"messages\""));
+    }
+
+    [Fact]
+    public async Task Without_a_memory_source_peak_memory_is_reported_as_not_available()
+    {
+        Assert.Equal(0, await Run("--hardware", "local", "--requests", "1", "--warmup", "0"));
+        var results = RawResult("20261123-030000-local").GetProperty("results");
+        Assert.Equal(JsonValueKind.Null, results.GetProperty("peakMemoryBytes").ValueKind);
+        Assert.Equal("n/a", results.GetProperty("peakMemorySource").GetString());
+    }
+
+    [Fact]
+    public async Task Token_count_falls_back_to_text_chunks_when_the_server_sends_no_usage()
+    {
+        _server.SendUsage = false;
+        _server.TokensPerReply = 4;
+        Assert.Equal(0, await Run("--hardware", "local", "--requests", "2", "--warmup", "0"));
+        Assert.Equal(8, RawResult("20261123-030000-local").GetProperty("results").GetProperty("totalTokens").GetInt64());
+    }
+
+    [Fact]
+    public async Task Partial_failures_are_counted_and_exit_3()
+    {
+        _server.FailEveryNth = 2;
+        Assert.Equal(3, await Run("--hardware", "local", "--requests", "4", "--warmup", "0"));
+        Assert.Equal(2, RawResult("20261123-030000-local").GetProperty("results").GetProperty("errors").GetInt32());
+    }
+
+    [Fact]
+    public async Task Bad_arguments_and_unreachable_servers_are_clear_errors()
+    {
+        Assert.Equal(1, await Run("--hardware", "nonesuch"));
+        Assert.Contains("unknown hardware 'nonesuch'", _err.ToString());
+        Assert.Equal(1, await Run("--hardware", "local", "--requests", "0"));
+        Assert.Contains("--requests", _err.ToString());
+        var root = new RootCommand { BenchCostCommand.Create(_out, _err, () => _now) };
+        int exit = await root.Parse(["bench-cost", "--url", $"http://127.0.0.1:{FakeHubServer.FreePort()}", "--hardware", "local", "--results", _temp.Path])
+            .InvokeAsync(cancellationToken: TestContext.Current.CancellationToken);
+        Assert.Equal(1, exit);
+        Assert.Contains("warm-up request failed", _err.ToString());
+    }
+}
