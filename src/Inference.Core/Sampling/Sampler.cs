@@ -22,17 +22,24 @@ public sealed class Sampler
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfLessThan(vocabSize, 1);
-        Options = options;
         VocabSize = vocabSize;
-        Random = options.Seed is ulong seed ? new SamplerRandom(seed) : SamplerRandom.FromEntropy();
+        Reset(options);
         _logits = new float[vocabSize];
         _candidates = new Candidate[vocabSize];
         _counts = new int[vocabSize];
     }
 
-    public SamplingOptions Options { get; }
+    public SamplingOptions Options { get; private set; } = null!;
     public int VocabSize { get; }
-    public SamplerRandom Random { get; }
+    public SamplerRandom Random { get; private set; } = null!;
+
+    /// <summary>Start a new generation with other settings, keeping the buffers (the RNG restarts from the seed).</summary>
+    public void Reset(SamplingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Options = options;
+        Random = options.Seed is ulong seed ? new SamplerRandom(seed) : SamplerRandom.FromEntropy();
+    }
     public bool IsGreedy => Options.Temperature <= 0f;
 
     /// <summary>Choose the next token; the coin is drawn from <see cref="Random"/> (not at all when greedy).</summary>

@@ -163,12 +163,15 @@ public sealed class Tokenizer
     {
         var offsets = new int[tokens.Length + 1];
         var hidden = new bool[tokens.Length];
-        var bytes = new List<byte>(tokens.Length * 8);
-        Span<byte> utf8 = stackalloc byte[4];
+        var bytes = new byte[tokens.Length * 8];
+        int length = 0;
         for (int i = 0; i < tokens.Length; i++)
         {
-            offsets[i] = bytes.Count;
+            offsets[i] = length;
             string text = tokens[i];
+            // A byte-level token never needs more bytes than its UTF-8 text.
+            int needed = length + Encoding.UTF8.GetMaxByteCount(text.Length);
+            if (needed > bytes.Length) Array.Resize(ref bytes, Math.Max(needed, bytes.Length * 2));
             switch (types[i])
             {
                 case TokenType.Normal:
@@ -176,16 +179,16 @@ public sealed class Tokenizer
                     foreach (Rune rune in text.EnumerateRunes())
                     {
                         int b = ByteLevelEncoding.Decode(rune.Value);
-                        if (b >= 0) bytes.Add((byte)b);
-                        else bytes.AddRange(utf8[..rune.EncodeToUtf8(utf8)]);
+                        if (b >= 0) bytes[length++] = (byte)b;
+                        else length += rune.EncodeToUtf8(bytes.AsSpan(length));
                     }
                     break;
                 case TokenType.UserDefined:
-                    bytes.AddRange(Encoding.UTF8.GetBytes(text));
+                    length += Encoding.UTF8.GetBytes(text, bytes.AsSpan(length));
                     break;
                 case TokenType.Control:
                 case TokenType.Unknown:
-                    bytes.AddRange(Encoding.UTF8.GetBytes(text));
+                    length += Encoding.UTF8.GetBytes(text, bytes.AsSpan(length));
                     hidden[i] = true;
                     break;
                 default:
@@ -193,8 +196,9 @@ public sealed class Tokenizer
                     break;
             }
         }
-        offsets[tokens.Length] = bytes.Count;
-        return ([.. bytes], offsets, hidden);
+        offsets[tokens.Length] = length;
+        Array.Resize(ref bytes, length);
+        return (bytes, offsets, hidden);
     }
 
     // ---- encoding -----------------------------------------------------------------------------
