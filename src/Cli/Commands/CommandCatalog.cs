@@ -10,5 +10,6 @@ internal static class CommandCatalog
         // Add one line per command (keep one command per file).
         yield return PullCommand.Create();
         yield return BenchCostCommand.Create();
+        yield return ConvertCommand.Create();
     }
 }
