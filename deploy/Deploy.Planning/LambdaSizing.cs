@@ -23,4 +23,13 @@ public static class LambdaSizing
         int threads = Math.Max(1, (int)Math.Ceiling(VcpuShare(memoryMb) - 1e-9));
         return machineCores is { } cores ? Math.Clamp(threads, 1, Math.Max(1, cores)) : threads;
     }
+
+    /// <summary>
+    /// Whole cores that best stand in for a tier's CPU share when emulating it on another machine:
+    /// the share rounded to the nearest core (2,048 MB = 1.16 vCPU → 1), at least one, capped at
+    /// <paramref name="machineCores"/>. Unlike <see cref="Threads"/> this does not round up, because
+    /// local cores are not throttled the way a fractional Lambda share is.
+    /// </summary>
+    public static int EmulatedCores(int memoryMb, int machineCores) =>
+        Math.Clamp((int)Math.Round(VcpuShare(memoryMb), MidpointRounding.AwayFromZero), 1, Math.Max(1, machineCores));
 }

@@ -200,7 +200,20 @@ public sealed class LambdaPlanMatrixTests
     [InlineData(10240, 6)]
     public void Threads_follow_the_vcpu_share_rounded_up(int memory, int threads)
     {
+        Assert.InRange(LambdaSizing.EmulatedCores(memory, machineCores: 64), Math.Max(1, threads - 1), threads);
         Assert.Equal(threads, LambdaSizing.Threads(memory));
         Assert.Equal(Math.Min(threads, 2), LambdaSizing.Threads(memory, machineCores: 2));
+    }
+
+    [Theory]
+    [InlineData(2048, 1)]
+    [InlineData(3538, 2)]
+    [InlineData(4096, 2)]
+    [InlineData(6144, 3)]
+    [InlineData(10240, 6)]
+    public void Emulated_cores_round_the_share_to_the_nearest_core(int memory, int cores)
+    {
+        Assert.Equal(cores, LambdaSizing.EmulatedCores(memory, machineCores: 64));
+        Assert.Equal(Math.Min(cores, 2), LambdaSizing.EmulatedCores(memory, machineCores: 2));
     }
 }
