@@ -167,6 +167,19 @@ public class TokenizerBehaviourTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Inconsistent_tables_are_a_tokenizer_exception_naming_the_problem()
+    {
+        var settings = new TokenizerSettings();
+        var e1 = Assert.Throws<TokenizerException>(() => Tokenizer.Create(["a", "b"], [1], [], settings));
+        Assert.Contains("2 tokens but 1 token types", e1.Message);
+        var e2 = Assert.Throws<TokenizerException>(() => Tokenizer.Create(["a", "b"], null, [], settings with { BosId = 7 }));
+        Assert.Contains("BOS token id 7", e2.Message);
+        var e3 = Assert.Throws<TokenizerException>(() => Tokenizer.Create(["a", "b"], null, ["ab"], settings));
+        Assert.Contains("merge 0 ('ab')", e3.Message);
+        Assert.Throws<TokenizerException>(() => Tokenizer.Create([], null, [], settings));
+    }
+
+    [Fact]
     public void Unknown_pre_tokenizer_name_in_the_file_or_option_is_a_clear_error()
     {
         Assert.Throws<ArgumentException>(() => PreTokenizer.Parse("gpt4o"));
