@@ -11,5 +11,6 @@ internal static class CommandCatalog
         yield return PullCommand.Create();
         yield return BenchCostCommand.Create();
         yield return ConvertCommand.Create();
+        yield return TiersCommand.Create();
     }
 }

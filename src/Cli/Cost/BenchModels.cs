@@ -39,4 +39,5 @@ public sealed record BenchRun(
     PropertyNameCaseInsensitive = true, ReadCommentHandling = System.Text.Json.JsonCommentHandling.Skip)]
 [JsonSerializable(typeof(BenchRun))]
 [JsonSerializable(typeof(List<PriceEntry>))]
+[JsonSerializable(typeof(TierReport))]
 internal sealed partial class CostJsonContext : JsonSerializerContext;

@@ -1,0 +1,138 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using BitNet.Cli.Cost;
+using BitNet.Inference.Hub;
+
+namespace BitNet.Cli.Commands;
+
+/// <summary>
+/// `bitnet tiers`: the memory-tier table — per Lambda memory tier a cold start and warm runs at
+/// n_predict 10/50/100, with $/invocation and $/1M tokens, and the cheapest tier meeting a latency
+/// target. Measured against deployed URLs (--url-per-tier) or emulated locally (child processes
+/// with the tier's share of cores).
+/// </summary>
+internal static class TiersCommand
+{
+    public static Command Create() => Create(Console.Out, Console.Error, () => DateTimeOffset.UtcNow);
+
+    internal static Command Create(TextWriter stdout, TextWriter stderr, Func<DateTimeOffset> clock)
+    {
+        var tiers = new Option<string>("--tiers") { Description = "Memory tiers in MB, comma-separated", DefaultValueFactory = _ => "2048,4096,10240" };
+        var nPredict = new Option<string>("--n-predict") { Description = "Warm runs' n_predict values, comma-separated", DefaultValueFactory = _ => "10,50,100" };
+        var coldN = new Option<int>("--cold-n-predict") { Description = "n_predict of the cold-start run", DefaultValueFactory = _ => 10 };
+        var urlPerTier = new Option<string[]>("--url-per-tier") { Description = "MB=URL of a deployed tier (repeatable); measures those instead of emulating locally", AllowMultipleArgumentsPerToken = false };
+        var model = new Option<string?>("--model", "-m") { Description = "Model for local runs (default: BITNET_MODEL or the pulled default model)" };
+        var prompt = new Option<string>("--prompt", "-p") { Description = "Prompt", DefaultValueFactory = _ => "The capital of France is" };
+        var target = new Option<double?>("--target-seconds") { Description = "Latency target for the largest n_predict; recommends the cheapest tier meeting it" };
+        var arch = new Option<string>("--arch") { Description = "Lambda architecture to price: arm64 or x86_64", DefaultValueFactory = _ => "arm64" };
+        arch.AcceptOnlyFromAmong("arm64", "x86_64");
+        var prices = new Option<FileInfo?>("--prices") { Description = "JSON price table overriding/adding rows" };
+        var results = new Option<DirectoryInfo?>("--results") { Description = "Also write raw/tiers-*.json and reports/tiers-*.md under this folder" };
+        var bitnet = new Option<string?>("--bitnet") { Description = "Command that runs `bitnet` for local child processes (default: this executable)" };
+        var cores = new Option<int?>("--cores") { Description = "Cores this machine may use for emulation (default: all)" };
+        var apiKey = new Option<string?>("--api-key") { Description = "Bearer token for --url-per-tier (default: BITNET_API_KEY)" };
+
+        var command = new Command("tiers", "Lambda memory-tier table: cold start, warm n_predict 10/50/100, $/invocation, $/1M tokens, and the cheapest tier meeting a latency target")
+        {
+            tiers, nPredict, coldN, urlPerTier, model, prompt, target, arch, prices, results, bitnet, cores, apiKey,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            try
+            {
+                int[] memory = ParseInts(parse.GetValue(tiers)!, "--tiers");
+                int[] ns = ParseInts(parse.GetValue(nPredict)!, "--n-predict");
+                foreach (int m in memory)
+                    if (m is < 128 or > 10240) throw new ArgumentException($"--tiers: {m} MB is outside Lambda's 128-10240 MB");
+                if (ns.Any(n => n < 1) || parse.GetValue(coldN) < 1) throw new ArgumentException("n_predict values must be at least 1");
+
+                PriceTable table = parse.GetValue(prices) is { } file ? PriceTable.WithOverrides(file.FullName) : PriceTable.Default;
+                string architecture = parse.GetValue(arch)!;
+
+                ITierRunner runner;
+                string source;
+                using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
+                string[] urls = parse.GetValue(urlPerTier) ?? [];
+                if (urls.Length > 0)
+                {
+                    var map = new Dictionary<int, Uri>();
+                    foreach (string pair in urls)
+                    {
+                        int eq = pair.IndexOf('=');
+                        if (eq <= 0 || !int.TryParse(pair[..eq], NumberStyles.Integer, CultureInfo.InvariantCulture, out int mb)
+                            || !Uri.TryCreate(pair[(eq + 1)..].TrimEnd('/') + "/", UriKind.Absolute, out var uri))
+                            throw new ArgumentException($"--url-per-tier '{pair}' must look like 2048=https://xyz.lambda-url.us-east-1.on.aws");
+                        map[mb] = uri;
+                    }
+                    memory = [.. map.Keys.Order()];
+                    runner = new UrlTierRunner(map, http, parse.GetValue(prompt)!, parse.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("BITNET_API_KEY"));
+                    source = "deployed function URLs";
+                }
+                else
+                {
+                    string modelPath = parse.GetValue(model) ?? ModelLocator.DefaultModelPath();
+                    int machine = parse.GetValue(cores) ?? Environment.ProcessorCount;
+                    runner = new LocalTierRunner(ChildCommand(parse.GetValue(bitnet)), modelPath, parse.GetValue(prompt)!, machine);
+                    source = string.Create(CultureInfo.InvariantCulture, $"local emulation on {machine} cores ({Path.GetFileName(modelPath)})");
+                }
+
+                var rows = new List<TierRow>();
+                foreach (int mb in memory)
+                {
+                    await stderr.WriteLineAsync($"tiers: measuring {mb} MB...");
+                    var measurement = await runner.MeasureAsync(mb, parse.GetValue(coldN), ns, cancellationToken);
+                    rows.Add(TierMath.Price(measurement, table.Resolve($"lambda-{architecture}-{mb}")));
+                }
+                var (recommended, text) = TierMath.Recommend(rows, parse.GetValue(target));
+                var report = new TierReport(source, architecture, parse.GetValue(target), rows, recommended, text);
+
+                string markdown = TierMath.Table(report);
+                await stdout.WriteLineAsync($"Lambda {architecture} tiers, {source}:");
+                await stdout.WriteAsync(markdown);
+                await stdout.WriteLineAsync($"recommendation: {text}");
+                if (parse.GetValue(results) is { } dir)
+                {
+                    string id = $"tiers-{clock():yyyyMMdd-HHmmss}";
+                    Directory.CreateDirectory(Path.Combine(dir.FullName, "raw"));
+                    Directory.CreateDirectory(Path.Combine(dir.FullName, "reports"));
+                    await File.WriteAllTextAsync(Path.Combine(dir.FullName, "raw", id + ".json"), JsonSerializer.Serialize(report, CostJsonContext.Default.TierReport), cancellationToken);
+                    await File.WriteAllTextAsync(Path.Combine(dir.FullName, "reports", id + ".md"),
+                        $"# Lambda memory tiers ({architecture})\n\nSource: {source}.\n\n{markdown}\n**Recommendation:** {text}\n", cancellationToken);
+                    await stdout.WriteLineAsync($"results: {Path.Combine(dir.FullName, "raw", id + ".json")}");
+                }
+                return 0;
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or HttpRequestException or IOException or InvalidDataException
+                or System.ComponentModel.Win32Exception)
+            {
+                await stderr.WriteLineAsync($"error: {e.Message}");
+                return 1;
+            }
+        });
+        return command;
+    }
+
+    /// <summary>How to start `bitnet` again: the given command, this apphost, or `dotnet bitnet.dll`.</summary>
+    private static string[] ChildCommand(string? configured)
+    {
+        if (!string.IsNullOrWhiteSpace(configured))
+            return configured.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        string process = Environment.ProcessPath ?? "bitnet";
+        return Path.GetFileNameWithoutExtension(process) == "dotnet"
+            ? [process, Path.Combine(AppContext.BaseDirectory, "bitnet.dll")]
+            : [process];
+    }
+
+    private static int[] ParseInts(string text, string option)
+    {
+        try
+        {
+            return [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture))];
+        }
+        catch (FormatException)
+        {
+            throw new ArgumentException($"{option} '{text}' must be whole numbers separated by commas");
+        }
+    }
+}
