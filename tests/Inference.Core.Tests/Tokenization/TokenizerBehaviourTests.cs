@@ -166,6 +166,35 @@ public class TokenizerBehaviourTests(ITestOutputHelper output)
         Assert.Equal([0, 1], t.Encode("xy", addBos: false, parseSpecial: false));
     }
 
+    [Theory]
+    [InlineData(PreTokenizerKind.Llama3)]
+    [InlineData(PreTokenizerKind.Default)]
+    public void Random_unicode_text_round_trips_through_encode_and_decode(PreTokenizerKind kind)
+    {
+        // Code points from many scripts and classes, including astral ones, marks and odd spaces.
+        int[][] ranges =
+        [
+            [0x20, 0x7E], [0x09, 0x0D], [0xA0, 0x17F], [0x300, 0x36F], [0x370, 0x3FF], [0x400, 0x4FF],
+            [0x5D0, 0x5EA], [0x600, 0x6FF], [0x900, 0x97F], [0xE00, 0xE7F], [0x2000, 0x206F], [0x3000, 0x30FF],
+            [0x4E00, 0x4FFF], [0xAC00, 0xAD00], [0xFF00, 0xFFEF], [0x1F300, 0x1F6FF], [0x1F900, 0x1F9FF],
+        ];
+        var rng = new Random(2024);
+        var tokenizer = OracleTokenizer.For(kind);
+        for (int n = 0; n < 300; n++)
+        {
+            var sb = new StringBuilder();
+            int length = rng.Next(0, 40);
+            for (int i = 0; i < length; i++)
+            {
+                int[] r = ranges[rng.Next(ranges.Length)];
+                sb.Append(char.ConvertFromUtf32(rng.Next(r[0], r[1] + 1)));
+            }
+            string text = sb.ToString();
+            int[] ids = tokenizer.Encode(text, addBos: false, parseSpecial: false);
+            Assert.Equal(text, tokenizer.Decode(ids));
+        }
+    }
+
     [Fact]
     public void Inconsistent_tables_are_a_tokenizer_exception_naming_the_problem()
     {
