@@ -145,6 +145,13 @@ public sealed class HubDownloader : IDisposable
             VerifyAndPromote(reference, meta, incomplete, blob);
             return;
         }
+        if (response.StatusCode == HttpStatusCode.PartialContent && response.Content.Headers.ContentRange?.From is { } from && from != offset)
+        {
+            File.Delete(incomplete);
+            throw new HubTransferInterruptedException(
+                $"{reference}: asked to resume at byte {offset:N0} but the server sent bytes from {from:N0}; the partial file was discarded, pull again",
+                new InvalidDataException("unexpected Content-Range"));
+        }
         if (response.StatusCode != HttpStatusCode.PartialContent)
             offset = 0; // the server ignored Range: start over
 
