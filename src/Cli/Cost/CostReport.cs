@@ -94,7 +94,8 @@ public static class CostReport
         !double.IsFinite(usd) ? "n/a"
         : usd >= 100 ? usd.ToString("$#,0", Inv)
         : usd >= 1 ? usd.ToString("$0.00", Inv)
-        : usd.ToString("$0.0000", Inv);
+        : usd >= 0.01 || usd == 0 ? usd.ToString("$0.0000", Inv)
+        : usd.ToString("$0.000000", Inv); // per-invocation Lambda prices are fractions of a cent
 
     private static string Escape(string text) => WebUtility.HtmlEncode(text);
 }

@@ -91,4 +91,16 @@ public sealed class CostMathTests
         Assert.Contains("""width="460" height="14" """.Trim(), svg); // the largest bar (gpu at 50 % = $8) spans the chart
         System.Xml.Linq.XDocument.Parse(svg); // well-formed
     }
+
+    [Theory]
+    [InlineData(1234.5, "$1,235")]
+    [InlineData(2.5, "$2.50")]
+    [InlineData(0.0123, "$0.0123")]
+    [InlineData(0.0000712, "$0.000071")]
+    [InlineData(0, "$0.0000")]
+    [InlineData(double.PositiveInfinity, "n/a")]
+    public void Money_keeps_significant_digits_for_fractions_of_a_cent(double usd, string text)
+    {
+        Assert.Equal(text, CostReport.Money(usd));
+    }
 }
