@@ -74,7 +74,6 @@ public sealed class WorkerPool : IDisposable
         {
             _job = job; _count = count; _granule = Math.Max(1, granule); _failure = null;
             Volatile.Write(ref _remaining, _workers.Length);
-            _done.Reset();
             Interlocked.Increment(ref _generation);
             foreach (Worker w in _workers)
                 if (Volatile.Read(ref w.Sleeping) == 1) w.Wake.Set();
@@ -109,6 +108,7 @@ public sealed class WorkerPool : IDisposable
         while (Volatile.Read(ref _remaining) != 0)
         {
             if (System.Diagnostics.Stopwatch.GetTimestamp() < spinUntil) { Thread.SpinWait(20); continue; }
+            _done.Reset();   // a late Set from the previous job must not end this wait early
             Interlocked.Exchange(ref _callerSleeping, 1);
             if (Volatile.Read(ref _remaining) != 0) _done.Wait();
             Interlocked.Exchange(ref _callerSleeping, 0);
@@ -148,7 +148,9 @@ public sealed class WorkerPool : IDisposable
 
         private void Loop()
         {
-            int seen = Volatile.Read(ref _pool._generation);
+            // Generation 0 is "no job yet". Reading the counter here instead would lose the first job
+            // when the thread starts after it was published (seen under qemu, where threads start slowly).
+            int seen = 0;
             while (true)
             {
                 long spinUntil = System.Diagnostics.Stopwatch.GetTimestamp() + SpinTicks;
