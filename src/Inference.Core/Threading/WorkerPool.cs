@@ -28,7 +28,7 @@ public sealed class WorkerPool : IDisposable
     private static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 10_000; // 100 µs
 
     private readonly Worker[] _workers;
-    private readonly ManualResetEventSlim _done = new(false);
+    private readonly WaitSignal _done = new();
     private int _callerSleeping;
     private int _generation;
     private int _remaining;
@@ -128,14 +128,12 @@ public sealed class WorkerPool : IDisposable
         Interlocked.Increment(ref _generation);
         foreach (Worker w in _workers) w.Wake.Set();
         foreach (Worker w in _workers) w.Thread.Join();
-        foreach (Worker w in _workers) w.Wake.Dispose();
-        _done.Dispose();
     }
 
     private sealed class Worker
     {
         public readonly Thread Thread;
-        public readonly ManualResetEventSlim Wake = new(false);
+        public readonly WaitSignal Wake = new();
         public int Sleeping;
         private readonly WorkerPool _pool;
         private readonly int _index;
@@ -169,5 +167,32 @@ public sealed class WorkerPool : IDisposable
                 _pool.WorkerFinished();
             }
         }
+    }
+}
+
+/// <summary>
+/// A manual-reset signal on Monitor.Wait/PulseAll. Unlike ManualResetEventSlim it allocates
+/// nothing the first time a thread blocks, so a decode step stays allocation-free even when the
+/// machine is busy and the pool's threads fall back from spinning to sleeping.
+/// </summary>
+internal sealed class WaitSignal
+{
+    private readonly object _gate = new();
+    private bool _set;
+
+    public void Set()
+    {
+        lock (_gate) { _set = true; Monitor.PulseAll(_gate); }
+    }
+
+    public void Reset()
+    {
+        lock (_gate) _set = false;
+    }
+
+    public void Wait()
+    {
+        lock (_gate)
+            while (!_set) Monitor.Wait(_gate);
     }
 }

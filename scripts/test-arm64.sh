@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs the kernel, threading, oracle and tokenizer tests as linux-arm64 code under qemu-user:
+# publishes tests/Inference.Core.Tests self-contained for linux-arm64 and runs the xunit.v3 test
+# executable with qemu-aarch64-static. The test log shows "AdvSimd=True Dp=True": both the neon
+# (smull/sadalp) and the dotprod (sdot) kernel sets run and are checked against the scalar kernel.
+#
+# What a fresh Debian/Ubuntu x86-64 machine needs, installed here when missing (as root):
+#   qemu-user-static, libc6-arm64-cross, libstdc++6-arm64-cross  (apt), and libssl3 for arm64,
+#   which .NET's crypto shim needs (xunit hashes test ids); it is fetched with apt into a private
+#   folder (artifacts/arm64-sysroot) without adding a dpkg architecture to the system.
+# DOTNET_EnableWriteXorExecute=0: with W^X the JIT writes code through a second mapping, which
+# qemu-user's translation cache does not notice (stale code: SIGILL/SIGSEGV at random).
+# Usage: scripts/test-arm64.sh [extra test-exe arguments]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DEBIAN_FRONTEND=noninteractive
+
+need=()
+command -v qemu-aarch64-static >/dev/null 2>&1 || need+=(qemu-user-static)
+[ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
+[ -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || need+=(libstdc++6-arm64-cross)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}"
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null || { echo "apt-get install failed"; exit 1; }
+fi
+
+sysroot="$root/artifacts/arm64-sysroot"
+ssl_dir="$sysroot/usr/lib/aarch64-linux-gnu"
+if [ ! -e "$ssl_dir/libssl.so.3" ]; then
+  echo "== fetching libssl3 (arm64) into $sysroot"
+  apt_dir="$root/artifacts/arm64-apt"
+  mkdir -p "$apt_dir/state/lists/partial" "$apt_dir/cache/archives/partial" "$sysroot"
+  touch "$apt_dir/status"
+  apt_opts=(-o "Dir::State=$apt_dir/state" -o "Dir::Cache=$apt_dir/cache" -o "Dir::State::status=$apt_dir/status"
+            -o APT::Architecture=arm64 -o "APT::Architectures::=arm64" -o Debug::NoLocking=1)
+  apt-get "${apt_opts[@]}" update -qq >/dev/null &&
+    (cd "$apt_dir" && apt-get "${apt_opts[@]}" download libssl3 >/dev/null 2>&1) &&
+    dpkg -x "$(ls "$apt_dir"/libssl3_*_arm64.deb | head -1)" "$sysroot" || { echo "could not fetch libssl3:arm64"; exit 1; }
+fi
+
+artifacts="$root/artifacts/arm64"
+echo "== publishing tests/Inference.Core.Tests for linux-arm64 (self-contained)"
+dotnet publish tests/Inference.Core.Tests -c Release -r linux-arm64 --self-contained \
+  --artifacts-path "$artifacts" -v quiet -nologo > "$artifacts.publish.log" 2>&1 || { grep -E 'error' "$artifacts.publish.log" | head -20; echo "publish failed"; exit 1; }
+publish_dir="$artifacts/publish/Inference.Core.Tests/release_linux-arm64"
+
+echo "== running under $(qemu-aarch64-static --version | head -1)"
+cd "$publish_dir"
+DOTNET_EnableWriteXorExecute=0 LD_LIBRARY_PATH="$ssl_dir" \
+  qemu-aarch64-static -L /usr/aarch64-linux-gnu ./Inference.Core.Tests --progress off --ignore-exit-code 8 \
+    --filter-namespace 'BitNet.Inference.Tests.Kernels' --filter-namespace 'BitNet.Inference.Tests.Threading' \
+    --filter-namespace 'BitNet.Inference.Tests.Oracle' --filter-namespace 'BitNet.Inference.Tests.Tokenization' "$@" 2>&1 |
+  grep -vE '^skipped |^  kernel set .* is not supported'
+exit "${PIPESTATUS[0]}"
