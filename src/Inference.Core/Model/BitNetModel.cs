@@ -1,0 +1,248 @@
+using BitNet.Inference.Generation;
+using BitNet.Inference.Gguf;
+
+namespace BitNet.Inference.Model;
+
+/// <summary>
+/// A BitNet b1.58 model (architectures bitnet-b1.58 and bitnet-25) and its forward pass, bitnet.cpp's
+/// build_bitnet_158 graph (spec §5). Weights stay in the memory-mapped GGUF file. Immutable after
+/// load: many <see cref="InferenceState"/>s may run on one model, one thread per state.
+/// </summary>
+public sealed unsafe class BitNetModel : IDisposable
+{
+    private readonly BitNetWeights _weights;
+    private readonly MatMul _matmul;
+    private readonly ModelLoadOptions _options;
+
+    private BitNetModel(GgufFile file, ModelConfig config, BitNetWeights weights, ModelLoadOptions options)
+    {
+        File = file;
+        Config = config;
+        _weights = weights;
+        _options = options;
+        int threads = options.Threads > 0 ? options.Threads : Environment.ProcessorCount;
+        _matmul = new MatMul(threads, options.Kernel);
+        if (options.LmHead != LmHeadMode.F16)
+            throw new NotSupportedException($"LM head mode {options.LmHead} is not implemented yet; use F16");
+    }
+
+    public GgufFile File { get; }
+    public ModelConfig Config { get; }
+    /// <summary>The matmul kernel in use ("scalar", …).</summary>
+    public string KernelName => _matmul.KernelName;
+    public int Threads => _matmul.Threads;
+    /// <summary>How the LM head is computed (F16 by default).</summary>
+    public LmHeadMode LmHeadMode => _options.LmHead;
+    public BitNetWeights Weights => _weights;
+
+    /// <summary>Open a GGUF model; throws <see cref="GgufFormatException"/> (or <see cref="ModelFormatException"/>) for bad files.</summary>
+    public static BitNetModel Load(string path, ModelLoadOptions? options = null)
+    {
+        options ??= new ModelLoadOptions();
+        if (options.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be at least 1");
+        var file = GgufFile.Open(path);
+        try
+        {
+            var config = ModelConfig.FromGguf(file);
+            var weights = BitNetWeights.Load(file, config);
+            return new BitNetModel(file, config, weights, options);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A fresh sequence state with a KV cache of <paramref name="contextLength"/> positions (≤ 0: the trained context).</summary>
+    public InferenceState CreateState(int contextLength = 0)
+    {
+        int context = contextLength > 0 ? contextLength : Config.ContextLength;
+        return new InferenceState(Config, context, Math.Min(_options.BatchSize, context));
+    }
+
+    /// <summary>
+    /// Evaluate <paramref name="tokens"/> at state.Position onwards (one batch, processed in chunks) and
+    /// return the last token's logits, valid until the next call on this state.
+    /// </summary>
+    public ReadOnlySpan<float> Forward(InferenceState state, scoped ReadOnlySpan<int> tokens)
+    {
+        if (tokens.IsEmpty) throw new ArgumentException("no tokens to evaluate", nameof(tokens));
+        Evaluate(state, tokens, state.Logits, lastOnly: true);
+        return state.Logits;
+    }
+
+    /// <summary>Like <see cref="Forward"/>, writing every token's logits (tokens.Length × VocabSize, row-major).</summary>
+    public void ForwardAll(InferenceState state, ReadOnlySpan<int> tokens, Span<float> logits)
+    {
+        if (tokens.IsEmpty) throw new ArgumentException("no tokens to evaluate", nameof(tokens));
+        if (logits.Length < (long)tokens.Length * Config.VocabSize)
+            throw new ArgumentException($"logits holds {logits.Length} floats, {tokens.Length} × {Config.VocabSize} are needed", nameof(logits));
+        Evaluate(state, tokens, logits, lastOnly: false);
+    }
+
+    private void Evaluate(InferenceState state, ReadOnlySpan<int> tokens, Span<float> logits, bool lastOnly)
+    {
+        if (!ReferenceEquals(state.Config, Config))
+            throw new ArgumentException("the state was created by another model", nameof(state));
+        if (state.Position + tokens.Length > state.ContextLength)
+            throw new ContextLengthExceededException(state.Position, tokens.Length, state.ContextLength);
+        foreach (int token in tokens)
+            if ((uint)token >= (uint)Config.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(tokens), token, $"token id outside the vocabulary (0..{Config.VocabSize - 1})");
+
+        for (int start = 0; start < tokens.Length; start += state.BatchCapacity)
+        {
+            int count = Math.Min(state.BatchCapacity, tokens.Length - start);
+            bool isLastChunk = start + count == tokens.Length;
+            RunLayers(state, tokens.Slice(start, count));
+            if (lastOnly)
+            {
+                if (isLastChunk) Logits(state, count - 1, 1, logits);
+            }
+            else
+            {
+                Logits(state, 0, count, logits.Slice(start * Config.VocabSize, count * Config.VocabSize));
+            }
+            state.Position += count;
+        }
+    }
+
+    /// <summary>The transformer blocks for n tokens at positions state.Position … + n − 1 (spec §5.1).</summary>
+    private void RunLayers(InferenceState s, ReadOnlySpan<int> tokens)
+    {
+        var c = Config;
+        int n = tokens.Length, embd = c.EmbeddingLength, kvDim = c.KvDim, ffn = c.FeedForwardLength;
+        int pos0 = s.Position;
+        Span<float> x = s.Residual.AsSpan(0, n * embd);
+        Span<float> xb = s.Normed.AsSpan(0, n * embd);
+        Span<float> q = s.Query.AsSpan(0, n * embd);
+        Span<float> k = s.Key.AsSpan(0, n * kvDim);
+        Span<float> v = s.Value.AsSpan(0, n * kvDim);
+        Span<float> att = s.AttentionOut.AsSpan(0, n * embd);
+        Span<float> proj = s.Projected.AsSpan(0, n * embd);
+        Span<float> gate = s.Gate.AsSpan(0, n * ffn);
+        Span<float> up = s.Up.AsSpan(0, n * ffn);
+        var act = s.Quantized;
+
+        // x = token_embd[token] (F16 → F32, exact; no embedding scale)
+        for (int t = 0; t < n; t++)
+        {
+            Half* row = _weights.TokenEmbedding + (long)tokens[t] * embd;
+            for (int i = 0; i < embd; i++) x[t * embd + i] = (float)row[i];
+        }
+
+        for (int l = 0; l < c.LayerCount; l++)
+        {
+            var w = _weights.Layers[l];
+
+            // h = RMSNorm(x) ⊙ attn_norm
+            RmsNorm(x, w.AttentionNorm, xb, n, c.RmsNormEpsilon);
+
+            // Q = Wq·h, K = Wk·h, V = Wv·h — h quantized to int8 once, shared by all three
+            act.Quantize(xb, n, embd);
+            _matmul.Ternary(w.Query, act, q);
+            _matmul.Ternary(w.Key, act, k);
+            _matmul.Ternary(w.Value, act, v);
+
+            // RoPE (NEOX) on every Q and K head; then K and V go into the cache as F16
+            Half[] keyCache = s.KeyCache[l], valueCache = s.ValueCache[l];
+            for (int t = 0; t < n; t++)
+            {
+                int pos = pos0 + t;
+                Rope.ApplyNeox(q.Slice(t * embd, embd), c.HeadCount, c.HeadDim, pos, c.RopeFreqBase);
+                Rope.ApplyNeox(k.Slice(t * kvDim, kvDim), c.KvHeadCount, c.HeadDim, pos, c.RopeFreqBase);
+                for (int i = 0; i < kvDim; i++)
+                {
+                    keyCache[(long)pos * kvDim + i] = (Half)k[t * kvDim + i];     // round to nearest even
+                    valueCache[(long)pos * kvDim + i] = (Half)v[t * kvDim + i];
+                }
+            }
+
+            // A_h = softmax(Q_h·K_hᵀ / √head_dim + causal mask) · V_h, heads concatenated
+            bool roundProbabilities = _options.RoundToF16Override ?? Precision.RoundsOperandToF16(n);
+            for (int t = 0; t < n; t++)
+            {
+                int pos = pos0 + t;
+                Attention.Compute(c, q.Slice(t * embd, embd), keyCache.AsSpan(0, (pos + 1) * kvDim),
+                    valueCache.AsSpan(0, (pos + 1) * kvDim), pos, s.Scores, att.Slice(t * embd, embd), roundProbabilities);
+            }
+
+            // A = RMSNorm(A) ⊙ attn_sub_norm (the sub-norm comes before the output projection)
+            RmsNorm(att, w.AttentionSubNorm, att, n, c.RmsNormEpsilon);
+
+            // O = Wo·A;  x1 = O + x
+            act.Quantize(att, n, embd);
+            _matmul.Ternary(w.Output, act, proj);
+            Add(x, proj);
+
+            // g = RMSNorm(x1) ⊙ ffn_norm
+            RmsNorm(x, w.FfnNorm, xb, n, c.RmsNormEpsilon);
+
+            // u = Wup·g, z = Wgate·g — g quantized once, shared by both
+            act.Quantize(xb, n, embd);
+            _matmul.Ternary(w.Up, act, up);
+            _matmul.Ternary(w.Gate, act, gate);
+
+            // f = relu(z)² ⊙ u
+            for (int i = 0; i < gate.Length; i++)
+            {
+                float z = gate[i] > 0 ? gate[i] : 0f;
+                gate[i] = z * z * up[i];
+            }
+
+            // f = RMSNorm(f) ⊙ ffn_sub_norm (before the down projection)
+            RmsNorm(gate, w.FfnSubNorm, gate, n, c.RmsNormEpsilon);
+
+            // d = Wdown·f;  x = d + x1
+            act.Quantize(gate, n, ffn);
+            _matmul.Ternary(w.Down, act, proj);
+            Add(x, proj);
+        }
+    }
+
+    /// <summary>
+    /// y = RMSNorm(x) ⊙ output_norm; logits = LM head · y (F16 weights, F32 accumulation). y is rounded to
+    /// F16 first only when bitnet.cpp does so: when a single row of logits is computed (see <see cref="Precision"/>).
+    /// </summary>
+    private void Logits(InferenceState s, int firstToken, int count, Span<float> logits)
+    {
+        int embd = Config.EmbeddingLength;
+        Span<float> y = s.Normed.AsSpan(0, count * embd);
+        RmsNorm(s.Residual.AsSpan(firstToken * embd, count * embd), _weights.OutputNorm, y, count, Config.RmsNormEpsilon);
+        if (_options.RoundToF16Override ?? Precision.RoundsOperandToF16(count))
+            for (int i = 0; i < y.Length; i++) y[i] = (float)(Half)y[i];
+        _matmul.LmHead(_weights.LmHead, Config.VocabSize, embd, y, count, logits);
+    }
+
+    /// <summary>
+    /// RMSNorm of each row, as ggml computes it (spec §5.2): Σ (float)(x·x) accumulated in double,
+    /// mean = (float)(Σ/n), scale = 1/sqrtf(mean + eps), y = x·scale, then y·weight (two float roundings).
+    /// <paramref name="output"/> may be the input.
+    /// </summary>
+    internal static void RmsNorm(ReadOnlySpan<float> input, ReadOnlySpan<float> weight, Span<float> output, int rows, float eps)
+    {
+        int width = weight.Length;
+        for (int r = 0; r < rows; r++)
+        {
+            ReadOnlySpan<float> xr = input.Slice(r * width, width);
+            Span<float> yr = output.Slice(r * width, width);
+            double sum = 0;
+            foreach (float v in xr) sum += v * v;
+            float mean = (float)(sum / width);
+            float scale = 1.0f / MathF.Sqrt(mean + eps);
+            for (int i = 0; i < width; i++)
+            {
+                float scaled = xr[i] * scale;
+                yr[i] = scaled * weight[i];
+            }
+        }
+    }
+
+    private static void Add(Span<float> x, ReadOnlySpan<float> delta)
+    {
+        for (int i = 0; i < x.Length; i++) x[i] = delta[i] + x[i];
+    }
+
+    public void Dispose() => File.Dispose();
+}

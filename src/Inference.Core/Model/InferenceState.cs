@@ -1,0 +1,77 @@
+namespace BitNet.Inference.Model;
+
+/// <summary>
+/// Everything one sequence needs while it runs: the F16 KV cache and every activation buffer, all
+/// allocated once here so the forward pass never allocates. Create with
+/// <see cref="BitNetModel.CreateState"/>. Not thread-safe: one sequence, one caller at a time.
+/// Buffers hold up to <see cref="BatchCapacity"/> tokens; longer inputs are processed in chunks.
+/// </summary>
+public sealed class InferenceState
+{
+    internal InferenceState(ModelConfig config, int contextLength, int batchCapacity)
+    {
+        Config = config;
+        ContextLength = contextLength;
+        BatchCapacity = batchCapacity;
+        int embd = config.EmbeddingLength, kv = config.KvDim, ffn = config.FeedForwardLength, n = batchCapacity;
+
+        Residual = new float[n * embd];
+        Normed = new float[n * embd];
+        Query = new float[n * embd];
+        Key = new float[n * kv];
+        Value = new float[n * kv];
+        AttentionOut = new float[n * embd];
+        Projected = new float[n * embd];
+        Gate = new float[n * ffn];
+        Up = new float[n * ffn];
+        Quantized = new QuantizedActivations(n, Math.Max(embd, ffn));
+        Scores = new float[contextLength];
+        Logits = new float[config.VocabSize];
+        KeyCache = new Half[config.LayerCount][];
+        ValueCache = new Half[config.LayerCount][];
+        for (int l = 0; l < config.LayerCount; l++)
+        {
+            KeyCache[l] = new Half[(long)contextLength * kv];
+            ValueCache[l] = new Half[(long)contextLength * kv];
+        }
+    }
+
+    internal ModelConfig Config { get; }
+    /// <summary>Tokens already in the KV cache; the next token is evaluated at this position.</summary>
+    public int Position { get; internal set; }
+    /// <summary>Positions the KV cache holds.</summary>
+    public int ContextLength { get; }
+    /// <summary>Tokens evaluated together in one pass of the layers.</summary>
+    public int BatchCapacity { get; }
+
+    /// <summary>Forget the sequence (the cache is overwritten as new tokens arrive).</summary>
+    public void Reset() => Position = 0;
+
+    /// <summary>Keep only the first <paramref name="position"/> tokens (e.g. to reuse a shared prompt prefix).</summary>
+    public void Rewind(int position)
+    {
+        if (position < 0 || position > Position)
+            throw new ArgumentOutOfRangeException(nameof(position), position, $"must be between 0 and the current position {Position}");
+        Position = position;
+    }
+
+    // Activation buffers, row-major [token, width] for up to BatchCapacity tokens.
+    /// <summary>x: the residual stream [batch, embd].</summary>
+    internal float[] Residual { get; }
+    /// <summary>RMSNorm output feeding a matmul [batch, embd].</summary>
+    internal float[] Normed { get; }
+    internal float[] Query { get; }          // [batch, embd]
+    internal float[] Key { get; }            // [batch, kv_dim]
+    internal float[] Value { get; }          // [batch, kv_dim]
+    internal float[] AttentionOut { get; }   // [batch, embd], heads concatenated
+    /// <summary>Output of Wo and of Wdown [batch, embd], added to the residual.</summary>
+    internal float[] Projected { get; }
+    internal float[] Gate { get; }           // [batch, ffn]; becomes f = relu(gate)²·up
+    internal float[] Up { get; }             // [batch, ffn]
+    internal QuantizedActivations Quantized { get; }
+    internal float[] Scores { get; }         // [context] attention scratch
+    internal float[] Logits { get; }         // [vocab] last token's logits (Forward)
+    /// <summary>Per layer, [position, kv_dim] F16 keys (after RoPE) and values.</summary>
+    internal Half[][] KeyCache { get; }
+    internal Half[][] ValueCache { get; }
+}

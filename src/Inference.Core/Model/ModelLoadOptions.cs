@@ -1,0 +1,28 @@
+namespace BitNet.Inference.Model;
+
+/// <summary>How the LM head (the F16 token embedding, transposed) is multiplied.</summary>
+public enum LmHeadMode
+{
+    /// <summary>F16 weights × F16-rounded input, F32 accumulation: bitnet.cpp's arithmetic (the default).</summary>
+    F16,
+    /// <summary>Weights and input quantized to 8 bits in blocks of 32 (faster, not bit-compatible with bitnet.cpp).</summary>
+    Q8,
+}
+
+/// <summary>Options for <see cref="BitNetModel.Load"/>.</summary>
+public sealed record ModelLoadOptions
+{
+    /// <summary>Worker threads for the matmuls; 0 = one per core.</summary>
+    public int Threads { get; init; }
+    public LmHeadMode LmHead { get; init; } = LmHeadMode.F16;
+    /// <summary>Kernel family: null = the best the CPU supports; "scalar" forces the reference kernel.</summary>
+    public string? Kernel { get; init; }
+    /// <summary>Tokens evaluated together during prompt processing (bounds the activation buffers).</summary>
+    public int BatchSize { get; init; } = 64;
+
+    /// <summary>
+    /// Tests only: force (true) or forbid (false) the F16 rounding of the attention probabilities and the
+    /// LM head input; null follows bitnet.cpp (round only for single-row products, see <see cref="Precision"/>).
+    /// </summary>
+    internal bool? RoundToF16Override { get; init; }
+}

@@ -1,0 +1,111 @@
+using System.Runtime.InteropServices;
+using BitNet.Inference.Gguf;
+using BitNet.Inference.Kernels;
+
+namespace BitNet.Inference.Model;
+
+/// <summary>
+/// A ternary weight matrix in the I2_S 128/32 layout (spec §3.1): <see cref="Rows"/> output features
+/// of <see cref="Columns"/> inputs, each row <see cref="RowBytes"/> bytes of 2-bit codes, and one
+/// float scale for the whole tensor. I2_S tensors point straight into the memory-mapped file; TQ1_0
+/// and TQ2_0 tensors are decoded at load into an owned, pinned I2_S copy.
+///
+/// <see cref="BlockScales"/> is null unless a TQ tensor has different fp16 scales in different blocks;
+/// then it holds one scale per 256-element block (row-major) and <see cref="Scale"/> is unused.
+/// </summary>
+public sealed unsafe class TernaryMatrix
+{
+    private readonly byte[]? _owned; // pinned; keeps converted codes alive
+
+    private TernaryMatrix(string name, int rows, int columns, byte* codes, float scale, float[]? blockScales, byte[]? owned)
+    {
+        Name = name;
+        Rows = rows;
+        Columns = columns;
+        Codes = codes;
+        Scale = scale;
+        BlockScales = blockScales;
+        _owned = owned;
+    }
+
+    public string Name { get; }
+    /// <summary>Output features (ne1).</summary>
+    public int Rows { get; }
+    /// <summary>Input features (ne0), a multiple of 128.</summary>
+    public int Columns { get; }
+    public int RowBytes => Columns / 4;
+    /// <summary>First byte of row 0's codes; row r starts at Codes + r·RowBytes.</summary>
+    public byte* Codes { get; }
+    /// <summary>The per-tensor weight scale (from the I2_S tail, or the common TQ block scale).</summary>
+    public float Scale { get; }
+    public float[]? BlockScales { get; }
+    /// <summary>How the weights were stored in the file (I2_S, TQ1_0 or TQ2_0).</summary>
+    public GgmlType SourceType { get; private init; }
+
+    public ReadOnlySpan<byte> Row(int row) => new(Codes + (long)row * RowBytes, RowBytes);
+
+    /// <summary>View an I2_S tensor in place (shape already checked by the caller).</summary>
+    public static TernaryMatrix FromI2s(GgufFile file, GgufTensorInfo tensor)
+    {
+        int columns = (int)tensor.Shape[0], rows = (int)tensor.Shape[1];
+        byte* data = file.GetTensorPointer(tensor);
+        long elements = (long)rows * columns;
+        float scale = *(float*)(data + elements / 4); // little-endian float right after the packed codes
+        if (!float.IsFinite(scale))
+            throw new ModelFormatException($"tensor '{tensor.Name}' has a non-finite I2_S scale {scale}");
+        return new TernaryMatrix(tensor.Name, rows, columns, data, scale, null, null) { SourceType = GgmlType.I2_S };
+    }
+
+    /// <summary>Decode a TQ1_0 or TQ2_0 tensor into I2_S codes (and one scale when the blocks agree).</summary>
+    public static TernaryMatrix FromTernaryBlocks(GgufFile file, GgufTensorInfo tensor)
+    {
+        int columns = (int)tensor.Shape[0], rows = (int)tensor.Shape[1];
+        bool tq2 = tensor.Type == GgmlType.TQ2_0;
+        int blockBytes = tq2 ? TernaryFormats.Tq2BlockBytes : TernaryFormats.Tq1BlockBytes;
+        int blocksPerRow = columns / TernaryFormats.BlockElements;
+        byte* data = file.GetTensorPointer(tensor);
+
+        byte[] codes = GC.AllocateArray<byte>(rows * (columns / 4), pinned: true);
+        var blockScales = new float[rows * blocksPerRow];
+        var hasNonZero = new bool[blockScales.Length];
+        var rowValues = new sbyte[columns];
+        for (int r = 0; r < rows; r++)
+        {
+            for (int b = 0; b < blocksPerRow; b++)
+            {
+                var block = new ReadOnlySpan<byte>(data + ((long)r * blocksPerRow + b) * blockBytes, blockBytes);
+                var values = rowValues.AsSpan(b * TernaryFormats.BlockElements, TernaryFormats.BlockElements);
+                Half d;
+                try
+                {
+                    d = tq2 ? TernaryFormats.DecodeTq2_0(block, values) : TernaryFormats.DecodeTq1_0(block, values);
+                }
+                catch (InvalidDataException e)
+                {
+                    throw new ModelFormatException($"tensor '{tensor.Name}' row {r} block {b}: {e.Message}");
+                }
+                blockScales[r * blocksPerRow + b] = (float)d;
+                hasNonZero[r * blocksPerRow + b] = values.ContainsAnyExcept((sbyte)0);
+            }
+            I2sLayout.PackInto(rowValues, codes.AsSpan(r * (columns / 4), columns / 4));
+        }
+
+        // A tensor-wide scale is the common case (BitNet weights are m·{−1,0,+1}); blocks that are all
+        // zero may carry any scale (mainline writes d = 0 there), so only non-zero blocks must agree.
+        float? common = null;
+        bool uniform = true;
+        for (int i = 0; i < blockScales.Length && uniform; i++)
+        {
+            if (!hasNonZero[i]) continue;
+            common ??= blockScales[i];
+            uniform = blockScales[i] == common;
+        }
+        if (blockScales.Any(s => !float.IsFinite(s)))
+            throw new ModelFormatException($"tensor '{tensor.Name}' has a non-finite block scale");
+        byte* pointer = (byte*)Marshal.UnsafeAddrOfPinnedArrayElement(codes, 0);
+        return new TernaryMatrix(tensor.Name, rows, columns, pointer, common ?? 0f, uniform ? null : blockScales, codes)
+        {
+            SourceType = tensor.Type,
+        };
+    }
+}

@@ -1,0 +1,96 @@
+using System.IO.Compression;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using BitNet.Tests.Shared;
+
+namespace BitNet.Inference.Tests.Oracle;
+
+/// <summary>One bitnet.cpp reference run from shared/oracle: its tokens and its logits (see the oracle README).</summary>
+internal sealed class OracleCase
+{
+    public const int VocabSize = 128256;
+    public static readonly OracleCase Capital = Load("bitnet-small-i2_s.bitnetcpp.t1");
+    public static readonly OracleCase Chat = Load("bitnet-small-i2_s.chat.bitnetcpp.t1");
+    public static OracleCase ByName(string name) => name == "capital" ? Capital : name == "chat" ? Chat : throw new ArgumentException(name);
+
+    private readonly Lazy<float[]> _logits;
+
+    private OracleCase(string prefix, int[] promptIds, int[] generatedIds, int rows)
+    {
+        Prefix = prefix;
+        PromptIds = promptIds;
+        GeneratedIds = generatedIds;
+        Rows = rows;
+        _logits = new Lazy<float[]>(ReadLogits);
+    }
+
+    public string Prefix { get; }
+    public int[] PromptIds { get; }
+    public int[] GeneratedIds { get; }
+    /// <summary>PromptIds.Length + 15.</summary>
+    public int Rows { get; }
+    /// <summary>Rows × VocabSize floats, row-major.</summary>
+    public float[] Logits => _logits.Value;
+    public ReadOnlySpan<float> Row(int r) => Logits.AsSpan(r * VocabSize, VocabSize);
+
+    /// <summary>The token fed to produce row r: the prompt, then generated_ids[k−1] for row n−1+k.</summary>
+    public int[] FedTokens => [.. PromptIds, .. GeneratedIds.Take(Rows - PromptIds.Length)];
+
+    private static OracleCase Load(string prefix)
+    {
+        using var json = JsonDocument.Parse(File.ReadAllText(SharedData.OracleFile(prefix + ".tokens.json")));
+        var root = json.RootElement;
+        int[] Ints(string name) => root.GetProperty(name).EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        return new OracleCase(prefix, Ints("prompt_ids"), Ints("generated_ids"), root.GetProperty("logit_rows").GetInt32());
+    }
+
+    private float[] ReadLogits()
+    {
+        var result = new float[Rows * VocabSize];
+        using var gz = new GZipStream(File.OpenRead(SharedData.OracleFile(Prefix + ".logits.f32.gz")), CompressionMode.Decompress);
+        gz.ReadExactly(MemoryMarshal.AsBytes(result.AsSpan()));
+        if (gz.ReadByte() != -1) throw new InvalidDataException($"{Prefix}: more logits than {Rows} rows");
+        return result;
+    }
+}
+
+/// <summary>How one row of our logits compares with the oracle's.</summary>
+internal readonly record struct RowComparison(int Row, double MaxAbs, double Rms, double Std, int OracleTop1, int OurTop1, double OracleGap)
+{
+    public double MaxPercentOfStd => 100 * MaxAbs / Std;
+    public double RmsPercentOfStd => 100 * Rms / Std;
+
+    public static RowComparison Compare(int row, ReadOnlySpan<float> oracle, ReadOnlySpan<float> ours)
+    {
+        double max = 0, sq = 0, mean = 0;
+        for (int i = 0; i < oracle.Length; i++) mean += oracle[i];
+        mean /= oracle.Length;
+        double variance = 0;
+        for (int i = 0; i < oracle.Length; i++)
+        {
+            double d = Math.Abs((double)ours[i] - oracle[i]);
+            max = Math.Max(max, d);
+            sq += d * d;
+            variance += (oracle[i] - mean) * (oracle[i] - mean);
+        }
+        var (top1, top2) = TopTwo(oracle);
+        return new RowComparison(row, max, Math.Sqrt(sq / oracle.Length), Math.Sqrt(variance / oracle.Length),
+            top1, ArgMax(ours), oracle[top1] - oracle[top2]);
+    }
+
+    /// <summary>Greedy choice: the highest logit, ties to the lowest id.</summary>
+    public static int ArgMax(ReadOnlySpan<float> logits)
+    {
+        int best = 0;
+        for (int i = 1; i < logits.Length; i++) if (logits[i] > logits[best]) best = i;
+        return best;
+    }
+
+    private static (int, int) TopTwo(ReadOnlySpan<float> logits)
+    {
+        int first = ArgMax(logits), second = first == 0 ? 1 : 0;
+        for (int i = 0; i < logits.Length; i++)
+            if (i != first && logits[i] > logits[second]) second = i;
+        return (first, second);
+    }
+}
