@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using BitNet.Inference.Gguf;
@@ -10,43 +9,6 @@ namespace BitNet.Inference.Tests.Tokenization;
 
 public class TokenizerBehaviourTests(ITestOutputHelper output)
 {
-    [Fact]
-    public void Loading_the_llama3_vocabulary_from_the_gguf_is_fast()
-    {
-        using var file = GgufFile.Open(SharedData.OracleModelPath);
-        Tokenizer.FromGguf(file);   // warm up the JIT
-        // The best of three: the machine running the tests may be busy with other work.
-        double best = double.MaxValue;
-        Tokenizer tokenizer = null!;
-        for (int i = 0; i < 3; i++)
-        {
-            var watch = Stopwatch.StartNew();
-            tokenizer = Tokenizer.FromGguf(file);
-            best = Math.Min(best, watch.Elapsed.TotalMilliseconds);
-        }
-        output.WriteLine($"Tokenizer.FromGguf: {best:F0} ms (best of 3) for {tokenizer.VocabSize} tokens");
-        Assert.Equal(128256, tokenizer.VocabSize);
-        Assert.True(best < 1000, $"took {best:F0} ms");
-    }
-
-    [Theory]
-    [InlineData(PreTokenizerKind.Llama3)]
-    [InlineData(PreTokenizerKind.Default)]
-    public void Encoding_a_long_mixed_text_is_fast(PreTokenizerKind kind)
-    {
-        var vectors = JsonSerializer.Deserialize<JsonElement[]>(File.ReadAllText(SharedData.TokenizerVectors("tokenizer-llama3.json")))!;
-        string text = string.Concat(Enumerable.Repeat(string.Join("\n", vectors.Select(v => v.GetProperty("text").GetString())), 8));
-        var tokenizer = OracleTokenizer.For(kind);
-        tokenizer.Encode(text);
-        var watch = Stopwatch.StartNew();
-        int[] ids = tokenizer.Encode(text);
-        watch.Stop();
-        output.WriteLine($"{kind}: {text.Length:N0} chars → {ids.Length:N0} tokens in {watch.Elapsed.TotalMilliseconds:F1} ms ({ids.Length / watch.Elapsed.TotalSeconds / 1e6:F2} M tokens/s)");
-        Assert.Equal(128000, ids[0]);
-        Assert.Equal(text, tokenizer.Decode(ids[1..], renderSpecial: true));
-        Assert.True(watch.ElapsedMilliseconds < 2000);
-    }
-
     [Fact]
     public void The_oracle_file_selects_llama3_by_its_pre_key_and_an_explicit_choice_wins()
     {
