@@ -8,6 +8,9 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         // Add one line per command (keep one command per file).
+        yield return GenerateCommand.Create();
+        yield return ChatCommand.Create();
+        yield return TokenizeCommand.Create();
         yield return PullCommand.Create();
         yield return BenchCostCommand.Create();
         yield return ConvertCommand.Create();

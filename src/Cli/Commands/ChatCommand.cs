@@ -1,0 +1,78 @@
+using System.CommandLine;
+using BitNet.Inference.Generation;
+
+namespace BitNet.Cli.Commands;
+
+/// <summary>
+/// `bitnet chat -m MODEL [-s SYSTEM]`: an interactive conversation like `run_inference.py -cnv`
+/// (spec §6.5; the token stream is built by <see cref="ChatConversation"/>, and the engine keeps
+/// the KV cache across turns). `/exit` or end of input ends the chat; works with piped stdin.
+/// </summary>
+internal static class ChatCommand
+{
+    public static Command Create() => Create(Console.In, Console.Out, Console.Error);
+
+    internal static Command Create(TextReader stdin, TextWriter stdout, TextWriter stderr)
+    {
+        var options = new ModelCommandOptions(seedShortAlias: false);
+        var system = new Option<string?>("--system", "-s") { Description = "System prompt (the first text evaluated, as `System: …`)" };
+        var command = new Command("chat", "Chat with a BitNet model in the 2B4T chat format (type /exit or end input to quit)");
+        options.AddAllTo(command);
+        command.Options.Add(system);
+
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            try
+            {
+                int maxTokens = options.ParseMaxTokens(parse);
+                var sampling = options.Sampling(parse);
+                using var engine = options.LoadEngine(parse);
+
+                var conversation = new ChatConversation(engine, parse.GetValue(system));
+
+                await stderr.WriteLineAsync($"chat with {engine.Model.Id} ({engine.ContextLength} tokens of context); /exit or end of input to quit");
+                while (!cancellationToken.IsCancellationRequested)
+                {
+                    await stdout.WriteAsync("> ");
+                    await stdout.FlushAsync(CancellationToken.None);
+                    string? line = await stdin.ReadLineAsync(cancellationToken);
+                    if (line is null || line.Trim() == "/exit")
+                        break;
+                    if (line.Trim().Length == 0)
+                        continue;
+
+                    GenerationStats? stats = null;
+                    try
+                    {
+                        await foreach (var update in conversation.SendAsync(line, maxTokens, sampling, cancellationToken))
+                        {
+                            if (update.Text.Length > 0)
+                            {
+                                await stdout.WriteAsync(update.Text);
+                                await stdout.FlushAsync(CancellationToken.None);
+                            }
+                            stats = update.Final ?? stats;
+                        }
+                    }
+                    catch (ContextLengthExceededException e)
+                    {
+                        await stderr.WriteLineAsync($"error: {e.Message}");
+                        continue;
+                    }
+                    await stdout.WriteLineAsync();
+                    if (conversation.LastTurnRestarted)
+                        await stderr.WriteLineAsync("[the context was full: the conversation restarted from the system prompt]");
+                    if (stats is { FinishReason: FinishReason.Cancelled })
+                        break;
+                }
+                return 0;
+            }
+            catch (Exception e) when (ModelCommandOptions.IsUserError(e))
+            {
+                await stderr.WriteLineAsync($"error: {e.Message}");
+                return 1;
+            }
+        });
+        return command;
+    }
+}

@@ -1,0 +1,73 @@
+using System.CommandLine;
+using BitNet.Inference.Generation;
+
+namespace BitNet.Cli.Commands;
+
+/// <summary>
+/// `bitnet generate -m MODEL -p TEXT -n N --temp T --seed S -t THREADS -c CTX [--top-k --top-p
+/// --min-p --repeat-penalty] [--pre llama3|default]`: complete a prompt, streaming the text to
+/// stdout as it is generated (the prompt first, like llama-cli) and timings to stderr.
+/// </summary>
+internal static class GenerateCommand
+{
+    public static Command Create() => Create(Console.Out, Console.Error);
+
+    internal static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var options = new ModelCommandOptions();
+        var prompt = new Option<string>("--prompt", "-p") { Description = "Prompt text (special tokens such as <|eot_id|> are parsed)", Required = true };
+        var stop = new Option<string[]>("--stop", "-r")
+        {
+            Description = "Stop when this text is generated (repeatable); it is not printed",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var ignoreEos = new Option<bool>("--ignore-eos") { Description = "Keep generating past end-of-generation tokens" };
+        var noDisplayPrompt = new Option<bool>("--no-display-prompt") { Description = "Print only the generated text" };
+
+        var command = new Command("generate", "Complete a prompt with a BitNet model, streaming the text");
+        options.AddAllTo(command);
+        command.Options.Add(prompt);
+        command.Options.Add(stop);
+        command.Options.Add(ignoreEos);
+        command.Options.Add(noDisplayPrompt);
+
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            try
+            {
+                int maxTokens = options.ParseMaxTokens(parse);
+                using var engine = options.LoadEngine(parse);
+                string text = parse.GetValue(prompt)!;
+                var request = new GenerationRequest
+                {
+                    PromptTokens = engine.Tokenize(text),
+                    MaxTokens = maxTokens,
+                    Sampling = options.Sampling(parse),
+                    Stop = parse.GetValue(stop) ?? [],
+                    StopOnEndOfGeneration = !parse.GetValue(ignoreEos),
+                };
+                if (!parse.GetValue(noDisplayPrompt))
+                    await stdout.WriteAsync(text);
+                GenerationStats? stats = null;
+                await foreach (var update in engine.GenerateAsync(request, cancellationToken))
+                {
+                    if (update.Text.Length > 0)
+                    {
+                        await stdout.WriteAsync(update.Text);
+                        await stdout.FlushAsync(CancellationToken.None);
+                    }
+                    stats = update.Final ?? stats;
+                }
+                await stdout.WriteLineAsync();
+                await stderr.WriteLineAsync(ModelCommandOptions.Timings(stats!));
+                return stats!.FinishReason == FinishReason.Cancelled ? 130 : 0;
+            }
+            catch (Exception e) when (ModelCommandOptions.IsUserError(e))
+            {
+                await stderr.WriteLineAsync($"error: {e.Message}");
+                return 1;
+            }
+        });
+        return command;
+    }
+}

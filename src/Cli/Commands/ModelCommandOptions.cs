@@ -1,0 +1,110 @@
+using System.CommandLine;
+using BitNet.Inference.Generation;
+using BitNet.Inference.Hub;
+using BitNet.Inference.Model;
+using BitNet.Inference.Threading;
+
+namespace BitNet.Cli.Commands;
+
+/// <summary>
+/// The llama.cpp-style options shared by `generate` and `chat` (and `-m`/`--pre` by `tokenize`):
+/// model, threads, context, pre-tokenizer and the sampler settings, with bitnet.cpp's defaults.
+/// </summary>
+internal sealed class ModelCommandOptions
+{
+    public readonly Option<string?> Model = new("--model", "-m")
+    {
+        Description = $"GGUF model file (default: ${ModelLocator.ModelVariable}, else {ModelReference.Default} in the Hugging Face cache)",
+    };
+    public readonly Option<int> Threads = new("--threads", "-t") { Description = "Compute threads (default: the cores this process may use)" };
+    public readonly Option<int> Context = new("--ctx-size", "-c") { Description = "Context size in tokens (default: min(model's, 4096))" };
+    public readonly Option<string?> Pre = new("--pre")
+    {
+        Description = "Pre-tokenizer: llama3 (Hugging Face-correct, default when the file names none) or default (bitnet.cpp parity for the published 2B4T file)",
+    };
+    public readonly Option<int> MaxTokens = new("--n-predict", "-n") { Description = "Tokens to generate", DefaultValueFactory = _ => 128 };
+    public readonly Option<float> Temperature = new("--temp") { Description = "Temperature; 0 = greedy", DefaultValueFactory = _ => 0.8f };
+    public readonly Option<ulong?> Seed = new("--seed", "-s") { Description = "Sampling seed (default: random)" };
+    public readonly Option<int> TopK = new("--top-k") { Description = "Top-k (0 = off)", DefaultValueFactory = _ => 40 };
+    public readonly Option<float> TopP = new("--top-p") { Description = "Top-p (1 = off)", DefaultValueFactory = _ => 0.95f };
+    public readonly Option<float> MinP = new("--min-p") { Description = "Min-p (0 = off)", DefaultValueFactory = _ => 0.05f };
+    public readonly Option<float> RepeatPenalty = new("--repeat-penalty") { Description = "Repeat penalty (1 = off)", DefaultValueFactory = _ => 1.0f };
+    public readonly Option<int> RepeatLastN = new("--repeat-last-n") { Description = "Tokens the penalties look back over", DefaultValueFactory = _ => 64 };
+
+    public ModelCommandOptions(bool seedShortAlias = true)
+    {
+        if (!seedShortAlias)
+            Seed = new Option<ulong?>("--seed") { Description = Seed.Description };
+        Pre.AcceptOnlyFromAmong("llama3", "default");
+    }
+
+    public void AddModelOptionsTo(Command command)
+    {
+        command.Options.Add(Model);
+        command.Options.Add(Pre);
+    }
+
+    public void AddAllTo(Command command)
+    {
+        foreach (Option o in new Option[] { Model, Threads, Context, Pre, MaxTokens, Temperature, Seed, TopK, TopP, MinP, RepeatPenalty, RepeatLastN })
+            command.Options.Add(o);
+    }
+
+    /// <summary>-m, or the default model (throws FileNotFoundException saying how to get one).</summary>
+    public string ResolveModelPath(ParseResult parse)
+    {
+        string? path = parse.GetValue(Model);
+        if (path is null)
+            return ModelLocator.DefaultModelPath();
+        return File.Exists(path) ? path : throw new FileNotFoundException($"model file '{path}' not found", path);
+    }
+
+    public BitNetEngine LoadEngine(ParseResult parse)
+    {
+        int threads = parse.GetValue(Threads);
+        int context = parse.GetValue(Context);
+        if (threads < 0) throw new ArgumentException("--threads must be 0 or more");
+        if (context < 0) throw new ArgumentException("--ctx-size must be 0 or more");
+        return BitNetEngine.Load(new EngineOptions
+        {
+            ModelPath = ResolveModelPath(parse),
+            Threads = threads > 0 ? threads : CpuBudget.DefaultThreads(),
+            ContextLength = context,
+            PreTokenizer = parse.GetValue(Pre),
+            LmHead = LmHeadMode.F16,
+        });
+    }
+
+    public SamplingOptions Sampling(ParseResult parse) => new()
+    {
+        Temperature = parse.GetValue(Temperature),
+        TopK = parse.GetValue(TopK),
+        TopP = parse.GetValue(TopP),
+        MinP = parse.GetValue(MinP),
+        RepeatPenalty = parse.GetValue(RepeatPenalty),
+        RepeatLastN = parse.GetValue(RepeatLastN),
+        Seed = parse.GetValue(Seed),
+    };
+
+    public int ParseMaxTokens(ParseResult parse)
+    {
+        int n = parse.GetValue(MaxTokens);
+        return n >= 1 ? n : throw new ArgumentException("--n-predict must be at least 1");
+    }
+
+    /// <summary>Errors a user can fix (bad file, bad option, missing model) print one line and exit 1.</summary>
+    public static bool IsUserError(Exception e) =>
+        e is IOException or ArgumentException or InvalidDataException or NotSupportedException or FormatException
+          or ContextLengthExceededException or UnauthorizedAccessException
+          or BitNet.Inference.Tokenization.TokenizerException;   // GGUF/model format errors are IOExceptions
+
+    /// <summary>One line of timings, llama.cpp style, for stderr.</summary>
+    public static string Timings(GenerationStats stats)
+    {
+        static string Rate(int tokens, TimeSpan time) =>
+            time > TimeSpan.Zero ? $"{tokens / time.TotalSeconds:F2} tok/s" : "n/a";
+        return $"prompt eval: {stats.PromptTokens} tokens in {stats.PromptEvalTime.TotalMilliseconds:F0} ms ({Rate(stats.PromptTokens, stats.PromptEvalTime)}); " +
+               $"generation: {stats.CompletionTokens} tokens in {stats.GenerationTime.TotalMilliseconds:F0} ms ({Rate(stats.CompletionTokens, stats.GenerationTime)}); " +
+               $"first token after {stats.TimeToFirstToken.TotalMilliseconds:F0} ms; finish: {stats.FinishReason.ToString().ToLowerInvariant()}";
+    }
+}

@@ -1,0 +1,26 @@
+using BitNet.Inference.Model;
+
+namespace BitNet.Inference.Generation;
+
+/// <summary>How <see cref="BitNetEngine.Load"/> opens a model.</summary>
+public sealed record EngineOptions
+{
+    /// <summary>Path of the GGUF file.</summary>
+    public required string ModelPath { get; init; }
+    /// <summary>Matmul worker threads; 0 = one per core.</summary>
+    public int Threads { get; init; }
+    /// <summary>KV cache positions; 0 = min(the model's trained context, 4096).</summary>
+    public int ContextLength { get; init; }
+    public LmHeadMode LmHead { get; init; } = LmHeadMode.F16;
+    /// <summary>"llama3" or "default"; null = the file's `tokenizer.ggml.pre`, llama3 when it has none.</summary>
+    public string? PreTokenizer { get; init; }
+    /// <summary>Name served as the model id; null = the file name without extension.</summary>
+    public string? ModelId { get; init; }
+    /// <summary>Kernel family ("scalar" forces the reference kernel); null = the best for this CPU.</summary>
+    public string? Kernel { get; init; }
+    /// <summary>
+    /// Keep the KV cache between generations and evaluate only the part of a new prompt after the
+    /// longest prefix it shares with the previous prompt + output (chat turns, shared system prompts).
+    /// </summary>
+    public bool ReusePromptPrefix { get; init; } = true;
+}
