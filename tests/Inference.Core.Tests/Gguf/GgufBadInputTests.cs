@@ -1,0 +1,225 @@
+using System.Buffers.Binary;
+using BitNet.Inference.Gguf;
+
+namespace BitNet.Inference.Tests.Gguf;
+
+public class GgufBadInputTests
+{
+    /// <summary>A small valid file: two metadata keys and two tensors (one F32, one I2_S).</summary>
+    private static byte[] ValidFile()
+    {
+        var w = new GgufWriter();
+        w.AddMetadata("general.architecture", GgufValue.From("bitnet-b1.58"));
+        w.AddMetadata("some.count", GgufValue.From(7u));
+        w.AddTensor("norm.weight", GgmlType.F32, [8], new byte[32]);
+        w.AddTensor("mat.weight", GgmlType.I2_S, [128, 2], new byte[64 + 32]);
+        using var ms = new MemoryStream();
+        w.WriteTo(ms);
+        return ms.ToArray();
+    }
+
+    private static GgufFormatException OpenFails(byte[] bytes)
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("bad.gguf");
+        File.WriteAllBytes(path, bytes);
+        return Assert.Throws<GgufFormatException>(() => GgufFile.Open(path).Dispose());
+    }
+
+    /// <summary>Offset of a tensor-info field: after the tensor's name, n_dims (4), ne (8 each), type (4), offset (8).</summary>
+    private static int TensorInfo(byte[] file, string name) => ByteSearch.AfterString(file, name);
+
+    [Fact]
+    public void Valid_file_opens()
+    {
+        using var temp = new TempFolder();
+        File.WriteAllBytes(temp.File("ok.gguf"), ValidFile());
+        using var file = GgufFile.Open(temp.File("ok.gguf"));
+        Assert.Equal(2, file.Tensors.Count);
+    }
+
+    [Fact]
+    public void Truncated_file_throws_format_exception_naming_the_offset()
+    {
+        byte[] file = ValidFile();
+        int cut = ByteSearch.AfterString(file, "some.count") + 2; // inside the value type
+        var error = OpenFails(file[..cut]);
+        Assert.Contains("truncated file while reading the value type of 'some.count'", error.Message);
+        Assert.Contains($"at offset {cut - 2}", error.Message);
+    }
+
+    [Fact]
+    public void Truncated_tensor_data_is_reported_as_past_the_end()
+    {
+        byte[] file = ValidFile();
+        var error = OpenFails(file[..^10]);
+        Assert.Contains("tensor 'mat.weight' (I2_S, shape [128, 2]) needs 96 bytes", error.Message);
+        Assert.Contains("past the end", error.Message);
+    }
+
+    [Fact]
+    public void Empty_file_is_reported_as_truncated()
+    {
+        Assert.Contains("truncated file (0 bytes)", OpenFails([]).Message);
+    }
+
+    [Fact]
+    public void Wrong_magic_is_named()
+    {
+        byte[] file = ValidFile();
+        "GGML"u8.CopyTo(file);
+        Assert.Contains("not a GGUF file: the magic at offset 0 is \"GGML\", expected \"GGUF\"", OpenFails(file).Message);
+    }
+
+    [Theory]
+    [InlineData(1u, "GGUF version 1 is not supported")]
+    [InlineData(4u, "unsupported GGUF version 4")]
+    [InlineData(0x03000000u, "big-endian")]
+    public void Unsupported_version_is_named(uint version, string expected)
+    {
+        byte[] file = ValidFile();
+        BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(4), version);
+        Assert.Contains(expected, OpenFails(file).Message);
+    }
+
+    [Fact]
+    public void Version_2_is_accepted()
+    {
+        byte[] file = ValidFile();
+        BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(4), 2);
+        using var temp = new TempFolder();
+        File.WriteAllBytes(temp.File("v2.gguf"), file);
+        using var gguf = GgufFile.Open(temp.File("v2.gguf"));
+        Assert.Equal(2, gguf.Version);
+    }
+
+    [Fact]
+    public void Unknown_value_type_is_named_with_key_and_offset()
+    {
+        byte[] file = ValidFile();
+        int at = ByteSearch.AfterString(file, "some.count");
+        BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at), 13);
+        Assert.Contains($"metadata key 'some.count' has unknown value type 13 at offset {at}", OpenFails(file).Message);
+    }
+
+    [Fact]
+    public void Nested_array_is_rejected()
+    {
+        var w = new GgufWriter();
+        w.AddMetadata("arr", GgufValue.From(new[] { 1, 2 }));
+        using var ms = new MemoryStream();
+        w.WriteTo(ms);
+        byte[] file = ms.ToArray();
+        int at = ByteSearch.AfterString(file, "arr") + 4; // element type follows the value type
+        BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at), (uint)GgufValueType.Array);
+        Assert.Contains("nested arrays are not supported", OpenFails(file).Message);
+    }
+
+    [Fact]
+    public void Absurd_array_length_is_rejected_before_allocating()
+    {
+        var w = new GgufWriter();
+        w.AddMetadata("tokens", GgufValue.From(new[] { "a", "b" }));
+        using var ms = new MemoryStream();
+        w.WriteTo(ms);
+        byte[] file = ms.ToArray();
+        int at = ByteSearch.AfterString(file, "tokens") + 8; // value type, element type, then the count
+        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(at), 1UL << 40);
+        Assert.Contains($"array 'tokens' claims 1099511627776 elements of str at offset {at}", OpenFails(file).Message);
+    }
+
+    [Fact]
+    public void Absurd_string_length_is_rejected()
+    {
+        byte[] file = ValidFile();
+        int at = ByteSearch.AfterString(file, "general.architecture") + 4;
+        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(at), ulong.MaxValue);
+        Assert.Contains($"string length {ulong.MaxValue} at offset {at} exceeds", OpenFails(file).Message);
+    }
+
+    [Fact]
+    public void Absurd_tensor_count_is_rejected()
+    {
+        byte[] file = ValidFile();
+        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(8), 1UL << 50);
+        Assert.Contains("tensor count 1125899906842624 at offset 8 is absurd", OpenFails(file).Message);
+    }
+
+    [Fact]
+    public void Unknown_tensor_type_is_named()
+    {
+        byte[] file = ValidFile();
+        int at = TensorInfo(file, "mat.weight") + 4 + 16;
+        BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at), 99);
+        Assert.Contains($"tensor 'mat.weight' has unknown ggml type 99 at offset {at}", OpenFails(file).Message);
+    }
+
+    [Fact]
+    public void Bad_dimension_count_and_zero_dimension_are_rejected()
+    {
+        byte[] file = ValidFile();
+        int at = TensorInfo(file, "mat.weight");
+        BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at), 5);
+        Assert.Contains("tensor 'mat.weight' has 5 dimensions", OpenFails(file).Message);
+
+        file = ValidFile();
+        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(at + 4 + 8), 0);
+        Assert.Contains("tensor 'mat.weight' has bad dimension 1 = 0", OpenFails(file).Message);
+    }
+
+    [Fact]
+    public void Block_type_with_a_partial_block_is_rejected()
+    {
+        byte[] file = ValidFile();
+        int at = TensorInfo(file, "mat.weight");
+        BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at + 4 + 16), (uint)GgmlType.TQ2_0); // ne0 = 128, block is 256
+        Assert.Contains("ne0 = 128 is not a multiple of the TQ2_0 block size 256", OpenFails(file).Message);
+    }
+
+    [Fact]
+    public void Misaligned_tensor_offset_is_rejected()
+    {
+        byte[] file = ValidFile();
+        int at = TensorInfo(file, "mat.weight") + 4 + 16 + 4;
+        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(at), 33);
+        Assert.Contains("tensor 'mat.weight' data offset 33", OpenFails(file).Message);
+        Assert.Contains("is not a multiple of the alignment 32", OpenFails(file).Message);
+    }
+
+    [Fact]
+    public void Tensor_past_the_end_of_the_file_is_rejected()
+    {
+        byte[] file = ValidFile();
+        int at = TensorInfo(file, "mat.weight") + 4 + 16 + 4;
+        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(at), 64);
+        var error = OpenFails(file);
+        Assert.Contains("tensor 'mat.weight' (I2_S, shape [128, 2]) needs 96 bytes", error.Message);
+        Assert.Contains("past the end", error.Message);
+    }
+
+    [Fact]
+    public void Bad_alignment_value_is_rejected()
+    {
+        var w = new GgufWriter(alignment: 64);
+        using var ms = new MemoryStream();
+        w.WriteTo(ms);
+        byte[] file = ms.ToArray();
+        int at = ByteSearch.AfterString(file, "general.alignment") + 4;
+        BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at), 48);
+        Assert.Contains("'general.alignment' must be a u32 power of two", OpenFails(file).Message);
+    }
+
+    [Fact]
+    public void Duplicate_key_is_rejected()
+    {
+        var w = new GgufWriter();
+        w.AddMetadata("k.aaaa", GgufValue.From(1u));
+        w.AddMetadata("k.bbbb", GgufValue.From(2u));
+        using var ms = new MemoryStream();
+        w.WriteTo(ms);
+        byte[] file = ms.ToArray();
+        int second = ByteSearch.AfterString(file, "k.bbbb") - "k.bbbb".Length;
+        "k.aaaa"u8.CopyTo(file.AsSpan(second)); // same length, so the rest of the file stays valid
+        Assert.Contains("duplicate metadata key 'k.aaaa'", OpenFails(file).Message);
+    }
+}

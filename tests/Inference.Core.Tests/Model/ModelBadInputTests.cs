@@ -1,0 +1,131 @@
+using BitNet.Inference.Gguf;
+using BitNet.Inference.Model;
+using BitNet.Inference.Tests.Gguf;
+using Names = BitNet.Inference.Model.GgufTensorNames;
+
+namespace BitNet.Inference.Tests.Model;
+
+public class ModelBadInputTests
+{
+    /// <summary>The tiny dummy model, with metadata and tensors edited on the way out.</summary>
+    private static string Build(TempFolder temp, Func<string, GgufValue, GgufValue?>? meta = null,
+        Func<GgufWriter.TensorSpec, (GgmlType Type, long[] Shape)?>? tensor = null, DummyShape? shape = null)
+    {
+        var plan = DummyModel.Plan(shape ?? DummyShape.Tiny, seed: 5);
+        var w = new GgufWriter();
+        foreach (var (key, value) in plan.Metadata)
+            if ((meta is null ? value : meta(key, value)) is { } kept) w.AddMetadata(key, kept);
+        foreach (var t in plan.Tensors)
+        {
+            if (tensor is null) { w.AddTensor(t.Name, t.Type, t.Shape, t.WriteData); continue; }
+            var changed = tensor(t);
+            if (changed is null) continue; // dropped
+            if (changed.Value.Type == t.Type && changed.Value.Shape.SequenceEqual(t.Shape)) { w.AddTensor(t.Name, t.Type, t.Shape, t.WriteData); continue; }
+            long bytes = GgmlTypeInfo.TensorBytes(changed.Value.Type, changed.Value.Shape, out _);
+            w.AddTensor(t.Name, changed.Value.Type, changed.Value.Shape, new byte[bytes]);
+        }
+        string path = temp.File("model.gguf");
+        w.WriteTo(path);
+        return path;
+    }
+
+    private static ModelFormatException LoadFails(string path) =>
+        Assert.Throws<ModelFormatException>(() => BitNetModel.Load(path).Dispose());
+
+    [Fact]
+    public void Wrong_architecture_is_named()
+    {
+        using var temp = new TempFolder();
+        string path = Build(temp, (k, v) => k == Names.Architecture ? GgufValue.From("llama") : v);
+        var error = LoadFails(path);
+        Assert.Contains("unsupported architecture 'llama' (supported: bitnet-b1.58, bitnet-25)", error.Message);
+        Assert.IsAssignableFrom<GgufFormatException>(error);
+    }
+
+    [Fact]
+    public void Bitnet_25_architecture_loads_with_its_own_keys_and_names_a_missing_one()
+    {
+        using var temp = new TempFolder();
+        var plan = DummyModel.Plan(DummyShape.Tiny, seed: 5);
+        var w = new GgufWriter();
+        foreach (var (key, value) in plan.Metadata)
+            w.AddMetadata(key.Replace("bitnet-b1.58", "bitnet-25"), key == Names.Architecture ? GgufValue.From("bitnet-25") : value);
+        foreach (var t in plan.Tensors) w.AddTensor(t.Name, t.Type, t.Shape, t.WriteData);
+        w.WriteTo(temp.File("b25.gguf"));
+        using (var model = BitNetModel.Load(temp.File("b25.gguf")))
+        {
+            Assert.Equal("bitnet-25", model.Config.Architecture);
+            Assert.Equal(2, model.Config.LayerCount);
+        }
+
+        using var temp2 = new TempFolder();
+        string path = Build(temp2, (k, v) => k == Names.Architecture ? GgufValue.From("bitnet-25") : v);
+        Assert.Contains("metadata key 'bitnet-25.embedding_length' is missing", LoadFails(path).Message);
+    }
+
+    [Fact]
+    public void Vocabulary_and_embedding_mismatch_is_reported()
+    {
+        using var temp = new TempFolder();
+        string path = Build(temp, (k, v) => k == Names.VocabSize(DummyModel.Architecture) ? GgufValue.From(301u) : v);
+        Assert.Contains("the vocabulary has 300 tokens ('tokenizer.ggml.tokens') but the model's vocab_size is 301", LoadFails(path).Message);
+
+        using var temp2 = new TempFolder();
+        path = Build(temp2, tensor: t => t.Name == Names.TokenEmbedding ? (GgmlType.F16, [128, 299]) : (t.Type, t.Shape),
+            meta: (k, v) => k == Names.Tokens ? null : v);
+        Assert.Contains("tensor 'token_embd.weight' has shape [128, 299], expected [128, 300]", LoadFails(path).Message);
+    }
+
+    [Fact]
+    public void Bad_tensor_shape_is_reported_with_both_shapes()
+    {
+        using var temp = new TempFolder();
+        string path = Build(temp, tensor: t => t.Name == "blk.1.ffn_up.weight" ? (GgmlType.I2_S, [128, 128]) : (t.Type, t.Shape));
+        Assert.Contains("tensor 'blk.1.ffn_up.weight' has shape [128, 128], expected [128, 256]", LoadFails(path).Message);
+    }
+
+    [Fact]
+    public void Missing_tensor_is_named()
+    {
+        using var temp = new TempFolder();
+        string path = Build(temp, tensor: t => t.Name == "blk.0.attn_k.weight" ? null : (t.Type, t.Shape));
+        Assert.Contains("tensor 'blk.0.attn_k.weight' (ternary matrix [inputs, outputs]) is missing", LoadFails(path).Message);
+    }
+
+    [Fact]
+    public void Unsupported_matrix_type_is_named()
+    {
+        using var temp = new TempFolder();
+        string path = Build(temp, tensor: t => t.Name == "blk.0.attn_q.weight" ? (GgmlType.F32, t.Shape) : (t.Type, t.Shape));
+        Assert.Contains("tensor 'blk.0.attn_q.weight' has type F32; supported ternary types are I2_S, TQ1_0 and TQ2_0", LoadFails(path).Message);
+    }
+
+    [Fact]
+    public void Head_dimension_must_match_the_rope_dimension()
+    {
+        using var temp = new TempFolder();
+        string path = Build(temp, (k, v) => k == Names.RopeDimensionCount(DummyModel.Architecture) ? GgufValue.From(32u) : v);
+        Assert.Contains("'bitnet-b1.58.rope.dimension_count' = 32, expected the head dimension 64 (embedding 128 / 2 heads)", LoadFails(path).Message);
+
+        using var temp2 = new TempFolder();
+        path = Build(temp2, (k, v) => k == Names.HeadCount(DummyModel.Architecture) ? GgufValue.From(3u) : v);
+        Assert.Contains("embedding length 128 is not divisible by the head count 3", LoadFails(path).Message);
+    }
+
+    [Fact]
+    public void I2s_rows_must_be_a_multiple_of_128()
+    {
+        using var temp = new TempFolder();
+        var shape = DummyShape.Tiny with { Embedding = 192, Heads = 3, KvHeads = 1 };
+        var error = LoadFails(Build(temp, shape: shape));
+        Assert.Contains("tensor 'blk.0.attn_q.weight' (I2_S) has ne0 = 192, which is not a multiple of 128", error.Message);
+    }
+
+    [Fact]
+    public void Hyperparameter_of_the_wrong_type_is_named()
+    {
+        using var temp = new TempFolder();
+        string path = Build(temp, (k, v) => k == Names.BlockCount(DummyModel.Architecture) ? GgufValue.From("two") : v);
+        Assert.Contains("metadata key 'bitnet-b1.58.block_count' is str, expected an integer", LoadFails(path).Message);
+    }
+}
