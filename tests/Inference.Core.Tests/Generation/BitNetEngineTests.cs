@@ -229,6 +229,24 @@ public class BitNetEngineTests(EngineFixture fixture, ITestOutputHelper output) 
     }
 
     [Fact]
+    public async Task The_per_token_loop_allocates_little_beyond_the_updates()
+    {
+        var prompt = Engine.Tokenize("Once upon a time");
+        async Task<long> Allocated(int tokens)
+        {
+            await EngineFixture.Collect(Engine, Greedy(prompt, tokens));   // same prompt: warm, cached prefix
+            long before = GC.GetTotalAllocatedBytes(precise: true);
+            await EngineFixture.Collect(Engine, Greedy(prompt, tokens));
+            return GC.GetTotalAllocatedBytes(precise: true) - before;
+        }
+        long few = await Allocated(4), many = await Allocated(36);
+        double perToken = (many - few) / 32.0;
+        output.WriteLine($"allocated per generated token: {perToken:F0} bytes (4 tokens: {few} B, 36 tokens: {many} B)");
+        // An update record, its text, and the channel's share; nothing proportional to the vocabulary.
+        Assert.True(perToken < 4096, $"{perToken:F0} bytes per token");
+    }
+
+    [Fact]
     public void Model_info_names_the_file_and_touch_weights_reads_every_tensor()
     {
         Assert.Equal("bitnet-small-i2_s", Engine.Model.Id);
