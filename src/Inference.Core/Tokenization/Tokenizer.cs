@@ -146,8 +146,12 @@ public sealed class Tokenizer
         return new Tokenizer([.. tokens], types, merges, settings);
     }
 
-    private static int? OptionalId(GgufFile file, string key) =>
-        file.TryGetInteger(key, out long v) ? checked((int)v) : null;
+    private static int? OptionalId(GgufFile file, string key)
+    {
+        if (!file.TryGetInteger(key, out long v)) return null;
+        return v is >= 0 and <= int.MaxValue ? (int)v
+            : throw new TokenizerException($"metadata key '{key}' = {v} is not a valid token id");
+    }
 
     private int? CheckId(int? id, string what) => id switch
     {
