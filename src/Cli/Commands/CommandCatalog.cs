@@ -15,5 +15,6 @@ internal static class CommandCatalog
         yield return BenchCostCommand.Create();
         yield return ConvertCommand.Create();
         yield return TiersCommand.Create();
+        yield return ServeCommand.Create();
     }
 }

@@ -1,0 +1,171 @@
+using System.Text;
+using BitNet.Inference.Api;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace BitNet.Hosts.Http;
+
+/// <summary>
+/// Kestrel in front of <see cref="InferenceApi"/>: the plain server, `bitnet serve` and the Azure
+/// custom handler all run this. It only translates HTTP ↔ <see cref="ApiRequest"/>/<see cref="ApiResponse"/>
+/// and adds what belongs to an HTTP server: CORS, the request size limit in Kestrel, streaming
+/// writes with a flush per SSE frame, and a graceful shutdown (running streams finish, new
+/// generations get 503, whatever still runs after the shutdown timeout is cancelled).
+/// </summary>
+public static class HttpApiHost
+{
+    /// <summary>Builds (does not start) the app listening on <paramref name="url"/> (port 0 = any free port).
+    /// <paramref name="mapExtra"/> may map routes that win over the API's catch-all (Azure's timer function).</summary>
+    public static WebApplication Create(InferenceApi api, string url, Action<WebApplication>? mapExtra = null, LogLevel logLevel = LogLevel.Information)
+    {
+        ApiOptions options = api.Options;
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.SetMinimumLevel(logLevel);
+        // One line per request from ASP.NET is noise next to a model server's own log; keep its warnings.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.WebHost.UseUrls(url);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBytes;
+            kestrel.AddServerHeader = false;
+        });
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);
+        if (options.CorsOrigins.Count > 0)
+        {
+            builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy =>
+            {
+                if (options.CorsOrigins.Contains("*"))
+                    policy.AllowAnyOrigin();
+                else
+                    policy.WithOrigins([.. options.CorsOrigins]);
+                policy.AllowAnyHeader().AllowAnyMethod().WithExposedHeaders("Retry-After");
+            }));
+        }
+
+        WebApplication app = builder.Build();
+        app.Lifetime.ApplicationStopping.Register(api.BeginShutdown);
+        if (options.CorsOrigins.Count > 0)
+            app.UseCors();
+        mapExtra?.Invoke(app);
+        app.Map("/{**path}", context => ServeAsync(api, context));
+        return app;
+    }
+
+    /// <summary>Translates one HTTP exchange; also used by the Azure handler for forwarded requests.</summary>
+    public static async Task ServeAsync(InferenceApi api, HttpContext context)
+    {
+        CancellationToken aborted = context.RequestAborted;
+        byte[] body;
+        try
+        {
+            body = await ReadBodyAsync(context.Request, api.Options.MaxRequestBytes, aborted);
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            // The unread body makes the connection unusable for a next request: say so, so clients do not reuse it.
+            context.Response.Headers.Connection = "close";
+            await WriteErrorAsync(context, 413, $"the request body is larger than the limit of {api.Options.MaxRequestBytes} bytes", "request_too_large");
+            return;
+        }
+        catch (Exception) when (aborted.IsCancellationRequested)
+        {
+            return;
+        }
+
+        var request = new ApiRequest(context.Request.Method, context.Request.Path.Value ?? "/", body)
+        {
+            Headers = ApiRequest.HeaderMap(context.Request.Headers.Select(h => new KeyValuePair<string, string>(h.Key, h.Value.ToString()))),
+        };
+
+        ApiResponse response;
+        try
+        {
+            response = await api.HandleAsync(request, aborted);
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+            return; // the client left; nobody to answer
+        }
+        catch (Exception ex)
+        {
+            Logger(context).LogError(ex, "request {Method} {Path} failed", request.Method, request.Path);
+            await WriteJsonAsync(context, 500, InferenceApi.ServerErrorJson(ex));
+            return;
+        }
+
+        await using (response)
+            await WriteAsync(context, response);
+    }
+
+    /// <summary>Writes an <see cref="ApiResponse"/>: JSON at once, or SSE frames flushed one by one.</summary>
+    public static async Task WriteAsync(HttpContext context, ApiResponse response)
+    {
+        context.Response.StatusCode = response.Status;
+        foreach (var (name, value) in response.Headers)
+            context.Response.Headers[name] = value;
+
+        if (response.Stream is null)
+        {
+            if (!HttpMethods.IsHead(context.Request.Method))
+                await context.Response.Body.WriteAsync(response.Body, context.RequestAborted);
+            return;
+        }
+
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        try
+        {
+            await context.Response.StartAsync(context.RequestAborted);
+            await foreach (ReadOnlyMemory<byte> frame in response.Stream.WithCancellation(context.RequestAborted))
+            {
+                await context.Response.Body.WriteAsync(frame, context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+            }
+        }
+        catch (Exception) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away: the generation was cancelled through the same token.
+        }
+        catch (Exception ex)
+        {
+            // Headers are gone (200); tell the client in-band, as llama.cpp's server does, and end the stream.
+            Logger(context).LogError(ex, "stream {Path} failed", context.Request.Path);
+            try
+            {
+                await context.Response.Body.WriteAsync(InferenceApi.SseErrorFrame(ex), CancellationToken.None);
+            }
+            catch (Exception) when (context.RequestAborted.IsCancellationRequested)
+            {
+            }
+        }
+    }
+
+    private static async Task<byte[]> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength is > 0 and var length && length > limit)
+            throw new BadHttpRequestException("too large", StatusCodes.Status413PayloadTooLarge);
+        using var buffer = new MemoryStream();
+        await request.Body.CopyToAsync(buffer, cancellationToken);
+        return buffer.ToArray();
+    }
+
+    private static Task WriteErrorAsync(HttpContext context, int status, string message, string code) =>
+        WriteJsonAsync(context, status, Encoding.UTF8.GetBytes(
+            $"{{\"error\":{{\"message\":\"{message}\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"{code}\"}}}}"));
+
+    private static async Task WriteJsonAsync(HttpContext context, int status, byte[] json)
+    {
+        if (context.Response.HasStarted)
+            return;
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        await context.Response.Body.WriteAsync(json);
+    }
+
+    private static ILogger Logger(HttpContext context) =>
+        context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("BitNet.Hosts.Http");
+}

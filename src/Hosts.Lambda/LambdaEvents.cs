@@ -1,0 +1,103 @@
+using System.Text;
+using System.Text.Json;
+using BitNet.Inference.Api;
+
+namespace BitNet.Hosts.Lambda;
+
+/// <summary>What kind of event an invocation carries.</summary>
+public enum LambdaEventKind
+{
+    /// <summary>A function URL request (payload format 2.0: version, rawPath, requestContext.http.method).</summary>
+    FunctionUrl,
+    /// <summary>{"keep_warm": true}, or an EventBridge rule's {"source":"aws.events","detail-type":"Scheduled Event"}.</summary>
+    KeepWarm,
+    /// <summary>A direct invoke with the seed project's payload (JSON, base64 JSON, or {"body": ...}).</summary>
+    Legacy,
+}
+
+/// <summary>Classifies events and turns a function URL event into an <see cref="ApiRequest"/>.
+/// JsonDocument only (no reflection): AOT-safe.</summary>
+public static class LambdaEvents
+{
+    public static LambdaEventKind Classify(ReadOnlySpan<byte> json)
+    {
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(json.ToArray());
+            JsonElement root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+                return LambdaEventKind.Legacy;
+            if (root.TryGetProperty("requestContext", out JsonElement context) && context.ValueKind == JsonValueKind.Object &&
+                context.TryGetProperty("http", out JsonElement http) && http.ValueKind == JsonValueKind.Object)
+                return LambdaEventKind.FunctionUrl;
+            if (String(root, "source") == "aws.events" && String(root, "detail-type") == "Scheduled Event")
+                return LambdaEventKind.KeepWarm;
+            if (root.TryGetProperty("keep_warm", out JsonElement keepWarm) && keepWarm.ValueKind == JsonValueKind.True)
+                return LambdaEventKind.KeepWarm;
+            return LambdaEventKind.Legacy;
+        }
+        catch (JsonException)
+        {
+            return LambdaEventKind.Legacy; // the legacy decoder reports what is wrong with it
+        }
+    }
+
+    /// <summary>A function URL event as a request: method, rawPath, headers, body (base64-decoded when isBase64Encoded).</summary>
+    public static ApiRequest ToApiRequest(ReadOnlySpan<byte> json, DateTimeOffset? deadline)
+    {
+        using JsonDocument document = JsonDocument.Parse(json.ToArray());
+        JsonElement root = document.RootElement;
+        JsonElement http = root.GetProperty("requestContext").GetProperty("http");
+        string method = String(http, "method") ?? "GET";
+        string path = String(root, "rawPath") ?? String(http, "path") ?? "/";
+
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        if (root.TryGetProperty("headers", out JsonElement headerObject) && headerObject.ValueKind == JsonValueKind.Object)
+        {
+            foreach (JsonProperty header in headerObject.EnumerateObject())
+            {
+                if (header.Value.ValueKind == JsonValueKind.String)
+                    headers[header.Name] = header.Value.GetString()!;
+            }
+        }
+        return new ApiRequest(method, path, Body(root)) { Headers = headers, Deadline = deadline };
+    }
+
+    /// <summary>The payload of a direct invoke: the event itself, or its "body" field when it wraps one.</summary>
+    public static ReadOnlyMemory<byte> LegacyPayload(byte[] json)
+    {
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(json);
+            JsonElement root = document.RootElement;
+            if (root.ValueKind == JsonValueKind.Object && !root.TryGetProperty("prompt", out _) &&
+                root.TryGetProperty("body", out JsonElement body) && body.ValueKind == JsonValueKind.String)
+                return Body(root);
+        }
+        catch (JsonException)
+        {
+        }
+        return json;
+    }
+
+    private static byte[] Body(JsonElement root)
+    {
+        if (!root.TryGetProperty("body", out JsonElement body) || body.ValueKind != JsonValueKind.String)
+            return [];
+        string text = body.GetString()!;
+        bool base64 = root.TryGetProperty("isBase64Encoded", out JsonElement flag) && flag.ValueKind == JsonValueKind.True;
+        if (!base64)
+            return Encoding.UTF8.GetBytes(text);
+        try
+        {
+            return Convert.FromBase64String(text);
+        }
+        catch (FormatException)
+        {
+            return Encoding.UTF8.GetBytes(text); // the API layer will say the body is not JSON
+        }
+    }
+
+    private static string? String(JsonElement element, string name) =>
+        element.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+}

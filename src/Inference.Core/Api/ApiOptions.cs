@@ -1,0 +1,116 @@
+using System.Globalization;
+using BitNet.Inference.Hub;
+
+namespace BitNet.Inference.Api;
+
+/// <summary>What a keep-warm ping does besides answering (see <see cref="EnvVars.KeepWarmTouch"/>).</summary>
+public enum KeepWarmTouch { First, Always, Never }
+
+/// <summary>A setting has a value that cannot be used; the message names the variable and what it accepts.</summary>
+public sealed class ConfigurationException(string message) : Exception(message);
+
+/// <summary>
+/// Settings shared by every host, parsed from the variables in <see cref="EnvVars"/>. Hosts may
+/// override single values from their command line with a <c>with</c> expression.
+/// </summary>
+public sealed record ApiOptions
+{
+    /// <summary>The GGUF file; null means "the default model" (resolved when loading).</summary>
+    public string? ModelPath { get; init; }
+    /// <summary>Served model id; null means the file name without extension.</summary>
+    public string? ModelId { get; init; }
+    public int Threads { get; init; } = Environment.ProcessorCount;
+    public int ContextLength { get; init; } = 4096;
+    /// <summary>"f16" or "q8".</summary>
+    public string LmHead { get; init; } = "f16";
+    /// <summary>"llama3" or "default"; null = the file's own.</summary>
+    public string? PreTokenizer { get; init; }
+    public bool PrefetchModel { get; init; } = true;
+    public int QueueDepth { get; init; } = 32;
+    public string? ApiKey { get; init; }
+    public int DefaultMaxTokens { get; init; } = 512;
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(300);
+    public long MaxRequestBytes { get; init; } = 1 << 20;
+    public IReadOnlyList<string> CorsOrigins { get; init; } = [];
+    public KeepWarmTouch KeepWarmTouch { get; init; } = KeepWarmTouch.First;
+    public string Host { get; init; } = "127.0.0.1";
+    public int Port { get; init; } = 8080;
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public bool LambdaStreaming { get; init; }
+    public TimeSpan LambdaDeadlineMargin { get; init; } = TimeSpan.FromMilliseconds(1000);
+
+    /// <summary>Reads every variable of <see cref="EnvVars"/>; unset ones keep their defaults.
+    /// Throws <see cref="ConfigurationException"/> naming the variable on a bad value.</summary>
+    public static ApiOptions FromEnvironment(IEnvironment? environment = null)
+    {
+        IEnvironment env = environment ?? ProcessEnvironment.Instance;
+        var defaults = new ApiOptions();
+        return new ApiOptions
+        {
+            ModelPath = env.GetVariable(EnvVars.Model),
+            ModelId = env.GetVariable(EnvVars.ModelId),
+            Threads = Int(env, EnvVars.Threads, defaults.Threads, min: 1, max: 1024),
+            ContextLength = Int(env, EnvVars.ContextLength, defaults.ContextLength, min: 16, max: 1 << 20),
+            LmHead = OneOf(env, EnvVars.LmHead, defaults.LmHead, "f16", "q8"),
+            PreTokenizer = env.GetVariable(EnvVars.PreTokenizer) is null ? null : OneOf(env, EnvVars.PreTokenizer, "llama3", "llama3", "default"),
+            PrefetchModel = Bool(env, EnvVars.PrefetchModel, defaults.PrefetchModel),
+            QueueDepth = Int(env, EnvVars.QueueDepth, defaults.QueueDepth, min: 0, max: 100_000),
+            ApiKey = env.GetVariable(EnvVars.ApiKey),
+            DefaultMaxTokens = Int(env, EnvVars.DefaultMaxTokens, defaults.DefaultMaxTokens, min: 1, max: 1 << 20),
+            RequestTimeout = TimeSpan.FromSeconds(Int(env, EnvVars.RequestTimeoutSeconds, 300, min: 1, max: 86_400)),
+            MaxRequestBytes = Int(env, EnvVars.MaxRequestBytes, (int)defaults.MaxRequestBytes, min: 1024, max: int.MaxValue),
+            CorsOrigins = List(env, EnvVars.CorsOrigins),
+            KeepWarmTouch = OneOf(env, EnvVars.KeepWarmTouch, "first", "first", "always", "never") switch
+            {
+                "always" => KeepWarmTouch.Always,
+                "never" => KeepWarmTouch.Never,
+                _ => KeepWarmTouch.First,
+            },
+            Host = env.GetVariable(EnvVars.Host) ?? defaults.Host,
+            Port = Int(env, EnvVars.Port, defaults.Port, min: 0, max: 65535),
+            ShutdownTimeout = TimeSpan.FromSeconds(Int(env, EnvVars.ShutdownTimeoutSeconds, 30, min: 0, max: 3600)),
+            LambdaStreaming = Bool(env, EnvVars.LambdaStreaming, defaults.LambdaStreaming),
+            LambdaDeadlineMargin = TimeSpan.FromMilliseconds(Int(env, EnvVars.LambdaDeadlineMarginMs, 1000, min: 0, max: 60_000)),
+        };
+    }
+
+    /// <summary>The served model id for a model file.</summary>
+    public string ResolveModelId(string modelPath) =>
+        ModelId ?? Path.GetFileNameWithoutExtension(modelPath);
+
+    private static int Int(IEnvironment env, string name, int fallback, int min, int max)
+    {
+        string? text = env.GetVariable(name);
+        if (text is null)
+            return fallback;
+        if (!int.TryParse(text.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) || value < min || value > max)
+            throw new ConfigurationException($"{name}='{text}' is not valid: expected an integer from {min} to {max}");
+        return value;
+    }
+
+    private static bool Bool(IEnvironment env, string name, bool fallback)
+    {
+        string? text = env.GetVariable(name);
+        return text?.Trim().ToLowerInvariant() switch
+        {
+            null => fallback,
+            "1" or "true" or "yes" or "on" => true,
+            "0" or "false" or "no" or "off" => false,
+            _ => throw new ConfigurationException($"{name}='{text}' is not valid: expected true or false"),
+        };
+    }
+
+    private static string OneOf(IEnvironment env, string name, string fallback, params string[] allowed)
+    {
+        string? text = env.GetVariable(name);
+        if (text is null)
+            return fallback;
+        string value = text.Trim().ToLowerInvariant();
+        if (Array.IndexOf(allowed, value) < 0)
+            throw new ConfigurationException($"{name}='{text}' is not valid: expected one of {string.Join(", ", allowed)}");
+        return value;
+    }
+
+    private static IReadOnlyList<string> List(IEnvironment env, string name) =>
+        env.GetVariable(name)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
+}

@@ -1,0 +1,116 @@
+using System.Text;
+using System.Text.Json;
+using BitNet.Inference.Api.Json;
+using BitNet.Inference.Generation;
+
+namespace BitNet.Inference.Api;
+
+// POST /v1/chat/completions
+public sealed partial class InferenceApi
+{
+    private async Task<ApiResponse> ChatCompletionsAsync(ApiRequest request, CancellationToken cancellationToken)
+    {
+        ChatCompletionRequest body = ParseBody(request.Body, ApiJsonContext.Wire.ChatCompletionRequest);
+        ITextGenerator generator = ReadyGenerator();
+        CheckModel(body.Model);
+        CheckN(body.N);
+        if (body.Tools is { ValueKind: JsonValueKind.Array } tools && tools.GetArrayLength() > 0)
+            throw ApiException.BadRequest("tools are not supported by this model server", "tools", "unsupported_parameter");
+        if (body.ResponseFormat?.Type is { } format && format != "text")
+            throw ApiException.BadRequest($"response_format '{format}' is not supported; only 'text'", "response_format.type", "unsupported_parameter");
+
+        IReadOnlyList<ChatMessage> messages = Messages(body.Messages);
+        IReadOnlyList<int> prompt = generator.Tokenize(generator.ApplyChatTemplate(messages), addBos: true, parseSpecial: true);
+        int context = generator.Model.ContextLength;
+        (int? requested, string param) = body.MaxCompletionTokens is not null ? (body.MaxCompletionTokens, "max_completion_tokens")
+            : body.MaxTokens is not null ? (body.MaxTokens, "max_tokens")
+            : (body.NPredict, "n_predict");
+        var generation = new GenerationRequest
+        {
+            PromptTokens = prompt,
+            MaxTokens = CompletionBudget(requested, param, prompt.Count, context, "messages"),
+            Sampling = Sampling(body.Temperature, body.TopP, body.TopK, body.MinP, body.RepeatPenalty, body.RepeatLastN,
+                body.PresencePenalty, body.FrequencyPenalty, body.Seed, context),
+            Stop = StopList(body.Stop),
+        };
+
+        GenerationSession session = await GenerationSession.StartAsync(
+            generator, _queue, generation, DeadlineFor(request.Deadline), "messages", cancellationToken).ConfigureAwait(false);
+        string id = NewId("chatcmpl-");
+        long created = UnixNow();
+        string model = generator.Model.Id;
+
+        if (body.Stream == true)
+            return ApiResponse.ServerSentEvents(ChatFrames(session, id, created, model, body.StreamOptions?.IncludeUsage == true), session);
+
+        await using (session.ConfigureAwait(false))
+        {
+            var text = new StringBuilder();
+            GenerationStats? stats = null;
+            await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
+            {
+                text.Append(update.Text);
+                stats = update.Final;
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+            var response = new ChatCompletionResponse(id, "chat.completion", created, model,
+                [new ChatChoice(0, new AssistantMessage("assistant", text.ToString()), null, FinishReasonText(stats!.FinishReason))],
+                new Usage(stats.PromptTokens, stats.CompletionTokens, stats.PromptTokens + stats.CompletionTokens));
+            return ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(response, ApiJsonContext.Wire.ChatCompletionResponse));
+        }
+    }
+
+    /// <summary>OpenAI's chunk sequence: a role chunk, content deltas, a finish chunk, the optional usage chunk, [DONE].</summary>
+    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> ChatFrames(GenerationSession session, string id, long created, string model, bool includeUsage)
+    {
+        ReadOnlyMemory<byte> Frame(ChatDelta delta, string? finish) => SseFrame(JsonSerializer.SerializeToUtf8Bytes(
+            new ChatCompletionChunk(id, "chat.completion.chunk", created, model, [new ChatChunkChoice(0, delta, null, finish)], null),
+            ApiJsonContext.Wire.ChatCompletionChunk));
+
+        yield return Frame(new ChatDelta("assistant", ""), null);
+        await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
+        {
+            if (update.Text.Length > 0)
+                yield return Frame(new ChatDelta(null, update.Text), null);
+            if (update.Final is not { } stats)
+                continue;
+            if (stats.FinishReason == FinishReason.Cancelled)
+                yield break; // the client is gone; nobody reads a finish chunk
+            yield return Frame(new ChatDelta(null, null), FinishReasonText(stats.FinishReason));
+            if (includeUsage)
+            {
+                yield return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
+                    new ChatCompletionChunk(id, "chat.completion.chunk", created, model, [],
+                        new Usage(stats.PromptTokens, stats.CompletionTokens, stats.PromptTokens + stats.CompletionTokens)),
+                    ApiJsonContext.Wire.ChatCompletionChunk));
+            }
+        }
+        yield return SseDone;
+    }
+
+    private static IReadOnlyList<ChatMessage> Messages(List<ChatMessageWire?>? wire)
+    {
+        if (wire is null)
+            throw ApiException.BadRequest("'messages' is required: a non-empty array of {\"role\",\"content\"}", "messages", "missing_required_parameter");
+        if (wire.Count == 0)
+            throw ApiException.BadRequest("'messages' must not be empty", "messages", "invalid_value");
+        var messages = new List<ChatMessage>(wire.Count);
+        for (int i = 0; i < wire.Count; i++)
+        {
+            ChatMessageWire message = wire[i] ?? throw ApiException.BadRequest($"messages[{i}] must be an object", $"messages[{i}]");
+            ChatRole role = message.Role switch
+            {
+                "system" or "developer" => ChatRole.System,
+                "user" => ChatRole.User,
+                "assistant" => ChatRole.Assistant,
+                null => throw ApiException.BadRequest($"messages[{i}].role is required", $"messages[{i}].role", "missing_required_parameter"),
+                _ => throw ApiException.BadRequest(
+                    $"messages[{i}].role '{message.Role}' is not supported; use system, developer, user or assistant", $"messages[{i}].role", "invalid_value"),
+            };
+            if (message.Content is null)
+                throw ApiException.BadRequest($"messages[{i}].content is required (a string or text parts)", $"messages[{i}].content", "missing_required_parameter");
+            messages.Add(new ChatMessage(role, message.Content.Text));
+        }
+        return messages;
+    }
+}

@@ -1,0 +1,89 @@
+using System.Text;
+using System.Text.Json;
+using BitNet.Inference.Api.Json;
+using BitNet.Inference.Generation;
+
+namespace BitNet.Inference.Api;
+
+// POST /v1/completions
+public sealed partial class InferenceApi
+{
+    private async Task<ApiResponse> CompletionsAsync(ApiRequest request, CancellationToken cancellationToken)
+    {
+        CompletionRequest body = ParseBody(request.Body, ApiJsonContext.Wire.CompletionRequest);
+        ITextGenerator generator = ReadyGenerator();
+        CheckModel(body.Model);
+        CheckN(body.N);
+        if (body.BestOf is { } bestOf && bestOf != 1)
+            throw ApiException.BadRequest($"best_of must be 1; got {bestOf}", "best_of", "invalid_value");
+        if (!string.IsNullOrEmpty(body.Suffix))
+            throw ApiException.BadRequest("suffix (insertion) is not supported by this model", "suffix", "unsupported_parameter");
+
+        PromptInput input = body.Prompt ?? throw ApiException.BadRequest("'prompt' is required", "prompt", "missing_required_parameter");
+        IReadOnlyList<int> prompt = input.Tokens ?? generator.Tokenize(input.Text!, addBos: true, parseSpecial: true);
+        if (prompt.Count == 0)
+            throw ApiException.BadRequest("'prompt' must not be empty", "prompt", "invalid_value");
+        if (input.Tokens is { } ids && ids.Any(t => t >= generator.Model.VocabSize))
+            throw ApiException.BadRequest($"prompt token ids must be below the vocabulary size {generator.Model.VocabSize}", "prompt", "invalid_value");
+        int context = generator.Model.ContextLength;
+        (int? requested, string param) = body.MaxTokens is not null ? (body.MaxTokens, "max_tokens") : (body.NPredict, "n_predict");
+        var generation = new GenerationRequest
+        {
+            PromptTokens = prompt,
+            MaxTokens = CompletionBudget(requested, param, prompt.Count, context, "prompt"),
+            Sampling = Sampling(body.Temperature, body.TopP, body.TopK, body.MinP, body.RepeatPenalty, body.RepeatLastN,
+                body.PresencePenalty, body.FrequencyPenalty, body.Seed, context),
+            Stop = StopList(body.Stop),
+        };
+        string echo = body.Echo == true ? input.Text ?? generator.Detokenize(prompt) : "";
+
+        GenerationSession session = await GenerationSession.StartAsync(
+            generator, _queue, generation, DeadlineFor(request.Deadline), "prompt", cancellationToken).ConfigureAwait(false);
+        string id = NewId("cmpl-");
+        long created = UnixNow();
+        string model = generator.Model.Id;
+
+        if (body.Stream == true)
+            return ApiResponse.ServerSentEvents(CompletionFrames(session, id, created, model, echo, body.StreamOptions?.IncludeUsage == true), session);
+
+        await using (session.ConfigureAwait(false))
+        {
+            var text = new StringBuilder(echo);
+            GenerationStats? stats = null;
+            await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
+            {
+                text.Append(update.Text);
+                stats = update.Final;
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+            var response = new CompletionResponse(id, "text_completion", created, model,
+                [new CompletionChoice(text.ToString(), 0, null, FinishReasonText(stats!.FinishReason))],
+                new Usage(stats.PromptTokens, stats.CompletionTokens, stats.PromptTokens + stats.CompletionTokens));
+            return ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(response, ApiJsonContext.Wire.CompletionResponse));
+        }
+    }
+
+    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> CompletionFrames(
+        GenerationSession session, string id, long created, string model, string echo, bool includeUsage)
+    {
+        ReadOnlyMemory<byte> Frame(string text, string? finish, Usage? usage, bool withChoice = true) => SseFrame(JsonSerializer.SerializeToUtf8Bytes(
+            new CompletionResponse(id, "text_completion", created, model, withChoice ? [new CompletionChoice(text, 0, null, finish)] : [], usage),
+            ApiJsonContext.Wire.CompletionResponse));
+
+        if (echo.Length > 0)
+            yield return Frame(echo, null, null);
+        await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
+        {
+            if (update.Text.Length > 0)
+                yield return Frame(update.Text, null, null);
+            if (update.Final is not { } stats)
+                continue;
+            if (stats.FinishReason == FinishReason.Cancelled)
+                yield break;
+            yield return Frame("", FinishReasonText(stats.FinishReason), null);
+            if (includeUsage)
+                yield return Frame("", null, new Usage(stats.PromptTokens, stats.CompletionTokens, stats.PromptTokens + stats.CompletionTokens), withChoice: false);
+        }
+        yield return SseDone;
+    }
+}

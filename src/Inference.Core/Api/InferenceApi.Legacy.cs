@@ -1,0 +1,101 @@
+using System.Text;
+using System.Text.Json;
+using BitNet.Inference.Api.Json;
+using BitNet.Inference.Generation;
+
+namespace BitNet.Inference.Api;
+
+// The seed project's payload: {"prompt","n_predict","temperature","top_p","top_k","repeat_penalty"}
+// as JSON or as base64-encoded JSON, sent to a Lambda by direct invoke, to "/" of a function URL,
+// or to POST /completion (llama.cpp's native route). Answered llama.cpp-style: content, token
+// counts, timings, why it stopped. {"keep_warm": true} on the same route is a keep-warm ping.
+public sealed partial class InferenceApi
+{
+    /// <summary>Answers a legacy payload (never throws for client mistakes: they become 4xx responses).</summary>
+    public async Task<ApiResponse> LegacyAsync(ReadOnlyMemory<byte> body, DateTimeOffset? transportDeadline, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            LegacyCompletionRequest request = ParseBody(DecodeLegacyBody(body), ApiJsonContext.Wire.LegacyCompletionRequest);
+            if (request.KeepWarm == true)
+                return KeepWarm();
+            ITextGenerator generator = ReadyGenerator();
+            if (request.Stream == true)
+                throw ApiException.BadRequest("streaming is not available for this payload; use POST /v1/completions with \"stream\": true", "stream", "unsupported_parameter");
+            if (string.IsNullOrEmpty(request.Prompt))
+                throw ApiException.BadRequest("'prompt' is required: a non-empty string", "prompt", "missing_required_parameter");
+
+            IReadOnlyList<int> prompt = generator.Tokenize(request.Prompt, addBos: true, parseSpecial: true);
+            int context = generator.Model.ContextLength;
+            // llama.cpp: n_predict -1 means "until the context is full".
+            int? requested = request.NPredict == -1 ? Math.Max(1, context - prompt.Count) : request.NPredict;
+            var generation = new GenerationRequest
+            {
+                PromptTokens = prompt,
+                MaxTokens = CompletionBudget(requested, "n_predict", prompt.Count, context, "prompt"),
+                Sampling = Sampling(request.Temperature, request.TopP, request.TopK, request.MinP, request.RepeatPenalty, request.RepeatLastN,
+                    request.PresencePenalty, request.FrequencyPenalty, request.Seed, context),
+                Stop = StopList(request.Stop),
+            };
+
+            await using GenerationSession session = await GenerationSession.StartAsync(
+                generator, _queue, generation, DeadlineFor(transportDeadline), "prompt", cancellationToken).ConfigureAwait(false);
+            var text = new StringBuilder();
+            GenerationStats? stats = null;
+            await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
+            {
+                text.Append(update.Text);
+                stats = update.Final;
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+            var response = new LegacyCompletionResponse(
+                text.ToString(), generator.Model.Id, stats!.CompletionTokens, stats.PromptTokens,
+                Stop: true,
+                StopType: stats.FinishReason == FinishReason.Stop ? "eos" : "limit",
+                FinishReason: FinishReasonText(stats.FinishReason),
+                Timings(stats));
+            return ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(response, ApiJsonContext.Wire.LegacyCompletionResponse));
+        }
+        catch (ApiException ex)
+        {
+            return Error(ex);
+        }
+    }
+
+    private static LegacyTimings Timings(GenerationStats stats)
+    {
+        double promptMs = Ms(stats.PromptEvalTime), predictedMs = Ms(stats.GenerationTime);
+        static double PerToken(double ms, int n) => n > 0 ? Math.Round(ms / n, 3) : 0;
+        static double PerSecond(double ms, int n) => ms > 0 ? Math.Round(n * 1000.0 / ms, 3) : 0;
+        return new LegacyTimings(
+            stats.PromptTokens, promptMs, PerToken(promptMs, stats.PromptTokens), PerSecond(promptMs, stats.PromptTokens),
+            stats.CompletionTokens, predictedMs, PerToken(predictedMs, stats.CompletionTokens), PerSecond(predictedMs, stats.CompletionTokens));
+    }
+
+    /// <summary>
+    /// A JSON object as is; otherwise base64 of a JSON object, bare or as a JSON string
+    /// ("eyJwcm9tcHQiOi..." or "\"eyJwcm9tcHQiOi...\"").
+    /// </summary>
+    internal static ReadOnlyMemory<byte> DecodeLegacyBody(ReadOnlyMemory<byte> body)
+    {
+        ReadOnlySpan<byte> trimmed = body.Span.Trim(" \t\r\n"u8);
+        if (trimmed.IsEmpty || trimmed[0] == (byte)'{' || trimmed[0] == (byte)'[')
+            return body;
+        string text = Encoding.UTF8.GetString(trimmed);
+        if (text.StartsWith('"'))
+        {
+            try
+            {
+                text = JsonSerializer.Deserialize(text, ApiJsonContext.Wire.String) ?? "";
+            }
+            catch (JsonException)
+            {
+                throw ApiException.BadRequest("the request body is not valid JSON", null, "invalid_json");
+            }
+        }
+        byte[] decoded = new byte[text.Length];
+        if (!Convert.TryFromBase64String(text.Trim(), decoded, out int written))
+            throw ApiException.BadRequest("the request body is neither a JSON object nor base64-encoded JSON", null, "invalid_json");
+        return decoded.AsMemory(0, written);
+    }
+}

@@ -1,0 +1,257 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using BitNet.Inference.Api.Json;
+using BitNet.Inference.Generation;
+
+namespace BitNet.Inference.Api;
+
+/// <summary>
+/// The OpenAI-compatible API, independent of any transport: an <see cref="ApiRequest"/> in, an
+/// <see cref="ApiResponse"/> (JSON, or a stream of SSE frames) out. Every host (Kestrel, Lambda,
+/// Azure) translates its transport to these two types and nothing else.
+///
+/// Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
+/// POST /completion and POST / (the seed project's legacy payload), POST /keep-warm.
+/// Client mistakes become 4xx in the OpenAI error shape here, in one place; only a fault of the
+/// server (an engine exception) escapes, and each host reports it as its transport expects.
+/// </summary>
+public sealed partial class InferenceApi
+{
+    private readonly GeneratorProvider _provider;
+    private readonly RequestQueue _queue;
+    private int _touchedOnce;
+    private volatile bool _shuttingDown;
+
+    public InferenceApi(GeneratorProvider provider, ApiOptions options)
+    {
+        _provider = provider;
+        Options = options;
+        _queue = new RequestQueue(options.QueueDepth);
+    }
+
+    public ApiOptions Options { get; }
+    public GeneratorProvider Provider => _provider;
+    public RequestQueue Queue => _queue;
+
+    /// <summary>New generations get 503 from now on; running ones continue (graceful shutdown).</summary>
+    public void BeginShutdown() => _shuttingDown = true;
+
+    public async Task<ApiResponse> HandleAsync(ApiRequest request, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await RouteAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ApiException ex)
+        {
+            return Error(ex);
+        }
+    }
+
+    private Task<ApiResponse> RouteAsync(ApiRequest request, CancellationToken cancellationToken)
+    {
+        string path = request.Path.Length > 1 ? request.Path.TrimEnd('/') : request.Path;
+        string method = request.Method.ToUpperInvariant();
+
+        if (path is "/health" or "/v1/health")
+            return Task.FromResult(method is "GET" or "HEAD" ? Health() : throw MethodNotAllowed(method, path));
+
+        Authorize(request);
+        if (request.Body.Length > Options.MaxRequestBytes)
+            throw new ApiException(413, $"the request body has {request.Body.Length} bytes; the limit is {Options.MaxRequestBytes}", "invalid_request_error", code: "request_too_large");
+
+        return (method, path) switch
+        {
+            ("POST", "/v1/chat/completions" or "/chat/completions") => ChatCompletionsAsync(request, cancellationToken),
+            ("POST", "/v1/completions" or "/completions") => CompletionsAsync(request, cancellationToken),
+            ("POST", "/completion" or "/") => LegacyAsync(request.Body, request.Deadline, cancellationToken),
+            ("POST" or "GET", "/keep-warm") => Task.FromResult(KeepWarm()),
+            ("GET", "/v1/models" or "/models") => Task.FromResult(Models()),
+            ("GET", _) when path.StartsWith("/v1/models/", StringComparison.Ordinal) => Task.FromResult(Model(path["/v1/models/".Length..])),
+            (_, "/v1/chat/completions" or "/chat/completions" or "/v1/completions" or "/completions" or "/completion" or "/v1/models" or "/models")
+                => throw MethodNotAllowed(method, path),
+            _ => throw new ApiException(404, $"Unknown request URL: {method} {path}", "invalid_request_error", code: "unknown_url"),
+        };
+    }
+
+    private static ApiException MethodNotAllowed(string method, string path) =>
+        new(405, $"{method} is not allowed on {path}", "invalid_request_error", code: "method_not_allowed");
+
+    private void Authorize(ApiRequest request)
+    {
+        if (Options.ApiKey is null)
+            return;
+        string? header = request.Header("authorization");
+        const string scheme = "Bearer ";
+        bool ok = header is not null && header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase) &&
+                  CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(header[scheme.Length..].Trim()), Encoding.UTF8.GetBytes(Options.ApiKey));
+        if (!ok)
+            throw new ApiException(401, header is null
+                ? "You didn't provide an API key: send 'Authorization: Bearer YOUR_KEY'."
+                : "Incorrect API key provided.", "invalid_request_error", code: "invalid_api_key");
+    }
+
+    // ---- Shared pieces of the generation routes ----------------------------------------------
+
+    /// <summary>The loaded model, or 503 (loading / failed / shutting down) with Retry-After.</summary>
+    private ITextGenerator ReadyGenerator()
+    {
+        if (_shuttingDown)
+            throw ApiException.Unavailable("the server is shutting down", "shutting_down", TimeSpan.FromSeconds(5));
+        return _provider.State switch
+        {
+            GeneratorState.Ready => _provider.Generator!,
+            GeneratorState.Failed => throw ApiException.Unavailable($"the model failed to load: {_provider.FailureReason}", "model_load_failed", null),
+            _ => throw ApiException.Unavailable("the model is loading; retry shortly", "model_loading", TimeSpan.FromSeconds(5)),
+        };
+    }
+
+    private DateTimeOffset DeadlineFor(DateTimeOffset? transportDeadline)
+    {
+        DateTimeOffset own = DateTimeOffset.UtcNow + Options.RequestTimeout;
+        return transportDeadline is { } t && t < own ? t : own;
+    }
+
+    /// <summary>Reads a JSON body with the source-generated serializer; JSON and type errors become 400s naming the field.</summary>
+    private static T ParseBody<T>(ReadOnlyMemory<byte> body, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> typeInfo) where T : class
+    {
+        if (body.Span.Trim(" \t\r\n"u8).IsEmpty)
+            throw ApiException.BadRequest("the request body is empty; send a JSON object");
+        try
+        {
+            return JsonSerializer.Deserialize(body.Span, typeInfo)
+                   ?? throw ApiException.BadRequest("the request body must be a JSON object, not null");
+        }
+        catch (JsonException ex)
+        {
+            throw JsonErrors.ToApiException(ex);
+        }
+    }
+
+    private void CheckModel(string? requested)
+    {
+        if (string.IsNullOrEmpty(requested))
+            return;
+        ModelInfo model = _provider.Generator!.Model;
+        string file = Path.GetFileName(model.Path);
+        if (requested.Equals(model.Id, StringComparison.OrdinalIgnoreCase) ||
+            requested.Equals(file, StringComparison.OrdinalIgnoreCase) ||
+            requested.Equals(Path.GetFileNameWithoutExtension(file), StringComparison.OrdinalIgnoreCase))
+            return;
+        throw ApiException.BadRequest($"The model '{requested}' does not exist; this server serves '{model.Id}' (GET /v1/models).", "model", "model_not_found");
+    }
+
+    private static SamplingOptions Sampling(float? temperature, float? topP, int? topK, float? minP, float? repeatPenalty,
+        int? repeatLastN, float? presence, float? frequency, long? seed, int contextLength)
+    {
+        var d = new SamplingOptions();
+        Range(temperature, 0f, 2f, "temperature");
+        Range(topP, 0f, 1f, "top_p");
+        Range(minP, 0f, 1f, "min_p");
+        Range(repeatPenalty, 0.0001f, 10f, "repeat_penalty");
+        Range(presence, -2f, 2f, "presence_penalty");
+        Range(frequency, -2f, 2f, "frequency_penalty");
+        if (repeatLastN is < -1)
+            throw ApiException.BadRequest("repeat_last_n must be -1 (the whole context), 0 (off) or a positive count", "repeat_last_n");
+        return d with
+        {
+            Temperature = temperature ?? d.Temperature,
+            TopP = topP ?? d.TopP,
+            TopK = topK ?? d.TopK, // ≤ 0 disables, as in llama.cpp
+            MinP = minP ?? d.MinP,
+            RepeatPenalty = repeatPenalty ?? d.RepeatPenalty,
+            RepeatLastN = repeatLastN == -1 ? contextLength : repeatLastN ?? d.RepeatLastN,
+            PresencePenalty = presence ?? d.PresencePenalty,
+            FrequencyPenalty = frequency ?? d.FrequencyPenalty,
+            Seed = seed is >= 0 ? (ulong)seed.Value : null, // llama.cpp: -1 = random
+        };
+    }
+
+    private static void Range(float? value, float min, float max, string name)
+    {
+        if (value is { } v && (float.IsNaN(v) || v < min || v > max))
+            throw ApiException.BadRequest($"{name} must be between {min} and {max}; got {v}", name, "invalid_value");
+    }
+
+    private static IReadOnlyList<string> StopList(StopSequences? stop)
+    {
+        if (stop is null)
+            return [];
+        if (stop.Values.Count > 16)
+            throw ApiException.BadRequest($"stop has {stop.Values.Count} sequences; at most 16 are allowed", "stop");
+        if (stop.Values.Any(string.IsNullOrEmpty))
+            throw ApiException.BadRequest("stop sequences must not be empty strings", "stop");
+        return stop.Values;
+    }
+
+    private static void CheckN(int? n)
+    {
+        if (n is { } value && value != 1)
+            throw ApiException.BadRequest($"n must be 1 (one model instance generates one choice); got {value}", "n", "invalid_value");
+    }
+
+    /// <summary>
+    /// Completion tokens for a prompt: the requested number (which must be ≥ 1 and fit the context
+    /// together with the prompt), or the configured default capped by the room left.
+    /// </summary>
+    private int CompletionBudget(int? requested, string param, int promptTokens, int contextLength, string promptParam)
+    {
+        if (requested is { } r && r <= 0)
+            throw ApiException.BadRequest($"{param} must be at least 1; got {r}", param, "invalid_value");
+        int room = contextLength - promptTokens;
+        if (room <= 0)
+            throw ApiException.BadRequest(
+                $"This model's context holds {contextLength} tokens, but the prompt alone has {promptTokens}. Shorten the prompt.",
+                promptParam, "context_length_exceeded");
+        if (requested is { } want && want > room)
+            throw ApiException.BadRequest(
+                $"This model's context holds {contextLength} tokens, but {promptTokens} prompt tokens and {want} completion tokens were requested. Lower {param} to at most {room}.",
+                param, "context_length_exceeded");
+        return requested ?? Math.Min(Options.DefaultMaxTokens, room);
+    }
+
+    private static string FinishReasonText(FinishReason reason) => reason switch
+    {
+        FinishReason.Stop => "stop",
+        FinishReason.Length => "length",
+        _ => "cancelled",
+    };
+
+    private static long UnixNow() => DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
+    private static string NewId(string prefix) => prefix + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
+
+    private static ApiResponse Error(ApiException ex)
+    {
+        var response = ApiResponse.Json(ex.Status, JsonSerializer.SerializeToUtf8Bytes(
+            new ErrorResponse(new ErrorBody(ex.Message, ex.Type, ex.Param, ex.Code)), ApiJsonContext.Wire.ErrorResponse));
+        if (ex.RetryAfter is { } retry)
+            response.Headers["retry-after"] = ((int)Math.Ceiling(retry.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return response;
+    }
+
+    /// <summary>The OpenAI error JSON for a server fault; hosts use it for 500s and mid-stream errors.</summary>
+    public static byte[] ServerErrorJson(Exception ex) =>
+        JsonSerializer.SerializeToUtf8Bytes(new ErrorResponse(new ErrorBody(
+            $"the server failed while generating: {ex.Message}", "server_error", null, "internal_error")), ApiJsonContext.Wire.ErrorResponse);
+
+    internal static ReadOnlyMemory<byte> SseFrame(byte[] json)
+    {
+        var frame = new byte[json.Length + 8];
+        "data: "u8.CopyTo(frame);
+        json.CopyTo(frame, 6);
+        frame[^2] = (byte)'\n';
+        frame[^1] = (byte)'\n';
+        return frame;
+    }
+
+    internal static readonly ReadOnlyMemory<byte> SseDone = "data: [DONE]\n\n"u8.ToArray();
+
+    /// <summary>An SSE frame carrying an error object; hosts send it when a stream fails after its first byte.</summary>
+    public static ReadOnlyMemory<byte> SseErrorFrame(Exception ex) => SseFrame(ServerErrorJson(ex));
+
+    private static double Ms(TimeSpan t) => Math.Round(t.TotalMilliseconds, 3);
+
+}

@@ -1,0 +1,131 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace BitNet.Inference.Api.Json;
+
+// Converters for the fields OpenAI lets take more than one shape. They read with Utf8JsonReader
+// only (no reflection), so they are AOT-safe. A JsonException thrown here carries our message;
+// the serializer adds the JSON path, which becomes the error's "param".
+
+/// <summary>"stop": null, "text", or ["a", "b"].</summary>
+public sealed class StopSequencesConverter : JsonConverter<StopSequences>
+{
+    public override StopSequences? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        switch (reader.TokenType)
+        {
+            case JsonTokenType.Null:
+                return null;
+            case JsonTokenType.String:
+                return new StopSequences([reader.GetString()!]);
+            case JsonTokenType.StartArray:
+                var values = new List<string>();
+                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                {
+                    if (reader.TokenType != JsonTokenType.String)
+                        throw new JsonException("must be a string or an array of strings");
+                    values.Add(reader.GetString()!);
+                }
+                return new StopSequences(values);
+            default:
+                throw new JsonException("must be a string or an array of strings");
+        }
+    }
+
+    public override void Write(Utf8JsonWriter writer, StopSequences value, JsonSerializerOptions options)
+    {
+        writer.WriteStartArray();
+        foreach (string s in value.Values)
+            writer.WriteStringValue(s);
+        writer.WriteEndArray();
+    }
+}
+
+/// <summary>Message "content": a string, null, or an array of {"type":"text","text":...} parts (joined).</summary>
+public sealed class MessageContentConverter : JsonConverter<MessageContent>
+{
+    public override MessageContent? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        switch (reader.TokenType)
+        {
+            case JsonTokenType.Null:
+                return null;
+            case JsonTokenType.String:
+                return new MessageContent(reader.GetString()!);
+            case JsonTokenType.StartArray:
+                var text = new System.Text.StringBuilder();
+                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                {
+                    if (reader.TokenType != JsonTokenType.StartObject)
+                        throw new JsonException("content parts must be objects like {\"type\":\"text\",\"text\":\"...\"}");
+                    text.Append(ReadTextPart(ref reader));
+                }
+                return new MessageContent(text.ToString());
+            default:
+                throw new JsonException("must be a string or an array of content parts");
+        }
+    }
+
+    private static string ReadTextPart(ref Utf8JsonReader reader)
+    {
+        string? type = null, text = null;
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+        {
+            string name = reader.GetString()!;
+            reader.Read();
+            if (name == "type" || name == "text")
+            {
+                if (reader.TokenType != JsonTokenType.String)
+                    throw new JsonException($"content part field '{name}' must be a string");
+                if (name == "type") type = reader.GetString(); else text = reader.GetString();
+            }
+            else
+            {
+                reader.Skip();
+            }
+        }
+        if (type != "text")
+            throw new JsonException($"content part type '{type ?? "(missing)"}' is not supported; this model reads text parts only");
+        return text ?? throw new JsonException("a text content part needs a 'text' string");
+    }
+
+    public override void Write(Utf8JsonWriter writer, MessageContent value, JsonSerializerOptions options) =>
+        writer.WriteStringValue(value.Text);
+}
+
+/// <summary>Completions "prompt": "text", ["text"] (exactly one), or [token ids].</summary>
+public sealed class PromptConverter : JsonConverter<PromptInput>
+{
+    public override PromptInput? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        switch (reader.TokenType)
+        {
+            case JsonTokenType.Null:
+                return null;
+            case JsonTokenType.String:
+                return new PromptInput(reader.GetString(), null);
+            case JsonTokenType.StartArray:
+                var strings = new List<string>();
+                var tokens = new List<int>();
+                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                {
+                    if (reader.TokenType == JsonTokenType.String)
+                        strings.Add(reader.GetString()!);
+                    else if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int id) && id >= 0)
+                        tokens.Add(id);
+                    else
+                        throw new JsonException("must be a string, an array of one string, or an array of token ids");
+                }
+                if (strings.Count > 0 && tokens.Count > 0)
+                    throw new JsonException("must not mix strings and token ids");
+                if (strings.Count > 1)
+                    throw new JsonException("only one prompt per request is supported (n = 1)");
+                return strings.Count == 1 ? new PromptInput(strings[0], null) : new PromptInput(null, tokens);
+            default:
+                throw new JsonException("must be a string, an array of one string, or an array of token ids");
+        }
+    }
+
+    public override void Write(Utf8JsonWriter writer, PromptInput value, JsonSerializerOptions options) =>
+        writer.WriteStringValue(value.Text);
+}

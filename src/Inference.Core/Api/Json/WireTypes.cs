@@ -1,0 +1,216 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace BitNet.Inference.Api.Json;
+
+// The wire shapes of the API, as OpenAI (and llama.cpp's server for the extras) define them.
+// Request types are mutable classes so the source-generated deserializer fills them; every field
+// is optional here and validated by the handlers, which produce the error messages.
+// Unknown fields are ignored, as OpenAI and llama.cpp's server do; a known field with the wrong
+// type is a 400 naming the field.
+
+public sealed class ChatCompletionRequest
+{
+    public string? Model { get; set; }
+    public List<ChatMessageWire?>? Messages { get; set; }
+    public int? MaxTokens { get; set; }
+    public int? MaxCompletionTokens { get; set; }
+    /// <summary>llama.cpp's name for max_tokens.</summary>
+    public int? NPredict { get; set; }
+    public float? Temperature { get; set; }
+    public float? TopP { get; set; }
+    [JsonConverter(typeof(StopSequencesConverter))]
+    public StopSequences? Stop { get; set; }
+    public long? Seed { get; set; }
+    public bool? Stream { get; set; }
+    public StreamOptionsWire? StreamOptions { get; set; }
+    public int? N { get; set; }
+    public float? PresencePenalty { get; set; }
+    public float? FrequencyPenalty { get; set; }
+    public int? TopK { get; set; }
+    public float? MinP { get; set; }
+    public float? RepeatPenalty { get; set; }
+    public int? RepeatLastN { get; set; }
+    /// <summary>Not supported; only checked so a request that needs tools is refused rather than misunderstood.</summary>
+    public JsonElement? Tools { get; set; }
+    public ResponseFormatWire? ResponseFormat { get; set; }
+}
+
+public sealed class ChatMessageWire
+{
+    public string? Role { get; set; }
+    [JsonConverter(typeof(MessageContentConverter))]
+    public MessageContent? Content { get; set; }
+    public string? Name { get; set; }
+}
+
+/// <summary>"content": a string, or an array of parts of which only {"type":"text","text":...} are supported.</summary>
+public sealed record MessageContent(string Text);
+
+/// <summary>"stop": a string or a list of strings.</summary>
+public sealed record StopSequences(IReadOnlyList<string> Values);
+
+public sealed class StreamOptionsWire
+{
+    public bool? IncludeUsage { get; set; }
+}
+
+public sealed class ResponseFormatWire
+{
+    public string? Type { get; set; }
+}
+
+public sealed class CompletionRequest
+{
+    public string? Model { get; set; }
+    [JsonConverter(typeof(PromptConverter))]
+    public PromptInput? Prompt { get; set; }
+    public int? MaxTokens { get; set; }
+    public int? NPredict { get; set; }
+    public float? Temperature { get; set; }
+    public float? TopP { get; set; }
+    [JsonConverter(typeof(StopSequencesConverter))]
+    public StopSequences? Stop { get; set; }
+    public long? Seed { get; set; }
+    public bool? Stream { get; set; }
+    public StreamOptionsWire? StreamOptions { get; set; }
+    public int? N { get; set; }
+    public int? BestOf { get; set; }
+    public bool? Echo { get; set; }
+    public string? Suffix { get; set; }
+    public float? PresencePenalty { get; set; }
+    public float? FrequencyPenalty { get; set; }
+    public int? TopK { get; set; }
+    public float? MinP { get; set; }
+    public float? RepeatPenalty { get; set; }
+    public int? RepeatLastN { get; set; }
+}
+
+/// <summary>"prompt": a string, a list with one string, or a list of token ids.</summary>
+public sealed record PromptInput(string? Text, IReadOnlyList<int>? Tokens);
+
+/// <summary>
+/// The payload the seed project's Lambda users send (llama.cpp /completion fields):
+/// {"prompt","n_predict","temperature","top_p","top_k","repeat_penalty"} plus a few llama.cpp extras.
+/// </summary>
+public sealed class LegacyCompletionRequest
+{
+    public string? Prompt { get; set; }
+    public int? NPredict { get; set; }
+    public float? Temperature { get; set; }
+    public float? TopP { get; set; }
+    public int? TopK { get; set; }
+    public float? MinP { get; set; }
+    public float? RepeatPenalty { get; set; }
+    public int? RepeatLastN { get; set; }
+    public float? PresencePenalty { get; set; }
+    public float? FrequencyPenalty { get; set; }
+    public long? Seed { get; set; }
+    [JsonConverter(typeof(StopSequencesConverter))]
+    public StopSequences? Stop { get; set; }
+    public bool? Stream { get; set; }
+    public bool? KeepWarm { get; set; }
+}
+
+// ---- Responses -------------------------------------------------------------------------------
+
+public sealed record Usage(
+    [property: JsonPropertyName("prompt_tokens")] int PromptTokens,
+    [property: JsonPropertyName("completion_tokens")] int CompletionTokens,
+    [property: JsonPropertyName("total_tokens")] int TotalTokens);
+
+public sealed record ChatCompletionResponse(
+    string Id,
+    string Object,
+    long Created,
+    string Model,
+    IReadOnlyList<ChatChoice> Choices,
+    Usage Usage);
+
+public sealed record ChatChoice(
+    int Index,
+    AssistantMessage Message,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] System.Text.Json.JsonElement? Logprobs,
+    string FinishReason);
+
+public sealed record AssistantMessage(string Role, string Content);
+
+public sealed record ChatCompletionChunk(
+    string Id,
+    string Object,
+    long Created,
+    string Model,
+    IReadOnlyList<ChatChunkChoice> Choices,
+    Usage? Usage);
+
+public sealed record ChatChunkChoice(
+    int Index,
+    ChatDelta Delta,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] System.Text.Json.JsonElement? Logprobs,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
+
+public sealed record ChatDelta(string? Role, string? Content);
+
+public sealed record CompletionResponse(
+    string Id,
+    string Object,
+    long Created,
+    string Model,
+    IReadOnlyList<CompletionChoice> Choices,
+    Usage? Usage);
+
+public sealed record CompletionChoice(
+    string Text,
+    int Index,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] System.Text.Json.JsonElement? Logprobs,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
+
+/// <summary>llama.cpp's /completion answer, trimmed to what we know: text, counts, timings, why it stopped.</summary>
+public sealed record LegacyCompletionResponse(
+    string Content,
+    string Model,
+    int TokensPredicted,
+    int TokensEvaluated,
+    bool Stop,
+    // "eos" (end-of-generation token or a stop string), "limit" (n_predict, context or deadline).
+    string StopType,
+    string FinishReason,
+    LegacyTimings Timings);
+
+public sealed record LegacyTimings(
+    int PromptN,
+    double PromptMs,
+    double PromptPerTokenMs,
+    double PromptPerSecond,
+    int PredictedN,
+    double PredictedMs,
+    double PredictedPerTokenMs,
+    double PredictedPerSecond);
+
+public sealed record ModelList(string Object, IReadOnlyList<ModelEntry> Data);
+
+public sealed record ModelEntry(string Id, string Object, long Created, string OwnedBy, ModelMeta Meta);
+
+public sealed record ModelMeta(
+    string Architecture,
+    int ContextLength,
+    int ServedContextLength,
+    int VocabSize,
+    int EmbeddingLength,
+    int LayerCount,
+    long FileSizeBytes,
+    string Kernel,
+    int Threads);
+
+/// <summary>peak_resident_bytes (VmHWM) lets load generators (bitnet bench-cost) report memory of a remote host.</summary>
+public sealed record HealthResponse(string Status, string? Model, double? LoadSeconds, int QueueWaiting, bool Busy, long? ResidentBytes, long? PeakResidentBytes);
+
+public sealed record KeepWarmResponse(string Status, string ModelState, long TouchedBytes, double ElapsedMs);
+
+public sealed record ErrorResponse(ErrorBody Error);
+
+public sealed record ErrorBody(
+    string Message,
+    string Type,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Param,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Code);

@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using BitNet.Inference.Generation;
+using BitNet.Inference.Hub;
+using BitNet.Inference.Model;
+
+namespace BitNet.Inference.Api;
+
+/// <summary>Finding the model file and warming it before the engine maps it.</summary>
+public static class ModelLoading
+{
+    /// <summary>The configured model path, or the default model (BITNET_MODEL, then the Hugging Face cache).
+    /// Throws FileNotFoundException with the fix when neither exists.</summary>
+    public static string ResolvePath(ApiOptions options, IEnvironment? environment = null)
+    {
+        if (options.ModelPath is { } path)
+            return File.Exists(path) ? Path.GetFullPath(path) : throw new FileNotFoundException($"the model file '{path}' does not exist", path);
+        return ModelLocator.DefaultModelPath(environment);
+    }
+
+    /// <summary>
+    /// For the plain server and `bitnet serve`: like <see cref="ResolvePath"/>, but when no model was
+    /// named and the default model is not in the cache yet, downloads it (resumable, SHA-256 checked)
+    /// while /health says "Loading model". Lambda and Azure images carry their model and never download.
+    /// </summary>
+    public static string ResolveOrDownloadPath(ApiOptions options, TextWriter log, IEnvironment? environment = null)
+    {
+        if (options.ModelPath is not null || ModelLocator.TryResolveDefault(out _, environment) ||
+            (environment ?? ProcessEnvironment.Instance).GetVariable(ModelLocator.ModelVariable) is not null)
+            return ResolvePath(options, environment);
+        log.WriteLine($"bitnet: no model given and {ModelReference.Default} is not cached; downloading it (set {EnvVars.Model} or pass -m to use a local file)");
+        return HubDownloader.EnsureModelAsync(progress: new TextDownloadProgress(log), env: environment).GetAwaiter().GetResult();
+    }
+
+    /// <summary>
+    /// Loads the engine the way every host does: resolve the path, read the file sequentially
+    /// first when <see cref="ApiOptions.PrefetchModel"/> is on, then <see cref="BitNetEngine.Load"/>.
+    /// </summary>
+    public static ITextGenerator LoadGenerator(ApiOptions options, IEnvironment? environment = null) =>
+        LoadGenerator(options, ResolvePath(options, environment));
+
+    /// <summary>Loads the engine from a resolved model file.</summary>
+    public static ITextGenerator LoadGenerator(ApiOptions options, string path)
+    {
+        if (options.PrefetchModel)
+            ReadSequentially(path);
+        return BitNetEngine.Load(new EngineOptions
+        {
+            ModelPath = path,
+            Threads = options.Threads,
+            ContextLength = options.ContextLength,
+            LmHead = options.LmHead == "q8" ? LmHeadMode.Q8 : LmHeadMode.F16,
+            PreTokenizer = options.PreTokenizer,
+            ModelId = options.ModelId,
+        });
+    }
+
+    /// <summary>
+    /// Reads the whole file once, front to back, in 8 MiB reads, and returns how long it took.
+    /// On Lambda the container image is fetched in 512 KiB chunks on first touch; large
+    /// sequential reads let the block device prefetch, where the engine's page faults during the
+    /// first prompt would arrive in random order, 4 KiB at a time. Elsewhere it just fills the page cache.
+    /// </summary>
+    public static TimeSpan ReadSequentially(string path)
+    {
+        var clock = Stopwatch.StartNew();
+        const int chunk = 8 << 20;
+        byte[] buffer = new byte[chunk];
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan);
+        while (file.Read(buffer, 0, chunk) > 0)
+        {
+        }
+        return clock.Elapsed;
+    }
+}

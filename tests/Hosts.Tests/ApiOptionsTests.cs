@@ -1,0 +1,64 @@
+using BitNet.Inference.Api;
+using BitNet.Inference.Hub;
+
+namespace BitNet.Hosts.Tests;
+
+public sealed class ApiOptionsTests
+{
+    private static ApiOptions Parse(params (string Name, string Value)[] variables) =>
+        ApiOptions.FromEnvironment(new DictionaryEnvironment(variables.ToDictionary(v => v.Name, v => (string?)v.Value), "/home/u"));
+
+    [Fact]
+    public void Unset_variables_keep_the_documented_defaults()
+    {
+        ApiOptions options = Parse();
+        Assert.Null(options.ModelPath);
+        Assert.Equal(4096, options.ContextLength);
+        Assert.Equal(32, options.QueueDepth);
+        Assert.Equal(512, options.DefaultMaxTokens);
+        Assert.Equal("f16", options.LmHead);
+        Assert.Equal(KeepWarmTouch.First, options.KeepWarmTouch);
+        Assert.Equal(1 << 20, options.MaxRequestBytes);
+        Assert.False(options.LambdaStreaming);
+        Assert.Empty(options.CorsOrigins);
+        Assert.Equal("127.0.0.1", options.Host);
+        Assert.Equal(8080, options.Port);
+    }
+
+    [Fact]
+    public void Every_variable_is_read()
+    {
+        ApiOptions options = Parse(
+            (EnvVars.Model, "/m.gguf"), (EnvVars.ModelId, "bitnet"), (EnvVars.Threads, "3"), (EnvVars.ContextLength, "2048"),
+            (EnvVars.LmHead, "Q8"), (EnvVars.PreTokenizer, "default"), (EnvVars.PrefetchModel, "false"), (EnvVars.QueueDepth, "0"),
+            (EnvVars.ApiKey, "k"), (EnvVars.DefaultMaxTokens, "64"), (EnvVars.RequestTimeoutSeconds, "30"),
+            (EnvVars.MaxRequestBytes, "4096"), (EnvVars.CorsOrigins, "https://a.example, https://b.example"),
+            (EnvVars.KeepWarmTouch, "always"), (EnvVars.Host, "0.0.0.0"), (EnvVars.Port, "9000"),
+            (EnvVars.ShutdownTimeoutSeconds, "5"), (EnvVars.LambdaStreaming, "true"), (EnvVars.LambdaDeadlineMarginMs, "250"));
+        Assert.Equal(new ApiOptions
+        {
+            ModelPath = "/m.gguf", ModelId = "bitnet", Threads = 3, ContextLength = 2048, LmHead = "q8", PreTokenizer = "default",
+            PrefetchModel = false, QueueDepth = 0, ApiKey = "k", DefaultMaxTokens = 64, RequestTimeout = TimeSpan.FromSeconds(30),
+            MaxRequestBytes = 4096, CorsOrigins = options.CorsOrigins, KeepWarmTouch = KeepWarmTouch.Always, Host = "0.0.0.0", Port = 9000,
+            ShutdownTimeout = TimeSpan.FromSeconds(5), LambdaStreaming = true, LambdaDeadlineMargin = TimeSpan.FromMilliseconds(250),
+        }, options);
+        Assert.Equal(["https://a.example", "https://b.example"], options.CorsOrigins);
+    }
+
+    [Theory]
+    [InlineData(EnvVars.Threads, "many", "an integer")]
+    [InlineData(EnvVars.Threads, "0", "from 1")]
+    [InlineData(EnvVars.QueueDepth, "-1", "from 0")]
+    [InlineData(EnvVars.LmHead, "f32", "f16, q8")]
+    [InlineData(EnvVars.KeepWarmTouch, "sometimes", "first, always, never")]
+    [InlineData(EnvVars.LambdaStreaming, "maybe", "true or false")]
+    [InlineData(EnvVars.Port, "70000", "to 65535")]
+    [InlineData(EnvVars.PreTokenizer, "gpt2", "llama3, default")]
+    public void A_bad_value_throws_naming_the_variable_and_what_it_accepts(string name, string value, string hint)
+    {
+        var ex = Assert.Throws<ConfigurationException>(() => Parse((name, value)));
+        Assert.Contains(name, ex.Message);
+        Assert.Contains(value, ex.Message);
+        Assert.Contains(hint, ex.Message);
+    }
+}

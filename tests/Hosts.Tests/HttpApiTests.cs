@@ -1,0 +1,338 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using BitNet.Hosts.Tests.Support;
+using BitNet.Inference.Api;
+using BitNet.Inference.Generation;
+
+namespace BitNet.Hosts.Tests;
+
+/// <summary>The API through the real Kestrel host, on the deterministic fake engine.</summary>
+public sealed class HttpApiTests
+{
+    private static readonly CancellationToken Ct = TestContext.Current.CancellationToken;
+
+    private static IReadOnlyList<int> ChatPrompt(FakeTextGenerator fake, params ChatMessage[] messages) =>
+        fake.Tokenize(fake.ApplyChatTemplate(messages));
+
+    [Fact]
+    public async Task Chat_completion_returns_the_generated_text_usage_and_finish_reason()
+    {
+        var fake = new FakeTextGenerator();
+        await using var server = await TestServer.StartAsync(fake);
+        var response = await server.Client.PostAsync("/v1/chat/completions",
+            Sse.Json("""{"model":"fake-model","messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"hi"},{"type":"text","text":" there"}]}],"max_tokens":5,"temperature":0}"""), Ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        JsonElement body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
+
+        var prompt = ChatPrompt(fake, new ChatMessage(ChatRole.System, "be brief"), new ChatMessage(ChatRole.User, "hi there"));
+        Assert.Equal("chat.completion", body.GetProperty("object").GetString());
+        Assert.StartsWith("chatcmpl-", body.GetProperty("id").GetString());
+        Assert.Equal("fake-model", body.GetProperty("model").GetString());
+        JsonElement choice = body.GetProperty("choices")[0];
+        Assert.Equal(FakeTextGenerator.Expected(prompt, 5), choice.GetProperty("message").GetProperty("content").GetString());
+        Assert.Equal("assistant", choice.GetProperty("message").GetProperty("role").GetString());
+        Assert.Equal("length", choice.GetProperty("finish_reason").GetString());
+        Assert.Equal(prompt.Count, body.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(5, body.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        Assert.Equal(0f, fake.LastRequest!.Sampling.Temperature);
+    }
+
+    [Fact]
+    public async Task Sampling_fields_and_llama_extras_reach_the_engine()
+    {
+        var fake = new FakeTextGenerator();
+        await using var server = await TestServer.StartAsync(fake);
+        var response = await server.Client.PostAsync("/v1/chat/completions",
+            Sse.Json("""{"messages":[{"role":"user","content":"x"}],"max_completion_tokens":3,"temperature":0.5,"top_p":0.9,"top_k":7,"min_p":0.1,"repeat_penalty":1.1,"presence_penalty":0.5,"frequency_penalty":-0.5,"seed":42,"stop":"zz","unknown_field":{"a":1}}"""), Ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        GenerationRequest request = fake.LastRequest!;
+        Assert.Equal(3, request.MaxTokens);
+        Assert.Equal(new SamplingOptions { Temperature = 0.5f, TopP = 0.9f, TopK = 7, MinP = 0.1f, RepeatPenalty = 1.1f, PresencePenalty = 0.5f, FrequencyPenalty = -0.5f, Seed = 42 },
+            request.Sampling);
+        Assert.Equal(["zz"], request.Stop);
+    }
+
+    [Fact]
+    public async Task Streaming_chat_sends_role_chunk_deltas_finish_chunk_usage_and_done()
+    {
+        var fake = new FakeTextGenerator();
+        await using var server = await TestServer.StartAsync(fake);
+        var response = await server.Client.PostAsync("/v1/chat/completions",
+            Sse.Json("""{"messages":[{"role":"user","content":"hello"}],"max_tokens":4,"stream":true,"stream_options":{"include_usage":true}}"""), Ct);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType!.MediaType);
+        var (frames, done) = Sse.Parse(await response.Content.ReadAsStringAsync(Ct));
+        Assert.True(done);
+        Assert.Equal("assistant", frames[0].GetProperty("choices")[0].GetProperty("delta").GetProperty("role").GetString());
+        Assert.All(frames, f => Assert.Equal("chat.completion.chunk", f.GetProperty("object").GetString()));
+        Assert.Single(frames.Select(f => f.GetProperty("id").GetString()).Distinct());
+        var prompt = ChatPrompt(fake, new ChatMessage(ChatRole.User, "hello"));
+        Assert.Equal(FakeTextGenerator.Expected(prompt, 4), Sse.ChatText(frames));
+        JsonElement finish = frames[^2].GetProperty("choices")[0];
+        Assert.Equal("length", finish.GetProperty("finish_reason").GetString());
+        Assert.Equal(0, frames[^1].GetProperty("choices").GetArrayLength());
+        Assert.Equal(4, frames[^1].GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task Stop_string_ends_with_finish_reason_stop()
+    {
+        var fake = new FakeTextGenerator();
+        await using var server = await TestServer.StartAsync(fake);
+        IReadOnlyList<int> prompt = fake.Tokenize("abc");
+        string second = FakeTextGenerator.Pieces(prompt).ElementAt(1).Trim();
+        var response = await server.Client.PostAsync("/v1/completions",
+            Sse.Json($$"""{"prompt":"abc","max_tokens":10,"stop":["{{second}}"]}"""), Ct);
+        JsonElement choice = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("choices")[0];
+        Assert.Equal("stop", choice.GetProperty("finish_reason").GetString());
+    }
+
+    [Fact]
+    public async Task Completions_stream_and_echo()
+    {
+        var fake = new FakeTextGenerator();
+        await using var server = await TestServer.StartAsync(fake);
+        var response = await server.Client.PostAsync("/v1/completions", Sse.Json("""{"prompt":"abc","max_tokens":3,"stream":true,"echo":true}"""), Ct);
+        var (frames, done) = Sse.Parse(await response.Content.ReadAsStringAsync(Ct));
+        Assert.True(done);
+        string text = string.Concat(frames.Select(f => f.GetProperty("choices")[0].GetProperty("text").GetString()));
+        Assert.Equal("abc" + FakeTextGenerator.Expected(fake.Tokenize("abc"), 3), text);
+        Assert.Equal("text_completion", frames[0].GetProperty("object").GetString());
+        Assert.Equal("length", frames[^1].GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+    }
+
+    [Fact]
+    public async Task Legacy_payload_as_json_and_as_base64_answers_content_counts_and_timings()
+    {
+        var fake = new FakeTextGenerator();
+        await using var server = await TestServer.StartAsync(fake);
+        const string payload = """{"prompt":"Once upon","n_predict":6,"temperature":0.7,"top_p":0.9,"top_k":20,"repeat_penalty":1.05}""";
+        foreach (HttpContent content in new HttpContent[]
+                 {
+                     Sse.Json(payload),
+                     new StringContent(Convert.ToBase64String(Encoding.UTF8.GetBytes(payload))),
+                 })
+        {
+            var response = await server.Client.PostAsync("/completion", content, Ct);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            JsonElement body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
+            IReadOnlyList<int> prompt = fake.Tokenize("Once upon");
+            Assert.Equal(FakeTextGenerator.Expected(prompt, 6), body.GetProperty("content").GetString());
+            Assert.Equal(6, body.GetProperty("tokens_predicted").GetInt32());
+            Assert.Equal(prompt.Count, body.GetProperty("tokens_evaluated").GetInt32());
+            Assert.Equal("limit", body.GetProperty("stop_type").GetString());
+            Assert.Equal(6, body.GetProperty("timings").GetProperty("predicted_n").GetInt32());
+            Assert.True(body.GetProperty("timings").GetProperty("predicted_per_second").GetDouble() > 0);
+            Assert.Equal(20, fake.LastRequest!.Sampling.TopK);
+            Assert.Equal(1.05f, fake.LastRequest.Sampling.RepeatPenalty);
+        }
+    }
+
+    [Fact]
+    public async Task Models_lists_the_one_loaded_model()
+    {
+        await using var server = await TestServer.StartAsync(new FakeTextGenerator());
+        JsonElement body = JsonDocument.Parse(await server.Client.GetStringAsync("/v1/models", Ct)).RootElement;
+        Assert.Equal("list", body.GetProperty("object").GetString());
+        Assert.Equal("fake-model", body.GetProperty("data")[0].GetProperty("id").GetString());
+        Assert.Equal("model", body.GetProperty("data")[0].GetProperty("object").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await server.Client.GetAsync("/v1/models/fake-model", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await server.Client.GetAsync("/v1/models/other", Ct)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Health_is_503_with_retry_after_while_loading_then_200_and_503_naming_a_load_failure()
+    {
+        var provider = new GeneratorProvider();
+        await using var server = await TestServer.StartAsync(provider);
+        var loading = await server.Client.GetAsync("/health", Ct);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, loading.StatusCode);
+        Assert.NotNull(loading.Headers.RetryAfter);
+        Assert.Contains("Loading model", await loading.Content.ReadAsStringAsync(Ct));
+        var chat = await server.Client.PostAsync("/v1/chat/completions", Sse.Json("""{"messages":[{"role":"user","content":"x"}]}"""), Ct);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, chat.StatusCode);
+        Assert.NotNull(chat.Headers.RetryAfter);
+
+        provider.SetReady(new FakeTextGenerator(), TimeSpan.FromSeconds(1));
+        var ready = await server.Client.GetAsync("/health", Ct);
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        JsonElement readyBody = JsonDocument.Parse(await ready.Content.ReadAsStringAsync(Ct)).RootElement;
+        Assert.Equal("ok", readyBody.GetProperty("status").GetString());
+        if (OperatingSystem.IsLinux())
+            Assert.True(readyBody.GetProperty("peak_resident_bytes").GetInt64() >= readyBody.GetProperty("resident_bytes").GetInt64());
+
+        var failedProvider = new GeneratorProvider();
+        failedProvider.Load(() => throw new FileNotFoundException("no such model: /x.gguf"));
+        await using var failed = await TestServer.StartAsync(failedProvider);
+        var health = await failed.Client.GetAsync("/health", Ct);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
+        Assert.Contains("no such model: /x.gguf", await health.Content.ReadAsStringAsync(Ct));
+    }
+
+    [Fact]
+    public async Task Full_queue_answers_429_with_retry_after_and_the_queue_is_first_in_first_out()
+    {
+        var fake = new FakeTextGenerator { TokenDelay = TimeSpan.FromMilliseconds(30) };
+        await using var server = await TestServer.StartAsync(fake, new ApiOptions { QueueDepth = 2 });
+        Task<HttpResponseMessage> Send(string prompt) =>
+            server.Client.PostAsync("/v1/completions", Sse.Json($$"""{"prompt":"{{prompt}}","max_tokens":5}"""), Ct);
+
+        Task<HttpResponseMessage> running = Send("a");
+        await WaitUntil(() => server.Api.Queue.Busy);
+        Task<HttpResponseMessage> first = Send("b");
+        await WaitUntil(() => server.Api.Queue.Waiting == 1);
+        Task<HttpResponseMessage> second = Send("c");
+        await WaitUntil(() => server.Api.Queue.Waiting == 2);
+        HttpResponseMessage rejected = await Send("d");
+
+        Assert.Equal((HttpStatusCode)429, rejected.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(1), rejected.Headers.RetryAfter!.Delta);
+        Assert.Equal("queue_full", JsonDocument.Parse(await rejected.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("error").GetProperty("code").GetString());
+        HttpResponseMessage[] done = await Task.WhenAll(running, first, second);
+        Assert.All(done, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(1, fake.MaxConcurrent);
+        // FIFO: "b" (sent first) finished before "c" started: their texts are theirs, and the last generation was "c".
+        Assert.Equal(fake.Tokenize("c"), fake.LastRequest!.PromptTokens);
+    }
+
+    [Fact]
+    public async Task Api_key_is_required_when_configured_except_for_health()
+    {
+        await using var server = await TestServer.StartAsync(new FakeTextGenerator(), new ApiOptions { ApiKey = "s3cret" });
+        Assert.Equal(HttpStatusCode.Unauthorized, (await server.Client.GetAsync("/v1/models", Ct)).StatusCode);
+        var wrong = new HttpRequestMessage(HttpMethod.Get, "/v1/models") { Headers = { { "Authorization", "Bearer nope" } } };
+        var wrongResponse = await server.Client.SendAsync(wrong, Ct);
+        Assert.Equal(HttpStatusCode.Unauthorized, wrongResponse.StatusCode);
+        Assert.Equal("invalid_api_key", JsonDocument.Parse(await wrongResponse.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("error").GetProperty("code").GetString());
+        var right = new HttpRequestMessage(HttpMethod.Get, "/v1/models") { Headers = { { "Authorization", "Bearer s3cret" } } };
+        Assert.Equal(HttpStatusCode.OK, (await server.Client.SendAsync(right, Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await server.Client.GetAsync("/health", Ct)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Cors_preflight_and_responses_carry_the_allowed_origin()
+    {
+        await using var server = await TestServer.StartAsync(new FakeTextGenerator(), new ApiOptions { CorsOrigins = ["https://app.example"] });
+        var preflight = new HttpRequestMessage(HttpMethod.Options, "/v1/chat/completions")
+        {
+            Headers = { { "Origin", "https://app.example" }, { "Access-Control-Request-Method", "POST" }, { "Access-Control-Request-Headers", "authorization,content-type" } },
+        };
+        var response = await server.Client.SendAsync(preflight, Ct);
+        Assert.Equal(HttpStatusCode.NoContent, response.StatusCode);
+        Assert.Equal("https://app.example", response.Headers.GetValues("Access-Control-Allow-Origin").Single());
+
+        var other = new HttpRequestMessage(HttpMethod.Get, "/health") { Headers = { { "Origin", "https://evil.example" } } };
+        Assert.False((await server.Client.SendAsync(other, Ct)).Headers.Contains("Access-Control-Allow-Origin"));
+    }
+
+    [Fact]
+    public async Task Bodies_over_the_size_limit_get_413()
+    {
+        await using var server = await TestServer.StartAsync(new FakeTextGenerator(), new ApiOptions { MaxRequestBytes = 2048 });
+        string big = new('x', 4096);
+        var response = await server.Client.PostAsync("/v1/completions", Sse.Json($$"""{"prompt":"{{big}}"}"""), Ct);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Contains("\"error\"", await response.Content.ReadAsStringAsync(Ct));
+    }
+
+    [Fact]
+    public async Task Keep_warm_answers_without_generating_and_touches_weights_on_the_first_ping_only()
+    {
+        var fake = new FakeTextGenerator();
+        await using var server = await TestServer.StartAsync(fake);
+        for (int i = 0; i < 3; i++)
+        {
+            var response = await server.Client.PostAsync("/keep-warm", Sse.Json("{}"), Ct);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            JsonElement body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
+            Assert.Equal(i == 0 ? 4096 : 0, body.GetProperty("touched_bytes").GetInt64());
+        }
+        var legacyPing = await server.Client.PostAsync("/", Sse.Json("""{"keep_warm": true}"""), Ct);
+        Assert.Equal("warm", JsonDocument.Parse(await legacyPing.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("status").GetString());
+        Assert.Equal(1, fake.TouchCount);
+        Assert.Equal(0, fake.Generations);
+    }
+
+    [Fact]
+    public async Task A_disconnected_streaming_client_stops_its_generation_within_one_token()
+    {
+        var fake = new FakeTextGenerator(contextLength: 100_000) { TokenDelay = TimeSpan.FromMilliseconds(20) };
+        await using var server = await TestServer.StartAsync(fake);
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = Sse.Json("""{"messages":[{"role":"user","content":"go on forever"}],"max_tokens":50000,"stream":true}"""),
+        };
+        using (var response = await server.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct))
+        {
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Ct));
+            int frames = 0;
+            while (frames < 4 && await reader.ReadLineAsync(Ct) is { } line)
+            {
+                if (line.StartsWith("data: ", StringComparison.Ordinal))
+                    frames++;
+            }
+        } // disposing the response closes the connection
+
+        await fake.CancellationObserved.Task.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        Assert.InRange(fake.TokensAfterCancel, 0, 1);
+        await WaitUntil(() => !server.Api.Queue.Busy);
+        // The model is free again: the next request runs at once.
+        var next = await server.Client.PostAsync("/v1/completions", Sse.Json("""{"prompt":"x","max_tokens":1}"""), Ct);
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_stream_its_host_abandons_cancels_the_generation_and_frees_the_model()
+    {
+        var fake = new FakeTextGenerator(contextLength: 100_000) { TokenDelay = TimeSpan.FromMilliseconds(10) };
+        var api = new InferenceApi(GeneratorProvider.Ready(fake), new ApiOptions());
+        ApiResponse response = await api.HandleAsync(new ApiRequest("POST", "/v1/completions",
+            Encoding.UTF8.GetBytes("""{"prompt":"x","max_tokens":50000,"stream":true}""")), Ct);
+        Assert.True(response.IsStreaming);
+        Assert.True(api.Queue.Busy);
+        await response.DisposeAsync();
+        await fake.CancellationObserved.Task.WaitAsync(TimeSpan.FromSeconds(5), Ct);
+        Assert.InRange(fake.TokensAfterCancel, 0, 1);
+        Assert.False(api.Queue.Busy);
+    }
+
+    [Fact]
+    public async Task Request_deadline_cuts_generation_with_finish_reason_length()
+    {
+        var fake = new FakeTextGenerator(contextLength: 100_000) { TokenDelay = TimeSpan.FromMilliseconds(20) };
+        await using var server = await TestServer.StartAsync(fake, new ApiOptions { RequestTimeout = TimeSpan.FromMilliseconds(400) });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var response = await server.Client.PostAsync("/v1/completions", Sse.Json("""{"prompt":"x","max_tokens":10000}"""), Ct);
+        JsonElement body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
+        Assert.Equal("length", body.GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+        Assert.InRange(body.GetProperty("usage").GetProperty("completion_tokens").GetInt32(), 1, 40);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task An_engine_fault_is_a_500_in_the_error_shape_and_mid_stream_an_error_frame()
+    {
+        var fake = new FakeTextGenerator { FailAtStart = true };
+        await using var server = await TestServer.StartAsync(fake);
+        var response = await server.Client.PostAsync("/v1/completions", Sse.Json("""{"prompt":"x","max_tokens":3}"""), Ct);
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        Assert.Equal("server_error", JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("error").GetProperty("type").GetString());
+
+        fake.FailAtStart = false;
+        fake.FailAfterTokens = 2;
+        var stream = await server.Client.PostAsync("/v1/completions", Sse.Json("""{"prompt":"x","max_tokens":5,"stream":true}"""), Ct);
+        var (frames, done) = Sse.Parse(await stream.Content.ReadAsStringAsync(Ct));
+        Assert.False(done);
+        Assert.Equal("server_error", frames[^1].GetProperty("error").GetProperty("type").GetString());
+    }
+
+    internal static async Task WaitUntil(Func<bool> condition)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "condition not reached in 10 s");
+            await Task.Delay(5, Ct);
+        }
+    }
+}

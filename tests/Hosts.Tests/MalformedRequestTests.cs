@@ -1,0 +1,189 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using BitNet.Hosts.Tests.Support;
+using BitNet.Inference.Api;
+
+namespace BitNet.Hosts.Tests;
+
+/// <summary>One running server (fake engine, 512-token context) for the whole table.</summary>
+public sealed class MalformedRequestServer : IAsyncLifetime
+{
+    internal TestServer Server { get; private set; } = null!;
+    internal FakeTextGenerator Fake { get; } = new(contextLength: 512);
+
+    public async ValueTask InitializeAsync() => Server = await TestServer.StartAsync(Fake, new ApiOptions { MaxRequestBytes = 64 * 1024 });
+    public ValueTask DisposeAsync() => Server.DisposeAsync();
+}
+
+/// <summary>
+/// A table of malformed requests, each a different mistake: every one is answered with the exact
+/// 4xx it deserves, in the OpenAI error shape, with a message (and the offending field as "param"
+/// where there is one) — never a 5xx, never a generation.
+/// </summary>
+public sealed class MalformedRequestTests(MalformedRequestServer fixture) : IClassFixture<MalformedRequestServer>
+{
+    private const string Chat = "/v1/chat/completions";
+    private const string Completions = "/v1/completions";
+    private const string Legacy = "/completion";
+    private const string User = """{"role":"user","content":"hi"}""";
+    private static readonly string LongText = new('x', 600); // > the 512-token context of the fake
+
+    private static string B64(string s) => Convert.ToBase64String(Encoding.UTF8.GetBytes(s));
+    private static string WithMessages(string extra) => $$"""{"messages":[{{User}}]{{extra}}}""";
+
+    public static readonly TheoryData<string, string, string, string, int, string?> Cases = new()
+    {
+        // name, method, path, body, status, param
+        { "empty body", "POST", Chat, "", 400, null },
+        { "whitespace body", "POST", Chat, "  \n ", 400, null },
+        { "JSON null", "POST", Chat, "null", 400, null },
+        { "JSON array", "POST", Chat, "[]", 400, null },
+        { "JSON number", "POST", Chat, "42", 400, null },
+        { "JSON string", "POST", Chat, "\"hello\"", 400, null },
+        { "truncated object", "POST", Chat, "{\"messages\":", 400, null },
+        { "unclosed array", "POST", Chat, "{\"messages\":[}", 400, null },
+        { "trailing comma", "POST", Chat, "{\"messages\":[],}", 400, null },
+        { "comment", "POST", Chat, "{/* hi */\"messages\":[]}", 400, null },
+        { "single quotes", "POST", Chat, "{'messages':[]}", 400, null },
+        { "unquoted key", "POST", Chat, "{messages:[]}", 400, null },
+        { "missing messages", "POST", Chat, "{}", 400, "messages" },
+        { "messages null", "POST", Chat, """{"messages":null}""", 400, "messages" },
+        { "messages empty", "POST", Chat, """{"messages":[]}""", 400, "messages" },
+        { "messages a string", "POST", Chat, """{"messages":"hi"}""", 400, "messages" },
+        { "messages an object", "POST", Chat, """{"messages":{"role":"user"}}""", 400, "messages" },
+        { "message a number", "POST", Chat, """{"messages":[1]}""", 400, "messages[0]" },
+        { "message null", "POST", Chat, """{"messages":[null]}""", 400, "messages[0]" },
+        { "role missing", "POST", Chat, """{"messages":[{"content":"x"}]}""", 400, "messages[0].role" },
+        { "role unknown", "POST", Chat, """{"messages":[{"role":"robot","content":"x"}]}""", 400, "messages[0].role" },
+        { "role tool", "POST", Chat, """{"messages":[{"role":"tool","content":"x","tool_call_id":"1"}]}""", 400, "messages[0].role" },
+        { "role a number", "POST", Chat, """{"messages":[{"role":5,"content":"x"}]}""", 400, "messages[0].role" },
+        { "content missing", "POST", Chat, """{"messages":[{"role":"user"}]}""", 400, "messages[0].content" },
+        { "content null", "POST", Chat, """{"messages":[{"role":"user","content":null}]}""", 400, "messages[0].content" },
+        { "content a number", "POST", Chat, """{"messages":[{"role":"user","content":5}]}""", 400, "messages[0].content" },
+        { "content an object", "POST", Chat, """{"messages":[{"role":"user","content":{"text":"x"}}]}""", 400, "messages[0].content" },
+        { "content part image", "POST", Chat, """{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"http://x/y.png"}}]}]}""", 400, "messages[0].content" },
+        { "content part without text", "POST", Chat, """{"messages":[{"role":"user","content":[{"type":"text"}]}]}""", 400, "messages[0].content" },
+        { "content part text a number", "POST", Chat, """{"messages":[{"role":"user","content":[{"type":"text","text":5}]}]}""", 400, "messages[0].content" },
+        { "content parts not objects", "POST", Chat, """{"messages":[{"role":"user","content":["x"]}]}""", 400, "messages[0].content" },
+        { "name a number", "POST", Chat, """{"messages":[{"role":"user","content":"x","name":5}]}""", 400, "messages[0].name" },
+        { "second message bad role", "POST", Chat, $$"""{"messages":[{{User}},{"role":"","content":"x"}]}""", 400, "messages[1].role" },
+        { "max_tokens 0", "POST", Chat, WithMessages(""","max_tokens":0"""), 400, "max_tokens" },
+        { "max_tokens negative", "POST", Chat, WithMessages(""","max_tokens":-5"""), 400, "max_tokens" },
+        { "max_tokens a string", "POST", Chat, WithMessages(""","max_tokens":"10" """), 400, "max_tokens" },
+        { "max_tokens fractional", "POST", Chat, WithMessages(""","max_tokens":1.5"""), 400, "max_tokens" },
+        { "max_tokens boolean", "POST", Chat, WithMessages(""","max_tokens":true"""), 400, "max_tokens" },
+        { "max_tokens beyond context", "POST", Chat, WithMessages(""","max_tokens":100000"""), 400, "max_tokens" },
+        { "max_tokens overflows int32", "POST", Chat, WithMessages(""","max_tokens":1099511627776"""), 400, "max_tokens" },
+        { "max_tokens an array", "POST", Chat, WithMessages(""","max_tokens":[5]"""), 400, "max_tokens" },
+        { "max_completion_tokens 0", "POST", Chat, WithMessages(""","max_completion_tokens":0"""), 400, "max_completion_tokens" },
+        { "max_completion_tokens beyond context", "POST", Chat, WithMessages(""","max_completion_tokens":5000"""), 400, "max_completion_tokens" },
+        { "n_predict 0 on chat", "POST", Chat, WithMessages(""","n_predict":0"""), 400, "n_predict" },
+        { "temperature a string", "POST", Chat, WithMessages(""","temperature":"hot" """), 400, "temperature" },
+        { "temperature negative", "POST", Chat, WithMessages(""","temperature":-1"""), 400, "temperature" },
+        { "temperature above 2", "POST", Chat, WithMessages(""","temperature":3"""), 400, "temperature" },
+        { "top_p above 1", "POST", Chat, WithMessages(""","top_p":1.5"""), 400, "top_p" },
+        { "top_p negative", "POST", Chat, WithMessages(""","top_p":-0.1"""), 400, "top_p" },
+        { "top_p a string", "POST", Chat, WithMessages(""","top_p":"x" """), 400, "top_p" },
+        { "top_k a string", "POST", Chat, WithMessages(""","top_k":"x" """), 400, "top_k" },
+        { "top_k fractional", "POST", Chat, WithMessages(""","top_k":1.5"""), 400, "top_k" },
+        { "min_p above 1", "POST", Chat, WithMessages(""","min_p":2"""), 400, "min_p" },
+        { "repeat_penalty 0", "POST", Chat, WithMessages(""","repeat_penalty":0"""), 400, "repeat_penalty" },
+        { "repeat_penalty a string", "POST", Chat, WithMessages(""","repeat_penalty":"x" """), 400, "repeat_penalty" },
+        { "repeat_last_n -2", "POST", Chat, WithMessages(""","repeat_last_n":-2"""), 400, "repeat_last_n" },
+        { "presence_penalty above 2", "POST", Chat, WithMessages(""","presence_penalty":3"""), 400, "presence_penalty" },
+        { "frequency_penalty below -2", "POST", Chat, WithMessages(""","frequency_penalty":-3"""), 400, "frequency_penalty" },
+        { "presence_penalty a string", "POST", Chat, WithMessages(""","presence_penalty":"x" """), 400, "presence_penalty" },
+        { "seed a string", "POST", Chat, WithMessages(""","seed":"abc" """), 400, "seed" },
+        { "seed fractional", "POST", Chat, WithMessages(""","seed":1.5"""), 400, "seed" },
+        { "stop a number", "POST", Chat, WithMessages(""","stop":5"""), 400, "stop" },
+        { "stop numbers", "POST", Chat, WithMessages(""","stop":[1,2]"""), 400, "stop" },
+        { "stop empty string", "POST", Chat, WithMessages(""","stop":[""]"""), 400, "stop" },
+        { "stop too many", "POST", Chat, WithMessages(""","stop":["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q"]"""), 400, "stop" },
+        { "stop an object", "POST", Chat, WithMessages(""","stop":{"a":1}"""), 400, "stop" },
+        { "stream a string", "POST", Chat, WithMessages(""","stream":"yes" """), 400, "stream" },
+        { "stream a number", "POST", Chat, WithMessages(""","stream":1"""), 400, "stream" },
+        { "stream_options a string", "POST", Chat, WithMessages(""","stream":true,"stream_options":"x" """), 400, "stream_options" },
+        { "include_usage a string", "POST", Chat, WithMessages(""","stream":true,"stream_options":{"include_usage":"yes"}"""), 400, "stream_options.include_usage" },
+        { "n 2", "POST", Chat, WithMessages(""","n":2"""), 400, "n" },
+        { "n 0", "POST", Chat, WithMessages(""","n":0"""), 400, "n" },
+        { "n a string", "POST", Chat, WithMessages(""","n":"1" """), 400, "n" },
+        { "unknown model", "POST", Chat, WithMessages(""","model":"gpt-4o" """), 400, "model" },
+        { "model a number", "POST", Chat, WithMessages(""","model":5"""), 400, "model" },
+        { "tools", "POST", Chat, WithMessages(""","tools":[{"type":"function","function":{"name":"f"}}]"""), 400, "tools" },
+        { "response_format json_object", "POST", Chat, WithMessages(""","response_format":{"type":"json_object"}"""), 400, "response_format.type" },
+        { "response_format a string", "POST", Chat, WithMessages(""","response_format":"json" """), 400, "response_format" },
+        { "prompt longer than the context", "POST", Chat, $$"""{"messages":[{"role":"user","content":"{{LongText}}"}]}""", 400, "messages" },
+        { "nesting deeper than 64", "POST", Chat, "{\"messages\":[" + User + "],\"extra\":" + new string('[', 70) + new string(']', 70) + "}", 400, null },
+        { "invalid UTF-8", "POST", Chat, "\u00ff\u00fe{bytes}", 400, null },
+        // /v1/completions
+        { "completions prompt missing", "POST", Completions, """{"max_tokens":3}""", 400, "prompt" },
+        { "completions prompt null", "POST", Completions, """{"prompt":null}""", 400, "prompt" },
+        { "completions prompt a number", "POST", Completions, """{"prompt":5}""", 400, "prompt" },
+        { "completions two prompts", "POST", Completions, """{"prompt":["a","b"]}""", 400, "prompt" },
+        { "completions empty token list", "POST", Completions, """{"prompt":[]}""", 400, "prompt" },
+        { "completions mixed prompt", "POST", Completions, """{"prompt":[1,"a"]}""", 400, "prompt" },
+        { "completions negative token id", "POST", Completions, """{"prompt":[-1]}""", 400, "prompt" },
+        { "completions token id beyond vocabulary", "POST", Completions, """{"prompt":[999999]}""", 400, "prompt" },
+        { "completions best_of 2", "POST", Completions, """{"prompt":"a","best_of":2}""", 400, "best_of" },
+        { "completions suffix", "POST", Completions, """{"prompt":"a","suffix":"z"}""", 400, "suffix" },
+        { "completions echo a string", "POST", Completions, """{"prompt":"a","echo":"yes"}""", 400, "echo" },
+        { "completions max_tokens 0", "POST", Completions, """{"prompt":"a","max_tokens":0}""", 400, "max_tokens" },
+        { "completions n_predict -2", "POST", Completions, """{"prompt":"a","n_predict":-2}""", 400, "n_predict" },
+        { "completions prompt longer than the context", "POST", Completions, $$"""{"prompt":"{{LongText}}"}""", 400, "prompt" },
+        { "completions unknown model", "POST", Completions, """{"prompt":"a","model":"davinci-002"}""", 400, "model" },
+        // The seed payload (/completion, /)
+        { "legacy neither JSON nor base64", "POST", Legacy, "hello world!", 400, null },
+        { "legacy base64 of text", "POST", Legacy, B64("hello there"), 400, null },
+        { "legacy prompt missing", "POST", Legacy, """{"n_predict":5}""", 400, "prompt" },
+        { "legacy prompt a number", "POST", Legacy, """{"prompt":5}""", 400, "prompt" },
+        { "legacy n_predict a string", "POST", Legacy, """{"prompt":"a","n_predict":"5"}""", 400, "n_predict" },
+        { "legacy n_predict 0", "POST", Legacy, """{"prompt":"a","n_predict":0}""", 400, "n_predict" },
+        { "legacy n_predict beyond context", "POST", Legacy, """{"prompt":"a","n_predict":100000}""", 400, "n_predict" },
+        { "legacy temperature a string", "POST", "/", """{"prompt":"a","temperature":"warm"}""", 400, "temperature" },
+        { "legacy base64 with a wrong type", "POST", "/", B64("""{"prompt":"a","top_k":"many"}"""), 400, "top_k" },
+        { "legacy keep_warm a string", "POST", "/", """{"keep_warm":"yes"}""", 400, "keep_warm" },
+        { "legacy stream", "POST", Legacy, """{"prompt":"a","stream":true}""", 400, "stream" },
+        { "legacy quoted non-base64", "POST", Legacy, "\"%%%\"", 400, null },
+        // Routes and sizes
+        { "unknown route", "POST", "/v1/embeddings", """{"input":"x"}""", 404, null },
+        { "unknown GET route", "GET", "/v2/models", "", 404, null },
+        { "GET on chat", "GET", Chat, "", 405, null },
+        { "DELETE on models", "DELETE", "/v1/models", "", 405, null },
+        { "PUT on completions", "PUT", Completions, """{"prompt":"a"}""", 405, null },
+        { "body over the size limit", "POST", Completions, "{\"prompt\":\"" + new string('y', 70 * 1024) + "\"}", 413, null },
+    };
+
+    [Fact]
+    public void The_table_has_at_least_100_distinct_cases()
+    {
+        var rows = Cases.Select(row => (string)row.Data.Item1 + "|" + row.Data.Item3 + "|" + row.Data.Item4).ToList();
+        Assert.True(rows.Count >= 100, $"only {rows.Count} cases");
+        Assert.Equal(rows.Count, rows.Distinct().Count());
+        Assert.Equal(rows.Count, Cases.Select(row => row.Data.Item4 + row.Data.Item3 + row.Data.Item2).Distinct().Count());
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public async Task Malformed_request_gets_a_4xx_in_the_openai_error_shape(string name, string method, string path, string body, int status, string? param)
+    {
+        int generationsBefore = fixture.Fake.Generations;
+        var request = new HttpRequestMessage(new HttpMethod(method), path);
+        if (body.Length > 0 || method is "POST" or "PUT")
+        {
+            byte[] bytes = name == "invalid UTF-8" ? [0xFF, 0xFE, (byte)'{', 0x80, (byte)'}'] : Encoding.UTF8.GetBytes(body);
+            request.Content = new ByteArrayContent(bytes) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } };
+        }
+        HttpResponseMessage response = await fixture.Server.Client.SendAsync(request, TestContext.Current.CancellationToken);
+        string text = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+
+        Assert.True((int)response.StatusCode == status, $"{name}: expected {status}, got {(int)response.StatusCode}: {text}");
+        JsonElement error = JsonDocument.Parse(text).RootElement.GetProperty("error");
+        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("message").GetString()), $"{name}: no message");
+        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("type").GetString()), $"{name}: no type");
+        Assert.True(error.TryGetProperty("param", out JsonElement actualParam) && error.TryGetProperty("code", out _), $"{name}: param/code missing");
+        if (param is not null)
+            Assert.Equal(param, actualParam.GetString());
+        Assert.Equal(generationsBefore, fixture.Fake.Generations);
+    }
+}

@@ -1,0 +1,160 @@
+using System.ClientModel;
+using System.ClientModel.Primitives;
+using System.Text;
+using System.Text.Json;
+using BitNet.Hosts.Tests.Support;
+using BitNet.Inference.Api;
+using BitNet.Tests.Shared;
+using OpenAI;
+using OpenAI.Chat;
+using OpenAI.Models;
+using EngineChatMessage = BitNet.Inference.Generation.ChatMessage;
+using EngineChatRole = BitNet.Inference.Generation.ChatRole;
+
+namespace BitNet.Hosts.Tests;
+
+/// <summary>The real Kestrel host serving the real engine on the small oracle model, driven by the official OpenAI .NET client.</summary>
+public sealed class OracleServer : IAsyncLifetime
+{
+    internal TestServer Server { get; private set; } = null!;
+    internal string ModelId => RealEngine.Instance.Model.Id;
+
+    public async ValueTask InitializeAsync() => Server = await TestServer.StartAsync(RealEngine.Instance, new ApiOptions { QueueDepth = 32 });
+    public ValueTask DisposeAsync() => Server.DisposeAsync();
+
+    internal OpenAIClientOptions ClientOptions => new() { Endpoint = new Uri(Server.BaseUrl + "/v1"), NetworkTimeout = TimeSpan.FromSeconds(60) };
+    internal ChatClient Chat() => new(ModelId, new ApiKeyCredential("not-needed"), ClientOptions);
+}
+
+public sealed class OpenAiClientTests(OracleServer fixture) : IClassFixture<OracleServer>
+{
+    private static readonly CancellationToken Ct = TestContext.Current.CancellationToken;
+    private const string System = "You are a helpful assistant.";
+    private const string Question = "What is 1.58-bit quantization?";
+
+    [Fact]
+    public async Task Greedy_chat_through_the_openai_client_equals_the_engines_own_greedy_output()
+    {
+        ChatCompletion completion = await fixture.Chat().CompleteChatAsync(
+            [new SystemChatMessage(System), new UserChatMessage(Question)],
+            new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 8 }, Ct);
+
+        string expected = await RealEngine.GreedyChatAsync(
+            [new EngineChatMessage(EngineChatRole.System, System), new EngineChatMessage(EngineChatRole.User, Question)], 8);
+        Assert.Equal(expected, completion.Content[0].Text);
+        Assert.Equal(ChatFinishReason.Length, completion.FinishReason);
+        Assert.Equal(8, completion.Usage.OutputTokenCount);
+        // The API builds bitnet.cpp's prompt: the oracle's 24 chat prompt ids (BOS, template, <|eot_id|> as one token).
+        int oraclePromptIds = JsonDocument.Parse(File.ReadAllText(SharedData.OracleFile("bitnet-small-i2_s.chat.bitnetcpp.t1.tokens.json")))
+            .RootElement.GetProperty("prompt_ids").GetArrayLength();
+        Assert.Equal(oraclePromptIds, completion.Usage.InputTokenCount);
+        Assert.Equal(fixture.ModelId, completion.Model);
+    }
+
+    [Fact]
+    public async Task Greedy_streaming_chat_through_the_openai_client_equals_the_engines_own_greedy_output()
+    {
+        var text = new StringBuilder();
+        ChatFinishReason? finish = null;
+        int? outputTokens = null;
+        await foreach (StreamingChatCompletionUpdate update in fixture.Chat().CompleteChatStreamingAsync(
+                           [new UserChatMessage("Tell me a story about a lighthouse.")],
+                           new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 6 }, Ct))
+        {
+            foreach (ChatMessageContentPart part in update.ContentUpdate)
+                text.Append(part.Text);
+            finish ??= update.FinishReason;
+            outputTokens ??= update.Usage?.OutputTokenCount;
+        }
+
+        string expected = await RealEngine.GreedyChatAsync([new EngineChatMessage(EngineChatRole.User, "Tell me a story about a lighthouse.")], 6);
+        Assert.Equal(expected, text.ToString());
+        Assert.Equal(ChatFinishReason.Length, finish);
+        Assert.Equal(6, outputTokens); // the client asks for include_usage
+    }
+
+    [Fact]
+    public async Task Completions_through_the_openai_client_pipeline_equal_the_engines_greedy_output()
+    {
+        // The 2.x client has no public completions client; its pipeline (auth, retries, errors) sends the request.
+        ClientPipeline pipeline = new OpenAIClient(new ApiKeyCredential("not-needed"), fixture.ClientOptions).Pipeline;
+        using PipelineMessage message = pipeline.CreateMessage();
+        message.Request.Method = "POST";
+        message.Request.Uri = new Uri(fixture.Server.BaseUrl + "/v1/completions");
+        message.Request.Headers.Set("Content-Type", "application/json");
+        message.Request.Content = BinaryContent.Create(BinaryData.FromString(
+            $$"""{"model":"{{fixture.ModelId}}","prompt":"The capital of France is","max_tokens":7,"temperature":0}"""));
+        await pipeline.SendAsync(message);
+
+        Assert.Equal(200, message.Response!.Status);
+        JsonElement body = JsonDocument.Parse(message.Response.Content.ToString()).RootElement;
+        Assert.Equal(await RealEngine.GreedyCompletionAsync("The capital of France is", 7), body.GetProperty("choices")[0].GetProperty("text").GetString());
+        Assert.Equal(6, body.GetProperty("usage").GetProperty("prompt_tokens").GetInt32()); // the oracle's 6 prompt ids
+    }
+
+    [Fact]
+    public async Task Models_through_the_openai_client_list_the_served_model()
+    {
+        var models = new OpenAIModelClient(new ApiKeyCredential("not-needed"), fixture.ClientOptions);
+        OpenAIModelCollection list = await models.GetModelsAsync(Ct);
+        OpenAIModel model = Assert.Single(list);
+        Assert.Equal(fixture.ModelId, model.Id);
+        Assert.Equal("bitnet", model.OwnedBy);
+        Assert.Equal(fixture.ModelId, (await models.GetModelAsync(fixture.ModelId, Ct)).Value.Id);
+    }
+
+    [Fact]
+    public async Task Client_mistakes_surface_in_the_openai_client_as_4xx_with_the_servers_message()
+    {
+        var unknownModel = new ChatClient("gpt-4o", new ApiKeyCredential("x"), fixture.ClientOptions);
+        var wrongModel = await Assert.ThrowsAsync<ClientResultException>(() => unknownModel.CompleteChatAsync([new UserChatMessage("hi")], cancellationToken: Ct));
+        Assert.Equal(400, wrongModel.Status);
+        Assert.Contains("gpt-4o", wrongModel.Message);
+
+        var tooLong = await Assert.ThrowsAsync<ClientResultException>(() => fixture.Chat().CompleteChatAsync(
+            [new UserChatMessage("hi")], new ChatCompletionOptions { MaxOutputTokenCount = 100_000 }, Ct));
+        Assert.Equal(400, tooLong.Status);
+        Assert.Contains("context", tooLong.Message);
+
+        var longPrompt = await Assert.ThrowsAsync<ClientResultException>(() => fixture.Chat().CompleteChatAsync(
+            [new UserChatMessage(string.Join(' ', Enumerable.Repeat("lighthouse keeper", 400)))], new ChatCompletionOptions { MaxOutputTokenCount = 4 }, Ct));
+        Assert.Equal(400, longPrompt.Status);
+        Assert.Contains("context_length_exceeded", longPrompt.Message);
+
+        var badTemperature = await Assert.ThrowsAsync<ClientResultException>(() => fixture.Chat().CompleteChatAsync(
+            [new UserChatMessage("hi")], new ChatCompletionOptions { Temperature = 7 }, Ct));
+        Assert.Equal(400, badTemperature.Status);
+        Assert.Contains("temperature", badTemperature.Message);
+    }
+
+    [Fact]
+    public async Task Sixteen_concurrent_streaming_clients_each_get_their_complete_solo_greedy_output()
+    {
+        const int clients = 16, maxTokens = 5;
+        string[] prompts = Enumerable.Range(0, clients).Select(i => $"Question {i}: what comes after {i * 7 + 3}?").ToArray();
+        var solo = new string[clients];
+        for (int i = 0; i < clients; i++)
+            solo[i] = await RealEngine.GreedyChatAsync([new EngineChatMessage(EngineChatRole.User, prompts[i])], maxTokens);
+
+        async Task<(string Text, ChatFinishReason? Finish)> StreamAsync(string prompt)
+        {
+            var text = new StringBuilder();
+            ChatFinishReason? finish = null;
+            await foreach (StreamingChatCompletionUpdate update in fixture.Chat().CompleteChatStreamingAsync(
+                               [new UserChatMessage(prompt)], new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = maxTokens }, Ct))
+            {
+                foreach (ChatMessageContentPart part in update.ContentUpdate)
+                    text.Append(part.Text);
+                finish ??= update.FinishReason;
+            }
+            return (text.ToString(), finish);
+        }
+
+        var results = await Task.WhenAll(prompts.Select(p => Task.Run(() => StreamAsync(p), Ct)));
+        for (int i = 0; i < clients; i++)
+        {
+            Assert.Equal(solo[i], results[i].Text);
+            Assert.NotNull(results[i].Finish); // every stream reached its finish chunk
+        }
+    }
+}

@@ -1,0 +1,44 @@
+using System.Text;
+using System.Text.Json;
+
+namespace BitNet.Hosts.Tests.Support;
+
+/// <summary>Reads an SSE body: the JSON of every "data:" frame, and whether it ended with [DONE].</summary>
+internal static class Sse
+{
+    public static (List<JsonElement> Frames, bool Done) Parse(string body)
+    {
+        var frames = new List<JsonElement>();
+        bool done = false;
+        foreach (string block in body.Split("\n\n", StringSplitOptions.RemoveEmptyEntries))
+        {
+            Assert.StartsWith("data: ", block);
+            string data = block["data: ".Length..];
+            if (data == "[DONE]")
+            {
+                done = true;
+                continue;
+            }
+            Assert.False(done, "a frame came after [DONE]");
+            frames.Add(JsonDocument.Parse(data).RootElement.Clone());
+        }
+        return (frames, done);
+    }
+
+    /// <summary>The concatenated chat deltas of a chat.completion.chunk stream.</summary>
+    public static string ChatText(IEnumerable<JsonElement> frames)
+    {
+        var text = new StringBuilder();
+        foreach (JsonElement frame in frames)
+        {
+            foreach (JsonElement choice in frame.GetProperty("choices").EnumerateArray())
+            {
+                if (choice.GetProperty("delta").TryGetProperty("content", out JsonElement content) && content.ValueKind == JsonValueKind.String)
+                    text.Append(content.GetString());
+            }
+        }
+        return text.ToString();
+    }
+
+    public static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+}
