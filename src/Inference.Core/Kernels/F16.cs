@@ -102,7 +102,11 @@ public static class F16
         Validate(matrix, columns, x, rowStart, rowCount, dst);
         int vecColumns = columns & ~15;
         Span<float> scaled = columns <= 16384 ? stackalloc float[columns] : new float[columns];
-        ScaleBy2Pow112(x, scaled);
+        if (!ScaleBy2Pow112(x, scaled))
+        {
+            DotRowsScalar(matrix, columns, x, rowStart, rowCount, dst);
+            return;
+        }
         unsafe
         {
             fixed (Half* m = matrix)
@@ -148,7 +152,11 @@ public static class F16
         Validate(matrix, columns, x, rowStart, rowCount, dst);
         int vecColumns = columns & ~7;
         Span<float> scaled = columns <= 16384 ? stackalloc float[columns] : new float[columns];
-        ScaleBy2Pow112(x, scaled);
+        if (!ScaleBy2Pow112(x, scaled))
+        {
+            DotRowsScalar(matrix, columns, x, rowStart, rowCount, dst);
+            return;
+        }
         unsafe
         {
             fixed (Half* m = matrix)
@@ -193,7 +201,11 @@ public static class F16
         Validate(matrix, columns, x, rowStart, rowCount, dst);
         int vecColumns = columns & ~7;
         Span<float> scaled = columns <= 16384 ? stackalloc float[columns] : new float[columns];
-        ScaleBy2Pow112(x, scaled);
+        if (!ScaleBy2Pow112(x, scaled))
+        {
+            DotRowsScalar(matrix, columns, x, rowStart, rowCount, dst);
+            return;
+        }
         unsafe
         {
             fixed (Half* m = matrix)
@@ -234,12 +246,23 @@ public static class F16
         return sum;
     }
 
-    private static void ScaleBy2Pow112(ReadOnlySpan<float> x, Span<float> scaled)
+    /// <summary>x·2^112 into <paramref name="scaled"/>; false when some |x| is too large (or not finite)
+    /// for that to stay finite, and the caller must take the exact reference path instead.</summary>
+    private static bool ScaleBy2Pow112(ReadOnlySpan<float> x, Span<float> scaled)
     {
         float s = TwoPow112;
+        bool safe = true;
         for (int k = 0; k < scaled.Length; k++)
-            scaled[k] = x[k] * s;
+        {
+            float v = x[k];
+            safe &= Math.Abs(v) <= MaxScalableInput;
+            scaled[k] = v * s;
+        }
+        return safe;
     }
+
+    /// <summary>The largest F16 value; |x| up to this keeps x·2^112 below float max.</summary>
+    private const float MaxScalableInput = 65504f;
 
     private static void Validate(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
     {

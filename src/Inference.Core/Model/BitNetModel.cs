@@ -20,10 +20,10 @@ public sealed unsafe class BitNetModel : IDisposable
         Config = config;
         _weights = weights;
         _options = options;
-        int threads = options.Threads > 0 ? options.Threads : Environment.ProcessorCount;
-        _matmul = new MatMul(threads, options.Kernel);
-        if (options.LmHead != LmHeadMode.F16)
-            throw new NotSupportedException($"LM head mode {options.LmHead} is not implemented yet; use F16");
+        int threads = options.Threads > 0 ? options.Threads : Threading.CpuBudget.DefaultThreads();
+        _matmul = new MatMul(threads, options.Kernel, options.Log);
+        if (options.LmHead == LmHeadMode.Q8)
+            _matmul.EnableQuantizedHead(weights.LmHead, config.VocabSize, config.EmbeddingLength);
     }
 
     public GgufFile File { get; }
@@ -244,5 +244,9 @@ public sealed unsafe class BitNetModel : IDisposable
         for (int i = 0; i < x.Length; i++) x[i] = delta[i] + x[i];
     }
 
-    public void Dispose() => File.Dispose();
+    public void Dispose()
+    {
+        _matmul.Dispose();
+        File.Dispose();
+    }
 }

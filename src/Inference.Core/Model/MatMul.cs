@@ -1,32 +1,142 @@
 using BitNet.Inference.Kernels;
+using BitNet.Inference.Threading;
 
 namespace BitNet.Inference.Model;
 
 /// <summary>
 /// The single entry point for the forward pass's matrix products: every ternary (I2_S) matmul and the
-/// F16 LM head go through here, so faster kernels and a worker pool plug in without touching the graph.
-/// This version is the scalar reference: the numbers every other kernel must reproduce.
+/// F16 LM head go through here. The kernel set (scalar, avx2, avx512, neon, dotprod) is chosen once,
+/// at construction (<see cref="KernelSelector"/>); output rows are split across a persistent
+/// <see cref="WorkerPool"/> in multiples of 4 (the kernels' row tile). Every output row is computed
+/// whole by one thread with exact integer dots, so results do not depend on the thread count.
+/// The static *Rows methods are the scalar reference the kernels are tested against.
 /// </summary>
-public sealed unsafe class MatMul
+public sealed unsafe class MatMul : IDisposable
 {
-    public MatMul(int threads = 1, string? kernel = null)
+    private readonly KernelSet _kernels;
+    private readonly TernaryJob _ternaryJob;
+    private readonly HeadJob _headJob;
+    // One product at a time per model: the jobs are reused (no allocation), so concurrent sequences
+    // sharing this model take turns here (they would compete for the same cores anyway).
+    private readonly object _gate = new();
+    private LmHeadQ8? _q8Head;
+
+    public MatMul(int threads = 1, string? kernel = null, Action<string>? log = null)
     {
-        if (kernel is not (null or "scalar"))
-            throw new ArgumentException($"unknown kernel '{kernel}' (available: scalar)", nameof(kernel));
+        _kernels = KernelSelector.Select(kernel, log);   // ArgumentException / NotSupportedException for a bad request
         Threads = Math.Max(1, threads);
-        KernelName = "scalar";
+        KernelName = _kernels.Name;
+        Pool = new WorkerPool(Threads);
+        _ternaryJob = new TernaryJob(_kernels);
+        _headJob = new HeadJob(_kernels);
     }
 
     public string KernelName { get; }
     public int Threads { get; }
+    /// <summary>The worker threads (the caller included) the products run on; other row-parallel work may share them.</summary>
+    public WorkerPool Pool { get; }
+    /// <summary>The int8 LM head when <see cref="LmHeadMode.Q8"/> is on, else null.</summary>
+    public LmHeadQ8? QuantizedHead => _q8Head;
 
     /// <summary>y[t·W.Rows + r] = Σ_k W[r,k]·x[t,k] for every token t of <paramref name="x"/> and row r of W.</summary>
     public void Ternary(TernaryMatrix w, QuantizedActivations x, Span<float> y)
     {
         if (x.Columns != w.Columns)
             throw new ArgumentException($"'{w.Name}' takes {w.Columns} inputs, the activations have {x.Columns}");
-        TernaryRows(w, x, y, 0, w.Rows);
+        if (y.Length < x.Tokens * w.Rows)
+            throw new ArgumentException($"'{w.Name}' writes {x.Tokens}×{w.Rows} outputs, the destination holds {y.Length}");
+        if (w.BlockScales is not null)
+        {
+            TernaryRows(w, x, y, 0, w.Rows);   // rare TQ tensors with per-block scales: reference path
+            return;
+        }
+        lock (_gate)
+        {
+            fixed (float* py = y)
+            {
+                _ternaryJob.Set(w, x, py);
+                Pool.For(w.Rows, _ternaryJob, granule: 4);
+                _ternaryJob.Clear();
+            }
+        }
     }
+
+    /// <summary>Quantize the LM head to int8 rows once (LmHeadMode.Q8); later <see cref="LmHead"/> calls use it.</summary>
+    public void EnableQuantizedHead(Half* weights, int rows, int columns)
+    {
+        _q8Head = LmHeadQ8.Quantize(new ReadOnlySpan<Half>(weights, checked(rows * columns)), rows, columns,
+            (count, body) => Pool.For(count, new RangeAction(body), granule: 64));
+    }
+
+    private sealed class RangeAction(Action<int, int> body) : IRangeJob
+    {
+        public void Run(int start, int end) => body(start, end);
+    }
+
+    /// <summary>An I2_S product split by output rows: each share runs the kernel on row chunks and rescales.</summary>
+    private sealed class TernaryJob(KernelSet kernels) : IRangeJob
+    {
+        /// <summary>Integer results staged on the stack per chunk: tokens × rows ≤ this many ints (64 KB).</summary>
+        private const int StagedDots = 16384;
+        private TernaryMatrix? _w;
+        private QuantizedActivations? _x;
+        private float* _y;
+
+        public void Set(TernaryMatrix w, QuantizedActivations x, float* y) { _w = w; _x = x; _y = y; }
+        public void Clear() { _w = null; _x = null; _y = null; }
+
+        public void Run(int start, int end)
+        {
+            TernaryMatrix w = _w!;
+            QuantizedActivations x = _x!;
+            int tokens = x.Tokens, columns = x.Columns, rows = w.Rows;
+            var weights = new ReadOnlySpan<byte>(w.Codes, checked(rows * w.RowBytes));
+            ReadOnlySpan<sbyte> q = x.Values.AsSpan(0, tokens * columns);
+            int chunk = Math.Max(4, StagedDots / Math.Max(1, tokens) & ~3);
+            Span<int> dots = stackalloc int[StagedDots + 4 * 64];   // + room for a 4-row chunk of up to 64 tokens
+            for (int r0 = start; r0 < end; r0 += chunk)
+            {
+                int count = Math.Min(chunk, end - r0);
+                Span<int> d = dots[..(tokens * count)];
+                kernels.DotI2s(weights, columns, q, tokens, r0, count, d);
+                for (int t = 0; t < tokens; t++)
+                {
+                    float* yt = _y + (long)t * rows + r0;
+                    int sum = x.Sums[t];
+                    float scale = x.Scales[t], wScale = w.Scale;
+                    ReadOnlySpan<int> dt = d.Slice(t * count, count);
+                    for (int r = 0; r < count; r++)
+                        yt[r] = I2sKernels.Rescale(dt[r], sum, scale, wScale);
+                }
+            }
+        }
+    }
+
+    /// <summary>LM-head rows for one token, F16 or int8.</summary>
+    private sealed class HeadJob(KernelSet kernels) : IRangeJob
+    {
+        private Half* _weights;
+        private LmHeadQ8? _q8;
+        private int _columns;
+        private float* _x, _logits;
+
+        public void Set(Half* weights, LmHeadQ8? q8, int columns, float* x, float* logits)
+        {
+            _weights = weights; _q8 = q8; _columns = columns; _x = x; _logits = logits;
+        }
+
+        public void Run(int start, int end)
+        {
+            var x = new ReadOnlySpan<float>(_x, _columns);
+            var dst = new Span<float>(_logits + start, end - start);
+            if (_q8 is { } q8)
+                kernels.DotQ8(q8.Weights, q8.Scales, _columns, x, start, end - start, dst);
+            else
+                kernels.DotF16(new ReadOnlySpan<Half>(_weights, checked(end * _columns)), _columns, x, start, end - start, dst);
+        }
+    }
+
+    public void Dispose() => Pool.Dispose();
 
     /// <summary>
     /// The reference I2_S × int8 product for output rows [rowStart, rowEnd) of every token:
@@ -74,8 +184,24 @@ public sealed unsafe class MatMul
     /// </summary>
     public void LmHead(Half* weights, int rows, int columns, ReadOnlySpan<float> x, int tokens, Span<float> logits)
     {
-        for (int t = 0; t < tokens; t++)
-            LmHeadRows(weights, columns, x.Slice(t * columns, columns), logits.Slice(t * rows, rows), 0, rows);
+        if (x.Length < tokens * columns || logits.Length < (long)tokens * rows)
+            throw new ArgumentException($"LM head: {tokens} tokens need {tokens * columns} inputs and {(long)tokens * rows} logits");
+        LmHeadQ8? q8 = _q8Head;
+        if (q8 is not null && (q8.Rows != rows || q8.Columns != columns))
+            throw new ArgumentException($"the quantized head is {q8.Rows}×{q8.Columns}, asked for {rows}×{columns}");
+        lock (_gate)
+        {
+            fixed (float* px = x)
+            fixed (float* pl = logits)
+            {
+                for (int t = 0; t < tokens; t++)
+                {
+                    _headJob.Set(weights, q8, columns, px + (long)t * columns, pl + (long)t * rows);
+                    Pool.For(rows, _headJob, granule: 64);
+                }
+                _headJob.Set(null, null, 0, null, null);
+            }
+        }
     }
 
     /// <summary>The reference F16 dot for LM-head rows [rowStart, rowEnd) of one token.</summary>

@@ -5,18 +5,20 @@ public enum LmHeadMode
 {
     /// <summary>F16 weights × F16-rounded input, F32 accumulation: bitnet.cpp's arithmetic (the default).</summary>
     F16,
-    /// <summary>Weights and input quantized to 8 bits in blocks of 32 (faster, not bit-compatible with bitnet.cpp).</summary>
+    /// <summary>The embedding quantized once at load to int8 rows with one scale per row (half the bytes per token; not bit-compatible with bitnet.cpp).</summary>
     Q8,
 }
 
 /// <summary>Options for <see cref="BitNetModel.Load"/>.</summary>
 public sealed record ModelLoadOptions
 {
-    /// <summary>Worker threads for the matmuls; 0 = one per core.</summary>
+    /// <summary>Worker threads for the matmuls; 0 = the physical cores this process may use (cgroup quota included).</summary>
     public int Threads { get; init; }
     public LmHeadMode LmHead { get; init; } = LmHeadMode.F16;
     /// <summary>Kernel family: null = the best the CPU supports; "scalar" forces the reference kernel.</summary>
     public string? Kernel { get; init; }
+    /// <summary>Receives one-line notes from loading, e.g. which kernel set was chosen ("kernels: i2s-avx512 …").</summary>
+    public Action<string>? Log { get; init; }
     /// <summary>Tokens evaluated together during prompt processing (bounds the activation buffers).</summary>
     public int BatchSize { get; init; } = 64;
 

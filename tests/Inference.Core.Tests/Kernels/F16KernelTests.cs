@@ -68,6 +68,21 @@ public class F16KernelTests
 
     [Theory]
     [MemberData(nameof(SetsAndWidths))]
+    public void F16_rows_stay_exact_for_inputs_beyond_the_f16_range(string setName, int columns)
+    {
+        KernelSet set = RequireSet(setName);
+        var matrix = new Half[2 * columns];
+        for (int i = 0; i < matrix.Length; i++) matrix[i] = (Half)0.5f;
+        var x = new float[columns];
+        x[columns - 1] = 1e30f;   // x·2^112 would overflow: the kernel must not use its scaled path
+        var dst = new float[2];
+        set.DotF16(matrix, columns, x, 0, 2, dst);
+        Assert.Equal(0.5e30f, dst[0], 1e24f);
+        Assert.Equal(0.5e30f, dst[1], 1e24f);
+    }
+
+    [Theory]
+    [MemberData(nameof(SetsAndWidths))]
     public void Q8_rows_equal_the_scalar_q8_rows_within_float_rounding(string setName, int columns)
     {
         KernelSet set = RequireSet(setName);

@@ -87,7 +87,7 @@ public class OracleLogitsTests(OracleModelFixture fixture) : IClassFixture<Oracl
     {
         var oracle = OracleCase.Chat; // 24 tokens: batches of 5, 5, 5, 5, 4
         int n = oracle.PromptIds.Length, vocab = OracleCase.VocabSize;
-        using var chunked = BitNetModel.Load(BitNet.Tests.Shared.SharedData.OracleModelPath, new ModelLoadOptions { BatchSize = 5 });
+        using var chunked = BitNetModel.Load(BitNet.Tests.Shared.SharedData.OracleModelPath, OracleModelFixture.Options with { BatchSize = 5 });
         var whole = new float[n * vocab];
         var split = new float[n * vocab];
         _model.ForwardAll(_model.CreateState(64), oracle.PromptIds, whole);
