@@ -164,6 +164,28 @@ public class BitNetEngineTests(EngineFixture fixture, ITestOutputHelper output) 
     }
 
     [Fact]
+    public async Task A_request_cancelled_while_waiting_for_another_ends_cancelled_without_tokens()
+    {
+        var longRun = EngineFixture.Collect(Engine, Greedy(Engine.Tokenize("Once upon a time"), 60));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
+        var updates = new List<GenerationUpdate>();
+        await foreach (var u in Engine.GenerateAsync(Greedy(Engine.Tokenize("Hello"), 60), cts.Token).WithCancellation(CancellationToken.None))
+            updates.Add(u);
+        var (_, first) = await longRun;
+        Assert.Equal(FinishReason.Length, first.FinishReason);
+        Assert.Equal(FinishReason.Cancelled, updates[^1].Final!.FinishReason);
+        Assert.Equal(0, updates[^1].Final!.CompletionTokens);   // it never got the model
+    }
+
+    [Fact]
+    public async Task Invalid_requests_are_argument_errors()
+    {
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => EngineFixture.Collect(Engine, Greedy([128000, 999_999], 1)));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => EngineFixture.Collect(Engine, Greedy([128000], 0)));
+        await Assert.ThrowsAsync<ArgumentException>(() => EngineFixture.Collect(Engine, Greedy([], 1)));
+    }
+
+    [Fact]
     public async Task A_deadline_in_the_past_ends_with_length_before_generating_much()
     {
         var request = Greedy(Engine.Tokenize("Once upon a time"), 400) with { Deadline = DateTimeOffset.UtcNow.AddMilliseconds(-1) };
