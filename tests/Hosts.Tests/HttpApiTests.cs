@@ -129,6 +129,22 @@ public sealed class HttpApiTests
     }
 
     [Fact]
+    public async Task Legacy_payload_streams_llama_cpp_style_pieces_then_the_full_answer()
+    {
+        var fake = new FakeTextGenerator();
+        await using var server = await TestServer.StartAsync(fake);
+        var response = await server.Client.PostAsync("/completion", Sse.Json("""{"prompt":"Once","n_predict":3,"stream":true}"""), Ct);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType!.MediaType);
+        var (frames, done) = Sse.Parse(await response.Content.ReadAsStringAsync(Ct));
+        Assert.False(done); // llama.cpp's /completion stream has no [DONE]
+        Assert.All(frames[..^1], f => Assert.False(f.GetProperty("stop").GetBoolean()));
+        Assert.Equal(FakeTextGenerator.Expected(fake.Tokenize("Once"), 3), string.Concat(frames[..^1].Select(f => f.GetProperty("content").GetString())));
+        Assert.True(frames[^1].GetProperty("stop").GetBoolean());
+        Assert.Equal(3, frames[^1].GetProperty("tokens_predicted").GetInt32());
+        Assert.Equal("limit", frames[^1].GetProperty("stop_type").GetString());
+    }
+
+    [Fact]
     public async Task Models_lists_the_one_loaded_model()
     {
         await using var server = await TestServer.StartAsync(new FakeTextGenerator());

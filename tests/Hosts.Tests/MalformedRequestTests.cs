@@ -143,7 +143,7 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "legacy temperature a string", "POST", "/", """{"prompt":"a","temperature":"warm"}""", 400, "temperature" },
         { "legacy base64 with a wrong type", "POST", "/", B64("""{"prompt":"a","top_k":"many"}"""), 400, "top_k" },
         { "legacy keep_warm a string", "POST", "/", """{"keep_warm":"yes"}""", 400, "keep_warm" },
-        { "legacy stream", "POST", Legacy, """{"prompt":"a","stream":true}""", 400, "stream" },
+        { "legacy stream a string", "POST", Legacy, """{"prompt":"a","stream":"yes"}""", 400, "stream" },
         { "legacy quoted non-base64", "POST", Legacy, "\"%%%\"", 400, null },
         // Routes and sizes
         { "unknown route", "POST", "/v1/embeddings", """{"input":"x"}""", 404, null },

@@ -8,7 +8,8 @@ namespace BitNet.Inference.Api;
 // The seed project's payload: {"prompt","n_predict","temperature","top_p","top_k","repeat_penalty"}
 // as JSON or as base64-encoded JSON, sent to a Lambda by direct invoke, to "/" of a function URL,
 // or to POST /completion (llama.cpp's native route). Answered llama.cpp-style: content, token
-// counts, timings, why it stopped. {"keep_warm": true} on the same route is a keep-warm ping.
+// counts, timings, why it stopped ("stream": true streams llama.cpp-style: {"content","stop":false}
+// per piece, then the full answer). {"keep_warm": true} on the same route is a keep-warm ping.
 public sealed partial class InferenceApi
 {
     /// <summary>Answers a legacy payload (never throws for client mistakes: they become 4xx responses).</summary>
@@ -20,8 +21,6 @@ public sealed partial class InferenceApi
             if (request.KeepWarm == true)
                 return KeepWarm();
             ITextGenerator generator = ReadyGenerator();
-            if (request.Stream == true)
-                throw ApiException.BadRequest("streaming is not available for this payload; use POST /v1/completions with \"stream\": true", "stream", "unsupported_parameter");
             if (string.IsNullOrEmpty(request.Prompt))
                 throw ApiException.BadRequest("'prompt' is required: a non-empty string", "prompt", "missing_required_parameter");
 
@@ -38,8 +37,11 @@ public sealed partial class InferenceApi
                 Stop = StopList(request.Stop),
             };
 
-            await using GenerationSession session = await GenerationSession.StartAsync(
+            GenerationSession session = await GenerationSession.StartAsync(
                 generator, _queue, generation, DeadlineFor(transportDeadline), "prompt", cancellationToken).ConfigureAwait(false);
+            if (request.Stream == true)
+                return ApiResponse.ServerSentEvents(LegacyFrames(session, generator.Model.Id), session);
+            await using var owned = session;
             var text = new StringBuilder();
             GenerationStats? stats = null;
             await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
@@ -48,17 +50,31 @@ public sealed partial class InferenceApi
                 stats = update.Final;
             }
             cancellationToken.ThrowIfCancellationRequested();
-            var response = new LegacyCompletionResponse(
-                text.ToString(), generator.Model.Id, stats!.CompletionTokens, stats.PromptTokens,
-                Stop: true,
-                StopType: stats.FinishReason == FinishReason.Stop ? "eos" : "limit",
-                FinishReason: FinishReasonText(stats.FinishReason),
-                Timings(stats));
-            return ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(response, ApiJsonContext.Wire.LegacyCompletionResponse));
+            return ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(
+                LegacyResult(text.ToString(), generator.Model.Id, stats!), ApiJsonContext.Wire.LegacyCompletionResponse));
         }
         catch (ApiException ex)
         {
             return Error(ex);
+        }
+    }
+
+    private static LegacyCompletionResponse LegacyResult(string content, string model, GenerationStats stats) => new(
+        content, model, stats.CompletionTokens, stats.PromptTokens,
+        Stop: true,
+        StopType: stats.FinishReason == FinishReason.Stop ? "eos" : "limit",
+        FinishReason: FinishReasonText(stats.FinishReason),
+        Timings(stats));
+
+    /// <summary>llama.cpp's /completion stream: {"content","stop":false} per piece, then the full answer (content "") with stop true.</summary>
+    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> LegacyFrames(GenerationSession session, string model)
+    {
+        await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
+        {
+            if (update.Text.Length > 0)
+                yield return SseFrame(JsonSerializer.SerializeToUtf8Bytes(new LegacyStreamChunk(update.Text, false), ApiJsonContext.Wire.LegacyStreamChunk));
+            if (update.Final is { } stats && stats.FinishReason != FinishReason.Cancelled)
+                yield return SseFrame(JsonSerializer.SerializeToUtf8Bytes(LegacyResult("", model, stats), ApiJsonContext.Wire.LegacyCompletionResponse));
         }
     }
 

@@ -34,6 +34,9 @@ internal sealed class TestServer : IAsyncDisposable
         return new TestServer(app, api);
     }
 
+    /// <summary>What SIGTERM does (ConsoleLifetime → StopApplication → host stop).</summary>
+    public Task StopAsync() => _app.StopAsync();
+
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();

@@ -21,6 +21,7 @@ namespace BitNet.Inference.Api.Json;
 [JsonSerializable(typeof(ChatCompletionChunk))]
 [JsonSerializable(typeof(CompletionResponse))]
 [JsonSerializable(typeof(LegacyCompletionResponse))]
+[JsonSerializable(typeof(LegacyStreamChunk))]
 [JsonSerializable(typeof(ModelList))]
 [JsonSerializable(typeof(ModelEntry))]
 [JsonSerializable(typeof(HealthResponse))]

@@ -177,6 +177,9 @@ public sealed record LegacyCompletionResponse(
     string FinishReason,
     LegacyTimings Timings);
 
+/// <summary>One piece of a streamed /completion answer.</summary>
+public sealed record LegacyStreamChunk(string Content, bool Stop);
+
 public sealed record LegacyTimings(
     int PromptN,
     double PromptMs,
