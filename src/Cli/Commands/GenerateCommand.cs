@@ -15,7 +15,8 @@ internal static class GenerateCommand
     internal static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var options = new ModelCommandOptions();
-        var prompt = new Option<string>("--prompt", "-p") { Description = "Prompt text (special tokens such as <|eot_id|> are parsed)", Required = true };
+        var prompt = new Option<string?>("--prompt", "-p") { Description = "Prompt text (special tokens such as <|eot_id|> are parsed)" };
+        var file = ModelCommandOptions.PromptFileOption();
         var stop = new Option<string[]>("--stop", "-r")
         {
             Description = "Stop when this text is generated (repeatable); it is not printed",
@@ -27,6 +28,7 @@ internal static class GenerateCommand
         var command = new Command("generate", "Complete a prompt with a BitNet model, streaming the text");
         options.AddAllTo(command);
         command.Options.Add(prompt);
+        command.Options.Add(file);
         command.Options.Add(stop);
         command.Options.Add(ignoreEos);
         command.Options.Add(noDisplayPrompt);
@@ -37,7 +39,7 @@ internal static class GenerateCommand
             {
                 int maxTokens = options.ParseMaxTokens(parse);
                 using var engine = options.LoadEngine(parse);
-                string text = parse.GetValue(prompt)!;
+                string text = ModelCommandOptions.PromptText(parse, prompt, file);
                 var request = new GenerationRequest
                 {
                     PromptTokens = engine.Tokenize(text),

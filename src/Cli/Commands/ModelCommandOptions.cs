@@ -86,6 +86,17 @@ internal sealed class ModelCommandOptions
         Seed = parse.GetValue(Seed),
     };
 
+    /// <summary>The text of -p, or the exact UTF-8 contents of -f (one of the two is required).</summary>
+    public static string PromptText(ParseResult parse, Option<string?> prompt, Option<string?> file)
+    {
+        string? text = parse.GetValue(prompt), path = parse.GetValue(file);
+        if (text is not null && path is not null) throw new ArgumentException("give either --prompt or --file, not both");
+        if (path is not null) return File.ReadAllText(path, new System.Text.UTF8Encoding(false, true));
+        return text ?? throw new ArgumentException("--prompt (-p) or --file (-f) is required");
+    }
+
+    public static Option<string?> PromptFileOption() => new("--file", "-f") { Description = "Read the prompt from this UTF-8 file (exactly, whitespace included)" };
+
     public int ParseMaxTokens(ParseResult parse)
     {
         int n = parse.GetValue(MaxTokens);

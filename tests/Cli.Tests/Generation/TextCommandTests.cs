@@ -37,6 +37,28 @@ public class TextCommandTests
     }
 
     [Fact]
+    public async Task Tokenize_reads_a_prompt_file_byte_for_byte_like_llama_tokenize_f()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"bitnet-tokenize-{Guid.NewGuid():N}.txt");
+        File.WriteAllText(path, "col1\tcol2\n  x \r\n");
+        try
+        {
+            Assert.Equal(0, await Run(TokenizeCommand.Create(_out, _err), "-m", Model, "-f", path, "--no-bos"));
+            Assert.Equal(0, await Run(TokenizeCommand.Create(_out, _err), "-m", Model, "-p", "col1\tcol2\n  x \r\n", "--no-bos"));
+            string[] lines = _out.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            // The tab, the newlines and the CR survive: the same ids as the literal text, and no BOS.
+            Assert.Equal(JsonSerializer.Deserialize<int[]>(lines[1])!, JsonSerializer.Deserialize<int[]>(lines[0])!);
+            Assert.DoesNotContain(128000, JsonSerializer.Deserialize<int[]>(lines[0])!);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+        Assert.Equal(1, await Run(TokenizeCommand.Create(_out, _err), "-m", Model));
+        Assert.Contains("--prompt (-p) or --file (-f) is required", _err.ToString());
+    }
+
+    [Fact]
     public async Task Tokenize_with_a_missing_model_file_is_a_one_line_error()
     {
         Assert.Equal(1, await Run(TokenizeCommand.Create(_out, _err), "-m", "/nonexistent/model.gguf", "-p", "x"));
