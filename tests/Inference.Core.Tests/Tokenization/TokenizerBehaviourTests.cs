@@ -158,6 +158,20 @@ public class TokenizerBehaviourTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Concurrent_encodes_on_one_tokenizer_match_serial_ones()
+    {
+        var t = OracleTokenizer.Llama3;
+        var vectors = JsonSerializer.Deserialize<JsonElement[]>(File.ReadAllText(SharedData.TokenizerVectors("tokenizer-llama3.json")))!;
+        string[] texts = vectors.Select(v => v.GetProperty("text").GetString()!).ToArray();
+        int[][] serial = texts.Select(x => t.Encode(x)).ToArray();
+        var parallel = await Task.WhenAll(Enumerable.Range(0, 8).Select(k => Task.Run(
+            () => texts.Select(x => t.Encode(x)).ToArray(), TestContext.Current.CancellationToken)));
+        foreach (var run in parallel)
+            for (int i = 0; i < texts.Length; i++)
+                Assert.Equal(serial[i], run[i]);
+    }
+
+    [Fact]
     public void Inconsistent_tables_are_a_tokenizer_exception_naming_the_problem()
     {
         var settings = new TokenizerSettings();
