@@ -1,48 +1,73 @@
+using BitNet.Inference.Kernels;
+using BitNet.Inference.Threading;
+
 namespace BitNet.Inference.Model;
 
 /// <summary>
-/// Causal grouped-query attention over the F16 KV cache for one token (spec §5.4), the one function
-/// the forward pass calls for it. Follows bitnet.cpp's precision: Q rounded to F16, QKᵀ accumulated in
-/// F32, softmax in F32 with the exponential sum in double, then probabilities · F16 values in F32 —
-/// with the probabilities rounded to F16 first only when bitnet.cpp does so (see <see cref="Precision"/>).
+/// Causal grouped-query attention over the F16 KV cache (spec §5.4), the one function the forward
+/// pass calls for it. Follows bitnet.cpp's precision: Q rounded to F16, QKᵀ accumulated in F32,
+/// softmax in F32 with the exponential sum in double, then probabilities · F16 values in F32 — with
+/// the probabilities rounded to F16 first only when bitnet.cpp does so (see <see cref="Precision"/>).
+///
+/// Work is done per KV group: the query heads that share one KV head (GroupSize of them) read each
+/// cached K and V row once, converted from F16 to F32 once, and the dot products and the weighted
+/// sum are vectorised (<see cref="VectorMath"/>). Groups (and, in a prompt batch, tokens) are
+/// independent, so <see cref="BatchJob"/> spreads (token, group) pairs over the worker pool.
 /// </summary>
 public static class Attention
 {
+    /// <summary>Per-thread scratch: GroupSize × positions scores and one converted K/V row. Grown
+    /// on demand, so after warm-up attention allocates nothing.</summary>
+    [ThreadStatic] private static float[]? t_scores;
+    [ThreadStatic] private static float[]? t_row;
+
     /// <param name="q">The token's query, HeadCount × HeadDim, after RoPE.</param>
     /// <param name="keyCache">This layer's K cache, [position][KvDim] as F16, holding positions 0..position.</param>
     /// <param name="valueCache">This layer's V cache, same layout.</param>
     /// <param name="position">The token's position: it sees cache positions 0..position (causal mask).</param>
-    /// <param name="scratch">At least position + 1 floats.</param>
+    /// <param name="scratch">Unused (kept for callers of the first version); scratch is per thread.</param>
     /// <param name="output">HeadCount × HeadDim: the heads' outputs, concatenated.</param>
     /// <param name="roundProbabilitiesToF16">Round the softmax output to F16 before ·V (bitnet.cpp does for single-token batches).</param>
     public static void Compute(ModelConfig config, ReadOnlySpan<float> q, ReadOnlySpan<Half> keyCache, ReadOnlySpan<Half> valueCache,
         int position, Span<float> scratch, Span<float> output, bool roundProbabilitiesToF16)
     {
-        int headDim = config.HeadDim, kvDim = config.KvDim, positions = position + 1;
+        for (int g = 0; g < config.KvHeadCount; g++)
+            ComputeGroup(config, q, keyCache, valueCache, position, g, output, roundProbabilitiesToF16);
+    }
+
+    /// <summary>The query heads of KV group <paramref name="group"/> (heads group·GroupSize …), for one token.</summary>
+    /// <param name="scratchPositions">Size the per-thread scratch for this many positions (the context length), so a
+    /// growing sequence does not reallocate it step by step.</param>
+    public static void ComputeGroup(ModelConfig config, ReadOnlySpan<float> q, ReadOnlySpan<Half> keyCache, ReadOnlySpan<Half> valueCache,
+        int position, int group, Span<float> output, bool roundProbabilitiesToF16, int scratchPositions = 0)
+    {
+        int headDim = config.HeadDim, kvDim = config.KvDim, positions = position + 1, heads = config.GroupSize;
+        int kvOffset = group * headDim, firstHead = group * heads;
         float scale = 1.0f / MathF.Sqrt(headDim); // kq_scale = 1/sqrtf(n_embd_head)
-        Span<float> scores = scratch[..positions];
-        Span<float> q16 = stackalloc float[headDim];
 
-        for (int h = 0; h < config.HeadCount; h++)
+        float[] scoreBuffer = t_scores is { } sb && sb.Length >= heads * positions ? sb : (t_scores = new float[heads * Math.Max(positions, scratchPositions)]);
+        float[] rowBuffer = t_row is { } rb && rb.Length >= headDim ? rb : (t_row = new float[Math.Max(headDim, 256)]);
+        Span<float> row = rowBuffer.AsSpan(0, headDim);
+        Span<float> q16 = stackalloc float[heads * headDim];
+
+        // ggml converts Q to F16 before the dot with the F16 cache.
+        for (int i = 0; i < q16.Length; i++)
+            q16[i] = (float)(Half)q[firstHead * headDim + i];
+
+        // scores[h][j] = (q_h · k_j) · scale, F32 accumulation; the causal mask excludes j > position.
+        for (int j = 0; j < positions; j++)
         {
-            int kvOffset = h / config.GroupSize * headDim; // head h reads KV head h / group
-            // ggml converts Q to F16 before the dot with the F16 cache.
-            for (int i = 0; i < headDim; i++)
-                q16[i] = (float)(Half)q[h * headDim + i];
+            F16.ConvertToSingle(keyCache.Slice(j * kvDim + kvOffset, headDim), row);
+            for (int h = 0; h < heads; h++)
+                scoreBuffer[h * positions + j] = VectorMath.Dot(q16.Slice(h * headDim, headDim), row) * scale;
+        }
 
-            // scores_j = (q · k_j) · scale, F32 accumulation; the causal mask excludes j > position.
+        // softmax per head: exp(w − max), sum in double, multiply by (float)(1/sum)
+        for (int h = 0; h < heads; h++)
+        {
+            Span<float> scores = scoreBuffer.AsSpan(h * positions, positions);
             float max = float.NegativeInfinity;
-            for (int j = 0; j < positions; j++)
-            {
-                ReadOnlySpan<Half> k = keyCache.Slice(j * kvDim + kvOffset, headDim);
-                float dot = 0;
-                for (int i = 0; i < headDim; i++)
-                    dot += q16[i] * HalfTable.ToFloat(k[i]);
-                scores[j] = dot * scale;
-                max = Math.Max(max, scores[j]);
-            }
-
-            // softmax: exp(w − max), sum in double, multiply by (float)(1/sum)
+            foreach (float v in scores) max = Math.Max(max, v);
             double sum = 0;
             for (int j = 0; j < positions; j++)
             {
@@ -52,16 +77,47 @@ public static class Attention
             float inverse = (float)(1.0 / sum);
             for (int j = 0; j < positions; j++)
                 scores[j] = roundProbabilitiesToF16 ? (float)(Half)(scores[j] * inverse) : scores[j] * inverse;
+            output.Slice((firstHead + h) * headDim, headDim).Clear();
+        }
 
-            // out = Σ_j p_j · v_j, F32 accumulation over positions for each dimension.
-            Span<float> head = output.Slice(h * headDim, headDim);
-            head.Clear();
-            for (int j = 0; j < positions; j++)
+        // out_h = Σ_j p_hj · v_j, F32 accumulation over positions for each dimension.
+        for (int j = 0; j < positions; j++)
+        {
+            F16.ConvertToSingle(valueCache.Slice(j * kvDim + kvOffset, headDim), row);
+            for (int h = 0; h < heads; h++)
+                VectorMath.MultiplyAdd(scoreBuffer[h * positions + j], row, output.Slice((firstHead + h) * headDim, headDim));
+        }
+    }
+
+    /// <summary>
+    /// Attention for a batch of tokens at positions pos0 … pos0 + n − 1 (K and V already cached),
+    /// split over the worker pool by (token, KV group). One instance per sequence state; reused.
+    /// </summary>
+    public sealed class BatchJob : IRangeJob
+    {
+        private ModelConfig? _config;
+        private float[]? _q, _output;
+        private Half[]? _keys, _values;
+        private int _pos0;
+        private bool _round;
+
+        public void Run(WorkerPool pool, ModelConfig config, float[] q, Half[] keyCache, Half[] valueCache, int pos0, int tokens,
+            float[] output, bool roundProbabilitiesToF16)
+        {
+            _config = config; _q = q; _keys = keyCache; _values = valueCache; _pos0 = pos0; _output = output; _round = roundProbabilitiesToF16;
+            pool.For(tokens * config.KvHeadCount, this);
+            _q = _output = null; _keys = _values = null;
+        }
+
+        void IRangeJob.Run(int start, int end)
+        {
+            ModelConfig c = _config!;
+            int embd = c.EmbeddingLength, kvDim = c.KvDim;
+            for (int i = start; i < end; i++)
             {
-                ReadOnlySpan<Half> v = valueCache.Slice(j * kvDim + kvOffset, headDim);
-                float p = scores[j];
-                for (int i = 0; i < headDim; i++)
-                    head[i] += p * HalfTable.ToFloat(v[i]);
+                int t = i / c.KvHeadCount, group = i % c.KvHeadCount, pos = _pos0 + t;
+                ComputeGroup(c, _q.AsSpan(t * embd, embd), _keys.AsSpan(0, (pos + 1) * kvDim), _values.AsSpan(0, (pos + 1) * kvDim),
+                    pos, group, _output.AsSpan(t * embd, embd), _round, scratchPositions: _keys!.Length / kvDim);
             }
         }
     }

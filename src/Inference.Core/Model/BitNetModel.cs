@@ -34,6 +34,8 @@ public sealed unsafe class BitNetModel : IDisposable
     /// <summary>How the LM head is computed (F16 by default).</summary>
     public LmHeadMode LmHeadMode => _options.LmHead;
     public BitNetWeights Weights => _weights;
+    /// <summary>The worker threads the forward pass runs on (tests look at their allocations).</summary>
+    internal Threading.WorkerPool Pool => _matmul.Pool;
 
     /// <summary>Open a GGUF model; throws <see cref="GgufFormatException"/> (or <see cref="ModelFormatException"/>) for bad files.</summary>
     public static BitNetModel Load(string path, ModelLoadOptions? options = null)
@@ -161,12 +163,7 @@ public sealed unsafe class BitNetModel : IDisposable
 
             // A_h = softmax(Q_h·K_hᵀ / √head_dim + causal mask) · V_h, heads concatenated
             bool roundProbabilities = _options.RoundToF16Override ?? Precision.RoundsOperandToF16(n);
-            for (int t = 0; t < n; t++)
-            {
-                int pos = pos0 + t;
-                Attention.Compute(c, q.Slice(t * embd, embd), keyCache.AsSpan(0, (pos + 1) * kvDim),
-                    valueCache.AsSpan(0, (pos + 1) * kvDim), pos, s.Scores, att.Slice(t * embd, embd), roundProbabilities);
-            }
+            s.AttentionJob.Run(_matmul.Pool, c, s.Query, keyCache, valueCache, pos0, n, s.AttentionOut, roundProbabilities);
 
             // A = RMSNorm(A) ⊙ attn_sub_norm (the sub-norm comes before the output projection)
             RmsNorm(att, w.AttentionSubNorm, att, n, c.RmsNormEpsilon);

@@ -70,6 +70,8 @@ public sealed class InferenceState
     internal float[] Up { get; }             // [batch, ffn]
     internal QuantizedActivations Quantized { get; }
     internal float[] Scores { get; }         // [context] attention scratch
+    /// <summary>Attention over (token, KV group) pairs on the model's worker pool; reused every layer.</summary>
+    internal Attention.BatchJob AttentionJob { get; } = new();
     internal float[] Logits { get; }         // [vocab] last token's logits (Forward)
     /// <summary>Per layer, [position, kv_dim] F16 keys (after RoPE) and values.</summary>
     internal Half[][] KeyCache { get; }
