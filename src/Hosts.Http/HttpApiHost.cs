@@ -1,4 +1,3 @@
-using System.Text;
 using BitNet.Inference.Api;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -69,7 +68,8 @@ public static class HttpApiHost
         {
             // The unread body makes the connection unusable for a next request: say so, so clients do not reuse it.
             context.Response.Headers.Connection = "close";
-            await WriteErrorAsync(context, 413, $"the request body is larger than the limit of {api.Options.MaxRequestBytes} bytes", "request_too_large");
+            await WriteJsonAsync(context, 413, InferenceApi.ErrorJson(new ApiException(413,
+                $"the request body is larger than the limit of {api.Options.MaxRequestBytes} bytes", "invalid_request_error", code: "request_too_large")));
             return;
         }
         catch (Exception) when (aborted.IsCancellationRequested)
@@ -152,10 +152,6 @@ public static class HttpApiHost
         await request.Body.CopyToAsync(buffer, cancellationToken);
         return buffer.ToArray();
     }
-
-    private static Task WriteErrorAsync(HttpContext context, int status, string message, string code) =>
-        WriteJsonAsync(context, status, Encoding.UTF8.GetBytes(
-            $"{{\"error\":{{\"message\":\"{message}\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"{code}\"}}}}"));
 
     private static async Task WriteJsonAsync(HttpContext context, int status, byte[] json)
     {

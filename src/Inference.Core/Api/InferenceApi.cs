@@ -223,10 +223,13 @@ public sealed partial class InferenceApi
 
     private static string NewId(string prefix) => prefix + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
 
+    /// <summary>The OpenAI error JSON of a refused request (hosts use it for refusals they detect themselves, e.g. 413 in Kestrel).</summary>
+    public static byte[] ErrorJson(ApiException ex) => JsonSerializer.SerializeToUtf8Bytes(
+        new ErrorResponse(new ErrorBody(ex.Message, ex.Type, ex.Param, ex.Code)), ApiJsonContext.Wire.ErrorResponse);
+
     private static ApiResponse Error(ApiException ex)
     {
-        var response = ApiResponse.Json(ex.Status, JsonSerializer.SerializeToUtf8Bytes(
-            new ErrorResponse(new ErrorBody(ex.Message, ex.Type, ex.Param, ex.Code)), ApiJsonContext.Wire.ErrorResponse));
+        var response = ApiResponse.Json(ex.Status, ErrorJson(ex));
         if (ex.RetryAfter is { } retry)
             response.Headers["retry-after"] = ((int)Math.Ceiling(retry.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
         return response;

@@ -1,0 +1,42 @@
+using System.Text;
+using System.Text.Json;
+using BitNet.Hosts.Lambda;
+using BitNet.Hosts.Lambda.Runtime;
+using BitNet.Hosts.Tests.Support;
+using BitNet.Inference.Api;
+using BitNet.Inference.Generation;
+using BitNet.Inference.Hub;
+
+namespace BitNet.Hosts.Tests;
+
+/// <summary>The Lambda runtime serving the real engine on the oracle model: same greedy text as the engine itself.</summary>
+public sealed class RealEngineHostTests
+{
+    [Fact]
+    public async Task Lambda_answers_the_seed_payload_and_a_streamed_function_url_chat_with_the_engines_greedy_output()
+    {
+        FakeRuntimeApi runtime = await FakeRuntimeApi.StartAsync();
+        await using (runtime)
+        {
+            using var client = new RuntimeApiClient(runtime.HostPort);
+            var env = new DictionaryEnvironment(new Dictionary<string, string?> { [EnvVars.LambdaStreaming] = "true" }, "/tmp");
+            using var stop = new CancellationTokenSource();
+            Task<int> running = Task.Run(() => new LambdaRuntimeLoop(client, env, (_, _) => { }).RunAsync(_ => RealEngine.Instance, stop.Token));
+
+            FakeRuntimeApi.Posted legacy = await runtime.Invoke("""{"prompt":"The capital of France is","n_predict":6,"temperature":0}""");
+            JsonElement answer = JsonDocument.Parse(legacy.Body).RootElement;
+            Assert.Equal(await RealEngine.GreedyCompletionAsync("The capital of France is", 6), answer.GetProperty("content").GetString());
+            Assert.Equal(6, answer.GetProperty("tokens_evaluated").GetInt32());
+
+            FakeRuntimeApi.Posted streamed = await runtime.Invoke(LambdaHostTests.FunctionUrlEvent("POST", "/v1/chat/completions",
+                """{"messages":[{"role":"user","content":"Name a colour."}],"max_tokens":5,"temperature":0,"stream":true}"""));
+            int separator = streamed.Body.AsSpan().IndexOf(new byte[8]);
+            var (frames, done) = Sse.Parse(Encoding.UTF8.GetString(streamed.Body, separator + 8, streamed.Body.Length - separator - 8));
+            Assert.True(done);
+            Assert.Equal(await RealEngine.GreedyChatAsync([new ChatMessage(ChatRole.User, "Name a colour.")], 5), Sse.ChatText(frames));
+
+            stop.Cancel();
+            Assert.Equal(0, await running.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+        }
+    }
+}
