@@ -40,7 +40,7 @@ internal sealed class BpeMerges
         var lookup = vocabulary.GetAlternateLookup<ReadOnlySpan<char>>();
         var extra = new List<string>();
         Dictionary<string, int>? extraIds = null;
-        var rankOfPair = new Dictionary<long, int>(merges.Count);
+        var rankOfPair = new Dictionary<long, int>(merges.Count, PairComparer.Instance);
         var resultOfRank = new int[merges.Count];
         Span<char> joined = stackalloc char[256];
 
@@ -119,6 +119,19 @@ internal sealed class BpeMerges
 
     private int RankOf(int left, int right) =>
         _rankOfPair.TryGetValue((long)left << 32 | (uint)right, out int rank) ? rank : int.MaxValue;
+}
+
+/// <summary>
+/// Hashes a (left, right) pair key well. long.GetHashCode is left ^ right, which for ids below
+/// 2^17 folds 280k pairs onto a few thousand buckets and makes every lookup walk a long chain.
+/// </summary>
+internal sealed class PairComparer : IEqualityComparer<long>
+{
+    public static readonly PairComparer Instance = new();
+
+    public bool Equals(long x, long y) => x == y;
+
+    public int GetHashCode(long key) => (int)(((ulong)key * 0x9E3779B97F4A7C15UL) >> 32);
 }
 
 /// <summary>The tokenizer data in a model file is missing or inconsistent.</summary>

@@ -19,15 +19,20 @@ public class TokenizerTimingTests(ITestOutputHelper output)
         using var file = GgufFile.Open(SharedData.OracleModelPath);
         Tokenizer.FromGguf(file);   // warm up the JIT
         // The best of three: the machine running the tests may be busy with other work.
-        double best = double.MaxValue;
+        double best = double.MaxValue, bestCpu = double.MaxValue;
         Tokenizer tokenizer = null!;
+        using var process = Process.GetCurrentProcess();
         for (int i = 0; i < 3; i++)
         {
+            process.Refresh();
+            var cpu = process.TotalProcessorTime;
             var watch = Stopwatch.StartNew();
             tokenizer = Tokenizer.FromGguf(file);
             best = Math.Min(best, watch.Elapsed.TotalMilliseconds);
+            process.Refresh();
+            bestCpu = Math.Min(bestCpu, (process.TotalProcessorTime - cpu).TotalMilliseconds);
         }
-        output.WriteLine($"Tokenizer.FromGguf: {best:F0} ms (best of 3) for {tokenizer.VocabSize} tokens");
+        output.WriteLine($"Tokenizer.FromGguf: {best:F0} ms wall, {bestCpu:F0} ms CPU (best of 3) for {tokenizer.VocabSize} tokens");
         Assert.Equal(128256, tokenizer.VocabSize);
         Assert.True(best < 1500, $"took {best:F0} ms");
     }
