@@ -11,6 +11,9 @@ internal static class CommandCatalog
         yield return GenerateCommand.Create();
         yield return ChatCommand.Create();
         yield return TokenizeCommand.Create();
+        yield return InspectCommand.Create();
+        yield return LogitsCommand.Create();
+        yield return DummyCommand.Create();
         yield return PullCommand.Create();
         yield return BenchCostCommand.Create();
         yield return ConvertCommand.Create();

@@ -155,7 +155,12 @@ public static class DummyModel
         while (remaining > 0)
         {
             int n = (int)Math.Min(buffer.Length, remaining);
-            for (int i = 0; i < n; i++) buffer[i] = (Half)(sigma * rng.NextGaussian());
+            for (int i = 0; i < n; i += 2)
+            {
+                var (a, b) = rng.NextGaussianPair();
+                buffer[i] = (Half)(sigma * a);
+                if (i + 1 < n) buffer[i + 1] = (Half)(sigma * b);
+            }
             stream.Write(MemoryMarshal.AsBytes(buffer.AsSpan(0, n)));
             remaining -= n;
         }
@@ -165,7 +170,7 @@ public static class DummyModel
     {
         var rng = new SplitMix64(seed);
         var values = new float[length];
-        for (int i = 0; i < length; i++) values[i] = 1f + 0.1f * rng.NextGaussian();
+        for (int i = 0; i < length; i++) values[i] = 1f + 0.1f * rng.NextGaussianPair().First;
         stream.Write(MemoryMarshal.AsBytes(values.AsSpan()));
     };
 
@@ -240,12 +245,14 @@ public static class DummyModel
         public uint Next32() => (uint)(Next() >> 32);
         public float NextFloat() => (Next() >> 40) * (1f / (1 << 24));
 
-        /// <summary>Standard normal by Box–Muller.</summary>
-        public float NextGaussian()
+        /// <summary>Two independent standard normals by Box–Muller (float precision is plenty for random weights).</summary>
+        public (float First, float Second) NextGaussianPair()
         {
-            double u1 = ((Next() >> 11) + 1.0) * (1.0 / 9007199254740993.0);
-            double u2 = (Next() >> 11) * (1.0 / 9007199254740992.0);
-            return (float)(Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
+            float u1 = ((Next() >> 40) + 1) * (1f / ((1 << 24) + 1)); // (0, 1]
+            float u2 = (Next() >> 40) * (1f / (1 << 24));
+            float radius = MathF.Sqrt(-2f * MathF.Log(u1));
+            var (sin, cos) = MathF.SinCos(2f * MathF.PI * u2);
+            return (radius * cos, radius * sin);
         }
     }
 }

@@ -1,0 +1,76 @@
+using System.CommandLine;
+using System.Globalization;
+using BitNet.Inference.Gguf;
+using BitNet.Inference.Model;
+
+namespace BitNet.Cli.Commands;
+
+/// <summary>
+/// `bitnet inspect -m MODEL [--all-arrays]`: the GGUF header, every metadata key (long arrays summarized),
+/// every tensor with type, shape, bytes and offset, totals per type, and the model's hyperparameters.
+/// </summary>
+internal static class InspectCommand
+{
+    public static Command Create() => Create(Console.Out, Console.Error);
+
+    internal static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var model = new Option<string>("--model", "-m") { Description = "GGUF file to describe", Required = true };
+        var items = new Option<int>("--array-items") { Description = "Array elements shown before summarizing", DefaultValueFactory = _ => 8 };
+        var command = new Command("inspect", "Show a GGUF file's metadata, tensors, types and sizes") { model, items };
+        command.SetAction(async (parse, _) =>
+        {
+            try
+            {
+                await stdout.WriteAsync(Describe(parse.GetValue(model)!, Math.Max(0, parse.GetValue(items))));
+                return 0;
+            }
+            catch (Exception e) when (ModelCommandOptions.IsUserError(e))
+            {
+                await stderr.WriteLineAsync($"error: {e.Message}");
+                return 1;
+            }
+        });
+        return command;
+    }
+
+    internal static string Describe(string path, int arrayItems)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var text = new System.Text.StringBuilder();
+        using var file = GgufFile.Open(path);
+        text.AppendLine(inv, $"file      {file.Path}");
+        text.AppendLine(inv, $"size      {file.FileSize:N0} bytes");
+        text.AppendLine(inv, $"format    GGUF v{file.Version}, alignment {file.Alignment}, data section at offset {file.DataOffset:N0}");
+
+        text.AppendLine(inv, $"metadata  {file.MetadataInOrder.Count} keys");
+        int keyWidth = file.MetadataInOrder.Count == 0 ? 0 : file.MetadataInOrder.Max(kv => kv.Key.Length);
+        foreach (var (key, value) in file.MetadataInOrder)
+            text.AppendLine(inv, $"  {key.PadRight(keyWidth)}  {value.TypeName,-9} {value.ToDisplayString(arrayItems)}");
+
+        text.AppendLine(inv, $"tensors   {file.Tensors.Count}");
+        int nameWidth = file.Tensors.Count == 0 ? 0 : file.Tensors.Max(t => t.Name.Length);
+        foreach (var t in file.Tensors)
+            text.AppendLine(inv, $"  {t.Name.PadRight(nameWidth)}  {t.Type,-5}  {t.ShapeText,-16} {t.ByteSize,15:N0} bytes  @ {t.Offset:N0}");
+
+        text.AppendLine("totals");
+        foreach (var group in file.Tensors.GroupBy(t => t.Type).OrderBy(g => g.Key))
+            text.AppendLine(inv, $"  {group.Key,-5}  {group.Count(),4} tensors  {group.Sum(t => t.ElementCount),15:N0} elements  {group.Sum(t => t.ByteSize),15:N0} bytes");
+        text.AppendLine(inv, $"  all    {file.Tensors.Count,4} tensors  {file.Tensors.Sum(t => t.ElementCount),15:N0} elements  {file.Tensors.Sum(t => t.ByteSize),15:N0} bytes");
+
+        try
+        {
+            var c = ModelConfig.FromGguf(file);
+            BitNetWeights.Load(file, c); // checks every tensor's name, type and shape
+            text.AppendLine(inv, $"model     {c.Architecture} '{c.Name}': {c.LayerCount} layers, embedding {c.EmbeddingLength}, " +
+                $"{c.HeadCount} heads / {c.KvHeadCount} KV heads (head dim {c.HeadDim}), feed-forward {c.FeedForwardLength}, " +
+                $"vocabulary {c.VocabSize}, context {c.ContextLength}, rope base {c.RopeFreqBase.ToString(inv)}, rms eps {c.RmsNormEpsilon.ToString(inv)}, " +
+                $"LM head {(file.TryGetTensor(GgufTensorNames.Output, out _) ? "output.weight" : "tied to token_embd")}");
+        }
+        catch (ModelFormatException e)
+        {
+            text.AppendLine(inv, $"model     not runnable by this engine: {e.Message}");
+        }
+        return text.ToString();
+    }
+}
