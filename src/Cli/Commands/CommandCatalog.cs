@@ -15,6 +15,7 @@ internal static class CommandCatalog
         yield return LogitsCommand.Create();
         yield return DummyCommand.Create();
         yield return PullCommand.Create();
+        yield return BenchCommand.Create();
         yield return BenchCostCommand.Create();
         yield return ConvertCommand.Create();
         yield return TiersCommand.Create();

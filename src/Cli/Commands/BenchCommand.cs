@@ -1,0 +1,159 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using BitNet.Inference.Diagnostics;
+using BitNet.Inference.Model;
+using BitNet.Inference.Threading;
+using Spectre.Console;
+
+namespace BitNet.Cli.Commands;
+
+/// <summary>
+/// `bitnet bench -m MODEL -p 128 -n 64 -t T -r 5 [--json] [--lm-head q8]`: prefill and decode
+/// tokens/s (median, min, max over repetitions), time to first token, peak RSS, bytes per decoded
+/// token and the achieved GB/s next to a streaming-read probe of this machine's memory bandwidth.
+/// </summary>
+internal static class BenchCommand
+{
+    public static Command Create() => Create(Console.Out, Console.Error, interactive: !Console.IsOutputRedirected && !Console.IsErrorRedirected);
+
+    internal static Command Create(TextWriter stdout, TextWriter stderr, bool interactive)
+    {
+        var model = new Option<string>("--model", "-m") { Description = "GGUF model file", Required = true };
+        var prompt = new Option<int>("--prompt-tokens", "-p") { Description = "Prompt length evaluated as one batch (prefill)", DefaultValueFactory = _ => 128 };
+        var generate = new Option<int>("--gen-tokens", "-n") { Description = "Tokens generated one at a time (decode)", DefaultValueFactory = _ => 64 };
+        var threads = new Option<int>("--threads", "-t") { Description = "Compute threads (default: the physical cores this process may use, cgroup quota included)" };
+        var repetitions = new Option<int>("--repetitions", "-r") { Description = "Repetitions; medians are reported", DefaultValueFactory = _ => 5 };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table" };
+        var lmHead = new Option<string>("--lm-head") { Description = "LM head arithmetic: f16 (exact, default) or q8 (int8 rows, half the bytes)", DefaultValueFactory = _ => "f16" };
+        lmHead.AcceptOnlyFromAmong("f16", "q8");
+        var kernel = new Option<string?>("--kernel") { Description = "Force a kernel set: scalar, avx2, avx512, neon, dotprod (default: best supported)" };
+        var noProbe = new Option<bool>("--no-probe") { Description = "Skip the memory-bandwidth probe" };
+
+        var command = new Command("bench", "Measure prefill and decode speed, time to first token, peak memory and achieved memory bandwidth");
+        foreach (Option o in new Option[] { model, prompt, generate, threads, repetitions, json, lmHead, kernel, noProbe })
+            command.Options.Add(o);
+
+        command.SetAction((parseResult, cancellationToken) =>
+        {
+            string path = parseResult.GetValue(model)!;
+            int p = parseResult.GetValue(prompt), n = parseResult.GetValue(generate), r = parseResult.GetValue(repetitions);
+            int t = parseResult.GetValue(threads);
+            if (p < 1 || n < 0 || r < 1 || t < 0)
+            {
+                stderr.WriteLine("error: -p and -r must be at least 1, -n and -t at least 0");
+                return Task.FromResult(2);
+            }
+            if (!File.Exists(path))
+            {
+                stderr.WriteLine($"error: model file '{path}' not found");
+                return Task.FromResult(1);
+            }
+            var options = new ModelLoadOptions
+            {
+                Threads = t > 0 ? t : CpuBudget.DefaultThreads(),
+                LmHead = parseResult.GetValue(lmHead) == "q8" ? LmHeadMode.Q8 : LmHeadMode.F16,
+                Kernel = parseResult.GetValue(kernel),
+                BatchSize = Math.Max(p, 1),
+            };
+            bool asJson = parseResult.GetValue(json);
+            try
+            {
+                long start = Stopwatch.GetTimestamp();
+                using BitNetModel loaded = BitNetModel.Load(path, options);
+                double loadSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                BenchmarkReport report = interactive && !asJson
+                    ? RunWithProgress(loaded, path, loadSeconds, p, n, r, !parseResult.GetValue(noProbe), cancellationToken)
+                    : InferenceBenchmark.Run(loaded, Path.GetFileName(path), loadSeconds, p, n, r, !parseResult.GetValue(noProbe),
+                        asJson ? null : new Progress<BenchmarkProgress>(), cancellationToken);
+                stdout.Write(asJson ? ToJson(report) + Environment.NewLine : ToTable(report));
+                return Task.FromResult(0);
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or NotSupportedException or ModelFormatException)
+            {
+                stderr.WriteLine($"error: {e.Message}");
+                return Task.FromResult(1);
+            }
+        });
+        return command;
+    }
+
+    private static BenchmarkReport RunWithProgress(BitNetModel model, string path, double loadSeconds, int p, int n, int r, bool probe, CancellationToken ct)
+    {
+        BenchmarkReport? report = null;
+        AnsiConsole.Progress().AutoClear(true).Start(ctx =>
+        {
+            ProgressTask task = ctx.AddTask("benchmark", maxValue: 1.0);
+            var progress = new SynchronousProgress(update =>
+            {
+                task.Description = update.Phase;
+                task.Value = update.Fraction;
+            });
+            report = InferenceBenchmark.Run(model, Path.GetFileName(path), loadSeconds, p, n, r, probe, progress, ct);
+            task.Value = 1.0;
+        });
+        return report!;
+    }
+
+    /// <summary>Progress&lt;T&gt; posts to the thread pool; the display must update in order, on this thread.</summary>
+    private sealed class SynchronousProgress(Action<BenchmarkProgress> handler) : IProgress<BenchmarkProgress>
+    {
+        public void Report(BenchmarkProgress value) => handler(value);
+    }
+
+    internal static string ToTable(BenchmarkReport report)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        sb.AppendLine(inv, $"model {report.Model}  kernel {report.Kernel}  threads {report.Threads}  lm-head {report.LmHead}  load {report.LoadSeconds:F2} s");
+        sb.AppendLine(inv, $"{"test",-10} {"tok/s (median)",15} {"min",9} {"max",9}");
+        sb.AppendLine(inv, $"{"pp" + report.PromptTokens,-10} {report.Prefill.Median,15:F2} {report.Prefill.Min,9:F2} {report.Prefill.Max,9:F2}");
+        sb.AppendLine(inv, $"{"tg" + report.GeneratedTokens,-10} {report.Decode.Median,15:F2} {report.Decode.Min,9:F2} {report.Decode.Max,9:F2}");
+        sb.AppendLine(inv, $"time to first token {report.TimeToFirstTokenSeconds * 1000:F1} ms (pp{report.PromptTokens})");
+        string probe = report.ProbeBytesPerSecond > 0
+            ? string.Create(inv, $" of {report.ProbeBytesPerSecond / 1e9:F2} GB/s measured ({100 * report.DecodeBytesPerSecond / report.ProbeBytesPerSecond:F0}%)")
+            : "";
+        sb.AppendLine(inv, $"bytes per decoded token {report.BytesPerDecodedToken / 1e6:F1} MB → {report.DecodeBytesPerSecond / 1e9:F2} GB/s achieved{probe}");
+        sb.AppendLine(inv, $"peak RSS {(report.PeakResidentBytes is long rss ? $"{rss / 1048576.0:F0} MiB" : "unknown")}");
+        return sb.ToString();
+    }
+
+    /// <summary>JSON through Utf8JsonWriter: no reflection, so it works unchanged under Native AOT.</summary>
+    internal static string ToJson(BenchmarkReport report)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("model", report.Model);
+            w.WriteString("kernel", report.Kernel);
+            w.WriteNumber("threads", report.Threads);
+            w.WriteString("lm_head", report.LmHead);
+            w.WriteNumber("prompt_tokens", report.PromptTokens);
+            w.WriteNumber("generated_tokens", report.GeneratedTokens);
+            w.WriteNumber("repetitions", report.Repetitions);
+            WriteStats(w, "prefill_tok_s", report.Prefill);
+            WriteStats(w, "decode_tok_s", report.Decode);
+            w.WriteNumber("ttft_s", report.TimeToFirstTokenSeconds);
+            w.WriteNumber("load_s", report.LoadSeconds);
+            w.WriteNumber("bytes_per_decoded_token", report.BytesPerDecodedToken);
+            w.WriteNumber("decode_gb_s", report.DecodeBytesPerSecond / 1e9);
+            w.WriteNumber("probe_gb_s", report.ProbeBytesPerSecond / 1e9);
+            if (report.PeakResidentBytes is long rss) w.WriteNumber("peak_rss_bytes", rss);
+            else w.WriteNull("peak_rss_bytes");
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private static void WriteStats(Utf8JsonWriter w, string name, BenchmarkReport.Stats stats)
+    {
+        w.WriteStartObject(name);
+        w.WriteNumber("median", stats.Median);
+        w.WriteNumber("min", stats.Min);
+        w.WriteNumber("max", stats.Max);
+        w.WriteEndObject();
+    }
+}

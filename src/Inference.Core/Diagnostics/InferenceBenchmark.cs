@@ -1,0 +1,152 @@
+using System.Diagnostics;
+using BitNet.Inference.Model;
+using BitNet.Inference.Threading;
+
+namespace BitNet.Inference.Diagnostics;
+
+/// <summary>What one `bitnet bench` run measured. Rates are tokens per second.</summary>
+public sealed record BenchmarkReport
+{
+    public required string Model { get; init; }
+    public required string Kernel { get; init; }
+    public required int Threads { get; init; }
+    public required string LmHead { get; init; }
+    public required int PromptTokens { get; init; }
+    public required int GeneratedTokens { get; init; }
+    public required int Repetitions { get; init; }
+    public required Stats Prefill { get; init; }
+    public required Stats Decode { get; init; }
+    /// <summary>Time to first token: the prompt's forward pass until the first generated token's logits, in seconds (median).</summary>
+    public required double TimeToFirstTokenSeconds { get; init; }
+    public required double LoadSeconds { get; init; }
+    /// <summary>Weight bytes one decode step streams from memory: every ternary matrix plus the LM head.</summary>
+    public required long BytesPerDecodedToken { get; init; }
+    /// <summary>BytesPerDecodedToken × median decode rate.</summary>
+    public required double DecodeBytesPerSecond { get; init; }
+    /// <summary>The built-in streaming-read probe with the same thread count (0 when skipped).</summary>
+    public required double ProbeBytesPerSecond { get; init; }
+    /// <summary>VmHWM after the measured runs, before the bandwidth probe (null off Linux).</summary>
+    public required long? PeakResidentBytes { get; init; }
+
+    public sealed record Stats(double Median, double Min, double Max);
+}
+
+/// <summary>Progress reported while the benchmark runs: a phase name and how far it is (0..1).</summary>
+public readonly record struct BenchmarkProgress(string Phase, double Fraction);
+
+/// <summary>
+/// llama-bench-style measurement on a loaded model: per repetition, a fresh sequence evaluates a
+/// prompt of <c>promptTokens</c> as one batch (prefill), then generates <c>generatedTokens</c>
+/// one at a time (decode, greedy). Token ids are fixed pseudo-random values, so runs are repeatable
+/// and need no tokenizer.
+/// </summary>
+public static class InferenceBenchmark
+{
+    public static BenchmarkReport Run(
+        BitNetModel model, string modelName, double loadSeconds, int promptTokens, int generatedTokens, int repetitions,
+        bool probeBandwidth, IProgress<BenchmarkProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (promptTokens < 1) throw new ArgumentOutOfRangeException(nameof(promptTokens), "the prompt needs at least one token");
+        if (generatedTokens < 0) throw new ArgumentOutOfRangeException(nameof(generatedTokens));
+        if (repetitions < 1) throw new ArgumentOutOfRangeException(nameof(repetitions));
+
+        int vocab = model.Config.VocabSize;
+        var rng = new Random(1234);
+        int[] prompt = new int[promptTokens];
+        for (int i = 0; i < prompt.Length; i++) prompt[i] = rng.Next(0, Math.Min(vocab, 128000));
+        InferenceState state = model.CreateState(promptTokens + generatedTokens + 1);
+        int[] next = new int[1];
+
+        // Warm-up: JIT tiers, page-in of the mapped weights, worker threads.
+        progress?.Report(new BenchmarkProgress("warm-up", 0));
+        state.Reset();
+        model.Forward(state, prompt.AsSpan(0, Math.Min(promptTokens, 8)));
+        next[0] = prompt[0];
+        model.Forward(state, next);
+
+        var prefill = new double[repetitions];
+        var decode = new double[repetitions];
+        var ttft = new double[repetitions];
+        for (int rep = 0; rep < repetitions; rep++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            state.Reset();
+            long start = Stopwatch.GetTimestamp();
+            ReadOnlySpan<float> logits = model.Forward(state, prompt);
+            next[0] = ArgMax(logits);
+            double prefillSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            prefill[rep] = promptTokens / prefillSeconds;
+            ttft[rep] = prefillSeconds;
+            progress?.Report(new BenchmarkProgress($"repetition {rep + 1}/{repetitions}: prefill", (rep + 0.5) / repetitions));
+
+            start = Stopwatch.GetTimestamp();
+            for (int i = 0; i < generatedTokens; i++)
+            {
+                logits = model.Forward(state, next);
+                next[0] = ArgMax(logits);
+            }
+            double decodeSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            decode[rep] = generatedTokens == 0 ? 0 : generatedTokens / decodeSeconds;
+            progress?.Report(new BenchmarkProgress($"repetition {rep + 1}/{repetitions}: decode", (rep + 1.0) / repetitions));
+        }
+
+        // Read the peak before the probe: its buffer is not the model's memory.
+        long? peakResident = ProcessMemory.PeakResidentBytes();
+        double probe = 0;
+        if (probeBandwidth)
+        {
+            progress?.Report(new BenchmarkProgress("memory bandwidth probe", 1));
+            using var pool = new WorkerPool(model.Threads);
+            probe = MemoryBandwidthProbe.Measure(pool);
+        }
+
+        long bytesPerToken = BytesPerDecodedToken(model);
+        BenchmarkReport.Stats decodeStats = Summarize(decode);
+        return new BenchmarkReport
+        {
+            Model = modelName,
+            Kernel = model.KernelName,
+            Threads = model.Threads,
+            LmHead = model.LmHeadMode.ToString().ToLowerInvariant(),
+            PromptTokens = promptTokens,
+            GeneratedTokens = generatedTokens,
+            Repetitions = repetitions,
+            Prefill = Summarize(prefill),
+            Decode = decodeStats,
+            TimeToFirstTokenSeconds = Summarize(ttft).Median,
+            LoadSeconds = loadSeconds,
+            BytesPerDecodedToken = bytesPerToken,
+            DecodeBytesPerSecond = bytesPerToken * decodeStats.Median,
+            ProbeBytesPerSecond = probe,
+            PeakResidentBytes = peakResident,
+        };
+    }
+
+    /// <summary>Ternary codes of every layer plus the LM head in its active format.</summary>
+    public static unsafe long BytesPerDecodedToken(BitNetModel model)
+    {
+        long bytes = 0;
+        foreach (LayerWeights layer in model.Weights.Layers)
+            foreach (TernaryMatrix m in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
+                bytes += (long)m.Rows * m.RowBytes;
+        long head = (long)model.Config.VocabSize * model.Config.EmbeddingLength;
+        bytes += model.LmHeadMode == LmHeadMode.Q8 ? head + 4L * model.Config.VocabSize : 2 * head;
+        return bytes;
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> logits)
+    {
+        int best = 0;
+        for (int i = 1; i < logits.Length; i++)
+            if (logits[i] > logits[best]) best = i;
+        return best;
+    }
+
+    private static BenchmarkReport.Stats Summarize(double[] values)
+    {
+        double[] sorted = values.Order().ToArray();
+        double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+        return new BenchmarkReport.Stats(median, sorted[0], sorted[^1]);
+    }
+}

@@ -1,0 +1,76 @@
+using System.CommandLine;
+using System.Text.Json;
+using BitNet.Cli.Commands;
+using BitNet.Tests.Shared;
+
+namespace BitNet.Cli.Tests.Bench;
+
+/// <summary>`bitnet bench`, run in-process on the oracle model with tiny prompt/generation sizes.</summary>
+public class BenchCommandTests
+{
+    private readonly StringWriter _out = new();
+    private readonly StringWriter _err = new();
+
+    private Task<int> Run(params string[] args)
+    {
+        var command = BenchCommand.Create(_out, _err, interactive: false);
+        var root = new RootCommand { command };
+        return root.Parse([command.Name, .. args]).InvokeAsync(cancellationToken: TestContext.Current.CancellationToken);
+    }
+
+    [Fact]
+    public async Task Json_output_reports_rates_ttft_memory_and_bandwidth()
+    {
+        Assert.Equal(0, await Run("-m", SharedData.OracleModelPath, "-p", "8", "-n", "4", "-r", "3", "-t", "2", "--json", "--no-probe"));
+        using JsonDocument doc = JsonDocument.Parse(_out.ToString());
+        JsonElement r = doc.RootElement;
+        Assert.Equal(2, r.GetProperty("threads").GetInt32());
+        Assert.Equal(8, r.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(4, r.GetProperty("generated_tokens").GetInt32());
+        Assert.Equal(3, r.GetProperty("repetitions").GetInt32());
+        Assert.Equal("f16", r.GetProperty("lm_head").GetString());
+        foreach (string test in new[] { "prefill_tok_s", "decode_tok_s" })
+        {
+            JsonElement s = r.GetProperty(test);
+            double min = s.GetProperty("min").GetDouble(), median = s.GetProperty("median").GetDouble(), max = s.GetProperty("max").GetDouble();
+            Assert.True(min > 0 && min <= median && median <= max, $"{test}: {min} ≤ {median} ≤ {max}");
+        }
+        Assert.True(r.GetProperty("ttft_s").GetDouble() > 0);
+        // Oracle model: 4 layers of 256/128/512-wide ternary matrices plus the 128256×256 F16 head.
+        long ternary = 4L * (256 * 256 + 2 * 128 * 256 + 256 * 256 + 3 * 512 * 256) / 4;
+        Assert.Equal(ternary + 2L * 128256 * 256, r.GetProperty("bytes_per_decoded_token").GetInt64());
+        Assert.True(r.GetProperty("decode_gb_s").GetDouble() > 0);
+        if (OperatingSystem.IsLinux()) Assert.True(r.GetProperty("peak_rss_bytes").GetInt64() > 50_000_000);
+    }
+
+    [Fact]
+    public async Task Q8_head_halves_the_head_bytes_and_the_table_names_it()
+    {
+        Assert.Equal(0, await Run("-m", SharedData.OracleModelPath, "-p", "4", "-n", "2", "-r", "1", "-t", "1", "--lm-head", "q8"));
+        string table = _out.ToString();
+        Assert.Contains("lm-head q8", table);
+        Assert.Contains("pp4", table);
+        Assert.Contains("tg2", table);
+        Assert.Contains("GB/s measured", table);   // the probe ran
+        long ternary = 4L * (256 * 256 + 2 * 128 * 256 + 256 * 256 + 3 * 512 * 256) / 4;
+        double mb = (ternary + 128256L * 256 + 4L * 128256) / 1e6;
+        Assert.Contains($"bytes per decoded token {mb.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)} MB", table);
+    }
+
+    [Fact]
+    public async Task Missing_model_and_bad_counts_fail_with_a_message()
+    {
+        Assert.Equal(1, await Run("-m", "/nonexistent/model.gguf", "-p", "4"));
+        Assert.Contains("not found", _err.ToString());
+        Assert.Equal(2, await Run("-m", SharedData.OracleModelPath, "-p", "0"));
+        Assert.Contains("-p and -r must be at least 1", _err.ToString());
+        Assert.NotEqual(0, await Run("-m", SharedData.OracleModelPath, "--lm-head", "q4"));
+    }
+
+    [Fact]
+    public async Task Unsupported_kernel_request_is_an_error_not_a_crash()
+    {
+        Assert.Equal(1, await Run("-m", SharedData.OracleModelPath, "-p", "2", "-n", "1", "-r", "1", "--kernel", "sse9", "--no-probe"));
+        Assert.Contains("unknown kernel", _err.ToString());
+    }
+}
