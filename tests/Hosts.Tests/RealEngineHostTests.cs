@@ -13,6 +13,34 @@ namespace BitNet.Hosts.Tests;
 public sealed class RealEngineHostTests
 {
     [Fact]
+    public async Task A_client_that_disconnects_stops_the_real_engine_within_one_token()
+    {
+        var observed = new ObservingGenerator(RealEngine.Instance);
+        await using var server = await TestServer.StartAsync(observed);
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = Sse.Json("""{"messages":[{"role":"user","content":"Write a very long essay."}],"max_tokens":400,"temperature":0,"stream":true}"""),
+        };
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        using (HttpResponseMessage response = await server.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct))
+        {
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
+            int frames = 0;
+            while (frames < 4 && await reader.ReadLineAsync(ct) is { } line)
+            {
+                if (line.StartsWith("data: ", StringComparison.Ordinal))
+                    frames++;
+            }
+        } // the client goes away after three tokens
+
+        var (atCancel, final) = await observed.Cancelled.Task.WaitAsync(TimeSpan.FromSeconds(20), ct);
+        Assert.True(atCancel >= 3, $"cancelled after {atCancel} tokens");
+        Assert.InRange(final.CompletionTokens - atCancel, 0, 1);
+        Assert.True(final.CompletionTokens < 400);
+        await HttpApiTests.WaitUntil(() => !server.Api.Queue.Busy);
+    }
+
+    [Fact]
     public async Task Lambda_answers_the_seed_payload_and_a_streamed_function_url_chat_with_the_engines_greedy_output()
     {
         FakeRuntimeApi runtime = await FakeRuntimeApi.StartAsync();
