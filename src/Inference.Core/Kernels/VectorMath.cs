@@ -70,4 +70,48 @@ public static class VectorMath
         for (; i < n; i++)
             Unsafe.Add(ref py, i) = MathF.FusedMultiplyAdd(a, Unsafe.Add(ref px, i), Unsafe.Add(ref py, i));
     }
+
+    /// <summary>
+    /// One RMSNorm row as ggml computes it (spec §5.2): each x·x rounded to float, the products summed
+    /// in double (here in 8 lanes, then across — a different order than left to right, in double, so
+    /// the float mean almost never changes), mean = (float)(Σ/n), scale = 1/sqrtf(mean + eps), then
+    /// y = (x·scale)·weight with both products rounded to float, exactly as the scalar code does.
+    /// </summary>
+    public static void RmsNormRow(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y, float eps)
+    {
+        int n = weight.Length;
+        if (x.Length < n || y.Length < n) throw new ArgumentException("row shorter than the norm weight");
+        ref float px = ref MemoryMarshal.GetReference(x);
+        ref float pw = ref MemoryMarshal.GetReference(weight);
+        ref float py = ref MemoryMarshal.GetReference(y);
+        int i = 0;
+        double sum = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<double> acc = default;
+            for (; i + 8 <= n; i += 8)
+            {
+                Vector256<float> v = Vector256.LoadUnsafe(ref px, (nuint)i);
+                Vector256<float> sq = v * v;
+                acc += Vector256.WidenLower(sq) + Vector256.WidenUpper(sq);
+            }
+            sum = Vector256.Sum(acc);
+        }
+        for (; i < n; i++) { float v = Unsafe.Add(ref px, i); sum += v * v; }
+        float mean = (float)(sum / n);
+        float scale = 1.0f / MathF.Sqrt(mean + eps);
+
+        i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var vs = Vector256.Create(scale);
+            for (; i + 8 <= n; i += 8)
+                ((Vector256.LoadUnsafe(ref px, (nuint)i) * vs) * Vector256.LoadUnsafe(ref pw, (nuint)i)).StoreUnsafe(ref py, (nuint)i);
+        }
+        for (; i < n; i++)
+        {
+            float scaled = Unsafe.Add(ref px, i) * scale;
+            Unsafe.Add(ref py, i) = scaled * Unsafe.Add(ref pw, i);
+        }
+    }
 }

@@ -221,19 +221,7 @@ public sealed unsafe class BitNetModel : IDisposable
     {
         int width = weight.Length;
         for (int r = 0; r < rows; r++)
-        {
-            ReadOnlySpan<float> xr = input.Slice(r * width, width);
-            Span<float> yr = output.Slice(r * width, width);
-            double sum = 0;
-            foreach (float v in xr) sum += v * v;
-            float mean = (float)(sum / width);
-            float scale = 1.0f / MathF.Sqrt(mean + eps);
-            for (int i = 0; i < width; i++)
-            {
-                float scaled = xr[i] * scale;
-                yr[i] = scaled * weight[i];
-            }
-        }
+            Kernels.VectorMath.RmsNormRow(input.Slice(r * width, width), weight, output.Slice(r * width, width), eps);
     }
 
     private static void Add(Span<float> x, ReadOnlySpan<float> delta)
