@@ -12,13 +12,20 @@ public sealed class RequestQueueTests
         var queue = new RequestQueue(maxWaiting: 8);
         RequestQueue.Lease first = await queue.EnterAsync(Ct);
         var order = new List<int>();
-        var waiters = Enumerable.Range(0, 5).Select(async i =>
+        var waiters = new List<Task>();
+        for (int i = 0; i < 5; i++)
         {
-            await Task.Delay(i * 20, Ct); // arrive in order
-            using RequestQueue.Lease lease = await queue.EnterAsync(Ct);
-            lock (order) order.Add(i);
-        }).ToArray();
-        await Task.Delay(150, Ct);
+            int id = i;
+            waiters.Add(Task.Run(async () =>
+            {
+                using RequestQueue.Lease lease = await queue.EnterAsync(Ct);
+                lock (order) order.Add(id);
+            }, Ct));
+            // Arrival order is made certain by waiting until this waiter is queued before the next starts
+            // (timed delays are not an order on a loaded machine).
+            for (var spin = System.Diagnostics.Stopwatch.StartNew(); queue.Waiting < id + 1; await Task.Delay(5, Ct))
+                Assert.True(spin.Elapsed < TimeSpan.FromSeconds(10), $"waiter {id} never queued");
+        }
         Assert.Equal(5, queue.Waiting);
         first.Dispose();
         await Task.WhenAll(waiters);
