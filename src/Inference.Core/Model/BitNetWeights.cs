@@ -136,8 +136,15 @@ public sealed unsafe class BitNetWeights
                 case GgmlType.TQ1_0:
                 case GgmlType.TQ2_0:
                     return TernaryMatrix.FromTernaryBlocks(file, info); // the reader checked ne0 % 256
+                case GgmlType.F32:
+                case GgmlType.F16:
+                case GgmlType.BF16:
+                    if (inputs % I2sLayout.BlockElements != 0)
+                        throw new ModelFormatException($"tensor '{name}' ({info.Type}) has ne0 = {inputs}, which is not a multiple of {I2sLayout.BlockElements}");
+                    return TernaryMatrix.FromFloatTernary(file, info);
                 default:
-                    throw new ModelFormatException($"tensor '{name}' has type {info.Type}; supported ternary types are I2_S, TQ1_0 and TQ2_0");
+                    throw new ModelFormatException(
+                        $"tensor '{name}' has type {info.Type}; supported matrix types are I2_S, TQ1_0, TQ2_0 and ternary-valued F32/F16/BF16");
             }
         }
 

@@ -7,8 +7,8 @@ namespace BitNet.Inference.Model;
 /// <summary>
 /// A ternary weight matrix in the I2_S 128/32 layout (spec §3.1): <see cref="Rows"/> output features
 /// of <see cref="Columns"/> inputs, each row <see cref="RowBytes"/> bytes of 2-bit codes, and one
-/// float scale for the whole tensor. I2_S tensors point straight into the memory-mapped file; TQ1_0
-/// and TQ2_0 tensors are decoded at load into an owned, pinned I2_S copy.
+/// float scale for the whole tensor. I2_S tensors point straight into the memory-mapped file; TQ1_0,
+/// TQ2_0 and ternary-valued F32/F16/BF16 tensors are decoded at load into an owned, pinned I2_S copy.
 ///
 /// <see cref="BlockScales"/> is null unless a TQ tensor has different fp16 scales in different blocks;
 /// then it holds one scale per 256-element block (row-major) and <see cref="Scale"/> is unused.
@@ -39,7 +39,7 @@ public sealed unsafe class TernaryMatrix
     /// <summary>The per-tensor weight scale (from the I2_S tail, or the common TQ block scale).</summary>
     public float Scale { get; }
     public float[]? BlockScales { get; }
-    /// <summary>How the weights were stored in the file (I2_S, TQ1_0 or TQ2_0).</summary>
+    /// <summary>How the weights were stored in the file (I2_S, TQ1_0, TQ2_0, F32, F16 or BF16).</summary>
     public GgmlType SourceType { get; private init; }
 
     public ReadOnlySpan<byte> Row(int row) => new(Codes + (long)row * RowBytes, RowBytes);
@@ -54,6 +54,44 @@ public sealed unsafe class TernaryMatrix
         if (!float.IsFinite(scale))
             throw new ModelFormatException($"tensor '{tensor.Name}' has a non-finite I2_S scale {scale}");
         return new TernaryMatrix(tensor.Name, rows, columns, data, scale, null, null) { SourceType = GgmlType.I2_S };
+    }
+
+    /// <summary>
+    /// A float matrix (F32, F16 or BF16) whose values are already ternary, t·m with one magnitude m per
+    /// tensor — how llama.cpp's converter stores BitNet weights with --outtype f32/f16/bf16 — repacked as
+    /// I2_S codes with scale m. Anything else is rejected: this engine computes BitNet matmuls in int8.
+    /// </summary>
+    public static TernaryMatrix FromFloatTernary(GgufFile file, GgufTensorInfo tensor)
+    {
+        int columns = (int)tensor.Shape[0], rows = (int)tensor.Shape[1];
+        byte* data = file.GetTensorPointer(tensor);
+        float Value(long i) => tensor.Type switch
+        {
+            GgmlType.F32 => ((float*)data)[i],
+            GgmlType.F16 => (float)((Half*)data)[i],
+            _ => BitConverter.Int32BitsToSingle(((ushort*)data)[i] << 16), // BF16
+        };
+        long n = (long)rows * columns;
+        float magnitude = 0;
+        for (long i = 0; i < n && magnitude == 0; i++) magnitude = MathF.Abs(Value(i));
+        if (!float.IsFinite(magnitude))
+            throw new ModelFormatException($"tensor '{tensor.Name}' ({tensor.Type}) has a non-finite value");
+
+        byte[] codes = GC.AllocateArray<byte>(rows * (columns / 4), pinned: true);
+        var rowValues = new sbyte[columns];
+        for (int r = 0; r < rows; r++)
+        {
+            for (int c = 0; c < columns; c++)
+            {
+                float v = Value((long)r * columns + c);
+                rowValues[c] = v == 0 ? (sbyte)0 : v == magnitude ? (sbyte)1 : v == -magnitude ? (sbyte)-1
+                    : throw new ModelFormatException(
+                        $"tensor '{tensor.Name}' ({tensor.Type}) is not ternary: element [{r}, {c}] is {v}, expected 0 or ±{magnitude}");
+            }
+            I2sLayout.PackInto(rowValues, codes.AsSpan(r * (columns / 4), columns / 4));
+        }
+        byte* pointer = (byte*)Marshal.UnsafeAddrOfPinnedArrayElement(codes, 0);
+        return new TernaryMatrix(tensor.Name, rows, columns, pointer, magnitude, null, codes) { SourceType = tensor.Type };
     }
 
     /// <summary>Decode a TQ1_0 or TQ2_0 tensor into I2_S codes (and one scale when the blocks agree).</summary>

@@ -96,8 +96,8 @@ public class ModelBadInputTests
     public void Unsupported_matrix_type_is_named()
     {
         using var temp = new TempFolder();
-        string path = Build(temp, tensor: t => t.Name == "blk.0.attn_q.weight" ? (GgmlType.F32, t.Shape) : (t.Type, t.Shape));
-        Assert.Contains("tensor 'blk.0.attn_q.weight' has type F32; supported ternary types are I2_S, TQ1_0 and TQ2_0", LoadFails(path).Message);
+        string path = Build(temp, tensor: t => t.Name == "blk.0.attn_q.weight" ? (GgmlType.Q8_0, t.Shape) : (t.Type, t.Shape));
+        Assert.Contains("tensor 'blk.0.attn_q.weight' has type Q8_0; supported matrix types are I2_S, TQ1_0, TQ2_0 and ternary-valued F32/F16/BF16", LoadFails(path).Message);
     }
 
     [Fact]

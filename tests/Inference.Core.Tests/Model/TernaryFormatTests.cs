@@ -125,4 +125,69 @@ public class TernaryFormatTests
             Assert.Equal(expected, y[r], 1e-4);
         }
     }
+
+    /// <summary>The tiny model with every I2_S matrix stored as float values t·scale (llama.cpp's f32/f16/bf16 conversions).</summary>
+    private static void WriteAsFloats(string path, GgmlType target, bool spoil = false)
+    {
+        using var source = GgufFile.Open(TinyModels.Tiny);
+        var w = new GgufWriter();
+        foreach (var (key, value) in source.MetadataInOrder) w.AddMetadata(key, value);
+        foreach (var t in source.Tensors)
+        {
+            byte[] data = source.GetTensorBytes(t).ToArray();
+            if (t.Type != GgmlType.I2_S) { w.AddTensor(t.Name, t.Type, t.Shape, data); continue; }
+            long n = t.ElementCount;
+            float scale = I2sLayout.ReadScale(data, n);
+            var bytes = new byte[n * (target == GgmlType.F32 ? 4 : 2)];
+            for (long e = 0; e < n; e++)
+            {
+                float v = I2sLayout.CodeToValue(I2sLayout.Code(data, e)) * scale;
+                if (spoil && e == 77) v = 0.5f * scale;
+                if (target == GgmlType.F32) BitConverter.TryWriteBytes(bytes.AsSpan((int)e * 4), v);
+                else if (target == GgmlType.F16) BitConverter.TryWriteBytes(bytes.AsSpan((int)e * 2), (Half)v);
+                else BitConverter.TryWriteBytes(bytes.AsSpan((int)e * 2), (ushort)(BitConverter.SingleToInt32Bits(v) >> 16));
+            }
+            w.AddTensor(t.Name, target, t.Shape, bytes);
+        }
+        w.WriteTo(path);
+    }
+
+    [Theory]
+    [InlineData(GgmlType.F32)]
+    [InlineData(GgmlType.F16)]
+    [InlineData(GgmlType.BF16)]
+    public void Ternary_valued_float_matrices_give_the_same_logits_as_i2s(GgmlType type)
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("f.gguf");
+        WriteAsFloats(path, type);
+        int[] tokens = [297, 1, 2, 3];
+        var expected = new float[tokens.Length * 300];
+        var actual = new float[tokens.Length * 300];
+        using (var i2s = BitNetModel.Load(TinyModels.Tiny))
+            i2s.ForwardAll(i2s.CreateState(8), tokens, expected);
+        using var model = BitNetModel.Load(path);
+        Assert.Equal(type, model.Weights.Layers[1].Down.SourceType);
+        model.ForwardAll(model.CreateState(8), tokens, actual);
+        if (type == GgmlType.BF16)
+        {
+            // BF16 keeps 8 mantissa bits, so the stored magnitude is the scale rounded to BF16: same codes, nearby logits.
+            using var i2s = GgufFile.Open(TinyModels.Tiny);
+            var q = i2s.GetTensor("blk.0.attn_q.weight");
+            float scale = I2sLayout.ReadScale(i2s.GetTensorBytes(q), q.ElementCount);
+            Assert.Equal(BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(scale) >> 16 << 16), model.Weights.Layers[0].Query.Scale);
+            Assert.All(actual, v => Assert.True(float.IsFinite(v)));
+        }
+        else Assert.Equal(expected, actual);
+    }
+
+    [Fact]
+    public void Float_matrix_that_is_not_ternary_is_rejected()
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("f.gguf");
+        WriteAsFloats(path, GgmlType.F32, spoil: true);
+        var error = Assert.Throws<ModelFormatException>(() => BitNetModel.Load(path).Dispose());
+        Assert.Contains("tensor 'blk.0.attn_q.weight' (F32) is not ternary: element [0, 77]", error.Message);
+    }
 }
