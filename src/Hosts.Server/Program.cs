@@ -4,6 +4,12 @@ using BitNet.Inference.Api;
 
 // bitnet-server [-m MODEL] [--host H] [--port P]: the plain Kestrel host for containers and local use.
 // Every other setting comes from the BITNET_* environment variables (EnvVars.cs).
+const string Usage = "usage: bitnet-server [-m MODEL] [--host H] [--port P]; every other setting: the BITNET_* environment variables";
+if (args is ["-h"] or ["--help"])
+{
+    Console.WriteLine(Usage);
+    return 0;
+}
 try
 {
     ApiOptions options = ApiOptions.FromEnvironment();
@@ -19,8 +25,7 @@ try
                 Port = int.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out int port) && port is >= 0 and <= 65535
                     ? port : throw new ConfigurationException($"--port '{args[i]}' is not a port number"),
             },
-            "-h" or "--help" => throw new ConfigurationException("usage: bitnet-server [-m MODEL] [--host H] [--port P]; other settings: BITNET_* environment variables"),
-            _ => throw new ConfigurationException($"unknown argument '{args[i]}'; usage: bitnet-server [-m MODEL] [--host H] [--port P]"),
+            _ => throw new ConfigurationException($"unknown argument '{args[i]}'; {Usage}"),
         };
     }
     return await ServerRunner.RunAsync(options);

@@ -299,6 +299,23 @@ public sealed class LambdaHostTests
     }
 
     [Fact]
+    public async Task A_dropped_next_connection_is_retried_once_instead_of_ending_the_runtime()
+    {
+        FakeRuntimeApi runtime = await FakeRuntimeApi.StartAsync();
+        await using (runtime)
+        {
+            runtime.AbortNextOnce = true;
+            using var client = new RuntimeApiClient(runtime.HostPort);
+            Task<Invocation> next = client.NextAsync(Ct);
+            Task<FakeRuntimeApi.Posted> unused = runtime.Invoke(ScheduledEvent);
+            Invocation invocation = await next.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+            Assert.Contains("Scheduled Event", Encoding.UTF8.GetString(invocation.Event));
+            Assert.NotNull(invocation.Deadline);
+            Assert.Equal("arn:aws:lambda:us-east-1:123456789012:function:bitnet:live", invocation.InvokedFunctionArn);
+        }
+    }
+
+    [Fact]
     public async Task Keep_warm_events_are_answered_without_generating_and_touch_weights_once()
     {
         var fake = new FakeTextGenerator();

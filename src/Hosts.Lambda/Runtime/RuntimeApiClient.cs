@@ -33,7 +33,18 @@ public sealed class RuntimeApiClient : IRuntimeApi, IDisposable
 
     public async Task<Invocation> NextAsync(CancellationToken cancellationToken)
     {
-        using HttpResponseMessage response = await Send(new HttpRequestMessage(HttpMethod.Get, "runtime/invocation/next"), cancellationToken);
+        HttpResponseMessage response;
+        try
+        {
+            response = await Send(new HttpRequestMessage(HttpMethod.Get, "runtime/invocation/next"), cancellationToken);
+        }
+        catch (RuntimeApiFatalException ex) when (ex.InnerException is HttpRequestException)
+        {
+            // A pooled connection can go stale while the sandbox is frozen between events; /next is
+            // safe to repeat, so try once more on a fresh connection before giving up on the container.
+            response = await Send(new HttpRequestMessage(HttpMethod.Get, "runtime/invocation/next"), cancellationToken);
+        }
+        using var _ = response;
         byte[] body = await response.Content.ReadAsByteArrayAsync(cancellationToken);
         string requestId = Header(response, "Lambda-Runtime-Aws-Request-Id")
             ?? throw new RuntimeApiFatalException("the Runtime API sent an event without Lambda-Runtime-Aws-Request-Id");

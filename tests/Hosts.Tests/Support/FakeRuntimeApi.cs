@@ -69,8 +69,17 @@ internal sealed class FakeRuntimeApi : IAsyncDisposable
         return result.Task.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
+    /// <summary>Drop the connection of the next /next call once (a connection gone stale while frozen).</summary>
+    public bool AbortNextOnce;
+
     private async Task NextAsync(HttpContext context)
     {
+        if (AbortNextOnce)
+        {
+            AbortNextOnce = false;
+            context.Abort();
+            return;
+        }
         QueuedEvent next = await _events.Reader.ReadAsync(context.RequestAborted);
         context.Response.Headers["Lambda-Runtime-Aws-Request-Id"] = next.RequestId;
         context.Response.Headers["Lambda-Runtime-Deadline-Ms"] = next.Deadline.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
