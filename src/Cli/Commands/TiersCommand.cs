@@ -74,7 +74,7 @@ internal static class TiersCommand
                     string modelPath = parse.GetValue(model) ?? ModelLocator.DefaultModelPath();
                     int machine = parse.GetValue(cores) ?? Environment.ProcessorCount;
                     runner = new LocalTierRunner(ChildCommand(parse.GetValue(bitnet)), modelPath, parse.GetValue(prompt)!, machine);
-                    source = string.Create(CultureInfo.InvariantCulture, $"local emulation on {machine} cores ({Path.GetFileName(modelPath)})");
+                    source = string.Create(CultureInfo.InvariantCulture, $"local emulation on {machine} cores ({Path.GetFileName(modelPath)}{LoadAverage()})");
                 }
 
                 var rows = new List<TierRow>();
@@ -122,6 +122,18 @@ internal static class TiersCommand
         return Path.GetFileNameWithoutExtension(process) == "dotnet"
             ? [process, Path.Combine(AppContext.BaseDirectory, "bitnet.dll")]
             : [process];
+    }
+
+    /// <summary>", load average 0.42" on Linux: a busy machine makes emulated timings pessimistic, so the table says so.</summary>
+    private static string LoadAverage()
+    {
+        try
+        {
+            string[] fields = File.ReadAllText("/proc/loadavg").Split(' ');
+            return fields.Length > 0 ? $", load average {fields[0]} at start" : "";
+        }
+        catch (IOException) { return ""; }
+        catch (UnauthorizedAccessException) { return ""; }
     }
 
     private static int[] ParseInts(string text, string option)
