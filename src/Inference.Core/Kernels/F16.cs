@@ -28,6 +28,7 @@ public delegate void F16DotRowsKernel(
 /// the same real number as w·x, so the FMA results are the ones an exact conversion would give.
 /// |x| ≤ 65504 (an F16 value) keeps x·2^112 below float max.
 /// </summary>
+[SkipLocalsInit]   // the kernels' stack buffers are written in full before they are read
 public static class F16
 {
     private const int BodyMask = unchecked((int)0x8FFFE000);

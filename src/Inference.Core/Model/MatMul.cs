@@ -74,6 +74,7 @@ public sealed unsafe class MatMul : IDisposable
     }
 
     /// <summary>An I2_S product split by output rows: each share runs the kernel on row chunks and rescales.</summary>
+    [System.Runtime.CompilerServices.SkipLocalsInit]
     private sealed class TernaryJob(KernelSet kernels) : IRangeJob
     {
         /// <summary>Integer results staged on the stack per chunk: tokens × rows ≤ this many ints (64 KB).</summary>
@@ -92,8 +93,10 @@ public sealed unsafe class MatMul : IDisposable
             int tokens = x.Tokens, columns = x.Columns, rows = w.Rows;
             var weights = new ReadOnlySpan<byte>(w.Codes, checked(rows * w.RowBytes));
             ReadOnlySpan<sbyte> q = x.Values.AsSpan(0, tokens * columns);
-            int chunk = Math.Max(4, StagedDots / Math.Max(1, tokens) & ~3);
-            Span<int> dots = stackalloc int[StagedDots + 4 * 64];   // + room for a 4-row chunk of up to 64 tokens
+            int chunk = Math.Max(4, (StagedDots / Math.Max(1, tokens)) & ~3);
+            // Sized to this share's first chunk (≤ 64 KB, or one 4-row tile for very long batches);
+            // [SkipLocalsInit] on the class spares zeroing it on every one of a token's ~210 calls.
+            Span<int> dots = stackalloc int[tokens * Math.Min(chunk, end - start)];
             for (int r0 = start; r0 < end; r0 += chunk)
             {
                 int count = Math.Min(chunk, end - r0);
