@@ -15,7 +15,7 @@ public delegate void Q8DotRowsKernel(
 
 /// <summary>
 /// The tied embedding quantized once at load to int8 with one scale per row (absmax / 127, round
-/// half to even): 1 byte per weight instead of 2, so the LM head reads half as many bytes per
+/// half to even; an all-zero row keeps zeros): 1 byte per weight instead of 2, so the LM head reads half as many bytes per
 /// token. Opt-in (<c>--lm-head q8</c>): its logits differ slightly from the exact F16 head.
 /// </summary>
 public sealed class LmHeadQ8
@@ -50,14 +50,10 @@ public sealed class LmHeadQ8
                     for (int r = start; r < end; r++)
                     {
                         F16.ConvertToSingle(new ReadOnlySpan<Half>(mp + (long)r * columns, columns), row);
-                        float amax = 0;
-                        foreach (float v in row) amax = Math.Max(amax, Math.Abs(v));
-                        float scale = amax / 127f;
-                        float inverse = amax == 0 ? 0 : 127f / amax;
-                        Span<sbyte> q = weights.AsSpan((int)((long)r * columns), columns);
-                        for (int k = 0; k < columns; k++)
-                            q[k] = (sbyte)Math.Clamp((int)MathF.Round(row[k] * inverse), -127, 127);
-                        scales[r] = scale;
+                        // The activation quantizer's rule (absmax → ±127, round half to even), vectorised;
+                        // the row's dequantization scale is 1/s.
+                        (float s, _) = ActivationQuantizer.Quantize(row, weights.AsSpan((int)((long)r * columns), columns));
+                        scales[r] = 1f / s;
                     }
                 }
                 if (parallelFor is null) Range(0, rows);
