@@ -200,11 +200,14 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         var stops = new StopStringMatcher(request.Stop);
         DateTimeOffset? deadline = request.Deadline;
 
-        // Reuse the cached prefix: evaluate only what differs (at least the last prompt token, for its logits).
+        // Reuse the cached prefix: evaluate only what differs. At least the last two prompt tokens are
+        // evaluated again: bitnet.cpp computes a multi-token batch slightly differently from a single
+        // token (F32 vs F16-rounded operands, see Model/Precision), so re-running only the last token
+        // would give other logits than a fresh cache, and a repeated greedy request other text.
         int reuse = 0;
         if (_reusePrefix)
         {
-            int limit = Math.Min(_state.Position, n - 1);
+            int limit = Math.Min(_state.Position, n - 2);
             while (reuse < limit && _history[reuse] == prompt[reuse]) reuse++;
         }
         _state.Rewind(Math.Min(reuse, _state.Position));
@@ -215,13 +218,16 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         long promptStart = Stopwatch.GetTimestamp();
         ReadOnlySpan<float> logits = default;
         int batch = Math.Max(1, _state.BatchCapacity);
-        for (int at = reuse; at < n; at += batch)
+        for (int at = reuse, count; at < n; at += count)
         {
             if (cancel.IsCancellationRequested)
                 return Final("", -1, FinishReason.Cancelled, n, 0, promptStart, promptStart, 0, started);
             if (deadline is { } d && DateTimeOffset.UtcNow >= d)
                 return Final("", -1, FinishReason.Length, n, 0, promptStart, promptStart, 0, started);
-            logits = _model.Forward(_state, _history.AsSpan(at, Math.Min(batch, n - at)));
+            count = Math.Min(batch, n - at);
+            // Never leave a lone last token for its own batch (it would take the single-token path).
+            if (n - at - count == 1 && count > 2) count--;
+            logits = _model.Forward(_state, _history.AsSpan(at, count));
         }
         long promptEnd = Stopwatch.GetTimestamp();
 

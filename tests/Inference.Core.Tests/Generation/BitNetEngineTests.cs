@@ -74,6 +74,21 @@ public class BitNetEngineTests(EngineFixture fixture, ITestOutputHelper output) 
         Assert.Equal(EngineFixture.TokenIds(first), EngineFixture.TokenIds(noReuse));
     }
 
+    [Theory]
+    [InlineData("The capital of France is")]
+    [InlineData("Once upon a time, in a land far away,")]
+    public async Task Repeating_a_request_gives_the_same_text_as_a_fresh_cache(string text)
+    {
+        // The whole prompt is cached the second time; its last tokens are still evaluated as a batch.
+        var request = Greedy(Engine.Tokenize(text), 16);
+        var (first, _) = await EngineFixture.Collect(Engine, request);
+        var (again, _) = await EngineFixture.Collect(Engine, request);
+        using var fresh = BitNetEngine.Load(new EngineOptions { ModelPath = SharedData.OracleModelPath, ContextLength = 128, Threads = 1, ReusePromptPrefix = false });
+        var (noReuse, _) = await EngineFixture.Collect(fresh, request);
+        Assert.Equal(EngineFixture.TokenIds(noReuse), EngineFixture.TokenIds(first));
+        Assert.Equal(EngineFixture.TokenIds(noReuse), EngineFixture.TokenIds(again));
+    }
+
     [Fact]
     public async Task A_chat_turn_evaluates_only_the_new_tokens_after_the_cached_conversation()
     {
