@@ -102,6 +102,27 @@ public class F16KernelTests
     }
 
     [Fact]
+    public void Avx512_head_row_kernels_agree_with_the_scalar_rows()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) Assert.Skip("AVX-512F not supported here");
+        var rng = new Random(77);
+        const int rows = 11, columns = 2561;
+        var matrix = new Half[rows * columns];
+        for (int i = 0; i < matrix.Length; i++) matrix[i] = (Half)(0.05 * NextGaussian(rng));
+        var x = new float[columns];
+        for (int i = 0; i < columns; i++) x[i] = (float)(Half)NextGaussian(rng);
+        var expected = new float[rows];
+        var actual = new float[rows];
+        F16.DotRowsScalar(matrix, columns, x, 0, rows, expected);
+        F16.DotRowsAvx512(matrix, columns, x, 0, rows, actual);
+        for (int r = 0; r < rows; r++) Assert.Equal(expected[r], actual[r], DotTolerance * Math.Max(1, Math.Abs(expected[r])));
+        LmHeadQ8 head = LmHeadQ8.Quantize(matrix, rows, columns);
+        LmHeadQ8.DotRowsScalar(head.Weights, head.Scales, columns, x, 0, rows, expected);
+        LmHeadQ8.DotRowsAvx512(head.Weights, head.Scales, columns, x, 0, rows, actual);
+        for (int r = 0; r < rows; r++) Assert.Equal(expected[r], actual[r], DotTolerance * Math.Max(1, Math.Abs(expected[r])));
+    }
+
+    [Fact]
     public void Q8_quantization_keeps_every_weight_within_half_a_step()
     {
         var rng = new Random(11);
