@@ -24,6 +24,15 @@ public sealed unsafe class BitNetModel : IDisposable
         _matmul = new MatMul(threads, options.Kernel, options.Log);
         if (options.LmHead == LmHeadMode.Q8)
             _matmul.EnableQuantizedHead(weights.LmHead, config.VocabSize, config.EmbeddingLength);
+        // Map the weight pages now, in bulk and in parallel, instead of one fault per page during the
+        // first token (the file is usually in the page cache already).
+        var ranges = new List<(nint, long)>();
+        foreach (LayerWeights layer in weights.Layers)
+            foreach (TernaryMatrix m in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
+                ranges.Add(((nint)m.Codes, (long)m.Rows * m.RowBytes));
+        if (options.LmHead != LmHeadMode.Q8)
+            ranges.Add(((nint)weights.LmHead, 2L * config.VocabSize * config.EmbeddingLength));
+        Threading.PageWarmup.Populate(_matmul.Pool, ranges);
     }
 
     public GgufFile File { get; }

@@ -1,0 +1,58 @@
+using System.Runtime.InteropServices;
+
+namespace BitNet.Inference.Threading;
+
+/// <summary>
+/// Maps the pages of the memory-mapped weights into the process before the first token. With the
+/// file in the page cache, the first forward pass otherwise takes one page fault per 4 KB page
+/// (≈290,000 for 2B4T, ~0.3 s measured); madvise(MADV_POPULATE_READ) (Linux 5.14+) maps them in
+/// bulk, and the worker threads do it in parallel, chunk by chunk. Elsewhere, or when the kernel
+/// refuses, one byte per page is read instead. Nothing is copied: RSS is the same as after a
+/// first token.
+/// </summary>
+public static unsafe partial class PageWarmup
+{
+    private const int MadvPopulateRead = 22;
+    private const long ChunkBytes = 16L << 20;
+
+    /// <summary>Populate every range (start, bytes); returns the bytes covered.</summary>
+    public static long Populate(WorkerPool pool, IReadOnlyList<(nint Start, long Bytes)> ranges)
+    {
+        ArgumentNullException.ThrowIfNull(pool);
+        var chunks = new List<(nint, long)>();
+        long total = 0;
+        foreach (var (start, bytes) in ranges)
+        {
+            total += bytes;
+            for (long offset = 0; offset < bytes; offset += ChunkBytes)
+                chunks.Add((start + (nint)offset, Math.Min(ChunkBytes, bytes - offset)));
+        }
+        pool.For(chunks.Count, new Job(chunks));
+        return total;
+    }
+
+    private sealed class Job(List<(nint Start, long Bytes)> chunks) : IRangeJob
+    {
+        public void Run(int start, int end)
+        {
+            for (int i = start; i < end; i++) PopulateOne(chunks[i].Start, chunks[i].Bytes);
+        }
+    }
+
+    private static void PopulateOne(nint start, long bytes)
+    {
+        const long page = 4096;
+        nint aligned = (nint)((long)start & ~(page - 1));
+        long length = bytes + ((long)start - (long)aligned);
+        if (OperatingSystem.IsLinux() && Madvise(aligned, (nuint)length, MadvPopulateRead) == 0)
+            return;
+        // Fallback: touch one byte per page (a read fault maps it, and its neighbours, from the cache).
+        byte* p = (byte*)start;
+        int sink = 0;
+        for (long offset = 0; offset < bytes; offset += page) sink += p[offset];
+        GC.KeepAlive(sink);
+    }
+
+    [LibraryImport("libc", EntryPoint = "madvise")]
+    private static partial int Madvise(nint address, nuint length, int advice);
+}
