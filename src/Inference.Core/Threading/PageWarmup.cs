@@ -14,6 +14,7 @@ public static unsafe partial class PageWarmup
 {
     private const int MadvPopulateRead = 22;
     private const long ChunkBytes = 16L << 20;
+    private static volatile bool s_madviseUsable = true;
 
     /// <summary>Populate every range (start, bytes); returns the bytes covered.</summary>
     public static long Populate(WorkerPool pool, IReadOnlyList<(nint Start, long Bytes)> ranges)
@@ -44,8 +45,17 @@ public static unsafe partial class PageWarmup
         const long page = 4096;
         nint aligned = (nint)((long)start & ~(page - 1));
         long length = bytes + ((long)start - (long)aligned);
-        if (OperatingSystem.IsLinux() && Madvise(aligned, (nuint)length, MadvPopulateRead) == 0)
-            return;
+        if (s_madviseUsable && OperatingSystem.IsLinux())
+        {
+            try
+            {
+                if (Madvise(aligned, (nuint)length, MadvPopulateRead) == 0) return;
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+            {
+                s_madviseUsable = false;   // no loadable libc by that name (e.g. a minimal image): touch pages instead
+            }
+        }
         // Fallback: touch one byte per page (a read fault maps it, and its neighbours, from the cache).
         byte* p = (byte*)start;
         int sink = 0;
@@ -53,6 +63,7 @@ public static unsafe partial class PageWarmup
         GC.KeepAlive(sink);
     }
 
-    [LibraryImport("libc", EntryPoint = "madvise")]
+    // "libc.so.6": the glibc soname, present without development packages (plain "libc" needs libc.so).
+    [LibraryImport("libc.so.6", EntryPoint = "madvise")]
     private static partial int Madvise(nint address, nuint length, int advice);
 }
