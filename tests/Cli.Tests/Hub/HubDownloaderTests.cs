@@ -193,12 +193,12 @@ public sealed class HubDownloaderTests : IDisposable
     }
 
     [Fact]
-    public void Text_progress_prints_megabytes_and_percent()
+    public void Text_progress_prints_megabytes_percent_and_a_bar()
     {
         var writer = new StringWriter();
         var progress = new TextDownloadProgress(writer, TimeSpan.Zero);
         progress.Report(new DownloadProgress("m.gguf", 1048576, 4 * 1048576, 0));
-        Assert.Contains("m.gguf: 1.0 / 4.0 MB (25%)", writer.ToString());
+        Assert.Contains("m.gguf: 1.0 / 4.0 MB (25%) [#####...............]", writer.ToString());
     }
 
     /// <summary>Progress&lt;T&gt; posts to the thread pool; tests want reports in order, now.</summary>
