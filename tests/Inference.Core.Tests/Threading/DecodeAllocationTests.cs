@@ -29,21 +29,30 @@ public class DecodeAllocationTests
         for (int i = 0; i < 40; i++) { next[0] = 1000 + i; model.Forward(state, next); }
 
         var probe = new AllocationProbe(model.Pool.Threads);
-        model.Pool.For(model.Pool.Threads, probe);
-        long[] poolBefore = (long[])probe.Bytes.Clone();
+        // A per-step allocation shows up in every window of 32 steps. One-off runtime work (a tiered-JIT
+        // background thread being started from a hot thread, seen under qemu) does not repeat, so up to
+        // three windows are measured and one of them must be entirely clean, on every thread.
         var stepBytes = new long[32];
-        for (int i = 0; i < stepBytes.Length; i++)
+        var poolBytes = new long[model.Pool.Threads];
+        for (int window = 0; window < 3; window++)
         {
-            next[0] = 2000 + i;
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            model.Forward(state, next);
-            stepBytes[i] = GC.GetAllocatedBytesForCurrentThread() - before;
+            model.Pool.For(model.Pool.Threads, probe);
+            probe.Bytes.CopyTo(poolBytes, 0);
+            for (int i = 0; i < stepBytes.Length; i++)
+            {
+                next[0] = 2000 + i;
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                model.Forward(state, next);
+                stepBytes[i] = GC.GetAllocatedBytesForCurrentThread() - before;
+            }
+            model.Pool.For(model.Pool.Threads, probe);
+            // Share 0 is the calling thread (checked step by step); the others are the workers.
+            for (int t = 0; t < poolBytes.Length; t++) poolBytes[t] = t == 0 ? 0 : probe.Bytes[t] - poolBytes[t];
+            if (stepBytes.All(b => b == 0) && poolBytes.All(b => b == 0)) break;
+            state.Rewind(state.Position - stepBytes.Length);
         }
-        model.Pool.For(model.Pool.Threads, probe);
 
         Assert.All(stepBytes, bytes => Assert.Equal(0, bytes));
-        // Share 0 is the calling thread (checked step by step above); the others are the workers.
-        for (int t = 1; t < poolBefore.Length; t++)
-            Assert.Equal(0, probe.Bytes[t] - poolBefore[t]);
+        Assert.All(poolBytes, bytes => Assert.Equal(0, bytes));
     }
 }
