@@ -27,6 +27,8 @@ passed=0; failed=0; skipped=0
 tally() { # name exitcode logfile
   local name=$1 code=$2 log=$3
   local s f k
+  # Runners colour their summaries when CI is set; strip the escape codes before reading them.
+  sed -i 's/\x1b\[[0-9;]*m//g' "$log"
   s=$(grep -E '^\s*succeeded: [0-9]+' "$log" | awk '{n+=$2} END {print n+0}')
   f=$(grep -E '^\s*failed: [0-9]+' "$log" | awk '{n+=$2} END {print n+0}')
   k=$(grep -E '^\s*skipped: [0-9]+' "$log" | awk '{n+=$2} END {print n+0}')

@@ -145,9 +145,16 @@ public class SamplerTests
         var sampler = new Sampler(new SamplingOptions { Seed = 3, RepeatPenalty = 1.1f }, logits.Length);
         int[] history = [1, 2, 3, 4];
         sampler.Sample(logits, history);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 10; i++) sampler.Sample(logits, history);
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // Best of three rounds: a per-token allocation shows in every round, while a one-off
+        // allocation by the runtime on this thread (tiering, type loading) shows in one at most.
+        long least = long.MaxValue;
+        for (int round = 0; round < 3; round++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 10; i++) sampler.Sample(logits, history);
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        Assert.Equal(0, least);
     }
 
     [Fact]
