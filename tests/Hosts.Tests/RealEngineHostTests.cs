@@ -6,6 +6,7 @@ using BitNet.Hosts.Tests.Support;
 using BitNet.Inference.Api;
 using BitNet.Inference.Generation;
 using BitNet.Inference.Hub;
+using BitNet.Tests.Shared;
 
 namespace BitNet.Hosts.Tests;
 
@@ -15,7 +16,17 @@ public sealed class RealEngineHostTests
     [Fact]
     public async Task A_client_that_disconnects_stops_the_real_engine_within_one_token()
     {
-        var observed = new ObservingGenerator(RealEngine.Instance);
+        // A dedicated engine on the scalar kernels and one thread: slow enough (tens of ms a token)
+        // that the 400 tokens cannot all be produced before the server notices the disconnect,
+        // which on the fast kernels was a race the test could lose.
+        using var slowEngine = BitNetEngine.Load(new EngineOptions
+        {
+            ModelPath = SharedData.OracleModelPath,
+            Threads = 1,
+            ContextLength = 512,
+            Kernel = "scalar",
+        });
+        var observed = new ObservingGenerator(slowEngine);
         await using var server = await TestServer.StartAsync(observed);
         var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
         {
