@@ -217,16 +217,13 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         // Prompt, in batches, so cancellation and the deadline are honoured between batches.
         long promptStart = Stopwatch.GetTimestamp();
         ReadOnlySpan<float> logits = default;
-        int batch = Math.Max(1, _state.BatchCapacity);
         for (int at = reuse, count; at < n; at += count)
         {
             if (cancel.IsCancellationRequested)
                 return Final("", -1, FinishReason.Cancelled, n, 0, promptStart, promptStart, 0, started);
             if (deadline is { } d && DateTimeOffset.UtcNow >= d)
                 return Final("", -1, FinishReason.Length, n, 0, promptStart, promptStart, 0, started);
-            count = Math.Min(batch, n - at);
-            // Never leave a lone last token for its own batch (it would take the single-token path).
-            if (n - at - count == 1 && count > 2) count--;
+            count = _state.NextChunkLength(n - at);
             logits = _model.Forward(_state, _history.AsSpan(at, count));
         }
         long promptEnd = Stopwatch.GetTimestamp();

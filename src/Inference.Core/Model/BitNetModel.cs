@@ -102,9 +102,9 @@ public sealed unsafe class BitNetModel : IDisposable
             if ((uint)token >= (uint)Config.VocabSize)
                 throw new ArgumentOutOfRangeException(nameof(tokens), token, $"token id outside the vocabulary (0..{Config.VocabSize - 1})");
 
-        for (int start = 0; start < tokens.Length; start += state.BatchCapacity)
+        for (int start = 0, count; start < tokens.Length; start += count)
         {
-            int count = Math.Min(state.BatchCapacity, tokens.Length - start);
+            count = state.NextChunkLength(tokens.Length - start);
             bool isLastChunk = start + count == tokens.Length;
             RunLayers(state, tokens.Slice(start, count));
             if (lastOnly)

@@ -44,6 +44,18 @@ public sealed class InferenceState
     /// <summary>Tokens evaluated together in one pass of the layers.</summary>
     public int BatchCapacity { get; }
 
+    /// <summary>
+    /// How many of <paramref name="remaining"/> tokens to evaluate next: up to BatchCapacity, but never
+    /// leaving a lone last token for a batch of its own. bitnet.cpp evaluates a one-token batch with
+    /// F16-rounded operands and a multi-token batch without (see Precision), so a lone tail would make
+    /// the logits depend on where the input was cut.
+    /// </summary>
+    public int NextChunkLength(int remaining)
+    {
+        int count = Math.Min(BatchCapacity, remaining);
+        return remaining - count == 1 && count > 2 ? count - 1 : count;
+    }
+
     /// <summary>Forget the sequence (the cache is overwritten as new tokens arrive).</summary>
     public void Reset() => Position = 0;
 

@@ -46,4 +46,16 @@ public class StateReuseTests(OracleModelFixture fixture) : IClassFixture<OracleM
         model.Forward(state, Prompt.AsSpan(2, 2));
         Assert.Equal(whole, model.Forward(state, Prompt.AsSpan(4, 2)).ToArray());
     }
+
+    [Fact]
+    public void A_prompt_one_token_longer_than_the_batch_capacity_gives_the_one_batch_logits()
+    {
+        // Capacity 5 for a 6-token prompt: cut 5 + 1 the last token would take the single-token
+        // path; the state cuts it 4 + 2 instead.
+        var model = fixture.Model;
+        float[] whole = model.Forward(model.CreateState(64), Prompt).ToArray();
+        var small = new InferenceState(model.Config, 64, batchCapacity: 5);
+        Assert.Equal(4, small.NextChunkLength(6));
+        Assert.Equal(whole, model.Forward(small, Prompt).ToArray());
+    }
 }
