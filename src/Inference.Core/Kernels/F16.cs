@@ -61,6 +61,89 @@ public static class F16
             destination[i] = (float)source[i];
     }
 
+    /// <summary>
+    /// Exact F32 → F16 (round to nearest, ties to even, like the (Half) cast) of a span, vectorised.
+    ///
+    /// For a float whose magnitude bits a lie in the half's normal range, the half is
+    /// (a − 112·2^23 + 0xFFF + lsb) >> 13 with lsb the bit that becomes the half's last mantissa bit:
+    /// adding 0xFFF + lsb before dropping 13 bits is round-half-to-even, and a carry out of the
+    /// mantissa correctly bumps the exponent (up to 0x7C00, infinity, for 65520 and above).
+    /// Below 2^−14 the half is subnormal with a fixed step of 2^−24, the ulp of floats in [0.5, 1):
+    /// so (bits of (|x| + 0.5f)) − bits of 0.5f is the rounded subnormal (the float addition rounds to
+    /// nearest even at exactly that step), 0x0400 included when it rounds up to the smallest normal.
+    /// Chunks holding an infinity or NaN take the scalar cast, which keeps NaN payloads.
+    /// </summary>
+    public static void ConvertToHalf(ReadOnlySpan<float> source, Span<Half> destination)
+    {
+        if (destination.Length < source.Length)
+            throw new ArgumentException("destination is shorter than the source", nameof(destination));
+        ReadOnlySpan<int> bits = MemoryMarshal.Cast<float, int>(source);
+        Span<short> halves = MemoryMarshal.Cast<Half, short>(destination);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i + 16 <= bits.Length; i += 16)
+            {
+                Vector256<int> a = Vector256.Create(bits.Slice(i, 8)), b = Vector256.Create(bits.Slice(i + 8, 8));
+                if (!Vector256.LessThanAll((a | b) & Vector256.Create(0x7F800000), Vector256.Create(0x7F800000)))
+                {
+                    for (int k = i; k < i + 16; k++) destination[k] = (Half)source[k];
+                    continue;
+                }
+                Vector256.Narrow(ToHalfBits(a), ToHalfBits(b)).CopyTo(halves.Slice(i, 16));
+            }
+        }
+        else if (Vector128.IsHardwareAccelerated)
+        {
+            for (; i + 8 <= bits.Length; i += 8)
+            {
+                Vector128<int> a = Vector128.Create(bits.Slice(i, 4)), b = Vector128.Create(bits.Slice(i + 4, 4));
+                if (!Vector128.LessThanAll((a | b) & Vector128.Create(0x7F800000), Vector128.Create(0x7F800000)))
+                {
+                    for (int k = i; k < i + 8; k++) destination[k] = (Half)source[k];
+                    continue;
+                }
+                Vector128.Narrow(ToHalfBits(a), ToHalfBits(b)).CopyTo(halves.Slice(i, 8));
+            }
+        }
+        for (; i < bits.Length; i++)
+            destination[i] = (Half)source[i];
+    }
+
+    /// <summary>x ← (float)(Half)x for every element: the value an F16 store and load would give.</summary>
+    public static void RoundThroughHalf(Span<float> values)
+    {
+        Span<Half> chunk = stackalloc Half[256];
+        for (int i = 0; i < values.Length; i += chunk.Length)
+        {
+            Span<float> part = values.Slice(i, Math.Min(chunk.Length, values.Length - i));
+            ConvertToHalf(part, chunk);
+            ConvertToSingle(chunk[..part.Length], part);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> ToHalfBits(Vector256<int> f)
+    {
+        Vector256<int> sign = (f >>> 16) & Vector256.Create(0x8000);
+        Vector256<int> a = f & Vector256.Create(0x7FFFFFFF);
+        Vector256<int> lsb = (a >>> 13) & Vector256<int>.One;
+        Vector256<int> normal = Vector256.Min((a - Vector256.Create(112 << 23) + Vector256.Create(0xFFF) + lsb) >>> 13, Vector256.Create(0x7C00));
+        Vector256<int> subnormal = (a.AsSingle() + Vector256.Create(0.5f)).AsInt32() - Vector256.Create(0x3F000000);
+        return sign | Vector256.ConditionalSelect(Vector256.LessThan(a, Vector256.Create(0x38800000)), subnormal, normal);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> ToHalfBits(Vector128<int> f)
+    {
+        Vector128<int> sign = (f >>> 16) & Vector128.Create(0x8000);
+        Vector128<int> a = f & Vector128.Create(0x7FFFFFFF);
+        Vector128<int> lsb = (a >>> 13) & Vector128<int>.One;
+        Vector128<int> normal = Vector128.Min((a - Vector128.Create(112 << 23) + Vector128.Create(0xFFF) + lsb) >>> 13, Vector128.Create(0x7C00));
+        Vector128<int> subnormal = (a.AsSingle() + Vector128.Create(0.5f)).AsInt32() - Vector128.Create(0x3F000000);
+        return sign | Vector128.ConditionalSelect(Vector128.LessThan(a, Vector128.Create(0x38800000)), subnormal, normal);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Convert(Vector256<int> signExtended)
     {

@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace BitNet.Inference.Kernels;
 
 /// <summary>
@@ -29,6 +31,42 @@ public static partial class I2sKernels
                 dots[t * rowCount + r] = DotScalar(weights.Slice((rowStart + r) * rowBytes, rowBytes), q);
         }
     }
+
+    /// <summary>
+    /// <see cref="Rescale"/> for a run of dots of one token, vectorised: int → float conversion,
+    /// subtraction, division and multiplication are each correctly rounded IEEE operations, so every
+    /// lane gives exactly the scalar result.
+    /// </summary>
+    public static void RescaleRow(ReadOnlySpan<int> dots, int activationSum, float activationScale, float weightScale, Span<float> output)
+    {
+        if (output.Length < dots.Length) throw new ArgumentException("output is shorter than the dots", nameof(output));
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var sum = Vector256.Create((float)activationSum);
+            var scale = Vector256.Create(activationScale);
+            var wScale = Vector256.Create(weightScale);
+            for (; i + 8 <= dots.Length; i += 8)
+            {
+                var d = Vector256.ConvertToSingle(Vector256.Create(dots.Slice(i, 8)));
+                ((d - sum) / scale * wScale).CopyTo(output.Slice(i, 8));
+            }
+        }
+        else if (Vector128.IsHardwareAccelerated)
+        {
+            var sum = Vector128.Create((float)activationSum);
+            var scale = Vector128.Create(activationScale);
+            var wScale = Vector128.Create(weightScale);
+            for (; i + 4 <= dots.Length; i += 4)
+            {
+                var d = Vector128.ConvertToSingle(Vector128.Create(dots.Slice(i, 4)));
+                ((d - sum) / scale * wScale).CopyTo(output.Slice(i, 4));
+            }
+        }
+        for (; i < dots.Length; i++)
+            output[i] = Rescale(dots[i], activationSum, activationScale, weightScale);
+    }
+
 
     /// <summary>One check at the kernel boundary so the SIMD loops can run on raw pointers.</summary>
     internal static void ValidateRows(

@@ -71,6 +71,64 @@ public static class VectorMath
             Unsafe.Add(ref py, i) = MathF.FusedMultiplyAdd(a, Unsafe.Add(ref px, i), Unsafe.Add(ref py, i));
     }
 
+    /// <summary>x[i] = x[i]·a.</summary>
+    public static void Scale(Span<float> x, float a)
+    {
+        ref float px = ref MemoryMarshal.GetReference(x);
+        int n = x.Length, i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (var va = Vector256.Create(a); i + 8 <= n; i += 8)
+                (Vector256.LoadUnsafe(ref px, (nuint)i) * va).StoreUnsafe(ref px, (nuint)i);
+        for (; i < n; i++)
+            Unsafe.Add(ref px, i) *= a;
+    }
+
+    /// <summary>x[i] = d[i] + x[i] (a residual connection; one rounding per element, as in scalar code).</summary>
+    public static void Add(Span<float> x, ReadOnlySpan<float> d)
+    {
+        if (d.Length < x.Length) throw new ArgumentException("addend is shorter", nameof(d));
+        ref float px = ref MemoryMarshal.GetReference(x);
+        ref float pd = ref MemoryMarshal.GetReference(d);
+        int n = x.Length, i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= n; i += 8)
+                (Vector256.LoadUnsafe(ref pd, (nuint)i) + Vector256.LoadUnsafe(ref px, (nuint)i)).StoreUnsafe(ref px, (nuint)i);
+        else if (Vector128.IsHardwareAccelerated)
+            for (; i + 4 <= n; i += 4)
+                (Vector128.LoadUnsafe(ref pd, (nuint)i) + Vector128.LoadUnsafe(ref px, (nuint)i)).StoreUnsafe(ref px, (nuint)i);
+        for (; i < n; i++)
+            Unsafe.Add(ref px, i) = Unsafe.Add(ref pd, i) + Unsafe.Add(ref px, i);
+    }
+
+    /// <summary>z[i] = relu(z[i])² · u[i], computed as (r·r)·u like the scalar expression.</summary>
+    public static void SquaredReluTimes(Span<float> z, ReadOnlySpan<float> u)
+    {
+        if (u.Length < z.Length) throw new ArgumentException("second operand is shorter", nameof(u));
+        ref float pz = ref MemoryMarshal.GetReference(z);
+        ref float pu = ref MemoryMarshal.GetReference(u);
+        int n = z.Length, i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= n; i += 8)
+            {
+                Vector256<float> v = Vector256.LoadUnsafe(ref pz, (nuint)i);
+                Vector256<float> r = Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256<float>.Zero), v, Vector256<float>.Zero);
+                (r * r * Vector256.LoadUnsafe(ref pu, (nuint)i)).StoreUnsafe(ref pz, (nuint)i);
+            }
+        else if (Vector128.IsHardwareAccelerated)
+            for (; i + 4 <= n; i += 4)
+            {
+                Vector128<float> v = Vector128.LoadUnsafe(ref pz, (nuint)i);
+                Vector128<float> r = Vector128.ConditionalSelect(Vector128.GreaterThan(v, Vector128<float>.Zero), v, Vector128<float>.Zero);
+                (r * r * Vector128.LoadUnsafe(ref pu, (nuint)i)).StoreUnsafe(ref pz, (nuint)i);
+            }
+        for (; i < n; i++)
+        {
+            float v = Unsafe.Add(ref pz, i);
+            float r = v > 0 ? v : 0f;
+            Unsafe.Add(ref pz, i) = r * r * Unsafe.Add(ref pu, i);
+        }
+    }
+
     /// <summary>
     /// One RMSNorm row as ggml computes it (spec §5.2): each x·x rounded to float, the products summed
     /// in double (here in 8 lanes, then across — a different order than left to right, in double, so

@@ -51,8 +51,8 @@ public static class Attention
         Span<float> q16 = stackalloc float[heads * headDim];
 
         // ggml converts Q to F16 before the dot with the F16 cache.
-        for (int i = 0; i < q16.Length; i++)
-            q16[i] = (float)(Half)q[firstHead * headDim + i];
+        q.Slice(firstHead * headDim, q16.Length).CopyTo(q16);
+        F16.RoundThroughHalf(q16);
 
         // scores[h][j] = (q_h · k_j) · scale, F32 accumulation; the causal mask excludes j > position.
         for (int j = 0; j < positions; j++)
@@ -75,8 +75,8 @@ public static class Attention
                 sum += scores[j];
             }
             float inverse = (float)(1.0 / sum);
-            for (int j = 0; j < positions; j++)
-                scores[j] = roundProbabilitiesToF16 ? (float)(Half)(scores[j] * inverse) : scores[j] * inverse;
+            VectorMath.Scale(scores, inverse);
+            if (roundProbabilitiesToF16) F16.RoundThroughHalf(scores);
             output.Slice((firstHead + h) * headDim, headDim).Clear();
         }
 

@@ -33,6 +33,9 @@ public sealed unsafe class BitNetModel : IDisposable
         if (options.LmHead != LmHeadMode.Q8)
             ranges.Add(((nint)weights.LmHead, 2L * config.VocabSize * config.EmbeddingLength));
         Threading.PageWarmup.Populate(_matmul.Pool, ranges);
+        // Parsing the metadata (a 128k-entry vocabulary) leaves tens of MB of garbage that the GC's
+        // large default gen0 budget would keep resident for the process's life; give it back now (≈10 ms).
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
 
     public GgufFile File { get; }
@@ -119,92 +122,61 @@ public sealed unsafe class BitNetModel : IDisposable
         }
     }
 
-    /// <summary>The transformer blocks for n tokens at positions state.Position … + n − 1 (spec §5.1).</summary>
+    /// <summary>
+    /// The transformer blocks for n tokens at positions state.Position … + n − 1 (spec §5.1). The
+    /// matrix products split their rows over the worker pool; the per-token steps between them
+    /// (<see cref="TokenStep"/>) split the batch's tokens; attention splits (token, KV group) pairs.
+    /// </summary>
     private void RunLayers(InferenceState s, ReadOnlySpan<int> tokens)
     {
         var c = Config;
-        int n = tokens.Length, embd = c.EmbeddingLength, kvDim = c.KvDim, ffn = c.FeedForwardLength;
-        int pos0 = s.Position;
-        Span<float> x = s.Residual.AsSpan(0, n * embd);
-        Span<float> xb = s.Normed.AsSpan(0, n * embd);
-        Span<float> q = s.Query.AsSpan(0, n * embd);
-        Span<float> k = s.Key.AsSpan(0, n * kvDim);
-        Span<float> v = s.Value.AsSpan(0, n * kvDim);
-        Span<float> att = s.AttentionOut.AsSpan(0, n * embd);
-        Span<float> proj = s.Projected.AsSpan(0, n * embd);
-        Span<float> gate = s.Gate.AsSpan(0, n * ffn);
-        Span<float> up = s.Up.AsSpan(0, n * ffn);
+        int n = tokens.Length, pos0 = s.Position;
+        var pool = _matmul.Pool;
         var act = s.Quantized;
+        TokenSteps steps = s.Steps;
+        steps.Begin(_weights, tokens, pos0);
 
-        // x = token_embd[token] (F16 → F32, exact; no embedding scale)
-        for (int t = 0; t < n; t++)
-        {
-            Half* row = _weights.TokenEmbedding + (long)tokens[t] * embd;
-            for (int i = 0; i < embd; i++) x[t * embd + i] = (float)row[i];
-        }
+        // x = token_embd[token]
+        steps.Run(pool, n, TokenStep.Embed);
 
         for (int l = 0; l < c.LayerCount; l++)
         {
             var w = _weights.Layers[l];
 
-            // h = RMSNorm(x) ⊙ attn_norm
-            RmsNorm(x, w.AttentionNorm, xb, n, c.RmsNormEpsilon);
+            // [x = d + x1 of the previous layer;] h = RMSNorm(x) ⊙ attn_norm, quantized to int8 once
+            steps.Run(pool, n, TokenStep.AttentionInput, w, l, addResidual: l > 0);
 
-            // Q = Wq·h, K = Wk·h, V = Wv·h — h quantized to int8 once, shared by all three
-            act.Quantize(xb, n, embd);
-            _matmul.Ternary(w.Query, act, q);
-            _matmul.Ternary(w.Key, act, k);
-            _matmul.Ternary(w.Value, act, v);
+            // Q = Wq·h, K = Wk·h, V = Wv·h, in one dispatch
+            _matmul.Ternary(act, w.Query, s.Query, w.Key, s.Key, w.Value, s.Value);
 
             // RoPE (NEOX) on every Q and K head; then K and V go into the cache as F16
-            Half[] keyCache = s.KeyCache[l], valueCache = s.ValueCache[l];
-            for (int t = 0; t < n; t++)
-            {
-                int pos = pos0 + t;
-                Rope.ApplyNeox(q.Slice(t * embd, embd), c.HeadCount, c.HeadDim, pos, c.RopeFreqBase);
-                Rope.ApplyNeox(k.Slice(t * kvDim, kvDim), c.KvHeadCount, c.HeadDim, pos, c.RopeFreqBase);
-                for (int i = 0; i < kvDim; i++)
-                {
-                    keyCache[(long)pos * kvDim + i] = (Half)k[t * kvDim + i];     // round to nearest even
-                    valueCache[(long)pos * kvDim + i] = (Half)v[t * kvDim + i];
-                }
-            }
+            steps.Run(pool, n, TokenStep.RopeAndCache, w, l);
 
             // A_h = softmax(Q_h·K_hᵀ / √head_dim + causal mask) · V_h, heads concatenated
             bool roundProbabilities = _options.RoundToF16Override ?? Precision.RoundsOperandToF16(n);
-            s.AttentionJob.Run(_matmul.Pool, c, s.Query, keyCache, valueCache, pos0, n, s.AttentionOut, roundProbabilities);
+            s.AttentionJob.Run(pool, c, s.Query, s.KeyCache[l], s.ValueCache[l], pos0, n, s.AttentionOut, roundProbabilities);
 
             // A = RMSNorm(A) ⊙ attn_sub_norm (the sub-norm comes before the output projection)
-            RmsNorm(att, w.AttentionSubNorm, att, n, c.RmsNormEpsilon);
+            steps.Run(pool, n, TokenStep.AttentionOutputInput, w, l);
 
-            // O = Wo·A;  x1 = O + x
-            act.Quantize(att, n, embd);
-            _matmul.Ternary(w.Output, act, proj);
-            Add(x, proj);
+            // O = Wo·A
+            _matmul.Ternary(w.Output, act, s.Projected);
 
-            // g = RMSNorm(x1) ⊙ ffn_norm
-            RmsNorm(x, w.FfnNorm, xb, n, c.RmsNormEpsilon);
+            // x1 = O + x;  g = RMSNorm(x1) ⊙ ffn_norm
+            steps.Run(pool, n, TokenStep.FeedForwardInput, w, l);
 
-            // u = Wup·g, z = Wgate·g — g quantized once, shared by both
-            act.Quantize(xb, n, embd);
-            _matmul.Ternary(w.Up, act, up);
-            _matmul.Ternary(w.Gate, act, gate);
+            // u = Wup·g, z = Wgate·g, in one dispatch
+            _matmul.Ternary(act, w.Up, s.Up, w.Gate, s.Gate);
 
-            // f = relu(z)² ⊙ u
-            for (int i = 0; i < gate.Length; i++)
-            {
-                float z = gate[i] > 0 ? gate[i] : 0f;
-                gate[i] = z * z * up[i];
-            }
+            // f = RMSNorm(relu(z)² ⊙ u) ⊙ ffn_sub_norm (before the down projection)
+            steps.Run(pool, n, TokenStep.DownInput, w, l);
 
-            // f = RMSNorm(f) ⊙ ffn_sub_norm (before the down projection)
-            RmsNorm(gate, w.FfnSubNorm, gate, n, c.RmsNormEpsilon);
-
-            // d = Wdown·f;  x = d + x1
-            act.Quantize(gate, n, ffn);
-            _matmul.Ternary(w.Down, act, proj);
-            Add(x, proj);
+            // d = Wdown·f (added to x1 at the start of the next layer)
+            _matmul.Ternary(w.Down, act, s.Projected);
         }
+
+        // x = d + x1 of the last layer
+        steps.Run(pool, n, TokenStep.Residual);
     }
 
     /// <summary>
@@ -217,7 +189,7 @@ public sealed unsafe class BitNetModel : IDisposable
         Span<float> y = s.Normed.AsSpan(0, count * embd);
         RmsNorm(s.Residual.AsSpan(firstToken * embd, count * embd), _weights.OutputNorm, y, count, Config.RmsNormEpsilon);
         if (_options.RoundToF16Override ?? Precision.RoundsOperandToF16(count))
-            for (int i = 0; i < y.Length; i++) y[i] = (float)(Half)y[i];
+            Kernels.F16.RoundThroughHalf(y);
         _matmul.LmHead(_weights.LmHead, Config.VocabSize, embd, y, count, logits);
     }
 
@@ -231,11 +203,6 @@ public sealed unsafe class BitNetModel : IDisposable
         int width = weight.Length;
         for (int r = 0; r < rows; r++)
             Kernels.VectorMath.RmsNormRow(input.Slice(r * width, width), weight, output.Slice(r * width, width), eps);
-    }
-
-    private static void Add(Span<float> x, ReadOnlySpan<float> delta)
-    {
-        for (int i = 0; i < x.Length; i++) x[i] = delta[i] + x[i];
     }
 
     public void Dispose()

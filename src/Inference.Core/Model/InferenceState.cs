@@ -27,6 +27,7 @@ public sealed class InferenceState
         Quantized = new QuantizedActivations(n, Math.Max(embd, ffn));
         Scores = new float[contextLength];
         Logits = new float[config.VocabSize];
+        Steps = new TokenSteps(this);
         KeyCache = new Half[config.LayerCount][];
         ValueCache = new Half[config.LayerCount][];
         for (int l = 0; l < config.LayerCount; l++)
@@ -84,6 +85,8 @@ public sealed class InferenceState
     internal float[] Scores { get; }         // [context] attention scratch
     /// <summary>Attention over (token, KV group) pairs on the model's worker pool; reused every layer.</summary>
     internal Attention.BatchJob AttentionJob { get; } = new();
+    /// <summary>The per-token steps between the matmuls, on the model's worker pool; reused every layer.</summary>
+    internal TokenSteps Steps { get; }
     internal float[] Logits { get; }         // [vocab] last token's logits (Forward)
     /// <summary>Per layer, [position, kv_dim] F16 keys (after RoPE) and values.</summary>
     internal Half[][] KeyCache { get; }

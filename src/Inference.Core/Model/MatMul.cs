@@ -39,26 +39,45 @@ public sealed unsafe class MatMul : IDisposable
     public LmHeadQ8? QuantizedHead => _q8Head;
 
     /// <summary>y[t·W.Rows + r] = Σ_k W[r,k]·x[t,k] for every token t of <paramref name="x"/> and row r of W.</summary>
-    public void Ternary(TernaryMatrix w, QuantizedActivations x, Span<float> y)
+    public void Ternary(TernaryMatrix w, QuantizedActivations x, Span<float> y) => Ternary(x, w, y, null, default);
+
+    /// <summary>
+    /// Two or three products of the same input in one dispatch (q/k/v, gate/up): the workers split the
+    /// matrices' rows laid end to end, so one handoff and one wait serve them all.
+    /// </summary>
+    public void Ternary(QuantizedActivations x, TernaryMatrix w1, Span<float> y1, TernaryMatrix? w2, Span<float> y2,
+        TernaryMatrix? w3 = null, Span<float> y3 = default)
+    {
+        Check(w1, x, y1);
+        if (w2 is not null) Check(w2, x, y2);
+        if (w3 is not null) Check(w3, x, y3);
+        if (w1.BlockScales is not null || w2?.BlockScales is not null || w3?.BlockScales is not null)
+        {
+            // Rare TQ tensors with per-block scales: reference path.
+            TernaryRows(w1, x, y1, 0, w1.Rows);
+            if (w2 is not null) TernaryRows(w2, x, y2, 0, w2.Rows);
+            if (w3 is not null) TernaryRows(w3, x, y3, 0, w3.Rows);
+            return;
+        }
+        lock (_gate)
+        {
+            fixed (float* p1 = y1)
+            fixed (float* p2 = y2)
+            fixed (float* p3 = y3)
+            {
+                _ternaryJob.Set(x, w1, p1, w2, p2, w3, p3);
+                Pool.For(_ternaryJob.TotalRows, _ternaryJob, granule: 4);
+                _ternaryJob.Clear();
+            }
+        }
+    }
+
+    private static void Check(TernaryMatrix w, QuantizedActivations x, Span<float> y)
     {
         if (x.Columns != w.Columns)
             throw new ArgumentException($"'{w.Name}' takes {w.Columns} inputs, the activations have {x.Columns}");
         if (y.Length < x.Tokens * w.Rows)
             throw new ArgumentException($"'{w.Name}' writes {x.Tokens}×{w.Rows} outputs, the destination holds {y.Length}");
-        if (w.BlockScales is not null)
-        {
-            TernaryRows(w, x, y, 0, w.Rows);   // rare TQ tensors with per-block scales: reference path
-            return;
-        }
-        lock (_gate)
-        {
-            fixed (float* py = y)
-            {
-                _ternaryJob.Set(w, x, py);
-                Pool.For(w.Rows, _ternaryJob, granule: 4);
-                _ternaryJob.Clear();
-            }
-        }
     }
 
     /// <summary>Quantize the LM head to int8 rows once (LmHeadMode.Q8); later <see cref="LmHead"/> calls use it.</summary>
@@ -73,29 +92,58 @@ public sealed unsafe class MatMul : IDisposable
         public void Run(int start, int end) => body(start, end);
     }
 
-    /// <summary>An I2_S product split by output rows: each share runs the kernel on row chunks and rescales.</summary>
+    /// <summary>
+    /// I2_S products split by output rows: up to three matrices of one input, their rows laid end to
+    /// end; each share runs the kernel on row chunks of the matrices it covers and rescales.
+    /// </summary>
     [System.Runtime.CompilerServices.SkipLocalsInit]
     private sealed class TernaryJob(KernelSet kernels) : IRangeJob
     {
         /// <summary>Integer results staged on the stack per chunk: tokens × rows ≤ this many ints (64 KB).</summary>
         private const int StagedDots = 16384;
-        private TernaryMatrix? _w;
         private QuantizedActivations? _x;
-        private float* _y;
+        private readonly TernaryMatrix?[] _w = new TernaryMatrix?[3];
+        private readonly float*[] _y = new float*[3];
 
-        public void Set(TernaryMatrix w, QuantizedActivations x, float* y) { _w = w; _x = x; _y = y; }
-        public void Clear() { _w = null; _x = null; _y = null; }
+        /// <summary>Rows of all the matrices together.</summary>
+        public int TotalRows { get; private set; }
+
+        public void Set(QuantizedActivations x, TernaryMatrix a, float* ya, TernaryMatrix? b, float* yb, TernaryMatrix? c, float* yc)
+        {
+            _x = x;
+            _w[0] = a; _y[0] = ya;
+            _w[1] = b; _y[1] = yb;
+            _w[2] = c; _y[2] = yc;
+            TotalRows = a.Rows + (b?.Rows ?? 0) + (c?.Rows ?? 0);
+        }
+
+        public void Clear()
+        {
+            _x = null;
+            Array.Clear(_w);
+            for (int i = 0; i < _y.Length; i++) _y[i] = null;
+        }
 
         public void Run(int start, int end)
         {
-            TernaryMatrix w = _w!;
+            int offset = 0;
+            for (int m = 0; m < _w.Length && _w[m] is { } w; m++)
+            {
+                int from = Math.Max(start, offset), to = Math.Min(end, offset + w.Rows);
+                if (from < to) RunMatrix(w, _y[m], from - offset, to - offset);
+                offset += w.Rows;
+            }
+        }
+
+        private void RunMatrix(TernaryMatrix w, float* y, int start, int end)
+        {
             QuantizedActivations x = _x!;
             int tokens = x.Tokens, columns = x.Columns, rows = w.Rows;
             var weights = new ReadOnlySpan<byte>(w.Codes, checked(rows * w.RowBytes));
             ReadOnlySpan<sbyte> q = x.Values.AsSpan(0, tokens * columns);
             int chunk = Math.Max(4, (StagedDots / Math.Max(1, tokens)) & ~3);
             // Sized to this share's first chunk (≤ 64 KB, or one 4-row tile for very long batches);
-            // [SkipLocalsInit] on the class spares zeroing it on every one of a token's ~210 calls.
+            // [SkipLocalsInit] on the class spares zeroing it on every one of a token's ~120 calls.
             Span<int> dots = stackalloc int[tokens * Math.Min(chunk, end - start)];
             for (int r0 = start; r0 < end; r0 += chunk)
             {
@@ -103,14 +151,8 @@ public sealed unsafe class MatMul : IDisposable
                 Span<int> d = dots[..(tokens * count)];
                 kernels.DotI2s(weights, columns, q, tokens, r0, count, d);
                 for (int t = 0; t < tokens; t++)
-                {
-                    float* yt = _y + (long)t * rows + r0;
-                    int sum = x.Sums[t];
-                    float scale = x.Scales[t], wScale = w.Scale;
-                    ReadOnlySpan<int> dt = d.Slice(t * count, count);
-                    for (int r = 0; r < count; r++)
-                        yt[r] = I2sKernels.Rescale(dt[r], sum, scale, wScale);
-                }
+                    I2sKernels.RescaleRow(d.Slice(t * count, count), x.Sums[t], x.Scales[t], w.Scale,
+                        new Span<float>(y + (long)t * rows + r0, count));
             }
         }
     }

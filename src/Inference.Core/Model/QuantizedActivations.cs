@@ -34,11 +34,22 @@ public sealed class QuantizedActivations
     /// <summary>Quantize <paramref name="tokens"/> rows of <paramref name="columns"/> floats (row-major).</summary>
     public void Quantize(ReadOnlySpan<float> x, int tokens, int columns)
     {
+        Reshape(tokens, columns);
+        for (int t = 0; t < tokens; t++)
+            QuantizeRow(t, x.Slice(t * columns, columns));
+    }
+
+    /// <summary>Declare the batch shape before filling it row by row with <see cref="QuantizeRow"/>
+    /// (rows are independent, so several threads may fill different rows).</summary>
+    public void Reshape(int tokens, int columns)
+    {
         if (tokens > MaxTokens || columns > MaxColumns)
             throw new ArgumentException($"batch of {tokens}×{columns} exceeds the buffer's {MaxTokens}×{MaxColumns}");
         Tokens = tokens;
         Columns = columns;
-        for (int t = 0; t < tokens; t++)
-            (Scales[t], Sums[t]) = ActivationQuantizer.Quantize(x.Slice(t * columns, columns), Values.AsSpan(t * columns, columns));
     }
+
+    /// <summary>Quantize one token's row (Columns floats) into row <paramref name="token"/>.</summary>
+    public void QuantizeRow(int token, ReadOnlySpan<float> row) =>
+        (Scales[token], Sums[token]) = ActivationQuantizer.Quantize(row[..Columns], Values.AsSpan(token * Columns, Columns));
 }

@@ -28,6 +28,52 @@ public class F16KernelTests
         }
     }
 
+    [Fact]
+    public void Vector_narrowing_equals_the_runtime_cast_around_every_half_boundary()
+    {
+        // Every half value as a float, and its float neighbours and the midpoints to both adjacent
+        // halves (the ties that round to even), both signs; plus floats beyond the half range.
+        var values = new List<float>();
+        for (int h = 0; h < 0x7C00; h++)
+        {
+            float v = (float)BitConverter.UInt16BitsToHalf((ushort)h);
+            float next = (float)BitConverter.UInt16BitsToHalf((ushort)(h + 1));
+            float mid = (float)(((double)v + next) / 2);   // exact: halves have 11 significant bits
+            foreach (float f in new[] { v, MathF.BitDecrement(v), MathF.BitIncrement(v), mid, MathF.BitDecrement(mid), MathF.BitIncrement(mid) })
+            {
+                values.Add(f);
+                values.Add(-f);
+            }
+        }
+        values.AddRange([65519.996f, 65520f, 65536f, 1e10f, float.MaxValue, -65520f, 1e-30f, float.Epsilon, -0f,
+            float.PositiveInfinity, float.NegativeInfinity, float.NaN, BitConverter.Int32BitsToSingle(0x7F812345)]);
+        var rng = new Random(5);
+        for (int i = 0; i < 100_000; i++) values.Add(BitConverter.Int32BitsToSingle(rng.Next() | (rng.Next(2) << 31)));
+        values.AddRange([1f, 2f, 3f]);   // a scalar tail after the vector loop
+
+        float[] source = values.ToArray();
+        var converted = new Half[source.Length];
+        F16.ConvertToHalf(source, converted);
+        for (int i = 0; i < source.Length; i++)
+        {
+            ushort expected = BitConverter.HalfToUInt16Bits((Half)source[i]);
+            ushort actual = BitConverter.HalfToUInt16Bits(converted[i]);
+            if (expected != actual)
+                Assert.Fail($"float {source[i]:R} (0x{BitConverter.SingleToInt32Bits(source[i]):X8}): expected half 0x{expected:X4}, got 0x{actual:X4}");
+        }
+    }
+
+    [Fact]
+    public void Rounding_through_half_equals_a_cast_there_and_back()
+    {
+        var rng = new Random(9);
+        var values = new float[1000];
+        for (int i = 0; i < values.Length; i++) values[i] = (float)(NextGaussian(rng) * Math.Pow(10, rng.Next(-9, 6)));
+        float[] expected = values.Select(v => (float)(Half)v).ToArray();
+        F16.RoundThroughHalf(values);
+        Assert.Equal(expected, values);
+    }
+
     public static TheoryData<string, int> SetsAndWidths()
     {
         var data = new TheoryData<string, int>();

@@ -1,0 +1,142 @@
+using BitNet.Inference.Kernels;
+using BitNet.Inference.Threading;
+
+namespace BitNet.Inference.Model;
+
+/// <summary>The per-token work between a layer's matrix products (spec §5.1), in forward-pass order.</summary>
+internal enum TokenStep
+{
+    /// <summary>x = token_embd[token] (F16 → F32, exact; no embedding scale).</summary>
+    Embed,
+    /// <summary>[x += d, the previous layer's FFN output;] h = RMSNorm(x) ⊙ attn_norm, quantized for Wq, Wk, Wv.</summary>
+    AttentionInput,
+    /// <summary>RoPE (NEOX) on every Q and K head; K and V rounded to F16 into the layer's cache.</summary>
+    RopeAndCache,
+    /// <summary>A = RMSNorm(A) ⊙ attn_sub_norm, quantized for Wo.</summary>
+    AttentionOutputInput,
+    /// <summary>x1 = O + x; g = RMSNorm(x1) ⊙ ffn_norm, quantized for Wgate and Wup.</summary>
+    FeedForwardInput,
+    /// <summary>f = RMSNorm(relu(z)² ⊙ u) ⊙ ffn_sub_norm, quantized for Wdown.</summary>
+    DownInput,
+    /// <summary>x = d + x1 after the last layer.</summary>
+    Residual,
+}
+
+/// <summary>
+/// Runs one <see cref="TokenStep"/> for every token of a batch, spread over the worker pool by
+/// token: the steps are independent across tokens, so a 128-token prompt keeps every core busy
+/// between the matmuls instead of leaving this work to the calling thread. For a single decoded
+/// token the pool runs it inline. One instance per sequence state; reused, so nothing is allocated.
+/// </summary>
+internal sealed unsafe class TokenSteps : IRangeJob
+{
+    private readonly InferenceState _s;
+    private BitNetWeights? _weights;
+    private LayerWeights? _layer;
+    private int _layerIndex;
+    private TokenStep _step;
+    private bool _addResidual;
+    private int _pos0;
+    private int[] _tokens = [];
+
+    public TokenSteps(InferenceState state) => _s = state;
+
+    /// <summary>Start a batch: the token ids (copied) at positions pos0 … pos0 + n − 1.</summary>
+    public void Begin(BitNetWeights weights, ReadOnlySpan<int> tokens, int pos0)
+    {
+        _weights = weights;
+        _pos0 = pos0;
+        if (_tokens.Length < tokens.Length) _tokens = new int[_s.BatchCapacity];
+        tokens.CopyTo(_tokens);
+    }
+
+    /// <summary>Run <paramref name="step"/> for tokens 0 … n − 1 of the batch.</summary>
+    /// <param name="addResidual">For <see cref="TokenStep.AttentionInput"/>: first add the previous layer's output.</param>
+    public void Run(WorkerPool pool, int n, TokenStep step, LayerWeights? layer = null, int layerIndex = 0, bool addResidual = false)
+    {
+        _step = step; _layer = layer; _layerIndex = layerIndex; _addResidual = addResidual;
+        QuantizedActivations act = _s.Quantized;
+        ModelConfig c = _s.Config;
+        switch (step)
+        {
+            case TokenStep.AttentionInput or TokenStep.AttentionOutputInput or TokenStep.FeedForwardInput:
+                act.Reshape(n, c.EmbeddingLength);
+                break;
+            case TokenStep.DownInput:
+                act.Reshape(n, c.FeedForwardLength);
+                break;
+        }
+        pool.For(n, this);
+        _layer = null;
+    }
+
+    void IRangeJob.Run(int start, int end)
+    {
+        for (int t = start; t < end; t++) RunToken(t);
+    }
+
+    private void RunToken(int t)
+    {
+        InferenceState s = _s;
+        ModelConfig c = s.Config;
+        int embd = c.EmbeddingLength, kvDim = c.KvDim, ffn = c.FeedForwardLength;
+        float eps = c.RmsNormEpsilon;
+        Span<float> x = s.Residual.AsSpan(t * embd, embd);
+        LayerWeights w = _layer!;
+        switch (_step)
+        {
+            case TokenStep.Embed:
+                F16.ConvertToSingle(new ReadOnlySpan<Half>(_weights!.TokenEmbedding + (long)_tokens[t] * embd, embd), x);
+                break;
+
+            case TokenStep.AttentionInput:
+            {
+                if (_addResidual) VectorMath.Add(x, s.Projected.AsSpan(t * embd, embd));
+                Span<float> h = s.Normed.AsSpan(t * embd, embd);
+                VectorMath.RmsNormRow(x, w.AttentionNorm, h, eps);
+                s.Quantized.QuantizeRow(t, h);
+                break;
+            }
+
+            case TokenStep.RopeAndCache:
+            {
+                int pos = _pos0 + t;
+                Span<float> k = s.Key.AsSpan(t * kvDim, kvDim);
+                Rope.ApplyNeox(s.Query.AsSpan(t * embd, embd), c.HeadCount, k, c.KvHeadCount, c.HeadDim, pos, c.RopeFreqBase);
+                F16.ConvertToHalf(k, s.KeyCache[_layerIndex].AsSpan(pos * kvDim, kvDim));   // round to nearest even
+                F16.ConvertToHalf(s.Value.AsSpan(t * kvDim, kvDim), s.ValueCache[_layerIndex].AsSpan(pos * kvDim, kvDim));
+                break;
+            }
+
+            case TokenStep.AttentionOutputInput:
+            {
+                Span<float> a = s.AttentionOut.AsSpan(t * embd, embd);
+                VectorMath.RmsNormRow(a, w.AttentionSubNorm, a, eps);
+                s.Quantized.QuantizeRow(t, a);
+                break;
+            }
+
+            case TokenStep.FeedForwardInput:
+            {
+                VectorMath.Add(x, s.Projected.AsSpan(t * embd, embd));
+                Span<float> g = s.Normed.AsSpan(t * embd, embd);
+                VectorMath.RmsNormRow(x, w.FfnNorm, g, eps);
+                s.Quantized.QuantizeRow(t, g);
+                break;
+            }
+
+            case TokenStep.DownInput:
+            {
+                Span<float> f = s.Gate.AsSpan(t * ffn, ffn);
+                VectorMath.SquaredReluTimes(f, s.Up.AsSpan(t * ffn, ffn));
+                VectorMath.RmsNormRow(f, w.FfnSubNorm, f, eps);
+                s.Quantized.QuantizeRow(t, f);
+                break;
+            }
+
+            case TokenStep.Residual:
+                VectorMath.Add(x, s.Projected.AsSpan(t * embd, embd));
+                break;
+        }
+    }
+}
