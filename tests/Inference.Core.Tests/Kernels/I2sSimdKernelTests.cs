@@ -13,7 +13,7 @@ public class I2sSimdKernelTests(ITestOutputHelper output)
     public static TheoryData<string, int> SetsAndWidths()
     {
         var data = new TheoryData<string, int>();
-        foreach (string set in new[] { "avx2", "avx512", "neon", "dotprod" })
+        foreach (string set in new[] { "avx2", "avx512", "avx512gfni", "neon", "dotprod" })
             foreach (int columns in new[] { 128, 256, 384, 2176, 2560, 3968, 4224, 6912 })
                 data.Add(set, columns);
         return data;
@@ -27,7 +27,7 @@ public class I2sSimdKernelTests(ITestOutputHelper output)
         var rng = new Random(columns * 31 + setName.Length);
         const int rows = 11;
         byte[] weights = RandomCodes(rng, rows, columns);
-        foreach (int tokens in new[] { 1, 3, 4, 5, 9 })
+        foreach (int tokens in new[] { 1, 3, 4, 5, 8, 9, 17 })   // 8 and 17: the 8-token prefill tile, with a tail
         {
             sbyte[] q = RandomActivations(rng, tokens, columns);
             foreach (var (start, count) in new[] { (0, 11), (0, 4), (3, 8), (2, 1), (5, 6), (0, 0) })
