@@ -61,6 +61,36 @@ public static class F16
             destination[i] = (float)source[i];
     }
 
+    /// <summary>2^112: <see cref="ToScaledValues"/> returns halves scaled by its inverse.</summary>
+    public static float ScaledValueFactor => TwoPow112;
+
+    /// <summary>
+    /// h · 2^−112 for every finite half h, exactly (the integer widen, shift and mask described above,
+    /// without the multiplication and the Inf/NaN fix-up): cheaper than <see cref="ConvertToSingle"/>
+    /// when the other operand of a product can carry the 2^112 instead (see <see cref="ScaledValueFactor"/>);
+    /// a product with that operand is then the same real number as with the exact value. Inf and NaN
+    /// halves come out as large finite values, so callers use this only where those cannot occur or
+    /// would be meaningless anyway.
+    /// </summary>
+    public static void ToScaledValues(ReadOnlySpan<Half> source, Span<float> destination)
+    {
+        if (destination.Length < source.Length)
+            throw new ArgumentException("destination is shorter than the source", nameof(destination));
+        ReadOnlySpan<short> bits = MemoryMarshal.Cast<Half, short>(source);
+        Span<int> body = MemoryMarshal.Cast<float, int>(destination);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= bits.Length; i += 8)
+                ((Vector256.WidenLower(Vector256.Create(Vector128.Create(bits.Slice(i, 8)), Vector128<short>.Zero)) << 13) & Vector256.Create(BodyMask))
+                    .CopyTo(body.Slice(i, 8));
+        else if (Vector128.IsHardwareAccelerated)
+            for (; i + 4 <= bits.Length; i += 4)
+                ((Vector128.WidenLower(Vector128.Create(Vector64.Create(bits.Slice(i, 4)), Vector64<short>.Zero)) << 13) & Vector128.Create(BodyMask))
+                    .CopyTo(body.Slice(i, 4));
+        for (; i < bits.Length; i++)
+            body[i] = (bits[i] << 13) & BodyMask;
+    }
+
     /// <summary>
     /// Exact F32 → F16 (round to nearest, ties to even, like the (Half) cast) of a span, vectorised.
     ///
@@ -234,13 +264,18 @@ public static class F16
         }
     }
 
-    /// <summary>AVX2 + FMA LM-head rows, 4 rows per input load; 8 products per FMA.</summary>
+    /// <summary>
+    /// AVX2 + FMA LM-head rows, one row at a time with four 8-lane accumulators. Reading one row after
+    /// the other is a single sequential stream, which the hardware prefetcher follows at full speed;
+    /// measured on Zen 4 from DRAM, one core: 26.8 GB/s, against 24.6 GB/s for four interleaved rows
+    /// sharing each input load (the input is 10 KB and stays in L1 either way).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRowsAvx2(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
     {
         if (!Avx2.IsSupported || !Fma.IsSupported) throw new PlatformNotSupportedException("needs AVX2 and FMA");
         Validate(matrix, columns, x, rowStart, rowCount, dst);
-        int vecColumns = columns & ~7;
+        int wide = columns & ~31, vecColumns = columns & ~7;
         Span<float> scaled = columns <= 16384 ? stackalloc float[columns] : new float[columns];
         if (!ScaleBy2Pow112(x, scaled))
         {
@@ -253,34 +288,21 @@ public static class F16
             fixed (float* xs = scaled)
             {
                 var mask = Vector256.Create(BodyMask);
-                int r = 0;
-                for (; r + 4 <= rowCount; r += 4)
+                for (int r = 0; r < rowCount; r++)
                 {
-                    short* w0 = (short*)(m + (long)(rowStart + r) * columns);
-                    short* w1 = w0 + columns, w2 = w1 + columns, w3 = w2 + columns;
+                    short* w = (short*)(m + (long)(rowStart + r) * columns);
                     Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                    byte* ahead = (byte*)(w0 + 8L * columns);   // prefetch as in the AVX-512 kernel
-                    for (int k = 0; k < vecColumns; k += 8)
+                    int k = 0;
+                    for (; k < wide; k += 32)
                     {
-                        Sse.Prefetch1(ahead + 8L * k);
-                        Vector256<float> xv = Avx.LoadVector256(xs + k);
-                        a0 = Fma.MultiplyAdd(Body256(w0 + k, mask), xv, a0);
-                        a1 = Fma.MultiplyAdd(Body256(w1 + k, mask), xv, a1);
-                        a2 = Fma.MultiplyAdd(Body256(w2 + k, mask), xv, a2);
-                        a3 = Fma.MultiplyAdd(Body256(w3 + k, mask), xv, a3);
+                        a0 = Fma.MultiplyAdd(Body256(w + k, mask), Avx.LoadVector256(xs + k), a0);
+                        a1 = Fma.MultiplyAdd(Body256(w + k + 8, mask), Avx.LoadVector256(xs + k + 8), a1);
+                        a2 = Fma.MultiplyAdd(Body256(w + k + 16, mask), Avx.LoadVector256(xs + k + 16), a2);
+                        a3 = Fma.MultiplyAdd(Body256(w + k + 24, mask), Avx.LoadVector256(xs + k + 24), a3);
                     }
-                    dst[r] = Vector256.Sum(a0) + TailDot(w0, xs, vecColumns, columns);
-                    dst[r + 1] = Vector256.Sum(a1) + TailDot(w1, xs, vecColumns, columns);
-                    dst[r + 2] = Vector256.Sum(a2) + TailDot(w2, xs, vecColumns, columns);
-                    dst[r + 3] = Vector256.Sum(a3) + TailDot(w3, xs, vecColumns, columns);
-                }
-                for (; r < rowCount; r++)
-                {
-                    short* w0 = (short*)(m + (long)(rowStart + r) * columns);
-                    Vector256<float> a0 = default;
-                    for (int k = 0; k < vecColumns; k += 8)
-                        a0 = Fma.MultiplyAdd(Body256(w0 + k, mask), Avx.LoadVector256(xs + k), a0);
-                    dst[r] = Vector256.Sum(a0) + TailDot(w0, xs, vecColumns, columns);
+                    for (; k < vecColumns; k += 8)
+                        a0 = Fma.MultiplyAdd(Body256(w + k, mask), Avx.LoadVector256(xs + k), a0);
+                    dst[r] = Vector256.Sum((a0 + a1) + (a2 + a3)) + TailDot(w, xs, vecColumns, columns);
                 }
             }
         }

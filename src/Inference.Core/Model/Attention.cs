@@ -50,14 +50,17 @@ public static class Attention
         Span<float> row = rowBuffer.AsSpan(0, headDim);
         Span<float> q16 = stackalloc float[heads * headDim];
 
-        // ggml converts Q to F16 before the dot with the F16 cache.
+        // ggml converts Q to F16 before the dot with the F16 cache. The cache rows are read as
+        // k·2^−112 (F16.ToScaledValues, cheaper than an exact conversion), so Q carries the 2^112:
+        // every product is the same real number, so the sums are exactly those of q16 · k.
         q.Slice(firstHead * headDim, q16.Length).CopyTo(q16);
         F16.RoundThroughHalf(q16);
+        VectorMath.Scale(q16, F16.ScaledValueFactor);
 
         // scores[h][j] = (q_h · k_j) · scale, F32 accumulation; the causal mask excludes j > position.
         for (int j = 0; j < positions; j++)
         {
-            F16.ConvertToSingle(keyCache.Slice(j * kvDim + kvOffset, headDim), row);
+            F16.ToScaledValues(keyCache.Slice(j * kvDim + kvOffset, headDim), row);
             for (int h = 0; h < heads; h++)
                 scoreBuffer[h * positions + j] = VectorMath.Dot(q16.Slice(h * headDim, headDim), row) * scale;
         }
@@ -80,10 +83,12 @@ public static class Attention
             output.Slice((firstHead + h) * headDim, headDim).Clear();
         }
 
-        // out_h = Σ_j p_hj · v_j, F32 accumulation over positions for each dimension.
+        // out_h = Σ_j p_hj · v_j, F32 accumulation over positions for each dimension; v read as
+        // v·2^−112 and p scaled by 2^112 (exact: p ≤ 1), as for the scores.
+        VectorMath.Scale(scoreBuffer.AsSpan(0, heads * positions), F16.ScaledValueFactor);
         for (int j = 0; j < positions; j++)
         {
-            F16.ConvertToSingle(valueCache.Slice(j * kvDim + kvOffset, headDim), row);
+            F16.ToScaledValues(valueCache.Slice(j * kvDim + kvOffset, headDim), row);
             for (int h = 0; h < heads; h++)
                 VectorMath.MultiplyAdd(scoreBuffer[h * positions + j], row, output.Slice((firstHead + h) * headDim, headDim));
         }

@@ -29,6 +29,21 @@ public class F16KernelTests
     }
 
     [Fact]
+    public void Scaled_values_times_two_to_the_112_are_every_finite_half_exactly()
+    {
+        var halves = new Half[65536 + 5];
+        for (int i = 0; i < halves.Length; i++) halves[i] = BitConverter.UInt16BitsToHalf((ushort)(i & 0xFFFF));
+        var scaled = new float[halves.Length];
+        F16.ToScaledValues(halves, scaled);
+        for (int i = 0; i < halves.Length; i++)
+        {
+            if (!Half.IsFinite(halves[i])) continue;
+            float restored = (float)((double)scaled[i] * F16.ScaledValueFactor);   // exact: a power of two
+            Assert.Equal(BitConverter.SingleToInt32Bits((float)halves[i]), BitConverter.SingleToInt32Bits(restored));
+        }
+    }
+
+    [Fact]
     public void Vector_narrowing_equals_the_runtime_cast_around_every_half_boundary()
     {
         // Every half value as a float, and its float neighbours and the midpoints to both adjacent
