@@ -61,6 +61,9 @@ public static class F16
             destination[i] = (float)source[i];
     }
 
+    /// <summary>The mask that keeps a half's sign, exponent and mantissa after the widen and the shift by 13.</summary>
+    public const int ScaledValueMask = BodyMask;
+
     /// <summary>2^112: <see cref="ToScaledValues"/> returns halves scaled by its inverse.</summary>
     public static float ScaledValueFactor => TwoPow112;
 
