@@ -40,6 +40,17 @@ public static class ActivationQuantizer
             var lo = Vector256.Create(-128f);
             var hi = Vector256.Create(127f);
             Vector256<int> acc = default;
+            // 32 at a time: narrowing whole 256-bit vectors (int → short → sbyte, exact after the clamp)
+            // avoids Vector64, which x86 does not accelerate.
+            for (; i + 32 <= n; i += 32)
+            {
+                Vector256<int> a = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(Vector256.LoadUnsafe(ref px, (nuint)i) * vs), lo), hi));
+                Vector256<int> b = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(Vector256.LoadUnsafe(ref px, (nuint)i + 8) * vs), lo), hi));
+                Vector256<int> c = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(Vector256.LoadUnsafe(ref px, (nuint)i + 16) * vs), lo), hi));
+                Vector256<int> d = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(Vector256.LoadUnsafe(ref px, (nuint)i + 24) * vs), lo), hi));
+                acc += (a + b) + (c + d);
+                Vector256.Narrow(Vector256.Narrow(a, b), Vector256.Narrow(c, d)).StoreUnsafe(ref pq, (nuint)i);
+            }
             for (; i + 8 <= n; i += 8)
             {
                 // Round is to nearest, ties to even, like MathF.Round; clamping in float is exact here.

@@ -9,6 +9,7 @@ public class ActivationQuantizerSimdTests
     [InlineData(7)]
     [InlineData(8)]
     [InlineData(17)]
+    [InlineData(45)]   // one 32-wide step, one 8-wide step, a scalar tail
     [InlineData(256)]
     [InlineData(2560)]
     [InlineData(6912)]
