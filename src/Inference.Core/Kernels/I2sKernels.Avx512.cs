@@ -85,16 +85,22 @@ public static partial class I2sKernels
                                 d[u * rowCount + r] = Avx512Rows1<TCodes>(w0 + (long)r * rowBytes, a + (long)u * columns, blocks);
                     }
                 }
-                // Decode (and the prefill token tail): 4 rows share each activation load.
-                for (int t = fullTokens; t < tokens; t++)
+                // Decode, and the last tokens of a prefill (or a short prompt): 4 rows share each
+                // activation load. Several tokens go through one 64-row chunk before the next, so
+                // the chunk's codes are read from memory once and from cache by the other tokens.
+                for (int rc = 0; rc < rowCount; rc += PrefillRowChunk)
                 {
-                    sbyte* q = a + (long)t * columns;
-                    int* dt = d + t * rowCount;
-                    int r = 0;
-                    for (; r + 4 <= rowCount; r += 4)
-                        Avx512Rows4<TCodes>(w0 + (long)r * rowBytes, rowBytes, q, blocks, dt + r);
-                    for (; r < rowCount; r++)
-                        dt[r] = Avx512Rows1<TCodes>(w0 + (long)r * rowBytes, q, blocks);
+                    int rcEnd = Math.Min(rowCount, rc + PrefillRowChunk);
+                    for (int t = fullTokens; t < tokens; t++)
+                    {
+                        sbyte* q = a + (long)t * columns;
+                        int* dt = d + t * rowCount;
+                        int r = rc;
+                        for (; r + 4 <= rcEnd; r += 4)
+                            Avx512Rows4<TCodes>(w0 + (long)r * rowBytes, rowBytes, q, blocks, dt + r);
+                        for (; r < rcEnd; r++)
+                            dt[r] = Avx512Rows1<TCodes>(w0 + (long)r * rowBytes, q, blocks);
+                    }
                 }
             }
         }
