@@ -347,7 +347,7 @@ public sealed unsafe class GgufFile : IDisposable
             {
                 var strings = new string[n];
                 for (int i = 0; i < n; i++)
-                    strings[i] = r.String($"element {i} of array '{key}'");
+                    strings[i] = r.ArrayString(key, i);
                 return GgufValue.From(strings);
             }
             default: throw new InvalidOperationException("unreachable");
@@ -419,6 +419,28 @@ public sealed unsafe class GgufFile : IDisposable
             string s = length == 0 ? "" : Encoding.UTF8.GetString(_start + Position, (int)length);
             Position += (long)length;
             return s;
+        }
+
+        /// <summary>
+        /// Element <paramref name="index"/> of string array <paramref name="key"/>. Same checks and errors as
+        /// <see cref="String"/>, but the description is formatted only when something is wrong: a
+        /// vocabulary has 128k elements (and a merge list 280k), so formatting it for every element made
+        /// tens of MB of garbage and most of the parse time.
+        /// </summary>
+        public string ArrayString(string key, int index)
+        {
+            if (Remaining >= 8)
+            {
+                ulong length = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(_start + Position, 8));
+                if (length <= (ulong)(Remaining - 8) && length <= int.MaxValue)
+                {
+                    Position += 8;
+                    string s = length == 0 ? "" : Encoding.UTF8.GetString(_start + Position, (int)length);
+                    Position += (long)length;
+                    return s;
+                }
+            }
+            return String($"element {index} of array '{key}'");   // throws the detailed error
         }
 
         /// <summary>Copy n little-endian elements (the engine only runs on little-endian CPUs).</summary>

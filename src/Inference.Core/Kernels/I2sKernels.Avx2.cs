@@ -21,6 +21,8 @@ namespace BitNet.Inference.Kernels;
 public static partial class I2sKernels
 {
     private const int Avx2ChunkBlocks = 8;
+    /// <summary>Rows per chunk for the tokens after the last 4-token tile (see DotRowsAvx2).</summary>
+    private const int Avx2TailRowChunk = 64;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRowsAvx2(
@@ -42,16 +44,22 @@ public static partial class I2sKernels
                 for (; t + 4 <= tokens; t += 4)
                     for (int r = 0; r < rowCount; r++)
                         Avx2Row1Tokens4(w0 + (long)r * rowBytes, a + (long)t * columns, columns, blocks, d + t * rowCount + r, rowCount);
-                // Decode (and the prefill token tail): 4 rows share each activation load.
-                for (; t < tokens; t++)
+                // Decode (and the prefill token tail): 4 rows share each activation load. The tail
+                // tokens go through one 64-row chunk before the next, so the chunk's codes are read
+                // from memory once and from cache by the other tokens.
+                for (int rc = 0; rc < rowCount; rc += Avx2TailRowChunk)
                 {
-                    sbyte* q = a + (long)t * columns;
-                    int* dt = d + t * rowCount;
-                    int r = 0;
-                    for (; r + 4 <= rowCount; r += 4)
-                        Avx2Rows4(w0 + (long)r * rowBytes, rowBytes, q, blocks, dt + r);
-                    for (; r < rowCount; r++)
-                        dt[r] = Avx2Rows1(w0 + (long)r * rowBytes, q, blocks);
+                    int rcEnd = Math.Min(rowCount, rc + Avx2TailRowChunk);
+                    for (int u = t; u < tokens; u++)
+                    {
+                        sbyte* q = a + (long)u * columns;
+                        int* dt = d + u * rowCount;
+                        int r = rc;
+                        for (; r + 4 <= rcEnd; r += 4)
+                            Avx2Rows4(w0 + (long)r * rowBytes, rowBytes, q, blocks, dt + r);
+                        for (; r < rcEnd; r++)
+                            dt[r] = Avx2Rows1(w0 + (long)r * rowBytes, q, blocks);
+                    }
                 }
             }
         }

@@ -33,9 +33,6 @@ public sealed unsafe class BitNetModel : IDisposable
         if (options.LmHead != LmHeadMode.Q8)
             ranges.Add(((nint)weights.LmHead, 2L * config.VocabSize * config.EmbeddingLength));
         Threading.PageWarmup.Populate(_matmul.Pool, ranges);
-        // Parsing the metadata (a 128k-entry vocabulary) leaves tens of MB of garbage that the GC's
-        // large default gen0 budget would keep resident for the process's life; give it back now (≈10 ms).
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
 
     public GgufFile File { get; }
