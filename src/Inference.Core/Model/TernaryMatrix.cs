@@ -56,6 +56,17 @@ public sealed unsafe class TernaryMatrix
         return new TernaryMatrix(tensor.Name, rows, columns, data, scale, null, null) { SourceType = GgmlType.I2_S };
     }
 
+    /// <summary>An owned matrix from ternary values (−1, 0, +1; row-major, columns a multiple of 128) and one scale.</summary>
+    internal static TernaryMatrix FromTernaryValues(string name, ReadOnlySpan<sbyte> values, int rows, int columns, float scale)
+    {
+        if (columns % I2sLayout.BlockElements != 0 || values.Length != rows * columns)
+            throw new ArgumentException($"{values.Length} values do not make a {rows}×{columns} I2_S matrix", nameof(values));
+        byte[] codes = GC.AllocateArray<byte>(rows * (columns / 4), pinned: true);
+        I2sLayout.PackInto(values, codes);
+        byte* pointer = (byte*)Marshal.UnsafeAddrOfPinnedArrayElement(codes, 0);
+        return new TernaryMatrix(name, rows, columns, pointer, scale, null, codes) { SourceType = GgmlType.I2_S };
+    }
+
     /// <summary>
     /// A float matrix (F32, F16 or BF16) whose values are already ternary, t·m with one magnitude m per
     /// tensor — how llama.cpp's converter stores BitNet weights with --outtype f32/f16/bf16 — repacked as

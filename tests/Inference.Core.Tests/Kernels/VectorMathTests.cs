@@ -49,4 +49,49 @@ public class VectorMathTests
         VectorMath.MultiplyAdd(0.25f, a, y);
         for (int i = 0; i < n; i++) Assert.Equal(MathF.FusedMultiplyAdd(0.25f, a[i], b[i]), y[i]);
     }
+
+    [Theory]
+    [InlineData(5)]
+    [InlineData(32)]
+    [InlineData(6913)]
+    public void Elementwise_helpers_equal_their_scalar_expressions_bit_for_bit(int n)
+    {
+        var rng = new Random(n);
+        var x = new float[n];
+        var d = new float[n];
+        for (int i = 0; i < n; i++) { x[i] = (float)(rng.NextDouble() * 8 - 4); d[i] = (float)(rng.NextDouble() * 8 - 4); }
+        x[0] = -0f;   // relu(−0) is +0, as in the scalar code
+        x[^1] = 0f;
+
+        var sum = (float[])x.Clone();
+        VectorMath.Add(sum, d);
+        var glu = (float[])x.Clone();
+        VectorMath.SquaredReluTimes(glu, d);
+        var scaled = (float[])x.Clone();
+        VectorMath.Scale(scaled, 0.3f);
+        for (int i = 0; i < n; i++)
+        {
+            Assert.Equal(d[i] + x[i], sum[i]);
+            float r = x[i] > 0 ? x[i] : 0f;
+            Assert.Equal(BitConverter.SingleToInt32Bits(r * r * d[i]), BitConverter.SingleToInt32Bits(glu[i]));
+            Assert.Equal(x[i] * 0.3f, scaled[i]);
+        }
+    }
+
+    [Theory]
+    [InlineData(3)]
+    [InlineData(8)]
+    [InlineData(21)]
+    [InlineData(4000)]
+    public void Rescaled_rows_equal_the_scalar_rescale_bit_for_bit(int n)
+    {
+        var rng = new Random(n);
+        var dots = new int[n];
+        for (int i = 0; i < n; i++) dots[i] = rng.Next(-700_000, 700_000);
+        dots[0] = int.MaxValue;   // not exactly representable as a float: both round the same way
+        var output = new float[n];
+        I2sKernels.RescaleRow(dots, 12345, 3.7f, 0.0421f, output);
+        for (int i = 0; i < n; i++)
+            Assert.Equal(I2sKernels.Rescale(dots[i], 12345, 3.7f, 0.0421f), output[i]);
+    }
 }
