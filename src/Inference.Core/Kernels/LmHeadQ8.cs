@@ -18,28 +18,58 @@ public delegate void Q8DotRowsKernel(
 /// half to even; an all-zero row keeps zeros): 1 byte per weight instead of 2, so the LM head reads half as many bytes per
 /// token. Opt-in (<c>--lm-head q8</c>): its logits differ slightly from the exact F16 head.
 /// </summary>
-public sealed class LmHeadQ8
+public sealed unsafe class LmHeadQ8 : IDisposable
 {
-    /// <summary>rows × columns int8, row-major.</summary>
-    public sbyte[] Weights { get; }
+    /// <summary>Alignment of the int8 rows: one transparent huge page, so the kernel can back the
+    /// 328 MB copy with 2 MB pages (fewer page faults while quantizing, fewer TLB misses while streaming).</summary>
+    private const nuint HugePage = 2 << 20;
+    private sbyte* _weights;
+    private readonly long _length;
+
+    /// <summary>rows × columns int8, row-major (native memory, freed by <see cref="Dispose"/>).</summary>
+    public ReadOnlySpan<sbyte> Weights
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_weights is null, this);
+            return new ReadOnlySpan<sbyte>(_weights, checked((int)_length));
+        }
+    }
+
     /// <summary>One dequantization scale per row: w ≈ q · scale.</summary>
     public float[] Scales { get; }
     public int Rows { get; }
     public int Columns { get; }
 
-    private LmHeadQ8(sbyte[] weights, float[] scales, int rows, int columns)
+    private LmHeadQ8(int rows, int columns)
     {
-        Weights = weights; Scales = scales; Rows = rows; Columns = columns;
+        Rows = rows; Columns = columns;
+        _length = checked((long)rows * columns);
+        checked { _ = (int)_length; }   // spans address it
+        nuint size = ((nuint)_length + HugePage - 1) & ~(HugePage - 1);
+        _weights = (sbyte*)NativeMemory.AlignedAlloc(size, HugePage);
+        Threading.PageWarmup.PreferHugePages((nint)_weights, (long)size);
+        Scales = new float[rows];
     }
+
+    public void Dispose()
+    {
+        if (_weights is null) return;
+        NativeMemory.AlignedFree(_weights);
+        _weights = null;
+        GC.SuppressFinalize(this);
+    }
+
+    ~LmHeadQ8() => Dispose();
 
     /// <summary>Quantize an F16 matrix; <paramref name="parallelFor"/> (row ranges) spreads the work, or null for one thread.</summary>
     public static LmHeadQ8 Quantize(ReadOnlySpan<Half> matrix, int rows, int columns, Action<int, Action<int, int>>? parallelFor = null)
     {
         if (rows <= 0 || columns <= 0 || (long)rows * columns > matrix.Length)
             throw new ArgumentException($"a {rows}×{columns} head does not fit the {matrix.Length}-value matrix", nameof(matrix));
-        var weights = new sbyte[(long)rows * columns];
-        var scales = new float[rows];
-        unsafe
+        var head = new LmHeadQ8(rows, columns);
+        sbyte* weights = head._weights;
+        float[] scales = head.Scales;
         {
             fixed (Half* m = matrix)
             {
@@ -52,7 +82,7 @@ public sealed class LmHeadQ8
                         F16.ConvertToSingle(new ReadOnlySpan<Half>(mp + (long)r * columns, columns), row);
                         // The activation quantizer's rule (absmax → ±127, round half to even), vectorised;
                         // the row's dequantization scale is 1/s.
-                        (float s, _) = ActivationQuantizer.Quantize(row, weights.AsSpan((int)((long)r * columns), columns));
+                        (float s, _) = ActivationQuantizer.Quantize(row, new Span<sbyte>(weights + (long)r * columns, columns));
                         scales[r] = 1f / s;
                     }
                 }
@@ -60,7 +90,7 @@ public sealed class LmHeadQ8
                 else parallelFor(rows, Range);
             }
         }
-        return new LmHeadQ8(weights, scales, rows, columns);
+        return head;
     }
 
     /// <summary>Reference rows: Σ (float)q·x in float, times the row scale.</summary>

@@ -23,7 +23,14 @@ public sealed unsafe class BitNetModel : IDisposable
         int threads = options.Threads > 0 ? options.Threads : Threading.CpuBudget.DefaultThreads();
         _matmul = new MatMul(threads, options.Kernel, options.Log);
         if (options.LmHead == LmHeadMode.Q8)
+        {
             _matmul.EnableQuantizedHead(weights.LmHead, config.VocabSize, config.EmbeddingLength);
+            // Quantizing read the whole F16 head into our resident set; the int8 copy replaces it, so
+            // unmap those pages (the page cache keeps them). With a tied head the embedding lookup maps
+            // back only the rows of the tokens it meets.
+            if (weights.IsLmHeadMapped)
+                Threading.PageWarmup.ReleaseMapped((nint)weights.LmHead, 2L * config.VocabSize * config.EmbeddingLength);
+        }
         // Map the weight pages now, in bulk and in parallel, instead of one fault per page during the
         // first token (the file is usually in the page cache already).
         var ranges = new List<(nint, long)>();

@@ -58,6 +58,8 @@ public sealed unsafe class BitNetWeights
     /// <summary>The LM head [embd, vocab], F16: output.weight, or token_embd when tied (the 2B4T case).</summary>
     public Half* LmHead { get; }
     public bool IsLmHeadTied { get; }
+    /// <summary>The LM head points into the memory-mapped file (F16 on disk), not at an owned converted copy.</summary>
+    public bool IsLmHeadMapped => _ownedOutput is null && !(IsLmHeadTied && _ownedEmbedding is not null);
     /// <summary>output_norm [embd] (2560), F32.</summary>
     public float[] OutputNorm { get; }
     public IReadOnlyList<LayerWeights> Layers { get; }

@@ -181,7 +181,11 @@ public sealed unsafe class MatMul : IDisposable
         }
     }
 
-    public void Dispose() => Pool.Dispose();
+    public void Dispose()
+    {
+        Pool.Dispose();
+        _q8Head?.Dispose();
+    }
 
     /// <summary>
     /// The reference I2_S × int8 product for output rows [rowStart, rowEnd) of every token:

@@ -63,6 +63,34 @@ public static unsafe partial class PageWarmup
         GC.KeepAlive(sink);
     }
 
+    private const int MadvDontNeed = 4;
+    private const int MadvHugePage = 14;
+
+    /// <summary>
+    /// Drop this process's mapping of file-backed pages (MADV_DONTNEED): they leave our resident set,
+    /// stay in the page cache, and a later read maps them again. False where that is not possible.
+    /// Only for memory-mapped file ranges — on anonymous memory it would discard the contents.
+    /// </summary>
+    public static bool ReleaseMapped(nint start, long bytes) => Advise(start, bytes, MadvDontNeed, roundInward: true);
+
+    /// <summary>Ask for transparent huge pages on an anonymous range (MADV_HUGEPAGE), best effort.</summary>
+    public static bool PreferHugePages(nint start, long bytes) => Advise(start, bytes, MadvHugePage, roundInward: true);
+
+    private static bool Advise(nint start, long bytes, int advice, bool roundInward)
+    {
+        if (!OperatingSystem.IsLinux() || !s_madviseUsable) return false;
+        const long page = 4096;
+        long first = roundInward ? ((long)start + page - 1) & ~(page - 1) : (long)start & ~(page - 1);
+        long end = roundInward ? ((long)start + bytes) & ~(page - 1) : (long)start + bytes;
+        if (end <= first) return false;
+        try { return Madvise((nint)first, (nuint)(end - first), advice) == 0; }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            s_madviseUsable = false;
+            return false;
+        }
+    }
+
     // "libc.so.6": the glibc soname, present without development packages (plain "libc" needs libc.so).
     [LibraryImport("libc.so.6", EntryPoint = "madvise")]
     private static partial int Madvise(nint address, nuint length, int advice);

@@ -151,7 +151,7 @@ public class F16KernelTests
         const int rows = 9;
         var matrix = new Half[rows * columns];
         for (int i = 0; i < matrix.Length; i++) matrix[i] = (Half)(0.05 * NextGaussian(rng));
-        LmHeadQ8 head = LmHeadQ8.Quantize(matrix, rows, columns);
+        using LmHeadQ8 head = LmHeadQ8.Quantize(matrix, rows, columns);
         var x = new float[columns];
         for (int i = 0; i < columns; i++) x[i] = (float)NextGaussian(rng);
         var expected = new float[rows];
@@ -163,7 +163,7 @@ public class F16KernelTests
         float step = x.Max(v => Math.Abs(v)) / 32767f;
         for (int r = 0; r < rows; r++)
         {
-            double bound = head.Scales[r] * step / 2 * head.Weights.AsSpan(r * columns, columns).ToArray().Sum(q => Math.Abs((int)q));
+            double bound = head.Scales[r] * step / 2 * head.Weights.Slice(r * columns, columns).ToArray().Sum(q => Math.Abs((int)q));
             Assert.True(Math.Abs(expected[r] - actual[r]) <= bound + DotTolerance * Math.Max(1, Math.Abs(expected[r])), $"row {r}: {actual[r]} vs {expected[r]}");
         }
     }
@@ -183,7 +183,7 @@ public class F16KernelTests
         F16.DotRowsScalar(matrix, columns, x, 0, rows, expected);
         F16.DotRowsAvx512(matrix, columns, x, 0, rows, actual);
         for (int r = 0; r < rows; r++) Assert.Equal(expected[r], actual[r], DotTolerance * Math.Max(1, Math.Abs(expected[r])));
-        LmHeadQ8 head = LmHeadQ8.Quantize(matrix, rows, columns);
+        using LmHeadQ8 head = LmHeadQ8.Quantize(matrix, rows, columns);
         LmHeadQ8.DotRowsScalar(head.Weights, head.Scales, columns, x, 0, rows, expected);
         LmHeadQ8.DotRowsAvx512(head.Weights, head.Scales, columns, x, 0, rows, actual);
         for (int r = 0; r < rows; r++) Assert.Equal(expected[r], actual[r], DotTolerance * Math.Max(1, Math.Abs(expected[r])));
@@ -198,7 +198,7 @@ public class F16KernelTests
         for (int i = 0; i < matrix.Length; i++) matrix[i] = (Half)(0.05 * NextGaussian(rng));
         matrix[columns] = Half.Zero;  // row 1 gets one zero; row 4 is all zeros
         for (int k = 0; k < columns; k++) matrix[4 * columns + k] = Half.Zero;
-        LmHeadQ8 head = LmHeadQ8.Quantize(matrix, rows, columns);
+        using LmHeadQ8 head = LmHeadQ8.Quantize(matrix, rows, columns);
         for (int r = 0; r < rows; r++)
             for (int k = 0; k < columns; k++)
             {
@@ -206,7 +206,7 @@ public class F16KernelTests
                 float back = head.Weights[r * columns + k] * head.Scales[r];
                 Assert.True(Math.Abs(w - back) <= head.Scales[r] / 2 + 1e-9f, $"({r},{k}): {w} → {back}");
             }
-        Assert.All(head.Weights.AsSpan(4 * columns, columns).ToArray(), q => Assert.Equal(0, q));
+        Assert.All(head.Weights.Slice(4 * columns, columns).ToArray(), q => Assert.Equal(0, q));
     }
 
     private static double NextGaussian(Random rng) =>
