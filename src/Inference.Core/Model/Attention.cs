@@ -46,10 +46,23 @@ public static class Attention
 
     /// <param name="fused">Use the fused four-head loops (only valid when <see cref="FourHeadsFused"/> holds); tests compare both.</param>
     internal static void ComputeGroup(ModelConfig config, ReadOnlySpan<float> q, ReadOnlySpan<Half> keyCache, ReadOnlySpan<Half> valueCache,
+        int position, int group, Span<float> output, bool roundProbabilitiesToF16, int scratchPositions, bool fused) =>
+        ComputeGroupRows(config, q, keyCache[(group * config.HeadDim)..], valueCache[(group * config.HeadDim)..], config.KvDim,
+            position, group, output, roundProbabilitiesToF16, scratchPositions, fused);
+
+    /// <summary>
+    /// The core: <paramref name="keys"/> and <paramref name="values"/> start at this group's KV head for
+    /// position 0, and position j's head_dim values start at j · <paramref name="rowStride"/>. The model's
+    /// own cache is head-major (stride head_dim: one group's rows are contiguous, so they stream from
+    /// memory); the public overloads take the position-major [position][kv_dim] layout (stride kv_dim).
+    /// </summary>
+    internal static void ComputeGroupRows(ModelConfig config, ReadOnlySpan<float> q, ReadOnlySpan<Half> keys, ReadOnlySpan<Half> values, int rowStride,
         int position, int group, Span<float> output, bool roundProbabilitiesToF16, int scratchPositions, bool fused)
     {
-        int headDim = config.HeadDim, kvDim = config.KvDim, positions = position + 1, heads = config.GroupSize;
-        int kvOffset = group * headDim, firstHead = group * heads;
+        int headDim = config.HeadDim, positions = position + 1, heads = config.GroupSize;
+        int firstHead = group * heads;
+        if (keys.Length < (long)(positions - 1) * rowStride + headDim || values.Length < (long)(positions - 1) * rowStride + headDim)
+            throw new ArgumentException($"the cache holds fewer than {positions} positions");
         float scale = 1.0f / MathF.Sqrt(headDim); // kq_scale = 1/sqrtf(n_embd_head)
 
         float[] scoreBuffer = t_scores is { } sb && sb.Length >= heads * positions ? sb : (t_scores = new float[heads * Math.Max(positions, scratchPositions)]);
@@ -66,11 +79,11 @@ public static class Attention
 
         // scores[h][j] = (q_h · k_j) · scale, F32 accumulation; the causal mask excludes j > position.
         if (fused)
-            FourHeadScores(q16, keyCache[kvOffset..], kvDim, headDim, positions, scale, scoreBuffer);
+            FourHeadScores(q16, keys, rowStride, headDim, positions, scale, scoreBuffer);
         else
             for (int j = 0; j < positions; j++)
             {
-                F16.ToScaledValues(keyCache.Slice(j * kvDim + kvOffset, headDim), row);
+                F16.ToScaledValues(keys.Slice(j * rowStride, headDim), row);
                 for (int h = 0; h < heads; h++)
                     scoreBuffer[h * positions + j] = VectorMath.Dot(q16.Slice(h * headDim, headDim), row) * scale;
             }
@@ -98,12 +111,12 @@ public static class Attention
         VectorMath.Scale(scoreBuffer.AsSpan(0, heads * positions), F16.ScaledValueFactor);
         if (fused)
         {
-            FourHeadValues(scoreBuffer, valueCache[kvOffset..], kvDim, headDim, positions, output.Slice(firstHead * headDim, heads * headDim));
+            FourHeadValues(scoreBuffer, values, rowStride, headDim, positions, output.Slice(firstHead * headDim, heads * headDim));
             return;
         }
         for (int j = 0; j < positions; j++)
         {
-            F16.ToScaledValues(valueCache.Slice(j * kvDim + kvOffset, headDim), row);
+            F16.ToScaledValues(values.Slice(j * rowStride, headDim), row);
             for (int h = 0; h < heads; h++)
                 VectorMath.MultiplyAdd(scoreBuffer[h * positions + j], row, output.Slice((firstHead + h) * headDim, headDim));
         }
@@ -186,13 +199,16 @@ public static class Attention
         private ModelConfig? _config;
         private float[]? _q, _output;
         private Half[]? _keys, _values;
-        private int _pos0;
+        private int _pos0, _capacity;
         private bool _round;
 
-        public void Run(WorkerPool pool, ModelConfig config, float[] q, Half[] keyCache, Half[] valueCache, int pos0, int tokens,
+        /// <param name="keyCache">The layer's K cache, head-major: [kv head][position][head_dim] for <paramref name="capacity"/> positions.</param>
+        /// <param name="valueCache">The layer's V cache, same layout.</param>
+        public void Run(WorkerPool pool, ModelConfig config, float[] q, Half[] keyCache, Half[] valueCache, int capacity, int pos0, int tokens,
             float[] output, bool roundProbabilitiesToF16)
         {
-            _config = config; _q = q; _keys = keyCache; _values = valueCache; _pos0 = pos0; _output = output; _round = roundProbabilitiesToF16;
+            _config = config; _q = q; _keys = keyCache; _values = valueCache; _capacity = capacity; _pos0 = pos0; _output = output;
+            _round = roundProbabilitiesToF16;
             pool.For(tokens * config.KvHeadCount, this);
             _q = _output = null; _keys = _values = null;
         }
@@ -200,12 +216,14 @@ public static class Attention
         void IRangeJob.Run(int start, int end)
         {
             ModelConfig c = _config!;
-            int embd = c.EmbeddingLength, kvDim = c.KvDim;
+            int embd = c.EmbeddingLength, headDim = c.HeadDim;
             for (int i = start; i < end; i++)
             {
                 int t = i / c.KvHeadCount, group = i % c.KvHeadCount, pos = _pos0 + t;
-                ComputeGroup(c, _q.AsSpan(t * embd, embd), _keys.AsSpan(0, (pos + 1) * kvDim), _values.AsSpan(0, (pos + 1) * kvDim),
-                    pos, group, _output.AsSpan(t * embd, embd), _round, scratchPositions: _keys!.Length / kvDim);
+                int first = group * _capacity * headDim, length = (pos + 1) * headDim;
+                ComputeGroupRows(c, _q.AsSpan(t * embd, embd), _keys.AsSpan(first, length), _values.AsSpan(first, length), headDim,
+                    pos, group, _output.AsSpan(t * embd, embd), _round, scratchPositions: _capacity,
+                    fused: FourHeadsFused(c.GroupSize, headDim));
             }
         }
     }

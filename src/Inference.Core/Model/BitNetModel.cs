@@ -158,7 +158,7 @@ public sealed unsafe class BitNetModel : IDisposable
 
             // A_h = softmax(Q_h·K_hᵀ / √head_dim + causal mask) · V_h, heads concatenated
             bool roundProbabilities = _options.RoundToF16Override ?? Precision.RoundsOperandToF16(n);
-            s.AttentionJob.Run(pool, c, s.Query, s.KeyCache[l], s.ValueCache[l], pos0, n, s.AttentionOut, roundProbabilities);
+            s.AttentionJob.Run(pool, c, s.Query, s.KeyCache[l], s.ValueCache[l], s.ContextLength, pos0, n, s.AttentionOut, roundProbabilities);
 
             // A = RMSNorm(A) ⊙ attn_sub_norm (the sub-norm comes before the output projection)
             steps.Run(pool, n, TokenStep.AttentionOutputInput, w, l);

@@ -88,7 +88,8 @@ public sealed class InferenceState
     /// <summary>The per-token steps between the matmuls, on the model's worker pool; reused every layer.</summary>
     internal TokenSteps Steps { get; }
     internal float[] Logits { get; }         // [vocab] last token's logits (Forward)
-    /// <summary>Per layer, [position, kv_dim] F16 keys (after RoPE) and values.</summary>
+    /// <summary>Per layer, F16 keys (after RoPE) and values, head-major: [kv head][position][head_dim], so one
+    /// KV head's rows are contiguous and attention streams them instead of striding across all heads.</summary>
     internal Half[][] KeyCache { get; }
     internal Half[][] ValueCache { get; }
 }

@@ -103,8 +103,15 @@ internal sealed unsafe class TokenSteps : IRangeJob
                 int pos = _pos0 + t;
                 Span<float> k = s.Key.AsSpan(t * kvDim, kvDim);
                 Rope.ApplyNeox(s.Query.AsSpan(t * embd, embd), c.HeadCount, k, c.KvHeadCount, c.HeadDim, pos, c.RopeFreqBase);
-                F16.ConvertToHalf(k, s.KeyCache[_layerIndex].AsSpan(pos * kvDim, kvDim));   // round to nearest even
-                F16.ConvertToHalf(s.Value.AsSpan(t * kvDim, kvDim), s.ValueCache[_layerIndex].AsSpan(pos * kvDim, kvDim));
+                // Head-major cache [kv head][position][head_dim]: each KV head's rows are contiguous.
+                Half[] keys = s.KeyCache[_layerIndex], values = s.ValueCache[_layerIndex];
+                Span<float> v = s.Value.AsSpan(t * kvDim, kvDim);
+                for (int h = 0, d = c.HeadDim; h < c.KvHeadCount; h++)
+                {
+                    int at = (h * s.ContextLength + pos) * d;
+                    F16.ConvertToHalf(k.Slice(h * d, d), keys.AsSpan(at, d));   // round to nearest even
+                    F16.ConvertToHalf(v.Slice(h * d, d), values.AsSpan(at, d));
+                }
                 break;
             }
 
