@@ -169,8 +169,8 @@ public sealed unsafe class BitNetModel : IDisposable
             // x1 = O + x;  g = RMSNorm(x1) ⊙ ffn_norm
             steps.Run(pool, n, TokenStep.FeedForwardInput, w, l);
 
-            // u = Wup·g, z = Wgate·g, in one dispatch
-            _matmul.Ternary(act, w.Up, s.Up, w.Gate, s.Gate);
+            // z = Wgate·g, u = Wup·g, in one dispatch (in file order, so the weights stream sequentially)
+            _matmul.Ternary(act, w.Gate, s.Gate, w.Up, s.Up);
 
             // f = RMSNorm(relu(z)² ⊙ u) ⊙ ffn_sub_norm (before the down projection)
             steps.Run(pool, n, TokenStep.DownInput, w, l);
