@@ -199,7 +199,7 @@ public static class Attention
         private ModelConfig? _config;
         private float[]? _q, _output;
         private Half[]? _keys, _values;
-        private int _pos0, _capacity;
+        private int _pos0, _capacity, _tokens;
         private bool _round;
 
         /// <param name="keyCache">The layer's K cache, head-major: [kv head][position][head_dim] for <paramref name="capacity"/> positions.</param>
@@ -208,6 +208,7 @@ public static class Attention
             float[] output, bool roundProbabilitiesToF16)
         {
             _config = config; _q = q; _keys = keyCache; _values = valueCache; _capacity = capacity; _pos0 = pos0; _output = output;
+            _tokens = tokens;
             _round = roundProbabilitiesToF16;
             pool.For(tokens * config.KvHeadCount, this);
             _q = _output = null; _keys = _values = null;
@@ -219,7 +220,11 @@ public static class Attention
             int embd = c.EmbeddingLength, headDim = c.HeadDim;
             for (int i = start; i < end; i++)
             {
-                int t = i / c.KvHeadCount, group = i % c.KvHeadCount, pos = _pos0 + t;
+                // Token t sees t + 1 positions, so later tokens cost more. The pool hands out contiguous
+                // index ranges, so tokens are taken in the order 0, n−1, 1, n−2, …: every range then mixes
+                // cheap and dear tokens and the threads finish together.
+                int rank = i / c.KvHeadCount, group = i % c.KvHeadCount;
+                int t = (rank & 1) == 0 ? rank / 2 : _tokens - 1 - rank / 2, pos = _pos0 + t;
                 int first = group * _capacity * headDim, length = (pos + 1) * headDim;
                 ComputeGroupRows(c, _q.AsSpan(t * embd, embd), _keys.AsSpan(first, length), _values.AsSpan(first, length), headDim,
                     pos, group, _output.AsSpan(t * embd, embd), _round, scratchPositions: _capacity,
