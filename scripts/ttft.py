@@ -3,8 +3,10 @@
 
 Runs `BITNET generate -m MODEL -p PROMPT -n 1 --temp 0 --no-display-prompt -t T` RUNS times and
 reports, per run, the time from spawning the process to the first byte it writes to stdout (the
-first generated token; the prompt is not echoed), plus the median. The model file should already
-be in the page cache (run once before measuring).
+first generated token; the prompt is not echoed), plus the median. When the first token prints
+nothing (a `bitnet dummy` model's tokens are mostly special ids), the first byte is the newline
+written right after it, since -n 1 ends the generation there. The model file should already be in
+the page cache (one run is made before measuring).
 
 usage: scripts/ttft.py BITNET_BINARY MODEL [--runs 9] [--threads 2] [--prompt Hello]
 """
