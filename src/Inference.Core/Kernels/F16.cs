@@ -298,13 +298,13 @@ public static class F16
                     int k = 0;
                     for (; k < wide; k += 32)
                     {
-                        a0 = Fma.MultiplyAdd(Body256(w + k, mask), Avx.LoadVector256(xs + k), a0);
-                        a1 = Fma.MultiplyAdd(Body256(w + k + 8, mask), Avx.LoadVector256(xs + k + 8), a1);
-                        a2 = Fma.MultiplyAdd(Body256(w + k + 16, mask), Avx.LoadVector256(xs + k + 16), a2);
-                        a3 = Fma.MultiplyAdd(Body256(w + k + 24, mask), Avx.LoadVector256(xs + k + 24), a3);
+                        a0 = Fma.MultiplyAdd(ScaledValues256(w + k, mask), Avx.LoadVector256(xs + k), a0);
+                        a1 = Fma.MultiplyAdd(ScaledValues256(w + k + 8, mask), Avx.LoadVector256(xs + k + 8), a1);
+                        a2 = Fma.MultiplyAdd(ScaledValues256(w + k + 16, mask), Avx.LoadVector256(xs + k + 16), a2);
+                        a3 = Fma.MultiplyAdd(ScaledValues256(w + k + 24, mask), Avx.LoadVector256(xs + k + 24), a3);
                     }
                     for (; k < vecColumns; k += 8)
-                        a0 = Fma.MultiplyAdd(Body256(w + k, mask), Avx.LoadVector256(xs + k), a0);
+                        a0 = Fma.MultiplyAdd(ScaledValues256(w + k, mask), Avx.LoadVector256(xs + k), a0);
                     dst[r] = Vector256.Sum((a0 + a1) + (a2 + a3)) + TailDot(w, xs, vecColumns, columns);
                 }
             }
@@ -351,8 +351,13 @@ public static class F16
     private static unsafe Vector512<float> Body512(short* halves, Vector512<int> mask) =>
         (Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Avx.LoadVector256(halves)), 13) & mask).AsSingle();
 
+    /// <summary>
+    /// Eight halves at <paramref name="halves"/> as h·2^−112 (see <see cref="ToScaledValues"/>): widen,
+    /// shift by 13, and with <paramref name="mask"/> = Vector256.Create(<see cref="ScaledValueMask"/>),
+    /// which callers hoist out of their loops. Shared by the LM head and the attention kernels.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector256<float> Body256(short* halves, Vector256<int> mask) =>
+    internal static unsafe Vector256<float> ScaledValues256(short* halves, Vector256<int> mask) =>
         Avx2.And(Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(Sse2.LoadVector128(halves)), 13), mask).AsSingle();
 
     private static unsafe float TailDot(short* row, float* scaledX, int from, int columns)

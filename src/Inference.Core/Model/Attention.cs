@@ -147,7 +147,7 @@ public static class Attention
                 Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
                 for (int d = 0; d < headDim; d += 8)
                 {
-                    Vector256<float> kv = ((Vector256.WidenLower(Vector128.Load(k + d).ToVector256Unsafe()) << 13) & mask).AsSingle();
+                    Vector256<float> kv = F16.ScaledValues256(k + d, mask);
                     a0 = Vector256.FusedMultiplyAdd(Vector256.Load(q0 + d), kv, a0);
                     a1 = Vector256.FusedMultiplyAdd(Vector256.Load(q1 + d), kv, a1);
                     a2 = Vector256.FusedMultiplyAdd(Vector256.Load(q2 + d), kv, a2);
@@ -176,7 +176,7 @@ public static class Attention
                 short* v = (short*)v0 + d;
                 for (int j = 0; j < positions; j++, v += kvDim)
                 {
-                    Vector256<float> vv = ((Vector256.WidenLower(Vector128.Load(v).ToVector256Unsafe()) << 13) & mask).AsSingle();
+                    Vector256<float> vv = F16.ScaledValues256(v, mask);
                     a0 = Vector256.FusedMultiplyAdd(Vector256.Create(p0[j]), vv, a0);
                     a1 = Vector256.FusedMultiplyAdd(Vector256.Create(p1[j]), vv, a1);
                     a2 = Vector256.FusedMultiplyAdd(Vector256.Create(p2[j]), vv, a2);

@@ -45,17 +45,7 @@ public static unsafe partial class PageWarmup
         const long page = 4096;
         nint aligned = (nint)((long)start & ~(page - 1));
         long length = bytes + ((long)start - (long)aligned);
-        if (s_madviseUsable && OperatingSystem.IsLinux())
-        {
-            try
-            {
-                if (Madvise(aligned, (nuint)length, MadvPopulateRead) == 0) return;
-            }
-            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-            {
-                s_madviseUsable = false;   // no loadable libc by that name (e.g. a minimal image): touch pages instead
-            }
-        }
+        if (TryMadvise(aligned, length, MadvPopulateRead)) return;
         // Fallback: touch one byte per page (a read fault maps it, and its neighbours, from the cache).
         byte* p = (byte*)start;
         int sink = 0;
@@ -71,22 +61,29 @@ public static unsafe partial class PageWarmup
     /// stay in the page cache, and a later read maps them again. False where that is not possible.
     /// Only for memory-mapped file ranges — on anonymous memory it would discard the contents.
     /// </summary>
-    public static bool ReleaseMapped(nint start, long bytes) => Advise(start, bytes, MadvDontNeed, roundInward: true);
+    public static bool ReleaseMapped(nint start, long bytes) => AdviseWholePages(start, bytes, MadvDontNeed);
 
     /// <summary>Ask for transparent huge pages on an anonymous range (MADV_HUGEPAGE), best effort.</summary>
-    public static bool PreferHugePages(nint start, long bytes) => Advise(start, bytes, MadvHugePage, roundInward: true);
+    public static bool PreferHugePages(nint start, long bytes) => AdviseWholePages(start, bytes, MadvHugePage);
 
-    private static bool Advise(nint start, long bytes, int advice, bool roundInward)
+    /// <summary>madvise on the whole pages inside [start, start + bytes): the range is rounded inwards,
+    /// so pages shared with neighbouring data are left alone.</summary>
+    private static bool AdviseWholePages(nint start, long bytes, int advice)
+    {
+        const long page = 4096;
+        long first = ((long)start + page - 1) & ~(page - 1);
+        long end = ((long)start + bytes) & ~(page - 1);
+        return end > first && TryMadvise((nint)first, end - first, advice);
+    }
+
+    /// <summary>madvise on Linux; false elsewhere, when the kernel refuses, or when libc cannot be loaded.</summary>
+    private static bool TryMadvise(nint start, long bytes, int advice)
     {
         if (!OperatingSystem.IsLinux() || !s_madviseUsable) return false;
-        const long page = 4096;
-        long first = roundInward ? ((long)start + page - 1) & ~(page - 1) : (long)start & ~(page - 1);
-        long end = roundInward ? ((long)start + bytes) & ~(page - 1) : (long)start + bytes;
-        if (end <= first) return false;
-        try { return Madvise((nint)first, (nuint)(end - first), advice) == 0; }
+        try { return Madvise(start, (nuint)bytes, advice) == 0; }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
-            s_madviseUsable = false;
+            s_madviseUsable = false;   // no loadable libc by that name (e.g. a minimal image)
             return false;
         }
     }
