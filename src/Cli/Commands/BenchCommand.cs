@@ -29,7 +29,7 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table" };
         var lmHead = new Option<string>("--lm-head") { Description = "LM head arithmetic: f16 (exact, default) or q8 (int8 rows, half the bytes)", DefaultValueFactory = _ => "f16" };
         lmHead.AcceptOnlyFromAmong("f16", "q8");
-        var kernel = new Option<string?>("--kernel") { Description = "Force a kernel set: scalar, avx2, avx512, neon, dotprod (default: best supported)" };
+        var kernel = new Option<string?>("--kernel") { Description = "Force a kernel set: avx512vnni, avx512gfni, avx512, avx2, dotprod, neon, scalar (default: best supported)" };
         var noProbe = new Option<bool>("--no-probe") { Description = "Skip the memory-bandwidth probe" };
 
         var command = new Command("bench", "Measure prefill and decode speed, time to first token, peak memory and achieved memory bandwidth");

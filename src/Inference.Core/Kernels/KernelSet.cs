@@ -9,7 +9,7 @@ namespace BitNet.Inference.Kernels;
 /// (<see cref="KernelSelector"/>), so no IsSupported test sits in the token loop — that matters
 /// under Native AOT, where those checks are not folded to constants.
 /// </summary>
-/// <param name="Name">What `--kernel` and the log call it: scalar, avx2, avx512, avx512gfni, neon, dotprod.</param>
+/// <param name="Name">What `--kernel` and the log call it: scalar, avx2, avx512, avx512gfni, avx512vnni, neon, dotprod.</param>
 /// <param name="DotI2s">I2_S × int8 integer dots (exact, equal to the scalar kernel).</param>
 /// <param name="DotF16">F16 rows × F32 vector (LM head).</param>
 /// <param name="DotQ8">int8 rows (per-row scale) × F32 vector (the q8 LM head).</param>
@@ -24,15 +24,19 @@ public sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRowsK
     public static KernelSet Avx512Set { get; } = new("avx512", I2sKernels.DotRowsAvx512, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2);
     /// <summary>AVX-512 with GFNI unpacking the 2-bit codes in one instruction per 64 (vgf2p8affineqb).</summary>
     public static KernelSet Avx512GfniSet { get; } = new("avx512gfni", I2sKernels.DotRowsAvx512Gfni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2);
+    /// <summary>AVX-512 with VNNI: prefill tiles accumulate with vpdpbusd (emitted machine code, Linux x64);
+    /// decode is the avx512gfni kernel.</summary>
+    public static KernelSet Avx512VnniSet { get; } = new("avx512vnni", I2sKernels.DotRowsAvx512Vnni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2);
     public static KernelSet Neon { get; } = new("neon", I2sKernels.DotRowsAdvSimd, F16.DotRowsVector128, LmHeadQ8.DotRowsVector128);
     public static KernelSet NeonDotProd { get; } = new("dotprod", I2sKernels.DotRowsDotProd, F16.DotRowsVector128, LmHeadQ8.DotRowsVector128);
 
     /// <summary>Every set, best first within each architecture.</summary>
-    public static IReadOnlyList<KernelSet> All { get; } = [Avx512GfniSet, Avx512Set, Avx2Set, NeonDotProd, Neon, Scalar];
+    public static IReadOnlyList<KernelSet> All { get; } = [Avx512VnniSet, Avx512GfniSet, Avx512Set, Avx2Set, NeonDotProd, Neon, Scalar];
 
     /// <summary>Whether this CPU (as the runtime reports it, DOTNET_Enable* switches included) can run the set.</summary>
     public bool IsSupported => Name switch
     {
+        "avx512vnni" => Avx2.IsSupported && Fma.IsSupported && I2sKernels.Avx512VnniIsSupported,
         "avx512gfni" => Avx512BW.IsSupported && Avx512F.IsSupported && Avx2.IsSupported && Fma.IsSupported && Gfni.V512.IsSupported,
         "avx512" => Avx512BW.IsSupported && Avx512F.IsSupported && Avx2.IsSupported && Fma.IsSupported,
         "avx2" => Avx2.IsSupported && Fma.IsSupported,

@@ -5,7 +5,7 @@ namespace BitNet.Inference.Model;
 
 /// <summary>
 /// The single entry point for the forward pass's matrix products: every ternary (I2_S) matmul and the
-/// F16 LM head go through here. The kernel set (scalar, avx2, avx512, neon, dotprod) is chosen once,
+/// F16 LM head go through here. The kernel set (KernelSet.All: avx512vnni … scalar) is chosen once,
 /// at construction (<see cref="KernelSelector"/>); output rows are split across a persistent
 /// <see cref="WorkerPool"/> in multiples of 4 (the kernels' row tile). Every output row is computed
 /// whole by one thread with exact integer dots, so results do not depend on the thread count.

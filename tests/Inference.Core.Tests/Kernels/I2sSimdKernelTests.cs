@@ -13,7 +13,7 @@ public class I2sSimdKernelTests(ITestOutputHelper output)
     public static TheoryData<string, int> SetsAndWidths()
     {
         var data = new TheoryData<string, int>();
-        foreach (string set in new[] { "avx2", "avx512", "avx512gfni", "neon", "dotprod" })
+        foreach (string set in new[] { "avx2", "avx512", "avx512gfni", "avx512vnni", "neon", "dotprod" })
             foreach (int columns in new[] { 128, 256, 384, 2176, 2560, 3968, 4224, 6912 })
                 data.Add(set, columns);
         return data;
@@ -64,7 +64,7 @@ public class I2sSimdKernelTests(ITestOutputHelper output)
     {
         KernelSet set = RequireSet(setName);
         var rng = new Random(3);
-        const int rows = 9, columns = 6912, tokens = 5;
+        const int rows = 9, columns = 6912, tokens = 13;   // one 8-token tile and a 5-token tail
         byte[] weights = RandomCodes(rng, rows, columns, maxCode: 3);
         sbyte[] q = RandomActivations(rng, tokens, columns);
         var dots = new int[tokens * rows];
@@ -84,7 +84,7 @@ public class I2sSimdKernelTests(ITestOutputHelper output)
         const int columns = 6912, rows = 5;
         foreach (byte codeByte in new byte[] { 0xAA /* all 2 */, 0xFF /* all 3 */, 0x00 /* all 0 */ })
             foreach (sbyte act in new sbyte[] { -128, 127 })
-                foreach (int tokens in new[] { 1, 4 })
+                foreach (int tokens in new[] { 1, 4, 8 })
                 {
                     byte[] weights = Enumerable.Repeat(codeByte, rows * columns / 4).ToArray();
                     sbyte[] q = Enumerable.Repeat(act, tokens * columns).ToArray();
@@ -113,6 +113,7 @@ public class I2sSimdKernelTests(ITestOutputHelper output)
     {
         string line = $"kernel sets supported here: {string.Join(", ", KernelSet.All.Where(k => k.IsSupported).Select(k => k.Name))}; " +
                       $"Avx2={Avx2.IsSupported} Avx512BW={Avx512BW.IsSupported} AvxVnni={AvxVnni.IsSupported} " +
+                      $"Avx512Vnni={I2sKernels.Avx512VnniIsSupported} " +
                       $"AdvSimd={AdvSimd.IsSupported} Dp={Dp.IsSupported}";
         output.WriteLine(line);
         Console.Error.WriteLine(line);

@@ -45,5 +45,5 @@ internal static class KernelTestData
         return set;
     }
 
-    public static TheoryData<string> SimdSetNames => new("avx2", "avx512", "avx512gfni", "neon", "dotprod");
+    public static TheoryData<string> SimdSetNames => new("avx2", "avx512", "avx512gfni", "avx512vnni", "neon", "dotprod");
 }

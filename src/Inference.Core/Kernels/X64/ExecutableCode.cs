@@ -1,0 +1,43 @@
+using System.Runtime.InteropServices;
+
+namespace BitNet.Inference.Kernels.X64;
+
+/// <summary>
+/// Machine code copied into its own pages, which are then made read + execute (never writable and
+/// executable at once). Lives for the process: kernels are built once and shared by every model.
+/// </summary>
+public static unsafe partial class ExecutableCode
+{
+    private const int ProtRead = 1, ProtWrite = 2, ProtExec = 4;
+    private const int MapPrivate = 0x02, MapAnonymous = 0x20;
+
+    /// <summary>Whether this process can map code pages: Linux only (the hosts' platform), and a
+    /// hardened kernel may still refuse, which <see cref="TryLoad"/> reports.</summary>
+    public static bool IsAvailable => OperatingSystem.IsLinux() && (RuntimeInformation.ProcessArchitecture == Architecture.X64);
+
+    /// <summary>The address of a copy of <paramref name="code"/> in executable pages, or null when the
+    /// platform or the kernel's policy does not allow it.</summary>
+    public static void* TryLoad(ReadOnlySpan<byte> code)
+    {
+        if (!IsAvailable) return null;
+        nuint size = (nuint)((code.Length + 4095) & ~4095);
+        nint pages = Mmap(0, size, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
+        if (pages == -1) return null;
+        code.CopyTo(new Span<byte>((void*)pages, code.Length));
+        if (Mprotect(pages, size, ProtRead | ProtExec) != 0)
+        {
+            Munmap(pages, size);
+            return null;
+        }
+        return (void*)pages;
+    }
+
+    [LibraryImport("libc.so.6", EntryPoint = "mmap")]
+    private static partial nint Mmap(nint address, nuint length, int protection, int flags, int fd, nint offset);
+
+    [LibraryImport("libc.so.6", EntryPoint = "mprotect")]
+    private static partial int Mprotect(nint address, nuint length, int protection);
+
+    [LibraryImport("libc.so.6", EntryPoint = "munmap")]
+    private static partial int Munmap(nint address, nuint length);
+}

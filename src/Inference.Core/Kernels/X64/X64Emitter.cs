@@ -1,0 +1,173 @@
+namespace BitNet.Inference.Kernels.X64;
+
+/// <summary>A 64-bit general-purpose register, numbered as the encoding numbers it (rax = 0 … r15 = 15).</summary>
+public enum Gpr { Rax, Rcx, Rdx, Rbx, Rsp, Rbp, Rsi, Rdi, R8, R9, R10, R11, R12, R13, R14, R15 }
+
+/// <summary>A 512-bit vector register, zmm0 … zmm31.</summary>
+public readonly record struct Zmm(int Number)
+{
+    public override string ToString() => $"zmm{Number}";
+}
+
+/// <summary>A memory operand [base + displacement]. Always encoded with a 32-bit displacement, so the
+/// EVEX compressed-displacement rule (disp8 × operand size) never applies.</summary>
+public readonly record struct Mem(Gpr Base, int Displacement = 0);
+
+/// <summary>
+/// Just enough of an x86-64 assembler to write the AVX-512 VNNI kernels that .NET 10 cannot express:
+/// its intrinsics reach vpdpbusd only through the VEX <c>AvxVnni</c> class, which CPUs with
+/// AVX512-VNNI but without AVX-VNNI (AMD Zen 4) report unsupported. Every instruction here is one the
+/// kernels use, encoded from the Intel SDM (Vol. 2, §2.7 for EVEX); tests compare the bytes with GNU
+/// as. Nothing here touches the stack, so the generated functions need no prologue.
+/// </summary>
+public sealed class X64Emitter
+{
+    private readonly List<byte> _code = [];
+    private readonly List<(int At, int Label)> _fixups = [];
+    private readonly List<int> _labels = [];
+
+    public int Length => _code.Count;
+
+    // ---- General-purpose instructions --------------------------------------------------------
+
+    /// <summary>mov dst, src (64-bit): REX.W 89 /r.</summary>
+    public void Mov(Gpr dst, Gpr src) { Rex(w: true, reg: (int)src, rm: (int)dst); Byte(0x89); ModRmRegister((int)src, (int)dst); }
+
+    /// <summary>add dst, src (64-bit): REX.W 01 /r.</summary>
+    public void Add(Gpr dst, Gpr src) { Rex(w: true, reg: (int)src, rm: (int)dst); Byte(0x01); ModRmRegister((int)src, (int)dst); }
+
+    /// <summary>add dst, imm32 (64-bit, sign-extended): REX.W 81 /0 id.</summary>
+    public void Add(Gpr dst, int immediate) { Rex(w: true, reg: 0, rm: (int)dst); Byte(0x81); ModRmRegister(0, (int)dst); Int32(immediate); }
+
+    /// <summary>dec reg (64-bit): REX.W FF /1.</summary>
+    public void Dec(Gpr reg) { Rex(w: true, reg: 1, rm: (int)reg); Byte(0xFF); ModRmRegister(1, (int)reg); }
+
+    /// <summary>A new label, to be placed with <see cref="Bind"/>.</summary>
+    public int NewLabel() { _labels.Add(-1); return _labels.Count - 1; }
+
+    public void Bind(int label) => _labels[label] = _code.Count;
+
+    /// <summary>jnz label (rel32): 0F 85 cd.</summary>
+    public void Jnz(int label) { Byte(0x0F); Byte(0x85); _fixups.Add((_code.Count, label)); Int32(0); }
+
+    public void Ret() => Byte(0xC3);
+
+    /// <summary>vzeroupper: VEX.128.0F 77. Leaves the upper vector state clean for whatever SSE code runs next.</summary>
+    public void Vzeroupper() { Byte(0xC5); Byte(0xF8); Byte(0x77); }
+
+    // ---- AVX-512 instructions (all 512-bit, unmasked) ----------------------------------------
+
+    /// <summary>vpxord dst, a, b: EVEX.512.66.0F.W0 EF /r.</summary>
+    public void Vpxord(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map.M0F, Prefix.P66, w: false, 0xEF, dst, a, b);
+
+    /// <summary>vpdpbusd acc, unsigned, signed: acc.int32[i] += Σ_{j&lt;4} unsigned.u8[4i+j] · signed.s8[4i+j]
+    /// (EVEX.512.66.0F38.W0 50 /r).</summary>
+    public void Vpdpbusd(Zmm acc, Zmm unsignedBytes, Zmm signedBytes) => EvexRegister(Map.M0F38, Prefix.P66, w: false, 0x50, acc, unsignedBytes, signedBytes);
+
+    /// <summary>vgf2p8affineqb dst, x, matrix, imm8: each byte of x times the qword's 8×8 bit matrix, xor imm8
+    /// (EVEX.512.66.0F3A.W1 CE /r ib).</summary>
+    public void Vgf2p8affineqb(Zmm dst, Zmm x, Zmm matrix, byte immediate)
+    {
+        EvexRegister(Map.M0F3A, Prefix.P66, w: true, 0xCE, dst, x, matrix);
+        Byte(immediate);
+    }
+
+    /// <summary>vbroadcasti64x4 dst, m256: the 32 bytes at <paramref name="source"/> in both halves
+    /// (EVEX.512.66.0F38.W1 5B /r).</summary>
+    public void Vbroadcasti64x4(Zmm dst, Mem source) => EvexMemory(Map.M0F38, Prefix.P66, w: true, 0x5B, dst.Number, source);
+
+    /// <summary>vmovdqu64 dst, m512: EVEX.512.F3.0F.W1 6F /r.</summary>
+    public void Vmovdqu64(Zmm dst, Mem source) => EvexMemory(Map.M0F, Prefix.PF3, w: true, 0x6F, dst.Number, source);
+
+    /// <summary>vmovdqu64 m512, src: EVEX.512.F3.0F.W1 7F /r.</summary>
+    public void Vmovdqu64(Mem destination, Zmm src) => EvexMemory(Map.M0F, Prefix.PF3, w: true, 0x7F, src.Number, destination);
+
+    /// <summary>vmovdqu64 dst, [rip + label]: 64 bytes of constant data placed with <see cref="Data"/>.</summary>
+    public void Vmovdqu64(Zmm dst, int dataLabel)
+    {
+        Evex(Map.M0F, Prefix.PF3, w: true, dst.Number, vvvv: 0, rmLow: 0, rmHigh: 0);
+        Byte(0x6F);
+        Byte((dst.Number & 7) << 3 | 0b101);   // mod 00, rm 101: RIP-relative disp32
+        _fixups.Add((_code.Count, dataLabel));
+        Int32(0);
+    }
+
+    /// <summary>Pad with int3 to a multiple of <paramref name="alignment"/> bytes.</summary>
+    public void Align(int alignment)
+    {
+        while (_code.Count % alignment != 0) Byte(0xCC);
+    }
+
+    /// <summary>Raw bytes (constants), at a label a RIP-relative load can name.</summary>
+    public void Data(ReadOnlySpan<byte> bytes)
+    {
+        foreach (byte b in bytes) Byte(b);
+    }
+
+    /// <summary>The finished machine code, with every jump and RIP-relative load resolved
+    /// (both end in their 32-bit offset, which counts from the next instruction).</summary>
+    public byte[] ToArray()
+    {
+        byte[] bytes = [.. _code];
+        foreach (var (at, label) in _fixups)
+        {
+            int target = _labels[label];
+            if (target < 0) throw new InvalidOperationException($"label {label} was never bound");
+            BitConverter.TryWriteBytes(bytes.AsSpan(at, 4), target - (at + 4));
+        }
+        return bytes;
+    }
+
+    // ---- Encoding ------------------------------------------------------------------------------
+
+    private enum Map { M0F = 1, M0F38 = 2, M0F3A = 3 }
+    private enum Prefix { None = 0, P66 = 1, PF3 = 2, PF2 = 3 }
+
+    private void Byte(int b) => _code.Add((byte)b);
+
+    private void Int32(int value)
+    {
+        Byte(value); Byte(value >> 8); Byte(value >> 16); Byte(value >> 24);
+    }
+
+    private void Rex(bool w, int reg, int rm)
+    {
+        int rex = 0x40 | (w ? 8 : 0) | ((reg >> 3) & 1) << 2 | ((rm >> 3) & 1);
+        if (rex != 0x40) Byte(rex);
+    }
+
+    private void ModRmRegister(int reg, int rm) => Byte(0xC0 | (reg & 7) << 3 | (rm & 7));
+
+    /// <summary>
+    /// The four EVEX bytes: 62, then [R X B R' 0 m m m] with R, X, B, R' stored inverted, then
+    /// [W v̄v̄v̄v̄ 1 p p], then [z L'L b V̄' a a a] with L'L = 10 for 512 bits and no masking.
+    /// <paramref name="rmHigh"/> is bit 4 of a register rm operand, which EVEX carries in X.
+    /// </summary>
+    private void Evex(Map map, Prefix prefix, bool w, int reg, int vvvv, int rmLow, int rmHigh)
+    {
+        Byte(0x62);
+        int p0 = ((reg >> 3) & 1) << 7 | (rmHigh & 1) << 6 | ((rmLow >> 3) & 1) << 5 | ((reg >> 4) & 1) << 4;
+        Byte(~p0 & 0xF0 | (int)map);
+        Byte((w ? 0x80 : 0) | (~vvvv & 15) << 3 | 0x04 | (int)prefix);
+        Byte(0x40 | (~(vvvv >> 4) & 1) << 3);
+    }
+
+    private void EvexRegister(Map map, Prefix prefix, bool w, int opcode, Zmm reg, Zmm vvvv, Zmm rm)
+    {
+        Evex(map, prefix, w, reg.Number, vvvv.Number, rm.Number, rm.Number >> 4);
+        Byte(opcode);
+        ModRmRegister(reg.Number, rm.Number);
+    }
+
+    /// <summary>An EVEX instruction with a [base + disp32] operand (mod = 10). rsp and r12 as base would
+    /// need a SIB byte and are refused; the kernels never use them.</summary>
+    private void EvexMemory(Map map, Prefix prefix, bool w, int opcode, int reg, Mem memory)
+    {
+        if ((int)memory.Base % 8 == (int)Gpr.Rsp)
+            throw new ArgumentException("rsp and r12 are not supported as a base register", nameof(memory));
+        Evex(map, prefix, w, reg, vvvv: 0, rmLow: (int)memory.Base, rmHigh: 0);
+        Byte(opcode);
+        Byte(0x80 | (reg & 7) << 3 | ((int)memory.Base & 7));
+        Int32(memory.Displacement);
+    }
+}

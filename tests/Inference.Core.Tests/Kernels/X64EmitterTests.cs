@@ -1,0 +1,73 @@
+using BitNet.Inference.Kernels;
+using BitNet.Inference.Kernels.X64;
+
+namespace BitNet.Inference.Tests.Kernels;
+
+/// <summary>
+/// The emitter's encodings, byte for byte, against GNU as 2.40 (`as --64` then `objdump -d`) for the
+/// same instruction text. High registers (zmm16–31, r8–r15) are chosen on purpose: their extension
+/// bits sit in different EVEX and REX fields, where an encoder is most easily wrong.
+/// </summary>
+public class X64EmitterTests
+{
+    private static string Hex(Action<X64Emitter> emit)
+    {
+        var asm = new X64Emitter();
+        emit(asm);
+        return Convert.ToHexString(asm.ToArray()).ToLowerInvariant();
+    }
+
+    [Fact]
+    public void Encodes_vpdpbusd_with_low_and_high_registers()
+    {
+        Assert.Equal("62b26d4050c6", Hex(a => a.Vpdpbusd(new Zmm(0), new Zmm(18), new Zmm(22))));    // vpdpbusd zmm0, zmm18, zmm22
+        Assert.Equal("6232554050ff", Hex(a => a.Vpdpbusd(new Zmm(15), new Zmm(21), new Zmm(23))));
+        Assert.Equal("6202454850c7", Hex(a => a.Vpdpbusd(new Zmm(24), new Zmm(7), new Zmm(31))));   // vpdpbusd zmm24, zmm7, zmm31
+    }
+
+    [Fact]
+    public void Encodes_the_affine_unpack_the_broadcast_and_the_moves()
+    {
+        Assert.Equal("6283fd40ced600", Hex(a => a.Vgf2p8affineqb(new Zmm(18), new Zmm(16), new Zmm(30), 0)));
+        Assert.Equal("62c2fd485b8a78563412", Hex(a => a.Vbroadcasti64x4(new Zmm(17), new Mem(Gpr.R10, 0x12345678))));
+        Assert.Equal("62c1fe486fbb78563412", Hex(a => a.Vmovdqu64(new Zmm(23), new Mem(Gpr.R11, 0x12345678))));
+        Assert.Equal("62d1fe487f8978563412", Hex(a => a.Vmovdqu64(new Mem(Gpr.R9, 0x12345678), new Zmm(1))));
+        Assert.Equal("62510548efff", Hex(a => a.Vpxord(new Zmm(15), new Zmm(15), new Zmm(15))));
+    }
+
+    [Fact]
+    public void Encodes_general_purpose_instructions()
+    {
+        Assert.Equal("4989fa", Hex(a => a.Mov(Gpr.R10, Gpr.Rdi)));
+        Assert.Equal("4901f2", Hex(a => a.Add(Gpr.R10, Gpr.Rsi)));
+        Assert.Equal("4881c778563412", Hex(a => a.Add(Gpr.Rdi, 0x12345678)));
+        Assert.Equal("49ffc8", Hex(a => a.Dec(Gpr.R8)));
+        Assert.Equal("c5f877c3", Hex(a => { a.Vzeroupper(); a.Ret(); }));
+    }
+
+    [Fact]
+    public void Resolves_a_backward_jump_and_a_rip_relative_load()
+    {
+        // loop: dec r8 ; jnz loop   → the jump's offset is −(3 + 6) = −9.
+        Assert.Equal("49ffc80f85f7ffffff", Hex(a => { int l = a.NewLabel(); a.Bind(l); a.Dec(Gpr.R8); a.Jnz(l); }));
+        // vmovdqu64 zmm30, [rip + data] with the data right after the 7-byte load: offset 0.
+        Assert.Equal("6261fe486f3500000000" + "01", Hex(a => { int d = a.NewLabel(); a.Vmovdqu64(new Zmm(30), d); a.Bind(d); a.Data([1]); }));
+    }
+
+    [Fact]
+    public void Refuses_an_unbound_label_and_a_base_that_needs_a_sib_byte()
+    {
+        var asm = new X64Emitter();
+        asm.Jnz(asm.NewLabel());
+        Assert.Throws<InvalidOperationException>(() => asm.ToArray());
+        Assert.Throws<ArgumentException>(() => new X64Emitter().Vmovdqu64(new Zmm(0), new Mem(Gpr.R12)));
+    }
+
+    [Fact]
+    public void The_generated_vnni_tile_ends_its_code_before_its_64_byte_aligned_constants()
+    {
+        byte[] code = I2sKernels.EmitVnniTile();
+        Assert.Equal(0, code.Length % 64);
+        Assert.True(code.Length <= 4096, "the tile fits one page");
+    }
+}
