@@ -43,6 +43,11 @@ public class X64EmitterTests
         Assert.Equal("4881c778563412", Hex(a => a.Add(Gpr.Rdi, 0x12345678)));
         Assert.Equal("49ffc8", Hex(a => a.Dec(Gpr.R8)));
         Assert.Equal("c5f877c3", Hex(a => { a.Vzeroupper(); a.Ret(); }));
+        Assert.Equal("0f188878563412", Hex(a => a.Prefetcht0(new Mem(Gpr.Rax, 0x12345678))));
+        Assert.Equal("410f188b78563412", Hex(a => a.Prefetcht0(new Mem(Gpr.R11, 0x12345678))));
+        Assert.Equal("31c9" + "4531c9", Hex(a => { a.Xor32(Gpr.Rcx, Gpr.Rcx); a.Xor32(Gpr.R9, Gpr.R9); }));
+        Assert.Equal("0f01d0" + "48c1e220", Hex(a => { a.Xgetbv(); a.Shl(Gpr.Rdx, 32); }));
+        Assert.Equal("4809d0" + "4d09da", Hex(a => { a.Or(Gpr.Rax, Gpr.Rdx); a.Or(Gpr.R10, Gpr.R11); }));
     }
 
     [Fact]
@@ -64,10 +69,12 @@ public class X64EmitterTests
     }
 
     [Fact]
-    public void The_generated_vnni_tile_ends_its_code_before_its_64_byte_aligned_constants()
+    public void The_vnni_kernels_have_distinct_entries_before_their_64_byte_aligned_constants()
     {
-        byte[] code = I2sKernels.EmitVnniTile();
+        byte[] code = I2sKernels.EmitVnniKernels(out int tile, out int rows4, out int rows1);
+        Assert.Equal(0, tile);
+        Assert.True(tile < rows4 && rows4 < rows1 && rows1 < code.Length - 128, $"entries {tile}, {rows4}, {rows1} of {code.Length} bytes");
         Assert.Equal(0, code.Length % 64);
-        Assert.True(code.Length <= 4096, "the tile fits one page");
+        Assert.True(code.Length <= 4096, "the kernels fit one page");
     }
 }

@@ -39,6 +39,28 @@ public sealed class X64Emitter
     /// <summary>add dst, imm32 (64-bit, sign-extended): REX.W 81 /0 id.</summary>
     public void Add(Gpr dst, int immediate) { Rex(w: true, reg: 0, rm: (int)dst); Byte(0x81); ModRmRegister(0, (int)dst); Int32(immediate); }
 
+    /// <summary>or dst, src (64-bit): REX.W 09 /r.</summary>
+    public void Or(Gpr dst, Gpr src) { Rex(w: true, reg: (int)src, rm: (int)dst); Byte(0x09); ModRmRegister((int)src, (int)dst); }
+
+    /// <summary>xor dst, src (32-bit, which clears the upper half too): 31 /r.</summary>
+    public void Xor32(Gpr dst, Gpr src) { Rex(w: false, reg: (int)src, rm: (int)dst); Byte(0x31); ModRmRegister((int)src, (int)dst); }
+
+    /// <summary>shl reg, imm8 (64-bit): REX.W C1 /4 ib.</summary>
+    public void Shl(Gpr reg, byte count) { Rex(w: true, reg: 4, rm: (int)reg); Byte(0xC1); ModRmRegister(4, (int)reg); Byte(count); }
+
+    /// <summary>xgetbv: edx:eax = XCR[ecx] (0F 01 D0). Which register state the OS saves, hence may be used.</summary>
+    public void Xgetbv() { Byte(0x0F); Byte(0x01); Byte(0xD0); }
+
+    /// <summary>prefetcht0 [base + disp32]: 0F 18 /1.</summary>
+    public void Prefetcht0(Mem address)
+    {
+        RefuseSibBase(address);
+        Rex(w: false, reg: 0, rm: (int)address.Base);
+        Byte(0x0F); Byte(0x18);
+        Byte(0x80 | 1 << 3 | ((int)address.Base & 7));
+        Int32(address.Displacement);
+    }
+
     /// <summary>dec reg (64-bit): REX.W FF /1.</summary>
     public void Dec(Gpr reg) { Rex(w: true, reg: 1, rm: (int)reg); Byte(0xFF); ModRmRegister(1, (int)reg); }
 
@@ -46,6 +68,9 @@ public sealed class X64Emitter
     public int NewLabel() { _labels.Add(-1); return _labels.Count - 1; }
 
     public void Bind(int label) => _labels[label] = _code.Count;
+
+    /// <summary>Where a bound label sits, as an offset from the start of the code.</summary>
+    public int OffsetOf(int label) => _labels[label] >= 0 ? _labels[label] : throw new InvalidOperationException($"label {label} was never bound");
 
     /// <summary>jnz label (rel32): 0F 85 cd.</summary>
     public void Jnz(int label) { Byte(0x0F); Byte(0x85); _fixups.Add((_code.Count, label)); Int32(0); }
@@ -152,6 +177,12 @@ public sealed class X64Emitter
         Byte(0x40 | (~(vvvv >> 4) & 1) << 3);
     }
 
+    private static void RefuseSibBase(Mem memory)
+    {
+        if ((int)memory.Base % 8 == (int)Gpr.Rsp)
+            throw new ArgumentException("rsp and r12 are not supported as a base register", nameof(memory));
+    }
+
     private void EvexRegister(Map map, Prefix prefix, bool w, int opcode, Zmm reg, Zmm vvvv, Zmm rm)
     {
         Evex(map, prefix, w, reg.Number, vvvv.Number, rm.Number, rm.Number >> 4);
@@ -163,8 +194,7 @@ public sealed class X64Emitter
     /// need a SIB byte and are refused; the kernels never use them.</summary>
     private void EvexMemory(Map map, Prefix prefix, bool w, int opcode, int reg, Mem memory)
     {
-        if ((int)memory.Base % 8 == (int)Gpr.Rsp)
-            throw new ArgumentException("rsp and r12 are not supported as a base register", nameof(memory));
+        RefuseSibBase(memory);
         Evex(map, prefix, w, reg, vvvv: 0, rmLow: (int)memory.Base, rmHigh: 0);
         Byte(opcode);
         Byte(0x80 | (reg & 7) << 3 | ((int)memory.Base & 7));

@@ -1,0 +1,46 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
+
+namespace BitNet.Inference.Kernels.X64;
+
+/// <summary>
+/// The AVX-512 features the emitted kernels need, read from CPUID and XCR0 directly rather than from
+/// the runtime's IsSupported flags. The reason is Native AOT: an x86-64-v3 binary has
+/// <c>Avx512BW.IsSupported</c> compiled to false whatever the CPU, yet machine code we emit ourselves
+/// runs on any CPU that has the instructions and an OS that saves the zmm registers. Under the JIT the
+/// runtime's view is honoured as well, so `DOTNET_EnableAVX512=0` still turns these kernels off.
+/// </summary>
+public static unsafe class X64Cpu
+{
+    /// <summary>AVX-512F, AVX-512BW, AVX512-VNNI and GFNI on the CPU, the opmask and all 32 zmm
+    /// registers enabled by the OS, and (under the JIT) AVX-512 not switched off.</summary>
+    public static bool HasAvx512VnniWithGfni { get; } = Detect();
+
+    private static bool Detect()
+    {
+        if (!X86Base.IsSupported || !ExecutableCode.IsAvailable) return false;
+        if (RuntimeFeature.IsDynamicCodeCompiled && !Avx512BW.IsSupported) return false;
+        var leaf1 = X86Base.CpuId(1, 0);
+        var leaf7 = X86Base.CpuId(7, 0);
+        bool osSavesState = (leaf1.Ecx & (1 << 27)) != 0;     // OSXSAVE: xgetbv may be executed
+        bool avx512f = (leaf7.Ebx & (1 << 16)) != 0, avx512bw = (leaf7.Ebx & (1 << 30)) != 0;
+        bool gfni = (leaf7.Ecx & (1 << 8)) != 0, vnni = (leaf7.Ecx & (1 << 11)) != 0;
+        if (!(osSavesState && avx512f && avx512bw && gfni && vnni)) return false;
+        // XCR0 bits 1, 2 (xmm, ymm), 5, 6, 7 (opmask, upper halves of zmm0–15, zmm16–31).
+        const ulong zmmState = 0b1110_0110;
+        return (ReadXcr0() & zmmState) == zmmState;
+    }
+
+    /// <summary>XCR0, via a five-instruction function: .NET has no xgetbv intrinsic.</summary>
+    private static ulong ReadXcr0()
+    {
+        var asm = new X64Emitter();
+        asm.Xor32(Gpr.Rcx, Gpr.Rcx);
+        asm.Xgetbv();
+        asm.Shl(Gpr.Rdx, 32);
+        asm.Or(Gpr.Rax, Gpr.Rdx);
+        asm.Ret();
+        void* code = ExecutableCode.TryLoad(asm.ToArray());
+        return code == null ? 0 : ((delegate* unmanaged<ulong>)code)();
+    }
+}
