@@ -14,9 +14,10 @@ namespace BitNet.Inference.Kernels;
 /// .NET 10 exposes vpdpbusd only as VEX (<c>AvxVnni</c>), which Zen 4 does not have, so the inner loops
 /// are emitted as machine code (<see cref="X64Emitter"/>) at first use: a 2-row × 8-token prefill tile
 /// and 4-row and 1-row single-token loops. The codes are unpacked exactly as <see cref="AffineCodes"/>
-/// does. Being our own machine code, they also run in a Native AOT binary built for x86-64-v3, where
-/// every Avx512 intrinsic is compiled out; the C# around them (row chunks, token tiles, horizontal
-/// sums) uses nothing wider than Vector256. Results are the same exact integers as <see cref="DotScalar"/>.
+/// does, and each call ends by summing its accumulators across lanes. Being our own machine code, they
+/// also run in a Native AOT binary built for x86-64-v3, where every Avx512 intrinsic is compiled out;
+/// the C# around them (row chunks, token tiles) uses no vector type at all. Results are the same exact
+/// integers as <see cref="DotScalar"/>.
 ///
 /// Accumulator range: an int32 lane adds 4 products c·q (c ≤ 3, |q| ≤ 128) per block, at most
 /// 3·128·n/16 over a row of n columns, far below 2^31 for any real width.
@@ -39,8 +40,8 @@ public static partial class I2sKernels
         var tile = VnniCode.Tile;
         var rows4 = VnniCode.Rows4;
         var rows1 = VnniCode.Rows1;
-        // 16 vectors of 16 int32 partial sums: what one tile call leaves, index row·8 + token.
-        int* totals = stackalloc int[TileRows * TileTokens * 16];
+        // What one call leaves: its row × token dot products, at the lanes SumLane gives.
+        int* sums = stackalloc int[16];
         fixed (byte* w = weights)
         fixed (sbyte* a = activations)
         fixed (int* d = dots)
@@ -56,19 +57,19 @@ public static partial class I2sKernels
                     int r = rc;
                     for (; r + TileRows <= rcEnd; r += TileRows)
                     {
-                        tile(w0 + (long)r * rowBytes, rowBytes, a + (long)t * columns, columns, blocks, totals);
+                        tile(w0 + (long)r * rowBytes, rowBytes, a + (long)t * columns, columns, blocks, sums);
                         int* dst = d + t * rowCount + r;
                         for (int token = 0; token < TileTokens; token++)
                         {
-                            dst[token * rowCount] = SumOf16(totals + 16 * token);
-                            dst[token * rowCount + 1] = SumOf16(totals + 16 * (TileTokens + token));
+                            dst[token * rowCount] = sums[TileLane(0, token)];
+                            dst[token * rowCount + 1] = sums[TileLane(1, token)];
                         }
                     }
                     for (; r < rcEnd; r++)
                         for (int u = t; u < t + TileTokens; u++)
                         {
-                            rows1(w0 + (long)r * rowBytes, rowBytes, a + (long)u * columns, blocks, totals);
-                            d[u * rowCount + r] = SumOf16(totals);
+                            rows1(w0 + (long)r * rowBytes, rowBytes, a + (long)u * columns, blocks, sums);
+                            d[u * rowCount + r] = sums[0];
                         }
                 }
             }
@@ -84,22 +85,22 @@ public static partial class I2sKernels
                     int r = rc;
                     for (; r + 4 <= rcEnd; r += 4)
                     {
-                        rows4(w0 + (long)r * rowBytes, rowBytes, q, blocks, totals);
-                        for (int i = 0; i < 4; i++) dt[r + i] = SumOf16(totals + 16 * i);
+                        rows4(w0 + (long)r * rowBytes, rowBytes, q, blocks, sums);
+                        dt[r] = sums[0]; dt[r + 1] = sums[4]; dt[r + 2] = sums[8]; dt[r + 3] = sums[12];   // SumLane(i, 4)
                     }
                     for (; r < rcEnd; r++)
                     {
-                        rows1(w0 + (long)r * rowBytes, rowBytes, q, blocks, totals);
-                        dt[r] = SumOf16(totals);
+                        rows1(w0 + (long)r * rowBytes, rowBytes, q, blocks, sums);
+                        dt[r] = sums[0];
                     }
                 }
             }
         }
     }
 
-    /// <summary>The sum of 16 int32 lanes, with 256-bit vectors only (see the class summary).</summary>
+    /// <summary>The lane of the tile's sums holding row <paramref name="row"/>, token <paramref name="token"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe int SumOf16(int* lanes) => Vector256.Sum(Vector256.Load(lanes) + Vector256.Load(lanes + 8));
+    private static int TileLane(int row, int token) => SumLane(row * TileTokens + token, TileRows * TileTokens);
 
     /// <summary>
     /// The emitted functions, SysV calling convention (arguments in rdi, rsi, rdx, rcx, r8, r9). A class
@@ -109,10 +110,10 @@ public static partial class I2sKernels
     /// </summary>
     private static unsafe class VnniCode
     {
-        /// <summary>(rows, rowBytes, q, columns, blocks, totals): 2 rows × 8 tokens.</summary>
+        /// <summary>(rows, rowBytes, q, columns, blocks, sums): 2 rows × 8 tokens; 16 dot products to sums.</summary>
         public static readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, nint, int*, void> Tile;
 
-        /// <summary>(rows, rowBytes, q, blocks, totals): 4 rows × 1 token; and 1 row × 1 token.</summary>
+        /// <summary>(rows, rowBytes, q, blocks, sums): 4 rows × 1 token, and 1 row × 1 token; the dot products to sums.</summary>
         public static readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, void> Rows4, Rows1;
 
         static VnniCode()
@@ -159,10 +160,10 @@ public static partial class I2sKernels
     // q[64..127]), the affine matrices in zmm30/31.
     private static readonly Zmm Matrices01 = new(30), Matrices23 = new(31), ActsLo = new(22), ActsHi = new(23);
 
-    /// <summary>2 rows × 8 tokens over `blocks` blocks; totals[row·8 + token] is a 16-lane vector.</summary>
+    /// <summary>2 rows × 8 tokens over `blocks` blocks; each (row, token) dot to sums[TileLane(row, token)].</summary>
     private static void EmitTile(X64Emitter asm, int matrices01, int matrices23)
     {
-        Gpr rows = Gpr.Rdi, rowBytes = Gpr.Rsi, q = Gpr.Rdx, columns = Gpr.Rcx, blocks = Gpr.R8, totals = Gpr.R9;
+        Gpr rows = Gpr.Rdi, rowBytes = Gpr.Rsi, q = Gpr.Rdx, columns = Gpr.Rcx, blocks = Gpr.R8, sums = Gpr.R9;
         Gpr row1 = Gpr.R10, token = Gpr.R11;
         Zmm Total(int row, int t) => new(row * TileTokens + t);
         Zmm block0 = new(16), block1 = new(17), lo0 = new(18), hi0 = new(19), lo1 = new(20), hi1 = new(21);
@@ -198,19 +199,19 @@ public static partial class I2sKernels
         asm.Dec(blocks);
         asm.Jnz(loop);
 
-        for (int i = 0; i < TileRows * TileTokens; i++) asm.Vmovdqu64(new Mem(totals, 64 * i), new Zmm(i));
+        EmitSums(asm, TileRows * TileTokens, sums);
         asm.Vzeroupper();
         asm.Ret();
     }
 
     /// <summary>
-    /// <paramref name="rowCount"/> rows (1 or 4) × 1 token; totals[row] is a 16-lane vector. The 4-row form
+    /// <paramref name="rowCount"/> rows (1 or 4) × 1 token; row i's dot to sums[SumLane(i, rowCount)]. The 4-row form
     /// prefetches the rows two tiles ahead, 128 bytes per block: its rows are 4 short interleaved streams,
     /// which the hardware prefetcher does not follow (the same measurement as <see cref="Avx512Rows4{TCodes}"/>).
     /// </summary>
     private static void EmitRows(X64Emitter asm, int rowCount, int matrices01, int matrices23)
     {
-        Gpr rows = Gpr.Rdi, rowBytes = Gpr.Rsi, q = Gpr.Rdx, blocks = Gpr.Rcx, totals = Gpr.R8;
+        Gpr rows = Gpr.Rdi, rowBytes = Gpr.Rsi, q = Gpr.Rdx, blocks = Gpr.Rcx, sums = Gpr.R8;
         Gpr[] row = [rows, Gpr.R9, Gpr.R10, Gpr.R11];
         Gpr ahead = Gpr.Rax;
         Zmm block = new(16), lo = new(18), hi = new(19);
@@ -253,10 +254,57 @@ public static partial class I2sKernels
         asm.Dec(blocks);
         asm.Jnz(loop);
 
-        for (int i = 0; i < rowCount; i++) asm.Vmovdqu64(new Mem(totals, 64 * i), new Zmm(i));
+        EmitSums(asm, rowCount, sums);
         asm.Vzeroupper();
         asm.Ret();
     }
+
+    /// <summary>
+    /// Sums each of zmm0 … zmm(count−1) (count 1, 4 or 16) across its 16 lanes and stores the sums as
+    /// one 16-int vector at [destination]; <see cref="SumLane"/> says where each lands. A transposing
+    /// tree: 16 totals cost 45 shuffles and adds instead of ~9 instructions each, and the caller reads
+    /// plain ints rather than reloading 64-byte stores in halves.
+    ///   1. 512 → 256: pair (x, y) → [x.lanes0-1 + x.lanes2-3 | y.lanes0-1 + y.lanes2-3] (128-bit lanes).
+    ///   2. 256 → 128: pair (x, y) → 128-bit lane j holds 4 partial sums of input j (of the 4 inputs).
+    ///   3. count 16: unpack dwords, then qwords, with adds: lane 4j + k holds input 4k + j.
+    ///      count ≤ 4: add the lane's dwords in place with two vpshufd: lane 4j holds input j.
+    /// A single input is paired with itself.
+    /// </summary>
+    private static void EmitSums(X64Emitter asm, int count, Gpr destination)
+    {
+        Zmm a = new(24), b = new(25);
+        List<Zmm> v = [.. Enumerable.Range(0, count).Select(i => new Zmm(i))];
+        List<Zmm> Pairwise(List<Zmm> inputs, Action<Zmm, Zmm> combineInto)
+        {
+            List<Zmm> outputs = [];
+            for (int i = 0; i < inputs.Count; i += 2)
+            {
+                Zmm x = inputs[i], y = i + 1 < inputs.Count ? inputs[i + 1] : x;
+                combineInto(x, y);
+                outputs.Add(x);
+            }
+            return outputs;
+        }
+        v = Pairwise(v, (x, y) => { asm.Vshufi64x2(a, x, y, 0x44); asm.Vshufi64x2(b, x, y, 0xEE); asm.Vpaddd(x, a, b); });
+        v = Pairwise(v, (x, y) => { asm.Vshufi64x2(a, x, y, 0x88); asm.Vshufi64x2(b, x, y, 0xDD); asm.Vpaddd(x, a, b); });
+        if (count == 16)
+        {
+            v = Pairwise(v, (x, y) => { asm.Vpunpckldq(a, x, y); asm.Vpunpckhdq(b, x, y); asm.Vpaddd(x, a, b); });
+            v = Pairwise(v, (x, y) => { asm.Vpunpcklqdq(a, x, y); asm.Vpunpckhqdq(b, x, y); asm.Vpaddd(x, a, b); });
+        }
+        else
+        {
+            Zmm x = v.Single();
+            asm.Vpshufd(a, x, 0x4E);      // swap the qwords of each 128-bit lane
+            asm.Vpaddd(x, x, a);
+            asm.Vpshufd(a, x, 0xB1);      // swap the dwords of each qword
+            asm.Vpaddd(x, x, a);
+        }
+        asm.Vmovdqu64(new Mem(destination), v.Single());
+    }
+
+    /// <summary>Where <see cref="EmitSums"/> stores the sum of input <paramref name="input"/> of <paramref name="count"/>.</summary>
+    internal static int SumLane(int input, int count) => count == 16 ? 4 * (input % 4) + input / 4 : 4 * input;
 
     private static byte[] BytesOf(Vector512<byte> v)
     {

@@ -36,6 +36,19 @@ public class X64EmitterTests
     }
 
     [Fact]
+    public void Encodes_the_reduction_shuffles_and_adds()
+    {
+        Assert.Equal("62a3f54843c144", Hex(a => a.Vshufi64x2(new Zmm(16), new Zmm(1), new Zmm(17), 0x44)));
+        Assert.Equal("62d13d40fed1", Hex(a => a.Vpaddd(new Zmm(2), new Zmm(24), new Zmm(9))));
+        Assert.Equal("6281654862e4", Hex(a => a.Vpunpckldq(new Zmm(20), new Zmm(3), new Zmm(28))));
+        Assert.Equal("628165486ae4", Hex(a => a.Vpunpckhdq(new Zmm(20), new Zmm(3), new Zmm(28))));
+        Assert.Equal("62d1d5406ced", Hex(a => a.Vpunpcklqdq(new Zmm(5), new Zmm(21), new Zmm(13))));
+        Assert.Equal("62d1d5406ded", Hex(a => a.Vpunpckhqdq(new Zmm(5), new Zmm(21), new Zmm(13))));
+        Assert.Equal("62617d4870cf4e", Hex(a => a.Vpshufd(new Zmm(25), new Zmm(7), 0x4E)));
+        Assert.Equal("62917d4870cab1", Hex(a => a.Vpshufd(new Zmm(1), new Zmm(26), 0xB1)));
+    }
+
+    [Fact]
     public void Encodes_general_purpose_instructions()
     {
         Assert.Equal("4989fa", Hex(a => a.Mov(Gpr.R10, Gpr.Rdi)));

@@ -19,7 +19,7 @@ public static unsafe class X64Cpu
     private static bool Detect()
     {
         if (!X86Base.IsSupported || !ExecutableCode.IsAvailable) return false;
-        if (RuntimeFeature.IsDynamicCodeCompiled && !Avx512BW.IsSupported) return false;
+        if (RuntimeFeature.IsDynamicCodeCompiled && !(Avx512BW.IsSupported && Gfni.V512.IsSupported)) return false;
         var leaf1 = X86Base.CpuId(1, 0);
         var leaf7 = X86Base.CpuId(7, 0);
         bool osSavesState = (leaf1.Ecx & (1 << 27)) != 0;     // OSXSAVE: xgetbv may be executed

@@ -97,6 +97,36 @@ public sealed class X64Emitter
         Byte(immediate);
     }
 
+    /// <summary>vpaddd dst, a, b (16 × int32): EVEX.512.66.0F.W0 FE /r.</summary>
+    public void Vpaddd(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map.M0F, Prefix.P66, w: false, 0xFE, dst, a, b);
+
+    /// <summary>vshufi64x2 dst, a, b, imm8: 128-bit lanes 0, 1 of dst from a and 2, 3 from b, each chosen
+    /// by two bits of imm8 (EVEX.512.66.0F3A.W1 43 /r ib).</summary>
+    public void Vshufi64x2(Zmm dst, Zmm a, Zmm b, byte immediate)
+    {
+        EvexRegister(Map.M0F3A, Prefix.P66, w: true, 0x43, dst, a, b);
+        Byte(immediate);
+    }
+
+    /// <summary>vpunpckldq dst, a, b: per 128-bit lane (a0, b0, a1, b1) of int32 (EVEX.512.66.0F.W0 62 /r).</summary>
+    public void Vpunpckldq(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map.M0F, Prefix.P66, w: false, 0x62, dst, a, b);
+
+    /// <summary>vpunpckhdq dst, a, b: per 128-bit lane (a2, b2, a3, b3) of int32 (EVEX.512.66.0F.W0 6A /r).</summary>
+    public void Vpunpckhdq(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map.M0F, Prefix.P66, w: false, 0x6A, dst, a, b);
+
+    /// <summary>vpunpcklqdq dst, a, b: per 128-bit lane (a0, b0) of int64 (EVEX.512.66.0F.W1 6C /r).</summary>
+    public void Vpunpcklqdq(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map.M0F, Prefix.P66, w: true, 0x6C, dst, a, b);
+
+    /// <summary>vpunpckhqdq dst, a, b: per 128-bit lane (a1, b1) of int64 (EVEX.512.66.0F.W1 6D /r).</summary>
+    public void Vpunpckhqdq(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map.M0F, Prefix.P66, w: true, 0x6D, dst, a, b);
+
+    /// <summary>vpshufd dst, src, imm8: int32 shuffle within each 128-bit lane (EVEX.512.66.0F.W0 70 /r ib).</summary>
+    public void Vpshufd(Zmm dst, Zmm src, byte immediate)
+    {
+        EvexRegister(Map.M0F, Prefix.P66, w: false, 0x70, dst, new Zmm(0), src);
+        Byte(immediate);
+    }
+
     /// <summary>vbroadcasti64x4 dst, m256: the 32 bytes at <paramref name="source"/> in both halves
     /// (EVEX.512.66.0F38.W1 5B /r).</summary>
     public void Vbroadcasti64x4(Zmm dst, Mem source) => EvexMemory(Map.M0F38, Prefix.P66, w: true, 0x5B, dst.Number, source);
