@@ -39,7 +39,7 @@ public static partial class I2sKernels
         int fullTokens = tokens - tokens % TileTokens;
         var tile = VnniCode.Tile;
         var rows4 = VnniCode.Rows4;
-        var rows1 = VnniCode.Rows1;
+        var row1 = VnniCode.Row1;
         // What one call leaves: its row × token dot products, at the lanes SumLane gives.
         int* sums = stackalloc int[16];
         fixed (byte* w = weights)
@@ -68,29 +68,28 @@ public static partial class I2sKernels
                     for (; r < rcEnd; r++)
                         for (int u = t; u < t + TileTokens; u++)
                         {
-                            rows1(w0 + (long)r * rowBytes, rowBytes, a + (long)u * columns, blocks, sums);
+                            row1(w0 + (long)r * rowBytes, rowBytes, a + (long)u * columns, blocks, sums);
                             d[u * rowCount + r] = sums[0];
                         }
                 }
             }
-            // Decode, and the last tokens of a prefill: 4 rows share each activation load, and several
-            // tokens go through one 64-row chunk before the next, so its codes come from cache after the first.
-            for (int rc = 0; rc < rowCount; rc += PrefillRowChunk)
+            // Decode, and the last tokens of a prefill: 4 rows share each activation load. With several
+            // tokens, each goes through one 64-row chunk before the next, so the chunk's codes come from
+            // cache after the first; a single token takes the whole range in one call.
+            int tailTokens = tokens - fullTokens;
+            int chunkRows = tailTokens > 1 ? PrefillRowChunk : Math.Max(rowCount, 1);
+            for (int rc = 0; rc < rowCount; rc += chunkRows)
             {
-                int rcEnd = Math.Min(rowCount, rc + PrefillRowChunk);
+                int rcEnd = Math.Min(rowCount, rc + chunkRows);
+                int groups = (rcEnd - rc) / 4;
                 for (int t = fullTokens; t < tokens; t++)
                 {
                     sbyte* q = a + (long)t * columns;
                     int* dt = d + t * rowCount;
-                    int r = rc;
-                    for (; r + 4 <= rcEnd; r += 4)
+                    if (groups > 0) rows4(w0 + (long)rc * rowBytes, rowBytes, q, blocks, dt + rc, groups);
+                    for (int r = rc + 4 * groups; r < rcEnd; r++)
                     {
-                        rows4(w0 + (long)r * rowBytes, rowBytes, q, blocks, sums);
-                        dt[r] = sums[0]; dt[r + 1] = sums[4]; dt[r + 2] = sums[8]; dt[r + 3] = sums[12];   // SumLane(i, 4)
-                    }
-                    for (; r < rcEnd; r++)
-                    {
-                        rows1(w0 + (long)r * rowBytes, rowBytes, q, blocks, sums);
+                        row1(w0 + (long)r * rowBytes, rowBytes, q, blocks, sums);
                         dt[r] = sums[0];
                     }
                 }
@@ -113,8 +112,11 @@ public static partial class I2sKernels
         /// <summary>(rows, rowBytes, q, columns, blocks, sums): 2 rows × 8 tokens; 16 dot products to sums.</summary>
         public static readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, nint, int*, void> Tile;
 
-        /// <summary>(rows, rowBytes, q, blocks, sums): 4 rows × 1 token, and 1 row × 1 token; the dot products to sums.</summary>
-        public static readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, void> Rows4, Rows1;
+        /// <summary>(rows, rowBytes, q, blocks, dots, groups): groups of 4 rows × 1 token, dots stored in row order.</summary>
+        public static readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, nint, void> Rows4;
+
+        /// <summary>(row, rowBytes, q, blocks, sums): 1 row × 1 token, the dot to sums[0].</summary>
+        public static readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, void> Row1;
 
         static VnniCode()
         {
@@ -122,27 +124,27 @@ public static partial class I2sKernels
             byte[] code = EmitVnniKernels(out int tile, out int rows4, out int rows1);
             byte* start = (byte*)ExecutableCode.TryLoad(code);
             if (start == null) return;
-            Rows4 = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, void>)(start + rows4);
-            Rows1 = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, void>)(start + rows1);
+            Rows4 = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, nint, void>)(start + rows4);
+            Row1 = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, void>)(start + rows1);
             Tile = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, nint, int*, void>)(start + tile);
         }
     }
 
-    /// <summary>The three kernels in one block of code, with their entry offsets, then the two affine
-    /// matrices (see <see cref="AffineCodes"/>) as 64-byte constants.</summary>
+    /// <summary>The three kernels in one block of code, with their entry offsets, then the constants:
+    /// the two affine matrices (see <see cref="AffineCodes"/>) and the 4-row kernel's lane indices.</summary>
     internal static byte[] EmitVnniKernels(out int tile, out int rows4, out int rows1)
     {
         var asm = new X64Emitter();
-        int matrices01 = asm.NewLabel(), matrices23 = asm.NewLabel();
+        int matrices01 = asm.NewLabel(), matrices23 = asm.NewLabel(), firstLanes = asm.NewLabel();
         int tileEntry = asm.NewLabel(), rows4Entry = asm.NewLabel(), rows1Entry = asm.NewLabel();
         asm.Bind(tileEntry);
         EmitTile(asm, matrices01, matrices23);
         asm.Align(16);
         asm.Bind(rows4Entry);
-        EmitRows(asm, 4, matrices01, matrices23);
+        EmitRows4(asm, matrices01, matrices23, firstLanes);
         asm.Align(16);
         asm.Bind(rows1Entry);
-        EmitRows(asm, 1, matrices01, matrices23);
+        EmitRow1(asm, matrices01, matrices23);
 
         AffineCodes.Constants(out var first, out var second);
         asm.Align(64);
@@ -150,6 +152,8 @@ public static partial class I2sKernels
         asm.Data(BytesOf(first));
         asm.Bind(matrices23);
         asm.Data(BytesOf(second));
+        asm.Bind(firstLanes);                             // vpermd indices: lanes 0, 4, 8, 12 first
+        for (int i = 0; i < 16; i++) asm.Data(BitConverter.GetBytes(4 * (i % 4)));
         byte[] code = asm.ToArray();
         (tile, rows4, rows1) = (asm.OffsetOf(tileEntry), asm.OffsetOf(rows4Entry), asm.OffsetOf(rows1Entry));
         return code;
@@ -205,43 +209,71 @@ public static partial class I2sKernels
     }
 
     /// <summary>
-    /// <paramref name="rowCount"/> rows (1 or 4) × 1 token; row i's dot to sums[SumLane(i, rowCount)]. The 4-row form
-    /// prefetches the rows two tiles ahead, 128 bytes per block: its rows are 4 short interleaved streams,
-    /// which the hardware prefetcher does not follow (the same measurement as <see cref="Avx512Rows4{TCodes}"/>).
+    /// 1 row × 1 token: (row, rowBytes, q, blocks, sums); the dot to sums[0]. For the rows left over
+    /// after the 4-row groups, which real shapes (multiples of 64 rows per thread) never have.
     /// </summary>
-    private static void EmitRows(X64Emitter asm, int rowCount, int matrices01, int matrices23)
+    private static void EmitRow1(X64Emitter asm, int matrices01, int matrices23)
     {
-        Gpr rows = Gpr.Rdi, rowBytes = Gpr.Rsi, q = Gpr.Rdx, blocks = Gpr.Rcx, sums = Gpr.R8;
-        Gpr[] row = [rows, Gpr.R9, Gpr.R10, Gpr.R11];
-        Gpr ahead = Gpr.Rax;
+        Gpr row = Gpr.Rdi, q = Gpr.Rdx, blocks = Gpr.Rcx, sums = Gpr.R8;
         Zmm block = new(16), lo = new(18), hi = new(19);
         int loop = asm.NewLabel();
-
         asm.Vmovdqu64(Matrices01, matrices01);
         asm.Vmovdqu64(Matrices23, matrices23);
-        for (int i = 0; i < rowCount; i++) asm.Vpxord(new Zmm(i), new Zmm(i), new Zmm(i));
-        for (int i = 1; i < rowCount; i++)
-        {
-            asm.Mov(row[i], row[i - 1]);
-            asm.Add(row[i], rowBytes);
-        }
-        bool prefetch = rowCount == 4;
-        if (prefetch)
-        {
-            asm.Mov(ahead, row[3]);                       // row 3 + 5 rows = row 8: two 4-row tiles ahead
-            for (int i = 0; i < 5; i++) asm.Add(ahead, rowBytes);
-        }
-
+        asm.Vpxord(new Zmm(0), new Zmm(0), new Zmm(0));
         asm.Bind(loop);
-        if (prefetch)
-        {
-            asm.Prefetcht0(new Mem(ahead));
-            asm.Prefetcht0(new Mem(ahead, 64));
-            asm.Add(ahead, 4 * I2sLayout.BlockBytes);
-        }
+        asm.Vbroadcasti64x4(block, new Mem(row));
+        asm.Vgf2p8affineqb(lo, block, Matrices01, 0);
+        asm.Vgf2p8affineqb(hi, block, Matrices23, 0);
         asm.Vmovdqu64(ActsLo, new Mem(q));
         asm.Vmovdqu64(ActsHi, new Mem(q, 64));
-        for (int i = 0; i < rowCount; i++)
+        asm.Vpdpbusd(new Zmm(0), lo, ActsLo);
+        asm.Vpdpbusd(new Zmm(0), hi, ActsHi);
+        asm.Add(row, I2sLayout.BlockBytes);
+        asm.Add(q, I2sLayout.BlockElements);
+        asm.Dec(blocks);
+        asm.Jnz(loop);
+        EmitSums(asm, 1, sums);
+        asm.Vzeroupper();
+        asm.Ret();
+    }
+
+    /// <summary>
+    /// Groups of 4 rows × 1 token: (rows, rowBytes, q, blocks, dots, groups); group g's 4 dots go to
+    /// dots[4g..4g+3]. One call covers a whole row range, so the call and its bookkeeping are paid per
+    /// range, not per 4 rows. The rows are 4 short interleaved streams, which the hardware prefetcher
+    /// does not follow (the measurement in <see cref="Avx512Rows4{TCodes}"/>), so each block prefetches
+    /// 128 bytes starting two groups ahead: the rate the loop consumes them.
+    /// </summary>
+    private static void EmitRows4(X64Emitter asm, int matrices01, int matrices23, int firstLanes)
+    {
+        Gpr rows = Gpr.Rdi, rowBytes = Gpr.Rsi, q = Gpr.Rdx, blocks = Gpr.Rcx, dots = Gpr.R8, groups = Gpr.R9;
+        Gpr[] row = [Gpr.R10, Gpr.R11, Gpr.R13, Gpr.R14];         // not r12: as a base it needs a SIB byte
+        Gpr ahead = Gpr.Rax, acts = Gpr.Rbx, left = Gpr.Rbp;
+        Gpr[] borrowed = [Gpr.Rbx, Gpr.Rbp, Gpr.R13, Gpr.R14];   // callee-saved in the SysV ABI
+        Zmm block = new(16), lo = new(18), hi = new(19), lanes = new(29);
+        int group = asm.NewLabel(), loop = asm.NewLabel();
+
+        foreach (Gpr r in borrowed) asm.Push(r);
+        asm.Vmovdqu64(Matrices01, matrices01);
+        asm.Vmovdqu64(Matrices23, matrices23);
+        asm.Vmovdqu64(lanes, firstLanes);
+
+        asm.Bind(group);
+        asm.Mov(row[0], rows);
+        for (int i = 1; i < 4; i++) { asm.Mov(row[i], row[i - 1]); asm.Add(row[i], rowBytes); }
+        asm.Mov(ahead, row[3]);                           // row 3 + 5 rows = row 8: two groups ahead
+        for (int i = 0; i < 5; i++) asm.Add(ahead, rowBytes);
+        asm.Mov(acts, q);
+        asm.Mov(left, blocks);
+        for (int i = 0; i < 4; i++) asm.Vpxord(new Zmm(i), new Zmm(i), new Zmm(i));
+
+        asm.Bind(loop);
+        asm.Prefetcht0(new Mem(ahead));
+        asm.Prefetcht0(new Mem(ahead, 64));
+        asm.Add(ahead, 4 * I2sLayout.BlockBytes);
+        asm.Vmovdqu64(ActsLo, new Mem(acts));
+        asm.Vmovdqu64(ActsHi, new Mem(acts, 64));
+        for (int i = 0; i < 4; i++)
         {
             asm.Vbroadcasti64x4(block, new Mem(row[i]));
             asm.Vgf2p8affineqb(lo, block, Matrices01, 0);
@@ -250,11 +282,19 @@ public static partial class I2sKernels
             asm.Vpdpbusd(new Zmm(i), hi, ActsHi);
             asm.Add(row[i], I2sLayout.BlockBytes);
         }
-        asm.Add(q, I2sLayout.BlockElements);
-        asm.Dec(blocks);
+        asm.Add(acts, I2sLayout.BlockElements);
+        asm.Dec(left);
         asm.Jnz(loop);
 
-        EmitSums(asm, rowCount, sums);
+        EmitSumsInRegister(asm, 4);                       // row i's dot in lane 4i of zmm0
+        asm.Vpermd(new Zmm(0), lanes, new Zmm(0));        // lanes 0, 4, 8, 12 → 0, 1, 2, 3
+        asm.Vmovdqu32Low128(new Mem(dots), new Zmm(0));
+        asm.Add(dots, 16);
+        for (int i = 0; i < 4; i++) asm.Add(rows, rowBytes);
+        asm.Dec(groups);
+        asm.Jnz(group);
+
+        for (int i = borrowed.Length - 1; i >= 0; i--) asm.Pop(borrowed[i]);
         asm.Vzeroupper();
         asm.Ret();
     }
@@ -270,7 +310,11 @@ public static partial class I2sKernels
     ///      count ≤ 4: add the lane's dwords in place with two vpshufd: lane 4j holds input j.
     /// A single input is paired with itself.
     /// </summary>
-    private static void EmitSums(X64Emitter asm, int count, Gpr destination)
+    private static void EmitSums(X64Emitter asm, int count, Gpr destination) =>
+        asm.Vmovdqu64(new Mem(destination), EmitSumsInRegister(asm, count));
+
+    /// <summary>The tree of <see cref="EmitSums"/>, leaving the sums in the returned register (zmm0).</summary>
+    private static Zmm EmitSumsInRegister(X64Emitter asm, int count)
     {
         Zmm a = new(24), b = new(25);
         List<Zmm> v = [.. Enumerable.Range(0, count).Select(i => new Zmm(i))];
@@ -300,7 +344,7 @@ public static partial class I2sKernels
             asm.Vpshufd(a, x, 0xB1);      // swap the dwords of each qword
             asm.Vpaddd(x, x, a);
         }
-        asm.Vmovdqu64(new Mem(destination), v.Single());
+        return v.Single();
     }
 
     /// <summary>Where <see cref="EmitSums"/> stores the sum of input <paramref name="input"/> of <paramref name="count"/>.</summary>

@@ -46,6 +46,9 @@ public class X64EmitterTests
         Assert.Equal("62d1d5406ded", Hex(a => a.Vpunpckhqdq(new Zmm(5), new Zmm(21), new Zmm(13))));
         Assert.Equal("62617d4870cf4e", Hex(a => a.Vpshufd(new Zmm(25), new Zmm(7), 0x4E)));
         Assert.Equal("62917d4870cab1", Hex(a => a.Vpshufd(new Zmm(1), new Zmm(26), 0xB1)));
+        Assert.Equal("62f2154036c0", Hex(a => a.Vpermd(new Zmm(0), new Zmm(29), new Zmm(0))));
+        Assert.Equal("62d17e087f8078563412", Hex(a => a.Vmovdqu32Low128(new Mem(Gpr.R8, 0x12345678), new Zmm(0))));
+        Assert.Equal("62e17e087f8878563412", Hex(a => a.Vmovdqu32Low128(new Mem(Gpr.Rax, 0x12345678), new Zmm(17))));
     }
 
     [Fact]
@@ -60,6 +63,7 @@ public class X64EmitterTests
         Assert.Equal("410f188b78563412", Hex(a => a.Prefetcht0(new Mem(Gpr.R11, 0x12345678))));
         Assert.Equal("31c9" + "4531c9", Hex(a => { a.Xor32(Gpr.Rcx, Gpr.Rcx); a.Xor32(Gpr.R9, Gpr.R9); }));
         Assert.Equal("0f01d0" + "48c1e220", Hex(a => { a.Xgetbv(); a.Shl(Gpr.Rdx, 32); }));
+        Assert.Equal("53" + "55" + "4154" + "4157" + "415f" + "5b", Hex(a => { a.Push(Gpr.Rbx); a.Push(Gpr.Rbp); a.Push(Gpr.R12); a.Push(Gpr.R15); a.Pop(Gpr.R15); a.Pop(Gpr.Rbx); }));
         Assert.Equal("4809d0" + "4d09da", Hex(a => { a.Or(Gpr.Rax, Gpr.Rdx); a.Or(Gpr.R10, Gpr.R11); }));
     }
 

@@ -61,6 +61,12 @@ public sealed class X64Emitter
         Int32(address.Displacement);
     }
 
+    /// <summary>push reg: 50+r (REX.B for r8–r15). For the callee-saved registers a kernel borrows.</summary>
+    public void Push(Gpr reg) { Rex(w: false, reg: 0, rm: (int)reg); Byte(0x50 + ((int)reg & 7)); }
+
+    /// <summary>pop reg: 58+r (REX.B for r8–r15).</summary>
+    public void Pop(Gpr reg) { Rex(w: false, reg: 0, rm: (int)reg); Byte(0x58 + ((int)reg & 7)); }
+
     /// <summary>dec reg (64-bit): REX.W FF /1.</summary>
     public void Dec(Gpr reg) { Rex(w: true, reg: 1, rm: (int)reg); Byte(0xFF); ModRmRegister(1, (int)reg); }
 
@@ -159,6 +165,12 @@ public sealed class X64Emitter
         foreach (byte b in bytes) Byte(b);
     }
 
+    /// <summary>vmovdqu32 m128, xmm: the low 16 bytes of <paramref name="src"/> (EVEX.128.F3.0F.W0 7F /r).</summary>
+    public void Vmovdqu32Low128(Mem destination, Zmm src) => EvexMemory(Map.M0F, Prefix.PF3, w: false, 0x7F, src.Number, destination, lengthBits: 0b00);
+
+    /// <summary>vpermd dst, indices, src: dst.int32[i] = src.int32[indices.int32[i] mod 16] (EVEX.512.66.0F38.W0 36 /r).</summary>
+    public void Vpermd(Zmm dst, Zmm indices, Zmm src) => EvexRegister(Map.M0F38, Prefix.P66, w: false, 0x36, dst, indices, src);
+
     /// <summary>The finished machine code, with every jump and RIP-relative load resolved
     /// (both end in their 32-bit offset, which counts from the next instruction).</summary>
     public byte[] ToArray()
@@ -195,16 +207,16 @@ public sealed class X64Emitter
 
     /// <summary>
     /// The four EVEX bytes: 62, then [R X B R' 0 m m m] with R, X, B, R' stored inverted, then
-    /// [W v̄v̄v̄v̄ 1 p p], then [z L'L b V̄' a a a] with L'L = 10 for 512 bits and no masking.
+    /// [W v̄v̄v̄v̄ 1 p p], then [z L'L b V̄' a a a] with L'L = 10 for 512 bits (00 for 128) and no masking.
     /// <paramref name="rmHigh"/> is bit 4 of a register rm operand, which EVEX carries in X.
     /// </summary>
-    private void Evex(Map map, Prefix prefix, bool w, int reg, int vvvv, int rmLow, int rmHigh)
+    private void Evex(Map map, Prefix prefix, bool w, int reg, int vvvv, int rmLow, int rmHigh, int lengthBits = 0b10)
     {
         Byte(0x62);
         int p0 = ((reg >> 3) & 1) << 7 | (rmHigh & 1) << 6 | ((rmLow >> 3) & 1) << 5 | ((reg >> 4) & 1) << 4;
         Byte(~p0 & 0xF0 | (int)map);
         Byte((w ? 0x80 : 0) | (~vvvv & 15) << 3 | 0x04 | (int)prefix);
-        Byte(0x40 | (~(vvvv >> 4) & 1) << 3);
+        Byte(lengthBits << 5 | (~(vvvv >> 4) & 1) << 3);
     }
 
     private static void RefuseSibBase(Mem memory)
@@ -222,10 +234,10 @@ public sealed class X64Emitter
 
     /// <summary>An EVEX instruction with a [base + disp32] operand (mod = 10). rsp and r12 as base would
     /// need a SIB byte and are refused; the kernels never use them.</summary>
-    private void EvexMemory(Map map, Prefix prefix, bool w, int opcode, int reg, Mem memory)
+    private void EvexMemory(Map map, Prefix prefix, bool w, int opcode, int reg, Mem memory, int lengthBits = 0b10)
     {
         RefuseSibBase(memory);
-        Evex(map, prefix, w, reg, vvvv: 0, rmLow: (int)memory.Base, rmHigh: 0);
+        Evex(map, prefix, w, reg, vvvv: 0, rmLow: (int)memory.Base, rmHigh: 0, lengthBits);
         Byte(opcode);
         Byte(0x80 | (reg & 7) << 3 | ((int)memory.Base & 7));
         Int32(memory.Displacement);
