@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using BitNet.Inference.Kernels.X64;
 
@@ -40,32 +41,35 @@ public static partial class I2sKernels
         var tile = VnniCode.Tile;
         var rows4 = VnniCode.Rows4;
         var row1 = VnniCode.Row1;
-        // What one call leaves: its row × token dot products, at the lanes SumLane gives.
+        // Where the 1-row kernel leaves its dot (in lane 0).
         int* sums = stackalloc int[16];
         fixed (byte* w = weights)
         fixed (sbyte* a = activations)
         fixed (int* d = dots)
         {
             byte* w0 = w + (long)rowStart * rowBytes;
-            // Prefill: 2 rows × 8 tokens per call, a 64-row chunk at a time so the chunk's codes stay in
+            // Prefill: 2 rows × 8 tokens at a time, a 64-row chunk per call so the chunk's codes stay in
             // L2 while every 8-token group streams past them.
+            TileArgs args = default;
+            args.RowBytes = rowBytes;
+            args.Columns = columns;
+            args.Blocks = blocks;
+            args.DotStride = rowCount * sizeof(int);
             for (int rc = 0; rc < rowCount; rc += PrefillRowChunk)
             {
                 int rcEnd = Math.Min(rowCount, rc + PrefillRowChunk);
+                int pairs = (rcEnd - rc) / TileRows;
                 for (int t = 0; t < fullTokens; t += TileTokens)
                 {
-                    int r = rc;
-                    for (; r + TileRows <= rcEnd; r += TileRows)
+                    if (pairs > 0)
                     {
-                        tile(w0 + (long)r * rowBytes, rowBytes, a + (long)t * columns, columns, blocks, sums);
-                        int* dst = d + t * rowCount + r;
-                        for (int token = 0; token < TileTokens; token++)
-                        {
-                            dst[token * rowCount] = sums[TileLane(0, token)];
-                            dst[token * rowCount + 1] = sums[TileLane(1, token)];
-                        }
+                        args.Rows = w0 + (long)rc * rowBytes;
+                        args.Q = a + (long)t * columns;
+                        args.Dots = d + t * rowCount + rc;
+                        args.Pairs = pairs;
+                        tile(&args);
                     }
-                    for (; r < rcEnd; r++)
+                    for (int r = rc + TileRows * pairs; r < rcEnd; r++)
                         for (int u = t; u < t + TileTokens; u++)
                         {
                             row1(w0 + (long)r * rowBytes, rowBytes, a + (long)u * columns, blocks, sums);
@@ -97,10 +101,6 @@ public static partial class I2sKernels
         }
     }
 
-    /// <summary>The lane of the tile's sums holding row <paramref name="row"/>, token <paramref name="token"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int TileLane(int row, int token) => SumLane(row * TileTokens + token, TileRows * TileTokens);
-
     /// <summary>
     /// The emitted functions, SysV calling convention (arguments in rdi, rsi, rdx, rcx, r8, r9). A class
     /// of its own so the code is emitted and mapped on first use of these kernels, and only on a CPU that
@@ -109,8 +109,8 @@ public static partial class I2sKernels
     /// </summary>
     private static unsafe class VnniCode
     {
-        /// <summary>(rows, rowBytes, q, columns, blocks, sums): 2 rows × 8 tokens; 16 dot products to sums.</summary>
-        public static readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, nint, int*, void> Tile;
+        /// <summary>(args): row pairs × 8 tokens, see <see cref="TileArgs"/>.</summary>
+        public static readonly delegate* unmanaged[SuppressGCTransition]<TileArgs*, void> Tile;
 
         /// <summary>(rows, rowBytes, q, blocks, dots, groups): groups of 4 rows × 1 token, dots stored in row order.</summary>
         public static readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, nint, void> Rows4;
@@ -126,19 +126,19 @@ public static partial class I2sKernels
             if (start == null) return;
             Rows4 = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, nint, void>)(start + rows4);
             Row1 = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, void>)(start + rows1);
-            Tile = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, nint, int*, void>)(start + tile);
+            Tile = (delegate* unmanaged[SuppressGCTransition]<TileArgs*, void>)(start + tile);
         }
     }
 
     /// <summary>The three kernels in one block of code, with their entry offsets, then the constants:
-    /// the two affine matrices (see <see cref="AffineCodes"/>) and the 4-row kernel's lane indices.</summary>
+    /// the two affine matrices (see <see cref="AffineCodes"/>) and the two kernels' lane orders.</summary>
     internal static byte[] EmitVnniKernels(out int tile, out int rows4, out int rows1)
     {
         var asm = new X64Emitter();
-        int matrices01 = asm.NewLabel(), matrices23 = asm.NewLabel(), firstLanes = asm.NewLabel();
+        int matrices01 = asm.NewLabel(), matrices23 = asm.NewLabel(), firstLanes = asm.NewLabel(), pairLanes = asm.NewLabel();
         int tileEntry = asm.NewLabel(), rows4Entry = asm.NewLabel(), rows1Entry = asm.NewLabel();
         asm.Bind(tileEntry);
-        EmitTile(asm, matrices01, matrices23);
+        EmitTile(asm, matrices01, matrices23, pairLanes);
         asm.Align(16);
         asm.Bind(rows4Entry);
         EmitRows4(asm, matrices01, matrices23, firstLanes);
@@ -154,6 +154,8 @@ public static partial class I2sKernels
         asm.Data(BytesOf(second));
         asm.Bind(firstLanes);                             // vpermd indices: lanes 0, 4, 8, 12 first
         for (int i = 0; i < 16; i++) asm.Data(BitConverter.GetBytes(4 * (i % 4)));
+        asm.Bind(pairLanes);                              // vpermd indices: lane 2t + r ← (row r, token t)
+        for (int i = 0; i < 16; i++) asm.Data(BitConverter.GetBytes(SumLane((i % 2) * TileTokens + i / 2, TileRows * TileTokens)));
         byte[] code = asm.ToArray();
         (tile, rows4, rows1) = (asm.OffsetOf(tileEntry), asm.OffsetOf(rows4Entry), asm.OffsetOf(rows1Entry));
         return code;
@@ -164,29 +166,67 @@ public static partial class I2sKernels
     // q[64..127]), the affine matrices in zmm30/31.
     private static readonly Zmm Matrices01 = new(30), Matrices23 = new(31), ActsLo = new(22), ActsHi = new(23);
 
-    /// <summary>2 rows × 8 tokens over `blocks` blocks; each (row, token) dot to sums[TileLane(row, token)].</summary>
-    private static void EmitTile(X64Emitter asm, int matrices01, int matrices23)
+    /// <summary>What the tile kernel reads from the pointer it is given (rdi): every row pair of a
+    /// 64-row chunk for one group of 8 tokens.</summary>
+    [StructLayout(LayoutKind.Explicit)]
+    private unsafe struct TileArgs
     {
-        Gpr rows = Gpr.Rdi, rowBytes = Gpr.Rsi, q = Gpr.Rdx, columns = Gpr.Rcx, blocks = Gpr.R8, sums = Gpr.R9;
-        Gpr row1 = Gpr.R10, token = Gpr.R11;
-        Zmm Total(int row, int t) => new(row * TileTokens + t);
-        Zmm block0 = new(16), block1 = new(17), lo0 = new(18), hi0 = new(19), lo1 = new(20), hi1 = new(21);
-        int loop = asm.NewLabel();
+        public const int RowsAt = 0, RowBytesAt = 8, QAt = 16, ColumnsAt = 24, BlocksAt = 32, DotsAt = 40, DotStrideAt = 48, PairsAt = 56;
+        /// <summary>The first row's codes.</summary>
+        [FieldOffset(RowsAt)] public byte* Rows;
+        [FieldOffset(RowBytesAt)] public nint RowBytes;
+        /// <summary>The first token's activations; token u's are Columns bytes further on each.</summary>
+        [FieldOffset(QAt)] public sbyte* Q;
+        [FieldOffset(ColumnsAt)] public nint Columns;
+        [FieldOffset(BlocksAt)] public nint Blocks;
+        /// <summary>Where (row 0, token 0)'s dot goes; rows are consecutive ints, tokens DotStride bytes apart.</summary>
+        [FieldOffset(DotsAt)] public int* Dots;
+        [FieldOffset(DotStrideAt)] public nint DotStride;
+        [FieldOffset(PairsAt)] public nint Pairs;
+    }
 
+    /// <summary>
+    /// Row pairs × 8 tokens: for each of args.Pairs pairs, 2 rows × 8 tokens over args.Blocks blocks, the
+    /// 16 dots stored straight into the output (rows side by side, so one qword per token).
+    /// Registers: zmm0–7 row 0's totals for tokens 0–7, zmm8–15 row 1's; the lane map in zmm29.
+    /// </summary>
+    private static void EmitTile(X64Emitter asm, int matrices01, int matrices23, int pairLanes)
+    {
+        Gpr args = Gpr.Rdi, rows = Gpr.R8, rowBytes = Gpr.Rsi, q = Gpr.Rdx, columns = Gpr.Rcx, dots = Gpr.R9, dotStride = Gpr.Rbp, pairs = Gpr.R14;
+        Gpr row0 = Gpr.R10, row1 = Gpr.R11, acts = Gpr.R13, left = Gpr.Rbx, token = Gpr.Rax;
+        Gpr[] borrowed = [Gpr.Rbx, Gpr.Rbp, Gpr.R13, Gpr.R14];   // callee-saved in the SysV ABI
+        Zmm Total(int row, int t) => new(row * TileTokens + t);
+        Zmm block0 = new(16), block1 = new(17), lo0 = new(18), hi0 = new(19), lo1 = new(20), hi1 = new(21), lanes = new(29);
+        int pair = asm.NewLabel(), loop = asm.NewLabel();
+
+        foreach (Gpr r in borrowed) asm.Push(r);
         asm.Vmovdqu64(Matrices01, matrices01);
         asm.Vmovdqu64(Matrices23, matrices23);
-        for (int i = 0; i < TileRows * TileTokens; i++) asm.Vpxord(new Zmm(i), new Zmm(i), new Zmm(i));
+        asm.Vmovdqu64(lanes, pairLanes);
+        asm.Mov(rows, new Mem(args, TileArgs.RowsAt));
+        asm.Mov(rowBytes, new Mem(args, TileArgs.RowBytesAt));
+        asm.Mov(q, new Mem(args, TileArgs.QAt));
+        asm.Mov(columns, new Mem(args, TileArgs.ColumnsAt));
+        asm.Mov(dots, new Mem(args, TileArgs.DotsAt));
+        asm.Mov(dotStride, new Mem(args, TileArgs.DotStrideAt));
+        asm.Mov(pairs, new Mem(args, TileArgs.PairsAt));
+
+        asm.Bind(pair);
+        asm.Mov(row0, rows);
         asm.Mov(row1, rows);
         asm.Add(row1, rowBytes);
+        asm.Mov(acts, q);
+        asm.Mov(left, new Mem(args, TileArgs.BlocksAt));
+        for (int i = 0; i < TileRows * TileTokens; i++) asm.Vpxord(new Zmm(i), new Zmm(i), new Zmm(i));
 
         asm.Bind(loop);                       // one 128-element block per iteration
-        asm.Vbroadcasti64x4(block0, new Mem(rows));
+        asm.Vbroadcasti64x4(block0, new Mem(row0));
         asm.Vbroadcasti64x4(block1, new Mem(row1));
         asm.Vgf2p8affineqb(lo0, block0, Matrices01, 0);
         asm.Vgf2p8affineqb(hi0, block0, Matrices23, 0);
         asm.Vgf2p8affineqb(lo1, block1, Matrices01, 0);
         asm.Vgf2p8affineqb(hi1, block1, Matrices23, 0);
-        asm.Mov(token, q);
+        asm.Mov(token, acts);
         for (int t = 0; t < TileTokens; t++)
         {
             asm.Vmovdqu64(ActsLo, new Mem(token));
@@ -197,13 +237,32 @@ public static partial class I2sKernels
             asm.Vpdpbusd(Total(1, t), hi1, ActsHi);
             if (t < TileTokens - 1) asm.Add(token, columns);
         }
-        asm.Add(rows, I2sLayout.BlockBytes);
+        asm.Add(row0, I2sLayout.BlockBytes);
         asm.Add(row1, I2sLayout.BlockBytes);
-        asm.Add(q, I2sLayout.BlockElements);
-        asm.Dec(blocks);
+        asm.Add(acts, I2sLayout.BlockElements);
+        asm.Dec(left);
         asm.Jnz(loop);
 
-        EmitSums(asm, TileRows * TileTokens, sums);
+        // Sum each total, then reorder so qword t holds (row 0, row 1) of token t, and store the 8 qwords.
+        Zmm sums = EmitSumsInRegister(asm, TileRows * TileTokens), lane = new(1);
+        asm.Vpermd(sums, lanes, sums);
+        asm.Mov(token, dots);
+        for (int c = 0; c < 4; c++)
+        {
+            Zmm source = sums;
+            if (c > 0) { asm.Vextracti32x4(lane, sums, (byte)c); source = lane; }
+            asm.VmovqStore(new Mem(token), source);
+            asm.Add(token, dotStride);
+            asm.VpextrqStore(new Mem(token), source, 1);
+            if (c < 3) asm.Add(token, dotStride);
+        }
+        asm.Add(dots, TileRows * sizeof(int));
+        asm.Add(rows, rowBytes);
+        asm.Add(rows, rowBytes);
+        asm.Dec(pairs);
+        asm.Jnz(pair);
+
+        for (int i = borrowed.Length - 1; i >= 0; i--) asm.Pop(borrowed[i]);
         asm.Vzeroupper();
         asm.Ret();
     }

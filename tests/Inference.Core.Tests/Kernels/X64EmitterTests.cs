@@ -49,12 +49,19 @@ public class X64EmitterTests
         Assert.Equal("62f2154036c0", Hex(a => a.Vpermd(new Zmm(0), new Zmm(29), new Zmm(0))));
         Assert.Equal("62d17e087f8078563412", Hex(a => a.Vmovdqu32Low128(new Mem(Gpr.R8, 0x12345678), new Zmm(0))));
         Assert.Equal("62e17e087f8878563412", Hex(a => a.Vmovdqu32Low128(new Mem(Gpr.Rax, 0x12345678), new Zmm(17))));
+        Assert.Equal("62f37d4839c102", Hex(a => a.Vextracti32x4(new Zmm(1), new Zmm(0), 2)));
+        Assert.Equal("62a37d4839e103", Hex(a => a.Vextracti32x4(new Zmm(17), new Zmm(20), 3)));
+        // `{evex} vmovq` / `{evex} vpextrq` (as prefers the VEX forms for xmm0–15).
+        Assert.Equal("62f1fd087e8878563412", Hex(a => a.VmovqStore(new Mem(Gpr.Rax, 0x12345678), new Zmm(1))));
+        Assert.Equal("62f3fd0816887856341201", Hex(a => a.VpextrqStore(new Mem(Gpr.Rax, 0x12345678), new Zmm(1), 1)));
+        Assert.Equal("62c1fd087e8978563412", Hex(a => a.VmovqStore(new Mem(Gpr.R9, 0x12345678), new Zmm(17))));
     }
 
     [Fact]
     public void Encodes_general_purpose_instructions()
     {
         Assert.Equal("4989fa", Hex(a => a.Mov(Gpr.R10, Gpr.Rdi)));
+        Assert.Equal("4c8b8778563412" + "488baf78563412", Hex(a => { a.Mov(Gpr.R8, new Mem(Gpr.Rdi, 0x12345678)); a.Mov(Gpr.Rbp, new Mem(Gpr.Rdi, 0x12345678)); }));
         Assert.Equal("4901f2", Hex(a => a.Add(Gpr.R10, Gpr.Rsi)));
         Assert.Equal("4881c778563412", Hex(a => a.Add(Gpr.Rdi, 0x12345678)));
         Assert.Equal("49ffc8", Hex(a => a.Dec(Gpr.R8)));

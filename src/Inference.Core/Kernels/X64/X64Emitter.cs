@@ -33,6 +33,16 @@ public sealed class X64Emitter
     /// <summary>mov dst, src (64-bit): REX.W 89 /r.</summary>
     public void Mov(Gpr dst, Gpr src) { Rex(w: true, reg: (int)src, rm: (int)dst); Byte(0x89); ModRmRegister((int)src, (int)dst); }
 
+    /// <summary>mov dst, [base + disp32] (64-bit load): REX.W 8B /r.</summary>
+    public void Mov(Gpr dst, Mem source)
+    {
+        RefuseSibBase(source);
+        Rex(w: true, reg: (int)dst, rm: (int)source.Base);
+        Byte(0x8B);
+        Byte(0x80 | ((int)dst & 7) << 3 | ((int)source.Base & 7));
+        Int32(source.Displacement);
+    }
+
     /// <summary>add dst, src (64-bit): REX.W 01 /r.</summary>
     public void Add(Gpr dst, Gpr src) { Rex(w: true, reg: (int)src, rm: (int)dst); Byte(0x01); ModRmRegister((int)src, (int)dst); }
 
@@ -167,6 +177,25 @@ public sealed class X64Emitter
 
     /// <summary>vmovdqu32 m128, xmm: the low 16 bytes of <paramref name="src"/> (EVEX.128.F3.0F.W0 7F /r).</summary>
     public void Vmovdqu32Low128(Mem destination, Zmm src) => EvexMemory(Map.M0F, Prefix.PF3, w: false, 0x7F, src.Number, destination, lengthBits: 0b00);
+
+    /// <summary>vextracti32x4 dst, src, imm8: 128-bit lane imm8 of src into the xmm dst (EVEX.512.66.0F3A.W0 39 /r ib).</summary>
+    public void Vextracti32x4(Zmm dst, Zmm src, byte lane)
+    {
+        Evex(Map.M0F3A, Prefix.P66, w: false, src.Number, vvvv: 0, rmLow: dst.Number, rmHigh: dst.Number >> 4);
+        Byte(0x39);
+        ModRmRegister(src.Number, dst.Number);
+        Byte(lane);
+    }
+
+    /// <summary>vmovq m64, xmm: the low qword of <paramref name="src"/> (EVEX.128.66.0F.W1 7E /r).</summary>
+    public void VmovqStore(Mem destination, Zmm src) => EvexMemory(Map.M0F, Prefix.P66, w: true, 0x7E, src.Number, destination, lengthBits: 0b00);
+
+    /// <summary>vpextrq m64, xmm, imm8: qword imm8 (0 or 1) of <paramref name="src"/> (EVEX.128.66.0F3A.W1 16 /r ib).</summary>
+    public void VpextrqStore(Mem destination, Zmm src, byte index)
+    {
+        EvexMemory(Map.M0F3A, Prefix.P66, w: true, 0x16, src.Number, destination, lengthBits: 0b00);
+        Byte(index);
+    }
 
     /// <summary>vpermd dst, indices, src: dst.int32[i] = src.int32[indices.int32[i] mod 16] (EVEX.512.66.0F38.W0 36 /r).</summary>
     public void Vpermd(Zmm dst, Zmm indices, Zmm src) => EvexRegister(Map.M0F38, Prefix.P66, w: false, 0x36, dst, indices, src);
