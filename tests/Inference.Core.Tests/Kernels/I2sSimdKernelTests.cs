@@ -45,12 +45,15 @@ public class I2sSimdKernelTests(ITestOutputHelper output)
     {
         KernelSet set = RequireSet(setName);
         var rng = new Random(7);
-        const int rows = 134, columns = 640, tokens = 8;   // 134 rows: two 64-row chunks and a ragged tail
+        const int rows = 134, columns = 640;   // 134 rows: two 64-row chunks and a ragged tail
         byte[] weights = RandomCodes(rng, rows, columns);
-        sbyte[] q = RandomActivations(rng, tokens, columns);
-        var dots = new int[tokens * rows];
-        set.DotI2s(weights, columns, q, tokens, 0, rows, dots);
-        Assert.Equal(Reference(weights, columns, q, tokens, 0, rows), dots);
+        foreach (int tokens in new[] { 1, 8, 19 })   // decode over the whole range; one tile; two tiles and a tail
+        {
+            sbyte[] q = RandomActivations(rng, tokens, columns);
+            var dots = new int[tokens * rows];
+            set.DotI2s(weights, columns, q, tokens, 0, rows, dots);
+            Assert.Equal(Reference(weights, columns, q, tokens, 0, rows), dots);
+        }
     }
 
     /// <summary>
