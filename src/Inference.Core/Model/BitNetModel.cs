@@ -24,10 +24,11 @@ public sealed unsafe class BitNetModel : IDisposable
         _matmul = new MatMul(threads, options.Kernel, options.Log);
         if (options.LmHead == LmHeadMode.Q8)
         {
-            _matmul.EnableQuantizedHead(weights.LmHead, config.VocabSize, config.EmbeddingLength);
-            // Quantizing read the whole F16 head into our resident set; the int8 copy replaces it, so
-            // unmap those pages (the page cache keeps them). With a tied head the embedding lookup maps
-            // back only the rows of the tokens it meets.
+            // Quantizing reads the whole F16 head into our resident set; the int8 copy replaces it, so
+            // its pages are unmapped piece by piece as they are done (the page cache keeps them), then
+            // once more over the whole range for the pages at piece boundaries. With a tied head the
+            // embedding lookup maps back only the rows of the tokens it meets.
+            _matmul.EnableQuantizedHead(weights.LmHead, config.VocabSize, config.EmbeddingLength, releaseReadPages: weights.IsLmHeadMapped);
             if (weights.IsLmHeadMapped)
                 Threading.PageWarmup.ReleaseMapped((nint)weights.LmHead, 2L * config.VocabSize * config.EmbeddingLength);
         }

@@ -80,11 +80,28 @@ public sealed unsafe class MatMul : IDisposable
             throw new ArgumentException($"'{w.Name}' writes {x.Tokens}×{w.Rows} outputs, the destination holds {y.Length}");
     }
 
-    /// <summary>Quantize the LM head to int8 rows once (LmHeadMode.Q8); later <see cref="LmHead"/> calls use it.</summary>
-    public void EnableQuantizedHead(Half* weights, int rows, int columns)
+    /// <summary>
+    /// Quantize the LM head to int8 rows once (LmHeadMode.Q8); later <see cref="LmHead"/> calls use it.
+    /// With <paramref name="releaseReadPages"/> (a memory-mapped file), the F16 pages of each piece of
+    /// <see cref="ReleasePieceRows"/> rows are unmapped as soon as it is quantized, so the two copies are never resident together:
+    /// peak RSS stays at the int8 copy plus a few pieces instead of growing by the whole F16 head.
+    /// </summary>
+    private const int ReleasePieceRows = 1024;   // 5 MB of F16 rows at 2560 columns
+
+    public void EnableQuantizedHead(Half* weights, int rows, int columns, bool releaseReadPages)
     {
         _q8Head = LmHeadQ8.Quantize(new ReadOnlySpan<Half>(weights, checked(rows * columns)), rows, columns,
-            (count, body) => Pool.For(count, new RangeAction(body), granule: 64));
+            (count, body) => Pool.For(count, new RangeAction((start, end) =>
+            {
+                // Each thread's share goes in pieces, so pages are released as it goes, not at its end.
+                for (int piece = start; piece < end; piece += ReleasePieceRows)
+                {
+                    int pieceEnd = Math.Min(end, piece + ReleasePieceRows);
+                    body(piece, pieceEnd);
+                    if (releaseReadPages)
+                        Threading.PageWarmup.ReleaseMapped((nint)(weights + (long)piece * columns), 2L * (pieceEnd - piece) * columns);
+                }
+            }), granule: 64));
     }
 
     private sealed class RangeAction(Action<int, int> body) : IRangeJob
