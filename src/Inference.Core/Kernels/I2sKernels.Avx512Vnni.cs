@@ -14,8 +14,9 @@ namespace BitNet.Inference.Kernels;
 ///
 /// .NET 10 exposes vpdpbusd only as VEX (<c>AvxVnni</c>), which Zen 4 does not have, so the inner loops
 /// are emitted as machine code (<see cref="X64Emitter"/>) at first use: a 2-row × 8-token prefill tile
-/// and 4-row and 1-row single-token loops. The codes are unpacked exactly as <see cref="AffineCodes"/>
-/// does, and each call ends by summing its accumulators across lanes. Being our own machine code, they
+/// and 4-row and 1-row single-token loops. The codes are unpacked as <see cref="AffineCodes"/> does where
+/// the CPU has GFNI, else as <see cref="ShiftedCodes"/> does (Intel Cascade Lake has VNNI but no GFNI),
+/// and each call ends by summing its accumulators across lanes. Being our own machine code, they
 /// also run in a Native AOT binary built for x86-64-v3, where every Avx512 intrinsic is compiled out;
 /// the C# around them (row chunks, token tiles) uses no vector type at all. Results are the same exact
 /// integers as <see cref="DotScalar"/>.
@@ -25,22 +26,31 @@ namespace BitNet.Inference.Kernels;
 /// </summary>
 public static partial class I2sKernels
 {
-    /// <summary>Whether the VNNI kernels can run here (<see cref="X64Cpu.HasAvx512VnniWithGfni"/>, and the
-    /// code could be mapped).</summary>
-    public static unsafe bool Avx512VnniIsSupported => VnniCode.Tile != null;
+    /// <summary>Whether the VNNI kernels can run here (<see cref="X64Cpu.HasAvx512Vnni"/>, and the code
+    /// could be mapped).</summary>
+    public static bool Avx512VnniIsSupported => VnniKernels.Best is not null;
 
+    /// <summary>How the VNNI kernels in use unpack the codes: "gfni" or "shift" (null when unsupported).</summary>
+    public static string? Avx512VnniUnpack => VnniKernels.Best?.Unpack;
+
+    public static void DotRowsAvx512Vnni(
+        ReadOnlySpan<byte> weights, int columns, ReadOnlySpan<sbyte> activations, int tokens,
+        int rowStart, int rowCount, Span<int> dots) =>
+        DotRowsAvx512Vnni(VnniKernels.Best ?? throw new PlatformNotSupportedException("these kernels need AVX-512BW and AVX512-VNNI on Linux x64"),
+            weights, columns, activations, tokens, rowStart, rowCount, dots);
+
+    /// <summary>The kernels with one particular unpacking (tests run both where the CPU can).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static unsafe void DotRowsAvx512Vnni(
+    internal static unsafe void DotRowsAvx512Vnni(VnniKernels code,
         ReadOnlySpan<byte> weights, int columns, ReadOnlySpan<sbyte> activations, int tokens,
         int rowStart, int rowCount, Span<int> dots)
     {
-        if (!Avx512VnniIsSupported) throw new PlatformNotSupportedException("these kernels need AVX-512BW, AVX512-VNNI and GFNI on Linux x64");
         ValidateRows(weights, columns, activations, tokens, rowStart, rowCount, dots);
         int rowBytes = columns / 4, blocks = columns / I2sLayout.BlockElements;
         int fullTokens = tokens - tokens % TileTokens;
-        var tile = VnniCode.Tile;
-        var rows4 = VnniCode.Rows4;
-        var row1 = VnniCode.Row1;
+        var tile = code.Tile;
+        var rows4 = code.Rows4;
+        var row1 = code.Row1;
         // Where the 1-row kernel leaves its dot (in lane 0).
         int* sums = stackalloc int[16];
         fixed (byte* w = weights)
@@ -102,57 +112,112 @@ public static partial class I2sKernels
     }
 
     /// <summary>
-    /// The emitted functions, SysV calling convention (arguments in rdi, rsi, rdx, rcx, r8, r9). A class
-    /// of its own so the code is emitted and mapped on first use of these kernels, and only on a CPU that
-    /// can run it. Calls skip the GC transition: the loops neither allocate nor block, and the longest
-    /// call (a whole 6912-column matrix share in decode) streams a few MB, a fraction of a millisecond,
-    /// which is all a garbage collection could have to wait for this thread.
+    /// One mapped copy of the emitted functions, SysV calling convention (arguments in rdi, rsi, rdx, rcx,
+    /// r8, r9). Built on first use, and only on a CPU that can run it. Calls skip the GC transition: the
+    /// loops neither allocate nor block, and the longest call (a whole 6912-column matrix share in
+    /// decode) streams a few MB, a fraction of a millisecond, which is all a garbage collection could
+    /// have to wait for this thread.
     /// </summary>
-    private static unsafe class VnniCode
+    internal sealed unsafe class VnniKernels
     {
         /// <summary>(args): row pairs × 8 tokens, see <see cref="TileArgs"/>.</summary>
-        public static readonly delegate* unmanaged[SuppressGCTransition]<TileArgs*, void> Tile;
+        public readonly delegate* unmanaged[SuppressGCTransition]<TileArgs*, void> Tile;
 
         /// <summary>(rows, rowBytes, q, blocks, dots, groups): groups of 4 rows × 1 token, dots stored in row order.</summary>
-        public static readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, nint, void> Rows4;
+        public readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, nint, void> Rows4;
 
         /// <summary>(row, rowBytes, q, blocks, sums): 1 row × 1 token, the dot to sums[0].</summary>
-        public static readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, void> Row1;
+        public readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, void> Row1;
 
-        static VnniCode()
+        /// <summary>"gfni" or "shift".</summary>
+        public string Unpack { get; }
+
+        private static readonly Lazy<VnniKernels?> s_gfni = new(() => X64Cpu.HasAvx512Vnni && X64Cpu.HasGfni ? Map(gfni: true) : null);
+        private static readonly Lazy<VnniKernels?> s_shift = new(() => X64Cpu.HasAvx512Vnni ? Map(gfni: false) : null);
+
+        /// <summary>The GFNI kernels where the CPU has GFNI, else the shift kernels; null without VNNI.</summary>
+        public static VnniKernels? Best => s_gfni.Value ?? s_shift.Value;
+
+        /// <summary>The kernels with GFNI (null unless the CPU has it) or shift unpacking.</summary>
+        public static VnniKernels? WithUnpack(bool gfni) => gfni ? s_gfni.Value : s_shift.Value;
+
+        private VnniKernels(byte* start, int tile, int rows4, int row1, string unpack)
         {
-            if (!X64Cpu.HasAvx512VnniWithGfni) return;
-            byte[] code = EmitVnniKernels(out int tile, out int rows4, out int rows1);
-            byte* start = (byte*)ExecutableCode.TryLoad(code);
-            if (start == null) return;
-            Rows4 = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, nint, void>)(start + rows4);
-            Row1 = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, void>)(start + rows1);
             Tile = (delegate* unmanaged[SuppressGCTransition]<TileArgs*, void>)(start + tile);
+            Rows4 = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, nint, void>)(start + rows4);
+            Row1 = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, void>)(start + row1);
+            Unpack = unpack;
+        }
+
+        private static VnniKernels? Map(bool gfni)
+        {
+            byte[] code = EmitVnniKernels(gfni, out int tile, out int rows4, out int row1);
+            byte* start = (byte*)ExecutableCode.TryLoad(code);
+            return start == null ? null : new VnniKernels(start, tile, rows4, row1, gfni ? "gfni" : "shift");
+        }
+    }
+
+    /// <summary>
+    /// How the emitted loops turn a broadcast 32-byte block into its two 64-code vectors, the same two
+    /// ways as the intrinsic kernels (<see cref="IAvx512Codes"/>): one vgf2p8affineqb per vector with the
+    /// matrices in zmm30/31, or vpsrlvw by the per-half counts in zmm30/31 then vpandd with the 3s in zmm28.
+    /// </summary>
+    private sealed class EmittedUnpack(bool gfni, int first, int second, int threes)
+    {
+        private static readonly Zmm First = new(30), Second = new(31), Threes = new(28);
+
+        public void LoadConstants(X64Emitter asm)
+        {
+            asm.Vmovdqu64(First, first);
+            asm.Vmovdqu64(Second, second);
+            if (!gfni) asm.Vmovdqu64(Threes, threes);
+        }
+
+        public void Unpack(X64Emitter asm, Zmm block, Zmm lo, Zmm hi)
+        {
+            if (gfni)
+            {
+                asm.Vgf2p8affineqb(lo, block, First, 0);
+                asm.Vgf2p8affineqb(hi, block, Second, 0);
+            }
+            else
+            {
+                asm.Vpsrlvw(lo, block, First);
+                asm.Vpandd(lo, lo, Threes);
+                asm.Vpsrlvw(hi, block, Second);
+                asm.Vpandd(hi, hi, Threes);
+            }
         }
     }
 
     /// <summary>The three kernels in one block of code, with their entry offsets, then the constants:
-    /// the two affine matrices (see <see cref="AffineCodes"/>) and the two kernels' lane orders.</summary>
-    internal static byte[] EmitVnniKernels(out int tile, out int rows4, out int rows1)
+    /// the unpacking's two vectors (affine matrices or shift counts, see <see cref="IAvx512Codes"/>) and
+    /// its 3s, and the two kernels' lane orders.</summary>
+    internal static byte[] EmitVnniKernels(bool gfni, out int tile, out int rows4, out int rows1)
     {
         var asm = new X64Emitter();
-        int matrices01 = asm.NewLabel(), matrices23 = asm.NewLabel(), firstLanes = asm.NewLabel(), pairLanes = asm.NewLabel();
+        int first = asm.NewLabel(), second = asm.NewLabel(), threes = asm.NewLabel(), firstLanes = asm.NewLabel(), pairLanes = asm.NewLabel();
+        var unpack = new EmittedUnpack(gfni, first, second, threes);
         int tileEntry = asm.NewLabel(), rows4Entry = asm.NewLabel(), rows1Entry = asm.NewLabel();
         asm.Bind(tileEntry);
-        EmitTile(asm, matrices01, matrices23, pairLanes);
+        EmitTile(asm, unpack, pairLanes);
         asm.Align(16);
         asm.Bind(rows4Entry);
-        EmitRows4(asm, matrices01, matrices23, firstLanes);
+        EmitRows4(asm, unpack, firstLanes);
         asm.Align(16);
         asm.Bind(rows1Entry);
-        EmitRow1(asm, matrices01, matrices23);
+        EmitRow1(asm, unpack);
 
-        AffineCodes.Constants(out var first, out var second);
+        Vector512<byte> firstConstant, secondConstant;
+        if (gfni) AffineCodes.Constants(out firstConstant, out secondConstant);
+        else ShiftedCodes.Constants(out firstConstant, out secondConstant);
         asm.Align(64);
-        asm.Bind(matrices01);
-        asm.Data(BytesOf(first));
-        asm.Bind(matrices23);
-        asm.Data(BytesOf(second));
+        asm.Bind(first);
+        asm.Data(BytesOf(firstConstant));
+        asm.Bind(second);
+        asm.Data(BytesOf(secondConstant));
+        asm.Bind(threes);
+        for (int i = 0; i < 64; i++) asm.Data([3]);
         asm.Bind(firstLanes);                             // vpermd indices: lanes 0, 4, 8, 12 first
         for (int i = 0; i < 16; i++) asm.Data(BitConverter.GetBytes(4 * (i % 4)));
         asm.Bind(pairLanes);                              // vpermd indices: lane 2t + r ← (row r, token t)
@@ -164,13 +229,13 @@ public static partial class I2sKernels
 
     // Register plan shared by the kernels: totals in zmm0–15, a row's broadcast block in zmm16/17, its
     // unpacked codes in zmm18–21 (lo, hi per row), one token's 128 activations in zmm22/23 (q[0..63],
-    // q[64..127]), the affine matrices in zmm30/31.
-    private static readonly Zmm Matrices01 = new(30), Matrices23 = new(31), ActsLo = new(22), ActsHi = new(23);
+    // q[64..127]), scratch for the sums in zmm24/25, the unpacking's constants in zmm28, 30, 31.
+    private static readonly Zmm ActsLo = new(22), ActsHi = new(23);
 
     /// <summary>What the tile kernel reads from the pointer it is given (rdi): every row pair of a
     /// 64-row chunk for one group of 8 tokens.</summary>
     [StructLayout(LayoutKind.Explicit)]
-    private unsafe struct TileArgs
+    internal unsafe struct TileArgs
     {
         public const int RowsAt = 0, RowBytesAt = 8, QAt = 16, ColumnsAt = 24, BlocksAt = 32, DotsAt = 40, DotStrideAt = 48, PairsAt = 56;
         /// <summary>The first row's codes.</summary>
@@ -191,7 +256,7 @@ public static partial class I2sKernels
     /// 16 dots stored straight into the output (rows side by side, so one qword per token).
     /// Registers: zmm0–7 row 0's totals for tokens 0–7, zmm8–15 row 1's; the lane map in zmm29.
     /// </summary>
-    private static void EmitTile(X64Emitter asm, int matrices01, int matrices23, int pairLanes)
+    private static void EmitTile(X64Emitter asm, EmittedUnpack unpack, int pairLanes)
     {
         Gpr args = Gpr.Rdi, rows = Gpr.R8, rowBytes = Gpr.Rsi, q = Gpr.Rdx, columns = Gpr.Rcx, dots = Gpr.R9, dotStride = Gpr.Rbp, pairs = Gpr.R14;
         Gpr row0 = Gpr.R10, row1 = Gpr.R11, acts = Gpr.R13, left = Gpr.Rbx, token = Gpr.Rax;
@@ -201,8 +266,7 @@ public static partial class I2sKernels
         int pair = asm.NewLabel(), loop = asm.NewLabel();
 
         foreach (Gpr r in borrowed) asm.Push(r);
-        asm.Vmovdqu64(Matrices01, matrices01);
-        asm.Vmovdqu64(Matrices23, matrices23);
+        unpack.LoadConstants(asm);
         asm.Vmovdqu64(lanes, pairLanes);
         asm.Mov(rows, new Mem(args, TileArgs.RowsAt));
         asm.Mov(rowBytes, new Mem(args, TileArgs.RowBytesAt));
@@ -223,10 +287,8 @@ public static partial class I2sKernels
         asm.Bind(loop);                       // one 128-element block per iteration
         asm.Vbroadcasti64x4(block0, new Mem(row0));
         asm.Vbroadcasti64x4(block1, new Mem(row1));
-        asm.Vgf2p8affineqb(lo0, block0, Matrices01, 0);
-        asm.Vgf2p8affineqb(hi0, block0, Matrices23, 0);
-        asm.Vgf2p8affineqb(lo1, block1, Matrices01, 0);
-        asm.Vgf2p8affineqb(hi1, block1, Matrices23, 0);
+        unpack.Unpack(asm, block0, lo0, hi0);
+        unpack.Unpack(asm, block1, lo1, hi1);
         asm.Mov(token, acts);
         for (int t = 0; t < TileTokens; t++)
         {
@@ -272,18 +334,16 @@ public static partial class I2sKernels
     /// 1 row × 1 token: (row, rowBytes, q, blocks, sums); the dot to sums[0]. For the rows left over
     /// after the 4-row groups, which real shapes (multiples of 64 rows per thread) never have.
     /// </summary>
-    private static void EmitRow1(X64Emitter asm, int matrices01, int matrices23)
+    private static void EmitRow1(X64Emitter asm, EmittedUnpack unpack)
     {
         Gpr row = Gpr.Rdi, q = Gpr.Rdx, blocks = Gpr.Rcx, sums = Gpr.R8;
         Zmm block = new(16), lo = new(18), hi = new(19);
         int loop = asm.NewLabel();
-        asm.Vmovdqu64(Matrices01, matrices01);
-        asm.Vmovdqu64(Matrices23, matrices23);
+        unpack.LoadConstants(asm);
         asm.Vpxord(new Zmm(0), new Zmm(0), new Zmm(0));
         asm.Bind(loop);
         asm.Vbroadcasti64x4(block, new Mem(row));
-        asm.Vgf2p8affineqb(lo, block, Matrices01, 0);
-        asm.Vgf2p8affineqb(hi, block, Matrices23, 0);
+        unpack.Unpack(asm, block, lo, hi);
         asm.Vmovdqu64(ActsLo, new Mem(q));
         asm.Vmovdqu64(ActsHi, new Mem(q, 64));
         asm.Vpdpbusd(new Zmm(0), lo, ActsLo);
@@ -304,7 +364,7 @@ public static partial class I2sKernels
     /// does not follow (the measurement in <see cref="Avx512Rows4{TCodes}"/>), so each block prefetches
     /// 128 bytes starting two groups ahead: the rate the loop consumes them.
     /// </summary>
-    private static void EmitRows4(X64Emitter asm, int matrices01, int matrices23, int firstLanes)
+    private static void EmitRows4(X64Emitter asm, EmittedUnpack unpack, int firstLanes)
     {
         Gpr rows = Gpr.Rdi, rowBytes = Gpr.Rsi, q = Gpr.Rdx, blocks = Gpr.Rcx, dots = Gpr.R8, groups = Gpr.R9;
         Gpr[] row = [Gpr.R10, Gpr.R11, Gpr.R13, Gpr.R14];         // not r12: as a base it needs a SIB byte
@@ -314,8 +374,7 @@ public static partial class I2sKernels
         int group = asm.NewLabel(), loop = asm.NewLabel();
 
         foreach (Gpr r in borrowed) asm.Push(r);
-        asm.Vmovdqu64(Matrices01, matrices01);
-        asm.Vmovdqu64(Matrices23, matrices23);
+        unpack.LoadConstants(asm);
         asm.Vmovdqu64(lanes, firstLanes);
 
         asm.Bind(group);
@@ -336,8 +395,7 @@ public static partial class I2sKernels
         for (int i = 0; i < 4; i++)
         {
             asm.Vbroadcasti64x4(block, new Mem(row[i]));
-            asm.Vgf2p8affineqb(lo, block, Matrices01, 0);
-            asm.Vgf2p8affineqb(hi, block, Matrices23, 0);
+            unpack.Unpack(asm, block, lo, hi);
             asm.Vpdpbusd(new Zmm(i), lo, ActsLo);
             asm.Vpdpbusd(new Zmm(i), hi, ActsHi);
             asm.Add(row[i], I2sLayout.BlockBytes);

@@ -110,13 +110,43 @@ public class I2sSimdKernelTests(ITestOutputHelper output)
         Assert.Throws<ArgumentException>(() => set.DotI2s(weights, 100, q, 1, 0, 1, new int[1]));
     }
 
+    /// <summary>
+    /// The VNNI kernels come in two unpackings; the kernel set uses the GFNI one where the CPU has GFNI,
+    /// so the shift one (for VNNI CPUs without GFNI, such as Cascade Lake) is run here explicitly.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Vnni_kernels_equal_scalar_with_either_code_unpacking(bool gfni)
+    {
+        var code = I2sKernels.VnniKernels.WithUnpack(gfni);
+        if (code is null) Assert.Skip($"the VNNI kernels with {(gfni ? "GFNI" : "shift")} unpacking cannot run on this CPU/runtime");
+        Assert.Equal(gfni ? "gfni" : "shift", code.Unpack);
+        var rng = new Random(gfni ? 11 : 12);
+        foreach (int columns in new[] { 128, 2560, 6912 })
+        {
+            const int rows = 70;   // a 64-row chunk and 6 more: row pairs, 4-row groups, and single rows
+            byte[] weights = RandomCodes(rng, rows, columns, maxCode: 3);
+            foreach (int tokens in new[] { 1, 3, 8, 19 })
+            {
+                sbyte[] q = RandomActivations(rng, tokens, columns);
+                foreach (var (start, count) in new[] { (0, rows), (1, 67), (5, 3) })
+                {
+                    var dots = new int[tokens * count];
+                    I2sKernels.DotRowsAvx512Vnni(code, weights, columns, q, tokens, start, count, dots);
+                    Assert.Equal(Reference(weights, columns, q, tokens, start, count), dots);
+                }
+            }
+        }
+    }
+
     /// <summary>Not a check: records in the test log which instruction sets this run exercised.</summary>
     [Fact]
     public void Reports_the_kernel_sets_this_cpu_runs()
     {
         string line = $"kernel sets supported here: {string.Join(", ", KernelSet.All.Where(k => k.IsSupported).Select(k => k.Name))}; " +
                       $"Avx2={Avx2.IsSupported} Avx512BW={Avx512BW.IsSupported} AvxVnni={AvxVnni.IsSupported} " +
-                      $"Avx512Vnni={I2sKernels.Avx512VnniIsSupported} " +
+                      $"Avx512Vnni={I2sKernels.Avx512VnniIsSupported} ({I2sKernels.Avx512VnniUnpack ?? "-"}) " +
                       $"AdvSimd={AdvSimd.IsSupported} Dp={Dp.IsSupported}";
         output.WriteLine(line);
         Console.Error.WriteLine(line);

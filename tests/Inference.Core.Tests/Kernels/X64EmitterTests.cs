@@ -29,6 +29,9 @@ public class X64EmitterTests
     public void Encodes_the_affine_unpack_the_broadcast_and_the_moves()
     {
         Assert.Equal("6283fd40ced600", Hex(a => a.Vgf2p8affineqb(new Zmm(18), new Zmm(16), new Zmm(30), 0)));
+        Assert.Equal("6282fd4010d6", Hex(a => a.Vpsrlvw(new Zmm(18), new Zmm(16), new Zmm(30))));
+        Assert.Equal("62d2f54010d9", Hex(a => a.Vpsrlvw(new Zmm(3), new Zmm(17), new Zmm(9))));
+        Assert.Equal("62816d40dbd4", Hex(a => a.Vpandd(new Zmm(18), new Zmm(18), new Zmm(28))));
         Assert.Equal("62c2fd485b8a78563412", Hex(a => a.Vbroadcasti64x4(new Zmm(17), new Mem(Gpr.R10, 0x12345678))));
         Assert.Equal("62c1fe486fbb78563412", Hex(a => a.Vmovdqu64(new Zmm(23), new Mem(Gpr.R11, 0x12345678))));
         Assert.Equal("62d1fe487f8978563412", Hex(a => a.Vmovdqu64(new Mem(Gpr.R9, 0x12345678), new Zmm(1))));
@@ -92,10 +95,12 @@ public class X64EmitterTests
         Assert.Throws<ArgumentException>(() => new X64Emitter().Vmovdqu64(new Zmm(0), new Mem(Gpr.R12)));
     }
 
-    [Fact]
-    public void The_vnni_kernels_have_distinct_entries_before_their_64_byte_aligned_constants()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void The_vnni_kernels_have_distinct_entries_before_their_64_byte_aligned_constants(bool gfni)
     {
-        byte[] code = I2sKernels.EmitVnniKernels(out int tile, out int rows4, out int rows1);
+        byte[] code = I2sKernels.EmitVnniKernels(gfni, out int tile, out int rows4, out int rows1);
         Assert.Equal(0, tile);
         Assert.True(tile < rows4 && rows4 < rows1 && rows1 < code.Length - 128, $"entries {tile}, {rows4}, {rows1} of {code.Length} bytes");
         Assert.Equal(0, code.Length % 64);

@@ -113,6 +113,12 @@ public sealed class X64Emitter
         Byte(immediate);
     }
 
+    /// <summary>vpsrlvw dst, a, counts: each 16-bit lane of a shifted right by its count (EVEX.512.66.0F38.W1 10 /r).</summary>
+    public void Vpsrlvw(Zmm dst, Zmm a, Zmm counts) => EvexRegister(Map.M0F38, Prefix.P66, w: true, 0x10, dst, a, counts);
+
+    /// <summary>vpandd dst, a, b: EVEX.512.66.0F.W0 DB /r.</summary>
+    public void Vpandd(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map.M0F, Prefix.P66, w: false, 0xDB, dst, a, b);
+
     /// <summary>vpaddd dst, a, b (16 × int32): EVEX.512.66.0F.W0 FE /r.</summary>
     public void Vpaddd(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map.M0F, Prefix.P66, w: false, 0xFE, dst, a, b);
 
