@@ -13,7 +13,8 @@ namespace BitNet.Inference.Kernels;
 /// the shift-4 pair q[32..63], and so on.
 ///
 /// With Dp (ARMv8.2 dotprod, Graviton 2+): sdot, signed × signed int8 into int32 — codes 0..3 fit
-/// sbyte, and every product lands straight in int32, so nothing can overflow.
+/// sbyte, and every product lands straight in int32, so nothing can overflow. Prefill runs 1 row ×
+/// 8 tokens per call, unpacking each block once for the 8 tokens.
 /// Without Dp: smull/smlal2 give int16 lanes holding two products each (|lane| ≤ 2·3·128 = 768),
 /// and sadalp widens them pairwise into int32 at once. Exact either way.
 /// </summary>
@@ -50,10 +51,15 @@ public static partial class I2sKernels
             fixed (int* d = dots)
             {
                 // Row outer, token inner: a row's codes (≤ 2 KB) stay in L1 while every token uses them.
+                // With sdot, prefill takes 8 tokens at a time, so each block's codes are unpacked once
+                // for all 8 (7 shift/mask ops shared by 64 sdot, instead of 7 per 8).
+                int tiledTokens = useDotProduct ? tokens - tokens % DotProdTileTokens : 0;
                 for (int r = 0; r < rowCount; r++)
                 {
                     byte* row = w + (long)(rowStart + r) * rowBytes;
-                    for (int t = 0; t < tokens; t++)
+                    for (int t = 0; t < tiledTokens; t += DotProdTileTokens)
+                        DotProdRowTokens8(row, a + (long)t * columns, columns, blocks, d + t * rowCount + r, rowCount);
+                    for (int t = tiledTokens; t < tokens; t++)
                         d[t * rowCount + r] = useDotProduct
                             ? DotProdRow(row, a + (long)t * columns, blocks)
                             : AdvSimdRow(row, a + (long)t * columns, blocks);
@@ -82,6 +88,66 @@ public static partial class I2sKernels
             acc1 = Dp.DotProduct(acc1, (hi & mask3).AsSByte(), AdvSimd.LoadVector128(qb + 112));
         }
         return AdvSimd.Arm64.AddAcross(acc0 + acc1).ToScalar();
+    }
+
+    private const int DotProdTileTokens = 8;
+
+    /// <summary>
+    /// One row × 8 tokens: the block's eight 16-code vectors are unpacked once and each token's 128
+    /// activations meet them in 8 sdot into that token's accumulator. Token u's dot goes to dst[u·stride].
+    /// 8 accumulators + 8 code vectors + an activation vector fit the 32 SIMD registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void DotProdRowTokens8(byte* row, sbyte* q, int columns, int blocks, int* dst, int stride)
+    {
+        Debug.Assert(Dp.IsSupported);
+        var mask3 = Vector128.Create((byte)3);
+        Vector128<int> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            Vector128<byte> lo = AdvSimd.LoadVector128(row + b * 32), hi = AdvSimd.LoadVector128(row + b * 32 + 16);
+            var c0 = AdvSimd.ShiftRightLogical(lo, 6).AsSByte();
+            var c1 = AdvSimd.ShiftRightLogical(hi, 6).AsSByte();
+            var c2 = (AdvSimd.ShiftRightLogical(lo, 4) & mask3).AsSByte();
+            var c3 = (AdvSimd.ShiftRightLogical(hi, 4) & mask3).AsSByte();
+            var c4 = (AdvSimd.ShiftRightLogical(lo, 2) & mask3).AsSByte();
+            var c5 = (AdvSimd.ShiftRightLogical(hi, 2) & mask3).AsSByte();
+            var c6 = (lo & mask3).AsSByte();
+            var c7 = (hi & mask3).AsSByte();
+            sbyte* qb = q + b * 128;
+            s0 = DotBlock(s0, c0, c1, c2, c3, c4, c5, c6, c7, qb);
+            s1 = DotBlock(s1, c0, c1, c2, c3, c4, c5, c6, c7, qb + columns);
+            s2 = DotBlock(s2, c0, c1, c2, c3, c4, c5, c6, c7, qb + 2 * columns);
+            s3 = DotBlock(s3, c0, c1, c2, c3, c4, c5, c6, c7, qb + 3 * columns);
+            s4 = DotBlock(s4, c0, c1, c2, c3, c4, c5, c6, c7, qb + 4 * columns);
+            s5 = DotBlock(s5, c0, c1, c2, c3, c4, c5, c6, c7, qb + 5 * columns);
+            s6 = DotBlock(s6, c0, c1, c2, c3, c4, c5, c6, c7, qb + 6 * columns);
+            s7 = DotBlock(s7, c0, c1, c2, c3, c4, c5, c6, c7, qb + 7 * columns);
+        }
+        dst[0] = AdvSimd.Arm64.AddAcross(s0).ToScalar();
+        dst[stride] = AdvSimd.Arm64.AddAcross(s1).ToScalar();
+        dst[2 * stride] = AdvSimd.Arm64.AddAcross(s2).ToScalar();
+        dst[3 * stride] = AdvSimd.Arm64.AddAcross(s3).ToScalar();
+        dst[4 * stride] = AdvSimd.Arm64.AddAcross(s4).ToScalar();
+        dst[5 * stride] = AdvSimd.Arm64.AddAcross(s5).ToScalar();
+        dst[6 * stride] = AdvSimd.Arm64.AddAcross(s6).ToScalar();
+        dst[7 * stride] = AdvSimd.Arm64.AddAcross(s7).ToScalar();
+    }
+
+    /// <summary>acc += one block's 128 codes · q[0..127], the code vectors in q order (c0 ↔ q[0..15], c1 ↔ q[16..31], …).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector128<int> DotBlock(Vector128<int> acc,
+        Vector128<sbyte> c0, Vector128<sbyte> c1, Vector128<sbyte> c2, Vector128<sbyte> c3,
+        Vector128<sbyte> c4, Vector128<sbyte> c5, Vector128<sbyte> c6, Vector128<sbyte> c7, sbyte* q)
+    {
+        acc = Dp.DotProduct(acc, c0, AdvSimd.LoadVector128(q));
+        acc = Dp.DotProduct(acc, c1, AdvSimd.LoadVector128(q + 16));
+        acc = Dp.DotProduct(acc, c2, AdvSimd.LoadVector128(q + 32));
+        acc = Dp.DotProduct(acc, c3, AdvSimd.LoadVector128(q + 48));
+        acc = Dp.DotProduct(acc, c4, AdvSimd.LoadVector128(q + 64));
+        acc = Dp.DotProduct(acc, c5, AdvSimd.LoadVector128(q + 80));
+        acc = Dp.DotProduct(acc, c6, AdvSimd.LoadVector128(q + 96));
+        return Dp.DotProduct(acc, c7, AdvSimd.LoadVector128(q + 112));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
