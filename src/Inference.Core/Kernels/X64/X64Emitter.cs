@@ -18,7 +18,8 @@ public readonly record struct Mem(Gpr Base, int Displacement = 0);
 /// its intrinsics reach vpdpbusd only through the VEX <c>AvxVnni</c> class, which CPUs with
 /// AVX512-VNNI but without AVX-VNNI (AMD Zen 4) report unsupported. Every instruction here is one the
 /// kernels use, encoded from the Intel SDM (Vol. 2, §2.7 for EVEX); tests compare the bytes with GNU
-/// as. Nothing here touches the stack, so the generated functions need no prologue.
+/// as. The kernels call nothing, so stack alignment does not matter; they save the callee-saved
+/// registers they borrow with push and pop.
 /// </summary>
 public sealed class X64Emitter
 {
@@ -39,8 +40,7 @@ public sealed class X64Emitter
         RefuseSibBase(source);
         Rex(w: true, reg: (int)dst, rm: (int)source.Base);
         Byte(0x8B);
-        Byte(0x80 | ((int)dst & 7) << 3 | ((int)source.Base & 7));
-        Int32(source.Displacement);
+        ModRmMemory((int)dst, source);
     }
 
     /// <summary>add dst, src (64-bit): REX.W 01 /r.</summary>
@@ -67,8 +67,7 @@ public sealed class X64Emitter
         RefuseSibBase(address);
         Rex(w: false, reg: 0, rm: (int)address.Base);
         Byte(0x0F); Byte(0x18);
-        Byte(0x80 | 1 << 3 | ((int)address.Base & 7));
-        Int32(address.Displacement);
+        ModRmMemory(1, address);
     }
 
     /// <summary>push reg: 50+r (REX.B for r8–r15). For the callee-saved registers a kernel borrows.</summary>
@@ -240,6 +239,13 @@ public sealed class X64Emitter
 
     private void ModRmRegister(int reg, int rm) => Byte(0xC0 | (reg & 7) << 3 | (rm & 7));
 
+    /// <summary>ModRM for [base + disp32]: mod = 10, then the displacement.</summary>
+    private void ModRmMemory(int reg, Mem memory)
+    {
+        Byte(0x80 | (reg & 7) << 3 | ((int)memory.Base & 7));
+        Int32(memory.Displacement);
+    }
+
     /// <summary>
     /// The four EVEX bytes: 62, then [R X B R' 0 m m m] with R, X, B, R' stored inverted, then
     /// [W v̄v̄v̄v̄ 1 p p], then [z L'L b V̄' a a a] with L'L = 10 for 512 bits (00 for 128) and no masking.
@@ -274,7 +280,6 @@ public sealed class X64Emitter
         RefuseSibBase(memory);
         Evex(map, prefix, w, reg, vvvv: 0, rmLow: (int)memory.Base, rmHigh: 0, lengthBits);
         Byte(opcode);
-        Byte(0x80 | (reg & 7) << 3 | ((int)memory.Base & 7));
-        Int32(memory.Displacement);
+        ModRmMemory(reg, memory);
     }
 }
