@@ -20,7 +20,8 @@ namespace BitNet.Inference.Kernels;
 /// D is exact and equals DotScalar for every 2-bit code, 3 included.
 ///
 /// .NET 10 exposes VNNI (vpdpbusd) only as the VEX AvxVnni class, which AVX-512-VNNI-only CPUs such
-/// as AMD Zen 4 do not report; pmaddubsw + periodic pmaddwd is the path those CPUs take.
+/// as AMD Zen 4 do not report; those CPUs take the emitted kernels of I2sKernels.Avx512Vnni.cs, and
+/// these pmaddubsw kernels serve AVX-512 CPUs without VNNI (Skylake-SP) and `--kernel avx512/avx512gfni`.
 /// </summary>
 public static partial class I2sKernels
 {

@@ -82,7 +82,7 @@ public static partial class I2sKernels
                     for (int r = rc + TileRows * pairs; r < rcEnd; r++)
                         for (int u = t; u < t + TileTokens; u++)
                         {
-                            row1(w0 + (long)r * rowBytes, rowBytes, a + (long)u * columns, blocks, sums);
+                            row1(w0 + (long)r * rowBytes, a + (long)u * columns, blocks, sums);
                             d[u * rowCount + r] = sums[0];
                         }
                 }
@@ -103,7 +103,7 @@ public static partial class I2sKernels
                     if (groups > 0) rows4(w0 + (long)rc * rowBytes, rowBytes, q, blocks, dt + rc, groups);
                     for (int r = rc + 4 * groups; r < rcEnd; r++)
                     {
-                        row1(w0 + (long)r * rowBytes, rowBytes, q, blocks, sums);
+                        row1(w0 + (long)r * rowBytes, q, blocks, sums);
                         dt[r] = sums[0];
                     }
                 }
@@ -126,8 +126,8 @@ public static partial class I2sKernels
         /// <summary>(rows, rowBytes, q, blocks, dots, groups): groups of 4 rows × 1 token, dots stored in row order.</summary>
         public readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, nint, void> Rows4;
 
-        /// <summary>(row, rowBytes, q, blocks, sums): 1 row × 1 token, the dot to sums[0].</summary>
-        public readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, void> Row1;
+        /// <summary>(row, q, blocks, sums): 1 row × 1 token, the dot to sums[0].</summary>
+        public readonly delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, nint, int*, void> Row1;
 
         /// <summary>"gfni" or "shift".</summary>
         public string Unpack { get; }
@@ -145,7 +145,7 @@ public static partial class I2sKernels
         {
             Tile = (delegate* unmanaged[SuppressGCTransition]<TileArgs*, void>)(start + tile);
             Rows4 = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, nint, void>)(start + rows4);
-            Row1 = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, void>)(start + row1);
+            Row1 = (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, nint, int*, void>)(start + row1);
             Unpack = unpack;
         }
 
@@ -331,12 +331,12 @@ public static partial class I2sKernels
     }
 
     /// <summary>
-    /// 1 row × 1 token: (row, rowBytes, q, blocks, sums); the dot to sums[0]. For the rows left over
+    /// 1 row × 1 token: (row, q, blocks, sums); the dot to sums[0]. For the rows left over
     /// after the 4-row groups, which real shapes (multiples of 64 rows per thread) never have.
     /// </summary>
     private static void EmitRow1(X64Emitter asm, EmittedUnpack unpack)
     {
-        Gpr row = Gpr.Rdi, q = Gpr.Rdx, blocks = Gpr.Rcx, sums = Gpr.R8;
+        Gpr row = Gpr.Rdi, q = Gpr.Rsi, blocks = Gpr.Rdx, sums = Gpr.Rcx;
         Zmm block = new(16), lo = new(18), hi = new(19);
         int loop = asm.NewLabel();
         unpack.LoadConstants(asm);
