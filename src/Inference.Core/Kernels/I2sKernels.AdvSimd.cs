@@ -72,20 +72,20 @@ public static partial class I2sKernels
     private static unsafe int DotProdRow(byte* row, sbyte* q, int blocks)
     {
         Debug.Assert(Dp.IsSupported);
-        var mask3 = Vector128.Create((byte)3);
         Vector128<int> acc0 = default, acc1 = default;
         for (int b = 0; b < blocks; b++)
         {
-            Vector128<byte> lo = AdvSimd.LoadVector128(row + b * 32), hi = AdvSimd.LoadVector128(row + b * 32 + 16);
+            UnpackBlock(row + b * 32, out var c0, out var c1, out var c2, out var c3, out var c4, out var c5, out var c6, out var c7);
             sbyte* qb = q + b * 128;
-            acc0 = Dp.DotProduct(acc0, AdvSimd.ShiftRightLogical(lo, 6).AsSByte(), AdvSimd.LoadVector128(qb));
-            acc1 = Dp.DotProduct(acc1, AdvSimd.ShiftRightLogical(hi, 6).AsSByte(), AdvSimd.LoadVector128(qb + 16));
-            acc0 = Dp.DotProduct(acc0, (AdvSimd.ShiftRightLogical(lo, 4) & mask3).AsSByte(), AdvSimd.LoadVector128(qb + 32));
-            acc1 = Dp.DotProduct(acc1, (AdvSimd.ShiftRightLogical(hi, 4) & mask3).AsSByte(), AdvSimd.LoadVector128(qb + 48));
-            acc0 = Dp.DotProduct(acc0, (AdvSimd.ShiftRightLogical(lo, 2) & mask3).AsSByte(), AdvSimd.LoadVector128(qb + 64));
-            acc1 = Dp.DotProduct(acc1, (AdvSimd.ShiftRightLogical(hi, 2) & mask3).AsSByte(), AdvSimd.LoadVector128(qb + 80));
-            acc0 = Dp.DotProduct(acc0, (lo & mask3).AsSByte(), AdvSimd.LoadVector128(qb + 96));
-            acc1 = Dp.DotProduct(acc1, (hi & mask3).AsSByte(), AdvSimd.LoadVector128(qb + 112));
+            // Two accumulators, alternating: two independent sdot chains per block.
+            acc0 = Dp.DotProduct(acc0, c0.AsSByte(), AdvSimd.LoadVector128(qb));
+            acc1 = Dp.DotProduct(acc1, c1.AsSByte(), AdvSimd.LoadVector128(qb + 16));
+            acc0 = Dp.DotProduct(acc0, c2.AsSByte(), AdvSimd.LoadVector128(qb + 32));
+            acc1 = Dp.DotProduct(acc1, c3.AsSByte(), AdvSimd.LoadVector128(qb + 48));
+            acc0 = Dp.DotProduct(acc0, c4.AsSByte(), AdvSimd.LoadVector128(qb + 64));
+            acc1 = Dp.DotProduct(acc1, c5.AsSByte(), AdvSimd.LoadVector128(qb + 80));
+            acc0 = Dp.DotProduct(acc0, c6.AsSByte(), AdvSimd.LoadVector128(qb + 96));
+            acc1 = Dp.DotProduct(acc1, c7.AsSByte(), AdvSimd.LoadVector128(qb + 112));
         }
         return AdvSimd.Arm64.AddAcross(acc0 + acc1).ToScalar();
     }
@@ -101,19 +101,12 @@ public static partial class I2sKernels
     private static unsafe void DotProdRowTokens8(byte* row, sbyte* q, int columns, int blocks, int* dst, int stride)
     {
         Debug.Assert(Dp.IsSupported);
-        var mask3 = Vector128.Create((byte)3);
         Vector128<int> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
         for (int b = 0; b < blocks; b++)
         {
-            Vector128<byte> lo = AdvSimd.LoadVector128(row + b * 32), hi = AdvSimd.LoadVector128(row + b * 32 + 16);
-            var c0 = AdvSimd.ShiftRightLogical(lo, 6).AsSByte();
-            var c1 = AdvSimd.ShiftRightLogical(hi, 6).AsSByte();
-            var c2 = (AdvSimd.ShiftRightLogical(lo, 4) & mask3).AsSByte();
-            var c3 = (AdvSimd.ShiftRightLogical(hi, 4) & mask3).AsSByte();
-            var c4 = (AdvSimd.ShiftRightLogical(lo, 2) & mask3).AsSByte();
-            var c5 = (AdvSimd.ShiftRightLogical(hi, 2) & mask3).AsSByte();
-            var c6 = (lo & mask3).AsSByte();
-            var c7 = (hi & mask3).AsSByte();
+            UnpackBlock(row + b * 32, out var u0, out var u1, out var u2, out var u3, out var u4, out var u5, out var u6, out var u7);
+            Vector128<sbyte> c0 = u0.AsSByte(), c1 = u1.AsSByte(), c2 = u2.AsSByte(), c3 = u3.AsSByte();
+            Vector128<sbyte> c4 = u4.AsSByte(), c5 = u5.AsSByte(), c6 = u6.AsSByte(), c7 = u7.AsSByte();
             sbyte* qb = q + b * 128;
             s0 = DotBlock(s0, c0, c1, c2, c3, c4, c5, c6, c7, qb);
             s1 = DotBlock(s1, c0, c1, c2, c3, c4, c5, c6, c7, qb + columns);
@@ -154,22 +147,43 @@ public static partial class I2sKernels
     private static unsafe int AdvSimdRow(byte* row, sbyte* q, int blocks)
     {
         Debug.Assert(AdvSimd.Arm64.IsSupported);
-        var mask3 = Vector128.Create((byte)3);
         Vector128<int> acc = default;
         for (int b = 0; b < blocks; b++)
         {
-            Vector128<byte> lo = AdvSimd.LoadVector128(row + b * 32), hi = AdvSimd.LoadVector128(row + b * 32 + 16);
+            UnpackBlock(row + b * 32, out var c0, out var c1, out var c2, out var c3, out var c4, out var c5, out var c6, out var c7);
             sbyte* qb = q + b * 128;
-            acc = MulAddWidening(acc, AdvSimd.ShiftRightLogical(lo, 6), AdvSimd.LoadVector128(qb));
-            acc = MulAddWidening(acc, AdvSimd.ShiftRightLogical(hi, 6), AdvSimd.LoadVector128(qb + 16));
-            acc = MulAddWidening(acc, AdvSimd.ShiftRightLogical(lo, 4) & mask3, AdvSimd.LoadVector128(qb + 32));
-            acc = MulAddWidening(acc, AdvSimd.ShiftRightLogical(hi, 4) & mask3, AdvSimd.LoadVector128(qb + 48));
-            acc = MulAddWidening(acc, AdvSimd.ShiftRightLogical(lo, 2) & mask3, AdvSimd.LoadVector128(qb + 64));
-            acc = MulAddWidening(acc, AdvSimd.ShiftRightLogical(hi, 2) & mask3, AdvSimd.LoadVector128(qb + 80));
-            acc = MulAddWidening(acc, lo & mask3, AdvSimd.LoadVector128(qb + 96));
-            acc = MulAddWidening(acc, hi & mask3, AdvSimd.LoadVector128(qb + 112));
+            acc = MulAddWidening(acc, c0, AdvSimd.LoadVector128(qb));
+            acc = MulAddWidening(acc, c1, AdvSimd.LoadVector128(qb + 16));
+            acc = MulAddWidening(acc, c2, AdvSimd.LoadVector128(qb + 32));
+            acc = MulAddWidening(acc, c3, AdvSimd.LoadVector128(qb + 48));
+            acc = MulAddWidening(acc, c4, AdvSimd.LoadVector128(qb + 64));
+            acc = MulAddWidening(acc, c5, AdvSimd.LoadVector128(qb + 80));
+            acc = MulAddWidening(acc, c6, AdvSimd.LoadVector128(qb + 96));
+            acc = MulAddWidening(acc, c7, AdvSimd.LoadVector128(qb + 112));
         }
         return AdvSimd.Arm64.AddAcross(acc).ToScalar();
+    }
+
+    /// <summary>
+    /// A block's 32 bytes as eight 16-code vectors in activation order: c0, c1 are the shift-6 codes of
+    /// the two 16-byte halves (q[0..15], q[16..31]), c2, c3 the shift-4 codes (q[32..63]), then shift 2,
+    /// then the low bit pairs. ushr works on 8-bit lanes, so no bits leak between bytes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void UnpackBlock(byte* block,
+        out Vector128<byte> c0, out Vector128<byte> c1, out Vector128<byte> c2, out Vector128<byte> c3,
+        out Vector128<byte> c4, out Vector128<byte> c5, out Vector128<byte> c6, out Vector128<byte> c7)
+    {
+        var mask3 = Vector128.Create((byte)3);
+        Vector128<byte> lo = AdvSimd.LoadVector128(block), hi = AdvSimd.LoadVector128(block + 16);
+        c0 = AdvSimd.ShiftRightLogical(lo, 6);
+        c1 = AdvSimd.ShiftRightLogical(hi, 6);
+        c2 = AdvSimd.ShiftRightLogical(lo, 4) & mask3;
+        c3 = AdvSimd.ShiftRightLogical(hi, 4) & mask3;
+        c4 = AdvSimd.ShiftRightLogical(lo, 2) & mask3;
+        c5 = AdvSimd.ShiftRightLogical(hi, 2) & mask3;
+        c6 = lo & mask3;
+        c7 = hi & mask3;
     }
 
     /// <summary>acc += Σ codes·q over 16 lanes: smull (low 8) + smlal2 (high 8) into int16, then sadalp into int32.</summary>
