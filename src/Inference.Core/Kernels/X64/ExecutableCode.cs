@@ -4,7 +4,7 @@ namespace BitNet.Inference.Kernels.X64;
 
 /// <summary>
 /// Machine code copied into its own pages, which are then made read + execute (never writable and
-/// executable at once). Lives for the process: kernels are built once and shared by every model.
+/// executable at once). Kernels live for the process: they are built once and shared by every model.
 /// </summary>
 public static unsafe partial class ExecutableCode
 {
@@ -20,7 +20,7 @@ public static unsafe partial class ExecutableCode
     public static void* TryLoad(ReadOnlySpan<byte> code)
     {
         if (!IsAvailable) return null;
-        nuint size = (nuint)((code.Length + 4095) & ~4095);
+        nuint size = PageRounded(code.Length);
         nint pages = Mmap(0, size, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
         if (pages == -1) return null;
         code.CopyTo(new Span<byte>((void*)pages, code.Length));
@@ -31,6 +31,11 @@ public static unsafe partial class ExecutableCode
         }
         return (void*)pages;
     }
+
+    /// <summary>Unmap code from <see cref="TryLoad"/> of <paramref name="length"/> bytes; it must not run again.</summary>
+    public static void Unload(void* code, int length) => Munmap((nint)code, PageRounded(length));
+
+    private static nuint PageRounded(int length) => (nuint)((length + 4095) & ~4095);
 
     [LibraryImport("libc.so.6", EntryPoint = "mmap")]
     private static partial nint Mmap(nint address, nuint length, int protection, int flags, int fd, nint offset);

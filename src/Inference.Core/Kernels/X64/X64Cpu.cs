@@ -45,7 +45,11 @@ public static unsafe class X64Cpu
         asm.Shl(Gpr.Rdx, 32);
         asm.Or(Gpr.Rax, Gpr.Rdx);
         asm.Ret();
-        void* code = ExecutableCode.TryLoad(asm.ToArray());
-        return code == null ? 0 : ((delegate* unmanaged<ulong>)code)();
+        byte[] bytes = asm.ToArray();
+        void* code = ExecutableCode.TryLoad(bytes);
+        if (code == null) return 0;
+        ulong xcr0 = ((delegate* unmanaged<ulong>)code)();
+        ExecutableCode.Unload(code, bytes.Length);   // run once; unlike the kernels, not kept
+        return xcr0;
     }
 }
