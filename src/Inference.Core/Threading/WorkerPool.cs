@@ -33,7 +33,9 @@ public sealed class WorkerPool : IDisposable
     private int _generation;
     private int _remaining;
     private IRangeJob? _job;
-    private int _count, _granule;
+    private int _count, _granule, _piece;
+    /// <summary>Start of the next piece nobody has taken (dynamic jobs only).</summary>
+    private int _nextPiece;
     private ExceptionDispatchInfo? _failure;
     private volatile bool _disposed;
     private readonly object _dispatchLock = new();
@@ -59,12 +61,29 @@ public sealed class WorkerPool : IDisposable
     /// of <paramref name="granule"/> (so 4-row kernels keep whole tiles) and run them in parallel.
     /// Returns when every share is done; rethrows the first exception a share threw.
     /// </summary>
-    public void For(int count, IRangeJob job, int granule = 1)
+    public void For(int count, IRangeJob job, int granule = 1) => Run(count, job, granule, piece: 0);
+
+    /// <summary>
+    /// Run [0, count) in pieces of <paramref name="piece"/> indices that the threads take in turn from
+    /// a shared counter until none are left. Where <see cref="For"/> fixes each thread's share up front,
+    /// this lets a thread that was slowed (another process on its core, a page fault, a slower memory
+    /// channel) take fewer pieces while the others take more, so the call ends when the work does rather
+    /// than when the slowest fixed share does. Worth it for memory-bound single-token matmuls, whose
+    /// pieces are long enough (tens of µs) that one atomic add each costs nothing; pieces must be a
+    /// multiple of the kernels' row granule.
+    /// </summary>
+    public void ForPieces(int count, IRangeJob job, int piece)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(piece, 1);
+        Run(count, job, granule: 1, piece);
+    }
+
+    private void Run(int count, IRangeJob job, int granule, int piece)
     {
         ArgumentNullException.ThrowIfNull(job);
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (count <= 0) return;
-        if (_workers.Length == 0 || count <= granule)
+        if (_workers.Length == 0 || count <= Math.Max(granule, piece))
         {
             job.Run(0, count);
             return;
@@ -72,7 +91,7 @@ public sealed class WorkerPool : IDisposable
         // One job at a time: a second caller (another request on a shared model) waits its turn.
         lock (_dispatchLock)
         {
-            _job = job; _count = count; _granule = Math.Max(1, granule); _failure = null;
+            _job = job; _count = count; _granule = Math.Max(1, granule); _piece = piece; _nextPiece = 0; _failure = null;
             Volatile.Write(ref _remaining, _workers.Length);
             Interlocked.Increment(ref _generation);
             foreach (Worker w in _workers)
@@ -96,9 +115,18 @@ public sealed class WorkerPool : IDisposable
 
     private void RunShare(int index)
     {
-        var (start, end) = Share(_count, Threads, index, _granule);
-        if (start >= end) return;
-        try { _job!.Run(start, end); }
+        try
+        {
+            if (_piece > 0)
+            {
+                int start;
+                while ((start = Interlocked.Add(ref _nextPiece, _piece) - _piece) < _count)
+                    _job!.Run(start, Math.Min(_count, start + _piece));
+                return;
+            }
+            var (first, end) = Share(_count, Threads, index, _granule);
+            if (first < end) _job!.Run(first, end);
+        }
         catch (Exception ex) { Interlocked.CompareExchange(ref _failure, ExceptionDispatchInfo.Capture(ex), null); }
     }
 

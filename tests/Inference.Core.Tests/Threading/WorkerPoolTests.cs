@@ -45,6 +45,72 @@ public class WorkerPoolTests
         Assert.Equal(count, expectedStart);
     }
 
+    [Theory]
+    [InlineData(1, 1000, 256)]
+    [InlineData(2, 1000, 256)]
+    [InlineData(2, 100, 256)]
+    [InlineData(3, 7, 1)]
+    [InlineData(4, 130, 64)]
+    public void Pieces_run_every_index_exactly_once(int threads, int count, int piece)
+    {
+        using var pool = new WorkerPool(threads);
+        var hits = new int[count];
+        for (int repeat = 0; repeat < 50; repeat++) pool.ForPieces(count, new MarkJob(hits), piece);
+        Assert.All(hits, h => Assert.Equal(50, h));
+    }
+
+    private sealed class RecordJob(int slowPieceMs) : IRangeJob
+    {
+        public readonly List<(int Start, int End, bool Caller)> Ranges = [];
+        public int CallerThread = Environment.CurrentManagedThreadId;
+
+        public void Run(int start, int end)
+        {
+            bool caller = Environment.CurrentManagedThreadId == CallerThread;
+            lock (Ranges) Ranges.Add((start, end, caller));
+            if (!caller) Thread.Sleep(slowPieceMs);
+        }
+    }
+
+    [Fact]
+    public void Pieces_start_on_multiples_of_the_piece_size_and_end_at_the_next_or_at_the_count()
+    {
+        using var pool = new WorkerPool(3);
+        var job = new RecordJob(slowPieceMs: 0);
+        pool.ForPieces(1000, job, 64);
+        Assert.All(job.Ranges, r =>
+        {
+            Assert.Equal(0, r.Start % 64);
+            Assert.Equal(Math.Min(1000, r.Start + 64), r.End);
+        });
+        Assert.Equal(16, job.Ranges.Count);
+    }
+
+    /// <summary>What pieces are for: a worker slowed down (here it sleeps on each piece it takes, as a
+    /// thread whose core another process holds would stall) leaves the rest to the calling thread, where
+    /// <see cref="WorkerPool.For"/> would have made the caller wait for the worker's fixed half.</summary>
+    [Fact]
+    public void A_slowed_thread_takes_fewer_pieces_and_the_others_take_the_rest()
+    {
+        using var pool = new WorkerPool(2);
+        var job = new RecordJob(slowPieceMs: 200);
+        pool.ForPieces(40, job, 1);
+        Assert.Equal(40, job.Ranges.Count);
+        Assert.True(job.Ranges.Count(r => r.Caller) >= 30, $"the caller ran {job.Ranges.Count(r => r.Caller)} of 40 pieces");
+    }
+
+    [Fact]
+    public void An_exception_in_a_piece_reaches_the_caller_and_the_pool_keeps_working()
+    {
+        using var pool = new WorkerPool(2);
+        var ex = Assert.Throws<InvalidOperationException>(() => pool.ForPieces(100, new ThrowingJob(), 10));
+        Assert.Equal("share failed", ex.Message);
+        var hits = new int[100];
+        pool.ForPieces(100, new MarkJob(hits), 10);
+        Assert.All(hits, h => Assert.Equal(1, h));
+        Assert.Throws<ArgumentOutOfRangeException>(() => pool.ForPieces(100, new MarkJob(hits), 0));
+    }
+
     private sealed class MatMulJob(KernelSet set, byte[] weights, int columns, sbyte[] q, int tokens, int rows, int[] dots) : IRangeJob
     {
         public void Run(int start, int end)
@@ -74,6 +140,9 @@ public class WorkerPoolTests
             pool.For(rows, new MatMulJob(set, weights, columns, q, tokens, rows, dots), granule: 4);
             first ??= dots;
             Assert.Equal(first, dots);
+            var pieceDots = new int[tokens * rows];
+            pool.ForPieces(rows, new MatMulJob(set, weights, columns, q, tokens, rows, pieceDots), piece: 16);
+            Assert.Equal(first, pieceDots);
         }
         Assert.Equal(Reference(weights, columns, q, tokens, 0, rows), first);
     }
@@ -121,6 +190,7 @@ public class WorkerPoolTests
         for (int i = 0; i < 100; i++) pool.For(1000, job, 4);
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 1000; i++) pool.For(1000, job, 4);
+        for (int i = 0; i < 1000; i++) pool.ForPieces(1000, job, 64);
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 
