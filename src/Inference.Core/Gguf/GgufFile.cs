@@ -167,6 +167,16 @@ public sealed unsafe class GgufFile : IDisposable
         return new ReadOnlySpan<byte>(GetTensorPointer(tensor), (int)tensor.ByteSize);
     }
 
+    /// <summary>The whole mapped file: its first byte and length (valid until Dispose).</summary>
+    public (nint Start, long Bytes) Mapping
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_base == null, this);
+            return ((nint)_base, FileSize);
+        }
+    }
+
     /// <summary>Pointer to the tensor's first byte inside the mapping (valid until Dispose).</summary>
     public byte* GetTensorPointer(GgufTensorInfo tensor)
     {

@@ -63,7 +63,12 @@ public static unsafe partial class PageWarmup
     /// </summary>
     public static bool ReleaseMapped(nint start, long bytes) => AdviseWholePages(start, bytes, MadvDontNeed);
 
-    /// <summary>Ask for transparent huge pages on an anonymous range (MADV_HUGEPAGE), best effort.</summary>
+    /// <summary>
+    /// Ask for transparent huge pages on a range (MADV_HUGEPAGE), best effort. Anonymous memory then
+    /// gets 2 MB pages as it is touched. On a file mapping (Linux 6.x, a filesystem with large folios
+    /// such as ext4 or xfs) pages the page cache reads through this mapping come in 2 MB folios and are
+    /// mapped whole; pages already cached in 4 KB pieces stay as they are.
+    /// </summary>
     public static bool PreferHugePages(nint start, long bytes) => AdviseWholePages(start, bytes, MadvHugePage);
 
     /// <summary>madvise on the whole pages inside [start, start + bytes): the range is rounded inwards,

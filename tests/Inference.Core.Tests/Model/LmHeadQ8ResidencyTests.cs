@@ -1,4 +1,3 @@
-using System.Globalization;
 using BitNet.Inference.Model;
 using BitNet.Inference.Tests.Gguf;
 
@@ -21,24 +20,9 @@ public class LmHeadQ8ResidencyTests
         long headBytes = 2L * DummyShape.Small.Vocab * DummyShape.Small.Embedding;
 
         using (var f16 = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2 }))
-            Assert.True(MappedResidentBytes(path) >= headBytes, "the F16 model keeps its head mapped (the check can see it)");
+            Assert.True(Smaps.MappedResidentBytes(path) >= headBytes, "the F16 model keeps its head mapped (the check can see it)");
         using var q8 = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, LmHead = LmHeadMode.Q8 });
-        long resident = MappedResidentBytes(path);
+        long resident = Smaps.MappedResidentBytes(path);
         Assert.True(resident < headBytes / 8, $"{resident} bytes of the file still resident after quantizing a {headBytes}-byte head");
-    }
-
-    /// <summary>The Rss of this process's mappings of <paramref name="path"/>, from /proc/self/smaps.</summary>
-    private static long MappedResidentBytes(string path)
-    {
-        long total = 0;
-        bool inFile = false;
-        foreach (string line in File.ReadLines("/proc/self/smaps"))
-        {
-            if (line.Length > 0 && char.IsAsciiHexDigit(line[0]) && line.Contains('-'))
-                inFile = line.EndsWith(path, StringComparison.Ordinal);
-            else if (inFile && line.StartsWith("Rss:", StringComparison.Ordinal))
-                total += 1024 * long.Parse(line["Rss:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
-        }
-        return total;
     }
 }

@@ -1,0 +1,30 @@
+using System.Globalization;
+
+namespace BitNet.Inference.Tests.Model;
+
+/// <summary>What /proc/self/smaps says about this process's mappings of one file (Linux only).</summary>
+internal static class Smaps
+{
+    /// <summary>The Rss of this process's mappings of <paramref name="path"/>.</summary>
+    public static long MappedResidentBytes(string path) =>
+        Fields(path, "Rss:").Sum(value => 1024 * long.Parse(value.Split(' ')[0], CultureInfo.InvariantCulture));
+
+    /// <summary>The VmFlags of each mapping of <paramref name="path"/> (two-letter codes such as "rd", "hg").</summary>
+    public static IEnumerable<string[]> MappingFlags(string path) =>
+        Fields(path, "VmFlags:").Select(value => value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+
+    /// <summary>The value after <paramref name="field"/> in each mapping of <paramref name="path"/>.</summary>
+    private static List<string> Fields(string path, string field)
+    {
+        var values = new List<string>();
+        bool inFile = false;
+        foreach (string line in File.ReadLines("/proc/self/smaps"))
+        {
+            if (line.Length > 0 && char.IsAsciiHexDigit(line[0]) && line.Contains('-'))
+                inFile = line.EndsWith(path, StringComparison.Ordinal);
+            else if (inFile && line.StartsWith(field, StringComparison.Ordinal))
+                values.Add(line[field.Length..].Trim());
+        }
+        return values;
+    }
+}
