@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using BitNet.Inference.Kernels;
 using BitNet.Inference.Threading;
 
@@ -131,7 +132,21 @@ public static class Attention
     /// </summary>
     internal static bool FourHeadsFused(int heads, int headDim) => heads == 4 && headDim % 8 == 0 && Vector256.IsHardwareAccelerated;
 
-    /// <summary>scores[h·positions + j] = (q_h · k_j) · scale for 4 heads; q pre-scaled by 2^112, k read as k·2^−112.</summary>
+    /// <summary>Positions per block of <see cref="FourHeadValues"/>: 16 KB of cached rows at head_dim 128.</summary>
+    private const int ValuePositionBlock = 64;
+
+    /// <summary>How far ahead <see cref="FourHeadScores"/> prefetches the cached keys: 8 rows at head_dim
+    /// 128. Each head's keys are a short stream (a few hundred KB) that the hardware prefetcher has barely
+    /// picked up before it ends; at 1024 positions this took the score loop's share of decode time from
+    /// 6.3 to 5.5 %.</summary>
+    private const int KeyPrefetchBytes = 2048;
+
+    /// <summary>
+    /// scores[h·positions + j] = (q_h · k_j) · scale for 4 heads; q pre-scaled by 2^112, k read as k·2^−112.
+    /// Two positions per pass: each head's sum is a chain of dependent FMAs (4 cycles apiece on current
+    /// x86 cores), so with one position the 4 chains leave the FMA units mostly idle; 8 chains fill them,
+    /// and each q vector loaded serves both rows. Every score is still summed in the same order.
+    /// </summary>
     private static unsafe void FourHeadScores(ReadOnlySpan<float> q, ReadOnlySpan<Half> keys, int kvDim, int headDim, int positions,
         float scale, float[] scores)
     {
@@ -141,27 +156,52 @@ public static class Attention
         {
             float* q1 = q0 + headDim, q2 = q1 + headDim, q3 = q2 + headDim;
             var mask = Vector256.Create(F16.ScaledValueMask);
-            for (int j = 0; j < positions; j++)
+            for (int j = 0; j < positions; j += 2)
             {
-                short* k = (short*)(k0 + (long)j * kvDim);
+                bool pair = j + 1 < positions;   // an odd last position is paired with itself, its copy not stored
+                short* k = (short*)(k0 + (long)j * kvDim), kNext = pair ? k + kvDim : k;
                 Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
                 for (int d = 0; d < headDim; d += 8)
                 {
-                    Vector256<float> kv = F16.ScaledValues256(k + d, mask);
-                    a0 = Vector256.FusedMultiplyAdd(Vector256.Load(q0 + d), kv, a0);
-                    a1 = Vector256.FusedMultiplyAdd(Vector256.Load(q1 + d), kv, a1);
-                    a2 = Vector256.FusedMultiplyAdd(Vector256.Load(q2 + d), kv, a2);
-                    a3 = Vector256.FusedMultiplyAdd(Vector256.Load(q3 + d), kv, a3);
+                    if (Sse.IsSupported) Sse.Prefetch0((byte*)k + KeyPrefetchBytes + 4 * d);
+                    Vector256<float> ka = F16.ScaledValues256(k + d, mask), kb = F16.ScaledValues256(kNext + d, mask);
+                    Vector256<float> x0 = Vector256.Load(q0 + d), x1 = Vector256.Load(q1 + d);
+                    Vector256<float> x2 = Vector256.Load(q2 + d), x3 = Vector256.Load(q3 + d);
+                    a0 = Vector256.FusedMultiplyAdd(x0, ka, a0);
+                    a1 = Vector256.FusedMultiplyAdd(x1, ka, a1);
+                    a2 = Vector256.FusedMultiplyAdd(x2, ka, a2);
+                    a3 = Vector256.FusedMultiplyAdd(x3, ka, a3);
+                    b0 = Vector256.FusedMultiplyAdd(x0, kb, b0);
+                    b1 = Vector256.FusedMultiplyAdd(x1, kb, b1);
+                    b2 = Vector256.FusedMultiplyAdd(x2, kb, b2);
+                    b3 = Vector256.FusedMultiplyAdd(x3, kb, b3);
                 }
                 s[j] = Vector256.Sum(a0) * scale;
                 s[positions + j] = Vector256.Sum(a1) * scale;
                 s[2 * positions + j] = Vector256.Sum(a2) * scale;
                 s[3 * positions + j] = Vector256.Sum(a3) * scale;
+                if (!pair) break;
+                s[j + 1] = Vector256.Sum(b0) * scale;
+                s[positions + j + 1] = Vector256.Sum(b1) * scale;
+                s[2 * positions + j + 1] = Vector256.Sum(b2) * scale;
+                s[3 * positions + j + 1] = Vector256.Sum(b3) * scale;
             }
         }
     }
 
-    /// <summary>out_h = Σ_j p_hj · v_j for 4 heads, 8 dimensions at a time; p pre-scaled by 2^112, v read as v·2^−112.</summary>
+    /// <summary>
+    /// out_h = Σ_j p_hj · v_j for 4 heads; p pre-scaled by 2^112, v read as v·2^−112. Sixteen dimensions
+    /// per pass (8 FMA chains, as in <see cref="FourHeadScores"/>), and each p broadcast serves both
+    /// halves; each output is still summed over positions in order. Positions go in blocks of
+    /// <see cref="ValuePositionBlock"/>: a pass reads 32 of each cached row's 256 bytes, so over a whole
+    /// long context every pass would fetch the rows again from L2 or memory; a block's rows (16 KB at
+    /// head_dim 128) stay in L1 for all its passes. The accumulators go through <paramref name="output"/>
+    /// between blocks (it must be zero on entry), which leaves every sum's order unchanged. Each step
+    /// prefetches a line of the next block. Measured at 1024 positions, 1 thread: this loop's share of
+    /// decode time fell from 13.5 to 8.6 %, decode 12.7 → 13.5 tok/s and prefill 46.8 → 52.7 (with the
+    /// score loop's changes; medians of 3 interleaved runs).
+    /// </summary>
     private static unsafe void FourHeadValues(float[] probabilities, ReadOnlySpan<Half> values, int kvDim, int headDim, int positions, Span<float> output)
     {
         fixed (float* p0 = probabilities)
@@ -170,22 +210,46 @@ public static class Attention
         {
             float* p1 = p0 + positions, p2 = p1 + positions, p3 = p2 + positions;
             var mask = Vector256.Create(F16.ScaledValueMask);
-            for (int d = 0; d < headDim; d += 8)
+            for (int j0 = 0; j0 < positions; j0 += ValuePositionBlock)
             {
-                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                short* v = (short*)v0 + d;
-                for (int j = 0; j < positions; j++, v += kvDim)
+                int jEnd = Math.Min(positions, j0 + ValuePositionBlock);
+                for (int d = 0; d < headDim; d += 16)
                 {
-                    Vector256<float> vv = F16.ScaledValues256(v, mask);
-                    a0 = Vector256.FusedMultiplyAdd(Vector256.Create(p0[j]), vv, a0);
-                    a1 = Vector256.FusedMultiplyAdd(Vector256.Create(p1[j]), vv, a1);
-                    a2 = Vector256.FusedMultiplyAdd(Vector256.Create(p2[j]), vv, a2);
-                    a3 = Vector256.FusedMultiplyAdd(Vector256.Create(p3[j]), vv, a3);
+                    bool both = d + 16 <= headDim;   // a last odd 8 dimensions is read twice, its copy not stored
+                    int second = both ? 8 : 0;
+                    float* oa = o + d, ob = o + d + second;
+                    Vector256<float> a0 = Vector256.Load(oa), a1 = Vector256.Load(oa + headDim);
+                    Vector256<float> a2 = Vector256.Load(oa + 2 * headDim), a3 = Vector256.Load(oa + 3 * headDim);
+                    Vector256<float> b0 = Vector256.Load(ob), b1 = Vector256.Load(ob + headDim);
+                    Vector256<float> b2 = Vector256.Load(ob + 2 * headDim), b3 = Vector256.Load(ob + 3 * headDim);
+                    short* v = (short*)v0 + (long)j0 * kvDim + d;
+                    // One line of the next block's row per step: over the 8 passes, each of its 4 lines twice.
+                    short* ahead = v + (long)ValuePositionBlock * kvDim - (d & 16);
+                    for (int j = j0; j < jEnd; j++, v += kvDim, ahead += kvDim)
+                    {
+                        if (Sse.IsSupported) Sse.Prefetch0(ahead);
+                        Vector256<float> va = F16.ScaledValues256(v, mask), vb = F16.ScaledValues256(v + second, mask);
+                        Vector256<float> w0 = Vector256.Create(p0[j]), w1 = Vector256.Create(p1[j]);
+                        Vector256<float> w2 = Vector256.Create(p2[j]), w3 = Vector256.Create(p3[j]);
+                        a0 = Vector256.FusedMultiplyAdd(w0, va, a0);
+                        a1 = Vector256.FusedMultiplyAdd(w1, va, a1);
+                        a2 = Vector256.FusedMultiplyAdd(w2, va, a2);
+                        a3 = Vector256.FusedMultiplyAdd(w3, va, a3);
+                        b0 = Vector256.FusedMultiplyAdd(w0, vb, b0);
+                        b1 = Vector256.FusedMultiplyAdd(w1, vb, b1);
+                        b2 = Vector256.FusedMultiplyAdd(w2, vb, b2);
+                        b3 = Vector256.FusedMultiplyAdd(w3, vb, b3);
+                    }
+                    a0.Store(oa);
+                    a1.Store(oa + headDim);
+                    a2.Store(oa + 2 * headDim);
+                    a3.Store(oa + 3 * headDim);
+                    if (!both) continue;
+                    b0.Store(ob);
+                    b1.Store(ob + headDim);
+                    b2.Store(ob + 2 * headDim);
+                    b3.Store(ob + 3 * headDim);
                 }
-                a0.Store(o + d);
-                a1.Store(o + headDim + d);
-                a2.Store(o + 2 * headDim + d);
-                a3.Store(o + 3 * headDim + d);
             }
         }
     }
