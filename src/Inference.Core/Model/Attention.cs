@@ -274,7 +274,9 @@ public static class Attention
             _config = config; _q = q; _keys = keyCache; _values = valueCache; _capacity = capacity; _pos0 = pos0; _output = output;
             _tokens = tokens;
             _round = roundProbabilitiesToF16;
-            pool.For(tokens * config.KvHeadCount, this);
+            // One (token, group) at a time from the shared counter: a decode step has only 5 of them for
+            // 2B4T, which fixed shares split 2 : 3 however busy each core is.
+            pool.ForPieces(tokens * config.KvHeadCount, this, piece: 1);
             _q = _output = null; _keys = _values = null;
         }
 
@@ -284,9 +286,9 @@ public static class Attention
             int embd = c.EmbeddingLength, headDim = c.HeadDim;
             for (int i = start; i < end; i++)
             {
-                // Token t sees t + 1 positions, so later tokens cost more. The pool hands out contiguous
-                // index ranges, so tokens are taken in the order 0, n−1, 1, n−2, …: every range then mixes
-                // cheap and dear tokens and the threads finish together.
+                // Token t sees t + 1 positions, so later tokens cost more. Tokens are taken in the order
+                // 0, n−1, 1, n−2, …, so that cheap and dear ones alternate and no thread is left with a
+                // run of dear ones at the end.
                 int rank = i / c.KvHeadCount, group = i % c.KvHeadCount;
                 int t = (rank & 1) == 0 ? rank / 2 : _tokens - 1 - rank / 2, pos = _pos0 + t;
                 int first = group * _capacity * headDim, length = (pos + 1) * headDim;
