@@ -1,5 +1,6 @@
 using System.IO.MemoryMappedFiles;
 using System.Text;
+using Microsoft.Win32.SafeHandles;
 
 namespace BitNet.Inference.Gguf;
 
@@ -21,6 +22,7 @@ public sealed unsafe class GgufFile : IDisposable
     private readonly MemoryMappedFile? _map;
     private readonly MemoryMappedViewAccessor? _view;
     private byte* _base;
+    private SafeFileHandle? _reader;   // opened on the first ReadAt
     private readonly Dictionary<string, GgufValue> _metadata;
     private readonly List<KeyValuePair<string, GgufValue>> _metadataInOrder;
     private readonly List<GgufTensorInfo> _tensors;
@@ -177,6 +179,33 @@ public sealed unsafe class GgufFile : IDisposable
         }
     }
 
+    /// <summary>
+    /// Copy bytes at a file offset with a positional read (pread) rather than through the mapping, so
+    /// the pages stay out of this process's resident set. Safe from several threads at once.
+    /// </summary>
+    public void ReadAt(long offset, Span<byte> destination)
+    {
+        ObjectDisposedException.ThrowIf(_base == null, this);
+        if (offset < 0 || offset > FileSize - destination.Length)
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"{destination.Length} bytes at {offset} run past the end of {Path} ({FileSize} bytes)");
+        SafeFileHandle reader = _reader ?? OpenReader();
+        for (int done = 0; done < destination.Length;)
+        {
+            int n = RandomAccess.Read(reader, destination[done..], offset + done);
+            if (n == 0) throw new EndOfStreamException($"{Path} ended at {offset + done} while reading {destination.Length} bytes at {offset}");
+            done += n;
+        }
+    }
+
+    private SafeFileHandle OpenReader()
+    {
+        var handle = File.OpenHandle(Path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        SafeFileHandle? other = Interlocked.CompareExchange(ref _reader, handle, null);
+        if (other is null) return handle;
+        handle.Dispose();   // another thread opened one first
+        return other;
+    }
+
     /// <summary>Pointer to the tensor's first byte inside the mapping (valid until Dispose).</summary>
     public byte* GetTensorPointer(GgufTensorInfo tensor)
     {
@@ -195,6 +224,7 @@ public sealed unsafe class GgufFile : IDisposable
         }
         _view?.Dispose();
         _map?.Dispose();
+        _reader?.Dispose();
     }
 
     // ---- parsing ------------------------------------------------------------------------------

@@ -1,7 +1,12 @@
+using System.Runtime.InteropServices;
 using BitNet.Inference.Kernels;
 using BitNet.Inference.Threading;
 
 namespace BitNet.Inference.Model;
+
+/// <summary>Where the F16 token embedding table starts in a GGUF file, for reading rows with
+/// <see cref="Gguf.GgufFile.ReadAt"/>.</summary>
+internal sealed record EmbeddingFile(Gguf.GgufFile File, long Offset);
 
 /// <summary>The per-token work between a layer's matrix products (spec §5.1), in forward-pass order.</summary>
 internal enum TokenStep
@@ -38,13 +43,16 @@ internal sealed unsafe class TokenSteps : IRangeJob
     private bool _addResidual;
     private int _pos0;
     private int[] _tokens = [];
+    private EmbeddingFile? _embeddingFile;
 
     public TokenSteps(InferenceState state) => _s = state;
 
-    /// <summary>Start a batch: the token ids (copied) at positions pos0 … pos0 + n − 1.</summary>
-    public void Begin(BitNetWeights weights, ReadOnlySpan<int> tokens, int pos0)
+    /// <summary>Start a batch: the token ids (copied) at positions pos0 … pos0 + n − 1. With
+    /// <paramref name="embeddingFile"/>, embedding rows are read from the file instead of the mapping.</summary>
+    public void Begin(BitNetWeights weights, ReadOnlySpan<int> tokens, int pos0, EmbeddingFile? embeddingFile)
     {
         _weights = weights;
+        _embeddingFile = embeddingFile;
         _pos0 = pos0;
         if (_tokens.Length < tokens.Length) _tokens = new int[_s.BatchCapacity];
         tokens.CopyTo(_tokens);
@@ -86,7 +94,15 @@ internal sealed unsafe class TokenSteps : IRangeJob
         switch (_step)
         {
             case TokenStep.Embed:
-                F16.ConvertToSingle(new ReadOnlySpan<Half>(_weights!.TokenEmbedding + (long)_tokens[t] * embd, embd), x);
+                if (_embeddingFile is { } source)
+                {
+                    // Staged in this token's Normed row, which the first norm overwrites anyway.
+                    Span<byte> row = MemoryMarshal.AsBytes(s.Normed.AsSpan(t * embd, embd))[..(2 * embd)];
+                    source.File.ReadAt(source.Offset + 2L * _tokens[t] * embd, row);
+                    F16.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(row), x);
+                }
+                else
+                    F16.ConvertToSingle(new ReadOnlySpan<Half>(_weights!.TokenEmbedding + (long)_tokens[t] * embd, embd), x);
                 break;
 
             case TokenStep.AttentionInput:

@@ -59,4 +59,22 @@ public class GgufReaderOracleFileTests
         }
         Assert.Equal(28, checkedScales);
     }
+
+    [Fact]
+    public unsafe void ReadAt_copies_the_same_bytes_the_mapping_holds_and_refuses_ranges_past_the_end()
+    {
+        using var file = GgufFile.Open(SharedData.OracleModelPath);
+        var embedding = file.GetTensor("token_embd.weight");
+        var (start, bytes) = file.Mapping;
+        Assert.Equal(file.FileSize, bytes);
+        long offset = file.GetTensorPointer(embedding) - (byte*)start + 2 * 256 * 1000;   // token 1000's row
+        var row = new byte[512];
+        file.ReadAt(offset, row);
+        Assert.Equal(new ReadOnlySpan<byte>((byte*)start + offset, 512).ToArray(), row);
+        var all = new byte[file.FileSize];
+        Parallel.For(0, 4, i => file.ReadAt(0, all));   // several threads, one lazily opened handle
+        Assert.Equal(new ReadOnlySpan<byte>((byte*)start, 1 << 20).ToArray(), all.AsSpan(0, 1 << 20).ToArray());
+        Assert.Throws<ArgumentOutOfRangeException>(() => file.ReadAt(file.FileSize - 10, new byte[11]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => file.ReadAt(-1, new byte[1]));
+    }
 }
