@@ -32,6 +32,7 @@ public sealed unsafe class BitNetModel : IDisposable
         var (fileStart, fileBytes) = file.Mapping;
         long page = Environment.SystemPageSize;
         Threading.PageWarmup.PreferHugePages(fileStart, (fileBytes + page - 1) / page * page);
+        long headBytes = 2L * config.VocabSize * config.EmbeddingLength;
         if (options.LmHead == LmHeadMode.Q8)
         {
             // Quantizing reads the whole F16 head into our resident set; the int8 copy replaces it, so
@@ -41,7 +42,6 @@ public sealed unsafe class BitNetModel : IDisposable
             // where each lookup would map back the page cache's folio around the row, up to 2 MB
             // (measured: 2-thread bench peak RSS 1078 MiB with the file cached in 2 MB folios, against
             // 902 MiB in 4 KB pages).
-            long headBytes = 2L * config.VocabSize * config.EmbeddingLength;
             _matmul.EnableQuantizedHead(weights.LmHead, config.VocabSize, config.EmbeddingLength, releaseReadPages: weights.IsLmHeadMapped);
             if (weights.IsLmHeadMapped)
                 Threading.PageWarmup.ReleaseMapped((nint)weights.LmHead, headBytes);
@@ -55,7 +55,7 @@ public sealed unsafe class BitNetModel : IDisposable
             foreach (TernaryMatrix m in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
                 ranges.Add(((nint)m.Codes, (long)m.Rows * m.RowBytes));
         if (options.LmHead != LmHeadMode.Q8)
-            ranges.Add(((nint)weights.LmHead, 2L * config.VocabSize * config.EmbeddingLength));
+            ranges.Add(((nint)weights.LmHead, headBytes));
         Threading.PageWarmup.Populate(_matmul.Pool, ranges);
     }
 
