@@ -335,9 +335,7 @@ public static class F16
                     Vector128<float> a0 = default, a1 = default;
                     for (int k = 0; k < vecColumns; k += 8)
                     {
-                        Vector128<short> h = Vector128.Load(w0 + k);
-                        Vector128<float> lo = ((Vector128.WidenLower(h) << 13) & mask).AsSingle();
-                        Vector128<float> hi = ((Vector128.WidenUpper(h) << 13) & mask).AsSingle();
+                        ScaledValues128(w0 + k, mask, out Vector128<float> lo, out Vector128<float> hi);
                         a0 = Vector128.FusedMultiplyAdd(lo, Vector128.Load(xs + k), a0);
                         a1 = Vector128.FusedMultiplyAdd(hi, Vector128.Load(xs + k + 4), a1);
                     }
@@ -359,6 +357,19 @@ public static class F16
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static unsafe Vector256<float> ScaledValues256(short* halves, Vector256<int> mask) =>
         Avx2.And(Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(Sse2.LoadVector128(halves)), 13), mask).AsSingle();
+
+    /// <summary>
+    /// <see cref="ScaledValues256"/> on 128-bit vectors (any platform with Vector128, ARM64 included):
+    /// eight halves at <paramref name="halves"/> as two vectors of four, h·2^−112 each, with
+    /// <paramref name="mask"/> = Vector128.Create(<see cref="ScaledValueMask"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe void ScaledValues128(short* halves, Vector128<int> mask, out Vector128<float> low, out Vector128<float> high)
+    {
+        Vector128<short> h = Vector128.Load(halves);
+        low = ((Vector128.WidenLower(h) << 13) & mask).AsSingle();
+        high = ((Vector128.WidenUpper(h) << 13) & mask).AsSingle();
+    }
 
     private static unsafe float TailDot(short* row, float* scaledX, int from, int columns)
     {

@@ -18,6 +18,10 @@ namespace BitNet.Inference.Model;
 /// </summary>
 public static class Attention
 {
+    /// <summary>Which loops compute a KV group: the general per-head ones, or the fused four-head loops
+    /// on 256-bit (x86 AVX2) or 128-bit vectors (ARM64 AdvSimd, and x86 without AVX2).</summary>
+    internal enum Loops { General, Fused128, Fused256 }
+
     /// <summary>Per-thread scratch: GroupSize × positions scores and one converted K/V row. Grown
     /// on demand, so after warm-up attention allocates nothing.</summary>
     [ThreadStatic] private static float[]? t_scores;
@@ -43,13 +47,13 @@ public static class Attention
     public static void ComputeGroup(ModelConfig config, ReadOnlySpan<float> q, ReadOnlySpan<Half> keyCache, ReadOnlySpan<Half> valueCache,
         int position, int group, Span<float> output, bool roundProbabilitiesToF16, int scratchPositions = 0) =>
         ComputeGroup(config, q, keyCache, valueCache, position, group, output, roundProbabilitiesToF16, scratchPositions,
-            fused: FourHeadsFused(config.GroupSize, config.HeadDim));
+            LoopsFor(config.GroupSize, config.HeadDim));
 
-    /// <param name="fused">Use the fused four-head loops (only valid when <see cref="FourHeadsFused"/> holds); tests compare both.</param>
+    /// <param name="loops">The loops to use (a fused kind only where <see cref="CanUse"/> holds); tests compare them.</param>
     internal static void ComputeGroup(ModelConfig config, ReadOnlySpan<float> q, ReadOnlySpan<Half> keyCache, ReadOnlySpan<Half> valueCache,
-        int position, int group, Span<float> output, bool roundProbabilitiesToF16, int scratchPositions, bool fused) =>
+        int position, int group, Span<float> output, bool roundProbabilitiesToF16, int scratchPositions, Loops loops) =>
         ComputeGroupRows(config, q, keyCache[(group * config.HeadDim)..], valueCache[(group * config.HeadDim)..], config.KvDim,
-            position, group, output, roundProbabilitiesToF16, scratchPositions, fused);
+            position, group, output, roundProbabilitiesToF16, scratchPositions, loops);
 
     /// <summary>
     /// The core: <paramref name="keys"/> and <paramref name="values"/> start at this group's KV head for
@@ -58,8 +62,10 @@ public static class Attention
     /// memory); the public overloads take the position-major [position][kv_dim] layout (stride kv_dim).
     /// </summary>
     internal static void ComputeGroupRows(ModelConfig config, ReadOnlySpan<float> q, ReadOnlySpan<Half> keys, ReadOnlySpan<Half> values, int rowStride,
-        int position, int group, Span<float> output, bool roundProbabilitiesToF16, int scratchPositions, bool fused)
+        int position, int group, Span<float> output, bool roundProbabilitiesToF16, int scratchPositions, Loops loops)
     {
+        if (!CanUse(loops, config.GroupSize, config.HeadDim))
+            throw new ArgumentException($"the {loops} loops need 4 heads per group, head_dim a multiple of 8 and their vector width accelerated", nameof(loops));
         int headDim = config.HeadDim, positions = position + 1, heads = config.GroupSize;
         int firstHead = group * heads;
         if (keys.Length < (long)(positions - 1) * rowStride + headDim || values.Length < (long)(positions - 1) * rowStride + headDim)
@@ -79,8 +85,10 @@ public static class Attention
         VectorMath.Scale(q16, F16.ScaledValueFactor);
 
         // scores[h][j] = (q_h · k_j) · scale, F32 accumulation; the causal mask excludes j > position.
-        if (fused)
+        if (loops == Loops.Fused256)
             FourHeadScores(q16, keys, rowStride, headDim, positions, scale, scoreBuffer);
+        else if (loops == Loops.Fused128)
+            FourHeadScores128(q16, keys, rowStride, headDim, positions, scale, scoreBuffer);
         else
             for (int j = 0; j < positions; j++)
             {
@@ -110,9 +118,14 @@ public static class Attention
         // out_h = Σ_j p_hj · v_j, F32 accumulation over positions for each dimension; v read as
         // v·2^−112 and p scaled by 2^112 (exact: p ≤ 1), as for the scores.
         VectorMath.Scale(scoreBuffer.AsSpan(0, heads * positions), F16.ScaledValueFactor);
-        if (fused)
+        if (loops == Loops.Fused256)
         {
             FourHeadValues(scoreBuffer, values, rowStride, headDim, positions, output.Slice(firstHead * headDim, heads * headDim));
+            return;
+        }
+        if (loops == Loops.Fused128)
+        {
+            FourHeadValues128(scoreBuffer, values, rowStride, headDim, positions, output.Slice(firstHead * headDim, heads * headDim));
             return;
         }
         for (int j = 0; j < positions; j++)
@@ -124,13 +137,25 @@ public static class Attention
     }
 
     /// <summary>
-    /// Four query heads per KV head (BitNet 2B4T's 20 / 5) get fused loops on 256-bit vectors: each
-    /// cached row is widened once, in registers, and feeds the four heads' FMAs directly, instead of
-    /// being converted to a scratch row that four dot products then reload. The value loop keeps the
-    /// four heads' outputs in registers across all positions and adds p·v in position order, so its
-    /// results equal the general loop's exactly.
+    /// Four query heads per KV head (BitNet 2B4T's 20 / 5) get fused loops: each cached row is widened
+    /// once, in registers, and feeds the four heads' FMAs directly, instead of being converted to a
+    /// scratch row that four dot products then reload. The value loops keep the four heads' outputs in
+    /// registers across a block of positions and add p·v in position order, so their results equal the
+    /// general loop's exactly. 256-bit loops where Vector256 is accelerated (x86 with AVX2), 128-bit
+    /// ones elsewhere (ARM64: Graviton's NEON registers are 128 bits wide).
     /// </summary>
-    internal static bool FourHeadsFused(int heads, int headDim) => heads == 4 && headDim % 8 == 0 && Vector256.IsHardwareAccelerated;
+    internal static Loops LoopsFor(int heads, int headDim) =>
+        CanUse(Loops.Fused256, heads, headDim) ? Loops.Fused256 :
+        CanUse(Loops.Fused128, heads, headDim) ? Loops.Fused128 : Loops.General;
+
+    /// <summary>Whether <paramref name="loops"/> can compute groups of this shape on this machine.</summary>
+    internal static bool CanUse(Loops loops, int heads, int headDim) => loops switch
+    {
+        Loops.General => true,
+        Loops.Fused256 => heads == 4 && headDim % 8 == 0 && Vector256.IsHardwareAccelerated,
+        Loops.Fused128 => heads == 4 && headDim % 8 == 0 && Vector128.IsHardwareAccelerated,
+        _ => false,
+    };
 
     /// <summary>Positions per block of <see cref="FourHeadValues"/>: 16 KB of cached rows at head_dim 128.</summary>
     private const int ValuePositionBlock = 64;
@@ -255,6 +280,126 @@ public static class Attention
     }
 
     /// <summary>
+    /// <see cref="FourHeadScores"/> on 128-bit vectors: two positions per pass, each 8-dimension step
+    /// widened to a low and a high half with their own accumulators, so 16 independent FMA chains
+    /// (NEON has 32 registers: these, the 8 q vectors and the 4 k vectors fit).
+    /// </summary>
+    private static unsafe void FourHeadScores128(ReadOnlySpan<float> q, ReadOnlySpan<Half> keys, int kvDim, int headDim, int positions,
+        float scale, float[] scores)
+    {
+        fixed (float* q0 = q)
+        fixed (Half* k0 = keys)
+        fixed (float* s = scores)
+        {
+            float* q1 = q0 + headDim, q2 = q1 + headDim, q3 = q2 + headDim;
+            var mask = Vector128.Create(F16.ScaledValueMask);
+            for (int j = 0; j < positions; j += 2)
+            {
+                bool pair = j + 1 < positions;   // an odd last position is paired with itself, its copy not stored
+                short* k = (short*)(k0 + (long)j * kvDim), kNext = pair ? k + kvDim : k;
+                Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                Vector128<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
+                for (int d = 0; d < headDim; d += 8)
+                {
+                    F16.ScaledValues128(k + d, mask, out Vector128<float> ka, out Vector128<float> kaHigh);
+                    F16.ScaledValues128(kNext + d, mask, out Vector128<float> kb, out Vector128<float> kbHigh);
+                    Vector128<float> x0 = Vector128.Load(q0 + d), x1 = Vector128.Load(q1 + d);
+                    Vector128<float> x2 = Vector128.Load(q2 + d), x3 = Vector128.Load(q3 + d);
+                    Vector128<float> y0 = Vector128.Load(q0 + d + 4), y1 = Vector128.Load(q1 + d + 4);
+                    Vector128<float> y2 = Vector128.Load(q2 + d + 4), y3 = Vector128.Load(q3 + d + 4);
+                    a0 = Vector128.FusedMultiplyAdd(x0, ka, a0);
+                    a1 = Vector128.FusedMultiplyAdd(x1, ka, a1);
+                    a2 = Vector128.FusedMultiplyAdd(x2, ka, a2);
+                    a3 = Vector128.FusedMultiplyAdd(x3, ka, a3);
+                    a4 = Vector128.FusedMultiplyAdd(y0, kaHigh, a4);
+                    a5 = Vector128.FusedMultiplyAdd(y1, kaHigh, a5);
+                    a6 = Vector128.FusedMultiplyAdd(y2, kaHigh, a6);
+                    a7 = Vector128.FusedMultiplyAdd(y3, kaHigh, a7);
+                    b0 = Vector128.FusedMultiplyAdd(x0, kb, b0);
+                    b1 = Vector128.FusedMultiplyAdd(x1, kb, b1);
+                    b2 = Vector128.FusedMultiplyAdd(x2, kb, b2);
+                    b3 = Vector128.FusedMultiplyAdd(x3, kb, b3);
+                    b4 = Vector128.FusedMultiplyAdd(y0, kbHigh, b4);
+                    b5 = Vector128.FusedMultiplyAdd(y1, kbHigh, b5);
+                    b6 = Vector128.FusedMultiplyAdd(y2, kbHigh, b6);
+                    b7 = Vector128.FusedMultiplyAdd(y3, kbHigh, b7);
+                }
+                s[j] = Vector128.Sum(a0 + a4) * scale;
+                s[positions + j] = Vector128.Sum(a1 + a5) * scale;
+                s[2 * positions + j] = Vector128.Sum(a2 + a6) * scale;
+                s[3 * positions + j] = Vector128.Sum(a3 + a7) * scale;
+                if (!pair) break;
+                s[j + 1] = Vector128.Sum(b0 + b4) * scale;
+                s[positions + j + 1] = Vector128.Sum(b1 + b5) * scale;
+                s[2 * positions + j + 1] = Vector128.Sum(b2 + b6) * scale;
+                s[3 * positions + j + 1] = Vector128.Sum(b3 + b7) * scale;
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="FourHeadValues"/> on 128-bit vectors: sixteen dimensions per pass as four vectors per
+    /// head (16 FMA chains), positions in the same blocks, each output summed over positions in order.
+    /// </summary>
+    private static unsafe void FourHeadValues128(float[] probabilities, ReadOnlySpan<Half> values, int kvDim, int headDim, int positions, Span<float> output)
+    {
+        fixed (float* p0 = probabilities)
+        fixed (Half* v0 = values)
+        fixed (float* o = output)
+        {
+            float* p1 = p0 + positions, p2 = p1 + positions, p3 = p2 + positions;
+            var mask = Vector128.Create(F16.ScaledValueMask);
+            for (int j0 = 0; j0 < positions; j0 += ValuePositionBlock)
+            {
+                int jEnd = Math.Min(positions, j0 + ValuePositionBlock);
+                for (int d = 0; d < headDim; d += 16)
+                {
+                    bool both = d + 16 <= headDim;   // a last odd 8 dimensions is read twice, its copy not stored
+                    int second = both ? 8 : 0;
+                    float* oa = o + d, ob = o + d + second;
+                    Vector128<float> a0 = Vector128.Load(oa), a1 = Vector128.Load(oa + headDim);
+                    Vector128<float> a2 = Vector128.Load(oa + 2 * headDim), a3 = Vector128.Load(oa + 3 * headDim);
+                    Vector128<float> c0 = Vector128.Load(oa + 4), c1 = Vector128.Load(oa + headDim + 4);
+                    Vector128<float> c2 = Vector128.Load(oa + 2 * headDim + 4), c3 = Vector128.Load(oa + 3 * headDim + 4);
+                    Vector128<float> b0 = Vector128.Load(ob), b1 = Vector128.Load(ob + headDim);
+                    Vector128<float> b2 = Vector128.Load(ob + 2 * headDim), b3 = Vector128.Load(ob + 3 * headDim);
+                    Vector128<float> e0 = Vector128.Load(ob + 4), e1 = Vector128.Load(ob + headDim + 4);
+                    Vector128<float> e2 = Vector128.Load(ob + 2 * headDim + 4), e3 = Vector128.Load(ob + 3 * headDim + 4);
+                    short* v = (short*)v0 + (long)j0 * kvDim + d;
+                    for (int j = j0; j < jEnd; j++, v += kvDim)
+                    {
+                        F16.ScaledValues128(v, mask, out Vector128<float> va, out Vector128<float> vaHigh);
+                        F16.ScaledValues128(v + second, mask, out Vector128<float> vb, out Vector128<float> vbHigh);
+                        Vector128<float> w0 = Vector128.Create(p0[j]), w1 = Vector128.Create(p1[j]);
+                        Vector128<float> w2 = Vector128.Create(p2[j]), w3 = Vector128.Create(p3[j]);
+                        a0 = Vector128.FusedMultiplyAdd(w0, va, a0);
+                        a1 = Vector128.FusedMultiplyAdd(w1, va, a1);
+                        a2 = Vector128.FusedMultiplyAdd(w2, va, a2);
+                        a3 = Vector128.FusedMultiplyAdd(w3, va, a3);
+                        c0 = Vector128.FusedMultiplyAdd(w0, vaHigh, c0);
+                        c1 = Vector128.FusedMultiplyAdd(w1, vaHigh, c1);
+                        c2 = Vector128.FusedMultiplyAdd(w2, vaHigh, c2);
+                        c3 = Vector128.FusedMultiplyAdd(w3, vaHigh, c3);
+                        b0 = Vector128.FusedMultiplyAdd(w0, vb, b0);
+                        b1 = Vector128.FusedMultiplyAdd(w1, vb, b1);
+                        b2 = Vector128.FusedMultiplyAdd(w2, vb, b2);
+                        b3 = Vector128.FusedMultiplyAdd(w3, vb, b3);
+                        e0 = Vector128.FusedMultiplyAdd(w0, vbHigh, e0);
+                        e1 = Vector128.FusedMultiplyAdd(w1, vbHigh, e1);
+                        e2 = Vector128.FusedMultiplyAdd(w2, vbHigh, e2);
+                        e3 = Vector128.FusedMultiplyAdd(w3, vbHigh, e3);
+                    }
+                    a0.Store(oa); a1.Store(oa + headDim); a2.Store(oa + 2 * headDim); a3.Store(oa + 3 * headDim);
+                    c0.Store(oa + 4); c1.Store(oa + headDim + 4); c2.Store(oa + 2 * headDim + 4); c3.Store(oa + 3 * headDim + 4);
+                    if (!both) continue;
+                    b0.Store(ob); b1.Store(ob + headDim); b2.Store(ob + 2 * headDim); b3.Store(ob + 3 * headDim);
+                    e0.Store(ob + 4); e1.Store(ob + headDim + 4); e2.Store(ob + 2 * headDim + 4); e3.Store(ob + 3 * headDim + 4);
+                }
+            }
+        }
+    }
+
+    /// <summary>
     /// Attention for a batch of tokens at positions pos0 … pos0 + n − 1 (K and V already cached),
     /// split over the worker pool by (token, KV group). One instance per sequence state; reused.
     /// </summary>
@@ -294,7 +439,7 @@ public static class Attention
                 int first = group * _capacity * headDim, length = (pos + 1) * headDim;
                 ComputeGroupRows(c, _q.AsSpan(t * embd, embd), _keys.AsSpan(first, length), _values.AsSpan(first, length), headDim,
                     pos, group, _output.AsSpan(t * embd, embd), _round, scratchPositions: _capacity,
-                    fused: FourHeadsFused(c.GroupSize, headDim));
+                    LoopsFor(c.GroupSize, headDim));
             }
         }
     }
