@@ -93,6 +93,84 @@ public sealed class OpenAiClientTests(OracleServer fixture) : IClassFixture<Orac
     }
 
     [Fact]
+    public async Task Chat_logprobs_through_the_openai_client_cover_every_output_token_with_its_alternatives()
+    {
+        ChatCompletion completion = await fixture.Chat().CompleteChatAsync(
+            [new UserChatMessage(Question)],
+            new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 6, IncludeLogProbabilities = true, TopLogProbabilityCount = 3 }, Ct);
+
+        IReadOnlyList<ChatTokenLogProbabilityDetails> tokens = completion.ContentTokenLogProbabilities;
+        Assert.Equal(6, tokens.Count);
+        // The tokens' bytes spell the answer exactly.
+        byte[] spelled = tokens.SelectMany(t => t.Utf8Bytes!.Value.ToArray()).ToArray();
+        Assert.Equal(Encoding.UTF8.GetBytes(completion.Content[0].Text), spelled);
+        foreach (ChatTokenLogProbabilityDetails token in tokens)
+        {
+            Assert.Equal(3, token.TopLogProbabilities.Count);
+            Assert.True(token.LogProbability <= 0);
+            // Greedy: the chosen token is the most likely one; the alternatives come best first.
+            Assert.Equal(token.TopLogProbabilities[0].Token, token.Token);
+            Assert.Equal(token.TopLogProbabilities[0].LogProbability, token.LogProbability);
+            Assert.True(token.TopLogProbabilities[0].LogProbability >= token.TopLogProbabilities[1].LogProbability);
+            Assert.True(token.TopLogProbabilities[1].LogProbability >= token.TopLogProbabilities[2].LogProbability);
+        }
+    }
+
+    [Fact]
+    public async Task Streamed_chat_logprobs_through_the_openai_client_equal_the_whole_answers()
+    {
+        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 5, IncludeLogProbabilities = true, TopLogProbabilityCount = 2 };
+        ChatCompletion whole = await fixture.Chat().CompleteChatAsync([new UserChatMessage("Name a colour.")], options, Ct);
+        var streamed = new List<ChatTokenLogProbabilityDetails>();
+        await foreach (StreamingChatCompletionUpdate update in fixture.Chat().CompleteChatStreamingAsync([new UserChatMessage("Name a colour.")], options, Ct))
+            streamed.AddRange(update.ContentTokenLogProbabilities);
+
+        Assert.Equal(whole.ContentTokenLogProbabilities.Select(t => (t.Token, t.LogProbability)), streamed.Select(t => (t.Token, t.LogProbability)));
+        Assert.Equal(5, streamed.Count);
+        Assert.All(streamed, t => Assert.Equal(2, t.TopLogProbabilities.Count));
+    }
+
+    [Fact]
+    public async Task Completion_logprobs_list_tokens_that_spell_the_text_with_their_offsets()
+    {
+        ClientPipeline pipeline = new OpenAIClient(new ApiKeyCredential("not-needed"), fixture.ClientOptions).Pipeline;
+        using PipelineMessage message = pipeline.CreateMessage();
+        message.Request.Method = "POST";
+        message.Request.Uri = new Uri(fixture.Server.BaseUrl + "/v1/completions");
+        message.Request.Headers.Set("Content-Type", "application/json");
+        message.Request.Content = BinaryContent.Create(BinaryData.FromString(
+            $$"""{"model":"{{fixture.ModelId}}","prompt":"The capital of France is","max_tokens":5,"temperature":0,"logprobs":2}"""));
+        await pipeline.SendAsync(message);
+
+        Assert.Equal(200, message.Response!.Status);
+        JsonElement choice = JsonDocument.Parse(message.Response.Content.ToString()).RootElement.GetProperty("choices")[0];
+        string text = choice.GetProperty("text").GetString()!;
+        JsonElement logprobs = choice.GetProperty("logprobs");
+        string[] tokens = logprobs.GetProperty("tokens").EnumerateArray().Select(t => t.GetString()!).ToArray();
+        int[] offsets = logprobs.GetProperty("text_offset").EnumerateArray().Select(o => o.GetInt32()).ToArray();
+        Assert.Equal(5, tokens.Length);
+        Assert.Equal(text, string.Concat(tokens));
+        for (int i = 0; i < tokens.Length; i++)
+            Assert.Equal(tokens[i], text.Substring(offsets[i], tokens[i].Length));
+        Assert.All(logprobs.GetProperty("top_logprobs").EnumerateArray(), top => Assert.Equal(2, top.EnumerateObject().Count()));
+        Assert.Equal(5, logprobs.GetProperty("token_logprobs").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Logprob_requests_the_server_cannot_answer_are_4xx_naming_the_field()
+    {
+        var tooMany = await Assert.ThrowsAsync<ClientResultException>(() => fixture.Chat().CompleteChatAsync(
+            [new UserChatMessage("hi")], new ChatCompletionOptions { IncludeLogProbabilities = true, TopLogProbabilityCount = 21 }, Ct));
+        Assert.Equal(400, tooMany.Status);
+        Assert.Contains("top_logprobs must be between 0 and 20", tooMany.Message);
+
+        var withoutLogprobs = await Assert.ThrowsAsync<ClientResultException>(() => fixture.Chat().CompleteChatAsync(
+            [new UserChatMessage("hi")], new ChatCompletionOptions { TopLogProbabilityCount = 2 }, Ct));
+        Assert.Equal(400, withoutLogprobs.Status);
+        Assert.Contains("top_logprobs needs", withoutLogprobs.Message);
+    }
+
+    [Fact]
     public async Task Models_through_the_openai_client_list_the_served_model()
     {
         var models = new OpenAIModelClient(new ApiKeyCredential("not-needed"), fixture.ClientOptions);

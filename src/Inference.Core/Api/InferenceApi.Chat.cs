@@ -32,6 +32,7 @@ public sealed partial class InferenceApi
             Sampling = Sampling(body.Temperature, body.TopP, body.TopK, body.MinP, body.RepeatPenalty, body.RepeatLastN,
                 body.PresencePenalty, body.FrequencyPenalty, body.Seed, context),
             Stop = StopList(body.Stop),
+            TopLogprobs = ChatTopLogprobs(body.Logprobs, body.TopLogprobs),
         };
 
         GenerationSession session = await GenerationSession.StartAsync(
@@ -40,36 +41,51 @@ public sealed partial class InferenceApi
         long created = UnixNow();
         string model = generator.Model.Id;
 
+        LogprobsWriter? logprobs = generation.TopLogprobs is null ? null : new LogprobsWriter(generator, 0);
         if (body.Stream == true)
-            return ApiResponse.ServerSentEvents(ChatFrames(session, id, created, model, body.StreamOptions?.IncludeUsage == true), session);
+            return ApiResponse.ServerSentEvents(ChatFrames(session, id, created, model, body.StreamOptions?.IncludeUsage == true, logprobs), session);
 
         await using (session.ConfigureAwait(false))
         {
             var text = new StringBuilder();
+            var tokens = new List<ChatTokenLogprob>();
             GenerationStats? stats = null;
             await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
             {
                 text.Append(update.Text);
+                if (update.Logprobs is { } tokenLogprobs) tokens.Add(logprobs!.Chat(tokenLogprobs));
                 stats = update.Final;
             }
             cancellationToken.ThrowIfCancellationRequested();
             var response = new ChatCompletionResponse(id, "chat.completion", created, model,
-                [new ChatChoice(0, new AssistantMessage("assistant", text.ToString()), null, FinishReasonText(stats!.FinishReason))],
+                [new ChatChoice(0, new AssistantMessage("assistant", text.ToString()), logprobs is null ? null : new ChatLogprobs(tokens, null),
+                    FinishReasonText(stats!.FinishReason))],
                 new Usage(stats.PromptTokens, stats.CompletionTokens, stats.PromptTokens + stats.CompletionTokens));
             return ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(response, ApiJsonContext.Wire.ChatCompletionResponse));
         }
     }
 
     /// <summary>OpenAI's chunk sequence: a role chunk, content deltas, a finish chunk, the optional usage chunk, [DONE].</summary>
-    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> ChatFrames(GenerationSession session, string id, long created, string model, bool includeUsage)
+    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> ChatFrames(GenerationSession session, string id, long created, string model, bool includeUsage,
+        LogprobsWriter? logprobs)
     {
-        ReadOnlyMemory<byte> Frame(ChatDelta delta, string? finish) => SseFrame(JsonSerializer.SerializeToUtf8Bytes(
-            new ChatCompletionChunk(id, "chat.completion.chunk", created, model, [new ChatChunkChoice(0, delta, null, finish)], null),
-            ApiJsonContext.Wire.ChatCompletionChunk));
+        // Tokens whose text is held back (half a character, a possible stop string) keep their
+        // logprobs until a chunk with text, or the finish chunk, carries them.
+        var pending = new List<ChatTokenLogprob>();
+        ReadOnlyMemory<byte> Frame(ChatDelta delta, string? finish)
+        {
+            ChatLogprobs? chunkLogprobs = logprobs is null || delta.Role is not null || (pending.Count == 0 && delta.Content is null)
+                ? null : new ChatLogprobs([.. pending], null);
+            if (chunkLogprobs is not null) pending.Clear();
+            return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
+                new ChatCompletionChunk(id, "chat.completion.chunk", created, model, [new ChatChunkChoice(0, delta, chunkLogprobs, finish)], null),
+                ApiJsonContext.Wire.ChatCompletionChunk));
+        }
 
         yield return Frame(new ChatDelta("assistant", ""), null);
         await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
         {
+            if (update.Logprobs is { } tokenLogprobs) pending.Add(logprobs!.Chat(tokenLogprobs));
             if (update.Text.Length > 0)
                 yield return Frame(new ChatDelta(null, update.Text), null);
             if (update.Final is not { } stats)

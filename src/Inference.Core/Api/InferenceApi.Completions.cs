@@ -34,8 +34,16 @@ public sealed partial class InferenceApi
             Sampling = Sampling(body.Temperature, body.TopP, body.TopK, body.MinP, body.RepeatPenalty, body.RepeatLastN,
                 body.PresencePenalty, body.FrequencyPenalty, body.Seed, context),
             Stop = StopList(body.Stop),
+            TopLogprobs = body.Logprobs,
         };
+        if (body.Logprobs is int top)
+        {
+            CheckTopLogprobs(top, "logprobs");
+            if (body.Echo == true)
+                throw ApiException.BadRequest("logprobs with echo (the prompt tokens' logprobs) is not supported", "logprobs", "unsupported_parameter");
+        }
         string echo = body.Echo == true ? input.Text ?? generator.Detokenize(prompt) : "";
+        LogprobsWriter? logprobs = body.Logprobs is null ? null : new LogprobsWriter(generator, echo.Length);
 
         GenerationSession session = await GenerationSession.StartAsync(
             generator, _queue, generation, DeadlineFor(request.Deadline), "prompt", cancellationToken).ConfigureAwait(false);
@@ -44,36 +52,46 @@ public sealed partial class InferenceApi
         string model = generator.Model.Id;
 
         if (body.Stream == true)
-            return ApiResponse.ServerSentEvents(CompletionFrames(session, id, created, model, echo, body.StreamOptions?.IncludeUsage == true), session);
+            return ApiResponse.ServerSentEvents(CompletionFrames(session, id, created, model, echo, body.StreamOptions?.IncludeUsage == true, logprobs), session);
 
         await using (session.ConfigureAwait(false))
         {
             var text = new StringBuilder(echo);
+            var tokens = new List<BitNet.Inference.Sampling.TokenLogprobs>();
             GenerationStats? stats = null;
             await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
             {
                 text.Append(update.Text);
+                if (update.Logprobs is { } tokenLogprobs) tokens.Add(tokenLogprobs);
                 stats = update.Final;
             }
             cancellationToken.ThrowIfCancellationRequested();
             var response = new CompletionResponse(id, "text_completion", created, model,
-                [new CompletionChoice(text.ToString(), 0, null, FinishReasonText(stats!.FinishReason))],
+                [new CompletionChoice(text.ToString(), 0, logprobs?.Completion(tokens), FinishReasonText(stats!.FinishReason))],
                 new Usage(stats.PromptTokens, stats.CompletionTokens, stats.PromptTokens + stats.CompletionTokens));
             return ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(response, ApiJsonContext.Wire.CompletionResponse));
         }
     }
 
     private static async IAsyncEnumerable<ReadOnlyMemory<byte>> CompletionFrames(
-        GenerationSession session, string id, long created, string model, string echo, bool includeUsage)
+        GenerationSession session, string id, long created, string model, string echo, bool includeUsage, LogprobsWriter? logprobs)
     {
-        ReadOnlyMemory<byte> Frame(string text, string? finish, Usage? usage, bool withChoice = true) => SseFrame(JsonSerializer.SerializeToUtf8Bytes(
-            new CompletionResponse(id, "text_completion", created, model, withChoice ? [new CompletionChoice(text, 0, null, finish)] : [], usage),
-            ApiJsonContext.Wire.CompletionResponse));
+        // As in chat: held-back tokens' logprobs ride with the next chunk that has text, or the finish chunk.
+        var pending = new List<BitNet.Inference.Sampling.TokenLogprobs>();
+        ReadOnlyMemory<byte> Frame(string text, string? finish, Usage? usage, bool withChoice = true, bool withLogprobs = true)
+        {
+            CompletionLogprobs? chunkLogprobs = logprobs is null || !withLogprobs ? null : logprobs.Completion(pending);
+            if (chunkLogprobs is not null) pending.Clear();
+            return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
+                new CompletionResponse(id, "text_completion", created, model, withChoice ? [new CompletionChoice(text, 0, chunkLogprobs, finish)] : [], usage),
+                ApiJsonContext.Wire.CompletionResponse));
+        }
 
         if (echo.Length > 0)
-            yield return Frame(echo, null, null);
+            yield return Frame(echo, null, null, withLogprobs: false);
         await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
         {
+            if (update.Logprobs is { } tokenLogprobs) pending.Add(tokenLogprobs);
             if (update.Text.Length > 0)
                 yield return Frame(update.Text, null, null);
             if (update.Final is not { } stats)
@@ -82,7 +100,7 @@ public sealed partial class InferenceApi
                 yield break;
             yield return Frame("", FinishReasonText(stats.FinishReason), null);
             if (includeUsage)
-                yield return Frame("", null, new Usage(stats.PromptTokens, stats.CompletionTokens, stats.PromptTokens + stats.CompletionTokens), withChoice: false);
+                yield return Frame("", null, new Usage(stats.PromptTokens, stats.CompletionTokens, stats.PromptTokens + stats.CompletionTokens), withChoice: false, withLogprobs: false);
         }
         yield return SseDone;
     }

@@ -186,6 +186,24 @@ public sealed partial class InferenceApi
         return stop.Values;
     }
 
+    /// <summary>Chat's logprobs / top_logprobs as the engine's TopLogprobs (null: none wanted).</summary>
+    private static int? ChatTopLogprobs(bool? logprobs, int? top)
+    {
+        if (top is int count)
+        {
+            if (logprobs != true)
+                throw ApiException.BadRequest("top_logprobs needs \"logprobs\": true", "top_logprobs", "invalid_value");
+            CheckTopLogprobs(count, "top_logprobs");
+        }
+        return logprobs == true ? top ?? 0 : null;
+    }
+
+    private static void CheckTopLogprobs(int count, string param)
+    {
+        if (count < 0 || count > BitNet.Inference.Sampling.LogProbabilities.MaxTop)
+            throw ApiException.BadRequest($"{param} must be between 0 and {BitNet.Inference.Sampling.LogProbabilities.MaxTop}; got {count}", param, "invalid_value");
+    }
+
     private static void CheckN(int? n)
     {
         if (n is { } value && value != 1)

@@ -91,6 +91,8 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
 
     public string Detokenize(IReadOnlyList<int> tokens, bool renderSpecial = false) => Tokenizer.Decode(tokens, renderSpecial);
 
+    public byte[] TokenBytes(int token) => Tokenizer.TokenBytes(token, renderSpecial: true).ToArray();
+
     public string ApplyChatTemplate(IReadOnlyList<ChatMessage> messages) => ChatTemplate.Render(messages);
 
     public long TouchWeights()
@@ -173,6 +175,8 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         // stops at the end of the context with FinishReason.Length.
         if (request.PromptTokens.Count + 1 > ContextLength)
             throw new ContextLengthExceededException(request.PromptTokens.Count, 1, ContextLength);
+        if (request.TopLogprobs is int top && (top < 0 || top > Sampling.LogProbabilities.MaxTop))
+            throw new ArgumentOutOfRangeException(nameof(request), top, $"TopLogprobs must be 0 … {Sampling.LogProbabilities.MaxTop}");
     }
 
     // The generation loop, on its own thread. Allocates nothing per token beyond the update itself.
@@ -240,10 +244,12 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
             if (request.StopOnEndOfGeneration && Tokenizer.IsEndOfGeneration(token))
                 return Final(FlushText(detokenizer, stops), token, FinishReason.Stop, n, generated, promptStart, promptEnd, firstToken, started);
 
+            // Only when asked: a pass over the vocabulary and an allocation per token.
+            Sampling.TokenLogprobs? logprobs = request.TopLogprobs is int top ? Sampling.LogProbabilities.Of(logits, token, top) : null;
             string text = stops.Push(detokenizer.Push(token), out bool stopped);
             if (stopped)
-                return Final(text, token, FinishReason.Stop, n, generated, promptStart, promptEnd, firstToken, started);
-            output.TryWrite(new GenerationUpdate(text, token));
+                return Final(text, token, FinishReason.Stop, n, generated, promptStart, promptEnd, firstToken, started, logprobs);
+            output.TryWrite(new GenerationUpdate(text, token, Logprobs: logprobs));
 
             FinishReason? end = null;
             if (generated >= request.MaxTokens || _state.Position >= _state.ContextLength)
@@ -268,7 +274,7 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
     }
 
     private static GenerationUpdate Final(string text, int token, FinishReason reason, int promptTokens, int completionTokens,
-        long promptStart, long promptEnd, long firstToken, long started)
+        long promptStart, long promptEnd, long firstToken, long started, Sampling.TokenLogprobs? logprobs = null)
     {
         long now = Stopwatch.GetTimestamp();
         var stats = new GenerationStats(
@@ -278,7 +284,7 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
             PromptEvalTime: Stopwatch.GetElapsedTime(promptStart, promptEnd),
             GenerationTime: completionTokens > 0 ? Stopwatch.GetElapsedTime(promptEnd, now) : TimeSpan.Zero,
             TimeToFirstToken: completionTokens > 0 ? Stopwatch.GetElapsedTime(started, firstToken) : TimeSpan.Zero);
-        return new GenerationUpdate(text, token, stats);
+        return new GenerationUpdate(text, token, stats, logprobs);
     }
 
     public void Dispose()

@@ -40,6 +40,9 @@ public sealed record GenerationRequest
     public bool StopOnEndOfGeneration { get; init; } = true;
     /// <summary>When set, generation ends with <see cref="FinishReason.Length"/> before this instant.</summary>
     public DateTimeOffset? Deadline { get; init; }
+    /// <summary>When set (0 … <see cref="Sampling.LogProbabilities.MaxTop"/>), every generated token's update
+    /// carries its log-probability and this many most likely alternatives.</summary>
+    public int? TopLogprobs { get; init; }
 }
 
 public enum FinishReason
@@ -64,8 +67,10 @@ public sealed record GenerationStats(
 /// <summary>
 /// One step of a generation stream. Text is the newly completed UTF-8 text (never half a
 /// character, never part of a stop string); it may be empty. The last update has Final set.
+/// Logprobs is set when the request asked for them and TokenId is a generated token that is part
+/// of the output (not an end-of-generation token).
 /// </summary>
-public sealed record GenerationUpdate(string Text, int TokenId, GenerationStats? Final = null)
+public sealed record GenerationUpdate(string Text, int TokenId, GenerationStats? Final = null, Sampling.TokenLogprobs? Logprobs = null)
 {
     public bool IsFinal => Final is not null;
 }
@@ -111,6 +116,10 @@ public interface ITextGenerator
 
     /// <summary>Text of tokens; special tokens render as their text only when asked.</summary>
     string Detokenize(IReadOnlyList<int> tokens, bool renderSpecial = false);
+
+    /// <summary>A token's exact bytes (a byte-level BPE token may hold part of a UTF-8 character); special
+    /// tokens give their text. The default decodes the token alone, which loses such partial characters.</summary>
+    byte[] TokenBytes(int token) => System.Text.Encoding.UTF8.GetBytes(Detokenize([token], renderSpecial: true));
 
     /// <summary>The model's chat format (bitnet.cpp's built-in 2B4T format), ending with the assistant prompt.</summary>
     string ApplyChatTemplate(IReadOnlyList<ChatMessage> messages);

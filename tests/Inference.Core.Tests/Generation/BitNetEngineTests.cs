@@ -193,6 +193,44 @@ public class BitNetEngineTests(EngineFixture fixture, ITestOutputHelper output) 
     }
 
     [Fact]
+    public async Task Logprobs_of_the_first_token_are_the_log_softmax_of_bitnet_cpps_logits()
+    {
+        var oracle = BitNet.Inference.Tests.Oracle.OracleCase.Capital;
+        var request = Greedy(oracle.PromptIds, 3) with { TopLogprobs = 5 };
+        var (updates, _) = await EngineFixture.Collect(Engine, request);
+
+        // The first token is drawn from the prompt's last row, which bitnet.cpp recorded with every row
+        // requested; generating, both engines compute that row alone, with its input rounded to F16
+        // (Model/Precision), which moves these logprobs by ~2e-4, far less than any mistake in them would.
+        ReadOnlySpan<float> row = oracle.Row(oracle.PromptIds.Length - 1);
+        double max = double.NegativeInfinity, sum = 0;
+        foreach (float logit in row) max = Math.Max(max, logit);
+        foreach (float logit in row) sum += Math.Exp(logit - max);
+        double logNormalizer = max + Math.Log(sum);
+        float[] oracleRow = row.ToArray();
+        int[] oracleTop5 = Enumerable.Range(0, oracleRow.Length).OrderByDescending(i => oracleRow[i]).Take(5).ToArray();
+
+        var first = updates[0].Logprobs!;
+        Assert.Equal(updates[0].TokenId, first.Chosen.Token);
+        Assert.Equal(oracleRow[first.Chosen.Token] - logNormalizer, first.Chosen.Logprob, 2e-3);
+        Assert.Equal(oracleTop5, first.Top.Select(t => t.Token));
+        foreach (var alternative in first.Top)
+            Assert.Equal(oracleRow[alternative.Token] - logNormalizer, alternative.Logprob, 2e-3);
+        // Greedy: each chosen token is its step's most likely one; every generated token has logprobs.
+        Assert.All(updates.Where(u => !u.IsFinal), u => Assert.Equal(u.Logprobs!.Top[0], u.Logprobs.Chosen));
+        Assert.Equal(3, updates.Count(u => u.Logprobs is not null));
+    }
+
+    [Fact]
+    public async Task Without_a_request_for_them_updates_carry_no_logprobs()
+    {
+        var (updates, _) = await EngineFixture.Collect(Engine, Greedy(Engine.Tokenize("The capital of France is"), 3));
+        Assert.All(updates, u => Assert.Null(u.Logprobs));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() =>
+            EngineFixture.Collect(Engine, Greedy([128000], 1) with { TopLogprobs = 21 }));
+    }
+
+    [Fact]
     public async Task Invalid_requests_are_argument_errors()
     {
         await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => EngineFixture.Collect(Engine, Greedy([128000, 999_999], 1)));

@@ -34,6 +34,9 @@ public sealed class ChatCompletionRequest
     /// <summary>Not supported; only checked so a request that needs tools is refused rather than misunderstood.</summary>
     public JsonElement? Tools { get; set; }
     public ResponseFormatWire? ResponseFormat { get; set; }
+    /// <summary>Return each output token's log-probability (and <see cref="TopLogprobs"/> alternatives).</summary>
+    public bool? Logprobs { get; set; }
+    public int? TopLogprobs { get; set; }
 }
 
 public sealed class ChatMessageWire
@@ -78,6 +81,8 @@ public sealed class CompletionRequest
     public int? BestOf { get; set; }
     public bool? Echo { get; set; }
     public string? Suffix { get; set; }
+    /// <summary>The legacy API's form: an integer, how many alternatives to list per token (0 gives just the token's own).</summary>
+    public int? Logprobs { get; set; }
     public float? PresencePenalty { get; set; }
     public float? FrequencyPenalty { get; set; }
     public int? TopK { get; set; }
@@ -130,8 +135,18 @@ public sealed record ChatCompletionResponse(
 public sealed record ChatChoice(
     int Index,
     AssistantMessage Message,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] System.Text.Json.JsonElement? Logprobs,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] ChatLogprobs? Logprobs,
     string FinishReason);
+
+/// <summary>Chat logprobs: one entry per output token.</summary>
+public sealed record ChatLogprobs(
+    IReadOnlyList<ChatTokenLogprob> Content,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Refusal);
+
+/// <summary>A token (its text; <c>bytes</c> are its exact UTF-8 bytes, which may be part of a character), its log-probability, the most likely alternatives.</summary>
+public sealed record ChatTokenLogprob(string Token, float Logprob, IReadOnlyList<int> Bytes, IReadOnlyList<ChatTopLogprob> TopLogprobs);
+
+public sealed record ChatTopLogprob(string Token, float Logprob, IReadOnlyList<int> Bytes);
 
 public sealed record AssistantMessage(string Role, string Content);
 
@@ -146,7 +161,7 @@ public sealed record ChatCompletionChunk(
 public sealed record ChatChunkChoice(
     int Index,
     ChatDelta Delta,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] System.Text.Json.JsonElement? Logprobs,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] ChatLogprobs? Logprobs,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
 
 public sealed record ChatDelta(string? Role, string? Content);
@@ -162,8 +177,16 @@ public sealed record CompletionResponse(
 public sealed record CompletionChoice(
     string Text,
     int Index,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] System.Text.Json.JsonElement? Logprobs,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] CompletionLogprobs? Logprobs,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
+
+/// <summary>The legacy completions API's logprobs: parallel lists over the output tokens; text_offset is
+/// where each token's text starts in the choice's text (echoed prompt included).</summary>
+public sealed record CompletionLogprobs(
+    IReadOnlyList<string> Tokens,
+    IReadOnlyList<float> TokenLogprobs,
+    IReadOnlyList<Dictionary<string, float>> TopLogprobs,
+    IReadOnlyList<int> TextOffset);
 
 /// <summary>llama.cpp's /completion answer, trimmed to what we know: text, counts, timings, why it stopped.</summary>
 public sealed record LegacyCompletionResponse(

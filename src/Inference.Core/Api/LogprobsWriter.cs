@@ -1,0 +1,63 @@
+using System.Text;
+using BitNet.Inference.Api.Json;
+using BitNet.Inference.Generation;
+using BitNet.Inference.Sampling;
+
+namespace BitNet.Inference.Api;
+
+/// <summary>
+/// Writes the engine's per-token log-probabilities (<see cref="GenerationUpdate.Logprobs"/>) in the
+/// API's two forms: chat's list of {token, logprob, bytes, top_logprobs} and the legacy completions'
+/// parallel lists with text offsets. One per response; token texts are looked up once each.
+/// </summary>
+internal sealed class LogprobsWriter(ITextGenerator generator, int textStart)
+{
+    private readonly Dictionary<int, (string Text, int[] Bytes)> _tokens = [];
+    private readonly Decoder _offsets = new UTF8Encoding(false).GetDecoder();
+    private int _chars = textStart;
+
+    private (string Text, int[] Bytes) Token(int id)
+    {
+        if (_tokens.TryGetValue(id, out var known)) return known;
+        byte[] bytes = generator.TokenBytes(id);
+        // A token holding part of a character reads as U+FFFD in the text; bytes stay exact.
+        var entry = (Encoding.UTF8.GetString(bytes), Array.ConvertAll(bytes, b => (int)b));
+        _tokens[id] = entry;
+        return entry;
+    }
+
+    public ChatTokenLogprob Chat(TokenLogprobs logprobs)
+    {
+        var (text, bytes) = Token(logprobs.Chosen.Token);
+        var top = new ChatTopLogprob[logprobs.Top.Count];
+        for (int i = 0; i < top.Length; i++)
+        {
+            var (altText, altBytes) = Token(logprobs.Top[i].Token);
+            top[i] = new ChatTopLogprob(altText, logprobs.Top[i].Logprob, altBytes);
+        }
+        return new ChatTokenLogprob(text, logprobs.Chosen.Logprob, bytes, top);
+    }
+
+    /// <summary>Legacy form for <paramref name="tokens"/>; offsets continue from the tokens written before.</summary>
+    public CompletionLogprobs Completion(IReadOnlyList<TokenLogprobs> tokens)
+    {
+        var texts = new List<string>(tokens.Count);
+        var logprobs = new List<float>(tokens.Count);
+        var tops = new List<Dictionary<string, float>>(tokens.Count);
+        var offsets = new List<int>(tokens.Count);
+        foreach (TokenLogprobs token in tokens)
+        {
+            var (text, bytes) = Token(token.Chosen.Token);
+            texts.Add(text);
+            logprobs.Add(token.Chosen.Logprob);
+            var top = new Dictionary<string, float>(token.Top.Count);
+            foreach (TokenLogprob alternative in token.Top)
+                top.TryAdd(Token(alternative.Token).Text, alternative.Logprob);   // two tokens may read alike; the likelier is kept
+            tops.Add(top);
+            offsets.Add(_chars);
+            byte[] raw = Array.ConvertAll(bytes, b => (byte)b);
+            _chars += _offsets.GetCharCount(raw, 0, raw.Length, flush: false);
+        }
+        return new CompletionLogprobs(texts, logprobs, tops, offsets);
+    }
+}
