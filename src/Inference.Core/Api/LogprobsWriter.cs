@@ -12,27 +12,27 @@ namespace BitNet.Inference.Api;
 /// </summary>
 internal sealed class LogprobsWriter(ITextGenerator generator, int textStart)
 {
-    private readonly Dictionary<int, (string Text, int[] Bytes)> _tokens = [];
+    private readonly Dictionary<int, (string Text, int[] Bytes, byte[] Raw)> _tokens = [];
     private readonly Decoder _offsets = new UTF8Encoding(false).GetDecoder();
     private int _chars = textStart;
 
-    private (string Text, int[] Bytes) Token(int id)
+    private (string Text, int[] Bytes, byte[] Raw) Token(int id)
     {
         if (_tokens.TryGetValue(id, out var known)) return known;
         byte[] bytes = generator.TokenBytes(id);
         // A token holding part of a character reads as U+FFFD in the text; bytes stay exact.
-        var entry = (Encoding.UTF8.GetString(bytes), Array.ConvertAll(bytes, b => (int)b));
+        var entry = (Encoding.UTF8.GetString(bytes), Array.ConvertAll(bytes, b => (int)b), bytes);
         _tokens[id] = entry;
         return entry;
     }
 
     public ChatTokenLogprob Chat(TokenLogprobs logprobs)
     {
-        var (text, bytes) = Token(logprobs.Chosen.Token);
+        var (text, bytes, _) = Token(logprobs.Chosen.Token);
         var top = new ChatTopLogprob[logprobs.Top.Count];
         for (int i = 0; i < top.Length; i++)
         {
-            var (altText, altBytes) = Token(logprobs.Top[i].Token);
+            var (altText, altBytes, _) = Token(logprobs.Top[i].Token);
             top[i] = new ChatTopLogprob(altText, logprobs.Top[i].Logprob, altBytes);
         }
         return new ChatTokenLogprob(text, logprobs.Chosen.Logprob, bytes, top);
@@ -47,7 +47,7 @@ internal sealed class LogprobsWriter(ITextGenerator generator, int textStart)
         var offsets = new List<int>(tokens.Count);
         foreach (TokenLogprobs token in tokens)
         {
-            var (text, bytes) = Token(token.Chosen.Token);
+            var (text, _, raw) = Token(token.Chosen.Token);
             texts.Add(text);
             logprobs.Add(token.Chosen.Logprob);
             var top = new Dictionary<string, float>(token.Top.Count);
@@ -55,7 +55,6 @@ internal sealed class LogprobsWriter(ITextGenerator generator, int textStart)
                 top.TryAdd(Token(alternative.Token).Text, alternative.Logprob);   // two tokens may read alike; the likelier is kept
             tops.Add(top);
             offsets.Add(_chars);
-            byte[] raw = Array.ConvertAll(bytes, b => (byte)b);
             _chars += _offsets.GetCharCount(raw, 0, raw.Length, flush: false);
         }
         return new CompletionLogprobs(texts, logprobs, tops, offsets);
