@@ -24,6 +24,20 @@ public sealed class OracleServer : IAsyncLifetime
 
     internal OpenAIClientOptions ClientOptions => new() { Endpoint = new Uri(Server.BaseUrl + "/v1"), NetworkTimeout = TimeSpan.FromSeconds(60) };
     internal ChatClient Chat() => new(ModelId, new ApiKeyCredential("not-needed"), ClientOptions);
+
+    /// <summary>POST a /v1/completions body through the OpenAI client's pipeline (auth, retries, errors):
+    /// the 2.x client has no public completions client. Returns the status and the parsed body.</summary>
+    internal async Task<(int Status, JsonElement Body)> CompletionsAsync(string json)
+    {
+        ClientPipeline pipeline = new OpenAIClient(new ApiKeyCredential("not-needed"), ClientOptions).Pipeline;
+        using PipelineMessage message = pipeline.CreateMessage();
+        message.Request.Method = "POST";
+        message.Request.Uri = new Uri(Server.BaseUrl + "/v1/completions");
+        message.Request.Headers.Set("Content-Type", "application/json");
+        message.Request.Content = BinaryContent.Create(BinaryData.FromString(json));
+        await pipeline.SendAsync(message);
+        return (message.Response!.Status, JsonDocument.Parse(message.Response.Content.ToString()).RootElement.Clone());
+    }
 }
 
 public sealed class OpenAiClientTests(OracleServer fixture) : IClassFixture<OracleServer>
@@ -76,18 +90,10 @@ public sealed class OpenAiClientTests(OracleServer fixture) : IClassFixture<Orac
     [Fact]
     public async Task Completions_through_the_openai_client_pipeline_equal_the_engines_greedy_output()
     {
-        // The 2.x client has no public completions client; its pipeline (auth, retries, errors) sends the request.
-        ClientPipeline pipeline = new OpenAIClient(new ApiKeyCredential("not-needed"), fixture.ClientOptions).Pipeline;
-        using PipelineMessage message = pipeline.CreateMessage();
-        message.Request.Method = "POST";
-        message.Request.Uri = new Uri(fixture.Server.BaseUrl + "/v1/completions");
-        message.Request.Headers.Set("Content-Type", "application/json");
-        message.Request.Content = BinaryContent.Create(BinaryData.FromString(
-            $$"""{"model":"{{fixture.ModelId}}","prompt":"The capital of France is","max_tokens":7,"temperature":0}"""));
-        await pipeline.SendAsync(message);
+        var (status, body) = await fixture.CompletionsAsync(
+            $$"""{"model":"{{fixture.ModelId}}","prompt":"The capital of France is","max_tokens":7,"temperature":0}""");
 
-        Assert.Equal(200, message.Response!.Status);
-        JsonElement body = JsonDocument.Parse(message.Response.Content.ToString()).RootElement;
+        Assert.Equal(200, status);
         Assert.Equal(await RealEngine.GreedyCompletionAsync("The capital of France is", 7), body.GetProperty("choices")[0].GetProperty("text").GetString());
         Assert.Equal(6, body.GetProperty("usage").GetProperty("prompt_tokens").GetInt32()); // the oracle's 6 prompt ids
     }
@@ -133,17 +139,11 @@ public sealed class OpenAiClientTests(OracleServer fixture) : IClassFixture<Orac
     [Fact]
     public async Task Completion_logprobs_list_tokens_that_spell_the_text_with_their_offsets()
     {
-        ClientPipeline pipeline = new OpenAIClient(new ApiKeyCredential("not-needed"), fixture.ClientOptions).Pipeline;
-        using PipelineMessage message = pipeline.CreateMessage();
-        message.Request.Method = "POST";
-        message.Request.Uri = new Uri(fixture.Server.BaseUrl + "/v1/completions");
-        message.Request.Headers.Set("Content-Type", "application/json");
-        message.Request.Content = BinaryContent.Create(BinaryData.FromString(
-            $$"""{"model":"{{fixture.ModelId}}","prompt":"The capital of France is","max_tokens":5,"temperature":0,"logprobs":2}"""));
-        await pipeline.SendAsync(message);
+        var (status, body) = await fixture.CompletionsAsync(
+            $$"""{"model":"{{fixture.ModelId}}","prompt":"The capital of France is","max_tokens":5,"temperature":0,"logprobs":2}""");
 
-        Assert.Equal(200, message.Response!.Status);
-        JsonElement choice = JsonDocument.Parse(message.Response.Content.ToString()).RootElement.GetProperty("choices")[0];
+        Assert.Equal(200, status);
+        JsonElement choice = body.GetProperty("choices")[0];
         string text = choice.GetProperty("text").GetString()!;
         JsonElement logprobs = choice.GetProperty("logprobs");
         string[] tokens = logprobs.GetProperty("tokens").EnumerateArray().Select(t => t.GetString()!).ToArray();
