@@ -13,22 +13,23 @@ namespace BitNet.Inference.Kernels;
 /// <param name="DotI2s">I2_S × int8 integer dots (exact, equal to the scalar kernel).</param>
 /// <param name="DotF16">F16 rows × F32 vector (LM head).</param>
 /// <param name="DotQ8">int8 rows (per-row scale) × F32 vector (the q8 LM head).</param>
-public sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRowsKernel DotF16, Q8DotRowsKernel DotQ8)
+/// <param name="DotQ8Exact">int8 rows × int16 vector, exact 64-bit dots (the screened LM head).</param>
+public sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRowsKernel DotF16, Q8DotRowsKernel DotQ8, Q8ExactDotRowsKernel DotQ8Exact)
 {
-    public static KernelSet Scalar { get; } = new("scalar", I2sKernels.DotRowsScalar, F16.DotRowsScalar, LmHeadQ8.DotRowsScalar);
-    public static KernelSet Avx2Set { get; } = new("avx2", I2sKernels.DotRowsAvx2, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2);
+    public static KernelSet Scalar { get; } = new("scalar", I2sKernels.DotRowsScalar, F16.DotRowsScalar, LmHeadQ8.DotRowsScalar, Q8ExactDots.RowsScalar);
+    public static KernelSet Avx2Set { get; } = new("avx2", I2sKernels.DotRowsAvx2, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2);
     // The LM-head rows use the 256-bit kernels here too: measured on AMD Zen 4 (which splits 512-bit
     // ops in two), the AVX-512 F16 and int8 row kernels stream 9–10 / 4.7 GB/s from DRAM on one core,
     // the AVX2 ones 17–19 / 7.7 GB/s (the widening conversions dominate). The I2_S kernel is as fast
     // or faster at 512 bits. F16.DotRowsAvx512 stays tested for CPUs where 512-bit ops are native.
-    public static KernelSet Avx512Set { get; } = new("avx512", I2sKernels.DotRowsAvx512, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2);
+    public static KernelSet Avx512Set { get; } = new("avx512", I2sKernels.DotRowsAvx512, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2);
     /// <summary>AVX-512 with GFNI unpacking the 2-bit codes in one instruction per 64 (vgf2p8affineqb).</summary>
-    public static KernelSet Avx512GfniSet { get; } = new("avx512gfni", I2sKernels.DotRowsAvx512Gfni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2);
+    public static KernelSet Avx512GfniSet { get; } = new("avx512gfni", I2sKernels.DotRowsAvx512Gfni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2);
     /// <summary>AVX-512 with VNNI: prefill tiles accumulate with vpdpbusd (emitted machine code, Linux x64);
     /// decode is the avx512gfni kernel.</summary>
-    public static KernelSet Avx512VnniSet { get; } = new("avx512vnni", I2sKernels.DotRowsAvx512Vnni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2);
-    public static KernelSet Neon { get; } = new("neon", I2sKernels.DotRowsAdvSimd, F16.DotRowsVector128, LmHeadQ8.DotRowsVector128);
-    public static KernelSet NeonDotProd { get; } = new("dotprod", I2sKernels.DotRowsDotProd, F16.DotRowsVector128, LmHeadQ8.DotRowsVector128);
+    public static KernelSet Avx512VnniSet { get; } = new("avx512vnni", I2sKernels.DotRowsAvx512Vnni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2);
+    public static KernelSet Neon { get; } = new("neon", I2sKernels.DotRowsAdvSimd, F16.DotRowsVector128, LmHeadQ8.DotRowsVector128, Q8ExactDots.RowsAdvSimd);
+    public static KernelSet NeonDotProd { get; } = new("dotprod", I2sKernels.DotRowsDotProd, F16.DotRowsVector128, LmHeadQ8.DotRowsVector128, Q8ExactDots.RowsAdvSimd);
 
     /// <summary>Every set, best first within each architecture.</summary>
     public static IReadOnlyList<KernelSet> All { get; } = [Avx512VnniSet, Avx512GfniSet, Avx512Set, Avx2Set, NeonDotProd, Neon, Scalar];
