@@ -218,9 +218,14 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         LastPromptTokensEvaluated = n - reuse;
         for (int i = 0; i < n; i++) _history[i] = prompt[i];
 
-        // Prompt, in batches, so cancellation and the deadline are honoured between batches.
+        // Screening needs only the sampler's candidates; log-probabilities need every logit.
+        bool allowScreening = request.TopLogprobs is null;
+
+        // Prompt, in batches, so cancellation and the deadline are honoured between batches; the last
+        // batch also chooses the first token.
         long promptStart = Stopwatch.GetTimestamp();
         ReadOnlySpan<float> logits = default;
+        int token = -1;
         for (int at = reuse, count; at < n; at += count)
         {
             if (cancel.IsCancellationRequested)
@@ -228,7 +233,10 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
             if (deadline is { } d && DateTimeOffset.UtcNow >= d)
                 return Final("", -1, FinishReason.Length, n, 0, promptStart, promptStart, 0, started);
             count = _state.NextChunkLength(n - at);
-            logits = _model.Forward(_state, _history.AsSpan(at, count));
+            if (at + count < n)
+                _model.Advance(_state, _history.AsSpan(at, count));
+            else
+                token = NextToken.Evaluate(_model, _state, sampler, _history.AsSpan(at, count), _history.AsSpan(0, n), allowScreening, out logits);
         }
         long promptEnd = Stopwatch.GetTimestamp();
 
@@ -236,7 +244,6 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         long firstToken = 0, lastStep = 0;   // duration of the last single-token step (unknown before the first)
         while (true)
         {
-            int token = sampler.Sample(logits, _history.AsSpan(0, n + generated));
             _history[n + generated] = token;
             generated++;
             if (generated == 1) firstToken = Stopwatch.GetTimestamp();
@@ -262,7 +269,8 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
                 return Final(FlushText(detokenizer, stops), -1, reason, n, generated, promptStart, promptEnd, firstToken, started);
 
             long stepStart = Stopwatch.GetTimestamp();
-            logits = _model.Forward(_state, _history.AsSpan(n + generated - 1, 1));
+            token = NextToken.Evaluate(_model, _state, sampler, _history.AsSpan(n + generated - 1, 1), _history.AsSpan(0, n + generated),
+                allowScreening, out logits);
             lastStep = Stopwatch.GetTimestamp() - stepStart;
         }
     }

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 
 namespace BitNet.Inference.Kernels;
@@ -38,6 +39,11 @@ public sealed unsafe class LmHeadQ8 : IDisposable
 
     /// <summary>One dequantization scale per row: w ≈ q · scale.</summary>
     public float[] Scales { get; }
+    /// <summary>
+    /// Per row, what the screened head's error bound needs (null unless asked for at quantization):
+    /// max_k |w[r,k] − scale·q[r,k]| rounded up, max_k |w[r,k]|, and Σ_k |q[r,k]|.
+    /// </summary>
+    public RowErrorFacts? ErrorFacts { get; private set; }
     public int Rows { get; }
     public int Columns { get; }
 
@@ -62,14 +68,21 @@ public sealed unsafe class LmHeadQ8 : IDisposable
 
     ~LmHeadQ8() => Dispose();
 
-    /// <summary>Quantize an F16 matrix; <paramref name="parallelFor"/> (row ranges) spreads the work, or null for one thread.</summary>
-    public static LmHeadQ8 Quantize(ReadOnlySpan<Half> matrix, int rows, int columns, Action<int, Action<int, int>>? parallelFor = null)
+    /// <summary>
+    /// Quantize an F16 matrix; <paramref name="parallelFor"/> (row ranges) spreads the work, or null for
+    /// one thread. With <paramref name="errorFacts"/>, also measure each row's quantization error
+    /// (<see cref="ErrorFacts"/>), one more pass over the row while it is in cache.
+    /// </summary>
+    public static LmHeadQ8 Quantize(ReadOnlySpan<Half> matrix, int rows, int columns, Action<int, Action<int, int>>? parallelFor = null,
+        bool errorFacts = false)
     {
         if (rows <= 0 || columns <= 0 || (long)rows * columns > matrix.Length)
             throw new ArgumentException($"a {rows}×{columns} head does not fit the {matrix.Length}-value matrix", nameof(matrix));
         var head = new LmHeadQ8(rows, columns);
         sbyte* weights = head._weights;
         float[] scales = head.Scales;
+        RowErrorFacts? facts = errorFacts ? new RowErrorFacts(rows) : null;
+        head.ErrorFacts = facts;
         {
             fixed (Half* m = matrix)
             {
@@ -84,6 +97,7 @@ public sealed unsafe class LmHeadQ8 : IDisposable
                         // the row's dequantization scale is 1/s.
                         (float s, _) = ActivationQuantizer.Quantize(row, new Span<sbyte>(weights + (long)r * columns, columns));
                         scales[r] = 1f / s;
+                        facts?.Measure(r, row, new ReadOnlySpan<sbyte>(weights + (long)r * columns, columns), scales[r]);
                     }
                 }
                 if (parallelFor is null) Range(0, rows);
@@ -255,5 +269,82 @@ public sealed unsafe class LmHeadQ8 : IDisposable
             throw new ArgumentException($"rows {rowStart}..{rowStart + rowCount} of {columns} columns run past the matrix", nameof(matrix));
         if (dst.Length < rowCount)
             throw new ArgumentException($"{rowCount} results do not fit the {dst.Length}-element destination", nameof(dst));
+    }
+}
+
+/// <summary>
+/// How far each int8 row is from its F16 original, measured once at load: the inputs of the screened
+/// head's per-row error bound (see <see cref="Model.LogitScreen"/>).
+/// </summary>
+public sealed class RowErrorFacts(int rows)
+{
+    /// <summary>max_k |w[r,k] − scale_r·q[r,k]|, rounded up (a true upper bound of the exact difference).</summary>
+    public float[] MaxError { get; } = new float[rows];
+    /// <summary>max_k |w[r,k]| (exact).</summary>
+    public float[] MaxAbs { get; } = new float[rows];
+    /// <summary>Σ_k |q[r,k]| (exact).</summary>
+    public int[] CodeAbsSum { get; } = new int[rows];
+
+    /// <summary>Measure row <paramref name="r"/>: <paramref name="w"/> the F16 values as floats, <paramref name="q"/> its codes.</summary>
+    public void Measure(int r, ReadOnlySpan<float> w, ReadOnlySpan<sbyte> q, float scale)
+    {
+        // The error w − scale·q through one fused multiply-add: a single rounding of the exact
+        // difference, so the exact one is at most |result|·(1 + 2^−23). Without hardware FMA the
+        // difference is taken in double, where it is exact (see MeasureScalar).
+        int n = w.Length, k = 0;
+        float maxError = 0, maxAbs = 0;
+        int codeSum = 0;
+        if (Vector256.IsHardwareAccelerated && Fma.IsSupported && n >= 8)
+        {
+            Vector256<float> err = default, abs = default, vs = Vector256.Create(scale);
+            Vector256<int> codes = default;
+            for (; k + 8 <= n; k += 8)
+            {
+                Vector256<float> wv = Vector256.Create(w.Slice(k, 8));
+                Vector256<int> qv = Vector256.Create((int)q[k], q[k + 1], q[k + 2], q[k + 3], q[k + 4], q[k + 5], q[k + 6], q[k + 7]);
+                err = Vector256.Max(err, Vector256.Abs(Fma.MultiplyAddNegated(vs, Vector256.ConvertToSingle(qv), wv)));
+                abs = Vector256.Max(abs, Vector256.Abs(wv));
+                codes += Vector256.Abs(qv);
+            }
+            maxError = Max(err);
+            maxAbs = Max(abs);
+            codeSum = Vector256.Sum(codes);
+        }
+        else if (AdvSimd.Arm64.IsSupported && n >= 4)
+        {
+            Vector128<float> err = default, abs = default, vs = Vector128.Create(scale);
+            Vector128<int> codes = default;
+            for (; k + 4 <= n; k += 4)
+            {
+                Vector128<float> wv = Vector128.Create(w.Slice(k, 4));
+                Vector128<int> qv = Vector128.Create((int)q[k], q[k + 1], q[k + 2], q[k + 3]);
+                err = Vector128.Max(err, Vector128.Abs(AdvSimd.FusedMultiplySubtract(wv, vs, Vector128.ConvertToSingle(qv))));
+                abs = Vector128.Max(abs, Vector128.Abs(wv));
+                codes += Vector128.Abs(qv);
+            }
+            maxError = AdvSimd.Arm64.MaxAcross(err).ToScalar();
+            maxAbs = AdvSimd.Arm64.MaxAcross(abs).ToScalar();
+            codeSum = Vector128.Sum(codes);
+        }
+        double tailError = 0;
+        for (; k < n; k++)
+        {
+            // In double every step is exact: scale·q is a 24-bit × 8-bit product, and w and scale·q are
+            // within a factor of ~2^9 of each other or q is 0, so their difference fits 53 bits.
+            tailError = Math.Max(tailError, Math.Abs(w[k] - (double)scale * q[k]));
+            maxAbs = Math.Max(maxAbs, Math.Abs(w[k]));
+            codeSum += Math.Abs((int)q[k]);
+        }
+        double bound = Math.Max(maxError * (1 + 1.0 / (1 << 23)), tailError);
+        float rounded = (float)bound;
+        MaxError[r] = rounded < bound ? MathF.BitIncrement(rounded) : rounded;
+        MaxAbs[r] = maxAbs;
+        CodeAbsSum[r] = codeSum;
+    }
+
+    private static float Max(Vector256<float> v)
+    {
+        Vector128<float> m = Vector128.Max(v.GetLower(), v.GetUpper());
+        return Math.Max(Math.Max(m[0], m[1]), Math.Max(m[2], m[3]));
     }
 }

@@ -33,7 +33,7 @@ public sealed unsafe class BitNetModel : IDisposable
         long page = Environment.SystemPageSize;
         Threading.PageWarmup.PreferHugePages(fileStart, (fileBytes + page - 1) / page * page);
         long headBytes = 2L * config.VocabSize * config.EmbeddingLength;
-        if (options.LmHead == LmHeadMode.Q8)
+        if (options.LmHead is LmHeadMode.Q8 or LmHeadMode.Screened)
         {
             // Quantizing reads the whole F16 head into our resident set; the int8 copy replaces it, so
             // its pages are unmapped piece by piece as they are done (the page cache keeps them), then
@@ -42,7 +42,12 @@ public sealed unsafe class BitNetModel : IDisposable
             // where each lookup would map back the page cache's folio around the row, up to 2 MB
             // (measured: 2-thread bench peak RSS 1078 MiB with the file cached in 2 MB folios, against
             // 902 MiB in 4 KB pages).
-            _matmul.EnableQuantizedHead(weights.LmHead, config.VocabSize, config.EmbeddingLength, releaseReadPages: weights.IsLmHeadMapped);
+            // Screened: the exact F16 rows are read back (pread) for the few candidates of each token.
+            HeadRows? exactRows = options.LmHead != LmHeadMode.Screened ? null
+                : weights.IsLmHeadMapped
+                    ? HeadRows.FromFile(file, (byte*)weights.LmHead - (byte*)fileStart, config.VocabSize, config.EmbeddingLength)
+                    : HeadRows.FromMemory(weights.LmHead, config.VocabSize, config.EmbeddingLength);
+            _matmul.EnableQuantizedHead(weights.LmHead, config.VocabSize, config.EmbeddingLength, releaseReadPages: weights.IsLmHeadMapped, exactRows);
             if (weights.IsLmHeadMapped)
                 Threading.PageWarmup.ReleaseMapped((nint)weights.LmHead, headBytes);
             if (weights.IsLmHeadTied && weights.IsLmHeadMapped)
@@ -54,7 +59,7 @@ public sealed unsafe class BitNetModel : IDisposable
         foreach (LayerWeights layer in weights.Layers)
             foreach (TernaryMatrix m in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
                 ranges.Add(((nint)m.Codes, (long)m.Rows * m.RowBytes));
-        if (options.LmHead != LmHeadMode.Q8)
+        if (options.LmHead == LmHeadMode.F16)
             ranges.Add(((nint)weights.LmHead, headBytes));
         Threading.PageWarmup.Populate(_matmul.Pool, ranges);
     }
@@ -66,6 +71,8 @@ public sealed unsafe class BitNetModel : IDisposable
     public int Threads => _matmul.Threads;
     /// <summary>How the LM head is computed (F16 by default).</summary>
     public LmHeadMode LmHeadMode => _options.LmHead;
+    /// <summary>Whether <see cref="ForwardScreened"/> is available (<see cref="LmHeadMode.Screened"/>).</summary>
+    public bool IsScreened => _matmul.Screen is not null;
     public BitNetWeights Weights => _weights;
     /// <summary>The worker threads the forward pass runs on (tests look at their allocations).</summary>
     internal Threading.WorkerPool Pool => _matmul.Pool;
@@ -93,7 +100,7 @@ public sealed unsafe class BitNetModel : IDisposable
     public InferenceState CreateState(int contextLength = 0)
     {
         int context = contextLength > 0 ? contextLength : Config.ContextLength;
-        return new InferenceState(Config, context, Math.Min(_options.BatchSize, context));
+        return new InferenceState(Config, context, Math.Min(_options.BatchSize, context), IsScreened);
     }
 
     /// <summary>
@@ -103,9 +110,47 @@ public sealed unsafe class BitNetModel : IDisposable
     public ReadOnlySpan<float> Forward(InferenceState state, scoped ReadOnlySpan<int> tokens)
     {
         if (tokens.IsEmpty) throw new ArgumentException("no tokens to evaluate", nameof(tokens));
-        Evaluate(state, tokens, state.Logits, lastOnly: true);
+        Evaluate(state, tokens, state.Logits, Output.Last);
         return state.Logits;
     }
+
+    /// <summary>Evaluate <paramref name="tokens"/> into the KV cache without computing any logits (a prompt's earlier batches).</summary>
+    public void Advance(InferenceState state, scoped ReadOnlySpan<int> tokens)
+    {
+        if (tokens.IsEmpty) throw new ArgumentException("no tokens to evaluate", nameof(tokens));
+        Evaluate(state, tokens, default, Output.None);
+    }
+
+    /// <summary>
+    /// Screened head (<see cref="IsScreened"/>): evaluate <paramref name="tokens"/>, then bound the last
+    /// token's F16 logits, lower[v] ≤ logit_v ≤ upper[v] for every row v (state.ScreenLower/ScreenUpper,
+    /// valid until the next call). Exact logits of chosen rows follow from <see cref="ExactLogits"/>.
+    /// Returns false when no bound exists (a non-finite hidden state); state.Logits then holds the full F16 logits.
+    /// </summary>
+    public bool ForwardScreened(InferenceState state, scoped ReadOnlySpan<int> tokens)
+    {
+        if (!IsScreened) throw new InvalidOperationException("the LM head is not screened (LmHeadMode.Screened)");
+        if (tokens.IsEmpty) throw new ArgumentException("no tokens to evaluate", nameof(tokens));
+        Evaluate(state, tokens, default, Output.LastScreened);
+        return state.ScreenIsValid;
+    }
+
+    /// <summary>
+    /// After <see cref="ForwardScreened"/>: the exact F16 logits of rows <paramref name="ids"/> (ascending),
+    /// equal bit for bit to what <see cref="Forward"/> would return for them.
+    /// </summary>
+    public void ExactLogits(InferenceState state, ReadOnlySpan<int> ids, Span<float> logits)
+    {
+        if (!IsScreened || state.ScreenInput is null) throw new InvalidOperationException("the LM head is not screened (LmHeadMode.Screened)");
+        if (logits.Length < ids.Length) throw new ArgumentException($"{ids.Length} logits do not fit {logits.Length}", nameof(logits));
+        for (int i = 0; i < ids.Length; i++)
+            if ((uint)ids[i] >= (uint)Config.VocabSize || i > 0 && ids[i] <= ids[i - 1])
+                throw new ArgumentException("row ids must be ascending vocabulary ids", nameof(ids));
+        _matmul.ExactHeadRows(ids, state.Normed.AsSpan(0, Config.EmbeddingLength), logits, state.StagedHeadRows!);
+        state.ExactRowsComputed += ids.Length;
+    }
+
+    private enum Output { None, Last, All, LastScreened }
 
     /// <summary>Like <see cref="Forward"/>, writing every token's logits (tokens.Length × VocabSize, row-major).</summary>
     public void ForwardAll(InferenceState state, ReadOnlySpan<int> tokens, Span<float> logits)
@@ -113,10 +158,10 @@ public sealed unsafe class BitNetModel : IDisposable
         if (tokens.IsEmpty) throw new ArgumentException("no tokens to evaluate", nameof(tokens));
         if (logits.Length < (long)tokens.Length * Config.VocabSize)
             throw new ArgumentException($"logits holds {logits.Length} floats, {tokens.Length} × {Config.VocabSize} are needed", nameof(logits));
-        Evaluate(state, tokens, logits, lastOnly: false);
+        Evaluate(state, tokens, logits, Output.All);
     }
 
-    private void Evaluate(InferenceState state, ReadOnlySpan<int> tokens, Span<float> logits, bool lastOnly)
+    private void Evaluate(InferenceState state, ReadOnlySpan<int> tokens, Span<float> logits, Output output)
     {
         if (!ReferenceEquals(state.Config, Config))
             throw new ArgumentException("the state was created by another model", nameof(state));
@@ -131,13 +176,17 @@ public sealed unsafe class BitNetModel : IDisposable
             count = state.NextChunkLength(tokens.Length - start);
             bool isLastChunk = start + count == tokens.Length;
             RunLayers(state, tokens.Slice(start, count));
-            if (lastOnly)
+            switch (output)
             {
-                if (isLastChunk) Logits(state, count - 1, 1, logits);
-            }
-            else
-            {
-                Logits(state, 0, count, logits.Slice(start * Config.VocabSize, count * Config.VocabSize));
+                case Output.Last when isLastChunk:
+                    Logits(state, count - 1, 1, logits);
+                    break;
+                case Output.All:
+                    Logits(state, 0, count, logits.Slice(start * Config.VocabSize, count * Config.VocabSize));
+                    break;
+                case Output.LastScreened when isLastChunk:
+                    ScreenedLogits(state, count - 1);
+                    break;
             }
             state.Position += count;
         }
@@ -212,6 +261,22 @@ public sealed unsafe class BitNetModel : IDisposable
         if (_options.RoundToF16Override ?? Precision.RoundsOperandToF16(count))
             Kernels.F16.RoundThroughHalf(y);
         _matmul.LmHead(_weights.LmHead, Config.VocabSize, embd, y, count, logits);
+    }
+
+    /// <summary>
+    /// The last token's head input y, as <see cref="Logits"/> computes it for one row (F16-rounded), kept in
+    /// state.Normed for <see cref="ExactLogits"/>; then the bounds of every row, or the full head if y is not finite.
+    /// </summary>
+    private void ScreenedLogits(InferenceState s, int token)
+    {
+        int embd = Config.EmbeddingLength;
+        Span<float> y = s.Normed.AsSpan(0, embd);
+        RmsNorm(s.Residual.AsSpan(token * embd, embd), _weights.OutputNorm, y, 1, Config.RmsNormEpsilon);
+        if (_options.RoundToF16Override ?? Precision.RoundsOperandToF16(1))
+            Kernels.F16.RoundThroughHalf(y);
+        s.ScreenIsValid = _matmul.HeadBounds(y, s.ScreenInput!, s.ScreenLower!, s.ScreenUpper!);
+        if (!s.ScreenIsValid)
+            _matmul.LmHead(_weights.LmHead, Config.VocabSize, embd, y, 1, s.Logits);
     }
 
     /// <summary>

@@ -8,7 +8,7 @@ namespace BitNet.Inference.Model;
 /// </summary>
 public sealed class InferenceState
 {
-    internal InferenceState(ModelConfig config, int contextLength, int batchCapacity)
+    internal InferenceState(ModelConfig config, int contextLength, int batchCapacity, bool screenedHead = false)
     {
         Config = config;
         ContextLength = contextLength;
@@ -27,6 +27,15 @@ public sealed class InferenceState
         Quantized = new QuantizedActivations(n, Math.Max(embd, ffn));
         Scores = new float[contextLength];
         Logits = new float[config.VocabSize];
+        if (screenedHead)
+        {
+            ScreenInput = new short[embd];
+            ScreenLower = new float[config.VocabSize];
+            ScreenUpper = new float[config.VocabSize];
+            CandidateIds = new int[config.VocabSize];
+            CandidateLogits = new float[config.VocabSize];
+            StagedHeadRows = new Half[HeadRows.StagedRows * embd];
+        }
         Steps = new TokenSteps(this);
         KeyCache = new Half[config.LayerCount][];
         ValueCache = new Half[config.LayerCount][];
@@ -88,6 +97,22 @@ public sealed class InferenceState
     /// <summary>The per-token steps between the matmuls, on the model's worker pool; reused every layer.</summary>
     internal TokenSteps Steps { get; }
     internal float[] Logits { get; }         // [vocab] last token's logits (Forward)
+
+    // The screened head's buffers (null unless the model's head is screened).
+    /// <summary>The head input rounded to int16 [embd].</summary>
+    internal short[]? ScreenInput { get; }
+    /// <summary>Bounds of every row's F16 logit [vocab]; the sampler may apply its penalties to them in place.</summary>
+    public float[]? ScreenLower { get; }
+    public float[]? ScreenUpper { get; }
+    /// <summary>Whether the last ForwardScreened produced bounds (else Logits holds the full logits).</summary>
+    internal bool ScreenIsValid { get; set; }
+    /// <summary>Scratch for the sampler's candidate rows and their exact logits [vocab].</summary>
+    public int[]? CandidateIds { get; }
+    /// <summary>Rows whose exact logits were computed by ExactLogits since the state was created (the bench reports it).</summary>
+    public long ExactRowsComputed { get; internal set; }
+    public float[]? CandidateLogits { get; }
+    /// <summary>F16 head rows read for the exact logits [StagedRows × embd].</summary>
+    internal Half[]? StagedHeadRows { get; }
     /// <summary>Per layer, F16 keys (after RoPE) and values, head-major: [kv head][position][head_dim], so one
     /// KV head's rows are contiguous and attention streams them instead of striding across all heads.</summary>
     internal Half[][] KeyCache { get; }

@@ -16,6 +16,7 @@ public sealed unsafe class MatMul : IDisposable
     private readonly KernelSet _kernels;
     private readonly TernaryJob _ternaryJob;
     private readonly HeadJob _headJob;
+    private readonly ScreenJob _screenJob;
     // One product at a time per model: the jobs are reused (no allocation), so concurrent sequences
     // sharing this model take turns here (they would compete for the same cores anyway).
     private readonly object _gate = new();
@@ -29,14 +30,19 @@ public sealed unsafe class MatMul : IDisposable
         Pool = new WorkerPool(Threads);
         _ternaryJob = new TernaryJob(_kernels);
         _headJob = new HeadJob(_kernels);
+        _screenJob = new ScreenJob(_kernels);
     }
 
     public string KernelName { get; }
     public int Threads { get; }
     /// <summary>The worker threads (the caller included) the products run on; other row-parallel work may share them.</summary>
     public WorkerPool Pool { get; }
-    /// <summary>The int8 LM head when <see cref="LmHeadMode.Q8"/> is on, else null.</summary>
+    /// <summary>The int8 LM head when <see cref="LmHeadMode.Q8"/> or <see cref="LmHeadMode.Screened"/> is on, else null.</summary>
     public LmHeadQ8? QuantizedHead => _q8Head;
+    /// <summary>The interval bounds of the screened head (<see cref="LmHeadMode.Screened"/>), else null.</summary>
+    public LogitScreen? Screen { get; private set; }
+    /// <summary>Where the exact F16 head rows are read from in screened mode (the pages are not kept mapped).</summary>
+    internal HeadRows? ExactRows { get; private set; }
 
     /// <summary>y[t·W.Rows + r] = Σ_k W[r,k]·x[t,k] for every token t of <paramref name="x"/> and row r of W.</summary>
     public void Ternary(TernaryMatrix w, QuantizedActivations x, Span<float> y) => Ternary(x, w, y, null, default);
@@ -89,7 +95,15 @@ public sealed unsafe class MatMul : IDisposable
     /// </summary>
     private const int ReleasePieceRows = 1024;   // 5 MB of F16 rows at 2560 columns
 
-    public void EnableQuantizedHead(Half* weights, int rows, int columns, bool releaseReadPages)
+    public void EnableQuantizedHead(Half* weights, int rows, int columns, bool releaseReadPages) =>
+        EnableQuantizedHead(weights, rows, columns, releaseReadPages, exactRows: null);
+
+    /// <summary>
+    /// Like <see cref="EnableQuantizedHead(Half*, int, int, bool)"/>; with <paramref name="exactRows"/> the
+    /// head is screened (<see cref="LmHeadMode.Screened"/>): the int8 copy only bounds the logits, and
+    /// every logit the caller sees is the F16 head's, computed from rows read through <paramref name="exactRows"/>.
+    /// </summary>
+    internal void EnableQuantizedHead(Half* weights, int rows, int columns, bool releaseReadPages, HeadRows? exactRows)
     {
         _q8Head = LmHeadQ8.Quantize(new ReadOnlySpan<Half>(weights, checked(rows * columns)), rows, columns,
             // In pieces, so each piece's pages are released as soon as it is done, not at the end of a share.
@@ -98,7 +112,13 @@ public sealed unsafe class MatMul : IDisposable
                 body(start, end);
                 if (releaseReadPages)
                     Threading.PageWarmup.ReleaseMapped((nint)(weights + (long)start * columns), 2L * (end - start) * columns);
-            }), ReleasePieceRows));
+            }), ReleasePieceRows),
+            errorFacts: exactRows is not null);
+        if (exactRows is not null)
+        {
+            Screen = new LogitScreen(_q8Head);
+            ExactRows = exactRows;
+        }
     }
 
     private sealed class RangeAction(Action<int, int> body) : IRangeJob
@@ -183,17 +203,20 @@ public sealed unsafe class MatMul : IDisposable
     /// </summary>
     internal const int TernaryPieceRows = 256, HeadPieceRows = 1024;
 
-    /// <summary>LM-head rows for one token, F16 or int8.</summary>
+    /// <summary>LM-head rows for one token: F16 in place, F16 read through <see cref="HeadRows"/>, or int8.</summary>
     private sealed class HeadJob(KernelSet kernels) : IRangeJob
     {
         private Half* _weights;
         private LmHeadQ8? _q8;
+        private HeadRows? _rows;
         private int _columns;
         private float* _x, _logits;
+        /// <summary>Staging for rows read through <see cref="HeadRows"/>, one per pool thread (reused).</summary>
+        [ThreadStatic] private static Half[]? t_staged;
 
-        public void Set(Half* weights, LmHeadQ8? q8, int columns, float* x, float* logits)
+        public void Set(Half* weights, LmHeadQ8? q8, HeadRows? rows, int columns, float* x, float* logits)
         {
-            _weights = weights; _q8 = q8; _columns = columns; _x = x; _logits = logits;
+            _weights = weights; _q8 = q8; _rows = rows; _columns = columns; _x = x; _logits = logits;
         }
 
         public void Run(int start, int end)
@@ -202,8 +225,96 @@ public sealed unsafe class MatMul : IDisposable
             var dst = new Span<float>(_logits + start, end - start);
             if (_q8 is { } q8)
                 kernels.DotQ8(q8.Weights, q8.Scales, _columns, x, start, end - start, dst);
+            else if (_rows is { } rows)
+            {
+                Half[] staged = t_staged is { } b && b.Length == HeadRows.StagedRows * _columns
+                    ? b : t_staged = new Half[HeadRows.StagedRows * _columns];
+                for (int r0 = start; r0 < end; r0 += HeadRows.StagedRows)
+                {
+                    int count = Math.Min(HeadRows.StagedRows, end - r0);
+                    rows.Read(r0, count, staged);
+                    kernels.DotF16(staged, _columns, x, 0, count, dst.Slice(r0 - start, count));
+                }
+            }
             else
                 kernels.DotF16(new ReadOnlySpan<Half>(_weights, checked(end * _columns)), _columns, x, start, end - start, dst);
+        }
+    }
+
+    /// <summary>
+    /// Bounds of every LM-head row for one token (screened head): exact int8 × int16 dots per piece,
+    /// then <see cref="LogitScreen.Bounds"/>.
+    /// </summary>
+    [System.Runtime.CompilerServices.SkipLocalsInit]
+    private sealed class ScreenJob(KernelSet kernels) : IRangeJob
+    {
+        private const int ChunkRows = 64;
+        private LogitScreen? _screen;
+        private LogitScreen.Input _input;
+        private short* _y16;
+        private float* _lower, _upper;
+
+        public void Set(LogitScreen? screen, in LogitScreen.Input input, short* y16, float* lower, float* upper)
+        {
+            _screen = screen; _input = input; _y16 = y16; _lower = lower; _upper = upper;
+        }
+
+        public void Run(int start, int end)
+        {
+            LogitScreen screen = _screen!;
+            int columns = screen.Columns;
+            var y16 = new ReadOnlySpan<short>(_y16, columns);
+            Span<long> dots = stackalloc long[ChunkRows];
+            for (int r0 = start; r0 < end; r0 += ChunkRows)
+            {
+                int count = Math.Min(ChunkRows, end - r0);
+                kernels.DotQ8Exact(screen.Head.Weights, columns, y16, r0, count, dots);
+                screen.Bounds(_input, r0, dots[..count], new Span<float>(_lower + r0, count), new Span<float>(_upper + r0, count));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Screened head, step 1: bounds lower[v] ≤ logit_v ≤ upper[v] of every row for the input y (one
+    /// token). False when y is not finite: the caller must use the full head then.
+    /// </summary>
+    internal bool HeadBounds(ReadOnlySpan<float> y, Span<short> y16, Span<float> lower, Span<float> upper)
+    {
+        LogitScreen screen = Screen ?? throw new InvalidOperationException("the LM head is not screened");
+        if (y.Length != screen.Columns || lower.Length < screen.Rows || upper.Length < screen.Rows)
+            throw new ArgumentException("the screened head's buffers do not match its shape");
+        LogitScreen.Input input = LogitScreen.Prepare(y, y16);
+        if (!input.IsUsable) return false;
+        lock (_gate)
+        {
+            fixed (short* py = y16)
+            fixed (float* pl = lower)
+            fixed (float* pu = upper)
+            {
+                _screenJob.Set(screen, input, py, pl, pu);
+                Pool.ForPieces(screen.Rows, _screenJob, HeadPieceRows);
+                _screenJob.Set(null, default, null, null, null);
+            }
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Screened head, step 2: the exact F16 logits of rows <paramref name="ids"/> (ascending) for the
+    /// input y, with the same kernel as the full head, so each equals the full head's value bit for bit.
+    /// Consecutive ids are read together; <paramref name="staged"/> holds up to <see cref="HeadRows.StagedRows"/> rows.
+    /// </summary>
+    internal void ExactHeadRows(ReadOnlySpan<int> ids, ReadOnlySpan<float> y, Span<float> logits, Span<Half> staged)
+    {
+        HeadRows rows = ExactRows ?? throw new InvalidOperationException("the LM head is not screened");
+        int columns = rows.Columns;
+        for (int i = 0; i < ids.Length;)
+        {
+            int run = 1;
+            while (i + run < ids.Length && run < HeadRows.StagedRows && ids[i + run] == ids[i] + run) run++;
+            rows.Read(ids[i], run, staged);
+            _kernels.DotF16(staged, columns, y, 0, run, logits.Slice(i, run));
+            i += run;
         }
     }
 
@@ -261,7 +372,8 @@ public sealed unsafe class MatMul : IDisposable
     {
         if (x.Length < tokens * columns || logits.Length < (long)tokens * rows)
             throw new ArgumentException($"LM head: {tokens} tokens need {tokens * columns} inputs and {(long)tokens * rows} logits");
-        LmHeadQ8? q8 = _q8Head;
+        // Screened: the full head is the exact F16 one, its rows read through ExactRows.
+        LmHeadQ8? q8 = Screen is null ? _q8Head : null;
         if (q8 is not null && (q8.Rows != rows || q8.Columns != columns))
             throw new ArgumentException($"the quantized head is {q8.Rows}×{q8.Columns}, asked for {rows}×{columns}");
         lock (_gate)
@@ -271,10 +383,10 @@ public sealed unsafe class MatMul : IDisposable
             {
                 for (int t = 0; t < tokens; t++)
                 {
-                    _headJob.Set(weights, q8, columns, px + (long)t * columns, pl + (long)t * rows);
+                    _headJob.Set(weights, q8, ExactRows, columns, px + (long)t * columns, pl + (long)t * rows);
                     Pool.ForPieces(rows, _headJob, HeadPieceRows);
                 }
-                _headJob.Set(null, null, 0, null, null);
+                _headJob.Set(null, null, null, 0, null, null);
             }
         }
     }

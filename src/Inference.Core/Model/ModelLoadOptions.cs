@@ -7,6 +7,29 @@ public enum LmHeadMode
     F16,
     /// <summary>The embedding quantized once at load to int8 rows with one scale per row (half the bytes per token; not bit-compatible with bitnet.cpp).</summary>
     Q8,
+    /// <summary>
+    /// Exact F16 logits where they can matter, at about the int8 head's cost: the int8 copy bounds every
+    /// row's F16 logit (<see cref="LogitScreen"/>), and only the rows whose bound reaches the sampler's top k
+    /// are computed exactly, from the F16 rows read from the file. Sampling is identical to <see cref="F16"/>;
+    /// a request that needs every logit (log-probabilities, top_k off) gets the full F16 head.
+    /// </summary>
+    Screened,
+}
+
+/// <summary>The names of <see cref="LmHeadMode"/> on command lines and in settings: f16, q8, screened.</summary>
+public static class LmHeadModes
+{
+    public static IReadOnlyList<string> Names { get; } = ["f16", "q8", "screened"];
+
+    public static LmHeadMode Parse(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "f16" => LmHeadMode.F16,
+        "q8" => LmHeadMode.Q8,
+        "screened" => LmHeadMode.Screened,
+        _ => throw new ArgumentException($"unknown LM head '{name}' (expected one of: {string.Join(", ", Names)})", nameof(name)),
+    };
+
+    public static string Name(LmHeadMode mode) => mode.ToString().ToLowerInvariant();
 }
 
 /// <summary>Options for <see cref="BitNetModel.Load"/>.</summary>

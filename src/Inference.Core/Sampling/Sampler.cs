@@ -55,13 +55,90 @@ public sealed class Sampler
     {
         if (logits.Length != VocabSize)
             throw new ArgumentException($"expected {VocabSize} logits, got {logits.Length}", nameof(logits));
+        return Choose(logits, ids: default, history, coin);
+    }
+
+    /// <summary>
+    /// Whether <see cref="SelectCandidates"/> and <see cref="Sample(ReadOnlySpan{int}, ReadOnlySpan{float}, ReadOnlySpan{int}, double)"/>
+    /// can stand in for sampling over every logit: the chain must keep a bounded number of tokens
+    /// (greedy, or 0 &lt; top_k &lt; vocabulary) and its penalties must be monotone (repeat penalty &gt; 0).
+    /// </summary>
+    public bool CanSampleFromCandidates =>
+        (IsGreedy || Options.TopK > 0 && Options.TopK < VocabSize)
+        && (Options.RepeatPenalty > 0f || !PenaltiesApply);
+
+    private bool PenaltiesApply =>
+        Options.RepeatLastN != 0 && (Options.RepeatPenalty != 1f || Options.FrequencyPenalty != 0f || Options.PresencePenalty != 0f);
+
+    /// <summary>
+    /// Screened sampling, step 1. Given lower[v] ≤ logit_v ≤ upper[v] for every token (modified in
+    /// place: the penalties are applied to both), write to <paramref name="ids"/>, ascending, every
+    /// token that could be among the k best after the penalties (k = 1 when greedy, else top_k), and
+    /// return how many. Why nothing is missed: let L be the k-th largest penalized lower bound. At least
+    /// k tokens have a penalized logit ≥ L, so a token whose penalized upper bound is below L is beaten
+    /// by k others and cannot be kept by top_k (nor win the argmax). Every kept token has upper ≥ L.
+    /// The penalties are monotone in the logit, so they map bounds to bounds.
+    /// </summary>
+    public int SelectCandidates(Span<float> lower, Span<float> upper, ReadOnlySpan<int> history, Span<int> ids)
+    {
+        if (!CanSampleFromCandidates) throw new InvalidOperationException("this sampling chain needs every logit");
+        if (lower.Length != VocabSize || upper.Length != VocabSize || ids.Length < VocabSize)
+            throw new ArgumentException($"bounds and ids must cover the {VocabSize}-token vocabulary");
+        ApplyPenalties(lower, ids: default, history);
+        ApplyPenalties(upper, ids: default, history);
+        int k = IsGreedy ? 1 : Options.TopK;
+
+        // The k-th largest lower bound: a min-heap of the k largest, in the (now free) logits buffer.
+        Span<float> heap = _logits.AsSpan(0, k);
+        lower[..k].CopyTo(heap);
+        for (int i = k / 2 - 1; i >= 0; i--) SiftDownMin(heap, i);
+        for (int i = k; i < lower.Length; i++)
+        {
+            if (lower[i] > heap[0])
+            {
+                heap[0] = lower[i];
+                SiftDownMin(heap, 0);
+            }
+        }
+        float threshold = heap[0];
+
+        int count = 0;
+        for (int v = 0; v < upper.Length; v++)
+            if (upper[v] >= threshold) ids[count++] = v;
+        return count;
+    }
+
+    /// <summary>
+    /// Screened sampling, step 2: choose the next token from the exact logits of the tokens
+    /// <see cref="SelectCandidates"/> returned (<paramref name="ids"/> ascending). Returns what
+    /// <see cref="Sample(ReadOnlySpan{float}, ReadOnlySpan{int}, double)"/> returns for the full logits.
+    /// </summary>
+    public int Sample(ReadOnlySpan<int> ids, ReadOnlySpan<float> logits, ReadOnlySpan<int> history, double coin)
+    {
+        if (ids.IsEmpty || logits.Length != ids.Length || ids.Length > VocabSize)
+            throw new ArgumentException($"{ids.Length} ids and {logits.Length} logits: one logit per candidate needed");
+        if (!CanSampleFromCandidates) throw new InvalidOperationException("this sampling chain needs every logit");
+        return Choose(logits, ids, history, coin);
+    }
+
+    /// <summary>Like the other candidate overload; the coin is drawn from <see cref="Random"/> (not at all when greedy).</summary>
+    public int Sample(ReadOnlySpan<int> ids, ReadOnlySpan<float> logits, ReadOnlySpan<int> history) =>
+        Sample(ids, logits, history, IsGreedy ? 0.0 : Random.NextDouble());
+
+    // The chain over n tokens: all of the vocabulary (ids empty: position = id) or the candidates ids.
+    private int Choose(ReadOnlySpan<float> logits, ReadOnlySpan<int> ids, ReadOnlySpan<int> history, double coin)
+    {
+        int n = logits.Length;
         logits.CopyTo(_logits);
-        ApplyPenalties(history);
+        ApplyPenalties(_logits.AsSpan(0, n), ids, history);
 
         if (IsGreedy)
-            return ArgMax(_logits);
+        {
+            int best = ArgMax(_logits.AsSpan(0, n));
+            return ids.IsEmpty ? best : ids[best];
+        }
 
-        int n = TopK();
+        n = TopK(n, ids);
         n = TopP(n);
         n = MinP(n);
         return Draw(n, coin);
@@ -81,7 +158,9 @@ public sealed class Sampler
 
     // Repeat penalty divides a positive logit (multiplies a negative one) once per distinct token
     // in the window; then frequency and presence penalties subtract count·f + (count > 0)·p.
-    private void ApplyPenalties(ReadOnlySpan<int> history)
+    // values[i] is token i's logit, or token ids[i]'s when ids is given (ascending); tokens not among
+    // the ids are skipped.
+    private void ApplyPenalties(Span<float> values, ReadOnlySpan<int> ids, ReadOnlySpan<int> history)
     {
         float repeat = Options.RepeatPenalty, frequency = Options.FrequencyPenalty, presence = Options.PresencePenalty;
         if (repeat == 1f && frequency == 0f && presence == 0f) return;
@@ -96,34 +175,37 @@ public sealed class Sampler
             if ((uint)token >= (uint)VocabSize) continue;
             int count = _counts[token];
             if (count == 0) continue;               // already applied for an earlier occurrence
-            ref float logit = ref _logits[token];
+            _counts[token] = 0;
+            int at = ids.IsEmpty ? token : ids.BinarySearch(token);
+            if (at < 0) continue;
+            ref float logit = ref values[at];
             logit = logit <= 0f ? logit * repeat : logit / repeat;
             logit -= count * frequency + presence;
-            _counts[token] = 0;
         }
     }
 
-    // Keep the k best (logit descending, lower id first on ties), sorted. k ≤ 0 keeps everything.
-    private int TopK()
+    // Keep the k best of the n tokens in _logits (logit descending, lower id first on ties), sorted.
+    // k ≤ 0 keeps everything. Position i is token i, or token ids[i] when ids is given (ascending).
+    private int TopK(int n, ReadOnlySpan<int> ids)
     {
         int k = Options.TopK;
-        if (k <= 0 || k >= VocabSize)
+        if (k <= 0 || k >= n)
         {
-            for (int i = 0; i < VocabSize; i++) _candidates[i] = new Candidate(i, _logits[i]);
-            HeapSortBestFirst(_candidates);
-            return VocabSize;
+            for (int i = 0; i < n; i++) _candidates[i] = new Candidate(ids.IsEmpty ? i : ids[i], _logits[i]);
+            HeapSortBestFirst(_candidates.AsSpan(0, n));
+            return n;
         }
 
         // A min-heap of the k best seen so far; its root is the worst of them.
         Span<Candidate> heap = _candidates.AsSpan(0, k);
-        for (int i = 0; i < k; i++) heap[i] = new Candidate(i, _logits[i]);
+        for (int i = 0; i < k; i++) heap[i] = new Candidate(ids.IsEmpty ? i : ids[i], _logits[i]);
         for (int i = k / 2 - 1; i >= 0; i--) SiftDown(heap, i);
-        for (int i = k; i < VocabSize; i++)
+        for (int i = k; i < n; i++)
         {
             // Ids arrive in increasing order, so an equal logit never displaces an earlier id.
             if (_logits[i] > heap[0].Logit)
             {
-                heap[0] = new Candidate(i, _logits[i]);
+                heap[0] = new Candidate(ids.IsEmpty ? i : ids[i], _logits[i]);
                 SiftDown(heap, 0);
             }
         }
@@ -155,6 +237,19 @@ public sealed class Sampler
             if (worst == i) return;
             (heap[i], heap[worst]) = (heap[worst], heap[i]);
             i = worst;
+        }
+    }
+
+    private static void SiftDownMin(Span<float> heap, int i)
+    {
+        while (true)
+        {
+            int left = 2 * i + 1, right = left + 1, least = i;
+            if (left < heap.Length && heap[left] < heap[least]) least = left;
+            if (right < heap.Length && heap[right] < heap[least]) least = right;
+            if (least == i) return;
+            (heap[i], heap[least]) = (heap[least], heap[i]);
+            i = least;
         }
     }
 
