@@ -27,8 +27,8 @@ internal static class BenchCommand
         var threads = new Option<int>("--threads", "-t") { Description = "Compute threads (default: the physical cores this process may use, cgroup quota included)" };
         var repetitions = new Option<int>("--repetitions", "-r") { Description = "Repetitions; medians are reported", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table" };
-        var lmHead = new Option<string>("--lm-head") { Description = "LM head arithmetic: f16 (exact, default) or q8 (int8 rows, half the bytes)", DefaultValueFactory = _ => "f16" };
-        lmHead.AcceptOnlyFromAmong("f16", "q8");
+        var lmHead = new Option<string>("--lm-head") { Description = "LM head: f16 (exact, default), q8 (int8 rows, half the bytes) or screened (int8 bounds, then exact F16 logits for the rows that can win: f16's tokens at about q8's cost)", DefaultValueFactory = _ => "f16" };
+        lmHead.AcceptOnlyFromAmong([.. LmHeadModes.Names]);
         var kernel = new Option<string?>("--kernel") { Description = "Force a kernel set: avx512vnni, avx512gfni, avx512, avx2, dotprod, neon, scalar (default: best supported)" };
         var noProbe = new Option<bool>("--no-probe") { Description = "Skip the memory-bandwidth probe" };
 
@@ -54,7 +54,7 @@ internal static class BenchCommand
             var options = new ModelLoadOptions
             {
                 Threads = t > 0 ? t : CpuBudget.DefaultThreads(),
-                LmHead = parseResult.GetValue(lmHead) == "q8" ? LmHeadMode.Q8 : LmHeadMode.F16,
+                LmHead = LmHeadModes.Parse(parseResult.GetValue(lmHead)!),
                 Kernel = parseResult.GetValue(kernel),
                 BatchSize = Math.Max(p, 1),
             };
@@ -116,6 +116,8 @@ internal static class BenchCommand
             ? string.Create(inv, $" of {report.ProbeBytesPerSecond / 1e9:F2} GB/s measured ({100 * report.DecodeBytesPerSecond / report.ProbeBytesPerSecond:F0}%)")
             : "";
         sb.AppendLine(inv, $"bytes per decoded token {report.BytesPerDecodedToken / 1e6:F1} MB → {report.DecodeBytesPerSecond / 1e9:F2} GB/s achieved{probe}");
+        if (report.LmHead == "screened")
+            sb.AppendLine(inv, $"screened head: {report.ExactRowsPerToken:F1} rows per token computed exactly in F16 (the tokens are the f16 head's)");
         sb.AppendLine(inv, $"peak RSS {(report.PeakResidentBytes is long rss ? $"{rss / 1048576.0:F0} MiB" : "unknown")}");
         return sb.ToString();
     }
@@ -139,6 +141,7 @@ internal static class BenchCommand
             w.WriteNumber("ttft_s", report.TimeToFirstTokenSeconds);
             w.WriteNumber("load_s", report.LoadSeconds);
             w.WriteNumber("bytes_per_decoded_token", report.BytesPerDecodedToken);
+            if (report.LmHead == "screened") w.WriteNumber("exact_rows_per_token", report.ExactRowsPerToken);
             w.WriteNumber("decode_gb_s", report.DecodeBytesPerSecond / 1e9);
             w.WriteNumber("probe_gb_s", report.ProbeBytesPerSecond / 1e9);
             if (report.PeakResidentBytes is long rss) w.WriteNumber("peak_rss_bytes", rss);

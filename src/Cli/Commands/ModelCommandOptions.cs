@@ -22,6 +22,11 @@ internal sealed class ModelCommandOptions
     {
         Description = "Pre-tokenizer: llama3 (Hugging Face-correct, default when the file names none) or default (bitnet.cpp parity for the published 2B4T file)",
     };
+    public readonly Option<string> LmHead = new("--lm-head")
+    {
+        Description = "LM head: f16 (exact, default), q8 (int8 rows, half the bytes) or screened (f16's tokens at about q8's cost)",
+        DefaultValueFactory = _ => "f16",
+    };
     public readonly Option<int> MaxTokens = new("--n-predict", "-n") { Description = "Tokens to generate", DefaultValueFactory = _ => 128 };
     public readonly Option<float> Temperature = new("--temp") { Description = "Temperature; 0 = greedy", DefaultValueFactory = _ => 0.8f };
     public readonly Option<ulong?> Seed = new("--seed", "-s") { Description = "Sampling seed (default: random)" };
@@ -36,6 +41,7 @@ internal sealed class ModelCommandOptions
         if (!seedShortAlias)
             Seed = new Option<ulong?>("--seed") { Description = Seed.Description };
         Pre.AcceptOnlyFromAmong("llama3", "default");
+        LmHead.AcceptOnlyFromAmong([.. LmHeadModes.Names]);
     }
 
     public void AddModelOptionsTo(Command command)
@@ -46,7 +52,7 @@ internal sealed class ModelCommandOptions
 
     public void AddAllTo(Command command)
     {
-        foreach (Option o in new Option[] { Model, Threads, Context, Pre, MaxTokens, Temperature, Seed, TopK, TopP, MinP, RepeatPenalty, RepeatLastN })
+        foreach (Option o in new Option[] { Model, Threads, Context, Pre, LmHead, MaxTokens, Temperature, Seed, TopK, TopP, MinP, RepeatPenalty, RepeatLastN })
             command.Options.Add(o);
     }
 
@@ -71,7 +77,7 @@ internal sealed class ModelCommandOptions
             Threads = threads > 0 ? threads : CpuBudget.DefaultThreads(),
             ContextLength = context,
             PreTokenizer = parse.GetValue(Pre),
-            LmHead = LmHeadMode.F16,
+            LmHead = LmHeadModes.Parse(parse.GetValue(LmHead) ?? "f16"),
         });
     }
 

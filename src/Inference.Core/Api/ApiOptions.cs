@@ -21,7 +21,7 @@ public sealed record ApiOptions
     public string? ModelId { get; init; }
     public int Threads { get; init; } = Environment.ProcessorCount;
     public int ContextLength { get; init; } = 4096;
-    /// <summary>"f16" or "q8".</summary>
+    /// <summary>"f16", "q8" or "screened" (see <see cref="Model.LmHeadMode"/>).</summary>
     public string LmHead { get; init; } = "f16";
     /// <summary>"llama3" or "default"; null = the file's own.</summary>
     public string? PreTokenizer { get; init; }
@@ -51,7 +51,7 @@ public sealed record ApiOptions
             ModelId = env.GetVariable(EnvVars.ModelId),
             Threads = Int(env, EnvVars.Threads, defaults.Threads, min: 1, max: 1024),
             ContextLength = Int(env, EnvVars.ContextLength, defaults.ContextLength, min: 16, max: 1 << 20),
-            LmHead = OneOf(env, EnvVars.LmHead, defaults.LmHead, "f16", "q8"),
+            LmHead = OneOf(env, EnvVars.LmHead, defaults.LmHead, [.. Model.LmHeadModes.Names]),
             PreTokenizer = env.GetVariable(EnvVars.PreTokenizer) is null ? null : OneOf(env, EnvVars.PreTokenizer, "llama3", "llama3", "default"),
             PrefetchModel = Bool(env, EnvVars.PrefetchModel, defaults.PrefetchModel),
             QueueDepth = Int(env, EnvVars.QueueDepth, defaults.QueueDepth, min: 0, max: 100_000),

@@ -48,7 +48,7 @@ public static class ModelLoading
             ModelPath = path,
             Threads = options.Threads,
             ContextLength = options.ContextLength,
-            LmHead = options.LmHead == "q8" ? LmHeadMode.Q8 : LmHeadMode.F16,
+            LmHead = LmHeadModes.Parse(options.LmHead),
             PreTokenizer = options.PreTokenizer,
             ModelId = options.ModelId,
         });

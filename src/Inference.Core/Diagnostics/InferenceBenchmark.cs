@@ -21,6 +21,8 @@ public sealed record BenchmarkReport
     public required double LoadSeconds { get; init; }
     /// <summary>Weight bytes one decode step streams from memory: every ternary matrix plus the LM head.</summary>
     public required long BytesPerDecodedToken { get; init; }
+    /// <summary>Screened head: F16 rows computed exactly per decoded token (mean; their bytes are in BytesPerDecodedToken). 0 otherwise.</summary>
+    public double ExactRowsPerToken { get; init; }
     /// <summary>BytesPerDecodedToken × median decode rate.</summary>
     public required double DecodeBytesPerSecond { get; init; }
     /// <summary>The built-in streaming-read probe with the same thread count (0 when skipped).</summary>
@@ -57,35 +59,42 @@ public static class InferenceBenchmark
         for (int i = 0; i < prompt.Length; i++) prompt[i] = rng.Next(0, Math.Min(vocab, 128000));
         InferenceState state = model.CreateState(promptTokens + generatedTokens + 1);
         int[] next = new int[1];
+        // Greedy, as llama-bench. A screened head chooses each token through the sampler's candidate path
+        // (exact F16 logits for the rows that could win); the other heads compute every logit.
+        var sampler = new Sampling.Sampler(Generation.SamplingOptions.Greedy, vocab);
+        int Step(ReadOnlySpan<int> tokens)
+        {
+            if (!model.IsScreened) return ArgMax(model.Forward(state, tokens));
+            return Generation.NextToken.Evaluate(model, state, sampler, tokens, tokens, allowScreening: true, out _);
+        }
 
         // Warm-up: JIT tiers, page-in of the mapped weights, worker threads.
         progress?.Report(new BenchmarkProgress("warm-up", 0));
         state.Reset();
-        model.Forward(state, prompt.AsSpan(0, Math.Min(promptTokens, 8)));
+        Step(prompt.AsSpan(0, Math.Min(promptTokens, 8)));
         next[0] = prompt[0];
-        model.Forward(state, next);
+        Step(next);
 
         var prefill = new double[repetitions];
         var decode = new double[repetitions];
         var ttft = new double[repetitions];
+        long exactRows = 0;
         for (int rep = 0; rep < repetitions; rep++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             state.Reset();
             long start = Stopwatch.GetTimestamp();
-            ReadOnlySpan<float> logits = model.Forward(state, prompt);
-            next[0] = ArgMax(logits);
+            next[0] = Step(prompt);
             double prefillSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             prefill[rep] = promptTokens / prefillSeconds;
             ttft[rep] = prefillSeconds;
             progress?.Report(new BenchmarkProgress($"repetition {rep + 1}/{repetitions}: prefill", (rep + 0.5) / repetitions));
 
             start = Stopwatch.GetTimestamp();
+            long rowsBefore = state.ExactRowsComputed;
             for (int i = 0; i < generatedTokens; i++)
-            {
-                logits = model.Forward(state, next);
-                next[0] = ArgMax(logits);
-            }
+                next[0] = Step(next);
+            exactRows += state.ExactRowsComputed - rowsBefore;
             double decodeSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             decode[rep] = generatedTokens == 0 ? 0 : generatedTokens / decodeSeconds;
             progress?.Report(new BenchmarkProgress($"repetition {rep + 1}/{repetitions}: decode", (rep + 1.0) / repetitions));
@@ -101,7 +110,8 @@ public static class InferenceBenchmark
             probe = MemoryBandwidthProbe.Measure(pool);
         }
 
-        long bytesPerToken = BytesPerDecodedToken(model);
+        double exactRowsPerToken = generatedTokens == 0 ? 0 : exactRows / ((double)generatedTokens * repetitions);
+        long bytesPerToken = BytesPerDecodedToken(model, exactRowsPerToken);
         BenchmarkReport.Stats decodeStats = Summarize(decode);
         return new BenchmarkReport
         {
@@ -117,21 +127,31 @@ public static class InferenceBenchmark
             TimeToFirstTokenSeconds = Summarize(ttft).Median,
             LoadSeconds = loadSeconds,
             BytesPerDecodedToken = bytesPerToken,
+            ExactRowsPerToken = exactRowsPerToken,
             DecodeBytesPerSecond = bytesPerToken * decodeStats.Median,
             ProbeBytesPerSecond = probe,
             PeakResidentBytes = peakResident,
         };
     }
 
-    /// <summary>Ternary codes of every layer plus the LM head in its active format.</summary>
-    public static unsafe long BytesPerDecodedToken(BitNetModel model)
+    /// <summary>
+    /// Ternary codes of every layer plus the LM head in its active format: F16; int8 with a scale per
+    /// row; or screened: int8, the bound's three per-row numbers, and <paramref name="exactRowsPerToken"/> F16 rows.
+    /// </summary>
+    public static unsafe long BytesPerDecodedToken(BitNetModel model, double exactRowsPerToken = 0)
     {
         long bytes = 0;
         foreach (LayerWeights layer in model.Weights.Layers)
             foreach (TernaryMatrix m in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
                 bytes += (long)m.Rows * m.RowBytes;
         long head = (long)model.Config.VocabSize * model.Config.EmbeddingLength;
-        bytes += model.LmHeadMode == LmHeadMode.Q8 ? head + 4L * model.Config.VocabSize : 2 * head;
+        int vocab = model.Config.VocabSize;
+        bytes += model.LmHeadMode switch
+        {
+            LmHeadMode.Q8 => head + 4L * vocab,
+            LmHeadMode.Screened => head + 12L * vocab + (long)Math.Round(exactRowsPerToken * 2 * model.Config.EmbeddingLength),
+            _ => 2 * head,
+        };
         return bytes;
     }
 
