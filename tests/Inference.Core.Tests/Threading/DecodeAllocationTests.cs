@@ -1,4 +1,6 @@
+using BitNet.Inference.Generation;
 using BitNet.Inference.Model;
+using BitNet.Inference.Sampling;
 using BitNet.Inference.Threading;
 using BitNet.Tests.Shared;
 
@@ -18,15 +20,25 @@ public class DecodeAllocationTests
     [InlineData(1, LmHeadMode.F16)]
     [InlineData(2, LmHeadMode.F16)]
     [InlineData(2, LmHeadMode.Q8)]
+    [InlineData(2, LmHeadMode.Screened)]
     public void Decode_steps_allocate_nothing_after_warm_up(int threads, LmHeadMode head)
     {
         using var model = BitNetModel.Load(SharedData.OracleModelPath, new ModelLoadOptions { Threads = threads, LmHead = head });
         InferenceState state = model.CreateState(256);
         int[] prompt = [128000, 791, 6864, 315, 9822, 374];
         int[] next = [0];
-        model.Forward(state, prompt);
+        // The screened head decodes through the sampler's candidate path (top-k 40, a fixed seed).
+        var sampler = new Sampler(new SamplingOptions { Seed = 3 }, model.Config.VocabSize);
+        int[] history = new int[512];
+        void Step(ReadOnlySpan<int> tokens)
+        {
+            if (head != LmHeadMode.Screened) { model.Forward(state, tokens); return; }
+            tokens.CopyTo(history.AsSpan(state.Position));
+            NextToken.Evaluate(model, state, sampler, tokens, history.AsSpan(0, state.Position + tokens.Length), allowScreening: true, out _);
+        }
+        Step(prompt);
         // Warm-up past the JIT's tier-up call count (30), so tiering work is not charged to the measured steps.
-        for (int i = 0; i < 40; i++) { next[0] = 1000 + i; model.Forward(state, next); }
+        for (int i = 0; i < 40; i++) { next[0] = 1000 + i; Step(next); }
 
         var probe = new AllocationProbe(model.Pool.Threads);
         // A per-step allocation shows up in every window of 32 steps. One-off runtime work (a tiered-JIT
@@ -42,7 +54,7 @@ public class DecodeAllocationTests
             {
                 next[0] = 2000 + i;
                 long before = GC.GetAllocatedBytesForCurrentThread();
-                model.Forward(state, next);
+                Step(next);
                 stepBytes[i] = GC.GetAllocatedBytesForCurrentThread() - before;
             }
             model.Pool.For(model.Pool.Threads, probe);
@@ -54,5 +66,6 @@ public class DecodeAllocationTests
 
         Assert.All(stepBytes, bytes => Assert.Equal(0, bytes));
         Assert.All(poolBytes, bytes => Assert.Equal(0, bytes));
+        if (head == LmHeadMode.Screened) Assert.True(state.ExactRowsComputed > 0, "the steps should have taken the candidate path");
     }
 }
