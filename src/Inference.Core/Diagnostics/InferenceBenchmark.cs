@@ -61,12 +61,10 @@ public static class InferenceBenchmark
         int[] next = new int[1];
         // Greedy, as llama-bench. A screened head chooses each token through the sampler's candidate path
         // (exact F16 logits for the rows that could win); the other heads compute every logit.
-        var sampler = new Sampling.Sampler(Generation.SamplingOptions.Greedy, vocab);
-        int Step(ReadOnlySpan<int> tokens)
-        {
-            if (!model.IsScreened) return ArgMax(model.Forward(state, tokens));
-            return Generation.NextToken.Evaluate(model, state, sampler, tokens, tokens, allowScreening: true, out _);
-        }
+        Sampling.Sampler? sampler = model.IsScreened ? new(Generation.SamplingOptions.Greedy, vocab) : null;
+        int Step(ReadOnlySpan<int> tokens) => sampler is null
+            ? ArgMax(model.Forward(state, tokens))
+            : Generation.NextToken.Evaluate(model, state, sampler, tokens, tokens, allowScreening: true, out _);
 
         // Warm-up: JIT tiers, page-in of the mapped weights, worker threads.
         progress?.Report(new BenchmarkProgress("warm-up", 0));
