@@ -46,10 +46,21 @@ public sealed class ApiOptionsTests
     }
 
     [Theory]
+    [InlineData("f16")]
+    [InlineData("q8")]
+    [InlineData(" Screened ")]
+    public void Every_lm_head_mode_is_accepted_and_maps_to_the_engine_mode(string value)
+    {
+        ApiOptions options = Parse((EnvVars.LmHead, value));
+        Assert.Equal(value.Trim().ToLowerInvariant(), options.LmHead);
+        Assert.Equal(value.Trim().ToLowerInvariant(), BitNet.Inference.Model.LmHeadModes.Name(BitNet.Inference.Model.LmHeadModes.Parse(options.LmHead)));
+    }
+
+    [Theory]
     [InlineData(EnvVars.Threads, "many", "an integer")]
     [InlineData(EnvVars.Threads, "0", "from 1")]
     [InlineData(EnvVars.QueueDepth, "-1", "from 0")]
-    [InlineData(EnvVars.LmHead, "f32", "f16, q8")]
+    [InlineData(EnvVars.LmHead, "f32", "f16, q8, screened")]
     [InlineData(EnvVars.KeepWarmTouch, "sometimes", "first, always, never")]
     [InlineData(EnvVars.LambdaStreaming, "maybe", "true or false")]
     [InlineData(EnvVars.Port, "70000", "to 65535")]

@@ -58,6 +58,21 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public async Task Screened_head_reports_its_exact_rows_and_counts_their_bytes()
+    {
+        Assert.Equal(0, await Run("-m", SharedData.OracleModelPath, "-p", "4", "-n", "6", "-r", "2", "-t", "1", "--lm-head", "screened", "--json", "--no-probe"));
+        using JsonDocument doc = JsonDocument.Parse(_out.ToString());
+        JsonElement r = doc.RootElement;
+        Assert.Equal("screened", r.GetProperty("lm_head").GetString());
+        double rows = r.GetProperty("exact_rows_per_token").GetDouble();
+        Assert.InRange(rows, 1, 128256 / 10);   // greedy: a few rows, never the whole head
+        // int8 head + three per-row bound numbers + the exact F16 rows.
+        long ternary = 4L * (256 * 256 + 2 * 128 * 256 + 256 * 256 + 3 * 512 * 256) / 4;
+        long expected = ternary + 128256L * 256 + 12L * 128256 + (long)Math.Round(rows * 2 * 256);
+        Assert.Equal(expected, r.GetProperty("bytes_per_decoded_token").GetInt64());
+    }
+
+    [Fact]
     public async Task Missing_model_and_bad_counts_fail_with_a_message()
     {
         Assert.Equal(1, await Run("-m", "/nonexistent/model.gguf", "-p", "4"));
