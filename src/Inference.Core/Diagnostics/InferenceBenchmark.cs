@@ -63,7 +63,7 @@ public static class InferenceBenchmark
         // (exact F16 logits for the rows that could win); the other heads compute every logit.
         Sampling.Sampler? sampler = model.IsScreened ? new(Generation.SamplingOptions.Greedy, vocab) : null;
         int Step(ReadOnlySpan<int> tokens) => sampler is null
-            ? ArgMax(model.Forward(state, tokens))
+            ? Sampling.Sampler.ArgMax(model.Forward(state, tokens))
             : Generation.NextToken.Evaluate(model, state, sampler, tokens, tokens, allowScreening: true, out _);
 
         // Warm-up: JIT tiers, page-in of the mapped weights, worker threads.
@@ -116,7 +116,7 @@ public static class InferenceBenchmark
             Model = modelName,
             Kernel = model.KernelName,
             Threads = model.Threads,
-            LmHead = model.LmHeadMode.ToString().ToLowerInvariant(),
+            LmHead = LmHeadModes.Name(model.LmHeadMode),
             PromptTokens = promptTokens,
             GeneratedTokens = generatedTokens,
             Repetitions = repetitions,
@@ -151,14 +151,6 @@ public static class InferenceBenchmark
             _ => 2 * head,
         };
         return bytes;
-    }
-
-    private static int ArgMax(ReadOnlySpan<float> logits)
-    {
-        int best = 0;
-        for (int i = 1; i < logits.Length; i++)
-            if (logits[i] > logits[best]) best = i;
-        return best;
     }
 
     private static BenchmarkReport.Stats Summarize(double[] values)

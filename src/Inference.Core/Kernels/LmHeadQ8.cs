@@ -291,7 +291,7 @@ public sealed class RowErrorFacts(int rows)
     {
         // The error w − scale·q through one fused multiply-add: a single rounding of the exact
         // difference, so the exact one is at most |result|·(1 + 2^−23). Without hardware FMA the
-        // difference is taken in double, where it is exact (see MeasureScalar).
+        // difference is taken in double, where it is exact (the loop at the end, which also takes the tail).
         int n = w.Length, k = 0;
         float maxError = 0, maxAbs = 0;
         int codeSum = 0;

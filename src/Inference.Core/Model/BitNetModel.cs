@@ -253,30 +253,30 @@ public sealed unsafe class BitNetModel : IDisposable
     /// y = RMSNorm(x) ⊙ output_norm; logits = LM head · y (F16 weights, F32 accumulation). y is rounded to
     /// F16 first only when bitnet.cpp does so: when a single row of logits is computed (see <see cref="Precision"/>).
     /// </summary>
-    private void Logits(InferenceState s, int firstToken, int count, Span<float> logits)
+    private void Logits(InferenceState s, int firstToken, int count, Span<float> logits) =>
+        _matmul.LmHead(_weights.LmHead, Config.VocabSize, Config.EmbeddingLength, HeadInput(s, firstToken, count), count, logits);
+
+    /// <summary>The LM head's input y for <paramref name="count"/> tokens from <paramref name="firstToken"/>, in state.Normed.</summary>
+    private Span<float> HeadInput(InferenceState s, int firstToken, int count)
     {
         int embd = Config.EmbeddingLength;
         Span<float> y = s.Normed.AsSpan(0, count * embd);
         RmsNorm(s.Residual.AsSpan(firstToken * embd, count * embd), _weights.OutputNorm, y, count, Config.RmsNormEpsilon);
         if (_options.RoundToF16Override ?? Precision.RoundsOperandToF16(count))
             Kernels.F16.RoundThroughHalf(y);
-        _matmul.LmHead(_weights.LmHead, Config.VocabSize, embd, y, count, logits);
+        return y;
     }
 
     /// <summary>
-    /// The last token's head input y, as <see cref="Logits"/> computes it for one row (F16-rounded), kept in
+    /// The last token's head input y (<see cref="HeadInput"/>, one row: F16-rounded), kept in
     /// state.Normed for <see cref="ExactLogits"/>; then the bounds of every row, or the full head if y is not finite.
     /// </summary>
     private void ScreenedLogits(InferenceState s, int token)
     {
-        int embd = Config.EmbeddingLength;
-        Span<float> y = s.Normed.AsSpan(0, embd);
-        RmsNorm(s.Residual.AsSpan(token * embd, embd), _weights.OutputNorm, y, 1, Config.RmsNormEpsilon);
-        if (_options.RoundToF16Override ?? Precision.RoundsOperandToF16(1))
-            Kernels.F16.RoundThroughHalf(y);
+        Span<float> y = HeadInput(s, token, 1);
         s.ScreenIsValid = _matmul.HeadBounds(y, s.ScreenInput!, s.ScreenLower!, s.ScreenUpper!);
         if (!s.ScreenIsValid)
-            _matmul.LmHead(_weights.LmHead, Config.VocabSize, embd, y, 1, s.Logits);
+            _matmul.LmHead(_weights.LmHead, Config.VocabSize, Config.EmbeddingLength, y, 1, s.Logits);
     }
 
     /// <summary>

@@ -229,12 +229,7 @@ public sealed unsafe class MatMul : IDisposable
             {
                 Half[] staged = t_staged is { } b && b.Length == HeadRows.StagedRows * _columns
                     ? b : t_staged = new Half[HeadRows.StagedRows * _columns];
-                for (int r0 = start; r0 < end; r0 += HeadRows.StagedRows)
-                {
-                    int count = Math.Min(HeadRows.StagedRows, end - r0);
-                    rows.Read(r0, count, staged);
-                    kernels.DotF16(staged, _columns, x, 0, count, dst.Slice(r0 - start, count));
-                }
+                ReadRowsAndDot(kernels, rows, start, end - start, x, dst, staged);
             }
             else
                 kernels.DotF16(new ReadOnlySpan<Half>(_weights, checked(end * _columns)), _columns, x, start, end - start, dst);
@@ -302,19 +297,31 @@ public sealed unsafe class MatMul : IDisposable
     /// <summary>
     /// Screened head, step 2: the exact F16 logits of rows <paramref name="ids"/> (ascending) for the
     /// input y, with the same kernel as the full head, so each equals the full head's value bit for bit.
-    /// Consecutive ids are read together; <paramref name="staged"/> holds up to <see cref="HeadRows.StagedRows"/> rows.
+    /// Runs of consecutive ids are read together; <paramref name="staged"/> holds <see cref="HeadRows.StagedRows"/> rows.
     /// </summary>
     internal void ExactHeadRows(ReadOnlySpan<int> ids, ReadOnlySpan<float> y, Span<float> logits, Span<Half> staged)
     {
         HeadRows rows = ExactRows ?? throw new InvalidOperationException("the LM head is not screened");
-        int columns = rows.Columns;
         for (int i = 0; i < ids.Length;)
         {
             int run = 1;
-            while (i + run < ids.Length && run < HeadRows.StagedRows && ids[i + run] == ids[i] + run) run++;
-            rows.Read(ids[i], run, staged);
-            _kernels.DotF16(staged, columns, y, 0, run, logits.Slice(i, run));
+            while (i + run < ids.Length && ids[i + run] == ids[i] + run) run++;
+            ReadRowsAndDot(_kernels, rows, ids[i], run, y, logits.Slice(i, run), staged);
             i += run;
+        }
+    }
+
+    /// <summary>
+    /// F16 head rows first … first + count − 1 read through <paramref name="rows"/> and multiplied by y,
+    /// <see cref="HeadRows.StagedRows"/> at a time through <paramref name="staged"/>.
+    /// </summary>
+    private static void ReadRowsAndDot(KernelSet kernels, HeadRows rows, int first, int count, ReadOnlySpan<float> y, Span<float> dst, Span<Half> staged)
+    {
+        for (int done = 0; done < count; done += HeadRows.StagedRows)
+        {
+            int n = Math.Min(HeadRows.StagedRows, count - done);
+            rows.Read(first + done, n, staged);
+            kernels.DotF16(staged, rows.Columns, y, 0, n, dst.Slice(done, n));
         }
     }
 

@@ -162,10 +162,9 @@ public sealed class Sampler
     // the ids are skipped.
     private void ApplyPenalties(Span<float> values, ReadOnlySpan<int> ids, ReadOnlySpan<int> history)
     {
+        if (!PenaltiesApply) return;
         float repeat = Options.RepeatPenalty, frequency = Options.FrequencyPenalty, presence = Options.PresencePenalty;
-        if (repeat == 1f && frequency == 0f && presence == 0f) return;
         int lastN = Options.RepeatLastN;
-        if (lastN == 0) return;
         ReadOnlySpan<int> window = lastN < 0 || lastN >= history.Length ? history : history[^lastN..];
 
         foreach (int token in window)
