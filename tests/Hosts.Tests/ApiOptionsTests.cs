@@ -17,6 +17,7 @@ public sealed class ApiOptionsTests
         Assert.Equal(32, options.QueueDepth);
         Assert.Equal(512, options.DefaultMaxTokens);
         Assert.Equal("f16", options.LmHead);
+        Assert.Equal("memory", options.Weights);
         Assert.Equal(KeepWarmTouch.First, options.KeepWarmTouch);
         Assert.Equal(1 << 20, options.MaxRequestBytes);
         Assert.False(options.LambdaStreaming);
@@ -34,10 +35,11 @@ public sealed class ApiOptionsTests
             (EnvVars.ApiKey, "k"), (EnvVars.DefaultMaxTokens, "64"), (EnvVars.RequestTimeoutSeconds, "30"),
             (EnvVars.MaxRequestBytes, "4096"), (EnvVars.CorsOrigins, "https://a.example, https://b.example"),
             (EnvVars.KeepWarmTouch, "always"), (EnvVars.Host, "0.0.0.0"), (EnvVars.Port, "9000"),
-            (EnvVars.ShutdownTimeoutSeconds, "5"), (EnvVars.LambdaStreaming, "true"), (EnvVars.LambdaDeadlineMarginMs, "250"));
+            (EnvVars.ShutdownTimeoutSeconds, "5"), (EnvVars.LambdaStreaming, "true"), (EnvVars.LambdaDeadlineMarginMs, "250"),
+            (EnvVars.Weights, "Mapped"));
         Assert.Equal(new ApiOptions
         {
-            ModelPath = "/m.gguf", ModelId = "bitnet", Threads = 3, ContextLength = 2048, LmHead = "q8", PreTokenizer = "default",
+            ModelPath = "/m.gguf", ModelId = "bitnet", Threads = 3, ContextLength = 2048, LmHead = "q8", Weights = "mapped", PreTokenizer = "default",
             PrefetchModel = false, QueueDepth = 0, ApiKey = "k", DefaultMaxTokens = 64, RequestTimeout = TimeSpan.FromSeconds(30),
             MaxRequestBytes = 4096, CorsOrigins = options.CorsOrigins, KeepWarmTouch = KeepWarmTouch.Always, Host = "0.0.0.0", Port = 9000,
             ShutdownTimeout = TimeSpan.FromSeconds(5), LambdaStreaming = true, LambdaDeadlineMargin = TimeSpan.FromMilliseconds(250),
@@ -57,10 +59,21 @@ public sealed class ApiOptionsTests
     }
 
     [Theory]
+    [InlineData("memory")]
+    [InlineData(" MAPPED")]
+    public void Every_weight_storage_is_accepted_and_maps_to_the_engine_storage(string value)
+    {
+        ApiOptions options = Parse((EnvVars.Weights, value));
+        Assert.Equal(value.Trim().ToLowerInvariant(), options.Weights);
+        Assert.Equal(value.Trim().ToLowerInvariant(), BitNet.Inference.Model.WeightStorages.Name(BitNet.Inference.Model.WeightStorages.Parse(options.Weights)));
+    }
+
+    [Theory]
     [InlineData(EnvVars.Threads, "many", "an integer")]
     [InlineData(EnvVars.Threads, "0", "from 1")]
     [InlineData(EnvVars.QueueDepth, "-1", "from 0")]
     [InlineData(EnvVars.LmHead, "f32", "f16, q8, screened")]
+    [InlineData(EnvVars.Weights, "disk", "memory, mapped")]
     [InlineData(EnvVars.KeepWarmTouch, "sometimes", "first, always, never")]
     [InlineData(EnvVars.LambdaStreaming, "maybe", "true or false")]
     [InlineData(EnvVars.Port, "70000", "to 65535")]

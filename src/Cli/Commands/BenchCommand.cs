@@ -31,9 +31,10 @@ internal static class BenchCommand
         lmHead.AcceptOnlyFromAmong([.. LmHeadModes.Names]);
         var kernel = new Option<string?>("--kernel") { Description = "Force a kernel set: avx512vnni, avx512gfni, avx512, avx2, dotprod, neon, scalar (default: best supported)" };
         var noProbe = new Option<bool>("--no-probe") { Description = "Skip the memory-bandwidth probe" };
+        var weights = ModelCommandOptions.WeightsOption();
 
         var command = new Command("bench", "Measure prefill and decode speed, time to first token, peak memory and achieved memory bandwidth");
-        foreach (Option o in new Option[] { model, prompt, generate, threads, repetitions, json, lmHead, kernel, noProbe })
+        foreach (Option o in new Option[] { model, prompt, generate, threads, repetitions, json, lmHead, weights, kernel, noProbe })
             command.Options.Add(o);
 
         command.SetAction((parseResult, cancellationToken) =>
@@ -55,6 +56,7 @@ internal static class BenchCommand
             {
                 Threads = t > 0 ? t : CpuBudget.DefaultThreads(),
                 LmHead = LmHeadModes.Parse(parseResult.GetValue(lmHead)!),
+                Storage = WeightStorages.Parse(parseResult.GetValue(weights)!),
                 Kernel = parseResult.GetValue(kernel),
                 BatchSize = Math.Max(p, 1),
             };
@@ -107,7 +109,7 @@ internal static class BenchCommand
     {
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        sb.AppendLine(inv, $"model {report.Model}  kernel {report.Kernel}  threads {report.Threads}  lm-head {report.LmHead}  load {report.LoadSeconds:F2} s");
+        sb.AppendLine(inv, $"model {report.Model}  kernel {report.Kernel}  threads {report.Threads}  lm-head {report.LmHead}  weights {report.Weights}  load {report.LoadSeconds:F2} s");
         sb.AppendLine(inv, $"{"test",-10} {"tok/s (median)",15} {"min",9} {"max",9}");
         sb.AppendLine(inv, $"{"pp" + report.PromptTokens,-10} {report.Prefill.Median,15:F2} {report.Prefill.Min,9:F2} {report.Prefill.Max,9:F2}");
         sb.AppendLine(inv, $"{"tg" + report.GeneratedTokens,-10} {report.Decode.Median,15:F2} {report.Decode.Min,9:F2} {report.Decode.Max,9:F2}");
@@ -133,6 +135,7 @@ internal static class BenchCommand
             w.WriteString("kernel", report.Kernel);
             w.WriteNumber("threads", report.Threads);
             w.WriteString("lm_head", report.LmHead);
+            w.WriteString("weights", report.Weights);
             w.WriteNumber("prompt_tokens", report.PromptTokens);
             w.WriteNumber("generated_tokens", report.GeneratedTokens);
             w.WriteNumber("repetitions", report.Repetitions);

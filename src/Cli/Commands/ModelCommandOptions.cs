@@ -27,6 +27,7 @@ internal sealed class ModelCommandOptions
         Description = "LM head: f16 (exact, default), q8 (int8 rows, half the bytes) or screened (f16's tokens at about q8's cost)",
         DefaultValueFactory = _ => "f16",
     };
+    public readonly Option<string> Weights = WeightsOption();
     public readonly Option<int> MaxTokens = new("--n-predict", "-n") { Description = "Tokens to generate", DefaultValueFactory = _ => 128 };
     public readonly Option<float> Temperature = new("--temp") { Description = "Temperature; 0 = greedy", DefaultValueFactory = _ => 0.8f };
     public readonly Option<ulong?> Seed = new("--seed", "-s") { Description = "Sampling seed (default: random)" };
@@ -52,7 +53,7 @@ internal sealed class ModelCommandOptions
 
     public void AddAllTo(Command command)
     {
-        foreach (Option o in new Option[] { Model, Threads, Context, Pre, LmHead, MaxTokens, Temperature, Seed, TopK, TopP, MinP, RepeatPenalty, RepeatLastN })
+        foreach (Option o in new Option[] { Model, Threads, Context, Pre, LmHead, Weights, MaxTokens, Temperature, Seed, TopK, TopP, MinP, RepeatPenalty, RepeatLastN })
             command.Options.Add(o);
     }
 
@@ -78,7 +79,20 @@ internal sealed class ModelCommandOptions
             ContextLength = context,
             PreTokenizer = parse.GetValue(Pre),
             LmHead = LmHeadModes.Parse(parse.GetValue(LmHead) ?? "f16"),
+            Storage = WeightStorages.Parse(parse.GetValue(Weights) ?? "memory"),
         });
+    }
+
+    /// <summary>--weights memory|mapped, shared with `bench` and `serve`.</summary>
+    public static Option<string> WeightsOption()
+    {
+        var option = new Option<string>("--weights")
+        {
+            Description = "Where the streamed weights live: memory (copied at load into private memory, default) or mapped (used in place through the memory-mapped file, shared between processes)",
+            DefaultValueFactory = _ => "memory",
+        };
+        option.AcceptOnlyFromAmong([.. WeightStorages.Names]);
+        return option;
     }
 
     public SamplingOptions Sampling(ParseResult parse) => new()

@@ -23,6 +23,8 @@ public sealed record ApiOptions
     public int ContextLength { get; init; } = 4096;
     /// <summary>"f16", "q8" or "screened" (see <see cref="Model.LmHeadMode"/>).</summary>
     public string LmHead { get; init; } = "f16";
+    /// <summary>"memory" (streamed weights copied into private memory) or "mapped" (used through the file mapping).</summary>
+    public string Weights { get; init; } = "memory";
     /// <summary>"llama3" or "default"; null = the file's own.</summary>
     public string? PreTokenizer { get; init; }
     public bool PrefetchModel { get; init; } = true;
@@ -52,6 +54,7 @@ public sealed record ApiOptions
             Threads = Int(env, EnvVars.Threads, defaults.Threads, min: 1, max: 1024),
             ContextLength = Int(env, EnvVars.ContextLength, defaults.ContextLength, min: 16, max: 1 << 20),
             LmHead = OneOf(env, EnvVars.LmHead, defaults.LmHead, [.. Model.LmHeadModes.Names]),
+            Weights = OneOf(env, EnvVars.Weights, defaults.Weights, [.. Model.WeightStorages.Names]),
             PreTokenizer = env.GetVariable(EnvVars.PreTokenizer) is null ? null : OneOf(env, EnvVars.PreTokenizer, "llama3", "llama3", "default"),
             PrefetchModel = Bool(env, EnvVars.PrefetchModel, defaults.PrefetchModel),
             QueueDepth = Int(env, EnvVars.QueueDepth, defaults.QueueDepth, min: 0, max: 100_000),

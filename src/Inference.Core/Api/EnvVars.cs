@@ -29,6 +29,13 @@ public static class EnvVars
     /// </summary>
     public const string LmHead = "BITNET_LM_HEAD";
 
+    /// <summary>
+    /// Where the weights each token reads live: "memory" (default: copied into private memory at load,
+    /// ~0.1 s for 2B4T from the page cache) or "mapped" (used in place through the memory-mapped file,
+    /// shared with other processes; on some virtual machines many times slower to stream).
+    /// </summary>
+    public const string Weights = "BITNET_WEIGHTS";
+
     /// <summary>Pre-tokenizer override: "llama3" or "default". Unset: what the GGUF file names.</summary>
     public const string PreTokenizer = "BITNET_PRE_TOKENIZER";
 

@@ -49,6 +49,7 @@ public static class ModelLoading
             Threads = options.Threads,
             ContextLength = options.ContextLength,
             LmHead = LmHeadModes.Parse(options.LmHead),
+            Storage = WeightStorages.Parse(options.Weights),
             PreTokenizer = options.PreTokenizer,
             ModelId = options.ModelId,
         });

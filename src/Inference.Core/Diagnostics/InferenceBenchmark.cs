@@ -11,6 +11,8 @@ public sealed record BenchmarkReport
     public required string Kernel { get; init; }
     public required int Threads { get; init; }
     public required string LmHead { get; init; }
+    /// <summary>Where the streamed weights lived: "memory" or "mapped" (<see cref="WeightStorage"/>).</summary>
+    public required string Weights { get; init; }
     public required int PromptTokens { get; init; }
     public required int GeneratedTokens { get; init; }
     public required int Repetitions { get; init; }
@@ -117,6 +119,7 @@ public static class InferenceBenchmark
             Kernel = model.KernelName,
             Threads = model.Threads,
             LmHead = LmHeadModes.Name(model.LmHeadMode),
+            Weights = WeightStorages.Name(model.Storage),
             PromptTokens = promptTokens,
             GeneratedTokens = generatedTokens,
             Repetitions = repetitions,

@@ -58,6 +58,7 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         {
             Threads = options.Threads,
             LmHead = options.LmHead,
+            Storage = options.Storage,
             Kernel = options.Kernel,
         });
         try
@@ -98,7 +99,7 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
     public long TouchWeights()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return WeightToucher.Touch(_model.File);
+        return _model.TouchStreamedWeights();
     }
 
     /// <summary>

@@ -131,6 +131,6 @@ public interface ITextGenerator
     /// </summary>
     IAsyncEnumerable<GenerationUpdate> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken = default);
 
-    /// <summary>Read every weight page once so the next request does not fault them in. Returns bytes touched.</summary>
+    /// <summary>Read every page of the weights a token reads once, so the next request does not fault them in. Returns bytes touched.</summary>
     long TouchWeights();
 }

@@ -16,14 +16,13 @@ public sealed unsafe class BitNetModel : IDisposable
     /// <summary>Set when embedding rows are read from the file rather than the mapping (int8 head, tied).</summary>
     private readonly EmbeddingFile? _embeddingFile;
 
-    private BitNetModel(GgufFile file, ModelConfig config, BitNetWeights weights, ModelLoadOptions options)
+    private BitNetModel(GgufFile file, ModelConfig config, BitNetWeights weights, ModelLoadOptions options, MatMul matmul)
     {
         File = file;
         Config = config;
         _weights = weights;
         _options = options;
-        int threads = options.Threads > 0 ? options.Threads : Threading.CpuBudget.DefaultThreads();
-        _matmul = new MatMul(threads, options.Kernel, options.Log);
+        _matmul = matmul;
         // Ask for huge pages on the whole mapping first: when the file is read from disk through it (a
         // container's first start), the page cache then holds it in 2 MB folios, each mapped by one
         // entry instead of 512. Measured on 2B4T cached that way: mapping all weights (below) 0.09–0.13 s
@@ -53,15 +52,66 @@ public sealed unsafe class BitNetModel : IDisposable
             if (weights.IsLmHeadTied && weights.IsLmHeadMapped)
                 _embeddingFile = new EmbeddingFile(file, (byte*)weights.TokenEmbedding - (byte*)fileStart);
         }
-        // Map the weight pages now, in bulk and in parallel, instead of one fault per page during the
-        // first token (the file is usually in the page cache already).
+        // Mapped weights: map their pages now, in bulk and in parallel, instead of one fault per page
+        // during the first token (the file is usually in the page cache already). Copies are resident.
+        if (options.Storage == WeightStorage.Mapped)
+            Threading.PageWarmup.Populate(_matmul.Pool, StreamedRanges());
+    }
+
+    /// <summary>
+    /// Read one byte of every 4 KiB page of the memory each decoded token reads (a keep-warm ping):
+    /// mapped pages the OS let go of are mapped again, private copies are touched. Only those ranges:
+    /// touching a quantized head's F16 pages would map back the 657 MB (2B4T) that loading released.
+    /// Returns the bytes covered.
+    /// </summary>
+    public long TouchStreamedWeights()
+    {
+        const int page = 4096;
+        long touched = 0;
+        int sink = 0;
+        foreach (var (start, bytes) in StreamedRanges())
+        {
+            byte* p = (byte*)start;
+            for (long offset = 0; offset < bytes; offset += page)
+                sink += Volatile.Read(ref p[offset]);
+            if (bytes > 0) sink += Volatile.Read(ref p[bytes - 1]);
+            touched += bytes;
+        }
+        GC.KeepAlive(sink);
+        return touched;
+    }
+
+    /// <summary>The memory every decoded token reads: each ternary matrix, and the F16 head unless it was quantized.</summary>
+    private List<(nint Start, long Bytes)> StreamedRanges()
+    {
         var ranges = new List<(nint, long)>();
-        foreach (LayerWeights layer in weights.Layers)
+        foreach (LayerWeights layer in _weights.Layers)
             foreach (TernaryMatrix m in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
                 ranges.Add(((nint)m.Codes, (long)m.Rows * m.RowBytes));
-        if (options.LmHead == LmHeadMode.F16)
-            ranges.Add(((nint)weights.LmHead, headBytes));
-        Threading.PageWarmup.Populate(_matmul.Pool, ranges);
+        if (_options.LmHead == LmHeadMode.F16)
+            ranges.Add(((nint)_weights.LmHead, 2L * Config.VocabSize * Config.EmbeddingLength));
+        return ranges;
+    }
+
+    /// <summary>
+    /// The tensors to read into private memory under <see cref="WeightStorage.Memory"/>: the I2_S
+    /// matrices (other ternary formats are repacked into owned arrays anyway) and, with the F16 head,
+    /// the head's F16 tensor. Not the head that q8/screened quantize: its F16 rows are read once at
+    /// load through the mapping, then only by pread, so a copy would only add to the resident set; nor
+    /// an untied embedding table, of which each token reads one row.
+    /// </summary>
+    private static List<GgufTensorInfo> StreamedTensors(GgufFile file, ModelConfig config, LmHeadMode lmHead)
+    {
+        var tensors = new List<GgufTensorInfo>();
+        for (int l = 0; l < config.LayerCount; l++)
+            foreach (string name in GgufTensorNames.LayerMatrices(l))
+                if (file.TryGetTensor(name, out GgufTensorInfo info) && info.Type == GgmlType.I2_S)
+                    tensors.Add(info);
+        if (lmHead == LmHeadMode.F16
+            && (file.TryGetTensor(GgufTensorNames.Output, out GgufTensorInfo head) || file.TryGetTensor(GgufTensorNames.TokenEmbedding, out head))
+            && head.Type == GgmlType.F16)
+            tensors.Add(head);
+        return tensors;
     }
 
     public GgufFile File { get; }
@@ -71,6 +121,8 @@ public sealed unsafe class BitNetModel : IDisposable
     public int Threads => _matmul.Threads;
     /// <summary>How the LM head is computed (F16 by default).</summary>
     public LmHeadMode LmHeadMode => _options.LmHead;
+    /// <summary>Where the streamed weights live (<see cref="WeightStorage.Memory"/> by default).</summary>
+    public WeightStorage Storage => _options.Storage;
     /// <summary>Whether <see cref="ForwardScreened"/> is available (<see cref="LmHeadMode.Screened"/>).</summary>
     public bool IsScreened => _matmul.Screen is not null;
     public BitNetWeights Weights => _weights;
@@ -83,14 +135,24 @@ public sealed unsafe class BitNetModel : IDisposable
         options ??= new ModelLoadOptions();
         if (options.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be at least 1");
         var file = GgufFile.Open(path);
+        MatMul? matmul = null;
         try
         {
             var config = ModelConfig.FromGguf(file);
+            int threads = options.Threads > 0 ? options.Threads : Threading.CpuBudget.DefaultThreads();
+            matmul = new MatMul(threads, options.Kernel, options.Log);
+            if (options.Storage == WeightStorage.Memory)
+            {
+                Threading.WorkerPool pool = matmul.Pool;
+                file.CopyTensorsToMemory(StreamedTensors(file, config, options.LmHead),
+                    (count, read) => pool.ForPieces(count, new Threading.RangeAction(read), piece: 1));
+            }
             var weights = BitNetWeights.Load(file, config);
-            return new BitNetModel(file, config, weights, options);
+            return new BitNetModel(file, config, weights, options, matmul);
         }
         catch
         {
+            matmul?.Dispose();
             file.Dispose();
             throw;
         }

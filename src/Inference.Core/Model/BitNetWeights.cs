@@ -122,7 +122,9 @@ public sealed unsafe class BitNetWeights
             var info = Tensor(name, [length], "norm weight");
             if (info.Type != GgmlType.F32)
                 throw new ModelFormatException($"tensor '{name}' has type {info.Type}, expected F32");
-            return MemoryMarshal.Cast<byte, float>(file.GetTensorBytes(info)).ToArray();
+            var values = new float[length];
+            file.ReadTensor(info, MemoryMarshal.AsBytes(values.AsSpan()));
+            return values;
         }
 
         public TernaryMatrix Ternary(string name, int inputs, int outputs)

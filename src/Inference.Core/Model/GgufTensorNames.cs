@@ -55,4 +55,8 @@ public static class GgufTensorNames
     public static string FfnUp(int layer) => $"blk.{layer}.ffn_up.weight";
     public static string FfnSubNorm(int layer) => $"blk.{layer}.ffn_sub_norm.weight";
     public static string FfnDown(int layer) => $"blk.{layer}.ffn_down.weight";
+
+    /// <summary>A block's seven ternary matrices: q, k, v, output, gate, up, down.</summary>
+    public static IEnumerable<string> LayerMatrices(int layer) =>
+        [AttentionQ(layer), AttentionK(layer), AttentionV(layer), AttentionOutput(layer), FfnGate(layer), FfnUp(layer), FfnDown(layer)];
 }

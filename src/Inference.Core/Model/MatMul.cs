@@ -121,11 +121,6 @@ public sealed unsafe class MatMul : IDisposable
         }
     }
 
-    private sealed class RangeAction(Action<int, int> body) : IRangeJob
-    {
-        public void Run(int start, int end) => body(start, end);
-    }
-
     /// <summary>
     /// I2_S products split by output rows: up to three matrices of one input, their rows laid end to
     /// end; each share runs the kernel on row chunks of the matrices it covers and rescales.

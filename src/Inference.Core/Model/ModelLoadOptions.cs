@@ -32,12 +32,46 @@ public static class LmHeadModes
     public static string Name(LmHeadMode mode) => mode.ToString().ToLowerInvariant();
 }
 
+/// <summary>Where the weights that every token streams (the ternary matrices, and the F16 LM head) live while the model runs.</summary>
+public enum WeightStorage
+{
+    /// <summary>
+    /// Read into private memory at load (2 MB pages where the OS gives them): the default. Costs a
+    /// copy at load (2B4T: ~0.06 s with the file in the page cache, 2 threads) and is not shared
+    /// between processes; streams at memory speed from the first token on every machine measured.
+    /// </summary>
+    Memory,
+    /// <summary>
+    /// Used in place through the memory-mapped file (llama.cpp's default): no copy, and the page
+    /// cache's pages are shared by every process serving the file. On some virtual machines passes
+    /// over a mapped file are many times slower than over private memory (see <see cref="Gguf.GgufFile.CopyTensorsToMemory"/>).
+    /// </summary>
+    Mapped,
+}
+
+/// <summary>The names of <see cref="WeightStorage"/> on command lines and in settings: memory, mapped.</summary>
+public static class WeightStorages
+{
+    public static IReadOnlyList<string> Names { get; } = ["memory", "mapped"];
+
+    public static WeightStorage Parse(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "memory" => WeightStorage.Memory,
+        "mapped" => WeightStorage.Mapped,
+        _ => throw new ArgumentException($"unknown weight storage '{name}' (expected one of: {string.Join(", ", Names)})", nameof(name)),
+    };
+
+    public static string Name(WeightStorage storage) => storage.ToString().ToLowerInvariant();
+}
+
 /// <summary>Options for <see cref="BitNetModel.Load"/>.</summary>
 public sealed record ModelLoadOptions
 {
     /// <summary>Worker threads for the matmuls; 0 = the physical cores this process may use (cgroup quota included).</summary>
     public int Threads { get; init; }
     public LmHeadMode LmHead { get; init; } = LmHeadMode.F16;
+    /// <summary>Private copies of the streamed weights (default) or the mapped file itself.</summary>
+    public WeightStorage Storage { get; init; } = WeightStorage.Memory;
     /// <summary>Kernel family: null = the best the CPU supports; "scalar" forces the reference kernel.</summary>
     public string? Kernel { get; init; }
     /// <summary>Receives one-line notes from loading, e.g. which kernel set was chosen ("kernels: i2s-avx512 …").</summary>

@@ -10,6 +10,12 @@ public interface IRangeJob
     void Run(int start, int end);
 }
 
+/// <summary>A range job from a delegate, for work done once (at load) where a reused job class is not worth writing.</summary>
+public sealed class RangeAction(Action<int, int> body) : IRangeJob
+{
+    public void Run(int start, int end) => body(start, end);
+}
+
 /// <summary>
 /// Persistent worker threads for splitting matmul rows (spec §8.2: results never depend on the
 /// split, because every output row is computed whole by one thread).

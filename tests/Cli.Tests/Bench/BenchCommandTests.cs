@@ -29,6 +29,7 @@ public class BenchCommandTests
         Assert.Equal(4, r.GetProperty("generated_tokens").GetInt32());
         Assert.Equal(3, r.GetProperty("repetitions").GetInt32());
         Assert.Equal("f16", r.GetProperty("lm_head").GetString());
+        Assert.Equal("memory", r.GetProperty("weights").GetString());
         foreach (string test in new[] { "prefill_tok_s", "decode_tok_s" })
         {
             JsonElement s = r.GetProperty(test);
@@ -49,6 +50,7 @@ public class BenchCommandTests
         Assert.Equal(0, await Run("-m", SharedData.OracleModelPath, "-p", "4", "-n", "2", "-r", "1", "-t", "1", "--lm-head", "q8"));
         string table = _out.ToString();
         Assert.Contains("lm-head q8", table);
+        Assert.Contains("weights memory", table);
         Assert.Contains("pp4", table);
         Assert.Contains("tg2", table);
         Assert.Contains("GB/s measured", table);   // the probe ran
@@ -70,6 +72,18 @@ public class BenchCommandTests
         long ternary = 4L * (256 * 256 + 2 * 128 * 256 + 256 * 256 + 3 * 512 * 256) / 4;
         long expected = ternary + 128256L * 256 + 12L * 128256 + (long)Math.Round(rows * 2 * 256);
         Assert.Equal(expected, r.GetProperty("bytes_per_decoded_token").GetInt64());
+    }
+
+    [Fact]
+    public async Task Mapped_weights_are_named_in_the_report_and_stream_the_same_bytes()
+    {
+        Assert.Equal(0, await Run("-m", SharedData.OracleModelPath, "-p", "4", "-n", "2", "-r", "1", "-t", "2", "--weights", "mapped", "--json", "--no-probe"));
+        using JsonDocument doc = JsonDocument.Parse(_out.ToString());
+        JsonElement r = doc.RootElement;
+        Assert.Equal("mapped", r.GetProperty("weights").GetString());
+        long ternary = 4L * (256 * 256 + 2 * 128 * 256 + 256 * 256 + 3 * 512 * 256) / 4;
+        Assert.Equal(ternary + 2L * 128256 * 256, r.GetProperty("bytes_per_decoded_token").GetInt64());
+        Assert.NotEqual(0, await Run("-m", SharedData.OracleModelPath, "--weights", "disk"));
     }
 
     [Fact]

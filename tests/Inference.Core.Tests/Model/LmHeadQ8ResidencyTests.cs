@@ -10,8 +10,10 @@ namespace BitNet.Inference.Tests.Model;
 /// </summary>
 public class LmHeadQ8ResidencyTests
 {
-    [Fact]
-    public void Loading_with_the_q8_head_leaves_the_f16_head_pages_unmapped()
+    [Theory]
+    [InlineData(WeightStorage.Mapped)]
+    [InlineData(WeightStorage.Memory)]
+    public void Loading_with_the_q8_head_leaves_the_f16_head_pages_unmapped(WeightStorage storage)
     {
         if (!OperatingSystem.IsLinux()) Assert.Skip("reads /proc/self/smaps");
         using var temp = new TempFolder();
@@ -19,9 +21,9 @@ public class LmHeadQ8ResidencyTests
         DummyModel.Write(path, DummyShape.Small, seed: 3);   // 128,256 × 256 F16 head: 62.6 MiB
         long headBytes = 2L * DummyShape.Small.Vocab * DummyShape.Small.Embedding;
 
-        using (var f16 = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2 }))
-            Assert.True(Smaps.MappedResidentBytes(path) >= headBytes, "the F16 model keeps its head mapped (the check can see it)");
-        using var q8 = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, LmHead = LmHeadMode.Q8 });
+        using (var f16 = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, Storage = WeightStorage.Mapped }))
+            Assert.True(Smaps.MappedResidentBytes(path) >= headBytes, "the mapped F16 model keeps its head mapped (the check can see it)");
+        using var q8 = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, LmHead = LmHeadMode.Q8, Storage = storage });
         long resident = Smaps.MappedResidentBytes(path);
         Assert.True(resident < headBytes / 8, $"{resident} bytes of the file still resident after quantizing a {headBytes}-byte head");
     }

@@ -13,6 +13,26 @@ internal static class Smaps
     public static IEnumerable<string[]> MappingFlags(string path) =>
         Fields(path, "VmFlags:").Select(value => value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
 
+    /// <summary>
+    /// How many 4 KiB pages of [start, start + bytes) are mapped in this process (present in its page
+    /// tables), from /proc/self/pagemap: bit 63 of each page's 8-byte entry.
+    /// </summary>
+    public static long PresentPages(nint start, long bytes)
+    {
+        const long page = 4096;
+        long first = (long)start / page, last = ((long)start + bytes + page - 1) / page;
+        var entries = new byte[(last - first) * 8];
+        using (var pagemap = new FileStream("/proc/self/pagemap", FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.None))
+        {
+            pagemap.Position = first * 8;
+            pagemap.ReadExactly(entries);
+        }
+        long present = 0;
+        for (int i = 0; i < entries.Length; i += 8)
+            if ((BitConverter.ToUInt64(entries, i) >> 63) != 0) present++;
+        return present;
+    }
+
     /// <summary>The value after <paramref name="field"/> in each mapping of <paramref name="path"/>.</summary>
     private static List<string> Fields(string path, string field)
     {
