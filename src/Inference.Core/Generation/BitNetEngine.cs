@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using BitNet.Inference.Gguf;
 using BitNet.Inference.Model;
 using BitNet.Inference.Sampling;
 using BitNet.Inference.Tokenization;
@@ -54,7 +55,12 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(options.ContextLength);
         PreTokenizerKind? pre = options.PreTokenizer is null ? null : Tokenization.PreTokenizer.Parse(options.PreTokenizer);
 
-        var model = BitNetModel.Load(options.ModelPath, new ModelLoadOptions
+        var file = GgufFile.Open(options.ModelPath);
+        // The tokenizer (~70 ms for Llama 3's 128k tokens and 280k merges) is built from the metadata
+        // while the model reads its weights (~0.1 s), instead of after them: it shortens a cold start.
+        // Both only read the parsed file. A model that fails to load leaves the task to finish alone.
+        Task<Tokenizer> tokenizerTask = Task.Run(() => Tokenizer.FromGguf(file, pre));
+        var model = BitNetModel.Load(file, new ModelLoadOptions
         {
             Threads = options.Threads,
             LmHead = options.LmHead,
@@ -63,7 +69,7 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         });
         try
         {
-            var tokenizer = Tokenizer.FromGguf(model.File, pre);
+            var tokenizer = tokenizerTask.GetAwaiter().GetResult();
             if (tokenizer.VocabSize != model.Config.VocabSize)
                 throw new TokenizerException(
                     $"the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}");

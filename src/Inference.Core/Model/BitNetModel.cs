@@ -130,11 +130,21 @@ public sealed unsafe class BitNetModel : IDisposable
     internal Threading.WorkerPool Pool => _matmul.Pool;
 
     /// <summary>Open a GGUF model; throws <see cref="GgufFormatException"/> (or <see cref="ModelFormatException"/>) for bad files.</summary>
-    public static BitNetModel Load(string path, ModelLoadOptions? options = null)
+    public static BitNetModel Load(string path, ModelLoadOptions? options = null) => Load(GgufFile.Open(path), options);
+
+    /// <summary>
+    /// Build the model on an opened file, which the model then owns (disposed with it, or here if
+    /// loading fails). For callers that read other things from the file meanwhile (the tokenizer).
+    /// </summary>
+    public static BitNetModel Load(GgufFile file, ModelLoadOptions? options = null)
     {
+        ArgumentNullException.ThrowIfNull(file);
         options ??= new ModelLoadOptions();
-        if (options.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be at least 1");
-        var file = GgufFile.Open(path);
+        if (options.BatchSize < 1)
+        {
+            file.Dispose();
+            throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be at least 1");
+        }
         MatMul? matmul = null;
         try
         {

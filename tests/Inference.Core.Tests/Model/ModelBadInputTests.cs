@@ -32,6 +32,25 @@ public class ModelBadInputTests
     private static ModelFormatException LoadFails(string path) =>
         Assert.Throws<ModelFormatException>(() => BitNetModel.Load(path).Dispose());
 
+    [Theory]
+    [InlineData(WeightStorage.Memory)]
+    [InlineData(WeightStorage.Mapped)]
+    public void A_model_that_fails_to_load_from_an_open_file_disposes_the_file(WeightStorage storage)
+    {
+        using var temp = new TempFolder();
+        // A matrix with the wrong shape fails after the weights were copied (memory) or looked at (mapped).
+        string path = Build(temp, tensor: t => t.Name == Names.FfnDown(1) ? (t.Type, [t.Shape[0], t.Shape[1] * 2]) : (t.Type, t.Shape));
+        var file = GgufFile.Open(path);
+        var error = Assert.Throws<ModelFormatException>(() => BitNetModel.Load(file, new ModelLoadOptions { Threads = 2, Storage = storage }));
+        Assert.Contains(Names.FfnDown(1), error.Message);
+        Assert.Throws<ObjectDisposedException>(() => file.Mapping);
+
+        using var other = new TempFolder();
+        var good = GgufFile.Open(Build(other));
+        Assert.Throws<ArgumentOutOfRangeException>(() => BitNetModel.Load(good, new ModelLoadOptions { BatchSize = 0 }));
+        Assert.Throws<ObjectDisposedException>(() => good.Mapping);
+    }
+
     [Fact]
     public void Wrong_architecture_is_named()
     {
