@@ -17,7 +17,7 @@ public sealed class ApiOptionsTests
         Assert.Equal(32, options.QueueDepth);
         Assert.Equal(512, options.DefaultMaxTokens);
         Assert.Equal("f16", options.LmHead);
-        Assert.Equal("memory", options.Weights);
+        Assert.Equal("auto", options.Weights);
         Assert.Equal(KeepWarmTouch.First, options.KeepWarmTouch);
         Assert.Equal(1 << 20, options.MaxRequestBytes);
         Assert.False(options.LambdaStreaming);
@@ -59,6 +59,7 @@ public sealed class ApiOptionsTests
     }
 
     [Theory]
+    [InlineData("auto")]
     [InlineData("memory")]
     [InlineData(" MAPPED")]
     public void Every_weight_storage_is_accepted_and_maps_to_the_engine_storage(string value)
@@ -73,7 +74,7 @@ public sealed class ApiOptionsTests
     [InlineData(EnvVars.Threads, "0", "from 1")]
     [InlineData(EnvVars.QueueDepth, "-1", "from 0")]
     [InlineData(EnvVars.LmHead, "f32", "f16, q8, screened")]
-    [InlineData(EnvVars.Weights, "disk", "memory, mapped")]
+    [InlineData(EnvVars.Weights, "disk", "auto, memory, mapped")]
     [InlineData(EnvVars.KeepWarmTouch, "sometimes", "first, always, never")]
     [InlineData(EnvVars.LambdaStreaming, "maybe", "true or false")]
     [InlineData(EnvVars.Port, "70000", "to 65535")]

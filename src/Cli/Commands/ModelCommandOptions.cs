@@ -79,7 +79,7 @@ internal sealed class ModelCommandOptions
             ContextLength = context,
             PreTokenizer = parse.GetValue(Pre),
             LmHead = LmHeadModes.Parse(parse.GetValue(LmHead) ?? "f16"),
-            Storage = WeightStorages.Parse(parse.GetValue(Weights) ?? "memory"),
+            Storage = WeightStorages.Parse(parse.GetValue(Weights) ?? "auto"),
         });
     }
 
@@ -88,8 +88,8 @@ internal sealed class ModelCommandOptions
     {
         var option = new Option<string>("--weights")
         {
-            Description = "Where the streamed weights live: memory (copied at load into private memory, default) or mapped (used in place through the memory-mapped file, shared between processes)",
-            DefaultValueFactory = _ => "memory",
+            Description = "Where the streamed weights live: auto (default: mapped if the page cache holds the file in 2 MB folios, else memory), memory (copied at load into private memory) or mapped (used in place through the memory-mapped file, shared between processes)",
+            DefaultValueFactory = _ => "auto",
         };
         option.AcceptOnlyFromAmong([.. WeightStorages.Names]);
         return option;

@@ -30,9 +30,10 @@ public static class EnvVars
     public const string LmHead = "BITNET_LM_HEAD";
 
     /// <summary>
-    /// Where the weights each token reads live: "memory" (default: copied into private memory at load,
-    /// ~0.1 s for 2B4T from the page cache) or "mapped" (used in place through the memory-mapped file,
-    /// shared with other processes; on some virtual machines many times slower to stream).
+    /// Where the weights each token reads live: "auto" (default: mapped when the page cache holds the
+    /// file in 2 MB folios, else memory), "memory" (copied into private memory at load, 0.1–0.15 s for
+    /// 2B4T from the page cache) or "mapped" (used in place through the memory-mapped file, shared
+    /// with other processes; on some virtual machines many times slower to stream from 4 KB pages).
     /// </summary>
     public const string Weights = "BITNET_WEIGHTS";
 

@@ -12,8 +12,8 @@ public sealed record EngineOptions
     /// <summary>KV cache positions; 0 = min(the model's trained context, 4096).</summary>
     public int ContextLength { get; init; }
     public LmHeadMode LmHead { get; init; } = LmHeadMode.F16;
-    /// <summary>Streamed weights copied into private memory (default) or used through the file mapping.</summary>
-    public WeightStorage Storage { get; init; } = WeightStorage.Memory;
+    /// <summary>Streamed weights copied into private memory, used through the file mapping, or (default) chosen at load.</summary>
+    public WeightStorage Storage { get; init; } = WeightStorage.Auto;
     /// <summary>"llama3" or "default"; null = the file's `tokenizer.ggml.pre`, llama3 when it has none.</summary>
     public string? PreTokenizer { get; init; }
     /// <summary>Name served as the model id; null = the file name without extension.</summary>

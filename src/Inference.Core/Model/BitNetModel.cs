@@ -16,21 +16,15 @@ public sealed unsafe class BitNetModel : IDisposable
     /// <summary>Set when embedding rows are read from the file rather than the mapping (int8 head, tied).</summary>
     private readonly EmbeddingFile? _embeddingFile;
 
-    private BitNetModel(GgufFile file, ModelConfig config, BitNetWeights weights, ModelLoadOptions options, MatMul matmul)
+    private BitNetModel(GgufFile file, ModelConfig config, BitNetWeights weights, ModelLoadOptions options, MatMul matmul, WeightStorage storage)
     {
         File = file;
         Config = config;
         _weights = weights;
         _options = options;
         _matmul = matmul;
-        // Ask for huge pages on the whole mapping first: when the file is read from disk through it (a
-        // container's first start), the page cache then holds it in 2 MB folios, each mapped by one
-        // entry instead of 512. Measured on 2B4T cached that way: mapping all weights (below) 0.09–0.13 s
-        // instead of 0.14–0.20 s. The mapping runs to the end of the file's last page: advise all of it,
-        // or the kernel splits off that last page as a mapping of its own.
-        var (fileStart, fileBytes) = file.Mapping;
-        long page = Environment.SystemPageSize;
-        Threading.PageWarmup.PreferHugePages(fileStart, (fileBytes + page - 1) / page * page);
+        Storage = storage;
+        var (fileStart, _) = file.Mapping;
         long headBytes = 2L * config.VocabSize * config.EmbeddingLength;
         if (options.LmHead is LmHeadMode.Q8 or LmHeadMode.Screened)
         {
@@ -54,7 +48,7 @@ public sealed unsafe class BitNetModel : IDisposable
         }
         // Mapped weights: map their pages now, in bulk and in parallel, instead of one fault per page
         // during the first token (the file is usually in the page cache already). Copies are resident.
-        if (options.Storage == WeightStorage.Mapped)
+        if (storage == WeightStorage.Mapped)
             Threading.PageWarmup.Populate(_matmul.Pool, StreamedRanges());
     }
 
@@ -94,6 +88,24 @@ public sealed unsafe class BitNetModel : IDisposable
     }
 
     /// <summary>
+    /// <see cref="WeightStorage.Auto"/>: keep the mapping when the page cache serves the streamed tensors
+    /// in 2 MB folios mapped whole (no copy, shared pages; as fast as private memory), else copy.
+    /// Sampled in the first, middle and last streamed tensor: how a file came into the cache (large
+    /// reads, or small writes) is usually the same throughout.
+    /// </summary>
+    private static WeightStorage ChooseStorage(GgufFile file, List<GgufTensorInfo> streamed, Action<string>? log)
+    {
+        var samples = new List<(nint, long)>();
+        if (streamed.Count > 0)
+            foreach (int i in new[] { 0, streamed.Count / 2, streamed.Count - 1 }.Distinct())
+                samples.Add(((nint)file.GetTensorPointer(streamed[i]), streamed[i].ByteSize));
+        bool huge = Threading.HugeFolioProbe.MapsWholeHugeFolios(samples);
+        log?.Invoke(huge ? "weights: mapped (the page cache holds them in 2 MB folios)"
+                         : "weights: copied to memory (the page cache holds them in 4 KB pages, or could not be checked)");
+        return huge ? WeightStorage.Mapped : WeightStorage.Memory;
+    }
+
+    /// <summary>
     /// The tensors to read into private memory under <see cref="WeightStorage.Memory"/>: the I2_S
     /// matrices (other ternary formats are repacked into owned arrays anyway) and, with the F16 head,
     /// the head's F16 tensor. Not the head that q8/screened quantize: its F16 rows are read once at
@@ -121,8 +133,8 @@ public sealed unsafe class BitNetModel : IDisposable
     public int Threads => _matmul.Threads;
     /// <summary>How the LM head is computed (F16 by default).</summary>
     public LmHeadMode LmHeadMode => _options.LmHead;
-    /// <summary>Where the streamed weights live (<see cref="WeightStorage.Memory"/> by default).</summary>
-    public WeightStorage Storage => _options.Storage;
+    /// <summary>Where the streamed weights live: <see cref="WeightStorage.Memory"/> or <see cref="WeightStorage.Mapped"/> (Auto is resolved at load).</summary>
+    public WeightStorage Storage { get; }
     /// <summary>Whether <see cref="ForwardScreened"/> is available (<see cref="LmHeadMode.Screened"/>).</summary>
     public bool IsScreened => _matmul.Screen is not null;
     public BitNetWeights Weights => _weights;
@@ -151,14 +163,23 @@ public sealed unsafe class BitNetModel : IDisposable
             var config = ModelConfig.FromGguf(file);
             int threads = options.Threads > 0 ? options.Threads : Threading.CpuBudget.DefaultThreads();
             matmul = new MatMul(threads, options.Kernel, options.Log);
-            if (options.Storage == WeightStorage.Memory)
+            // Ask for huge pages on the whole mapping first: when the file is read from disk through it (a
+            // container's first start), the page cache then holds it in 2 MB folios, each mapped by one
+            // entry instead of 512. Measured on 2B4T cached that way: mapping all weights 0.09–0.13 s
+            // instead of 0.14–0.20 s. The mapping runs to the end of the file's last page: advise all of it,
+            // or the kernel splits off that last page as a mapping of its own.
+            var (fileStart, fileBytes) = file.Mapping;
+            long page = Environment.SystemPageSize;
+            Threading.PageWarmup.PreferHugePages(fileStart, (fileBytes + page - 1) / page * page);
+            List<GgufTensorInfo> streamed = StreamedTensors(file, config, options.LmHead);
+            WeightStorage storage = options.Storage != WeightStorage.Auto ? options.Storage : ChooseStorage(file, streamed, options.Log);
+            if (storage == WeightStorage.Memory)
             {
                 Threading.WorkerPool pool = matmul.Pool;
-                file.CopyTensorsToMemory(StreamedTensors(file, config, options.LmHead),
-                    (count, read) => pool.ForPieces(count, new Threading.RangeAction(read), piece: 1));
+                file.CopyTensorsToMemory(streamed, (count, read) => pool.ForPieces(count, new Threading.RangeAction(read), piece: 1));
             }
             var weights = BitNetWeights.Load(file, config);
-            return new BitNetModel(file, config, weights, options, matmul);
+            return new BitNetModel(file, config, weights, options, matmul, storage);
         }
         catch
         {

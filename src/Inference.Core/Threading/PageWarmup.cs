@@ -40,7 +40,7 @@ public static unsafe partial class PageWarmup
         }
     }
 
-    private static void PopulateOne(nint start, long bytes)
+    internal static void PopulateOne(nint start, long bytes)
     {
         const long page = 4096;
         nint aligned = (nint)((long)start & ~(page - 1));

@@ -1,5 +1,7 @@
+using System.Runtime.InteropServices;
 using BitNet.Inference.Gguf;
 using BitNet.Inference.Model;
+using BitNet.Inference.Threading;
 using BitNet.Inference.Tests.Gguf;
 
 namespace BitNet.Inference.Tests.Model;
@@ -39,13 +41,13 @@ public unsafe class WeightMappingTests
     }
 
     [Fact]
-    public void Weights_in_memory_are_the_default_and_leave_the_file_mapping_almost_unmapped()
+    public void Weights_in_memory_leave_the_file_mapping_almost_unmapped()
     {
         if (!OperatingSystem.IsLinux()) Assert.Skip("reads /proc/self/smaps");
         using var temp = new TempFolder();
         string path = temp.File("small.gguf");
         DummyModel.Write(path, DummyShape.Small, seed: 7);   // 62.6 MiB head, 4 layers
-        using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2 });
+        using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, Storage = WeightStorage.Memory });
         Assert.Equal(WeightStorage.Memory, model.Storage);
         var state = model.CreateState(64);
         model.Forward(state, [1, 2, 3]);
@@ -69,7 +71,7 @@ public unsafe class WeightMappingTests
         using var temp = new TempFolder();
         string path = temp.File("tiny.gguf");
         DummyModel.Write(path, DummyShape.Tiny, seed: 8);
-        using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, LmHead = head });
+        using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, LmHead = head, Storage = WeightStorage.Memory });
         var (start, bytes) = model.File.Mapping;
         bool Mapped(void* p) => (nint)p >= start && (nint)p < start + (nint)bytes;
 
@@ -101,5 +103,127 @@ public unsafe class WeightMappingTests
         Assert.Equal(mapped.Forward(b, prompt).ToArray(), memory.Forward(a, prompt).ToArray());
         for (int token = 5; token < 12; token++)   // single-token steps take the decode kernels
             Assert.Equal(mapped.Forward(b, [token]).ToArray(), memory.Forward(a, [token]).ToArray());
+    }
+}
+
+/// <summary>
+/// WeightStorage.Auto: the mapping when the page cache holds the weights in 2 MB folios it maps whole,
+/// private copies when it holds them in 4 KB pages. The page cache is put in each state on purpose:
+/// dropped (fsync + POSIX_FADV_DONTNEED), then read back through a MADV_HUGEPAGE mapping (2 MB folios
+/// on Linux 6.x with ext4/xfs) or in 4 KB reads with readahead off (one 4 KB folio a read).
+/// </summary>
+public unsafe partial class AutoWeightStorageTests
+{
+    [LibraryImport("libc.so.6", EntryPoint = "posix_fadvise")]
+    private static partial int Fadvise(int fd, long offset, long length, int advice);
+    private const int FadvRandom = 1, FadvDontNeed = 4;
+
+    private static long FileHugePagesBytes() =>
+        File.ReadLines("/proc/meminfo").Where(l => l.StartsWith("FileHugePages:", StringComparison.Ordinal))
+            .Select(l => 1024 * long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture))
+            .FirstOrDefault();
+
+    /// <summary>
+    /// Drop the file from the page cache, then read it back in 4 KB pages or 2 MB folios. Returns how
+    /// much the page cache's 2 MB folios grew meanwhile.
+    /// </summary>
+    private static long Recache(string path, bool hugeFolios)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
+        int fd = (int)stream.SafeFileHandle.DangerousGetHandle();
+        Assert.Equal(0, Fadvise(fd, 0, 0, FadvDontNeed));
+        long before = FileHugePagesBytes();
+        if (hugeFolios)
+        {
+            // Through a mapping advised MADV_HUGEPAGE before its first touch: its faults read 2 MB folios.
+            long bytes = new FileInfo(path).Length;
+            using var map = System.IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.Read);
+            using var view = map.CreateViewAccessor(0, 0, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.Read);
+            byte* pointer = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+            nint start = (nint)(pointer + view.PointerOffset);
+            PageWarmup.PreferHugePages(start, (bytes + 4095) / 4096 * 4096);
+            PageWarmup.PopulateOne(start, bytes);
+            view.SafeMemoryMappedViewHandle.ReleasePointer();
+            return FileHugePagesBytes() - before;
+        }
+        Assert.Equal(0, Fadvise(fd, 0, 0, FadvRandom));
+        var buffer = new byte[4096];
+        while (stream.Read(buffer, 0, buffer.Length) > 0) { }
+        return FileHugePagesBytes() - before;
+    }
+
+    private static string WrittenAndSynced(TempFolder temp, DummyShape shape)
+    {
+        string path = temp.File(shape.Name + ".gguf");
+        DummyModel.Write(path, shape, seed: 12);
+        using (var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite))
+            stream.Flush(flushToDisk: true);   // written pages are dirty until synced, and dirty pages are not dropped
+        return path;
+    }
+
+    [Fact]
+    public void Auto_maps_a_file_the_page_cache_holds_in_2_MB_folios()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Skip("Linux page cache");
+        using var temp = new TempFolder();
+        string path = WrittenAndSynced(temp, DummyShape.Small);   // its 62.6 MiB head is the streamed tensor with 2 MB windows
+        long grown = Recache(path, hugeFolios: true);
+        if (grown < new FileInfo(path).Length / 2)
+            Assert.Skip($"this kernel or filesystem does not cache files in 2 MB folios (grew {grown} bytes)");
+        using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2 });
+        Assert.Equal(WeightStorage.Mapped, model.Storage);
+        Assert.Equal(0, model.File.CopiedBytes);
+        Assert.True(HugeFolioProbe.PmdMappedBytes((nint)model.Weights.LmHead) > new FileInfo(path).Length / 2,
+            "the head is mapped in 2 MB entries");
+    }
+
+    [Fact]
+    public void Auto_copies_a_file_the_page_cache_holds_in_4_KB_pages()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Skip("Linux page cache");
+        using var temp = new TempFolder();
+        string path = WrittenAndSynced(temp, DummyShape.Small);
+        Assert.True(Recache(path, hugeFolios: false) < 2 << 20, "the 4 KB reads brought 2 MB folios");
+        var notes = new List<string>();
+        using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, Log = notes.Add });
+        Assert.Equal(WeightStorage.Memory, model.Storage);
+        Assert.True(model.File.CopiedBytes > 2L * DummyShape.Small.Vocab * DummyShape.Small.Embedding);
+        Assert.Contains(notes, n => n.StartsWith("weights: copied to memory", StringComparison.Ordinal));
+        // The probe's window was unmapped again: nothing of the data section stays mapped.
+        var (start, bytes) = model.File.Mapping;
+        long dataStart = model.File.DataOffset + (2 << 20);
+        Assert.Equal(0, Smaps.PresentPages(start + (nint)dataStart, bytes - dataStart));
+    }
+
+    [Fact]
+    public void Auto_copies_when_no_streamed_tensor_holds_a_whole_2_MB_window()
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("tiny.gguf");
+        DummyModel.Write(path, DummyShape.Tiny, seed: 13);   // every tensor under 2 MB
+        using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 1 });
+        Assert.Equal(WeightStorage.Memory, model.Storage);
+    }
+
+    [Fact]
+    public void Smaps_parsing_finds_the_mapping_that_holds_an_address()
+    {
+        string[] smaps =
+        [
+            "7f0000000000-7f0000200000 r--s 00000000 fe:00 11 /tmp/a.gguf",
+            "Size:               2048 kB",
+            "FilePmdMapped:      2048 kB",
+            "7f0000400000-7f0000c00000 r--s 00000000 fe:00 12 /tmp/b.gguf",
+            "Rss:                6144 kB",
+            "FilePmdMapped:      4096 kB",
+            "VmFlags: rd mr me ms hg",
+            "7f0001000000-7f0001001000 rw-p 00000000 00:00 0",
+            "Rss:                   4 kB",
+        ];
+        Assert.Equal(2048L * 1024, HugeFolioProbe.PmdMappedBytes(smaps, unchecked((nint)0x7f0000100000)));
+        Assert.Equal(4096L * 1024, HugeFolioProbe.PmdMappedBytes(smaps, unchecked((nint)0x7f0000bfffff)));
+        Assert.Null(HugeFolioProbe.PmdMappedBytes(smaps, unchecked((nint)0x7f0000300000)));   // between mappings
+        Assert.Null(HugeFolioProbe.PmdMappedBytes(smaps, unchecked((nint)0x7f0001000000)));   // no such field
     }
 }
