@@ -175,7 +175,13 @@ public sealed unsafe class BitNetModel : IDisposable
             WeightStorage storage = options.Storage != WeightStorage.Auto ? options.Storage : ChooseStorage(file, streamed, options.Log);
             if (storage == WeightStorage.Memory)
             {
-                Threading.WorkerPool pool = matmul.Pool;
+                // On every core the process may use, even when the model computes on fewer: filling fresh
+                // memory waits on the OS (and, in a VM, on the host) more than on the copy itself, and
+                // two threads overlap those waits (2B4T on this project's 2-vCPU VM: 0.1 s on two
+                // threads where one sometimes took 0.5–2 s).
+                int copyThreads = Math.Max(threads, Threading.CpuBudget.DefaultThreads());
+                using var copyPool = copyThreads > threads ? new Threading.WorkerPool(copyThreads) : null;
+                Threading.WorkerPool pool = copyPool ?? matmul.Pool;
                 file.CopyTensorsToMemory(streamed, (count, read) => pool.ForPieces(count, new Threading.RangeAction(read), piece: 1));
             }
             var weights = BitNetWeights.Load(file, config);
