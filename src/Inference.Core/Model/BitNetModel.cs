@@ -5,7 +5,8 @@ namespace BitNet.Inference.Model;
 
 /// <summary>
 /// A BitNet b1.58 model (architectures bitnet-b1.58 and bitnet-25) and its forward pass, bitnet.cpp's
-/// build_bitnet_158 graph (spec §5). Weights stay in the memory-mapped GGUF file. Immutable after
+/// build_bitnet_158 graph (spec §5). Weights are used where they lie in the memory-mapped GGUF file,
+/// or from private copies of the ones every token streams (<see cref="WeightStorage"/>). Immutable after
 /// load: many <see cref="InferenceState"/>s may run on one model, one thread per state.
 /// </summary>
 public sealed unsafe class BitNetModel : IDisposable

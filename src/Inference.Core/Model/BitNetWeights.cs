@@ -34,7 +34,7 @@ public sealed class LayerWeights
 
 /// <summary>
 /// All weights of a BitNet b1.58 model, checked against the config (spec §2.3). The F16 embedding and
-/// I2_S matrices are views into the memory-mapped file; norms are small F32 copies.
+/// I2_S matrices are views into the file (its mapping, or the copies GgufFile.CopyTensorsToMemory made); norms are small F32 copies.
 /// </summary>
 public sealed unsafe class BitNetWeights
 {
@@ -58,7 +58,7 @@ public sealed unsafe class BitNetWeights
     /// <summary>The LM head [embd, vocab], F16: output.weight, or token_embd when tied (the 2B4T case).</summary>
     public Half* LmHead { get; }
     public bool IsLmHeadTied { get; }
-    /// <summary>The LM head points into the memory-mapped file (F16 on disk), not at an owned converted copy.</summary>
+    /// <summary>The LM head is the file's own F16 tensor, not an owned converted copy: in the mapping, or (F16 head, WeightStorage.Memory) in its private copy; a head quantized at load is never copied, so there it is always the mapping.</summary>
     public bool IsLmHeadMapped => _ownedOutput is null && !(IsLmHeadTied && _ownedEmbedding is not null);
     /// <summary>output_norm [embd] (2560), F32.</summary>
     public float[] OutputNorm { get; }
