@@ -15,7 +15,7 @@ public static class HugeFolioProbe
     public const long HugePage = 2L << 20;
 
     /// <summary>
-    /// Map one 2 MB-aligned window inside each range (near its middle) (the ranges must lie in one file mapping advised
+    /// Map the first, middle and last whole 2 MB-aligned window of each range (the ranges must lie in one file mapping advised
     /// MADV_HUGEPAGE, none of it touched yet) and report whether every window came in as a whole
     /// 2 MB folio. Windows that did not are unmapped again (the page cache keeps them). False off
     /// Linux, for ranges without a whole window, and when smaps cannot be read.
@@ -26,11 +26,15 @@ public static class HugeFolioProbe
         var windows = new List<nint>();
         foreach (var (start, bytes) in ranges)
         {
-            // The aligned window nearest the middle: a file's first megabytes may sit in smaller folios
-            // even when it was read in 2 MB ones, since readahead grows its folios as it goes.
-            long window = ((long)start + bytes / 2) & ~(HugePage - 1);
-            if (window < (long)start) window += HugePage;
-            if (window + HugePage <= (long)start + bytes) windows.Add((nint)window);
+            // The first, middle and last whole window: a file read with large reads starts in smaller
+            // folios (readahead grows its folios as it goes), and the head, at the file's start, is
+            // streamed every token like the rest, so a tensor counts only if it is 2 MB throughout.
+            long first = ((long)start + HugePage - 1) & ~(HugePage - 1);
+            long last = (((long)start + bytes) & ~(HugePage - 1)) - HugePage;
+            if (last < first) continue;
+            long middle = Math.Clamp(((long)start + bytes / 2) & ~(HugePage - 1), first, last);
+            foreach (long window in new[] { first, middle, last }.Distinct())
+                windows.Add((nint)window);
         }
         if (windows.Count == 0 || PmdMappedBytes(windows[0]) is not long before) return false;
         foreach (nint window in windows) PageWarmup.PopulateOne(window, HugePage);

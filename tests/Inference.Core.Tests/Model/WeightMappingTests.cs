@@ -197,6 +197,52 @@ public unsafe partial class AutoWeightStorageTests
     }
 
     [Fact]
+    public void The_hosts_prefetch_brings_a_file_in_as_2_MB_folios_that_auto_maps()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Skip("Linux page cache");
+        using var temp = new TempFolder();
+        string path = WrittenAndSynced(temp, DummyShape.Small);
+        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read))
+            Assert.Equal(0, Fadvise((int)stream.SafeFileHandle.DangerousGetHandle(), 0, 0, FadvDontNeed));
+        long before = FileHugePagesBytes();
+        Api.ModelLoading.Prefetch(path);
+        long grown = FileHugePagesBytes() - before;
+        if (grown < new FileInfo(path).Length / 2)
+            Assert.Skip($"this kernel or filesystem does not cache files in 2 MB folios (grew {grown} bytes)");
+        Assert.Equal(0, Smaps.MappedResidentBytes(path));   // read, and unmapped again
+        using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2 });
+        Assert.Equal(WeightStorage.Mapped, model.Storage);
+    }
+
+    [Fact]
+    public void Auto_copies_a_file_whose_start_came_in_smaller_folios()
+    {
+        // Plain large reads: readahead starts with small folios and grows them, so the head (the
+        // file's first tensor) begins in pieces smaller than 2 MB that the mapping cannot map whole.
+        if (!OperatingSystem.IsLinux()) Assert.Skip("Linux page cache");
+        using var temp = new TempFolder();
+        string path = WrittenAndSynced(temp, DummyShape.Small);
+        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1))
+        {
+            Assert.Equal(0, Fadvise((int)stream.SafeFileHandle.DangerousGetHandle(), 0, 0, FadvDontNeed));
+            var buffer = new byte[8 << 20];
+            while (stream.Read(buffer, 0, buffer.Length) > 0) { }
+        }
+        using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2 });
+        // The state this test is about: the head's first whole window is not one 2 MB folio.
+        using var check = GgufFile.Open(path);
+        long headOffset = check.DataOffset + check.GetTensor(GgufTensorNames.TokenEmbedding).Offset;
+        long firstWindow = (headOffset + HugeFolioProbe.HugePage - 1) & ~(HugeFolioProbe.HugePage - 1);
+        var (checkStart, checkBytes) = check.Mapping;
+        PageWarmup.PreferHugePages(checkStart, (checkBytes + 4095) / 4096 * 4096);
+        long pmdBefore = HugeFolioProbe.PmdMappedBytes(checkStart + (nint)firstWindow) ?? 0;
+        PageWarmup.PopulateOne(checkStart + (nint)firstWindow, HugeFolioProbe.HugePage);
+        bool firstWindowWhole = (HugeFolioProbe.PmdMappedBytes(checkStart + (nint)firstWindow) ?? 0) - pmdBefore >= HugeFolioProbe.HugePage;
+        if (firstWindowWhole) Assert.Skip("this kernel's readahead brought the file's start in 2 MB folios too");
+        Assert.Equal(WeightStorage.Memory, model.Storage);
+    }
+
+    [Fact]
     public void Auto_copies_when_no_streamed_tensor_holds_a_whole_2_MB_window()
     {
         using var temp = new TempFolder();
