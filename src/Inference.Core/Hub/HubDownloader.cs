@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
+using BitNet.Inference.Gguf;
 
 namespace BitNet.Inference.Hub;
 
@@ -156,7 +157,9 @@ public sealed class HubDownloader : IDisposable
             offset = 0; // the server ignored Range: start over
 
         long? total = meta.Size ?? (response.Content.Headers.ContentLength is { } len ? len + offset : null);
-        await using (var file = new FileStream(incomplete, offset == 0 ? FileMode.Create : FileMode.Append, FileAccess.Write, FileShare.None, BufferSize))
+        // In whole 2 MB writes at 2 MB offsets: the page cache then holds the model in 2 MB folios, which
+        // the engine can map in place instead of copying (WeightStorage.Auto).
+        await using (var file = AlignedWriteStream.Create(incomplete, offset == 0 ? FileMode.Create : FileMode.Append))
         {
             Stream body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
             byte[] buffer = new byte[BufferSize];

@@ -33,6 +33,31 @@ internal static class Smaps
         return present;
     }
 
+    /// <summary>
+    /// How many bytes of the file's page cache are 2 MB folios: FilePmdMapped of a fresh mapping advised
+    /// MADV_HUGEPAGE after mapping all of it (the file must be fully cached: mapping reads in what is
+    /// not). Per file, so other tests writing files meanwhile do not count.
+    /// </summary>
+    public static unsafe long HugeFolioBytes(string path)
+    {
+        long bytes = new FileInfo(path).Length;
+        using var map = System.IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.Read);
+        using var view = map.CreateViewAccessor(0, 0, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.Read);
+        byte* pointer = null;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+        try
+        {
+            nint start = (nint)(pointer + view.PointerOffset);
+            BitNet.Inference.Threading.PageWarmup.PreferHugePages(start, (bytes + 4095) / 4096 * 4096);
+            BitNet.Inference.Threading.PageWarmup.PopulateOne(start, bytes);
+            return BitNet.Inference.Threading.HugeFolioProbe.PmdMappedBytes(start) ?? 0;
+        }
+        finally
+        {
+            view.SafeMemoryMappedViewHandle.ReleasePointer();
+        }
+    }
+
     /// <summary>The value after <paramref name="field"/> in each mapping of <paramref name="path"/>.</summary>
     private static List<string> Fields(string path, string field)
     {
