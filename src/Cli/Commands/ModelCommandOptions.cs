@@ -83,7 +83,7 @@ internal sealed class ModelCommandOptions
         });
     }
 
-    /// <summary>--weights memory|mapped, shared with `bench` and `serve`.</summary>
+    /// <summary>--weights auto|memory|mapped, shared with `bench` (`serve` reads BITNET_WEIGHTS).</summary>
     public static Option<string> WeightsOption()
     {
         var option = new Option<string>("--weights")

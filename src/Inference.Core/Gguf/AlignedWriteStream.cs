@@ -41,11 +41,8 @@ public sealed class AlignedWriteStream : Stream
     {
         while (!data.IsEmpty)
         {
-            int n = Math.Min(data.Length, _room - _filled);
-            data[..n].CopyTo(_chunk.AsSpan(_filled));
-            _filled += n;
-            data = data[n..];
-            if (_filled == _room) WriteChunk();
+            data = data[Fill(data)..];
+            if (_filled == _room) WriteHeld();
         }
     }
 
@@ -53,51 +50,53 @@ public sealed class AlignedWriteStream : Stream
     {
         while (!data.IsEmpty)
         {
-            int n = Math.Min(data.Length, _room - _filled);
-            data[..n].CopyTo(_chunk.AsMemory(_filled));
-            _filled += n;
-            data = data[n..];
-            if (_filled == _room)
-            {
-                await _file.WriteAsync(_chunk.AsMemory(0, _filled), cancellationToken).ConfigureAwait(false);
-                _filled = 0;
-                _room = ChunkBytes;
-            }
+            data = data[Fill(data.Span)..];
+            if (_filled == _room) await WriteHeldAsync(cancellationToken).ConfigureAwait(false);
         }
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    private void WriteChunk()
+    /// <summary>Copy as much of <paramref name="data"/> as fits before the next boundary; returns the bytes taken.</summary>
+    private int Fill(ReadOnlySpan<byte> data)
+    {
+        int n = Math.Min(data.Length, _room - _filled);
+        data[..n].CopyTo(_chunk.AsSpan(_filled));
+        _filled += n;
+        return n;
+    }
+
+    private void WriteHeld()
     {
         _file.Write(_chunk, 0, _filled);
+        Written();
+    }
+
+    private async ValueTask WriteHeldAsync(CancellationToken cancellationToken)
+    {
+        await _file.WriteAsync(_chunk.AsMemory(0, _filled), cancellationToken).ConfigureAwait(false);
+        Written();
+    }
+
+    /// <summary>After the held bytes reached the file: the room left before the next boundary (a whole chunk once reached).</summary>
+    private void Written()
+    {
+        _room -= _filled;
         _filled = 0;
-        _room = ChunkBytes;
+        if (_room == 0) _room = ChunkBytes;
     }
 
     /// <summary>Writes what is held (a partial chunk) and flushes the file.</summary>
     public override void Flush()
     {
-        if (_filled > 0)
-        {
-            _file.Write(_chunk, 0, _filled);
-            _room -= _filled;
-            _filled = 0;
-            if (_room == 0) _room = ChunkBytes;
-        }
+        if (_filled > 0) WriteHeld();
         _file.Flush();
     }
 
     public override async Task FlushAsync(CancellationToken cancellationToken)
     {
-        if (_filled > 0)
-        {
-            await _file.WriteAsync(_chunk.AsMemory(0, _filled), cancellationToken).ConfigureAwait(false);
-            _room -= _filled;
-            _filled = 0;
-            if (_room == 0) _room = ChunkBytes;
-        }
+        if (_filled > 0) await WriteHeldAsync(cancellationToken).ConfigureAwait(false);
         await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 

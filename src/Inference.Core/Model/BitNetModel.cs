@@ -26,7 +26,6 @@ public sealed unsafe class BitNetModel : IDisposable
         _matmul = matmul;
         Storage = storage;
         var (fileStart, _) = file.Mapping;
-        long headBytes = 2L * config.VocabSize * config.EmbeddingLength;
         if (options.LmHead is LmHeadMode.Q8 or LmHeadMode.Screened)
         {
             // Quantizing reads the whole F16 head into our resident set; the int8 copy replaces it, so
@@ -43,7 +42,7 @@ public sealed unsafe class BitNetModel : IDisposable
                     : HeadRows.FromMemory(weights.LmHead, config.VocabSize, config.EmbeddingLength);
             _matmul.EnableQuantizedHead(weights.LmHead, config.VocabSize, config.EmbeddingLength, releaseReadPages: weights.IsLmHeadMapped, exactRows);
             if (weights.IsLmHeadMapped)
-                Threading.PageWarmup.ReleaseMapped((nint)weights.LmHead, headBytes);
+                Threading.PageWarmup.ReleaseMapped((nint)weights.LmHead, HeadBytes);
             if (weights.IsLmHeadTied && weights.IsLmHeadMapped)
                 _embeddingFile = new EmbeddingFile(file, (byte*)weights.TokenEmbedding - (byte*)fileStart);
         }
@@ -61,18 +60,12 @@ public sealed unsafe class BitNetModel : IDisposable
     /// </summary>
     public long TouchStreamedWeights()
     {
-        const int page = 4096;
         long touched = 0;
-        int sink = 0;
         foreach (var (start, bytes) in StreamedRanges())
         {
-            byte* p = (byte*)start;
-            for (long offset = 0; offset < bytes; offset += page)
-                sink += Volatile.Read(ref p[offset]);
-            if (bytes > 0) sink += Volatile.Read(ref p[bytes - 1]);
+            Threading.PageWarmup.TouchPages(start, bytes);
             touched += bytes;
         }
-        GC.KeepAlive(sink);
         return touched;
     }
 
@@ -84,9 +77,12 @@ public sealed unsafe class BitNetModel : IDisposable
             foreach (TernaryMatrix m in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
                 ranges.Add(((nint)m.Codes, (long)m.Rows * m.RowBytes));
         if (_options.LmHead == LmHeadMode.F16)
-            ranges.Add(((nint)_weights.LmHead, 2L * Config.VocabSize * Config.EmbeddingLength));
+            ranges.Add(((nint)_weights.LmHead, HeadBytes));
         return ranges;
     }
+
+    /// <summary>Bytes of the F16 LM head (vocab × embedding halves).</summary>
+    private long HeadBytes => 2L * Config.VocabSize * Config.EmbeddingLength;
 
     /// <summary>
     /// <see cref="WeightStorage.Auto"/>: keep the mapping when the page cache serves the streamed tensors

@@ -47,9 +47,17 @@ public static unsafe partial class PageWarmup
         long length = bytes + ((long)start - (long)aligned);
         if (TryMadvise(aligned, length, MadvPopulateRead)) return;
         // Fallback: touch one byte per page (a read fault maps it, and its neighbours, from the cache).
+        TouchPages(start, bytes);
+    }
+
+    /// <summary>Read one byte of every 4 KiB page of [start, start + bytes) and its last byte.</summary>
+    public static void TouchPages(nint start, long bytes)
+    {
+        const long page = 4096;
         byte* p = (byte*)start;
         int sink = 0;
-        for (long offset = 0; offset < bytes; offset += page) sink += p[offset];
+        for (long offset = 0; offset < bytes; offset += page) sink += Volatile.Read(ref p[offset]);
+        if (bytes > 0) sink += Volatile.Read(ref p[bytes - 1]);
         GC.KeepAlive(sink);
     }
 
