@@ -8,7 +8,7 @@ nothing (a `bitnet dummy` model's tokens are mostly special ids), the first byte
 written right after it, since -n 1 ends the generation there. The model file should already be in
 the page cache (one run is made before measuring).
 
-usage: scripts/ttft.py BITNET_BINARY MODEL [--runs 9] [--threads 2] [--prompt Hello] [--weights memory|mapped] [--lm-head f16|q8|screened]
+usage: scripts/ttft.py BITNET_BINARY MODEL [--runs 9] [--threads 2] [--prompt Hello] [--weights auto|memory|mapped] [--lm-head f16|q8|screened]
 """
 import argparse, os, statistics, subprocess, time
 
@@ -18,7 +18,7 @@ parser.add_argument("model")
 parser.add_argument("--runs", type=int, default=9)
 parser.add_argument("--threads", type=int, default=2)
 parser.add_argument("--prompt", default="Hello")
-parser.add_argument("--weights", default="memory")
+parser.add_argument("--weights", default="auto")
 parser.add_argument("--lm-head", default="f16")
 args = parser.parse_args()
 
