@@ -62,6 +62,7 @@ public sealed class ApiOptionsTests
     [InlineData("auto")]
     [InlineData("memory")]
     [InlineData(" MAPPED")]
+    [InlineData("Move")]
     public void Every_weight_storage_is_accepted_and_maps_to_the_engine_storage(string value)
     {
         ApiOptions options = Parse((EnvVars.Weights, value));
@@ -74,7 +75,7 @@ public sealed class ApiOptionsTests
     [InlineData(EnvVars.Threads, "0", "from 1")]
     [InlineData(EnvVars.QueueDepth, "-1", "from 0")]
     [InlineData(EnvVars.LmHead, "f32", "f16, q8, screened")]
-    [InlineData(EnvVars.Weights, "disk", "auto, memory, mapped")]
+    [InlineData(EnvVars.Weights, "disk", "auto, memory, mapped, move")]
     [InlineData(EnvVars.KeepWarmTouch, "sometimes", "first, always, never")]
     [InlineData(EnvVars.LambdaStreaming, "maybe", "true or false")]
     [InlineData(EnvVars.Port, "70000", "to 65535")]

@@ -113,6 +113,8 @@ internal static class BenchCommand
         sb.AppendLine(inv, $"{"test",-10} {"tok/s (median)",15} {"min",9} {"max",9}");
         sb.AppendLine(inv, $"{"pp" + report.PromptTokens,-10} {report.Prefill.Median,15:F2} {report.Prefill.Min,9:F2} {report.Prefill.Max,9:F2}");
         sb.AppendLine(inv, $"{"tg" + report.GeneratedTokens,-10} {report.Decode.Median,15:F2} {report.Decode.Min,9:F2} {report.Decode.Max,9:F2}");
+        if (report.Weights == "move")
+            sb.AppendLine(inv, $"weights moved into memory {(report.WeightsMovedSeconds is double moved ? $"{moved:F2} s after loading" : "only in part by the end")}");
         sb.AppendLine(inv, $"time to first token {report.TimeToFirstTokenSeconds * 1000:F1} ms (pp{report.PromptTokens})");
         string probe = report.ProbeBytesPerSecond > 0
             ? string.Create(inv, $" of {report.ProbeBytesPerSecond / 1e9:F2} GB/s measured ({100 * report.DecodeBytesPerSecond / report.ProbeBytesPerSecond:F0}%)")
@@ -136,6 +138,7 @@ internal static class BenchCommand
             w.WriteNumber("threads", report.Threads);
             w.WriteString("lm_head", report.LmHead);
             w.WriteString("weights", report.Weights);
+            if (report.WeightsMovedSeconds is double moved) w.WriteNumber("weights_moved_s", moved);
             w.WriteNumber("prompt_tokens", report.PromptTokens);
             w.WriteNumber("generated_tokens", report.GeneratedTokens);
             w.WriteNumber("repetitions", report.Repetitions);

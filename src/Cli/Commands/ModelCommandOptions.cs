@@ -83,12 +83,12 @@ internal sealed class ModelCommandOptions
         });
     }
 
-    /// <summary>--weights auto|memory|mapped, shared with `bench` (`serve` reads BITNET_WEIGHTS).</summary>
+    /// <summary>--weights auto|memory|mapped|move, shared with `bench` (`serve` reads BITNET_WEIGHTS).</summary>
     public static Option<string> WeightsOption()
     {
         var option = new Option<string>("--weights")
         {
-            Description = "Where the streamed weights live: auto (default: mapped if the page cache holds the file in 2 MB folios, else memory), memory (copied at load into private memory) or mapped (used in place through the memory-mapped file, shared between processes)",
+            Description = "Where the streamed weights live: auto (default: move if the page cache holds the file in 2 MB folios, else memory), memory (copied at load into private memory), mapped (used in place through the memory-mapped file, shared between processes) or move (mapped at load, then moved into private memory in the background)",
             DefaultValueFactory = _ => "auto",
         };
         option.AcceptOnlyFromAmong([.. WeightStorages.Names]);

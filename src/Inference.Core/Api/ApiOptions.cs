@@ -23,7 +23,7 @@ public sealed record ApiOptions
     public int ContextLength { get; init; } = 4096;
     /// <summary>"f16", "q8" or "screened" (see <see cref="Model.LmHeadMode"/>).</summary>
     public string LmHead { get; init; } = "f16";
-    /// <summary>"auto" (default), "memory" (streamed weights copied into private memory) or "mapped" (used through the file mapping).</summary>
+    /// <summary>"auto" (default), "memory" (streamed weights copied into private memory), "mapped" (used through the file mapping) or "move" (mapped, then moved into memory in the background).</summary>
     public string Weights { get; init; } = "auto";
     /// <summary>"llama3" or "default"; null = the file's own.</summary>
     public string? PreTokenizer { get; init; }

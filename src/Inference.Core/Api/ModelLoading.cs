@@ -62,8 +62,8 @@ public static class ModelLoading
     /// first prompt would arrive in random order, 4 KiB at a time. The file is read through a mapping
     /// advised MADV_HUGEPAGE, each piece unmapped as soon as it is in: where the kernel and filesystem
     /// cache files in large folios (Linux 6.x, ext4/xfs) the pages not cached yet come in as 2 MB
-    /// folios throughout (plain reads start small and grow), so the model can then use the mapping
-    /// in place (<see cref="WeightStorage.Auto"/>). Pages already cached stay as they are.
+    /// folios throughout (plain reads start small and grow), so the model can then start on the
+    /// mapping (<see cref="WeightStorage.Auto"/>). Pages already cached stay as they are.
     /// </summary>
     public static unsafe TimeSpan Prefetch(string path)
     {

@@ -11,8 +11,10 @@ public sealed record BenchmarkReport
     public required string Kernel { get; init; }
     public required int Threads { get; init; }
     public required string LmHead { get; init; }
-    /// <summary>Where the streamed weights lived: "memory" or "mapped" (<see cref="WeightStorage"/>).</summary>
+    /// <summary>Where the streamed weights lived: "memory", "mapped" or "move" (<see cref="WeightStorage"/>).</summary>
     public required string Weights { get; init; }
+    /// <summary>"move": seconds from the start of the runs (just after loading) until the weights were in private memory; null if not moved by the end, or another storage.</summary>
+    public double? WeightsMovedSeconds { get; init; }
     public required int PromptTokens { get; init; }
     public required int GeneratedTokens { get; init; }
     public required int Repetitions { get; init; }
@@ -56,6 +58,10 @@ public static class InferenceBenchmark
         if (repetitions < 1) throw new ArgumentOutOfRangeException(nameof(repetitions));
 
         int vocab = model.Config.VocabSize;
+        var clock = Stopwatch.StartNew();
+        double movedAt = double.NaN;
+        if (model.Storage == WeightStorage.Move)
+            model.WeightMove.ContinueWith(_ => Volatile.Write(ref movedAt, clock.Elapsed.TotalSeconds), TaskContinuationOptions.ExecuteSynchronously);
         var rng = new Random(1234);
         int[] prompt = new int[promptTokens];
         for (int i = 0; i < prompt.Length; i++) prompt[i] = rng.Next(0, Math.Min(vocab, 128000));
@@ -120,6 +126,7 @@ public static class InferenceBenchmark
             Threads = model.Threads,
             LmHead = LmHeadModes.Name(model.LmHeadMode),
             Weights = WeightStorages.Name(model.Storage),
+            WeightsMovedSeconds = model.Storage == WeightStorage.Move && model.MovedWeightBytes > 0 && model.WeightMove.IsCompleted && !double.IsNaN(Volatile.Read(ref movedAt)) ? movedAt : null,
             PromptTokens = promptTokens,
             GeneratedTokens = generatedTokens,
             Repetitions = repetitions,

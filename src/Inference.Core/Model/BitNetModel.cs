@@ -6,7 +6,8 @@ namespace BitNet.Inference.Model;
 /// <summary>
 /// A BitNet b1.58 model (architectures bitnet-b1.58 and bitnet-25) and its forward pass, bitnet.cpp's
 /// build_bitnet_158 graph (spec §5). Weights are used where they lie in the memory-mapped GGUF file,
-/// or from private copies of the ones every token streams (<see cref="WeightStorage"/>). Immutable after
+/// from private copies of the ones every token streams, or from the mapping while it is moved into
+/// private memory in place (<see cref="WeightStorage"/>). Immutable after
 /// load: many <see cref="InferenceState"/>s may run on one model, one thread per state.
 /// </summary>
 public sealed unsafe class BitNetModel : IDisposable
@@ -16,6 +17,8 @@ public sealed unsafe class BitNetModel : IDisposable
     private readonly ModelLoadOptions _options;
     /// <summary>Set when embedding rows are read from the file rather than the mapping (int8 head, tied).</summary>
     private readonly EmbeddingFile? _embeddingFile;
+    /// <summary><see cref="WeightStorage.Move"/>: the streamed weights' move into private memory, running in the background.</summary>
+    private readonly Threading.MappingMove? _move;
 
     private BitNetModel(GgufFile file, ModelConfig config, BitNetWeights weights, ModelLoadOptions options, MatMul matmul, WeightStorage storage)
     {
@@ -48,9 +51,31 @@ public sealed unsafe class BitNetModel : IDisposable
         }
         // Mapped weights: map their pages now, in bulk and in parallel, instead of one fault per page
         // during the first token (the file is usually in the page cache already). Copies are resident.
-        if (storage == WeightStorage.Mapped)
+        if (storage is WeightStorage.Mapped or WeightStorage.Move)
             Threading.PageWarmup.Populate(_matmul.Pool, StreamedRanges());
+        if (storage == WeightStorage.Move)
+        {
+            _move = Threading.MappingMove.Start(fileStart, file.FileSize, StreamedRanges(), ReadUpToEnd, options.Log);
+            options.Log?.Invoke($"weights: moving {_move.TotalBytes / (1 << 20)} MiB of the mapping into private memory in the background");
+        }
+
+        // The move's reads: the file's bytes at an offset, as many as it has (the last window runs to the end of its page).
+        int ReadUpToEnd(long offset, Span<byte> destination)
+        {
+            int bytes = (int)Math.Clamp(file.FileSize - offset, 0, destination.Length);
+            file.ReadAt(offset, destination[..bytes]);
+            return bytes;
+        }
     }
+
+    /// <summary>
+    /// <see cref="WeightStorage.Move"/>: completes when the streamed weights have been moved into private
+    /// memory (or the move stopped); already complete for the other storages.
+    /// </summary>
+    public Task WeightMove => _move?.Completion ?? Task.CompletedTask;
+
+    /// <summary>Bytes of the mapping moved into private memory so far (<see cref="WeightStorage.Move"/>), else 0.</summary>
+    public long MovedWeightBytes => _move?.MovedBytes ?? 0;
 
     /// <summary>
     /// Read one byte of every 4 KiB page of the memory each decoded token reads (a keep-warm ping):
@@ -85,10 +110,11 @@ public sealed unsafe class BitNetModel : IDisposable
     private long HeadBytes => 2L * Config.VocabSize * Config.EmbeddingLength;
 
     /// <summary>
-    /// <see cref="WeightStorage.Auto"/>: keep the mapping when the page cache serves the streamed tensors
-    /// in 2 MB folios mapped whole (no copy, shared pages; as fast as private memory), else copy.
+    /// <see cref="WeightStorage.Auto"/>: start on the mapping and move it into memory in the background
+    /// when the page cache serves the streamed tensors in 2 MB folios mapped whole (the first token
+    /// needs no copy, and streams nearly as fast as private memory), else copy at load.
     /// Sampled in the first, middle and last streamed tensor: how a file came into the cache (large
-    /// reads, or small writes) is usually the same throughout.
+    /// reads, or small writes) is usually the same throughout. (The probe reads /proc: Linux only.)
     /// </summary>
     private static WeightStorage ChooseStorage(GgufFile file, List<GgufTensorInfo> streamed, Action<string>? log)
     {
@@ -97,9 +123,9 @@ public sealed unsafe class BitNetModel : IDisposable
             foreach (int i in new[] { 0, streamed.Count / 2, streamed.Count - 1 }.Distinct())
                 samples.Add(((nint)file.GetTensorPointer(streamed[i]), streamed[i].ByteSize));
         bool huge = Threading.HugeFolioProbe.MapsWholeHugeFolios(samples);
-        log?.Invoke(huge ? "weights: mapped (the page cache holds them in 2 MB folios)"
+        log?.Invoke(huge ? "weights: mapped, then moved into memory (the page cache holds them in 2 MB folios)"
                          : "weights: copied to memory (the page cache holds them in 4 KB pages, or could not be checked)");
-        return huge ? WeightStorage.Mapped : WeightStorage.Memory;
+        return huge ? WeightStorage.Move : WeightStorage.Memory;
     }
 
     /// <summary>
@@ -130,7 +156,7 @@ public sealed unsafe class BitNetModel : IDisposable
     public int Threads => _matmul.Threads;
     /// <summary>How the LM head is computed (F16 by default).</summary>
     public LmHeadMode LmHeadMode => _options.LmHead;
-    /// <summary>Where the streamed weights live: <see cref="WeightStorage.Memory"/> or <see cref="WeightStorage.Mapped"/> (Auto is resolved at load).</summary>
+    /// <summary>Where the streamed weights live: <see cref="WeightStorage.Memory"/>, <see cref="WeightStorage.Mapped"/> or <see cref="WeightStorage.Move"/> (Auto is resolved at load).</summary>
     public WeightStorage Storage { get; }
     /// <summary>Whether <see cref="ForwardScreened"/> is available (<see cref="LmHeadMode.Screened"/>).</summary>
     public bool IsScreened => _matmul.Screen is not null;
@@ -389,6 +415,7 @@ public sealed unsafe class BitNetModel : IDisposable
 
     public void Dispose()
     {
+        _move?.Dispose();   // first: it writes into the file's mapping
         _matmul.Dispose();
         File.Dispose();
     }

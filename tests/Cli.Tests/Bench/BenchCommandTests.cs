@@ -29,7 +29,7 @@ public class BenchCommandTests
         Assert.Equal(4, r.GetProperty("generated_tokens").GetInt32());
         Assert.Equal(3, r.GetProperty("repetitions").GetInt32());
         Assert.Equal("f16", r.GetProperty("lm_head").GetString());
-        Assert.Contains(r.GetProperty("weights").GetString(), new[] { "memory", "mapped" });   // auto resolved
+        Assert.Contains(r.GetProperty("weights").GetString(), new[] { "memory", "move" });   // auto resolved
         foreach (string test in new[] { "prefill_tok_s", "decode_tok_s" })
         {
             JsonElement s = r.GetProperty(test);
@@ -50,7 +50,7 @@ public class BenchCommandTests
         Assert.Equal(0, await Run("-m", SharedData.OracleModelPath, "-p", "4", "-n", "2", "-r", "1", "-t", "1", "--lm-head", "q8"));
         string table = _out.ToString();
         Assert.Contains("lm-head q8", table);
-        Assert.Matches("weights (memory|mapped)", table);
+        Assert.Matches("weights (memory|move)", table);
         Assert.Contains("pp4", table);
         Assert.Contains("tg2", table);
         Assert.Contains("GB/s measured", table);   // the probe ran
@@ -84,6 +84,34 @@ public class BenchCommandTests
         long ternary = 4L * (256 * 256 + 2 * 128 * 256 + 256 * 256 + 3 * 512 * 256) / 4;
         Assert.Equal(ternary + 2L * 128256 * 256, r.GetProperty("bytes_per_decoded_token").GetInt64());
         Assert.NotEqual(0, await Run("-m", SharedData.OracleModelPath, "--weights", "disk"));
+    }
+
+    [Fact]
+    public async Task Moved_weights_are_named_in_the_report_with_when_the_move_ended()
+    {
+        Assert.Equal(0, await Run("-m", SharedData.OracleModelPath, "-p", "4", "-n", "2", "-r", "1", "-t", "1", "--weights", "move", "--no-probe"));
+        string table = _out.ToString();
+        Assert.Contains("weights move", table);
+        if (OperatingSystem.IsLinux())
+            Assert.Matches(@"weights moved into memory (\d+\.\d\d s after loading|only in part by the end)", table);
+    }
+
+    [Fact]
+    public async Task A_finished_move_is_reported_with_its_time_and_other_storages_report_none()
+    {
+        if (!BitNet.Inference.Threading.MappingMove.IsSupported) Assert.Skip("Linux only");
+        using (var moving = BitNet.Inference.Model.BitNetModel.Load(SharedData.OracleModelPath,
+            new BitNet.Inference.Model.ModelLoadOptions { Threads = 1, Storage = BitNet.Inference.Model.WeightStorage.Move }))
+        {
+            await moving.WeightMove.WaitAsync(TimeSpan.FromMinutes(1), TestContext.Current.CancellationToken);
+            var report = BitNet.Inference.Diagnostics.InferenceBenchmark.Run(moving, "oracle", 0, 2, 1, 1, probeBandwidth: false, cancellationToken: TestContext.Current.CancellationToken);
+            Assert.Equal("move", report.Weights);
+            Assert.NotNull(report.WeightsMovedSeconds);
+            Assert.InRange(report.WeightsMovedSeconds.Value, 0, 1);   // already moved when the runs began
+        }
+        using var mapped = BitNet.Inference.Model.BitNetModel.Load(SharedData.OracleModelPath,
+            new BitNet.Inference.Model.ModelLoadOptions { Threads = 1, Storage = BitNet.Inference.Model.WeightStorage.Mapped });
+        Assert.Null(BitNet.Inference.Diagnostics.InferenceBenchmark.Run(mapped, "oracle", 0, 2, 1, 1, probeBandwidth: false, cancellationToken: TestContext.Current.CancellationToken).WeightsMovedSeconds);
     }
 
     [Fact]

@@ -17,7 +17,15 @@ internal static class Smaps
     /// How many 4 KiB pages of [start, start + bytes) are mapped in this process (present in its page
     /// tables), from /proc/self/pagemap: bit 63 of each page's 8-byte entry.
     /// </summary>
-    public static long PresentPages(nint start, long bytes)
+    public static long PresentPages(nint start, long bytes) => CountPages(start, bytes, entry => (entry >> 63) != 0);
+
+    /// <summary>
+    /// How many 4 KiB pages of [start, start + bytes) are mapped and are pages of a file (the page cache)
+    /// rather than private memory: pagemap bits 63 (present) and 61 (file page or shared anonymous).
+    /// </summary>
+    public static long FilePages(nint start, long bytes) => CountPages(start, bytes, entry => (entry >> 63) != 0 && ((entry >> 61) & 1) != 0);
+
+    private static long CountPages(nint start, long bytes, Func<ulong, bool> counts)
     {
         const long page = 4096;
         long first = (long)start / page, last = ((long)start + bytes + page - 1) / page;
@@ -27,10 +35,10 @@ internal static class Smaps
             pagemap.Position = first * 8;
             pagemap.ReadExactly(entries);
         }
-        long present = 0;
+        long count = 0;
         for (int i = 0; i < entries.Length; i += 8)
-            if ((BitConverter.ToUInt64(entries, i) >> 63) != 0) present++;
-        return present;
+            if (counts(BitConverter.ToUInt64(entries, i))) count++;
+        return count;
     }
 
     /// <summary>

@@ -9,8 +9,9 @@ namespace BitNet.Inference.Tests.Model;
 /// <summary>
 /// Where a loaded model's streamed weights live. Mapped: every weight page mapped before the first
 /// token, and huge pages asked for, so a file read from disk through the mapping lands in 2 MB folios.
-/// Memory (the default): the ternary matrices and the F16 head are private copies, the file's mapping
-/// stays almost unmapped, and the model computes the same logits bit for bit.
+/// Memory: the ternary matrices and the F16 head are private copies, the file's mapping stays almost
+/// unmapped. Move: mapped, then the mapping's pages are replaced in place by private ones. All compute
+/// the same logits bit for bit.
 /// </summary>
 public unsafe class WeightMappingTests
 {
@@ -104,6 +105,69 @@ public unsafe class WeightMappingTests
         for (int token = 5; token < 12; token++)   // single-token steps take the decode kernels
             Assert.Equal(mapped.Forward(b, [token]).ToArray(), memory.Forward(a, [token]).ToArray());
     }
+
+    [Theory]
+    [InlineData(LmHeadMode.F16)]
+    [InlineData(LmHeadMode.Q8)]
+    public void Moved_weights_end_in_private_pages_at_the_same_addresses_with_the_same_logits(LmHeadMode head)
+    {
+        if (!MappingMove.IsSupported) Assert.Skip("Linux only");
+        using var temp = new TempFolder();
+        string path = temp.File("small.gguf");
+        DummyModel.Write(path, DummyShape.Small, seed: 10);   // 62.6 MiB head, 4 layers
+        using var mapped = BitNetModel.Load(path, new ModelLoadOptions { Threads = 1, LmHead = head, Storage = WeightStorage.Mapped });
+        var notes = new List<string>();
+        using var moving = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, LmHead = head, Storage = WeightStorage.Move, Log = notes.Add });
+        Assert.Equal(WeightStorage.Move, moving.Storage);
+        Assert.Equal(0, moving.File.CopiedBytes);   // no separate copies: the mapping itself is moved
+        Assert.Contains(notes, n => n.StartsWith("weights: moving", StringComparison.Ordinal));
+
+        // Tokens computed while the move runs, and after it, equal the mapped model's.
+        var a = mapped.CreateState(32);
+        var b = moving.CreateState(32);
+        int[] prompt = [1, 17, 250, 3, 99];
+        Assert.Equal(mapped.Forward(a, prompt).ToArray(), moving.Forward(b, prompt).ToArray());
+        Assert.True(SpinWait.SpinUntil(() => moving.WeightMove.IsCompleted, TimeSpan.FromMinutes(1)));
+        for (int token = 5; token < 9; token++)
+            Assert.Equal(mapped.Forward(a, [token]).ToArray(), moving.Forward(b, [token]).ToArray());
+
+        var (start, bytes) = moving.File.Mapping;
+        bool InMapping(void* p) => (nint)p >= start && (nint)p < start + (nint)bytes;
+        long streamed = 0;
+        foreach (LayerWeights layer in moving.Weights.Layers)
+            foreach (TernaryMatrix m in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
+            {
+                Assert.True(InMapping(m.Codes), $"{m.Name} is not read at its place in the mapping");
+                Assert.Equal(0, Smaps.FilePages((nint)m.Codes, (long)m.Rows * m.RowBytes));
+                streamed += (long)m.Rows * m.RowBytes;
+            }
+        long headBytes = 2L * moving.Config.VocabSize * moving.Config.EmbeddingLength;
+        if (head == LmHeadMode.F16)
+        {
+            Assert.Equal(0, Smaps.FilePages((nint)moving.Weights.LmHead, headBytes));
+            streamed += headBytes;
+        }
+        else   // the quantized head's F16 rows are not streamed: not moved, and not mapped back
+            Assert.True(Smaps.PresentPages((nint)moving.Weights.LmHead + (nint)(4 << 20), headBytes - (8 << 20)) == 0);
+        Assert.True(moving.WeightMove.IsCompletedSuccessfully);
+        Assert.InRange(moving.MovedWeightBytes, streamed, streamed + 2 * (2 << 20) * (7 * moving.Config.LayerCount + 1));
+    }
+
+    [Fact]
+    public void Disposing_a_model_while_its_weights_move_stops_the_move_first()
+    {
+        if (!MappingMove.IsSupported) Assert.Skip("Linux only");
+        using var temp = new TempFolder();
+        string path = temp.File("small.gguf");
+        DummyModel.Write(path, DummyShape.Small, seed: 11);
+        for (int i = 0; i < 3; i++)
+        {
+            var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 1, Storage = WeightStorage.Move });
+            Task move = model.WeightMove;
+            model.Dispose();   // would crash the process if the move went on writing into the unmapped range
+            Assert.True(move.IsCompleted);
+        }
+    }
 }
 
 /// <summary>
@@ -149,7 +213,7 @@ public unsafe partial class AutoWeightStorageTests
     }
 
     [Fact]
-    public void Auto_maps_a_file_the_page_cache_holds_in_2_MB_folios()
+    public void Auto_starts_on_the_mapping_and_moves_it_when_the_page_cache_holds_2_MB_folios()
     {
         if (!OperatingSystem.IsLinux()) Assert.Skip("Linux page cache");
         using var temp = new TempFolder();
@@ -158,10 +222,10 @@ public unsafe partial class AutoWeightStorageTests
         if (grown < new FileInfo(path).Length / 2)
             Assert.Skip($"this kernel or filesystem does not cache files in 2 MB folios (grew {grown} bytes)");
         using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2 });
-        Assert.Equal(WeightStorage.Mapped, model.Storage);
+        Assert.Equal(WeightStorage.Move, model.Storage);
         Assert.Equal(0, model.File.CopiedBytes);
-        Assert.True(HugeFolioProbe.PmdMappedBytes((nint)model.Weights.LmHead) > new FileInfo(path).Length / 2,
-            "the head is mapped in 2 MB entries");
+        Assert.True(SpinWait.SpinUntil(() => model.WeightMove.IsCompleted, TimeSpan.FromMinutes(1)));
+        Assert.True(model.MovedWeightBytes >= 2L * DummyShape.Small.Vocab * DummyShape.Small.Embedding);
     }
 
     [Fact]
@@ -183,7 +247,7 @@ public unsafe partial class AutoWeightStorageTests
     }
 
     [Fact]
-    public void The_hosts_prefetch_brings_a_file_in_as_2_MB_folios_that_auto_maps()
+    public void The_hosts_prefetch_brings_a_file_in_as_2_MB_folios_that_auto_starts_on()
     {
         if (!OperatingSystem.IsLinux()) Assert.Skip("Linux page cache");
         using var temp = new TempFolder();
@@ -196,7 +260,7 @@ public unsafe partial class AutoWeightStorageTests
         if (grown < new FileInfo(path).Length / 2)
             Assert.Skip($"this kernel or filesystem does not cache files in 2 MB folios ({grown} bytes of them)");
         using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2 });
-        Assert.Equal(WeightStorage.Mapped, model.Storage);
+        Assert.Equal(WeightStorage.Move, model.Storage);
     }
 
     [Fact]
