@@ -58,9 +58,10 @@ public enum WeightStorage
     Mapped,
     /// <summary>
     /// <see cref="Mapped"/> at load, then moved into private memory in the background, window by 2 MB
-    /// window, at the same addresses (<see cref="Threading.MappingMove"/>): no copy delays the first
-    /// token, and once moved (2B4T: 0.15–2.5 s on a thread of the lowest priority) tokens stream as
-    /// from <see cref="Memory"/>. Resident memory stays that of one copy throughout. Linux; elsewhere
+    /// window, at the same addresses (<see cref="Threading.MappingMove"/>), starting after the first
+    /// forward pass (or at <see cref="BitNetModel.StartWeightMove"/>): no copy delays the first token,
+    /// and once moved (2B4T: 0.4–0.7 s, up to 2.6 s when the OS must find fresh memory) tokens stream
+    /// as from <see cref="Memory"/>. Resident memory stays that of one copy throughout. Linux; elsewhere
     /// the same as <see cref="Mapped"/>.
     /// </summary>
     Move,

@@ -35,7 +35,9 @@ public sealed unsafe partial class MappingMove : IDisposable
     private readonly FileReader _read;
     private readonly List<(nint Start, long Bytes)> _windows;
     private readonly Action<string>? _log;
-    private readonly Thread? _thread;
+    private readonly object _threadLock = new();
+    private Thread? _thread;
+    private int _started;
     private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _stop;
     private long _movedBytes;
@@ -49,38 +51,48 @@ public sealed unsafe partial class MappingMove : IDisposable
         TotalBytes = _windows.Sum(w => w.Bytes);
     }
 
-    private MappingMove(nint mappingStart, long mappingBytes, IEnumerable<(nint Start, long Bytes)> ranges, FileReader read, Action<string>? log, bool background)
-        : this(mappingStart, mappingBytes, ranges, read, log)
-    {
-        if (!background) return;
-        _thread = new Thread(RunInBackground) { IsBackground = true, Name = "weights-move" };
-        _thread.Start();
-    }
-
-    /// <summary>Whether moves can run here (Linux; elsewhere <see cref="Start"/> and <see cref="Run"/> move nothing).</summary>
+    /// <summary>Whether moves can run here (Linux; elsewhere a move moves nothing).</summary>
     public static bool IsSupported => OperatingSystem.IsLinux();
 
     /// <summary>
-    /// Start moving the 2 MB windows that hold <paramref name="ranges"/> (addresses inside the mapping
-    /// of a file from offset 0, <paramref name="mappingStart"/> … + <paramref name="mappingBytes"/>) on a
-    /// background thread of the lowest priority, so it takes what the computing threads leave.
+    /// A move of the 2 MB windows that hold <paramref name="ranges"/> (addresses inside the mapping of a
+    /// file from offset 0, <paramref name="mappingStart"/> … + <paramref name="mappingBytes"/>), to run
+    /// later: <see cref="StartInBackground"/> or <see cref="RunHere"/>.
     /// </summary>
-    public static MappingMove Start(nint mappingStart, long mappingBytes, IEnumerable<(nint Start, long Bytes)> ranges, FileReader read, Action<string>? log = null) =>
-        new(mappingStart, mappingBytes, ranges, read, log, background: true);
+    public static MappingMove Plan(nint mappingStart, long mappingBytes, IEnumerable<(nint Start, long Bytes)> ranges, FileReader read, Action<string>? log = null) =>
+        new(mappingStart, mappingBytes, ranges, read, log);
 
-    /// <summary>Move the windows on the calling thread; returns when done, or when a window could not be moved.</summary>
-    public static MappingMove Run(nint mappingStart, long mappingBytes, IEnumerable<(nint Start, long Bytes)> ranges, FileReader read, Action<string>? log = null)
+    /// <summary>
+    /// Run the move on a background thread. Once: later calls do nothing. Normal priority: at the lowest
+    /// (nice 19) a move beside two busy computing threads sometimes took 11–14 s instead of 0.4–0.7 s,
+    /// and every window's TLB flush and address-space lock touches those threads for as long as it runs.
+    /// </summary>
+    public void StartInBackground()
     {
-        var move = new MappingMove(mappingStart, mappingBytes, ranges, read, log, background: false);
-        move.MoveAll();
-        return move;
+        if (Interlocked.Exchange(ref _started, 1) != 0) return;
+        lock (_threadLock)
+        {
+            if (_stop) { _done.TrySetResult(); return; }
+            _thread = new Thread(MoveAll) { IsBackground = true, Name = "weights-move" };
+            _thread.Start();
+        }
     }
+
+    /// <summary>Run the move on the calling thread; returns when done, or when a window could not be moved. Once.</summary>
+    public void RunHere()
+    {
+        if (Interlocked.Exchange(ref _started, 1) != 0) return;
+        MoveAll();
+    }
+
+    /// <summary>Whether the move was started (<see cref="StartInBackground"/> or <see cref="RunHere"/>).</summary>
+    public bool IsStarted => Volatile.Read(ref _started) != 0;
 
     /// <summary>Bytes of the windows to move (whole pages: ranges rounded out to 2 MB, clipped to the mapping).</summary>
     public long TotalBytes { get; }
     /// <summary>Bytes moved so far.</summary>
     public long MovedBytes => Interlocked.Read(ref _movedBytes);
-    /// <summary>Completes when the move ended: all moved, stopped by <see cref="Dispose"/>, or a window refused.</summary>
+    /// <summary>Completes when the move ended: all moved, stopped (or never started) by <see cref="Dispose"/>, or a window refused.</summary>
     public Task Completion => _done.Task;
     /// <summary>True once every window was moved.</summary>
     public bool IsComplete => MovedBytes == TotalBytes;
@@ -110,11 +122,6 @@ public sealed unsafe partial class MappingMove : IDisposable
         return windows;
     }
 
-    private void RunInBackground()
-    {
-        LowerThisThreadsPriority();
-        MoveAll();
-    }
 
     private void MoveAll()
     {
@@ -183,22 +190,20 @@ public sealed unsafe partial class MappingMove : IDisposable
     /// <summary>Stop between windows and wait for the thread: the caller may unmap the file afterwards.</summary>
     public void Dispose()
     {
-        _stop = true;
-        if (_thread is not null && _thread.IsAlive && Thread.CurrentThread != _thread) _thread.Join();
-    }
-
-    /// <summary>Nice 19 for this thread (Linux threads carry their own nice value); best effort.</summary>
-    private static void LowerThisThreadsPriority()
-    {
-        try { _ = SetPriority(PrioProcess, GetTid(), 19); }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+        Thread? thread;
+        lock (_threadLock)
+        {
+            _stop = true;
+            thread = _thread;
+            if (Volatile.Read(ref _started) == 0) _done.TrySetResult();   // never started: nothing will run
+        }
+        if (thread is not null && thread.IsAlive && Thread.CurrentThread != thread) thread.Join();
     }
 
     private const int ProtRead = 1, ProtWrite = 2;
     private const int MapPrivate = 0x02, MapAnonymous = 0x20, MapNoReserve = 0x4000;
     private const int MremapMayMove = 1, MremapFixed = 2;
     private const int MadvHugePage = 14;
-    private const int PrioProcess = 0;
     private static readonly nint MapFailed = -1;
 
     [LibraryImport("libc.so.6", EntryPoint = "mmap", SetLastError = true)]
@@ -217,10 +222,4 @@ public sealed unsafe partial class MappingMove : IDisposable
 
     [LibraryImport("libc.so.6", EntryPoint = "madvise")]
     private static partial int Madvise(nint address, nuint length, int advice);
-
-    [LibraryImport("libc.so.6", EntryPoint = "setpriority")]
-    private static partial int SetPriority(int which, int who, int priority);
-
-    [LibraryImport("libc.so.6", EntryPoint = "gettid")]
-    private static partial int GetTid();
 }

@@ -103,6 +103,7 @@ public class BenchCommandTests
         using (var moving = BitNet.Inference.Model.BitNetModel.Load(SharedData.OracleModelPath,
             new BitNet.Inference.Model.ModelLoadOptions { Threads = 1, Storage = BitNet.Inference.Model.WeightStorage.Move }))
         {
+            moving.StartWeightMove();
             await moving.WeightMove.WaitAsync(TimeSpan.FromMinutes(1), TestContext.Current.CancellationToken);
             var report = BitNet.Inference.Diagnostics.InferenceBenchmark.Run(moving, "oracle", 0, 2, 1, 1, probeBandwidth: false, cancellationToken: TestContext.Current.CancellationToken);
             Assert.Equal("move", report.Weights);

@@ -120,13 +120,17 @@ public unsafe class WeightMappingTests
         using var moving = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, LmHead = head, Storage = WeightStorage.Move, Log = notes.Add });
         Assert.Equal(WeightStorage.Move, moving.Storage);
         Assert.Equal(0, moving.File.CopiedBytes);   // no separate copies: the mapping itself is moved
-        Assert.Contains(notes, n => n.StartsWith("weights: moving", StringComparison.Ordinal));
+        Assert.Contains(notes, n => n.StartsWith("weights: ", StringComparison.Ordinal) && n.Contains("moved into private memory", StringComparison.Ordinal));
 
-        // Tokens computed while the move runs, and after it, equal the mapped model's.
+        // Nothing moves before the first forward pass; tokens computed while the move runs, and after it, equal the mapped model's.
+        Thread.Sleep(50);
+        Assert.Equal(0, moving.MovedWeightBytes);
+        Assert.False(moving.WeightMove.IsCompleted);
         var a = mapped.CreateState(32);
         var b = moving.CreateState(32);
         int[] prompt = [1, 17, 250, 3, 99];
         Assert.Equal(mapped.Forward(a, prompt).ToArray(), moving.Forward(b, prompt).ToArray());
+        Assert.Equal(mapped.Forward(a, [4]).ToArray(), moving.Forward(b, [4]).ToArray());
         Assert.True(SpinWait.SpinUntil(() => moving.WeightMove.IsCompleted, TimeSpan.FromMinutes(1)));
         for (int token = 5; token < 9; token++)
             Assert.Equal(mapped.Forward(a, [token]).ToArray(), moving.Forward(b, [token]).ToArray());
@@ -154,6 +158,20 @@ public unsafe class WeightMappingTests
     }
 
     [Fact]
+    public void A_keep_warm_touch_starts_the_move_before_any_forward_pass()
+    {
+        if (!MappingMove.IsSupported) Assert.Skip("Linux only");
+        using var temp = new TempFolder();
+        string path = temp.File("tiny.gguf");
+        DummyModel.Write(path, DummyShape.Tiny, seed: 12);
+        using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 1, Storage = WeightStorage.Move });
+        Assert.False(model.WeightMove.IsCompleted);
+        Assert.True(model.TouchStreamedWeights() > 0);
+        Assert.True(SpinWait.SpinUntil(() => model.WeightMove.IsCompleted, TimeSpan.FromMinutes(1)));
+        Assert.True(model.MovedWeightBytes > 0);
+    }
+
+    [Fact]
     public void Disposing_a_model_while_its_weights_move_stops_the_move_first()
     {
         if (!MappingMove.IsSupported) Assert.Skip("Linux only");
@@ -163,6 +181,7 @@ public unsafe class WeightMappingTests
         for (int i = 0; i < 3; i++)
         {
             var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 1, Storage = WeightStorage.Move });
+            if (i > 0) model.StartWeightMove();   // the first is disposed before its move starts
             Task move = model.WeightMove;
             model.Dispose();   // would crash the process if the move went on writing into the unmapped range
             Assert.True(move.IsCompleted);
@@ -224,6 +243,7 @@ public unsafe partial class AutoWeightStorageTests
         using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2 });
         Assert.Equal(WeightStorage.Move, model.Storage);
         Assert.Equal(0, model.File.CopiedBytes);
+        model.StartWeightMove();
         Assert.True(SpinWait.SpinUntil(() => model.WeightMove.IsCompleted, TimeSpan.FromMinutes(1)));
         Assert.True(model.MovedWeightBytes >= 2L * DummyShape.Small.Vocab * DummyShape.Small.Embedding);
     }

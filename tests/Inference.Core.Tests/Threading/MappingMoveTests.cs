@@ -89,7 +89,7 @@ public unsafe class MappingMoveTests
         using var file = new MappedFile(temp, 11 * MiB + 1234, seed: 1);   // the last page is partly past the end
         nint middle = file.Start + (nint)(5 * MiB);
         nint tail = file.Start + (nint)(11 * MiB);
-        using var move = MappingMove.Run(file.Start, file.Bytes.Length, [(middle, 1), (tail, 1234)], file.Read);
+        using var move = Moved(file.Start, file.Bytes.Length, [(middle, 1), (tail, 1234)], file.Read);
 
         Assert.True(move.IsComplete);
         Assert.Equal(move.TotalBytes, move.MovedBytes);
@@ -114,7 +114,7 @@ public unsafe class MappingMoveTests
         using var temp = new TempFolder();
         using var file = new MappedFile(temp, 96 * MiB, seed: 2);
         ulong expected = Checksum(file.View);
-        using var move = MappingMove.Start(file.Start, file.Bytes.Length, [(file.Start, file.Bytes.Length)], file.Read);
+        using var move = Moving(file.Start, file.Bytes.Length, [(file.Start, file.Bytes.Length)], file.Read);
         int passes = 0, wrong = 0;
         var readers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
         {
@@ -143,7 +143,7 @@ public unsafe class MappingMoveTests
         using var file = new MappedFile(temp, 16 * MiB, seed: 5);
         nint claimed = 0;
         int reads = 0;
-        using var move = MappingMove.Run(file.Start, file.Bytes.Length, [(file.Start, file.Bytes.Length)], (offset, destination) =>
+        using var move = Moved(file.Start, file.Bytes.Length, [(file.Start, file.Bytes.Length)], (offset, destination) =>
         {
             if (++reads == 3)
                 fixed (byte* piece = destination)
@@ -173,6 +173,46 @@ public unsafe class MappingMoveTests
     [System.Runtime.InteropServices.DllImport("libc.so.6", EntryPoint = "munmap")]
     private static extern int Munmap(nint address, nuint length);
 
+    /// <summary>A move run to its end on this thread.</summary>
+    private static MappingMove Moved(nint start, long bytes, IEnumerable<(nint, long)> ranges, MappingMove.FileReader read, Action<string>? log = null)
+    {
+        var move = MappingMove.Plan(start, bytes, ranges, read, log);
+        move.RunHere();
+        return move;
+    }
+
+    /// <summary>A move started on its background thread.</summary>
+    private static MappingMove Moving(nint start, long bytes, IEnumerable<(nint, long)> ranges, MappingMove.FileReader read)
+    {
+        var move = MappingMove.Plan(start, bytes, ranges, read);
+        move.StartInBackground();
+        return move;
+    }
+
+    [Fact]
+    public void A_planned_move_waits_for_its_start_and_disposing_it_unstarted_completes_it()
+    {
+        if (!MappingMove.IsSupported) Assert.Skip("Linux only");
+        using var temp = new TempFolder();
+        using var file = new MappedFile(temp, 4 * MiB, seed: 6);
+        var planned = MappingMove.Plan(file.Start, file.Bytes.Length, [(file.Start, file.Bytes.Length)], file.Read);
+        Thread.Sleep(50);
+        Assert.False(planned.IsStarted);
+        Assert.Equal(0, planned.MovedBytes);
+        Assert.Equal(file.Bytes.Length / 4096, Smaps.FilePages(file.Start, file.Bytes.Length));
+        planned.Dispose();
+        Assert.True(planned.Completion.IsCompleted);
+        planned.StartInBackground();   // after Dispose: nothing moves
+        Assert.Equal(0, planned.MovedBytes);
+
+        using var twice = MappingMove.Plan(file.Start, file.Bytes.Length, [(file.Start, file.Bytes.Length)], file.Read);
+        twice.RunHere();
+        twice.RunHere();
+        twice.StartInBackground();
+        Assert.True(twice.IsComplete);
+        Assert.Equal(4 * MiB, twice.MovedBytes);
+    }
+
     private static ulong Checksum(ReadOnlySpan<byte> bytes)
     {
         ulong sum = 0;
@@ -188,7 +228,7 @@ public unsafe class MappingMoveTests
         using var temp = new TempFolder();
         using var file = new MappedFile(temp, 64 * MiB, seed: 3);
         int reads = 0;
-        var move = MappingMove.Start(file.Start, file.Bytes.Length, [(file.Start, file.Bytes.Length)], (offset, destination) =>
+        var move = Moving(file.Start, file.Bytes.Length, [(file.Start, file.Bytes.Length)], (offset, destination) =>
         {
             if (Interlocked.Increment(ref reads) == 3) Thread.Sleep(200);   // still moving when disposed
             return file.Read(offset, destination);
@@ -211,7 +251,7 @@ public unsafe class MappingMoveTests
         using var file = new MappedFile(temp, 8 * MiB, seed: 4);
         var notes = new List<string>();
         int reads = 0;
-        using var move = MappingMove.Run(file.Start, file.Bytes.Length, [(file.Start, file.Bytes.Length)],
+        using var move = Moved(file.Start, file.Bytes.Length, [(file.Start, file.Bytes.Length)],
             (offset, destination) => ++reads == 2 ? throw new IOException("disk gone") : file.Read(offset, destination), notes.Add);
 
         Assert.Equal(2 * MiB, move.MovedBytes);
