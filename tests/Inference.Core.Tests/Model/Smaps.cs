@@ -25,6 +25,46 @@ internal static class Smaps
     /// </summary>
     public static long FilePages(nint start, long bytes) => CountPages(start, bytes, entry => (entry >> 63) != 0 && ((entry >> 61) & 1) != 0);
 
+    /// <summary>
+    /// Whether /proc/self/pagemap tells this process's file pages from its private ones: a mapped page
+    /// of a file reads as a present file page, a written page of private memory as a present private
+    /// one. Not under qemu-user (the ARM64 tests), whose guest mappings are not laid out as the host's.
+    /// </summary>
+    public static bool ReportsPageKinds { get; } = ProbePageKinds();
+
+    private static unsafe bool ProbePageKinds()
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        string path = Path.Combine(Path.GetTempPath(), "bitnet-pagemap-probe-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            File.WriteAllBytes(path, new byte[8192]);
+            using var map = System.IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.Read);
+            using var view = map.CreateViewAccessor(0, 0, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.Read);
+            byte* pointer = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+            byte* page = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc(4096, 4096);
+            try
+            {
+                nint filePage = (nint)(pointer + view.PointerOffset);
+                _ = Volatile.Read(ref *(byte*)filePage);
+                *page = 1;
+                return FilePages(filePage, 4096) == 1 && PresentPages((nint)page, 4096) == 1 && FilePages((nint)page, 4096) == 0;
+            }
+            finally
+            {
+                System.Runtime.InteropServices.NativeMemory.AlignedFree(page);
+                view.SafeMemoryMappedViewHandle.ReleasePointer();
+            }
+        }
+        catch (IOException) { return false; }
+        catch (UnauthorizedAccessException) { return false; }
+        finally
+        {
+            try { File.Delete(path); } catch (IOException) { }
+        }
+    }
+
     private static long CountPages(nint start, long bytes, Func<ulong, bool> counts)
     {
         const long page = 4096;
