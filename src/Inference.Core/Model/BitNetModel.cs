@@ -55,7 +55,11 @@ public sealed unsafe class BitNetModel : IDisposable
             Threading.PageWarmup.Populate(_matmul.Pool, StreamedRanges());
         if (storage == WeightStorage.Move)
         {
-            _move = Threading.MappingMove.Plan(fileStart, file.FileSize, StreamedRanges(), ReadUpToEnd, options.Log);
+            // Only what lies in the mapping: matrices converted at load (TQ1_0, TQ2_0, ternary floats)
+            // and a converted head are owned arrays already.
+            long mappingEnd = fileStart + file.FileSize;
+            var inMapping = StreamedRanges().Where(r => r.Start >= fileStart && r.Start + r.Bytes <= mappingEnd).ToList();
+            _move = Threading.MappingMove.Plan(fileStart, file.FileSize, inMapping, ReadUpToEnd, options.Log);
             options.Log?.Invoke($"weights: {_move.TotalBytes / (1 << 20)} MiB of the mapping to be moved into private memory in the background after the first forward pass");
         }
 

@@ -74,9 +74,11 @@ public class TernaryFormatTests
     }
 
     [Theory]
-    [InlineData(GgmlType.TQ1_0)]
-    [InlineData(GgmlType.TQ2_0)]
-    public void Model_stored_as_ternary_blocks_gives_the_same_logits_as_i2s(GgmlType type)
+    [InlineData(GgmlType.TQ1_0, WeightStorage.Auto)]
+    [InlineData(GgmlType.TQ2_0, WeightStorage.Auto)]
+    [InlineData(GgmlType.TQ2_0, WeightStorage.Move)]     // the repacked matrices are not in the mapping: only the head moves
+    [InlineData(GgmlType.TQ1_0, WeightStorage.Memory)]
+    public void Model_stored_as_ternary_blocks_gives_the_same_logits_as_i2s(GgmlType type, WeightStorage storage)
     {
         using var temp = new TempFolder();
         string path = temp.File("tq.gguf");
@@ -87,11 +89,18 @@ public class TernaryFormatTests
         var actual = new float[tokens.Length * vocab];
         using (var i2s = BitNetModel.Load(SharedData.OracleModelPath))
             i2s.ForwardAll(i2s.CreateState(16), tokens, expected);
-        using var tq = BitNetModel.Load(path);
+        using var tq = BitNetModel.Load(path, new ModelLoadOptions { Storage = storage });
         Assert.Equal(type, tq.Weights.Layers[0].Query.SourceType);
         Assert.Null(tq.Weights.Layers[0].Query.BlockScales); // one common scale → the I2_S path exactly
         tq.ForwardAll(tq.CreateState(16), tokens, actual);
         Assert.True(expected.AsSpan().SequenceEqual(actual), "TQ model logits differ from the I2_S model's");
+        if (tq.Storage == WeightStorage.Move && BitNet.Inference.Threading.MappingMove.IsSupported)
+        {
+            Assert.True(SpinWait.SpinUntil(() => tq.WeightMove.IsCompleted, TimeSpan.FromMinutes(1)));
+            Assert.True(tq.WeightMove.IsCompletedSuccessfully && tq.MovedWeightBytes >= 2L * vocab * 256, $"{tq.MovedWeightBytes} bytes moved");
+            tq.ForwardAll(tq.CreateState(16), tokens, actual);
+            Assert.True(expected.AsSpan().SequenceEqual(actual), "TQ model logits differ from the I2_S model's after the move");
+        }
     }
 
     [Fact]
