@@ -465,13 +465,41 @@ public sealed unsafe class GgufFile : IDisposable
             case GgufValueType.String:
             {
                 var strings = new string[n];
+                if (n < ParallelStringArray)
+                {
+                    for (int i = 0; i < n; i++)
+                        strings[i] = r.ArrayString(key, i);
+                    return GgufValue.From(strings);
+                }
+                // A vocabulary (128k) or merge list (280k): find and check every element in order, then
+                // decode the UTF-8 on two threads. Decoding and allocating the strings is most of the
+                // work (Llama 3's metadata: ~90 ms cold in the AOT binary, on the path to the first token).
+                var at = new long[n];
+                var lengths = new int[n];
                 for (int i = 0; i < n; i++)
-                    strings[i] = r.ArrayString(key, i);
+                    (at[i], lengths[i]) = r.SkipArrayString(key, i);
+                nint start = r.Start;
+                void Decode(int from, int to)
+                {
+                    for (int i = from; i < to; i++)
+                        strings[i] = lengths[i] == 0 ? "" : Encoding.UTF8.GetString((byte*)start + at[i], lengths[i]);
+                }
+                if (Environment.ProcessorCount > 1)
+                {
+                    Task second = Task.Run(() => Decode(n / 2, n));
+                    Decode(0, n / 2);
+                    second.GetAwaiter().GetResult();
+                }
+                else
+                    Decode(0, n);
                 return GgufValue.From(strings);
             }
             default: throw new InvalidOperationException("unreachable");
         }
     }
+
+    /// <summary>String arrays at least this long are decoded on two threads (a vocabulary; tests' small arrays stay on one).</summary>
+    internal const int ParallelStringArray = 16384;
 
     private static long AlignUp(long value, int alignment) => (value + alignment - 1) / alignment * alignment;
 
@@ -561,6 +589,29 @@ public sealed unsafe class GgufFile : IDisposable
             }
             return String($"element {index} of array '{key}'");   // throws the detailed error
         }
+
+        /// <summary>
+        /// Like <see cref="ArrayString"/>, without decoding: where element <paramref name="index"/>'s bytes
+        /// start and how many there are; the position moves past them.
+        /// </summary>
+        public (long At, int Length) SkipArrayString(string key, int index)
+        {
+            if (Remaining >= 8)
+            {
+                ulong length = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(_start + Position, 8));
+                if (length <= (ulong)(Remaining - 8) && length <= int.MaxValue)
+                {
+                    long at = Position + 8;
+                    Position = at + (long)length;
+                    return (at, (int)length);
+                }
+            }
+            String($"element {index} of array '{key}'");   // throws the detailed error
+            throw new InvalidOperationException("unreachable");
+        }
+
+        /// <summary>The first byte of the file (for decoding what <see cref="SkipArrayString"/> found).</summary>
+        public readonly nint Start => (nint)_start;
 
         /// <summary>Copy n little-endian elements (the engine only runs on little-endian CPUs).</summary>
         public T[] Copy<T>(int n, string what) where T : unmanaged

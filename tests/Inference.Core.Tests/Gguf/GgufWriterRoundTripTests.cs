@@ -54,6 +54,44 @@ public class GgufWriterRoundTripTests
         Assert.Throws<GgufFormatException>(() => file.GetInteger("u64")); // does not fit a long
     }
 
+    [Fact]
+    public void A_vocabulary_sized_string_array_round_trips_and_a_cut_one_names_the_element()
+    {
+        // Arrays this long are decoded on two threads after one pass that finds every element.
+        using var temp = new TempFolder();
+        int n = GgufFile.ParallelStringArray * 2 + 3;
+        var random = new Random(5);
+        string[] alphabet = ["a", "Ġ", "é", "✓", "𝄞", " ", "<|x|>"];
+        string[] strings = [.. Enumerable.Range(0, n).Select(i => i % 97 == 0 ? "" : string.Concat(Enumerable.Range(0, random.Next(1, 9)).Select(_ => alphabet[random.Next(alphabet.Length)])))];
+        var writer = new GgufWriter();
+        writer.AddMetadata("tokens", GgufValue.From(strings));
+        writer.AddMetadata("after", GgufValue.From(42u));
+        string path = temp.File("vocab.gguf");
+        writer.WriteTo(path);
+        using (var file = GgufFile.Open(path))
+        {
+            Assert.Equal(strings, file.GetStringArray("tokens"));
+            Assert.Equal(42, file.GetInteger("after"));   // the position after the array is right
+        }
+
+        // Cut inside an element's length, or inside its bytes: the error names the element, as the
+        // one-thread path's does.
+        byte[] bytes = File.ReadAllBytes(path);
+        var starts = new List<int>();   // where each element's u64 length is
+        for (int i = bytes.AsSpan().IndexOf("tokens"u8) + 6 + 4 + 4 + 8, k = 0; k < n; k++)
+        {
+            starts.Add(i);
+            i += 8 + (int)BitConverter.ToUInt64(bytes, i);
+        }
+        int withBytes = Enumerable.Range(20_000, n - 20_000).First(k => strings[k].Length >= 2);
+        foreach (var (element, cut) in new[] { (20_000, starts[20_000] + 4), (withBytes, starts[withBytes] + 8 + 1) })
+        {
+            File.WriteAllBytes(path, bytes[..cut]);
+            var e = Assert.Throws<GgufFormatException>(() => GgufFile.Open(path));
+            Assert.Contains($"element {element} of array 'tokens'", e.Message);
+        }
+    }
+
     public static TheoryData<GgmlType, long[], long> TensorTypes => new()
     {
         { GgmlType.F32, [3, 2], 24 },
