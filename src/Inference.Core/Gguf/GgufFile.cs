@@ -484,14 +484,7 @@ public sealed unsafe class GgufFile : IDisposable
                     for (int i = from; i < to; i++)
                         strings[i] = lengths[i] == 0 ? "" : Encoding.UTF8.GetString((byte*)start + at[i], lengths[i]);
                 }
-                if (Environment.ProcessorCount > 1)
-                {
-                    Task second = Task.Run(() => Decode(n / 2, n));
-                    Decode(0, n / 2);
-                    second.GetAwaiter().GetResult();
-                }
-                else
-                    Decode(0, n);
+                Threading.SplitInTwo.Run(n, Decode);
                 return GgufValue.From(strings);
             }
             default: throw new InvalidOperationException("unreachable");

@@ -74,14 +74,7 @@ internal sealed class BpeMerges
                 found[4 * rank + 3] = lookup.TryGetValue(joined, out int m) ? m : -1;
             }
         }
-        if (count >= parallelFrom && Environment.ProcessorCount > 1)
-        {
-            Task second = Task.Run(() => Lookup(count / 2, count));
-            Lookup(0, count / 2);
-            second.GetAwaiter().GetResult();
-        }
-        else
-            Lookup(0, count);
+        Threading.SplitInTwo.Run(count, Lookup, parallel: count >= parallelFrom);
 
         var extra = new List<string>();
         Dictionary<string, int>? extraIds = null;
