@@ -51,14 +51,15 @@ public sealed unsafe class BitNetModel : IDisposable
         }
         // Mapped weights: map their pages now, in bulk and in parallel, instead of one fault per page
         // during the first token (the file is usually in the page cache already). Copies are resident.
+        List<(nint Start, long Bytes)> streamed = StreamedRanges();
         if (storage is WeightStorage.Mapped or WeightStorage.Move)
-            Threading.PageWarmup.Populate(_matmul.Pool, StreamedRanges());
+            Threading.PageWarmup.Populate(_matmul.Pool, streamed);
         if (storage == WeightStorage.Move)
         {
             // Only what lies in the mapping: matrices converted at load (TQ1_0, TQ2_0, ternary floats)
             // and a converted head are owned arrays already.
             long mappingEnd = fileStart + file.FileSize;
-            var inMapping = StreamedRanges().Where(r => r.Start >= fileStart && r.Start + r.Bytes <= mappingEnd).ToList();
+            var inMapping = streamed.Where(r => r.Start >= fileStart && r.Start + r.Bytes <= mappingEnd).ToList();
             _move = Threading.MappingMove.Plan(fileStart, file.FileSize, inMapping, ReadUpToEnd, options.Log);
             options.Log?.Invoke($"weights: {_move.TotalBytes / (1 << 20)} MiB of the mapping to be moved into private memory in the background after the first forward pass");
         }

@@ -158,7 +158,7 @@ public sealed unsafe partial class MappingMove : IDisposable
         try
         {
             long pieceBase = (((long)reserved + Window - 1) & ~(Window - 1)) - (first & ~(Window - 1));   // piece of address a: pieceBase + a
-            Madvise(reserved, reservedBytes, MadvHugePage);   // best effort: without it, 4 KB pages
+            PageWarmup.PreferHugePages(reserved, (long)reservedBytes);   // best effort: without it, 4 KB pages
             foreach (var (start, bytes) in _windows)
             {
                 if (_stop) return;
@@ -203,7 +203,6 @@ public sealed unsafe partial class MappingMove : IDisposable
     private const int ProtRead = 1, ProtWrite = 2;
     private const int MapPrivate = 0x02, MapAnonymous = 0x20, MapNoReserve = 0x4000;
     private const int MremapMayMove = 1, MremapFixed = 2;
-    private const int MadvHugePage = 14;
     private static readonly nint MapFailed = -1;
 
     [LibraryImport("libc.so.6", EntryPoint = "mmap", SetLastError = true)]
@@ -219,7 +218,4 @@ public sealed unsafe partial class MappingMove : IDisposable
     // variadic integer arguments in the same registers as fixed ones, so a fixed signature calls it.
     [LibraryImport("libc.so.6", EntryPoint = "mremap", SetLastError = true)]
     private static partial nint Mremap(nint oldAddress, nuint oldLength, nuint newLength, int flags, nint newAddress);
-
-    [LibraryImport("libc.so.6", EntryPoint = "madvise")]
-    private static partial int Madvise(nint address, nuint length, int advice);
 }
