@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using static BitNet.Inference.Threading.LinuxMemory;
 
 namespace BitNet.Inference.Threading;
 
@@ -22,7 +23,7 @@ namespace BitNet.Inference.Threading;
 /// Linux only (<see cref="IsSupported"/>); a window that cannot be moved ends the move and leaves the
 /// rest mapped as it was.
 /// </summary>
-public sealed unsafe partial class MappingMove : IDisposable
+public sealed unsafe class MappingMove : IDisposable
 {
     /// <summary>Bytes moved per step: one transparent huge page.</summary>
     public const long Window = 2L << 20;
@@ -199,23 +200,4 @@ public sealed unsafe partial class MappingMove : IDisposable
         }
         if (thread is not null && thread.IsAlive && Thread.CurrentThread != thread) thread.Join();
     }
-
-    private const int ProtRead = 1, ProtWrite = 2;
-    private const int MapPrivate = 0x02, MapAnonymous = 0x20, MapNoReserve = 0x4000;
-    private const int MremapMayMove = 1, MremapFixed = 2;
-    private static readonly nint MapFailed = -1;
-
-    [LibraryImport("libc.so.6", EntryPoint = "mmap", SetLastError = true)]
-    private static partial nint Mmap(nint address, nuint length, int protection, int flags, int fd, long offset);
-
-    [LibraryImport("libc.so.6", EntryPoint = "munmap")]
-    private static partial int Munmap(nint address, nuint length);
-
-    [LibraryImport("libc.so.6", EntryPoint = "mprotect", SetLastError = true)]
-    private static partial int Mprotect(nint address, nuint length, int protection);
-
-    // mremap is variadic in C (the new address is the fifth argument); linux-x64 and linux-arm64 pass
-    // variadic integer arguments in the same registers as fixed ones, so a fixed signature calls it.
-    [LibraryImport("libc.so.6", EntryPoint = "mremap", SetLastError = true)]
-    private static partial nint Mremap(nint oldAddress, nuint oldLength, nuint newLength, int flags, nint newAddress);
 }

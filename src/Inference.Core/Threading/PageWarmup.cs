@@ -10,9 +10,8 @@ namespace BitNet.Inference.Threading;
 /// refuses, one byte per page is read instead. Nothing is copied: RSS is the same as after a
 /// first token.
 /// </summary>
-public static unsafe partial class PageWarmup
+public static unsafe class PageWarmup
 {
-    private const int MadvPopulateRead = 22;
     private const long ChunkBytes = 16L << 20;
     private static volatile bool s_madviseUsable = true;
 
@@ -45,7 +44,7 @@ public static unsafe partial class PageWarmup
         const long page = 4096;
         nint aligned = (nint)((long)start & ~(page - 1));
         long length = bytes + ((long)start - (long)aligned);
-        if (TryMadvise(aligned, length, MadvPopulateRead)) return;
+        if (TryMadvise(aligned, length, LinuxMemory.MadvPopulateRead)) return;
         // Fallback: touch one byte per page (a read fault maps it, and its neighbours, from the cache).
         TouchPages(start, bytes);
     }
@@ -61,15 +60,13 @@ public static unsafe partial class PageWarmup
         GC.KeepAlive(sink);
     }
 
-    private const int MadvDontNeed = 4;
-    private const int MadvHugePage = 14;
 
     /// <summary>
     /// Drop this process's mapping of file-backed pages (MADV_DONTNEED): they leave our resident set,
     /// stay in the page cache, and a later read maps them again. False where that is not possible.
     /// Only for memory-mapped file ranges — on anonymous memory it would discard the contents.
     /// </summary>
-    public static bool ReleaseMapped(nint start, long bytes) => AdviseWholePages(start, bytes, MadvDontNeed);
+    public static bool ReleaseMapped(nint start, long bytes) => AdviseWholePages(start, bytes, LinuxMemory.MadvDontNeed);
 
     /// <summary>
     /// Ask for transparent huge pages on a range (MADV_HUGEPAGE), best effort. Anonymous memory then
@@ -77,7 +74,7 @@ public static unsafe partial class PageWarmup
     /// such as ext4 or xfs) pages the page cache reads through this mapping come in 2 MB folios and are
     /// mapped whole; pages already cached in 4 KB pieces stay as they are.
     /// </summary>
-    public static bool PreferHugePages(nint start, long bytes) => AdviseWholePages(start, bytes, MadvHugePage);
+    public static bool PreferHugePages(nint start, long bytes) => AdviseWholePages(start, bytes, LinuxMemory.MadvHugePage);
 
     /// <summary>madvise on the whole pages inside [start, start + bytes): the range is rounded inwards,
     /// so pages shared with neighbouring data are left alone.</summary>
@@ -93,7 +90,7 @@ public static unsafe partial class PageWarmup
     private static bool TryMadvise(nint start, long bytes, int advice)
     {
         if (!OperatingSystem.IsLinux() || !s_madviseUsable) return false;
-        try { return Madvise(start, (nuint)bytes, advice) == 0; }
+        try { return LinuxMemory.Madvise(start, (nuint)bytes, advice) == 0; }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
             s_madviseUsable = false;   // no loadable libc by that name (e.g. a minimal image)
@@ -101,7 +98,4 @@ public static unsafe partial class PageWarmup
         }
     }
 
-    // "libc.so.6": the glibc soname, present without development packages (plain "libc" needs libc.so).
-    [LibraryImport("libc.so.6", EntryPoint = "madvise")]
-    private static partial int Madvise(nint address, nuint length, int advice);
 }

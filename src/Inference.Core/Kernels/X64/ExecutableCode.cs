@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using static BitNet.Inference.Threading.LinuxMemory;
 
 namespace BitNet.Inference.Kernels.X64;
 
@@ -6,11 +7,8 @@ namespace BitNet.Inference.Kernels.X64;
 /// Machine code copied into its own pages, which are then made read + execute (never writable and
 /// executable at once). Kernels live for the process: they are built once and shared by every model.
 /// </summary>
-public static unsafe partial class ExecutableCode
+public static unsafe class ExecutableCode
 {
-    private const int ProtRead = 1, ProtWrite = 2, ProtExec = 4;
-    private const int MapPrivate = 0x02, MapAnonymous = 0x20;
-
     /// <summary>Whether this process can map code pages: Linux only (the hosts' platform), and a
     /// hardened kernel may still refuse, which <see cref="TryLoad"/> reports.</summary>
     public static bool IsAvailable => OperatingSystem.IsLinux() && (RuntimeInformation.ProcessArchitecture == Architecture.X64);
@@ -36,13 +34,4 @@ public static unsafe partial class ExecutableCode
     public static void Unload(void* code, int length) => Munmap((nint)code, PageRounded(length));
 
     private static nuint PageRounded(int length) => (nuint)((length + 4095) & ~4095);
-
-    [LibraryImport("libc.so.6", EntryPoint = "mmap")]
-    private static partial nint Mmap(nint address, nuint length, int protection, int flags, int fd, nint offset);
-
-    [LibraryImport("libc.so.6", EntryPoint = "mprotect")]
-    private static partial int Mprotect(nint address, nuint length, int protection);
-
-    [LibraryImport("libc.so.6", EntryPoint = "munmap")]
-    private static partial int Munmap(nint address, nuint length);
 }
