@@ -51,13 +51,18 @@ public sealed class Tokenizer
         if (EotId is int eot2) _endOfGeneration[eot2] = true;
         if (settings.EomId is int eom && eom >= 0 && eom < tokens.Length) _endOfGeneration[eom] = true;
 
-        var specials = new List<(string, int)>();
+        // Counted first and filled in place: a vocabulary can be mostly specials (128k in a dummy model),
+        // and every byte allocated at load is a fresh page to fault in before the first token.
+        bool IsSpecial(int i) => _types[i] is TokenType.Control or TokenType.UserDefined or TokenType.Unknown && tokens[i].Length > 0;
+        int specialCount = 0;
         for (int i = 0; i < tokens.Length; i++)
-            if (_types[i] is TokenType.Control or TokenType.UserDefined or TokenType.Unknown && tokens[i].Length > 0)
-                specials.Add((tokens[i], i));
+            if (IsSpecial(i)) specialCount++;
+        var specials = new (string, int)[specialCount];
+        for (int i = 0, n = 0; i < tokens.Length; i++)
+            if (IsSpecial(i)) specials[n++] = (tokens[i], i);
         // Longest first; equal lengths by id so the order is deterministic.
-        specials.Sort((a, b) => a.Item1.Length != b.Item1.Length ? b.Item1.Length.CompareTo(a.Item1.Length) : a.Item2.CompareTo(b.Item2));
-        _specialTokens = [.. specials];
+        Array.Sort(specials, (a, b) => a.Item1.Length != b.Item1.Length ? b.Item1.Length.CompareTo(a.Item1.Length) : a.Item2.CompareTo(b.Item2));
+        _specialTokens = specials;
 
         (_pieceBytes, _pieceOffsets, _hiddenUnlessSpecial) = BuildPieces(tokens, _types);
     }
@@ -163,46 +168,59 @@ public sealed class Tokenizer
     private int CheckToken(int id) =>
         (uint)id < (uint)_tokens.Length ? id : throw new ArgumentOutOfRangeException(nameof(id), id, $"token id outside the vocabulary (0..{_tokens.Length - 1})");
 
+    /// <summary>
+    /// Every token's bytes end to end (offsets[i]..offsets[i + 1]), and which tokens render as nothing
+    /// unless special output is asked for. Two passes, measuring then writing, so the one byte array
+    /// is allocated at its final size.
+    /// </summary>
     private static (byte[], int[], bool[]) BuildPieces(string[] tokens, TokenType[] types)
     {
         var offsets = new int[tokens.Length + 1];
         var hidden = new bool[tokens.Length];
-        var bytes = new byte[tokens.Length * 8];
         int length = 0;
         for (int i = 0; i < tokens.Length; i++)
         {
             offsets[i] = length;
-            string text = tokens[i];
-            // A byte-level token never needs more bytes than its UTF-8 text.
-            int needed = length + Encoding.UTF8.GetMaxByteCount(text.Length);
-            if (needed > bytes.Length) Array.Resize(ref bytes, Math.Max(needed, bytes.Length * 2));
-            switch (types[i])
-            {
-                case TokenType.Normal:
-                    // Each character stands for one byte (GPT-2 table); one outside the table is kept as its UTF-8.
-                    foreach (Rune rune in text.EnumerateRunes())
-                    {
-                        int b = ByteLevelEncoding.Decode(rune.Value);
-                        if (b >= 0) bytes[length++] = (byte)b;
-                        else length += rune.EncodeToUtf8(bytes.AsSpan(length));
-                    }
-                    break;
-                case TokenType.UserDefined:
-                    length += Encoding.UTF8.GetBytes(text, bytes.AsSpan(length));
-                    break;
-                case TokenType.Control:
-                case TokenType.Unknown:
-                    length += Encoding.UTF8.GetBytes(text, bytes.AsSpan(length));
-                    hidden[i] = true;
-                    break;
-                default:
-                    hidden[i] = true;       // llama.cpp renders other types as nothing, even with special output
-                    break;
-            }
+            length = checked(length + WritePiece(tokens[i], types[i], []));
         }
         offsets[tokens.Length] = length;
-        Array.Resize(ref bytes, length);
+        var bytes = new byte[length];
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            WritePiece(tokens[i], types[i], bytes.AsSpan(offsets[i], offsets[i + 1] - offsets[i]));
+            hidden[i] = types[i] is not (TokenType.Normal or TokenType.UserDefined);
+        }
         return (bytes, offsets, hidden);
+    }
+
+    /// <summary>The bytes a token stands for, written to <paramref name="destination"/> unless it is empty
+    /// (then only counted); returns their count.</summary>
+    private static int WritePiece(string text, TokenType type, Span<byte> destination)
+    {
+        bool write = !destination.IsEmpty;
+        switch (type)
+        {
+            case TokenType.Normal:
+                // Each character stands for one byte (GPT-2 table); one outside the table is kept as its UTF-8.
+                int length = 0;
+                foreach (Rune rune in text.EnumerateRunes())
+                {
+                    int b = ByteLevelEncoding.Decode(rune.Value);
+                    if (b >= 0)
+                    {
+                        if (write) destination[length] = (byte)b;
+                        length++;
+                    }
+                    else length += write ? rune.EncodeToUtf8(destination[length..]) : rune.Utf8SequenceLength;
+                }
+                return length;
+            case TokenType.UserDefined:
+            case TokenType.Control:
+            case TokenType.Unknown:
+                return write ? Encoding.UTF8.GetBytes(text, destination) : Encoding.UTF8.GetByteCount(text);
+            default:
+                return 0;       // llama.cpp renders other types as nothing, even with special output
+        }
     }
 
     // ---- encoding -----------------------------------------------------------------------------

@@ -127,7 +127,7 @@ public class I2sSimdKernelTests(ITestOutputHelper output)
         {
             const int rows = 70;   // a 64-row chunk and 6 more: row pairs, 4-row groups, and single rows
             byte[] weights = RandomCodes(rng, rows, columns, maxCode: 3);
-            foreach (int tokens in new[] { 1, 3, 8, 19 })
+            foreach (int tokens in new[] { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 19 })   // every tail length, alone and after full tiles
             {
                 sbyte[] q = RandomActivations(rng, tokens, columns);
                 foreach (var (start, count) in new[] { (0, rows), (1, 67), (5, 3) })

@@ -104,6 +104,27 @@ public class TokenizerBehaviourTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Each_token_type_renders_its_own_bytes_and_specials_match_longest_first()
+    {
+        // Types (llama.cpp): 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
+        // "ĠÃ©" is byte-level text for " é" (0x20, 0xC3 0xA9); "€" is outside the byte table and stays UTF-8.
+        string[] tokens = ["a", "Ġ", "Ã", "©", "ĠÃ©", "<ctl>", "<ctl>x", "<user>", "<unk>", "unused", "<0x41>", "x", "€"];
+        int[] types = [1, 1, 1, 1, 1, 3, 3, 4, 2, 5, 6, 1, 1];
+        var t = Tokenizer.Create(tokens, types, [], new TokenizerSettings { PreTokenizer = PreTokenizerKind.Default });
+        Assert.Equal("a"u8.ToArray(), t.TokenBytes(0).ToArray());
+        Assert.Equal(new byte[] { 0x20, 0xC3, 0xA9 }, t.TokenBytes(4).ToArray());
+        Assert.Equal("€"u8.ToArray(), t.TokenBytes(12).ToArray());
+        Assert.Equal("<user>"u8.ToArray(), t.TokenBytes(7).ToArray());
+        foreach (int hidden in new[] { 5, 6, 8, 9, 10 })
+            Assert.Empty(t.TokenBytes(hidden).ToArray());
+        Assert.Equal("<ctl>x"u8.ToArray(), t.TokenBytes(6, renderSpecial: true).ToArray());
+        Assert.Equal("<unk>"u8.ToArray(), t.TokenBytes(8, renderSpecial: true).ToArray());
+        Assert.Empty(t.TokenBytes(9, renderSpecial: true).ToArray());    // unused: nothing, even rendered
+        // "<ctl>x" is matched whole before the shorter "<ctl>"; the user-defined token is a special too.
+        Assert.Equal([6, 5, 7], t.Encode("<ctl>x<ctl><user>", addBos: false, parseSpecial: true));
+    }
+
+    [Fact]
     public void Bpe_from_plain_tables_merges_lowest_rank_first_and_leftmost_on_ties()
     {
         // Vocabulary: the bytes a, b and the merges "a b" (rank 0) → "ab", "ab a" (rank 1), "b a" (rank 2).
