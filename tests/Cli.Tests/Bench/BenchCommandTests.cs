@@ -97,6 +97,29 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void The_warm_up_waits_for_the_weight_move_so_repetitions_measure_moved_weights()
+    {
+        if (!BitNet.Inference.Threading.MappingMove.IsSupported) Assert.Skip("Linux only");
+        using var model = BitNet.Inference.Model.BitNetModel.Load(SharedData.OracleModelPath,
+            new BitNet.Inference.Model.ModelLoadOptions { Threads = 1, Storage = BitNet.Inference.Model.WeightStorage.Move });
+        Assert.False(model.WeightMove.IsCompleted);   // nothing has run yet: the move starts after the first pass
+        var phases = new List<string>();
+        var progress = new SynchronousProgress<BitNet.Inference.Diagnostics.BenchmarkProgress>(p => phases.Add(p.Phase));
+        var report = BitNet.Inference.Diagnostics.InferenceBenchmark.Run(model, "oracle", 0, 2, 1, 1, probeBandwidth: false, progress,
+            TestContext.Current.CancellationToken);
+        Assert.True(model.WeightMove.IsCompletedSuccessfully);
+        Assert.True(model.MovedWeightBytes > 0);
+        Assert.NotNull(report.WeightsMovedSeconds);
+        int moving = phases.IndexOf("moving the weights into memory");
+        Assert.True(moving > 0 && moving < phases.FindIndex(p => p.StartsWith("repetition", StringComparison.Ordinal)), string.Join(", ", phases));
+    }
+
+    private sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+
+    [Fact]
     public async Task A_finished_move_is_reported_with_its_time_and_other_storages_report_none()
     {
         if (!BitNet.Inference.Threading.MappingMove.IsSupported) Assert.Skip("Linux only");
