@@ -185,10 +185,18 @@ public sealed unsafe class BitNetModel : IDisposable
         if (streamed.Count > 0)
             foreach (int i in new[] { 0, streamed.Count / 2, streamed.Count - 1 }.Distinct())
                 samples.Add(((nint)file.GetTensorPointer(streamed[i]), streamed[i].ByteSize));
-        bool huge = Threading.HugeFolioProbe.MapsWholeHugeFolios(samples);
-        log?.Invoke(huge ? "weights: mapped, then moved into memory (the page cache holds them in 2 MB folios)"
-                         : "weights: copied to memory (the page cache holds them in 4 KB pages, or could not be checked)");
-        return huge ? WeightStorage.Move : WeightStorage.Memory;
+        // Half the windows whole or more (a file whose first megabytes came in smaller folios, or whose
+        // folios were split since): the move takes the 4 KB parts at load where the kernel can point them
+        // out (Threading.PageTableScan), which costs a fraction of copying everything. Mostly 4 KB pages:
+        // a copy, which needs no page-table entries for them first.
+        bool partsAtLoad = Threading.PageTableScan.IsAvailable;
+        var (windows, whole) = Threading.HugeFolioProbe.CountWholeHugeFolios(samples, keepPartial: partsAtLoad);
+        bool move = windows > 0 && (whole == windows || (partsAtLoad && 2 * whole >= windows));
+        log?.Invoke(move
+            ? whole == windows ? "weights: mapped, then moved into memory (the page cache holds them in 2 MB folios)"
+                               : $"weights: mapped, then moved into memory ({whole} of {windows} sampled 2 MB windows are whole folios; the rest move at load)"
+            : "weights: copied to memory (the page cache holds them in 4 KB pages, or could not be checked)");
+        return move ? WeightStorage.Move : WeightStorage.Memory;
     }
 
     /// <summary>

@@ -20,9 +20,18 @@ public static class HugeFolioProbe
     /// 2 MB folio. Windows that did not are unmapped again (the page cache keeps them). False off
     /// Linux, for ranges without a whole window, and when smaps cannot be read.
     /// </summary>
-    public static bool MapsWholeHugeFolios(IReadOnlyList<(nint Start, long Bytes)> ranges)
+    public static bool MapsWholeHugeFolios(IReadOnlyList<(nint Start, long Bytes)> ranges) =>
+        CountWholeHugeFolios(ranges, keepPartial: false) is var (windows, whole) && windows > 0 && whole == windows;
+
+    /// <summary>
+    /// Like <see cref="MapsWholeHugeFolios"/>, with how many of the sampled windows came in whole: (windows
+    /// sampled, of them whole 2 MB folios). The windows stay mapped when all are whole, or when half or
+    /// more are and <paramref name="keepPartial"/>; otherwise they are unmapped again. (0, 0) off Linux, for ranges
+    /// without a whole window, and when smaps cannot be read.
+    /// </summary>
+    public static (int Windows, int Whole) CountWholeHugeFolios(IReadOnlyList<(nint Start, long Bytes)> ranges, bool keepPartial)
     {
-        if (!OperatingSystem.IsLinux()) return false;
+        if (!OperatingSystem.IsLinux()) return (0, 0);
         var windows = new List<nint>();
         foreach (var (start, bytes) in ranges)
         {
@@ -36,12 +45,12 @@ public static class HugeFolioProbe
             foreach (long window in new[] { first, middle, last }.Distinct())
                 windows.Add((nint)window);
         }
-        if (windows.Count == 0 || PmdMappedBytes(windows[0]) is not long before) return false;
+        if (windows.Count == 0 || PmdMappedBytes(windows[0]) is not long before) return (0, 0);
         foreach (nint window in windows) PageWarmup.PopulateOne(window, HugePage);
-        bool whole = PmdMappedBytes(windows[0]) is long after && after - before >= windows.Count * HugePage;
-        if (!whole)
+        int whole = PmdMappedBytes(windows[0]) is long after ? (int)Math.Clamp((after - before) / HugePage, 0, windows.Count) : 0;
+        if (whole < windows.Count && !(keepPartial && 2 * whole >= windows.Count))
             foreach (nint window in windows) PageWarmup.ReleaseMapped(window, HugePage);
-        return whole;
+        return (windows.Count, whole);
     }
 
     /// <summary>FilePmdMapped of this process's mapping that holds <paramref name="address"/>, in bytes; null if unknown.</summary>

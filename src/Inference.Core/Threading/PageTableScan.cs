@@ -34,6 +34,11 @@ public static unsafe partial class PageTableScan
 
     private static volatile bool s_unavailable;
 
+    private static readonly Lazy<bool> s_available = new(() => SmallPageRanges(0x10000, 4096) is not null);
+
+    /// <summary>Whether <see cref="SmallPageRanges"/> can answer here (asks the kernel once).</summary>
+    public static bool IsAvailable => s_available.Value;
+
     /// <summary>
     /// The parts of [<paramref name="start"/>, + <paramref name="bytes"/>) not mapped by huge pages (4 KB
     /// entries, or nothing mapped yet), in address order; null when the kernel cannot tell (not Linux,

@@ -285,10 +285,12 @@ public unsafe partial class AutoWeightStorageTests
     }
 
     [Fact]
-    public void Auto_copies_a_file_whose_start_came_in_smaller_folios()
+    public void Auto_moves_a_file_whose_start_came_in_smaller_folios_taking_that_start_at_load()
     {
         // Plain large reads: readahead starts with small folios and grows them, so the head (the
         // file's first tensor) begins in pieces smaller than 2 MB that the mapping cannot map whole.
+        // Where the kernel can point those pieces out (PAGEMAP_SCAN), they are moved at load and the
+        // rest starts on the mapping; elsewhere the whole file is copied.
         if (!OperatingSystem.IsLinux()) Assert.Skip("Linux page cache");
         using var temp = new TempFolder();
         string path = WrittenAndSynced(temp, DummyShape.Small);
@@ -298,7 +300,8 @@ public unsafe partial class AutoWeightStorageTests
             var buffer = new byte[8 << 20];
             while (stream.Read(buffer, 0, buffer.Length) > 0) { }
         }
-        using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2 });
+        var notes = new List<string>();
+        using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, Log = notes.Add });
         // The state this test is about: the head's first whole window is not one 2 MB folio.
         using var check = GgufFile.Open(path);
         long headOffset = check.DataOffset + check.GetTensor(GgufTensorNames.TokenEmbedding).Offset;
@@ -309,7 +312,21 @@ public unsafe partial class AutoWeightStorageTests
         PageWarmup.PopulateOne(checkStart + (nint)firstWindow, HugeFolioProbe.HugePage);
         bool firstWindowWhole = (HugeFolioProbe.PmdMappedBytes(checkStart + (nint)firstWindow) ?? 0) - pmdBefore >= HugeFolioProbe.HugePage;
         if (firstWindowWhole) Assert.Skip("this kernel's readahead brought the file's start in 2 MB folios too");
-        Assert.Equal(WeightStorage.Memory, model.Storage);
+        if (!PageTableScan.IsAvailable || model.Storage == WeightStorage.Memory)
+        {
+            // No scan, or fewer than half the sampled windows whole: copied.
+            Assert.True(!PageTableScan.IsAvailable || notes.Exists(n => n.StartsWith("weights: copied", StringComparison.Ordinal)), string.Join(" | ", notes));
+            Assert.Equal(WeightStorage.Memory, model.Storage);
+            return;
+        }
+        Assert.Equal(WeightStorage.Move, model.Storage);
+        Assert.Contains(notes, n => n.Contains("the rest move at load", StringComparison.Ordinal));
+        Assert.Equal(0, model.File.CopiedBytes);
+        Assert.True(model.WeightBytesMovedAtLoad >= HugeFolioProbe.HugePage, $"{model.WeightBytesMovedAtLoad} bytes moved at load");
+        Assert.True(model.WeightBytesMovedAtLoad < new FileInfo(path).Length, $"{model.WeightBytesMovedAtLoad} bytes moved at load");
+        var (start, _) = model.File.Mapping;
+        if (Smaps.ReportsPageKinds)
+            Assert.Equal(0, Smaps.FilePages(start + (nint)firstWindow, HugeFolioProbe.HugePage));   // that window is private already
     }
 
     [Fact]
@@ -356,6 +373,43 @@ public unsafe partial class AutoWeightStorageTests
         Assert.Equal(mapped.Forward(a, [5]).ToArray(), moving.Forward(b, [5]).ToArray());
         if (Smaps.ReportsPageKinds)
             Assert.Equal(0, Smaps.FilePages((nint)moving.Weights.LmHead, 2L * moving.Config.VocabSize * moving.Config.EmbeddingLength));
+    }
+
+    [Fact]
+    public void Auto_moves_when_most_sampled_windows_are_whole_folios_and_takes_the_split_one_at_load()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Skip("Linux page cache");
+        if (!PageTableScan.IsAvailable) Assert.Skip("this kernel has no PAGEMAP_SCAN (Linux 6.7+): a split file is copied");
+        using var temp = new TempFolder();
+        string path = WrittenAndSynced(temp, DummyShape.Small);
+        long grown = Recache(path, hugeFolios: true);
+        if (grown < new FileInfo(path).Length / 2)
+            Assert.Skip($"this kernel or filesystem does not cache files in 2 MB folios (grew {grown} bytes)");
+        // The probe samples the head's first, middle and last whole window (the only streamed tensor of
+        // this shape that has any); split the first into 4 KB pages: 2 of 3 whole.
+        long firstWindow;
+        using (var check = GgufFile.Open(path))
+        {
+            long headOffset = check.DataOffset + check.GetTensor(GgufTensorNames.TokenEmbedding).Offset;
+            firstWindow = (headOffset + HugeFolioProbe.HugePage - 1) & ~(HugeFolioProbe.HugePage - 1);
+        }
+        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1))
+        {
+            int fd = (int)stream.SafeFileHandle.DangerousGetHandle();
+            Assert.Equal(0, Fadvise(fd, firstWindow, HugeFolioProbe.HugePage, FadvDontNeed));
+            Assert.Equal(0, Fadvise(fd, 0, 0, FadvRandom));
+            var buffer = new byte[4096];
+            for (long at = firstWindow; at < firstWindow + HugeFolioProbe.HugePage; at += buffer.Length)
+                RandomAccess.Read(stream.SafeFileHandle, buffer, at);
+        }
+        var notes = new List<string>();
+        using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, Log = notes.Add });
+        Assert.Equal(WeightStorage.Move, model.Storage);
+        Assert.Contains(notes, n => n.Contains("2 of 3 sampled 2 MB windows are whole folios", StringComparison.Ordinal));
+        Assert.Equal(0, model.File.CopiedBytes);
+        Assert.InRange(model.WeightBytesMovedAtLoad, HugeFolioProbe.HugePage, 4 * HugeFolioProbe.HugePage);   // it, and at most the file's ends
+        if (Smaps.ReportsPageKinds)
+            Assert.Equal(0, Smaps.FilePages(model.File.Mapping.Start + (nint)firstWindow, HugeFolioProbe.HugePage));
     }
 
     [Fact]
