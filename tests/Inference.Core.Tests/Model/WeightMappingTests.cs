@@ -223,6 +223,26 @@ public unsafe partial class AutoWeightStorageTests
         return Smaps.HugeFolioBytes(path);   // for hugeFolios, this mapping is what reads the file back in
     }
 
+    /// <summary>File offset of the first 2 MB-aligned window wholly inside the head (the file's first tensor).</summary>
+    private static long FirstWholeHeadWindow(string path)
+    {
+        using var file = GgufFile.Open(path);
+        long headOffset = file.DataOffset + file.GetTensor(GgufTensorNames.TokenEmbedding).Offset;
+        return (headOffset + HugeFolioProbe.HugePage - 1) & ~(HugeFolioProbe.HugePage - 1);
+    }
+
+    /// <summary>Put one cached 2 MB window of the file into 4 KB pages: drop it, read it back 4 KB at a time (readahead off).</summary>
+    private static void SplitIntoSmallPages(string path, long window)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
+        int fd = (int)stream.SafeFileHandle.DangerousGetHandle();
+        Assert.Equal(0, Fadvise(fd, window, HugeFolioProbe.HugePage, FadvDontNeed));
+        Assert.Equal(0, Fadvise(fd, 0, 0, FadvRandom));
+        var buffer = new byte[4096];
+        for (long at = window; at < window + HugeFolioProbe.HugePage; at += buffer.Length)
+            RandomAccess.Read(stream.SafeFileHandle, buffer, at);
+    }
+
     private static string WrittenAndSynced(TempFolder temp, DummyShape shape)
     {
         string path = temp.File(shape.Name + ".gguf");
@@ -338,20 +358,10 @@ public unsafe partial class AutoWeightStorageTests
         long grown = Recache(path, hugeFolios: true);
         if (grown < new FileInfo(path).Length / 2)
             Assert.Skip($"this kernel or filesystem does not cache files in 2 MB folios (grew {grown} bytes)");
-        // Split one window of the head (the largest streamed tensor) into 4 KB pages: drop it, read it back 4 KB at a time.
-        using var check = GgufFile.Open(path);
-        long headOffset = check.DataOffset + check.GetTensor(GgufTensorNames.TokenEmbedding).Offset;
-        long window = ((headOffset + MappingMove.Window - 1) & ~(MappingMove.Window - 1)) + 4 * MappingMove.Window;
-        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1))
-        {
-            int fd = (int)stream.SafeFileHandle.DangerousGetHandle();
-            Assert.Equal(0, Fadvise(fd, window, MappingMove.Window, FadvDontNeed));
-            Assert.Equal(0, Fadvise(fd, 0, 0, FadvRandom));
-            var buffer = new byte[4096];
-            for (long at = window; at < window + MappingMove.Window; at += buffer.Length)
-                RandomAccess.Read(stream.SafeFileHandle, buffer, at);
-        }
-        if (PageTableScan.SmallPageRanges(check.Mapping.Start, 4096) is null) Assert.Skip("this kernel has no PAGEMAP_SCAN (Linux 6.7+)");
+        if (!PageTableScan.IsAvailable) Assert.Skip("this kernel has no PAGEMAP_SCAN (Linux 6.7+)");
+        // Split one window of the head (the largest streamed tensor) into 4 KB pages.
+        long window = FirstWholeHeadWindow(path) + 4 * MappingMove.Window;
+        SplitIntoSmallPages(path, window);
 
         var notes = new List<string>();
         using var moving = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, Storage = WeightStorage.Move, Log = notes.Add });
@@ -387,21 +397,8 @@ public unsafe partial class AutoWeightStorageTests
             Assert.Skip($"this kernel or filesystem does not cache files in 2 MB folios (grew {grown} bytes)");
         // The probe samples the head's first, middle and last whole window (the only streamed tensor of
         // this shape that has any); split the first into 4 KB pages: 2 of 3 whole.
-        long firstWindow;
-        using (var check = GgufFile.Open(path))
-        {
-            long headOffset = check.DataOffset + check.GetTensor(GgufTensorNames.TokenEmbedding).Offset;
-            firstWindow = (headOffset + HugeFolioProbe.HugePage - 1) & ~(HugeFolioProbe.HugePage - 1);
-        }
-        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1))
-        {
-            int fd = (int)stream.SafeFileHandle.DangerousGetHandle();
-            Assert.Equal(0, Fadvise(fd, firstWindow, HugeFolioProbe.HugePage, FadvDontNeed));
-            Assert.Equal(0, Fadvise(fd, 0, 0, FadvRandom));
-            var buffer = new byte[4096];
-            for (long at = firstWindow; at < firstWindow + HugeFolioProbe.HugePage; at += buffer.Length)
-                RandomAccess.Read(stream.SafeFileHandle, buffer, at);
-        }
+        long firstWindow = FirstWholeHeadWindow(path);
+        SplitIntoSmallPages(path, firstWindow);
         var notes = new List<string>();
         using var model = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, Log = notes.Add });
         Assert.Equal(WeightStorage.Move, model.Storage);
