@@ -57,7 +57,7 @@ public class GgufWriterRoundTripTests
     [Fact]
     public void A_vocabulary_sized_string_array_round_trips_and_a_cut_one_names_the_element()
     {
-        // Arrays this long are decoded on two threads after one pass that finds every element.
+        // Arrays this long are decoded on two threads, each walking its half, after one pass that checks every element (an odd count: halves of unequal size).
         using var temp = new TempFolder();
         int n = GgufFile.ParallelStringArray * 2 + 3;
         var random = new Random(5);
