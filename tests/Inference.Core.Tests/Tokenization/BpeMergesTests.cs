@@ -102,4 +102,41 @@ public class BpeMergesTests
             Assert.Contains("merge 12345 ('a')", e.Message);
         }
     }
+
+    [Fact]
+    public void The_pair_table_answers_as_a_dictionary_keeping_each_pairs_first_rank()
+    {
+        var random = new Random(21);
+        const int count = 50_000;
+        var table = new PairRanks(count);
+        var reference = new Dictionary<(int, int), int>();
+        for (int rank = 0; rank < count; rank++)
+        {
+            // Small ids repeat pairs often; a few large ones (up to 2^31 - 1) check the key packing.
+            int left = rank % 50 == 0 ? random.Next() : random.Next(400), right = rank % 70 == 0 ? random.Next() : random.Next(400);
+            Assert.Equal(reference.TryAdd((left, right), rank), table.TryAdd(left, right, rank));
+        }
+        Assert.Equal(reference.Count, table.Count);
+        foreach (var ((left, right), rank) in reference)
+            Assert.Equal(rank, table.RankOf(left, right));
+        for (int i = 0; i < 20_000; i++)
+        {
+            int left = random.Next(800), right = random.Next(800);
+            Assert.Equal(reference.TryGetValue((left, right), out int rank) ? rank : int.MaxValue, table.RankOf(left, right));
+        }
+    }
+
+    [Fact]
+    public void The_pair_table_refuses_more_pairs_than_it_was_made_for()
+    {
+        var table = new PairRanks(3);
+        Assert.True(table.TryAdd(0, 0, 0));   // (0, 0) at rank 0 is a pair like any other, not an empty slot
+        Assert.Equal(0, table.RankOf(0, 0));
+        Assert.True(table.TryAdd(1, 2, 1));
+        Assert.False(table.TryAdd(0, 0, 2));
+        Assert.True(table.TryAdd(2, 1, 3));
+        Assert.Throws<InvalidOperationException>(() => table.TryAdd(5, 5, 4));
+        Assert.Equal(int.MaxValue, table.RankOf(5, 5));
+        Assert.Equal(3, table.RankOf(2, 1));
+    }
 }
