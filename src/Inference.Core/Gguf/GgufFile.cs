@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.IO.MemoryMappedFiles;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
@@ -119,6 +118,27 @@ public sealed unsafe class GgufFile : IDisposable
 
     public string[] GetStringArray(string key) =>
         Require(key).Value as string[] ?? throw WrongType(key, "an array of strings");
+
+    /// <summary>
+    /// A string array as it is read: undecoded (<see cref="Utf8StringArray"/>, for long arrays) where it
+    /// has not been turned into strings yet, else its strings. For a list read once, in order of need.
+    /// </summary>
+    public IReadOnlyList<string> GetStrings(string key)
+    {
+        var value = Require(key);
+        if (value.Utf8Strings is { } raw) return raw;
+        return value.Value as string[] ?? throw WrongType(key, "an array of strings");
+    }
+
+    /// <summary>The mapping's first byte (for <see cref="Utf8StringArray"/>); ObjectDisposedException once closed.</summary>
+    internal byte* MappedBase
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_base == null, this);
+            return _base;
+        }
+    }
 
     /// <summary>An array of any integer type whose values fit an int (token types are i32 in practice).</summary>
     public int[] GetInt32Array(string key)
@@ -343,7 +363,7 @@ public sealed unsafe class GgufFile : IDisposable
             uint type = r.U32($"the value type of '{key}'");
             if (!GgufValue.IsDefined(type))
                 throw new GgufFormatException($"{r.File}: metadata key '{key}' has unknown value type {type} at offset {typeAt}");
-            var value = ReadValue(ref r, key, (GgufValueType)type);
+            var value = ReadValue(ref r, key, (GgufValueType)type, this);
             if (!_metadata.TryAdd(key, value))
                 throw new GgufFormatException($"{r.File}: duplicate metadata key '{key}' at offset {keyAt}");
             _metadataInOrder.Add(new(key, value));
@@ -407,7 +427,7 @@ public sealed unsafe class GgufFile : IDisposable
         }
     }
 
-    private static GgufValue ReadValue(ref Reader r, string key, GgufValueType type)
+    private static GgufValue ReadValue(ref Reader r, string key, GgufValueType type, GgufFile? owner)
     {
         switch (type)
         {
@@ -423,12 +443,12 @@ public sealed unsafe class GgufFile : IDisposable
             case GgufValueType.UInt64: return GgufValue.From(r.U64(key));
             case GgufValueType.Int64: return GgufValue.From((long)r.U64(key));
             case GgufValueType.Float64: return GgufValue.From(BitConverter.UInt64BitsToDouble(r.U64(key)));
-            case GgufValueType.Array: return ReadArray(ref r, key);
+            case GgufValueType.Array: return ReadArray(ref r, key, owner);
             default: throw new InvalidOperationException("unreachable: type validated by the caller");
         }
     }
 
-    private static GgufValue ReadArray(ref Reader r, string key)
+    private static GgufValue ReadArray(ref Reader r, string key, GgufFile? owner)
     {
         long typeAt = r.Position;
         uint elementTypeId = r.U32($"the element type of array '{key}'");
@@ -465,39 +485,26 @@ public sealed unsafe class GgufFile : IDisposable
             }
             case GgufValueType.String:
             {
-                var strings = new string[n];
-                if (n < ParallelStringArray)
+                if (n < ParallelStringArray || owner is null)
                 {
+                    var strings = new string[n];
                     for (int i = 0; i < n; i++)
                         strings[i] = r.ArrayString(key, i);
                     return GgufValue.From(strings);
                 }
-                // A vocabulary (128k) or merge list (280k): check every element in order, remembering only
-                // where the second half starts, then decode the UTF-8 on two threads, each walking its half
-                // again. Decoding and allocating the strings is most of the work (Llama 3's metadata: ~90 ms
-                // cold in the AOT binary, on the path to the first token); no per-element table of offsets,
-                // since every megabyte allocated at load is ~250 page faults before the first token.
-                int half = n / 2;   // where SplitInTwo's second half starts
-                long firstAt = r.Position, secondAt = 0;
+                // A vocabulary (128k) or merge list (280k): check every element in order and note where
+                // each starts; the strings are decoded on first use, on two threads (Utf8StringArray), and
+                // a merge list is read as characters without them. Decoding and allocating the strings was
+                // most of the metadata's cost (Llama 3: ~90 ms cold in the AOT binary, before the first token).
+                var offsets = new Threading.HugePageBlock((long)n * sizeof(int));
+                int* at = (int*)offsets.Start;
                 for (int i = 0; i < n; i++)
                 {
-                    if (i == half) secondAt = r.Position;
+                    if (r.Position > int.MaxValue) { offsets.Dispose(); throw new GgufFormatException($"{r.File}: array '{key}' reaches past 2 GB of metadata"); }
+                    at[i] = (int)r.Position;
                     r.SkipArrayString(key, i);
                 }
-                nint start = r.Start;
-                void Decode(int from, int to)
-                {
-                    Debug.Assert(from == 0 || from == half);
-                    byte* p = (byte*)start + (from == 0 ? firstAt : secondAt);
-                    for (int i = from; i < to; i++)
-                    {
-                        int length = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(p, 8));   // checked above
-                        strings[i] = length == 0 ? "" : Encoding.UTF8.GetString(p + 8, length);
-                        p += 8 + length;
-                    }
-                }
-                Threading.SplitInTwo.Run(n, Decode);
-                return GgufValue.From(strings);
+                return new GgufValue(new Utf8StringArray(owner, offsets, n));
             }
             default: throw new InvalidOperationException("unreachable");
         }

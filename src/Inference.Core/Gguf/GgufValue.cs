@@ -16,19 +16,43 @@ public enum GgufValueType : uint
 /// </summary>
 public sealed class GgufValue
 {
+    private object? _value;
+    private readonly object _decodeLock = new();
+
     private GgufValue(GgufValueType type, GgufValueType elementType, object value)
     {
         Type = type;
         ElementType = elementType;
-        Value = value;
+        _value = value;
+    }
+
+    /// <summary>A string array read from a file, decoded into strings on first use of <see cref="Value"/>.</summary>
+    internal GgufValue(Utf8StringArray strings)
+    {
+        Type = GgufValueType.Array;
+        ElementType = GgufValueType.String;
+        Utf8Strings = strings;
     }
 
     public GgufValueType Type { get; }
     /// <summary>The element type of an array (equal to <see cref="Type"/> for scalars).</summary>
     public GgufValueType ElementType { get; }
-    public object Value { get; }
+
+    public object Value
+    {
+        get
+        {
+            if (Volatile.Read(ref _value) is { } value) return value;
+            lock (_decodeLock)
+                return _value ??= Utf8Strings!.ToArray();
+        }
+    }
+
+    /// <summary>A long string array still undecoded in its file (see <see cref="Utf8StringArray"/>), else null.</summary>
+    public Utf8StringArray? Utf8Strings { get; }
+
     public bool IsArray => Type == GgufValueType.Array;
-    public int ArrayLength => IsArray ? ((System.Array)Value).Length : 0;
+    public int ArrayLength => !IsArray ? 0 : Utf8Strings?.Count ?? ((System.Array)Value).Length;
 
     /// <summary>The type as the GGUF tools print it: "u32", "str", "arr[str]".</summary>
     public string TypeName => IsArray ? $"arr[{ShortName(ElementType)}]" : ShortName(Type);

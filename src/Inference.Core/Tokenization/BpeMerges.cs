@@ -59,19 +59,23 @@ internal sealed class BpeMerges
         // huge-page memory, for the reason PairRanks gives (4.5 MB for Llama 3), and freed on return.
         using var foundBlock = new HugePageBlock(4L * count * sizeof(int));
         var found = new Span<int>(foundBlock.Start, 4 * count);
+        // A merge list still in the file is read as characters, without a string per merge.
+        var utf8 = merges as Gguf.Utf8StringArray;
+        ReadOnlySpan<char> MergeText(int rank, Span<char> buffer) => utf8 is null ? merges[rank] : utf8.Chars(rank, buffer);
         void Lookup(int from, int to)
         {
             var found = new Span<int>(foundBlock.Start, 4 * count);   // (a span cannot be captured)
             var lookup = vocabulary.GetAlternateLookup<ReadOnlySpan<char>>();
             Span<char> buffer = stackalloc char[256];
+            Span<char> text = stackalloc char[256];
             for (int rank = from; rank < to; rank++)
             {
-                string merge = merges[rank];
+                ReadOnlySpan<char> merge = MergeText(rank, text);
                 // The separator is the first space after the first character (llama.cpp: find(' ', 1)).
-                int space = merge.Length > 1 ? merge.IndexOf(' ', 1) : -1;
+                int space = merge.Length > 1 && merge[1..].IndexOf(' ') is int after and >= 0 ? after + 1 : -1;
                 found[4 * rank] = space;
                 if (space < 0) continue;
-                ReadOnlySpan<char> left = merge.AsSpan(0, space), right = merge.AsSpan(space + 1);
+                ReadOnlySpan<char> left = merge[..space], right = merge[(space + 1)..];
                 found[4 * rank + 1] = lookup.TryGetValue(left, out int l) ? l : -1;
                 found[4 * rank + 2] = lookup.TryGetValue(right, out int r) ? r : -1;
                 int length = left.Length + right.Length;
@@ -102,13 +106,14 @@ internal sealed class BpeMerges
             return id;
         }
 
+        Span<char> mergeText = stackalloc char[256];
         for (int rank = 0; rank < count; rank++)
         {
-            string merge = merges[rank];
+            ReadOnlySpan<char> merge = MergeText(rank, mergeText);
             int space = found[4 * rank];
             if (space < 0)
                 throw new TokenizerException($"merge {rank} ('{merge}') is not of the form 'left right'");
-            ReadOnlySpan<char> left = merge.AsSpan(0, space), right = merge.AsSpan(space + 1);
+            ReadOnlySpan<char> left = merge[..space], right = merge[(space + 1)..];
             int l = SymbolOf(found[4 * rank + 1], left), r = SymbolOf(found[4 * rank + 2], right);
             if (!rankOfPair.TryAdd(l, r, rank))
             {

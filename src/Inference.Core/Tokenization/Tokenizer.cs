@@ -107,7 +107,8 @@ public sealed class Tokenizer
             throw new TokenizerException($"tokenizer model '{model}' is not supported; only byte-level BPE ('gpt2') is");
 
         string[] tokens = file.GetStringArray("tokenizer.ggml.tokens");
-        string[] merges = file.ContainsKey("tokenizer.ggml.merges") ? file.GetStringArray("tokenizer.ggml.merges") : [];
+        // As read: Llama 3's 280k merges stay undecoded in the file until the merge table reads them.
+        IReadOnlyList<string> merges = file.ContainsKey("tokenizer.ggml.merges") ? file.GetStrings("tokenizer.ggml.merges") : [];
         int[]? types = file.ContainsKey("tokenizer.ggml.token_type") ? file.GetInt32Array("tokenizer.ggml.token_type") : null;
 
         PreTokenizerKind kind;

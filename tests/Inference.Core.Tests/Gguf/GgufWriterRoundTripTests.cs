@@ -92,6 +92,42 @@ public class GgufWriterRoundTripTests
         }
     }
 
+    [Fact]
+    public void A_long_string_array_stays_undecoded_until_its_strings_are_asked_for_and_only_while_open()
+    {
+        using var temp = new TempFolder();
+        int n = GgufFile.ParallelStringArray + 1;
+        string[] strings = [.. Enumerable.Range(0, n).Select(i => i % 5 == 0 ? "" : $"Ġtok{i}✓" + new string('x', i % 300))];
+        var writer = new GgufWriter();
+        writer.AddMetadata("long", GgufValue.From(strings));
+        writer.AddMetadata("short", GgufValue.From(new[] { "a", "b" }));
+        string path = temp.File("strings.gguf");
+        writer.WriteTo(path);
+        var file = GgufFile.Open(path);
+        var value = file.Metadata["long"];
+        var undecoded = Assert.IsType<Utf8StringArray>(file.GetStrings("long"));
+        Assert.Same(value.Utf8Strings, undecoded);
+        Assert.Equal(n, value.ArrayLength);
+        Assert.Equal(n, undecoded.Count);
+        Span<char> small = stackalloc char[8];   // most elements do not fit: decoded into a new array then
+        for (int i = 0; i < n; i += 7)
+        {
+            Assert.Equal(strings[i], undecoded[i]);
+            Assert.Equal(strings[i], undecoded.Chars(i, small).ToString());
+            Assert.True(System.Text.Encoding.UTF8.GetBytes(strings[i]).AsSpan().SequenceEqual(undecoded.Utf8(i)));
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => undecoded.Utf8(n));
+        Assert.Equal(strings, undecoded);
+        Assert.IsType<string[]>(file.GetStrings("short"));   // short arrays are decoded as they are read
+        file.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => value.Value);   // never decoded, and the mapping is gone
+        Assert.Throws<ObjectDisposedException>(() => undecoded[0]);
+
+        using var again = GgufFile.Open(path);
+        Assert.Equal(strings, again.GetStringArray("long"));   // decoded on first use
+        Assert.Same(again.Metadata["long"].Value, again.Metadata["long"].Value);
+    }
+
     public static TheoryData<GgmlType, long[], long> TensorTypes => new()
     {
         { GgmlType.F32, [3, 2], 24 },

@@ -40,6 +40,35 @@ public class BpeMergesTests
     }
 
     [Fact]
+    public void A_merge_list_read_undecoded_from_a_gguf_builds_the_same_table_as_its_strings()
+    {
+        var (merges, vocabulary) = RandomTable(seed: 3);
+        using var temp = new Gguf.TempFolder();
+        string path = temp.File("merges.gguf");
+        var writer = new BitNet.Inference.Gguf.GgufWriter();
+        writer.AddMetadata("merges", BitNet.Inference.Gguf.GgufValue.From(merges.ToArray()));
+        writer.WriteTo(path);
+        using var file = BitNet.Inference.Gguf.GgufFile.Open(path);
+        var undecoded = Assert.IsType<BitNet.Inference.Gguf.Utf8StringArray>(file.GetStrings("merges"));
+        var fromFile = BpeMerges.Build(undecoded, vocabulary, vocabulary.Count);
+        var fromStrings = BpeMerges.Build(merges, vocabulary, vocabulary.Count);
+        var random = new Random(4);
+        string[] texts = [.. vocabulary.Keys];
+        int merged = 0;
+        for (int trial = 0; trial < 2000; trial++)
+        {
+            string text = string.Concat(Enumerable.Range(0, random.Next(2, 6)).Select(_ => texts[random.Next(texts.Length)]));
+            int[] a = [.. text.Select(c => vocabulary[c.ToString()])], b = [.. a];
+            int n1 = fromFile.Merge(a, new int[a.Length]), n2 = fromStrings.Merge(b, new int[b.Length]);
+            Assert.Equal(b[..n2], a[..n1]);
+            merged += a.Length - n1;
+            foreach (int symbol in a[..n1].Where(s => s >= vocabulary.Count))
+                Assert.Equal(fromStrings.ExtraSymbolText(symbol), fromFile.ExtraSymbolText(symbol));
+        }
+        Assert.True(merged > 1000, $"only {merged} merges applied");
+    }
+
+    [Fact]
     public void Split_lookups_build_the_same_table_as_one_pass()
     {
         var (merges, vocabulary) = RandomTable(seed: 1);
