@@ -120,8 +120,9 @@ public sealed unsafe class GgufFile : IDisposable
         Require(key).Value as string[] ?? throw WrongType(key, "an array of strings");
 
     /// <summary>
-    /// A string array as it is read: undecoded (<see cref="Utf8StringArray"/>, for long arrays) where it
-    /// has not been turned into strings yet, else its strings. For a list read once, in order of need.
+    /// A string array without turning it into strings: a long one (16k+ elements) as its undecoded bytes
+    /// (<see cref="Utf8StringArray"/>, valid while this file is open), a short one as its strings. For a
+    /// list read once, an element at a time (the tokenizer's merges).
     /// </summary>
     public IReadOnlyList<string> GetStrings(string key)
     {
@@ -497,12 +498,21 @@ public sealed unsafe class GgufFile : IDisposable
                 // a merge list is read as characters without them. Decoding and allocating the strings was
                 // most of the metadata's cost (Llama 3: ~90 ms cold in the AOT binary, before the first token).
                 var offsets = new Threading.HugePageBlock((long)n * sizeof(int));
-                int* at = (int*)offsets.Start;
-                for (int i = 0; i < n; i++)
+                try
                 {
-                    if (r.Position > int.MaxValue) { offsets.Dispose(); throw new GgufFormatException($"{r.File}: array '{key}' reaches past 2 GB of metadata"); }
-                    at[i] = (int)r.Position;
-                    r.SkipArrayString(key, i);
+                    int* at = (int*)offsets.Start;
+                    for (int i = 0; i < n; i++)
+                    {
+                        if (r.Position > int.MaxValue)
+                            throw new GgufFormatException($"{r.File}: array '{key}' reaches past 2 GB of metadata");
+                        at[i] = (int)r.Position;
+                        r.SkipArrayString(key, i);
+                    }
+                }
+                catch
+                {
+                    offsets.Dispose();
+                    throw;
                 }
                 return new GgufValue(new Utf8StringArray(owner, offsets, n));
             }
@@ -622,8 +632,6 @@ public sealed unsafe class GgufFile : IDisposable
             throw new InvalidOperationException("unreachable");
         }
 
-        /// <summary>The first byte of the file (for decoding what <see cref="SkipArrayString"/> found).</summary>
-        public readonly nint Start => (nint)_start;
 
         /// <summary>Copy n little-endian elements (the engine only runs on little-endian CPUs).</summary>
         public T[] Copy<T>(int n, string what) where T : unmanaged

@@ -16,8 +16,7 @@ public enum GgufValueType : uint
 /// </summary>
 public sealed class GgufValue
 {
-    private object? _value;
-    private readonly object _decodeLock = new();
+    private object? _value;   // null only for a string array not decoded yet (Utf8Strings)
 
     private GgufValue(GgufValueType type, GgufValueType elementType, object value)
     {
@@ -43,8 +42,8 @@ public sealed class GgufValue
         get
         {
             if (Volatile.Read(ref _value) is { } value) return value;
-            lock (_decodeLock)
-                return _value ??= Utf8Strings!.ToArray();
+            lock (Utf8Strings!)   // one decoding, whichever thread asks first
+                return _value ??= Utf8Strings.ToArray();
         }
     }
 

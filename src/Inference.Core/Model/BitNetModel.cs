@@ -135,7 +135,6 @@ public sealed unsafe class BitNetModel : IDisposable
         return touched;
     }
 
-    /// <summary>The memory every decoded token reads: each ternary matrix, and the F16 head unless it was quantized.</summary>
     /// <summary>
     /// The move's windows split into those with a page mapped in 4 KB entries (or not mapped), to move at
     /// load, and those mapped by 2 MB entries throughout, to move after the first pass. All of them
@@ -158,6 +157,7 @@ public sealed unsafe class BitNetModel : IDisposable
         return (now, later);
     }
 
+    /// <summary>The memory every decoded token reads: each ternary matrix, and the F16 head unless it was quantized.</summary>
     private List<(nint Start, long Bytes)> StreamedRanges()
     {
         var ranges = new List<(nint, long)>();
