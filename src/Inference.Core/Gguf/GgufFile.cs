@@ -428,7 +428,7 @@ public sealed unsafe class GgufFile : IDisposable
         }
     }
 
-    private static GgufValue ReadValue(ref Reader r, string key, GgufValueType type, GgufFile? owner)
+    private static GgufValue ReadValue(ref Reader r, string key, GgufValueType type, GgufFile owner)
     {
         switch (type)
         {
@@ -449,7 +449,7 @@ public sealed unsafe class GgufFile : IDisposable
         }
     }
 
-    private static GgufValue ReadArray(ref Reader r, string key, GgufFile? owner)
+    private static GgufValue ReadArray(ref Reader r, string key, GgufFile owner)
     {
         long typeAt = r.Position;
         uint elementTypeId = r.U32($"the element type of array '{key}'");
@@ -486,7 +486,7 @@ public sealed unsafe class GgufFile : IDisposable
             }
             case GgufValueType.String:
             {
-                if (n < ParallelStringArray || owner is null)
+                if (n < ParallelStringArray)
                 {
                     var strings = new string[n];
                     for (int i = 0; i < n; i++)
@@ -631,7 +631,6 @@ public sealed unsafe class GgufFile : IDisposable
             String($"element {index} of array '{key}'");   // throws the detailed error
             throw new InvalidOperationException("unreachable");
         }
-
 
         /// <summary>Copy n little-endian elements (the engine only runs on little-endian CPUs).</summary>
         public T[] Copy<T>(int n, string what) where T : unmanaged

@@ -191,7 +191,7 @@ public sealed unsafe class BitNetModel : IDisposable
         // a copy, which needs no page-table entries for them first.
         bool partsAtLoad = Threading.PageTableScan.IsAvailable;
         var (windows, whole) = Threading.HugeFolioProbe.CountWholeHugeFolios(samples, keepPartial: partsAtLoad);
-        bool move = windows > 0 && (whole == windows || (partsAtLoad && 2 * whole >= windows));
+        bool move = windows > 0 && (whole == windows || (partsAtLoad && Threading.HugeFolioProbe.MostlyWhole(windows, whole)));
         log?.Invoke(move
             ? whole == windows ? "weights: mapped, then moved into memory (the page cache holds them in 2 MB folios)"
                                : $"weights: mapped, then moved into memory ({whole} of {windows} sampled 2 MB windows are whole folios; the rest move at load)"

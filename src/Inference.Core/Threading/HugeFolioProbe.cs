@@ -14,6 +14,9 @@ public static class HugeFolioProbe
 {
     public const long HugePage = 2L << 20;
 
+    /// <summary>Half or more of the sampled windows whole: enough for a move that takes the rest at load (<see cref="CountWholeHugeFolios"/>).</summary>
+    public static bool MostlyWhole(int windows, int whole) => windows > 0 && 2 * whole >= windows;
+
     /// <summary>
     /// Map the first, middle and last whole 2 MB-aligned window of each range (the ranges must lie in one file mapping advised
     /// MADV_HUGEPAGE, none of it touched yet) and report whether every window came in as a whole
@@ -48,7 +51,7 @@ public static class HugeFolioProbe
         if (windows.Count == 0 || PmdMappedBytes(windows[0]) is not long before) return (0, 0);
         foreach (nint window in windows) PageWarmup.PopulateOne(window, HugePage);
         int whole = PmdMappedBytes(windows[0]) is long after ? (int)Math.Clamp((after - before) / HugePage, 0, windows.Count) : 0;
-        if (whole < windows.Count && !(keepPartial && 2 * whole >= windows.Count))
+        if (whole < windows.Count && !(keepPartial && MostlyWhole(windows.Count, whole)))
             foreach (nint window in windows) PageWarmup.ReleaseMapped(window, HugePage);
         return (windows.Count, whole);
     }

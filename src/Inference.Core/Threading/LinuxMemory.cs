@@ -3,9 +3,10 @@ using System.Runtime.InteropServices;
 namespace BitNet.Inference.Threading;
 
 /// <summary>
-/// The Linux memory-mapping calls the engine makes itself (glibc entry points), in one place: code pages
+/// The Linux memory calls the engine makes itself (glibc entry points), in one place: code pages
 /// for the emitted kernels (<see cref="Kernels.X64.ExecutableCode"/>), the weight move
-/// (<see cref="MappingMove"/>) and page advice (<see cref="PageWarmup"/>). Each returns what libc returns;
+/// (<see cref="MappingMove"/>), page advice (<see cref="PageWarmup"/>) and the page-table scan
+/// (<see cref="PageTableScan"/>). Each returns what libc returns;
 /// callers decide what a failure means for them. The values are those of linux-x64 and linux-arm64.
 /// </summary>
 internal static partial class LinuxMemory
@@ -34,4 +35,8 @@ internal static partial class LinuxMemory
 
     [LibraryImport("libc.so.6", EntryPoint = "madvise", SetLastError = true)]
     public static partial int Madvise(nint address, nuint length, int advice);
+
+    // ioctl is variadic in C; linux-x64 and linux-arm64 pass the pointer argument in the same register either way.
+    [LibraryImport("libc.so.6", EntryPoint = "ioctl", SetLastError = true)]
+    public static unsafe partial int Ioctl(int fd, nuint request, void* argument);
 }

@@ -8,10 +8,10 @@ namespace BitNet.Inference.Threading;
 /// process's own memory, a few tenths of a millisecond for the 2B4T mapping). <see cref="Model.WeightStorage.Move"/>
 /// uses it to find the windows of a file mapping that the page cache serves in 4 KB pages, however it
 /// came to that: a file cached in 2 MB folios loses some of them over time (seen on this project's VM:
-/// 6–11 % of the 2B4T dummy's folios split within an hour of benchmarks, nothing evicted), and a pass
+/// 6–15 % of the 2B4T dummy's folios split within an hour of benchmarks, nothing evicted), and a pass
 /// over 4 KB file pages there runs at 1–3 GB/s against 26–30 from 2 MB ones.
 /// </summary>
-public static unsafe partial class PageTableScan
+public static unsafe class PageTableScan
 {
     // linux/fs.h: struct pm_scan_arg, struct page_region, PAGE_IS_* categories.
     private const ulong PageIsPresent = 1 << 3, PageIsHuge = 1 << 6;
@@ -49,12 +49,12 @@ public static unsafe partial class PageTableScan
         if (!OperatingSystem.IsLinux() || s_unavailable) return null;
         var ranges = new List<(nint, long)>();
         if (bytes <= 0) return ranges;
-        int fd;
-        try { fd = Open("/proc/self/pagemap", 0); }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { s_unavailable = true; return null; }
-        if (fd < 0) return null;
-        try
+        Microsoft.Win32.SafeHandles.SafeFileHandle pagemap;
+        try { pagemap = File.OpenHandle("/proc/self/pagemap", FileMode.Open, FileAccess.Read); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { s_unavailable = true; return null; }
+        using (pagemap)
         {
+            int fd = (int)pagemap.DangerousGetHandle();
             var regions = new PageRegion[RegionsPerCall];
             ulong at = (ulong)start, end = (ulong)start + (ulong)bytes;
             fixed (PageRegion* vector = regions)
@@ -75,7 +75,9 @@ public static unsafe partial class PageTableScan
                         // which keeps the paging over several calls exercised by tests with small mappings.
                         ReturnMask = PageIsHuge | PageIsPresent,
                     };
-                    int found = Ioctl(fd, (nuint)PagemapScan, &arguments);
+                    int found;
+                    try { found = LinuxMemory.Ioctl(fd, (nuint)PagemapScan, &arguments); }
+                    catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { found = -1; }
                     if (found < 0)
                     {
                         s_unavailable = true;   // ENOTTY / EINVAL: this kernel has no PAGEMAP_SCAN
@@ -95,19 +97,5 @@ public static unsafe partial class PageTableScan
             }
             return ranges;
         }
-        finally
-        {
-            Close(fd);
-        }
     }
-
-    [LibraryImport("libc.so.6", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc.so.6", EntryPoint = "close")]
-    private static partial int Close(int fd);
-
-    // ioctl is variadic in C; linux-x64 and linux-arm64 pass the pointer argument in the same register either way.
-    [LibraryImport("libc.so.6", EntryPoint = "ioctl", SetLastError = true)]
-    private static partial int Ioctl(int fd, nuint request, void* argument);
 }

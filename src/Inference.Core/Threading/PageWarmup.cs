@@ -60,7 +60,6 @@ public static unsafe class PageWarmup
         GC.KeepAlive(sink);
     }
 
-
     /// <summary>
     /// Drop this process's mapping of file-backed pages (MADV_DONTNEED): they leave our resident set,
     /// stay in the page cache, and a later read maps them again. False where that is not possible.
