@@ -14,6 +14,23 @@ public static class ByteLevelEncoding
     /// <summary>The character that stands for <paramref name="b"/> in the vocabulary.</summary>
     public static char Encode(byte b) => ByteToChar[b];
 
+    /// <summary>
+    /// Writes the UTF-8 of the character that stands for <paramref name="b"/> (how the vocabulary's
+    /// texts hold it: one byte below U+0080, else two) and returns its length.
+    /// </summary>
+    public static int EncodeUtf8(byte b, Span<byte> destination)
+    {
+        char c = ByteToChar[b];
+        if (c < 0x80)
+        {
+            destination[0] = (byte)c;
+            return 1;
+        }
+        destination[1] = (byte)(0x80 | (c & 0x3F));   // every character of the table is below U+0800
+        destination[0] = (byte)(0xC0 | (c >> 6));
+        return 2;
+    }
+
     /// <summary>The byte that <paramref name="c"/> stands for, or -1 if it is not in the table.</summary>
     public static int Decode(int c) => c >= 0 && c < CharToByte.Length ? CharToByte[c] : -1;
 

@@ -44,6 +44,23 @@ internal sealed class CodepointText
         Length = n;
     }
 
+    /// <summary>The code points of UTF-8 text (an invalid sequence decodes to U+FFFD).</summary>
+    public CodepointText(ReadOnlySpan<byte> utf8)
+    {
+        Codepoints = new int[utf8.Length];
+        Classes = new CodepointClass[utf8.Length];
+        int n = 0;
+        while (!utf8.IsEmpty)
+        {
+            Rune.DecodeFromUtf8(utf8, out Rune rune, out int used);
+            Codepoints[n] = rune.Value;
+            Classes[n] = Classify(rune);
+            n++;
+            utf8 = utf8[used..];
+        }
+        Length = n;
+    }
+
     /// <summary>Class of position i, or None past the end of [.., end).</summary>
     public CodepointClass At(int i, int end) => i < end ? Classes[i] : CodepointClass.None;
 

@@ -14,60 +14,64 @@ public sealed class Tokenizer
     public static readonly IReadOnlyList<string> EndOfGenerationTexts =
         ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>"];
 
-    private readonly string[] _tokens;
+    private readonly Utf8Table _vocabulary;                     // token texts by id, and text → id
     private readonly TokenType[] _types;
-    private readonly Dictionary<string, int> _vocabulary;
     private readonly BpeMerges _merges;
-    private readonly (string Text, int Id)[] _specialTokens;   // CONTROL, USER_DEFINED, UNKNOWN; longest first
-    private readonly bool[] _endOfGeneration;
+    private readonly SpecialTokens _specialTokens;
+    private readonly int[] _endOfGeneration;                    // ids, ascending
     private readonly byte[] _pieceBytes;                        // every token's bytes, special tokens as their text
     private readonly int[] _pieceOffsets;                       // token i is _pieceBytes[_pieceOffsets[i].._pieceOffsets[i+1]]
-    private readonly bool[] _hiddenUnlessSpecial;               // control tokens render empty unless asked
 
-    private Tokenizer(string[] tokens, TokenType[] types, IReadOnlyList<string> merges, TokenizerSettings settings)
+    private Tokenizer(IReadOnlyList<string> tokens, TokenType[] types, IReadOnlyList<string> merges, TokenizerSettings settings)
     {
-        _tokens = tokens;
         _types = types;
         PreTokenizer = settings.PreTokenizer;
         AddBos = settings.AddBos;
+
+        // The vocabulary (and the token bytes, which need it) on this thread, the merges on another:
+        // for Llama 3 they take about as long, and they are on a cold start's path to the first token.
+        Utf8Table vocabulary = null!;
+        BpeMerges bpeMerges = null!;
+        int? eotId = null;
+        byte[] pieceBytes = null!;
+        int[] pieceOffsets = null!;
+        Threading.SplitInTwo.Run(2, (from, to) =>
+        {
+            if (from == 0)
+            {
+                vocabulary = Utf8Table.Build(tokens, Utf8Table.Duplicates.KeepLast);   // llama.cpp: a later duplicate wins
+                // EOT: an explicit id if the file has one, else the token whose text is <|eot_id|>;
+                // llama.cpp forces it to CONTROL so it is parsed and hidden like the other specials.
+                int eot = settings.EotId ?? vocabulary.Find("<|eot_id|>"u8);
+                eotId = eot >= 0 && eot < vocabulary.Count ? eot : null;
+                if (eotId is int id) types[id] = TokenType.Control;
+                (pieceBytes, pieceOffsets) = BuildPieces(vocabulary, types);
+            }
+            if (to == 2) bpeMerges = BpeMerges.Build(merges);
+        }, parallel: merges.Count >= ParallelBuildMerges);
+        _vocabulary = vocabulary;
+        _merges = bpeMerges;
+        _pieceBytes = pieceBytes;
+        _pieceOffsets = pieceOffsets;
+        EotId = eotId;
         BosId = CheckId(settings.BosId, "BOS");
         EosId = CheckId(settings.EosId, "EOS");
 
-        _vocabulary = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
-        for (int i = 0; i < tokens.Length; i++)
-            _vocabulary[tokens[i]] = i;                          // llama.cpp: a later duplicate wins
-        _merges = BpeMerges.Build(merges, _vocabulary, tokens.Length);
-
-        // EOT: an explicit id if the file has one, else the token whose text is <|eot_id|>;
-        // llama.cpp forces it to CONTROL so it is parsed and hidden like the other specials.
-        int eot = settings.EotId ?? (_vocabulary.TryGetValue("<|eot_id|>", out int e) ? e : -1);
-        EotId = eot >= 0 && eot < tokens.Length ? eot : null;
-        if (EotId is int eotId) _types[eotId] = TokenType.Control;
-
-        _endOfGeneration = new bool[tokens.Length];
+        var endOfGeneration = new SortedSet<int>();
         foreach (string text in EndOfGenerationTexts)
-            if (_vocabulary.TryGetValue(text, out int id)) _endOfGeneration[id] = true;
-        if (EosId is int eos) _endOfGeneration[eos] = true;
-        if (EotId is int eot2) _endOfGeneration[eot2] = true;
-        if (settings.EomId is int eom && eom >= 0 && eom < tokens.Length) _endOfGeneration[eom] = true;
+            if (Find(text) is int id and >= 0) endOfGeneration.Add(id);
+        if (EosId is int eos) endOfGeneration.Add(eos);
+        if (EotId is int eot2) endOfGeneration.Add(eot2);
+        if (settings.EomId is int eom && eom >= 0 && eom < VocabSize) endOfGeneration.Add(eom);
+        _endOfGeneration = [.. endOfGeneration];
 
-        // Counted first and filled in place: a vocabulary can be mostly specials (128k in a dummy model),
-        // and every byte allocated at load is a fresh page to fault in before the first token.
-        bool IsSpecial(int i) => _types[i] is TokenType.Control or TokenType.UserDefined or TokenType.Unknown && tokens[i].Length > 0;
-        int specialCount = 0;
-        for (int i = 0; i < tokens.Length; i++)
-            if (IsSpecial(i)) specialCount++;
-        var specials = new (string, int)[specialCount];
-        for (int i = 0, n = 0; i < tokens.Length; i++)
-            if (IsSpecial(i)) specials[n++] = (tokens[i], i);
-        // Longest first; equal lengths by id so the order is deterministic.
-        Array.Sort(specials, (a, b) => a.Item1.Length != b.Item1.Length ? b.Item1.Length.CompareTo(a.Item1.Length) : a.Item2.CompareTo(b.Item2));
-        _specialTokens = specials;
-
-        (_pieceBytes, _pieceOffsets, _hiddenUnlessSpecial) = BuildPieces(tokens, _types);
+        _specialTokens = new SpecialTokens(_vocabulary, _types);
     }
 
-    public int VocabSize => _tokens.Length;
+    /// <summary>Merge lists at least this long are built on a second thread (Llama 3 has 280k; tests' toy lists stay on one).</summary>
+    internal const int ParallelBuildMerges = 16384;
+
+    public int VocabSize => _vocabulary.Count;
     public PreTokenizerKind PreTokenizer { get; }
     /// <summary>Whether <see cref="Encode"/> prepends BOS by default (`tokenizer.ggml.add_bos_token`).</summary>
     public bool AddBos { get; }
@@ -77,16 +81,22 @@ public sealed class Tokenizer
     public int? EotId { get; }
 
     /// <summary>Tokens that end a generation: EOS, EOT and every token whose text is in <see cref="EndOfGenerationTexts"/>.</summary>
-    public bool IsEndOfGeneration(int id) => (uint)id < (uint)_endOfGeneration.Length && _endOfGeneration[id];
+    public bool IsEndOfGeneration(int id) => Array.IndexOf(_endOfGeneration, id) >= 0;
 
-    public IReadOnlyList<int> EndOfGenerationIds =>
-        Enumerable.Range(0, _endOfGeneration.Length).Where(i => _endOfGeneration[i]).ToArray();
+    public IReadOnlyList<int> EndOfGenerationIds => [.. _endOfGeneration];
 
-    public string TokenText(int id) => _tokens[CheckToken(id)];
+    public string TokenText(int id) => Encoding.UTF8.GetString(_vocabulary.Text(CheckToken(id)));
     public TokenType GetTokenType(int id) => _types[CheckToken(id)];
 
-    /// <summary>Id of the token whose vocabulary text is exactly <paramref name="text"/>.</summary>
-    public bool TryGetId(string text, out int id) => _vocabulary.TryGetValue(text, out id);
+    /// <summary>Id of the token whose vocabulary text is exactly <paramref name="text"/> (the last such token).</summary>
+    public bool TryGetId(string text, out int id)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        id = Find(text);
+        return id >= 0;
+    }
+
+    private int Find(string text) => _vocabulary.Find(Encoding.UTF8.GetBytes(text));
 
     /// <summary>"llama3" (also "llama-bpe") or "default", case-insensitive; anything else is an ArgumentException.</summary>
     public static PreTokenizerKind ParsePreTokenizer(string name) => Tokenization.PreTokenizer.Parse(name);
@@ -106,8 +116,8 @@ public sealed class Tokenizer
         if (model != "gpt2")
             throw new TokenizerException($"tokenizer model '{model}' is not supported; only byte-level BPE ('gpt2') is");
 
-        string[] tokens = file.GetStringArray("tokenizer.ggml.tokens");
-        // As read: Llama 3's 280k merges stay undecoded in the file until the merge table reads them.
+        // As read: Llama 3's 128k tokens and 280k merges stay undecoded in the file until the tables copy them.
+        IReadOnlyList<string> tokens = file.GetStrings("tokenizer.ggml.tokens");
         IReadOnlyList<string> merges = file.ContainsKey("tokenizer.ggml.merges") ? file.GetStrings("tokenizer.ggml.merges") : [];
         int[]? types = file.ContainsKey("tokenizer.ggml.token_type") ? file.GetInt32Array("tokenizer.ggml.token_type") : null;
 
@@ -149,7 +159,7 @@ public sealed class Tokenizer
         var types = new TokenType[tokens.Count];
         for (int i = 0; i < types.Length; i++)
             types[i] = tokenTypes is null ? TokenType.Normal : (TokenType)tokenTypes[i];
-        return new Tokenizer([.. tokens], types, merges, settings);
+        return new Tokenizer(tokens, types, merges, settings);
     }
 
     private static int? OptionalId(GgufFile file, string key)
@@ -162,50 +172,48 @@ public sealed class Tokenizer
     private int? CheckId(int? id, string what) => id switch
     {
         null => null,
-        int v when v >= 0 && v < _tokens.Length => v,
-        int v => throw new TokenizerException($"{what} token id {v} is outside the vocabulary (0..{_tokens.Length - 1})"),
+        int v when v >= 0 && v < VocabSize => v,
+        int v => throw new TokenizerException($"{what} token id {v} is outside the vocabulary (0..{VocabSize - 1})"),
     };
 
     private int CheckToken(int id) =>
-        (uint)id < (uint)_tokens.Length ? id : throw new ArgumentOutOfRangeException(nameof(id), id, $"token id outside the vocabulary (0..{_tokens.Length - 1})");
+        (uint)id < (uint)VocabSize ? id : throw new ArgumentOutOfRangeException(nameof(id), id, $"token id outside the vocabulary (0..{VocabSize - 1})");
 
     /// <summary>
-    /// Every token's bytes end to end (offsets[i]..offsets[i + 1]), and which tokens render as nothing
-    /// unless special output is asked for. Two passes, measuring then writing, so the one byte array
-    /// is allocated at its final size.
+    /// Every token's bytes end to end (offsets[i]..offsets[i + 1]). Two passes, measuring then
+    /// writing, so the one byte array is allocated at its final size.
     /// </summary>
-    private static (byte[], int[], bool[]) BuildPieces(string[] tokens, TokenType[] types)
+    private static (byte[], int[]) BuildPieces(Utf8Table vocabulary, TokenType[] types)
     {
-        var offsets = new int[tokens.Length + 1];
-        var hidden = new bool[tokens.Length];
+        var offsets = new int[vocabulary.Count + 1];
         int length = 0;
-        for (int i = 0; i < tokens.Length; i++)
+        for (int i = 0; i < vocabulary.Count; i++)
         {
             offsets[i] = length;
-            length = checked(length + WritePiece(tokens[i], types[i], []));
+            length = checked(length + WritePiece(vocabulary.Text(i), types[i], []));
         }
-        offsets[tokens.Length] = length;
-        var bytes = new byte[length];
-        for (int i = 0; i < tokens.Length; i++)
-        {
-            WritePiece(tokens[i], types[i], bytes.AsSpan(offsets[i], offsets[i + 1] - offsets[i]));
-            hidden[i] = types[i] is not (TokenType.Normal or TokenType.UserDefined);
-        }
-        return (bytes, offsets, hidden);
+        offsets[vocabulary.Count] = length;
+        var bytes = GC.AllocateUninitializedArray<byte>(length);
+        for (int i = 0; i < vocabulary.Count; i++)
+            WritePiece(vocabulary.Text(i), types[i], bytes.AsSpan(offsets[i], offsets[i + 1] - offsets[i]));
+        return (bytes, offsets);
     }
 
-    /// <summary>The bytes a token stands for, written to <paramref name="destination"/> unless it is empty
-    /// (then only counted); returns their count.</summary>
-    private static int WritePiece(string text, TokenType type, Span<byte> destination)
+    /// <summary>The bytes a token of vocabulary text <paramref name="text"/> stands for, written to
+    /// <paramref name="destination"/> unless it is empty (then only counted); returns their count.</summary>
+    private static int WritePiece(ReadOnlySpan<byte> text, TokenType type, Span<byte> destination)
     {
         bool write = !destination.IsEmpty;
         switch (type)
         {
             case TokenType.Normal:
-                // Each character stands for one byte (GPT-2 table); one outside the table is kept as its UTF-8.
+                // Each character stands for one byte (GPT-2 table); one outside the table is kept as its
+                // UTF-8 (U+FFFD for an invalid sequence).
                 int length = 0;
-                foreach (Rune rune in text.EnumerateRunes())
+                while (!text.IsEmpty)
                 {
+                    Rune.DecodeFromUtf8(text, out Rune rune, out int used);
+                    text = text[used..];
                     int b = ByteLevelEncoding.Decode(rune.Value);
                     if (b >= 0)
                     {
@@ -218,7 +226,8 @@ public sealed class Tokenizer
             case TokenType.UserDefined:
             case TokenType.Control:
             case TokenType.Unknown:
-                return write ? Encoding.UTF8.GetBytes(text, destination) : Encoding.UTF8.GetByteCount(text);
+                if (write) text.CopyTo(destination);
+                return text.Length;
             default:
                 return 0;       // llama.cpp renders other types as nothing, even with special output
         }
@@ -240,96 +249,72 @@ public sealed class Tokenizer
         var output = new List<int>(text.Length / 3 + 2);
         if (addBos && BosId is int bos)
             output.Add(bos);
+        // As UTF-8, the form the vocabulary's texts have (a lone surrogate becomes U+FFFD).
+        byte[] utf8 = Encoding.UTF8.GetBytes(text);
         if (parseSpecial)
         {
-            foreach (var (start, length, special) in PartitionSpecial(text))
+            foreach (var (start, length, special) in _specialTokens.Partition(utf8))
             {
                 if (special >= 0) output.Add(special);
-                else EncodeRaw(text.AsSpan(start, length), output);
+                else EncodeRaw(utf8.AsSpan(start, length), output);
             }
         }
         else
         {
-            EncodeRaw(text, output);
+            EncodeRaw(utf8, output);
         }
         return [.. output];
     }
 
-    /// <summary>
-    /// Split text on special-token texts, longest token first (llama.cpp tokenizer_st_partition):
-    /// each token in turn cuts every raw fragment left so far at its occurrences.
-    /// Returns (start, length, -1) for raw text and (start, length, id) for a special token.
-    /// </summary>
-    private List<(int Start, int Length, int Id)> PartitionSpecial(string text)
+    private void EncodeRaw(ReadOnlySpan<byte> utf8, List<int> output)
     {
-        var fragments = new List<(int Start, int Length, int Id)> { (0, text.Length, -1) };
-        if (text.Length == 0) return fragments;
-        var next = new List<(int, int, int)>();
-        foreach (var (special, id) in _specialTokens)
-        {
-            if (special.Length > text.Length || !text.Contains(special, StringComparison.Ordinal))
-                continue;
-            next.Clear();
-            foreach (var fragment in fragments)
-            {
-                if (fragment.Id >= 0) { next.Add(fragment); continue; }
-                int pos = fragment.Start, end = fragment.Start + fragment.Length;
-                while (pos < end)
-                {
-                    int found = text.IndexOf(special, pos, end - pos, StringComparison.Ordinal);
-                    if (found < 0) break;
-                    if (found > pos) next.Add((pos, found - pos, -1));
-                    next.Add((found, special.Length, id));
-                    pos = found + special.Length;
-                }
-                if (pos < end) next.Add((pos, end - pos, -1));
-            }
-            (fragments, next) = (next, fragments);
-        }
-        return fragments;
-    }
-
-    private void EncodeRaw(ReadOnlySpan<char> text, List<int> output)
-    {
-        if (text.IsEmpty) return;
-        var cps = new CodepointText(text);
+        if (utf8.IsEmpty) return;
+        var cps = new CodepointText(utf8);
         var pieces = new List<Piece>();
         Tokenization.PreTokenizer.Split(PreTokenizer, cps, 0, cps.Length, pieces);
 
         int maxPiece = 0;
         foreach (var p in pieces) maxPiece = Math.Max(maxPiece, p.End - p.Start);
-        var bytes = new byte[maxPiece * 4];
-        var symbols = new int[maxPiece * 4];
+        // A code point is at most 4 bytes, and each byte at most 2 bytes of byte-level text.
+        var text = new byte[maxPiece * 8];
+        var starts = new int[maxPiece * 4 + 1];
         var ranks = new int[maxPiece * 4];
-        var chars = new char[maxPiece * 4];
-        var vocabulary = _vocabulary.GetAlternateLookup<ReadOnlySpan<char>>();
+        var scratch = new byte[maxPiece * 8 + 1];
+        Span<byte> raw = stackalloc byte[4];
 
         foreach (var piece in pieces)
         {
-            int n = 0;
+            // The piece as byte-level text (each byte as the vocabulary's character for it), one symbol per byte.
+            int symbols = 0, length = 0;
             for (int i = piece.Start; i < piece.End; i++)
-                n += new Rune(cps.Codepoints[i]).EncodeToUtf8(bytes.AsSpan(n));
-
-            if (PreTokenizer == PreTokenizerKind.Llama3)
             {
-                // ignore_merges: a piece that is itself a token is taken whole.
-                for (int i = 0; i < n; i++) chars[i] = ByteLevelEncoding.Encode(bytes[i]);
-                if (vocabulary.TryGetValue(chars.AsSpan(0, n), out int whole))
+                int rawLength = new Rune(cps.Codepoints[i]).EncodeToUtf8(raw);
+                for (int j = 0; j < rawLength; j++)
                 {
-                    output.Add(whole);
-                    continue;
+                    starts[symbols++] = length;
+                    length += ByteLevelEncoding.EncodeUtf8(raw[j], text.AsSpan(length));
                 }
             }
+            starts[symbols] = length;
+            ReadOnlySpan<byte> pieceText = text.AsSpan(0, length);
 
-            for (int i = 0; i < n; i++) symbols[i] = _merges.ByteSymbol(bytes[i]);
-            int count = _merges.Merge(symbols.AsSpan(0, n), ranks);
+            // ignore_merges (llama3): a piece that is itself a token is taken whole.
+            if (PreTokenizer == PreTokenizerKind.Llama3 && _vocabulary.Find(pieceText) is int whole and >= 0)
+            {
+                output.Add(whole);
+                continue;
+            }
+
+            int count = _merges.Merge(pieceText, starts, symbols, ranks, scratch);
             for (int i = 0; i < count; i++)
             {
-                int s = symbols[i];
-                if (s < _tokens.Length) { output.Add(s); continue; }
-                // Not a token: fall back to the single-byte strings of its text (only ASCII bytes can match).
-                foreach (byte b in Encoding.UTF8.GetBytes(_merges.ExtraSymbolText(s)))
-                    if (b < 0x80 && _vocabulary.TryGetValue(((char)b).ToString(), out int byteToken))
+                ReadOnlySpan<byte> symbol = pieceText[starts[i]..starts[i + 1]];
+                int token = _vocabulary.Find(symbol);
+                if (token >= 0) { output.Add(token); continue; }
+                // Not a token: each of its bytes that is a token on its own, as llama.cpp falls back
+                // (in practice its ASCII characters).
+                for (int j = 0; j < symbol.Length; j++)
+                    if (_vocabulary.Find(symbol.Slice(j, 1)) is int byteToken and >= 0)
                         output.Add(byteToken);
             }
         }
@@ -341,7 +326,8 @@ public sealed class Tokenizer
     public ReadOnlySpan<byte> TokenBytes(int id, bool renderSpecial = false)
     {
         CheckToken(id);
-        if (_hiddenUnlessSpecial[id] && !(renderSpecial && _types[id] is TokenType.Control or TokenType.Unknown))
+        bool hiddenUnlessSpecial = _types[id] is not (TokenType.Normal or TokenType.UserDefined);
+        if (hiddenUnlessSpecial && !(renderSpecial && _types[id] is TokenType.Control or TokenType.Unknown))
             return [];
         return _pieceBytes.AsSpan(_pieceOffsets[id], _pieceOffsets[id + 1] - _pieceOffsets[id]);
     }
