@@ -122,7 +122,7 @@ public sealed unsafe class GgufFile : IDisposable
     /// <summary>
     /// A string array without turning it into strings: a long one (16k+ elements) as its undecoded bytes
     /// (<see cref="Utf8StringArray"/>, valid while this file is open), a short one as its strings. For a
-    /// list read once, an element at a time (the tokenizer's merges).
+    /// list read once, an element at a time (the tokenizer's vocabulary and merges, copied as UTF-8).
     /// </summary>
     public IReadOnlyList<string> GetStrings(string key)
     {
