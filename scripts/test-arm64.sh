@@ -27,19 +27,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null || { echo "apt-get install failed"; exit 1; }
 fi
 
-sysroot="$root/artifacts/arm64-sysroot"
-ssl_dir="$sysroot/usr/lib/aarch64-linux-gnu"
-if [ ! -e "$ssl_dir/libssl.so.3" ]; then
-  echo "== fetching libssl3 (arm64) into $sysroot"
-  apt_dir="$root/artifacts/arm64-apt"
-  mkdir -p "$apt_dir/state/lists/partial" "$apt_dir/cache/archives/partial" "$sysroot"
-  touch "$apt_dir/status"
-  apt_opts=(-o "Dir::State=$apt_dir/state" -o "Dir::Cache=$apt_dir/cache" -o "Dir::State::status=$apt_dir/status"
-            -o APT::Architecture=arm64 -o "APT::Architectures::=arm64" -o Debug::NoLocking=1)
-  apt-get "${apt_opts[@]}" update -qq >/dev/null &&
-    (cd "$apt_dir" && apt-get "${apt_opts[@]}" download libssl3 >/dev/null 2>&1) &&
-    dpkg -x "$(ls "$apt_dir"/libssl3_*_arm64.deb | head -1)" "$sysroot" || { echo "could not fetch libssl3:arm64"; exit 1; }
-fi
+source scripts/lib/arm64-libssl.sh
+ssl_dir=$(arm64_libssl_dir "$root") || exit 1
 
 artifacts="$root/artifacts/arm64"
 echo "== publishing tests/Inference.Core.Tests for linux-arm64 (self-contained)"

@@ -2,16 +2,18 @@
 # Runs every test the project has and ends with one line: "N passed, N failed[, N skipped]".
 #   1. every xunit.v3 test project of Serverless.sln (x86-64, best ISA the CPU has);
 #   2. the kernel/oracle tests again with AVX-512 and with AVX2 switched off (scripts/test-isa.sh);
-#   3. the kernel/oracle/tokenizer tests on ARM64 under qemu (scripts/test-arm64.sh).
-# Usage: scripts/test.sh [--no-isa] [--no-arm64]
+#   3. the kernel/oracle/tokenizer tests on ARM64 under qemu (scripts/test-arm64.sh);
+#   4. the oracle through the Native AOT CLI for linux-x64 and linux-arm64 (qemu) (scripts/test-aot.sh).
+# Usage: scripts/test.sh [--no-isa] [--no-arm64] [--no-aot]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-run_isa=1; run_arm64=1
+run_isa=1; run_arm64=1; run_aot=1
 for a in "$@"; do
   case "$a" in
     --no-isa) run_isa=0 ;;
     --no-arm64) run_arm64=0 ;;
+    --no-aot) run_aot=0 ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -66,6 +68,12 @@ if [ "$run_arm64" = 1 ] && [ -x scripts/test-arm64.sh ]; then
   scripts/test-arm64.sh > "$logdir/arm64.log" 2>&1; code=$?
   grep -E 'AdvSimd|Dp|failed |\[FAIL\]' "$logdir/arm64.log" | head -40
   tally "ARM64 (qemu)" "$code" "$logdir/arm64.log"
+fi
+
+if [ "$run_aot" = 1 ] && [ -x scripts/test-aot.sh ]; then
+  scripts/test-aot.sh "$artifacts" > "$logdir/aot.log" 2>&1; code=$?
+  grep -E 'oracle (capital|chat)|failed |\[FAIL\]|Assert' "$logdir/aot.log" | head -40
+  tally "Native AOT (x64; arm64 under qemu)" "$code" "$logdir/aot.log"
 fi
 
 echo "logs: $logdir"

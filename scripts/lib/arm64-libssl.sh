@@ -1,0 +1,21 @@
+# Sourced by the scripts that run linux-arm64 .NET code under qemu-user (test-arm64.sh, test-aot.sh).
+# arm64_libssl_dir ROOT: prints a folder holding libssl3 for arm64 (for LD_LIBRARY_PATH), which .NET's
+# crypto shim needs, fetching it with apt into ROOT/artifacts/arm64-sysroot the first time, without
+# adding a dpkg architecture to the system.
+arm64_libssl_dir() {
+  local root=$1
+  local sysroot="$root/artifacts/arm64-sysroot"
+  local ssl_dir="$sysroot/usr/lib/aarch64-linux-gnu"
+  if [ ! -e "$ssl_dir/libssl.so.3" ]; then
+    echo "== fetching libssl3 (arm64) into $sysroot" >&2
+    local apt_dir="$root/artifacts/arm64-apt"
+    mkdir -p "$apt_dir/state/lists/partial" "$apt_dir/cache/archives/partial" "$sysroot"
+    touch "$apt_dir/status"
+    local apt_opts=(-o "Dir::State=$apt_dir/state" -o "Dir::Cache=$apt_dir/cache" -o "Dir::State::status=$apt_dir/status"
+                    -o APT::Architecture=arm64 -o "APT::Architectures::=arm64" -o Debug::NoLocking=1)
+    apt-get "${apt_opts[@]}" update -qq >/dev/null &&
+      (cd "$apt_dir" && apt-get "${apt_opts[@]}" download libssl3 >/dev/null 2>&1) &&
+      dpkg -x "$(ls "$apt_dir"/libssl3_*_arm64.deb | head -1)" "$sysroot" || { echo "could not fetch libssl3:arm64" >&2; return 1; }
+  fi
+  echo "$ssl_dir"
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Publishes the bitnet CLI with Native AOT for linux-x64 and linux-arm64 (the baselines of
+# src/NativeAot.props: x86-64-v3, armv8.2-a + dotprod) and runs the oracle through both binaries
+# (tests/Inference.Core.Tests, class AotBinaryOracleTests: tokenize, greedy generate, logits): the
+# x64 binary directly, the arm64 one under qemu-user.
+#
+# What a fresh Debian/Ubuntu x86-64 machine needs, installed here when missing (as root):
+#   clang, lld, binutils-aarch64-linux-gnu, libc6-dev-arm64-cross, libgcc-12-dev-arm64-cross
+#   (ILC's arm64 cross link: clang --target=aarch64-linux-gnu finds Debian's cross C runtime itself,
+#   so no --sysroot), qemu-user-static, libc6-arm64-cross, and libssl3 for arm64 (scripts/lib).
+# Usage: scripts/test-aot.sh [ARTIFACTS]   (ARTIFACTS: a Release --artifacts-path that already holds
+#        bin/Inference.Core.Tests/release/Inference.Core.Tests; built here when omitted)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DEBIAN_FRONTEND=noninteractive
+artifacts=${1:-$root/artifacts/aot-tests}
+exe="$artifacts/bin/Inference.Core.Tests/release/Inference.Core.Tests"
+if [ ! -x "$exe" ]; then
+  echo "== building tests/Inference.Core.Tests (Release)"
+  dotnet build tests/Inference.Core.Tests -c Release --artifacts-path "$artifacts" -v quiet -nologo || { echo "build failed"; exit 1; }
+fi
+
+need=()
+command -v clang >/dev/null 2>&1 || need+=(clang)
+command -v ld.lld >/dev/null 2>&1 || need+=(lld)
+command -v aarch64-linux-gnu-objcopy >/dev/null 2>&1 || need+=(binutils-aarch64-linux-gnu)
+[ -e /usr/aarch64-linux-gnu/lib/libc.so ] || need+=(libc6-dev-arm64-cross)
+ls /usr/lib/gcc-cross/aarch64-linux-gnu/*/crtbegin.o >/dev/null 2>&1 || need+=(libgcc-12-dev-arm64-cross)
+command -v qemu-aarch64-static >/dev/null 2>&1 || need+=(qemu-user-static)
+[ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}"
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null || { echo "apt-get install failed"; exit 1; }
+fi
+source scripts/lib/arm64-libssl.sh
+ssl_dir=$(arm64_libssl_dir "$root") || exit 1
+
+out="$root/artifacts/aot"
+mkdir -p "$out"
+publish() { # rid, extra publish arguments...
+  local rid=$1; shift
+  echo "== publishing src/Cli with Native AOT for $rid"
+  dotnet publish src/Cli -c Release -r "$rid" -p:PublishAot=true "$@" -o "$out/$rid" \
+    --artifacts-path "$out/build" -v quiet -nologo > "$out/$rid.publish.log" 2>&1 ||
+    { grep -E 'error' "$out/$rid.publish.log" | head -20; echo "publish for $rid failed"; exit 1; }
+}
+publish linux-x64
+publish linux-arm64 -p:LinkerFlavor=lld -p:ObjCopyName=aarch64-linux-gnu-objcopy
+
+# The arm64 binary through qemu, with the arm64 C library and libssl.
+runner="$out/bitnet-arm64-qemu"
+cat > "$runner" <<EOF
+#!/usr/bin/env bash
+LD_LIBRARY_PATH="$ssl_dir" exec qemu-aarch64-static -L /usr/aarch64-linux-gnu "$out/linux-arm64/bitnet" "\$@"
+EOF
+chmod +x "$runner"
+file "$out/linux-x64/bitnet" "$out/linux-arm64/bitnet" | sed 's/, BuildID.*//'
+
+echo "== oracle through both binaries"
+log=$(mktemp)
+(cd "$(dirname "$exe")" && BITNET_AOT_BINARIES="$out/linux-x64/bitnet:$runner" \
+  "$exe" --progress off --output Detailed --filter-class 'BitNet.Inference.Tests.Oracle.AotBinaryOracleTests') > "$log" 2>&1
+code=$?
+sed -i 's/\x1b\[[0-9;]*m//g' "$log"
+grep -E 'oracle (capital|chat)|^failed |Assert|^\s*(total|failed|succeeded|skipped): ' "$log"
+rm -f "$log"
+exit "$code"
