@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 
 namespace BitNet.Inference.Kernels;
@@ -332,14 +333,26 @@ public static class F16
                 for (int r = 0; r < rowCount; r++)
                 {
                     short* w0 = (short*)(m + (long)(rowStart + r) * columns);
-                    Vector128<float> a0 = default, a1 = default;
-                    for (int k = 0; k < vecColumns; k += 8)
+                    // Four accumulators over 16 columns a step: with two, each fmla waited on the one
+                    // before it (4 cycles on Neoverse N1 and V1), slower than the conversions themselves.
+                    Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                    int k = 0;
+                    for (; k + 16 <= vecColumns; k += 16)
+                    {
+                        ScaledValues128(w0 + k, mask, out Vector128<float> lo0, out Vector128<float> hi0);
+                        ScaledValues128(w0 + k + 8, mask, out Vector128<float> lo1, out Vector128<float> hi1);
+                        a0 = Vector128.FusedMultiplyAdd(lo0, Vector128.Load(xs + k), a0);
+                        a1 = Vector128.FusedMultiplyAdd(hi0, Vector128.Load(xs + k + 4), a1);
+                        a2 = Vector128.FusedMultiplyAdd(lo1, Vector128.Load(xs + k + 8), a2);
+                        a3 = Vector128.FusedMultiplyAdd(hi1, Vector128.Load(xs + k + 12), a3);
+                    }
+                    for (; k < vecColumns; k += 8)
                     {
                         ScaledValues128(w0 + k, mask, out Vector128<float> lo, out Vector128<float> hi);
                         a0 = Vector128.FusedMultiplyAdd(lo, Vector128.Load(xs + k), a0);
                         a1 = Vector128.FusedMultiplyAdd(hi, Vector128.Load(xs + k + 4), a1);
                     }
-                    dst[r] = Vector128.Sum(a0 + a1) + TailDot(w0, xs, vecColumns, columns);
+                    dst[r] = Vector128.Sum((a0 + a2) + (a1 + a3)) + TailDot(w0, xs, vecColumns, columns);
                 }
             }
         }
@@ -366,6 +379,15 @@ public static class F16
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static unsafe void ScaledValues128(short* halves, Vector128<int> mask, out Vector128<float> low, out Vector128<float> high)
     {
+        if (AdvSimd.IsSupported)
+        {
+            // sshll widens and shifts in one instruction (the portable form below compiles to a
+            // widening, then a shift): 4 vector operations per 8 halves instead of 6. The low four
+            // are loaded on their own: taken from the 16-byte load, they cost a register copy.
+            low = (AdvSimd.ShiftLeftLogicalWideningLower(AdvSimd.LoadVector64(halves), 13).AsInt32() & mask).AsSingle();
+            high = (AdvSimd.ShiftLeftLogicalWideningUpper(AdvSimd.LoadVector128(halves), 13).AsInt32() & mask).AsSingle();
+            return;
+        }
         Vector128<short> h = Vector128.Load(halves);
         low = ((Vector128.WidenLower(h) << 13) & mask).AsSingle();
         high = ((Vector128.WidenUpper(h) << 13) & mask).AsSingle();

@@ -68,26 +68,50 @@ public static partial class I2sKernels
         }
     }
 
+    /// <summary>
+    /// One row · one token with sdot. Three of a byte's four codes are not shifted down: masked in
+    /// place, the code at bits 4–5 is 16·code and the one at bits 2–3 is 4·code, still a small
+    /// positive int8, so sdot takes them as they are and the sums are scaled back once at the end.
+    /// That is 8 vector operations per 32 bytes of codes instead of 14 (6 shifts, 8 masks), and on
+    /// Graviton 2 (Neoverse N1: two SIMD pipes that the sdot also need) those operations, not the
+    /// memory, bound a decode thread (README: ARM64 kernels).
+    /// </summary>
+    /// <remarks>
+    /// No overflow: a lane of one sdot adds four products, each |16·code·q| ≤ 16·3·128 = 6,144 at most,
+    /// so an accumulator gains at most 24,576 per lane per 128 columns, and the two of a scale are
+    /// added before scaling back: below 2^31 for rows of up to 5 million columns. The scaled sums are
+    /// exact multiples of 4 and 16, lane by lane, so the arithmetic shifts that scale them back are exact.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe int DotProdRow(byte* row, sbyte* q, int blocks)
     {
         Debug.Assert(Dp.IsSupported);
-        Vector128<int> acc0 = default, acc1 = default;
+        var bits01 = Vector128.Create((byte)0x03);
+        var bits23 = Vector128.Create((byte)0x0C);
+        var bits45 = Vector128.Create((byte)0x30);
+        // Two chains per scale, at most two sdot per chain and block: the old kernel's two chains of four
+        // made Neoverse V1 wait on sdot latency (8 cycles a block; now its four SIMD pipes bound it, at 4).
+        Vector128<int> one0 = default, one1 = default, four0 = default, four1 = default, sixteen0 = default, sixteen1 = default;
         for (int b = 0; b < blocks; b++)
         {
-            UnpackBlock(row + b * 32, out var c0, out var c1, out var c2, out var c3, out var c4, out var c5, out var c6, out var c7);
+            byte* block = row + b * 32;
+            Vector128<byte> lo = AdvSimd.LoadVector128(block), hi = AdvSimd.LoadVector128(block + 16);
             sbyte* qb = q + b * 128;
-            // Two accumulators, alternating: two independent sdot chains per block.
-            acc0 = Dp.DotProduct(acc0, c0.AsSByte(), AdvSimd.LoadVector128(qb));
-            acc1 = Dp.DotProduct(acc1, c1.AsSByte(), AdvSimd.LoadVector128(qb + 16));
-            acc0 = Dp.DotProduct(acc0, c2.AsSByte(), AdvSimd.LoadVector128(qb + 32));
-            acc1 = Dp.DotProduct(acc1, c3.AsSByte(), AdvSimd.LoadVector128(qb + 48));
-            acc0 = Dp.DotProduct(acc0, c4.AsSByte(), AdvSimd.LoadVector128(qb + 64));
-            acc1 = Dp.DotProduct(acc1, c5.AsSByte(), AdvSimd.LoadVector128(qb + 80));
-            acc0 = Dp.DotProduct(acc0, c6.AsSByte(), AdvSimd.LoadVector128(qb + 96));
-            acc1 = Dp.DotProduct(acc1, c7.AsSByte(), AdvSimd.LoadVector128(qb + 112));
+            // Activation order as UnpackBlock's: bits 6-7 of lo, hi ↔ q[0..31], bits 4-5 ↔ q[32..63],
+            // bits 2-3 ↔ q[64..95], bits 0-1 ↔ q[96..127].
+            one0 = Dp.DotProduct(one0, AdvSimd.ShiftRightLogical(lo, 6).AsSByte(), AdvSimd.LoadVector128(qb));
+            one1 = Dp.DotProduct(one1, AdvSimd.ShiftRightLogical(hi, 6).AsSByte(), AdvSimd.LoadVector128(qb + 16));
+            sixteen0 = Dp.DotProduct(sixteen0, (lo & bits45).AsSByte(), AdvSimd.LoadVector128(qb + 32));
+            sixteen1 = Dp.DotProduct(sixteen1, (hi & bits45).AsSByte(), AdvSimd.LoadVector128(qb + 48));
+            four0 = Dp.DotProduct(four0, (lo & bits23).AsSByte(), AdvSimd.LoadVector128(qb + 64));
+            four1 = Dp.DotProduct(four1, (hi & bits23).AsSByte(), AdvSimd.LoadVector128(qb + 80));
+            one0 = Dp.DotProduct(one0, (lo & bits01).AsSByte(), AdvSimd.LoadVector128(qb + 96));
+            one1 = Dp.DotProduct(one1, (hi & bits01).AsSByte(), AdvSimd.LoadVector128(qb + 112));
         }
-        return AdvSimd.Arm64.AddAcross(acc0 + acc1).ToScalar();
+        Vector128<int> sum = one0 + one1
+            + AdvSimd.ShiftRightArithmetic(four0 + four1, 2)
+            + AdvSimd.ShiftRightArithmetic(sixteen0 + sixteen1, 4);
+        return AdvSimd.Arm64.AddAcross(sum).ToScalar();
     }
 
     private const int DotProdTileTokens = 8;
