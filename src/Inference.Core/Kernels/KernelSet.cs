@@ -28,8 +28,8 @@ public sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRowsK
     /// <summary>AVX-512 with VNNI: prefill tiles accumulate with vpdpbusd (emitted machine code, Linux x64);
     /// decode is the avx512gfni kernel.</summary>
     public static KernelSet Avx512VnniSet { get; } = new("avx512vnni", I2sKernels.DotRowsAvx512Vnni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2);
-    public static KernelSet Neon { get; } = new("neon", I2sKernels.DotRowsAdvSimd, F16.DotRowsVector128, LmHeadQ8.DotRowsVector128, Q8ExactDots.RowsAdvSimd);
-    public static KernelSet NeonDotProd { get; } = new("dotprod", I2sKernels.DotRowsDotProd, F16.DotRowsVector128, LmHeadQ8.DotRowsVector128, Q8ExactDots.RowsAdvSimd);
+    public static KernelSet Neon { get; } = new("neon", I2sKernels.DotRowsAdvSimd, F16.DotRowsVector128, LmHeadQ8.DotRowsAdvSimd, Q8ExactDots.RowsAdvSimd);
+    public static KernelSet NeonDotProd { get; } = new("dotprod", I2sKernels.DotRowsDotProd, F16.DotRowsVector128, LmHeadQ8.DotRowsAdvSimd, Q8ExactDots.RowsAdvSimd);
 
     /// <summary>Every set, best first within each architecture.</summary>
     public static IReadOnlyList<KernelSet> All { get; } = [Avx512VnniSet, Avx512GfniSet, Avx512Set, Avx2Set, NeonDotProd, Neon, Scalar];

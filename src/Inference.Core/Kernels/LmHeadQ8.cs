@@ -167,16 +167,13 @@ public sealed unsafe class LmHeadQ8 : IDisposable
         if (!Avx2.IsSupported || !Fma.IsSupported) throw new PlatformNotSupportedException("needs AVX2 and FMA");
         Validate(matrix, rowScales, columns, x, rowStart, rowCount, dst);
         int vec = columns & ~15;
-        float maxAbs = 0;
-        for (int k = 0; k < columns; k++) maxAbs = Math.Max(maxAbs, Math.Abs(x[k]));
-        if (!float.IsFinite(maxAbs) || maxAbs == 0)
+        Span<short> x16 = columns <= 16384 ? stackalloc short[columns] : new short[columns];
+        float fromInt = RoundToInt16(x, x16);
+        if (fromInt == 0)
         {
             DotRowsScalar(matrix, rowScales, columns, x, rowStart, rowCount, dst);
             return;
         }
-        float toInt = 32767f / maxAbs, fromInt = maxAbs / 32767f;
-        Span<short> x16 = columns <= 16384 ? stackalloc short[columns] : new short[columns];
-        for (int k = 0; k < columns; k++) x16[k] = (short)MathF.Round(x[k] * toInt);
         unsafe
         {
             fixed (sbyte* m = matrix)
@@ -209,34 +206,47 @@ public sealed unsafe class LmHeadQ8 : IDisposable
         }
     }
 
-    /// <summary>Portable 128-bit rows (ARM64).</summary>
+    /// <summary>
+    /// ARM64 rows in the integer domain, as the AVX2 kernel: the input rounded once to int16, then exact
+    /// int8 × int16 dots (<see cref="Q8ExactDots.RowsAdvSimd"/>: sign-extend, smlal, smlal2), in float
+    /// only at the end. 6 vector operations per 16 weights where widening every weight to float took 14,
+    /// which made this head no faster than the F16 one on Graviton, where decode is compute-bound.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void DotRowsVector128(ReadOnlySpan<sbyte> matrix, ReadOnlySpan<float> rowScales, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
+    [SkipLocalsInit]
+    public static void DotRowsAdvSimd(ReadOnlySpan<sbyte> matrix, ReadOnlySpan<float> rowScales, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst)
     {
+        if (!AdvSimd.Arm64.IsSupported) throw new PlatformNotSupportedException("needs ARM64 AdvSimd");
         Validate(matrix, rowScales, columns, x, rowStart, rowCount, dst);
-        int vec = columns & ~15;
-        unsafe
+        Span<short> x16 = columns <= 16384 ? stackalloc short[columns] : new short[columns];
+        float fromInt = RoundToInt16(x, x16);
+        if (fromInt == 0)
         {
-            fixed (sbyte* m = matrix)
-            fixed (float* xs = x)
-            {
-                for (int r = 0; r < rowCount; r++)
-                {
-                    sbyte* w0 = m + (long)(rowStart + r) * columns;
-                    Vector128<float> a0 = default, a1 = default;
-                    for (int k = 0; k < vec; k += 16)
-                    {
-                        Vector128<sbyte> b = Vector128.Load(w0 + k);
-                        Vector128<short> lo = Vector128.WidenLower(b), hi = Vector128.WidenUpper(b);
-                        a0 = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(Vector128.WidenLower(lo)), Vector128.Load(xs + k), a0);
-                        a1 = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(Vector128.WidenUpper(lo)), Vector128.Load(xs + k + 4), a1);
-                        a0 = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(Vector128.WidenLower(hi)), Vector128.Load(xs + k + 8), a0);
-                        a1 = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(Vector128.WidenUpper(hi)), Vector128.Load(xs + k + 12), a1);
-                    }
-                    dst[r] = (Vector128.Sum(a0 + a1) + Tail(w0, xs, vec, columns)) * rowScales[rowStart + r];
-                }
-            }
+            DotRowsScalar(matrix, rowScales, columns, x, rowStart, rowCount, dst);
+            return;
         }
+        Span<long> dots = stackalloc long[64];
+        for (int r = 0; r < rowCount; r += dots.Length)
+        {
+            int n = Math.Min(dots.Length, rowCount - r);
+            Q8ExactDots.RowsAdvSimd(matrix, columns, x16, rowStart + r, n, dots[..n]);
+            for (int i = 0; i < n; i++)
+                dst[r + i] = (float)(dots[i] * (double)fromInt) * rowScales[rowStart + r + i];
+        }
+    }
+
+    /// <summary>
+    /// x rounded to int16 steps of max|x|/32767 into <paramref name="x16"/>; returns that step (x16 · step ≈ x),
+    /// or 0 when max|x| is 0 or not finite and the caller must take the scalar path.
+    /// </summary>
+    private static float RoundToInt16(ReadOnlySpan<float> x, Span<short> x16)
+    {
+        float maxAbs = 0;
+        for (int k = 0; k < x.Length; k++) maxAbs = Math.Max(maxAbs, Math.Abs(x[k]));
+        if (!float.IsFinite(maxAbs) || maxAbs == 0) return 0;
+        float toInt = 32767f / maxAbs;
+        for (int k = 0; k < x.Length; k++) x16[k] = (short)MathF.Round(x[k] * toInt);
+        return maxAbs / 32767f;
     }
 
     private static unsafe Vector512<float> Widen512(sbyte* bytes) =>

@@ -159,7 +159,7 @@ public class F16KernelTests
         var actual = new float[rows];
         LmHeadQ8.DotRowsScalar(head.Weights, head.Scales, columns, x, 0, rows, expected);
         set.DotQ8(head.Weights, head.Scales, columns, x, 0, rows, actual);
-        // The 256-bit kernel rounds x to int16 steps of max|x|/32767 first: each product may move by
+        // The integer kernels (AVX2, ARM64) round x to int16 steps of max|x|/32767 first: each product may move by
         // |q|·scale·step/2, so the row may differ by at most that sum (plus float rounding).
         float step = x.Max(v => Math.Abs(v)) / 32767f;
         for (int r = 0; r < rows; r++)
