@@ -7,7 +7,7 @@
 # What a fresh Debian/Ubuntu x86-64 machine needs, installed here when missing (as root):
 #   clang, lld, binutils-aarch64-linux-gnu, libc6-dev-arm64-cross, libgcc-12-dev-arm64-cross
 #   (ILC's arm64 cross link: clang --target=aarch64-linux-gnu finds Debian's cross C runtime itself,
-#   so no --sysroot), qemu-user-static, libc6-arm64-cross, and libssl3 for arm64 (scripts/lib).
+#   so no --sysroot), and what test-arm64.sh needs for qemu (scripts/lib/arm64-qemu.sh).
 # Usage: scripts/test-aot.sh [ARTIFACTS]   (ARTIFACTS: a Release --artifacts-path that already holds
 #        bin/Inference.Core.Tests/release/Inference.Core.Tests; built here when omitted)
 set -uo pipefail
@@ -21,19 +21,13 @@ if [ ! -x "$exe" ]; then
   dotnet build tests/Inference.Core.Tests -c Release --artifacts-path "$artifacts" -v quiet -nologo || { echo "build failed"; exit 1; }
 fi
 
-need=()
-command -v clang >/dev/null 2>&1 || need+=(clang)
-command -v ld.lld >/dev/null 2>&1 || need+=(lld)
-command -v aarch64-linux-gnu-objcopy >/dev/null 2>&1 || need+=(binutils-aarch64-linux-gnu)
-[ -e /usr/aarch64-linux-gnu/lib/libc.so ] || need+=(libc6-dev-arm64-cross)
-ls /usr/lib/gcc-cross/aarch64-linux-gnu/*/crtbegin.o >/dev/null 2>&1 || need+=(libgcc-12-dev-arm64-cross)
-command -v qemu-aarch64-static >/dev/null 2>&1 || need+=(qemu-user-static)
-[ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "== installing ${need[*]}"
-  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null || { echo "apt-get install failed"; exit 1; }
-fi
-source scripts/lib/arm64-libssl.sh
+source scripts/lib/arm64-qemu.sh
+apt_ensure "${QEMU_ARM64_PACKAGES[@]}" \
+  "command -v clang" clang \
+  "command -v ld.lld" lld \
+  "command -v aarch64-linux-gnu-objcopy" binutils-aarch64-linux-gnu \
+  "[ -e /usr/aarch64-linux-gnu/lib/libc.so ]" libc6-dev-arm64-cross \
+  "ls /usr/lib/gcc-cross/aarch64-linux-gnu/*/crtbegin.o" libgcc-12-dev-arm64-cross || exit 1
 ssl_dir=$(arm64_libssl_dir "$root") || exit 1
 
 out="$root/artifacts/aot"

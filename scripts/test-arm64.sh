@@ -18,16 +18,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DEBIAN_FRONTEND=noninteractive
 
-need=()
-command -v qemu-aarch64-static >/dev/null 2>&1 || need+=(qemu-user-static)
-[ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
-[ -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || need+=(libstdc++6-arm64-cross)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "== installing ${need[*]}"
-  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null || { echo "apt-get install failed"; exit 1; }
-fi
-
-source scripts/lib/arm64-libssl.sh
+source scripts/lib/arm64-qemu.sh
+apt_ensure "${QEMU_ARM64_PACKAGES[@]}" || exit 1
 ssl_dir=$(arm64_libssl_dir "$root") || exit 1
 
 artifacts="$root/artifacts/arm64"

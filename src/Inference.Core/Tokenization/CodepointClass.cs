@@ -27,21 +27,9 @@ internal sealed class CodepointText
     public readonly CodepointClass[] Classes;
     public readonly int Length;
 
-    public CodepointText(ReadOnlySpan<char> text)
+    /// <summary>The code points of a string, through its UTF-8 (a lone surrogate becomes U+FFFD, as the tokenizer sees it).</summary>
+    public CodepointText(ReadOnlySpan<char> text) : this(Encoding.UTF8.GetBytes(text.ToArray()))
     {
-        Codepoints = new int[text.Length];
-        Classes = new CodepointClass[text.Length];
-        int n = 0;
-        while (!text.IsEmpty)
-        {
-            // A lone surrogate decodes to U+FFFD, as any UTF-8 encoder of this string would write it.
-            Rune.DecodeFromUtf16(text, out Rune rune, out int used);
-            Codepoints[n] = rune.Value;
-            Classes[n] = Classify(rune);
-            n++;
-            text = text[used..];
-        }
-        Length = n;
     }
 
     /// <summary>The code points of UTF-8 text (an invalid sequence decodes to U+FFFD).</summary>
