@@ -74,7 +74,7 @@ public static partial class I2sKernels
     /// positive int8, so sdot takes them as they are and the sums are scaled back once at the end.
     /// That is 8 vector operations per 32 bytes of codes instead of 14 (6 shifts, 8 masks), and on
     /// Graviton 2 (Neoverse N1: two SIMD pipes that the sdot also need) those operations, not the
-    /// memory, bound a decode thread (README: ARM64 kernels).
+    /// memory, bound a decode thread (llvm-mca's estimate: scripts/arm64-mca.py).
     /// </summary>
     /// <remarks>
     /// No overflow: a lane of one sdot adds four products, each |16·code·q| ≤ 16·3·128 = 6,144 at most,
@@ -89,8 +89,8 @@ public static partial class I2sKernels
         var bits01 = Vector128.Create((byte)0x03);
         var bits23 = Vector128.Create((byte)0x0C);
         var bits45 = Vector128.Create((byte)0x30);
-        // Two chains per scale, at most two sdot per chain and block: the old kernel's two chains of four
-        // made Neoverse V1 wait on sdot latency (8 cycles a block; now its four SIMD pipes bound it, at 4).
+        // Two chains per scale, at most two sdot per chain and block: with two chains of four, Neoverse V1
+        // waited on sdot latency (8 cycles a block, where its four SIMD pipes allow 4).
         Vector128<int> one0 = default, one1 = default, four0 = default, four1 = default, sixteen0 = default, sixteen1 = default;
         for (int b = 0; b < blocks; b++)
         {
