@@ -5,7 +5,8 @@
 # x64 binary directly, the arm64 one under qemu-user.
 #
 # What a fresh Debian/Ubuntu x86-64 machine needs, installed here when missing (as root):
-#   clang, lld, binutils-aarch64-linux-gnu, libc6-dev-arm64-cross, libgcc-12-dev-arm64-cross
+#   clang, lld, binutils-aarch64-linux-gnu, libc6-dev-arm64-cross, gcc-aarch64-linux-gnu (for its
+#   libgcc-N-dev-arm64-cross, whatever N the distribution has)
 #   (ILC's arm64 cross link: clang --target=aarch64-linux-gnu finds Debian's cross C runtime itself,
 #   so no --sysroot), and what test-arm64.sh needs for qemu (scripts/lib/arm64-qemu.sh).
 # Usage: scripts/test-aot.sh [ARTIFACTS]   (ARTIFACTS: a Release --artifacts-path that already holds
@@ -27,7 +28,7 @@ apt_ensure "${QEMU_ARM64_PACKAGES[@]}" \
   "command -v ld.lld" lld \
   "command -v aarch64-linux-gnu-objcopy" binutils-aarch64-linux-gnu \
   "[ -e /usr/aarch64-linux-gnu/lib/libc.so ]" libc6-dev-arm64-cross \
-  "ls /usr/lib/gcc-cross/aarch64-linux-gnu/*/crtbegin.o" libgcc-12-dev-arm64-cross || exit 1
+  "ls /usr/lib/gcc-cross/aarch64-linux-gnu/*/crtbegin.o" gcc-aarch64-linux-gnu || exit 1
 ssl_dir=$(arm64_libssl_dir "$root") || exit 1
 
 out="$root/artifacts/aot"
