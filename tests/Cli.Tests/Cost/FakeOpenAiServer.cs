@@ -112,7 +112,9 @@ internal sealed class FakeOpenAiServer : IDisposable
 
     public void Dispose()
     {
-        _listener.Stop();
+        // Close alone: on Unix (the managed HttpListener) Stop then Close removes the listener twice,
+        // and the second removal binds the port again to look for it ("Address already in use" when
+        // anything took the port in between, such as the next test's fake server).
         _listener.Close();
         try { _loop.Wait(TimeSpan.FromSeconds(2)); } catch (AggregateException) { }
     }
