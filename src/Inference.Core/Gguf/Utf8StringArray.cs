@@ -6,10 +6,9 @@ namespace BitNet.Inference.Gguf;
 
 /// <summary>
 /// A long GGUF string array left undecoded in the file's mapping, with where each element starts: an
-/// element can be read as UTF-8 or decoded into a caller's buffer without a .NET string, and the whole
-/// array is turned into strings only when asked (<see cref="GgufValue.Value"/>). For the tokenizer's
-/// vocabulary and merges, which it copies as UTF-8: Llama 3's 128k tokens and 280k merges as strings
-/// are ~16 MB of fresh heap, ~4,000 page faults before the first token (~11 µs each on this project's VM).
+/// element can be read as UTF-8 without a .NET string, and the whole array is turned into strings only
+/// when asked (<see cref="GgufValue.Value"/>). For the tokenizer's vocabulary and merges, which it
+/// copies as UTF-8: Llama 3's 128k tokens and 280k merges as strings are ~16 MB of fresh heap, ~4,000 page faults before the first token (~11 µs each on this project's VM).
 /// Valid while its file is open (<see cref="ObjectDisposedException"/> after).
 /// </summary>
 public sealed unsafe class Utf8StringArray : IReadOnlyList<string>
@@ -33,14 +32,6 @@ public sealed unsafe class Utf8StringArray : IReadOnlyList<string>
         byte* at = _file.MappedBase + ((int*)_offsets.Start)[index];
         int length = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(at, 8));   // checked when parsed
         return new ReadOnlySpan<byte>(at + 8, length);
-    }
-
-    /// <summary>Element <paramref name="index"/> decoded into <paramref name="buffer"/> (into a new array when it does not fit).</summary>
-    public ReadOnlySpan<char> Chars(int index, Span<char> buffer)
-    {
-        ReadOnlySpan<byte> utf8 = Utf8(index);
-        Span<char> chars = utf8.Length <= buffer.Length ? buffer : new char[utf8.Length];   // never more chars than bytes
-        return chars[..Encoding.UTF8.GetChars(utf8, chars)];
     }
 
     public string this[int index] => Encoding.UTF8.GetString(Utf8(index));

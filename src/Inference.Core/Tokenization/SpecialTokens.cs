@@ -44,8 +44,6 @@ internal sealed class SpecialTokens
         if (_textsRepeat) SortForPartition(_ids);
     }
 
-    public int Count => _ids.Length;
-
     private bool IsSpecial(int id) =>
         _types[id] is TokenType.Control or TokenType.UserDefined or TokenType.Unknown && _vocabulary.Text(id).Length > 0;
 

@@ -38,7 +38,7 @@ internal sealed unsafe class Utf8Table
     private readonly int _shift;
     private readonly ulong _mask;
 
-    private Utf8Table(HugePageBlock block, int count, long slots, long textBytes)
+    private Utf8Table(HugePageBlock block, int count, long slots)
     {
         _block = block;
         Count = count;
@@ -47,14 +47,10 @@ internal sealed unsafe class Utf8Table
         _texts = (byte*)(_offsets + count + 1);
         _shift = 64 - BitOperations.Log2((ulong)slots);
         _mask = (ulong)slots - 1;
-        TextBytes = textBytes;
     }
 
     /// <summary>How many texts the list holds (duplicates included).</summary>
     public int Count { get; }
-
-    /// <summary>The texts' total length in bytes.</summary>
-    public long TextBytes { get; }
 
     /// <summary>How many texts equal an earlier one.</summary>
     public int RepeatedTexts { get; private set; }
@@ -77,7 +73,7 @@ internal sealed unsafe class Utf8Table
         long slots = (long)BitOperations.RoundUpToPowerOf2((ulong)Math.Max(16L, count + count / 2L + 1));
         var block = new HugePageBlock(slots * sizeof(ulong) + (count + 1L) * sizeof(int) + textBytes);
         NativeMemory.Clear(block.Start, (nuint)(slots * sizeof(ulong)));
-        var table = new Utf8Table(block, count, slots, textBytes);
+        var table = new Utf8Table(block, count, slots);
         int at = 0;
         for (int i = 0; i < count; i++)
         {
@@ -142,7 +138,7 @@ internal sealed unsafe class Utf8Table
     /// A 64-bit hash of a short text: eight bytes at a time, each folded in by a multiply and a shift
     /// (the slot comes from the top bits, the tag from the bottom ones, so both halves must mix well).
     /// </summary>
-    internal static ulong Hash(ReadOnlySpan<byte> text)
+    private static ulong Hash(ReadOnlySpan<byte> text)
     {
         const ulong K = 0x9E3779B97F4A7C15UL;
         ulong hash = (ulong)text.Length * K;
