@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using BitNet.Inference.Diagnostics;
+using BitNet.Inference.Bench;
 using BitNet.Inference.Model;
 using BitNet.Inference.Threading;
 using Spectre.Console;

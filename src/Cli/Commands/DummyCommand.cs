@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Diagnostics;
 using BitNet.Inference.Model;
 
+using BitNet.Inference.Dummy;
+
 namespace BitNet.Cli.Commands;
 
 /// <summary>

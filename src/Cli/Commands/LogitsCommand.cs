@@ -12,9 +12,9 @@ namespace BitNet.Cli.Commands;
 /// </summary>
 internal static class LogitsCommand
 {
-    public static Command Create() => Create(Console.Out, Console.Error);
+    public static Command Create() => Create(Console.Error);
 
-    internal static Command Create(TextWriter stdout, TextWriter stderr)
+    internal static Command Create(TextWriter stderr)
     {
         var model = new Option<string>("--model", "-m") { Description = "GGUF model file", Required = true };
         var tokens = new Option<string>("--tokens") { Description = "Comma-separated token ids, e.g. 128000,791,6864", Required = true };

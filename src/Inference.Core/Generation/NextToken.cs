@@ -9,7 +9,7 @@ namespace BitNet.Inference.Generation;
 /// only the candidate rows get exact F16 logits (<see cref="Sampler.SelectCandidates"/>); the token
 /// chosen is the one the full F16 head would give, random draws included.
 /// </summary>
-internal static class NextToken
+public static class NextToken
 {
     /// <summary>
     /// Evaluate <paramref name="tokens"/> and sample the next token. <paramref name="history"/> is every

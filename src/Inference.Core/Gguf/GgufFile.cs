@@ -497,7 +497,7 @@ public sealed unsafe class GgufFile : IDisposable
                 // each starts; the strings are decoded on first use, on two threads (Utf8StringArray), and
                 // a merge list is read as characters without them. Decoding and allocating the strings was
                 // most of the metadata's cost (Llama 3: ~90 ms cold in the AOT binary, before the first token).
-                var offsets = new Threading.HugePageBlock((long)n * sizeof(int));
+                var offsets = new Memory.HugePageBlock((long)n * sizeof(int));
                 try
                 {
                     int* at = (int*)offsets.Start;

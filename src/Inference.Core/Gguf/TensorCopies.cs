@@ -1,7 +1,7 @@
 namespace BitNet.Inference.Gguf;
 
 /// <summary>
-/// Private copies of some tensors' data, in one <see cref="Threading.HugePageBlock"/>: what
+/// Private copies of some tensors' data, in one <see cref="Memory.HugePageBlock"/>: what
 /// <see cref="GgufFile.CopyTensorsToMemory"/> reads out of the file. Each tensor starts on a 64-byte
 /// boundary (the file only promises its alignment, 32 by default; 64 is a cache line).
 /// Freed by <see cref="Dispose"/>.
@@ -12,7 +12,7 @@ internal sealed unsafe class TensorCopies : IDisposable
     /// <summary>Bytes per positional read: large enough that the call costs nothing, small enough to share out evenly.</summary>
     internal const long PieceBytes = 8L << 20;
 
-    private readonly Threading.HugePageBlock _block;
+    private readonly Memory.HugePageBlock _block;
     private readonly Dictionary<string, long> _offsets = new(StringComparer.Ordinal);
 
     public TensorCopies(IReadOnlyList<GgufTensorInfo> tensors)
@@ -24,7 +24,7 @@ internal sealed unsafe class TensorCopies : IDisposable
                 throw new ArgumentException($"tensor '{tensor.Name}' is listed twice", nameof(tensors));
             size = (size + tensor.ByteSize + TensorAlignment - 1) / TensorAlignment * TensorAlignment;
         }
-        _block = new Threading.HugePageBlock(size);
+        _block = new Memory.HugePageBlock(size);
     }
 
     /// <summary>Bytes laid out, padding between tensors included.</summary>

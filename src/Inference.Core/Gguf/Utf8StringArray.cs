@@ -2,6 +2,8 @@ using System.Collections;
 using System.Text;
 using BitNet.Inference.Threading;
 
+using BitNet.Inference.Memory;
+
 namespace BitNet.Inference.Gguf;
 
 /// <summary>

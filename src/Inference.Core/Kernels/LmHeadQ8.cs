@@ -22,7 +22,7 @@ public delegate void Q8DotRowsKernel(
 public sealed unsafe class LmHeadQ8 : IDisposable
 {
     /// <summary>The int8 rows, in 2 MB pages where the OS gives them (328 MB for 2B4T).</summary>
-    private readonly Threading.HugePageBlock _block;
+    private readonly Memory.HugePageBlock _block;
     private readonly long _length;
 
     /// <summary>rows × columns int8, row-major (native memory, freed by <see cref="Dispose"/>).</summary>
@@ -50,7 +50,7 @@ public sealed unsafe class LmHeadQ8 : IDisposable
         Rows = rows; Columns = columns;
         _length = checked((long)rows * columns);
         checked { _ = (int)_length; }   // spans address it
-        _block = new Threading.HugePageBlock(_length);
+        _block = new Memory.HugePageBlock(_length);
         Scales = new float[rows];
     }
 

@@ -16,7 +16,7 @@ namespace BitNet.Inference.Model;
 /// sum are vectorised (<see cref="VectorMath"/>). Groups (and, in a prompt batch, tokens) are
 /// independent, so <see cref="BatchJob"/> spreads (token, group) pairs over the worker pool.
 /// </summary>
-public static class Attention
+internal static class Attention
 {
     /// <summary>Which loops compute a KV group: the general per-head ones, or the fused four-head loops
     /// on 256-bit (x86 AVX2) or 128-bit vectors (ARM64 AdvSimd, and x86 without AVX2).</summary>
@@ -26,20 +26,6 @@ public static class Attention
     /// on demand, so after warm-up attention allocates nothing.</summary>
     [ThreadStatic] private static float[]? t_scores;
     [ThreadStatic] private static float[]? t_row;
-
-    /// <param name="q">The token's query, HeadCount × HeadDim, after RoPE.</param>
-    /// <param name="keyCache">This layer's K cache, [position][KvDim] as F16, holding positions 0..position.</param>
-    /// <param name="valueCache">This layer's V cache, same layout.</param>
-    /// <param name="position">The token's position: it sees cache positions 0..position (causal mask).</param>
-    /// <param name="scratch">Unused (kept for callers of the first version); scratch is per thread.</param>
-    /// <param name="output">HeadCount × HeadDim: the heads' outputs, concatenated.</param>
-    /// <param name="roundProbabilitiesToF16">Round the softmax output to F16 before ·V (bitnet.cpp does for single-token batches).</param>
-    public static void Compute(ModelConfig config, ReadOnlySpan<float> q, ReadOnlySpan<Half> keyCache, ReadOnlySpan<Half> valueCache,
-        int position, Span<float> scratch, Span<float> output, bool roundProbabilitiesToF16)
-    {
-        for (int g = 0; g < config.KvHeadCount; g++)
-            ComputeGroup(config, q, keyCache, valueCache, position, g, output, roundProbabilitiesToF16);
-    }
 
     /// <summary>The query heads of KV group <paramref name="group"/> (heads group·GroupSize …), for one token.</summary>
     /// <param name="scratchPositions">Size the per-thread scratch for this many positions (the context length), so a

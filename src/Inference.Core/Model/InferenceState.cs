@@ -25,7 +25,6 @@ public sealed class InferenceState
         Gate = new float[n * ffn];
         Up = new float[n * ffn];
         Quantized = new QuantizedActivations(n, Math.Max(embd, ffn));
-        Scores = new float[contextLength];
         Logits = new float[config.VocabSize];
         if (screenedHead)
         {
@@ -91,7 +90,6 @@ public sealed class InferenceState
     internal float[] Gate { get; }           // [batch, ffn]; becomes f = relu(gate)²·up
     internal float[] Up { get; }             // [batch, ffn]
     internal QuantizedActivations Quantized { get; }
-    internal float[] Scores { get; }         // [context] attention scratch
     /// <summary>Attention over (token, KV group) pairs on the model's worker pool; reused every layer.</summary>
     internal Attention.BatchJob AttentionJob { get; } = new();
     /// <summary>The per-token steps between the matmuls, on the model's worker pool; reused every layer.</summary>

@@ -11,7 +11,7 @@ namespace BitNet.Inference.Model;
 /// whole by one thread with exact integer dots, so results do not depend on the thread count.
 /// The static *Rows methods are the scalar reference the kernels are tested against.
 /// </summary>
-public sealed unsafe class MatMul : IDisposable
+internal sealed unsafe class MatMul : IDisposable
 {
     private readonly KernelSet _kernels;
     private readonly TernaryJob _ternaryJob;
@@ -87,21 +87,16 @@ public sealed unsafe class MatMul : IDisposable
             throw new ArgumentException($"'{w.Name}' writes {x.Tokens}×{w.Rows} outputs, the destination holds {y.Length}");
     }
 
+    private const int ReleasePieceRows = 1024;   // 5 MB of F16 rows at 2560 columns
+
     /// <summary>
     /// Quantize the LM head to int8 rows once (LmHeadMode.Q8); later <see cref="LmHead"/> calls use it.
     /// With <paramref name="releaseReadPages"/> (a memory-mapped file), the F16 pages of each piece of
     /// <see cref="ReleasePieceRows"/> rows are unmapped as soon as it is quantized, so the two copies are never resident together:
     /// peak RSS stays at the int8 copy plus a few pieces instead of growing by the whole F16 head.
-    /// </summary>
-    private const int ReleasePieceRows = 1024;   // 5 MB of F16 rows at 2560 columns
-
-    public void EnableQuantizedHead(Half* weights, int rows, int columns, bool releaseReadPages) =>
-        EnableQuantizedHead(weights, rows, columns, releaseReadPages, exactRows: null);
-
-    /// <summary>
-    /// Like <see cref="EnableQuantizedHead(Half*, int, int, bool)"/>; with <paramref name="exactRows"/> the
-    /// head is screened (<see cref="LmHeadMode.Screened"/>): the int8 copy only bounds the logits, and
-    /// every logit the caller sees is the F16 head's, computed from rows read through <paramref name="exactRows"/>.
+    /// With <paramref name="exactRows"/> the head is screened (<see cref="LmHeadMode.Screened"/>): the int8
+    /// copy only bounds the logits, and every logit the caller sees is the F16 head's, computed from rows
+    /// read through <paramref name="exactRows"/>.
     /// </summary>
     internal void EnableQuantizedHead(Half* weights, int rows, int columns, bool releaseReadPages, HeadRows? exactRows)
     {
@@ -111,7 +106,7 @@ public sealed unsafe class MatMul : IDisposable
             {
                 body(start, end);
                 if (releaseReadPages)
-                    Threading.PageWarmup.ReleaseMapped((nint)(weights + (long)start * columns), 2L * (end - start) * columns);
+                    Memory.PageWarmup.ReleaseMapped((nint)(weights + (long)start * columns), 2L * (end - start) * columns);
             }), ReleasePieceRows),
             errorFacts: exactRows is not null);
         if (exactRows is not null)

@@ -41,7 +41,7 @@ public enum WeightStorage
     /// this project's tools): the first token comes straight from the mapping. Else <see cref="Memory"/>
     /// (a file copied with small writes sits in 4 KB pages, which stream slowly through a mapping on
     /// some virtual machines). Decided at load by mapping one 2 MB window in three of the streamed
-    /// tensors (<see cref="Threading.HugeFolioProbe"/>).
+    /// tensors (<see cref="Memory.HugeFolioProbe"/>).
     /// </summary>
     Auto,
     /// <summary>
@@ -58,7 +58,7 @@ public enum WeightStorage
     Mapped,
     /// <summary>
     /// <see cref="Mapped"/> at load, then moved into private memory in the background, window by 2 MB
-    /// window, at the same addresses (<see cref="Threading.MappingMove"/>), starting after the first
+    /// window, at the same addresses (<see cref="Memory.MappingMove"/>), starting after the first
     /// forward pass (or at <see cref="BitNetModel.StartWeightMove"/>): no copy delays the first token,
     /// and once moved (2B4T: 0.4–0.7 s, up to 2.6 s when the OS must find fresh memory) tokens stream
     /// as from <see cref="Memory"/>. Resident memory stays that of one copy throughout. Linux; elsewhere

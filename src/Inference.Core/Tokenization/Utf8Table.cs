@@ -5,6 +5,8 @@ using System.Text;
 using BitNet.Inference.Gguf;
 using BitNet.Inference.Threading;
 
+using BitNet.Inference.Memory;
+
 namespace BitNet.Inference.Tokenization;
 
 /// <summary>

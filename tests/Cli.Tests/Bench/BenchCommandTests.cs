@@ -99,13 +99,13 @@ public class BenchCommandTests
     [Fact]
     public void The_warm_up_waits_for_the_weight_move_so_repetitions_measure_moved_weights()
     {
-        if (!BitNet.Inference.Threading.MappingMove.IsSupported) Assert.Skip("Linux only");
+        if (!BitNet.Inference.Memory.MappingMove.IsSupported) Assert.Skip("Linux only");
         using var model = BitNet.Inference.Model.BitNetModel.Load(SharedData.OracleModelPath,
             new BitNet.Inference.Model.ModelLoadOptions { Threads = 1, Storage = BitNet.Inference.Model.WeightStorage.Move });
         Assert.False(model.WeightMove.IsCompleted);   // nothing has run yet: the move starts after the first pass
         var phases = new List<string>();
-        var progress = new SynchronousProgress<BitNet.Inference.Diagnostics.BenchmarkProgress>(p => phases.Add(p.Phase));
-        var report = BitNet.Inference.Diagnostics.InferenceBenchmark.Run(model, "oracle", 0, 2, 1, 1, probeBandwidth: false, progress,
+        var progress = new SynchronousProgress<BitNet.Inference.Bench.BenchmarkProgress>(p => phases.Add(p.Phase));
+        var report = BitNet.Inference.Bench.InferenceBenchmark.Run(model, "oracle", 0, 2, 1, 1, probeBandwidth: false, progress,
             TestContext.Current.CancellationToken);
         Assert.True(model.WeightMove.IsCompletedSuccessfully);
         Assert.True(model.MovedWeightBytes > 0);
@@ -122,20 +122,20 @@ public class BenchCommandTests
     [Fact]
     public async Task A_finished_move_is_reported_with_its_time_and_other_storages_report_none()
     {
-        if (!BitNet.Inference.Threading.MappingMove.IsSupported) Assert.Skip("Linux only");
+        if (!BitNet.Inference.Memory.MappingMove.IsSupported) Assert.Skip("Linux only");
         using (var moving = BitNet.Inference.Model.BitNetModel.Load(SharedData.OracleModelPath,
             new BitNet.Inference.Model.ModelLoadOptions { Threads = 1, Storage = BitNet.Inference.Model.WeightStorage.Move }))
         {
             moving.StartWeightMove();
             await moving.WeightMove.WaitAsync(TimeSpan.FromMinutes(1), TestContext.Current.CancellationToken);
-            var report = BitNet.Inference.Diagnostics.InferenceBenchmark.Run(moving, "oracle", 0, 2, 1, 1, probeBandwidth: false, cancellationToken: TestContext.Current.CancellationToken);
+            var report = BitNet.Inference.Bench.InferenceBenchmark.Run(moving, "oracle", 0, 2, 1, 1, probeBandwidth: false, cancellationToken: TestContext.Current.CancellationToken);
             Assert.Equal("move", report.Weights);
             Assert.NotNull(report.WeightsMovedSeconds);
             Assert.InRange(report.WeightsMovedSeconds.Value, 0, 1);   // already moved when the runs began
         }
         using var mapped = BitNet.Inference.Model.BitNetModel.Load(SharedData.OracleModelPath,
             new BitNet.Inference.Model.ModelLoadOptions { Threads = 1, Storage = BitNet.Inference.Model.WeightStorage.Mapped });
-        Assert.Null(BitNet.Inference.Diagnostics.InferenceBenchmark.Run(mapped, "oracle", 0, 2, 1, 1, probeBandwidth: false, cancellationToken: TestContext.Current.CancellationToken).WeightsMovedSeconds);
+        Assert.Null(BitNet.Inference.Bench.InferenceBenchmark.Run(mapped, "oracle", 0, 2, 1, 1, probeBandwidth: false, cancellationToken: TestContext.Current.CancellationToken).WeightsMovedSeconds);
     }
 
     [Fact]

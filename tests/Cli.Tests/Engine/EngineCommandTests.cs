@@ -64,7 +64,7 @@ public sealed class EngineCommandTests : IDisposable
         int[] fed = [.. prompt, .. generated.Take(15)];
         string output = Path.Combine(_dir, "out.f32");
 
-        Assert.Equal(0, await Run(LogitsCommand.Create(_out, _err), "-m", SharedData.OracleModelPath,
+        Assert.Equal(0, await Run(LogitsCommand.Create(_err), "-m", SharedData.OracleModelPath,
             "--tokens", string.Join(",", fed), "-o", output, "--prompt-length", prompt.Length.ToString()));
 
         const int vocab = 128256;
@@ -82,7 +82,7 @@ public sealed class EngineCommandTests : IDisposable
     [Fact]
     public async Task Logits_rejects_a_token_outside_the_vocabulary()
     {
-        Assert.Equal(1, await Run(LogitsCommand.Create(_out, _err), "-m", SharedData.OracleModelPath,
+        Assert.Equal(1, await Run(LogitsCommand.Create(_err), "-m", SharedData.OracleModelPath,
             "--tokens", "128000,999999", "-o", Path.Combine(_dir, "x.f32")));
         Assert.Contains("token id outside the vocabulary", _err.ToString());
     }

@@ -1,6 +1,8 @@
 using BitNet.Inference.Gguf;
 using BitNet.Inference.Model;
 
+using BitNet.Inference.Dummy;
+
 namespace BitNet.Inference.Tests.Gguf;
 
 /// <summary>AlignedWriteStream: any pattern of writes reaches the file as whole 2 MB writes at 2 MB offsets, bytes intact.</summary>

@@ -2,6 +2,8 @@ using BitNet.Inference.Gguf;
 using BitNet.Inference.Model;
 using BitNet.Inference.Threading;
 
+using BitNet.Inference.Dummy;
+
 namespace BitNet.Inference.Tests.Gguf;
 
 /// <summary>

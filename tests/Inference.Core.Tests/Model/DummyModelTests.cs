@@ -5,6 +5,8 @@ using BitNet.Inference.Tests.Gguf;
 using BitNet.Tests.Shared;
 using Names = BitNet.Inference.Model.GgufTensorNames;
 
+using BitNet.Inference.Dummy;
+
 namespace BitNet.Inference.Tests.Model;
 
 public class DummyModelTests

@@ -1,6 +1,8 @@
 using BitNet.Inference.Model;
 using BitNet.Inference.Tests.Gguf;
 
+using BitNet.Inference.Dummy;
+
 namespace BitNet.Inference.Tests.Model;
 
 /// <summary>

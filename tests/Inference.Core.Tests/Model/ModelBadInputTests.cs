@@ -3,6 +3,8 @@ using BitNet.Inference.Model;
 using BitNet.Inference.Tests.Gguf;
 using Names = BitNet.Inference.Model.GgufTensorNames;
 
+using BitNet.Inference.Dummy;
+
 namespace BitNet.Inference.Tests.Model;
 
 public class ModelBadInputTests

@@ -96,9 +96,9 @@ internal static class Smaps
         try
         {
             nint start = (nint)(pointer + view.PointerOffset);
-            BitNet.Inference.Threading.PageWarmup.PreferHugePages(start, (bytes + 4095) / 4096 * 4096);
-            BitNet.Inference.Threading.PageWarmup.PopulateOne(start, bytes);
-            return BitNet.Inference.Threading.HugeFolioProbe.PmdMappedBytes(start) ?? 0;
+            BitNet.Inference.Memory.PageWarmup.PreferHugePages(start, (bytes + 4095) / 4096 * 4096);
+            BitNet.Inference.Memory.PageWarmup.PopulateOne(start, bytes);
+            return BitNet.Inference.Memory.HugeFolioProbe.PmdMappedBytes(start) ?? 0;
         }
         finally
         {

@@ -94,7 +94,7 @@ public class TernaryFormatTests
         Assert.Null(tq.Weights.Layers[0].Query.BlockScales); // one common scale → the I2_S path exactly
         tq.ForwardAll(tq.CreateState(16), tokens, actual);
         Assert.True(expected.AsSpan().SequenceEqual(actual), "TQ model logits differ from the I2_S model's");
-        if (tq.Storage == WeightStorage.Move && BitNet.Inference.Threading.MappingMove.IsSupported)
+        if (tq.Storage == WeightStorage.Move && BitNet.Inference.Memory.MappingMove.IsSupported)
         {
             Assert.True(SpinWait.SpinUntil(() => tq.WeightMove.IsCompleted, TimeSpan.FromMinutes(1)));
             Assert.True(tq.WeightMove.IsCompletedSuccessfully && tq.MovedWeightBytes >= 2L * vocab * 256, $"{tq.MovedWeightBytes} bytes moved");

@@ -1,6 +1,8 @@
 using BitNet.Inference.Model;
 using BitNet.Inference.Tests.Gguf;
 
+using BitNet.Inference.Dummy;
+
 namespace BitNet.Inference.Tests.Model;
 
 /// <summary>Small generated models shared by the model tests (written once per test run).</summary>

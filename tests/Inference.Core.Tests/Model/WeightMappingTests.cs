@@ -4,6 +4,10 @@ using BitNet.Inference.Model;
 using BitNet.Inference.Threading;
 using BitNet.Inference.Tests.Gguf;
 
+using BitNet.Inference.Dummy;
+
+using BitNet.Inference.Memory;
+
 namespace BitNet.Inference.Tests.Model;
 
 /// <summary>
@@ -295,7 +299,7 @@ public unsafe partial class AutoWeightStorageTests
         string path = WrittenAndSynced(temp, DummyShape.Small);
         using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read))
             Assert.Equal(0, Fadvise((int)stream.SafeFileHandle.DangerousGetHandle(), 0, 0, FadvDontNeed));
-        Api.ModelLoading.Prefetch(path);
+        BitNet.Inference.Memory.FilePrefetch.Run(path);
         Assert.Equal(0, Smaps.MappedResidentBytes(path));   // read, and unmapped again
         long grown = Smaps.HugeFolioBytes(path);
         if (grown < new FileInfo(path).Length / 2)

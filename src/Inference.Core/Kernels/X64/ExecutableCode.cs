@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using static BitNet.Inference.Threading.LinuxMemory;
+using static BitNet.Inference.Memory.LinuxMemory;
 
 namespace BitNet.Inference.Kernels.X64;
 
@@ -7,7 +7,7 @@ namespace BitNet.Inference.Kernels.X64;
 /// Machine code copied into its own pages, which are then made read + execute (never writable and
 /// executable at once). Kernels live for the process: they are built once and shared by every model.
 /// </summary>
-public static unsafe class ExecutableCode
+internal static unsafe class ExecutableCode
 {
     /// <summary>Whether this process can map code pages: Linux only (the hosts' platform), and a
     /// hardened kernel may still refuse, which <see cref="TryLoad"/> reports.</summary>

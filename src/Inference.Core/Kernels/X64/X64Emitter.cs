@@ -1,17 +1,17 @@
 namespace BitNet.Inference.Kernels.X64;
 
 /// <summary>A 64-bit general-purpose register, numbered as the encoding numbers it (rax = 0 … r15 = 15).</summary>
-public enum Gpr { Rax, Rcx, Rdx, Rbx, Rsp, Rbp, Rsi, Rdi, R8, R9, R10, R11, R12, R13, R14, R15 }
+internal enum Gpr { Rax, Rcx, Rdx, Rbx, Rsp, Rbp, Rsi, Rdi, R8, R9, R10, R11, R12, R13, R14, R15 }
 
 /// <summary>A 512-bit vector register, zmm0 … zmm31.</summary>
-public readonly record struct Zmm(int Number)
+internal readonly record struct Zmm(int Number)
 {
     public override string ToString() => $"zmm{Number}";
 }
 
 /// <summary>A memory operand [base + displacement]. Always encoded with a 32-bit displacement, so the
 /// EVEX compressed-displacement rule (disp8 × operand size) never applies.</summary>
-public readonly record struct Mem(Gpr Base, int Displacement = 0);
+internal readonly record struct Mem(Gpr Base, int Displacement = 0);
 
 /// <summary>
 /// Just enough of an x86-64 assembler to write the AVX-512 VNNI kernels that .NET 10 cannot express:
@@ -21,7 +21,7 @@ public readonly record struct Mem(Gpr Base, int Displacement = 0);
 /// as. The kernels call nothing, so stack alignment does not matter; they save the callee-saved
 /// registers they borrow with push and pop.
 /// </summary>
-public sealed class X64Emitter
+internal sealed class X64Emitter
 {
     private readonly List<byte> _code = [];
     private readonly List<(int At, int Label)> _fixups = [];

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace BitNet.Inference.Diagnostics;
+namespace BitNet.Inference.Memory;
 
 /// <summary>Resident-set figures of this process from /proc/self/status (Linux); null elsewhere.</summary>
 public static class ProcessMemory

@@ -2,7 +2,9 @@ using System.Diagnostics;
 using BitNet.Inference.Model;
 using BitNet.Inference.Threading;
 
-namespace BitNet.Inference.Diagnostics;
+using BitNet.Inference.Memory;
+
+namespace BitNet.Inference.Bench;
 
 /// <summary>What one `bitnet bench` run measured. Rates are tokens per second.</summary>
 public sealed record BenchmarkReport

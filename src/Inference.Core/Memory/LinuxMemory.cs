@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace BitNet.Inference.Threading;
+namespace BitNet.Inference.Memory;
 
 /// <summary>
 /// The Linux memory calls the engine makes itself (glibc entry points), in one place: code pages

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
-using static BitNet.Inference.Threading.LinuxMemory;
+using static BitNet.Inference.Memory.LinuxMemory;
 
-namespace BitNet.Inference.Threading;
+namespace BitNet.Inference.Memory;
 
 /// <summary>
 /// Moves ranges of a read-only file mapping into private memory <em>in place</em>: each 2 MB window

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace BitNet.Inference.Threading;
+namespace BitNet.Inference.Memory;
 
 /// <summary>
 /// Which parts of this process's address space are mapped by huge (2 MB) page-table entries, asked of

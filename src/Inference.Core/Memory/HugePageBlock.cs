@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace BitNet.Inference.Threading;
+namespace BitNet.Inference.Memory;
 
 /// <summary>
 /// Native memory for a large table that every token streams (the int8 head, the weight copies):

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace BitNet.Inference.Threading;
+namespace BitNet.Inference.Memory;
 
 /// <summary>
 /// Tells whether a file mapping reads the page cache's 2 MB folios whole (one page-table entry per

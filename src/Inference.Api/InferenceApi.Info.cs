@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using BitNet.Inference.Api.Json;
-using BitNet.Inference.Diagnostics;
+using BitNet.Inference.Memory;
 using BitNet.Inference.Generation;
 
 namespace BitNet.Inference.Api;

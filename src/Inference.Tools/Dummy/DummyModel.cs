@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 using BitNet.Inference.Gguf;
 using Names = BitNet.Inference.Model.GgufTensorNames;
 
-namespace BitNet.Inference.Model;
+namespace BitNet.Inference.Dummy;
 
 /// <summary>The sizes of a generated random model.</summary>
 public sealed record DummyShape(string Name, int Embedding, int Layers, int Heads, int KvHeads, int FeedForward, int Vocab, int Context)

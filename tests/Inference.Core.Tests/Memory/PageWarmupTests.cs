@@ -1,7 +1,9 @@
 using System.Runtime.InteropServices;
 using BitNet.Inference.Threading;
 
-namespace BitNet.Inference.Tests.Threading;
+using BitNet.Inference.Memory;
+
+namespace BitNet.Inference.Tests.Memory;
 
 public class PageWarmupTests
 {

@@ -3,7 +3,9 @@ using BitNet.Inference.Tests.Gguf;
 using BitNet.Inference.Tests.Model;
 using BitNet.Inference.Threading;
 
-namespace BitNet.Inference.Tests.Threading;
+using BitNet.Inference.Memory;
+
+namespace BitNet.Inference.Tests.Memory;
 
 /// <summary>
 /// MappingMove: windows of a read-only file mapping replaced, at the same addresses, by private pages

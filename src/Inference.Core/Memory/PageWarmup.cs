@@ -1,6 +1,8 @@
 using System.Runtime.InteropServices;
 
-namespace BitNet.Inference.Threading;
+using BitNet.Inference.Threading;
+
+namespace BitNet.Inference.Memory;
 
 /// <summary>
 /// Maps the pages of the memory-mapped weights into the process before the first token. With the

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using BitNet.Inference.Threading;
 
-namespace BitNet.Inference.Diagnostics;
+namespace BitNet.Inference.Bench;
 
 /// <summary>
 /// Measures streaming-read bandwidth the way decode uses memory: each thread sums its share of a

@@ -1,1 +1,0 @@
-namespace BitNet.Cli.Tests;
