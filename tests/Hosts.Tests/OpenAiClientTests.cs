@@ -215,11 +215,6 @@ public sealed class OpenAiClientTests(OracleServer fixture) : IClassFixture<Orac
     [Fact]
     public async Task Client_mistakes_surface_in_the_openai_client_as_4xx_with_the_servers_message()
     {
-        var unknownModel = new ChatClient("gpt-4o", new ApiKeyCredential("x"), fixture.ClientOptions);
-        var wrongModel = await Assert.ThrowsAsync<ClientResultException>(() => unknownModel.CompleteChatAsync([new UserChatMessage("hi")], cancellationToken: Ct));
-        Assert.Equal(400, wrongModel.Status);
-        Assert.Contains("gpt-4o", wrongModel.Message);
-
         var tooLong = await Assert.ThrowsAsync<ClientResultException>(() => fixture.Chat().CompleteChatAsync(
             [new UserChatMessage("hi")], new ChatCompletionOptions { MaxOutputTokenCount = 100_000 }, Ct));
         Assert.Equal(400, tooLong.Status);
