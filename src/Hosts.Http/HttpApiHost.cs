@@ -97,7 +97,7 @@ public static class HttpApiHost
         catch (BadHttpRequestException ex)
         {
             ApiException refusal = BodyRefusal(ex, api.Options.MaxRequestBytes);
-            Logger(context).LogInformation("{Method} {Path} refused: {Status} {Reason}", context.Request.Method, context.Request.Path.Value, refusal.Status, refusal.Message);
+            Logger(context).LogInformation("{Method} {Path} refused: {Status} {Reason}", context.Request.Method, LoggedPath(context), refusal.Status, refusal.Message);
             // The unread body makes the connection unusable for a next request: say so, so clients do not reuse it.
             context.Response.Headers.Connection = "close";
             await WriteJsonAsync(context, refusal.Status, InferenceApi.ErrorJson(refusal));
@@ -105,7 +105,7 @@ public static class HttpApiHost
         }
         catch (Exception ex) when (aborted.IsCancellationRequested || ex is IOException)
         {
-            Logger(context).LogInformation("{Method} {Path} abandoned: the client closed the connection while sending the body", context.Request.Method, context.Request.Path.Value);
+            Logger(context).LogInformation("{Method} {Path} abandoned: the client closed the connection while sending the body", context.Request.Method, LoggedPath(context));
             return;
         }
 
@@ -206,6 +206,9 @@ public static class HttpApiHost
         context.Response.ContentType = "application/json";
         await context.Response.Body.WriteAsync(json);
     }
+
+    /// <summary>The request path for a log line: a decoded %0A or ESC from a client must not break the line or drive a terminal.</summary>
+    private static string LoggedPath(HttpContext context) => BitNet.Inference.Gguf.PrintableText.Escape(context.Request.Path.Value ?? "/");
 
     private static ILogger Logger(HttpContext context) =>
         context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("BitNet.Hosts.Http");

@@ -36,8 +36,8 @@ public sealed class ClientFailureTests : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
-    private static string Head(string transfer) =>
-        $"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{transfer}\r\n";
+    private static string Head(string transfer, string path = "/v1/completions") =>
+        $"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{transfer}\r\n";
 
     /// <summary>Sends <paramref name="parts"/> (pausing <paramref name="pause"/> between them) while reading the
     /// answer; stops sending once the server has answered and closed.</summary>
@@ -114,6 +114,15 @@ public sealed class ClientFailureTests : IAsyncDisposable
         Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
         Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("message").GetString()));
         AssertOneLinePerFailureAndNoStackTrace(1);
+    }
+
+    [Fact]
+    public async Task A_refused_request_with_control_characters_in_its_path_still_logs_one_escaped_line()
+    {
+        string answer = await ExchangeAsync([Head("Transfer-Encoding: chunked\r\n", "/v1/completions%0Aforged%20line%1B[2J"), "zz\r\n\r\n"]);
+        Assert.Equal(400, Parse(answer).Status);
+        AssertOneLinePerFailureAndNoStackTrace(1);
+        Assert.Contains(_log.Entries, e => e.Contains(@"\x0Aforged line\x1B[2J", StringComparison.Ordinal));
     }
 
     [Fact]
