@@ -15,18 +15,35 @@ namespace BitNet.Hosts.Http;
 /// and adds what belongs to an HTTP server: CORS, the request size limit in Kestrel, streaming
 /// writes with a flush per SSE frame, and a graceful shutdown (running streams finish, new
 /// generations get 503, whatever still runs after the shutdown timeout is cancelled).
+/// A client's mistake in the HTTP exchange itself (a malformed chunked body, a body arriving too
+/// slowly, one too large, a connection dropped mid-body) gets the OpenAI error body when an answer
+/// is still possible, and one log line, never a stack trace.
 /// </summary>
 public static class HttpApiHost
 {
-    /// <summary>Builds (does not start) the app listening on <paramref name="url"/> (port 0 = any free port).
-    /// <paramref name="mapExtra"/> may map routes that win over the API's catch-all (Azure's timer function).</summary>
-    public static WebApplication Create(InferenceApi api, string url, Action<WebApplication>? mapExtra = null, LogLevel logLevel = LogLevel.Information)
+    private static int _inFlight;
+
+    /// <summary>Requests being answered right now, in every app of this process (the drain on SIGTERM waits for them).</summary>
+    public static int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Builds (does not start) the app listening on <paramref name="url"/> (port 0 = any free port;
+    /// several URLs separated by ';'). <paramref name="mapExtra"/> may map routes that win over the API's
+    /// catch-all (Azure's timer function); <paramref name="logging"/> may add log providers;
+    /// <paramref name="drainOnSignal"/> makes SIGTERM/SIGINT drain first (<see cref="DrainingLifetime"/>).</summary>
+    public static WebApplication Create(InferenceApi api, string url, Action<WebApplication>? mapExtra = null, LogLevel logLevel = LogLevel.Information,
+        Action<ILoggingBuilder>? logging = null, bool drainOnSignal = false)
     {
         ApiOptions options = api.Options;
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(logLevel);
         // One line per request from ASP.NET is noise next to a model server's own log; keep its warnings.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        // A start that fails (port in use) is reported by the caller in one line; the host's own report is a stack trace.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
+        logging?.Invoke(builder.Logging);
+        if (drainOnSignal)
+            builder.Services.AddSingleton<IHostLifetime>(services => new DrainingLifetime(api,
+                services.GetRequiredService<IHostApplicationLifetime>(), options.ShutdownTimeout));
         builder.WebHost.UseUrls(url);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -58,22 +75,37 @@ public static class HttpApiHost
     /// <summary>Translates one HTTP exchange; also used by the Azure handler for forwarded requests.</summary>
     public static async Task ServeAsync(InferenceApi api, HttpContext context)
     {
+        Interlocked.Increment(ref _inFlight);
+        try
+        {
+            await ServeOneAsync(api, context);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _inFlight);
+        }
+    }
+
+    private static async Task ServeOneAsync(InferenceApi api, HttpContext context)
+    {
         CancellationToken aborted = context.RequestAborted;
         byte[] body;
         try
         {
             body = await ReadBodyAsync(context.Request, api.Options.MaxRequestBytes, aborted);
         }
-        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        catch (BadHttpRequestException ex)
         {
+            ApiException refusal = BodyRefusal(ex, api.Options.MaxRequestBytes);
+            Logger(context).LogInformation("{Method} {Path} refused: {Status} {Reason}", context.Request.Method, LoggedPath(context), refusal.Status, refusal.Message);
             // The unread body makes the connection unusable for a next request: say so, so clients do not reuse it.
             context.Response.Headers.Connection = "close";
-            await WriteJsonAsync(context, 413, InferenceApi.ErrorJson(new ApiException(413,
-                $"the request body is larger than the limit of {api.Options.MaxRequestBytes} bytes", "invalid_request_error", code: "request_too_large")));
+            await WriteJsonAsync(context, refusal.Status, InferenceApi.ErrorJson(refusal));
             return;
         }
-        catch (Exception) when (aborted.IsCancellationRequested)
+        catch (Exception ex) when (aborted.IsCancellationRequested || ex is IOException)
         {
+            Logger(context).LogInformation("{Method} {Path} abandoned: the client closed the connection while sending the body", context.Request.Method, LoggedPath(context));
             return;
         }
 
@@ -98,6 +130,8 @@ public static class HttpApiHost
             return;
         }
 
+        if (api.ShuttingDown)
+            context.Response.Headers.Connection = "close"; // draining: the next request should go elsewhere
         await using (response)
             await WriteAsync(context, response);
     }
@@ -144,6 +178,17 @@ public static class HttpApiHost
         }
     }
 
+    /// <summary>Kestrel's refusal of a request body, in the OpenAI error shape.</summary>
+    private static ApiException BodyRefusal(BadHttpRequestException ex, long limit) => ex.StatusCode switch
+    {
+        StatusCodes.Status413PayloadTooLarge => new ApiException(413,
+            $"the request body is larger than the limit of {limit} bytes", "invalid_request_error", code: "request_too_large"),
+        StatusCodes.Status408RequestTimeout => new ApiException(408,
+            "the request body arrived too slowly; send it at once", "invalid_request_error", code: "request_timeout"),
+        _ => new ApiException(ex.StatusCode is >= 400 and < 500 ? ex.StatusCode : 400,
+            $"the request body could not be read: {ex.Message.TrimEnd('.')}", "invalid_request_error", code: "invalid_request_body"),
+    };
+
     private static async Task<byte[]> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
     {
         if (request.ContentLength is > 0 and var length && length > limit)
@@ -161,6 +206,9 @@ public static class HttpApiHost
         context.Response.ContentType = "application/json";
         await context.Response.Body.WriteAsync(json);
     }
+
+    /// <summary>The request path for a log line: a decoded %0A or ESC from a client must not break the line or drive a terminal.</summary>
+    private static string LoggedPath(HttpContext context) => BitNet.Inference.Gguf.PrintableText.Escape(context.Request.Path.Value ?? "/");
 
     private static ILogger Logger(HttpContext context) =>
         context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("BitNet.Hosts.Http");

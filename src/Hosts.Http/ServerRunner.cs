@@ -7,7 +7,10 @@ namespace BitNet.Hosts.Http;
 
 /// <summary>
 /// The plain server, as `bitnet-server` and `bitnet serve` run it: bind first, then load the model
-/// in the background (/health answers 503 "Loading model" meanwhile), serve until SIGTERM/Ctrl+C.
+/// in the background (/health answers 503 "Loading model" meanwhile), serve until SIGTERM/Ctrl+C
+/// (drained: see <see cref="DrainingLifetime"/>). A host that is not this machine's, a port that
+/// cannot be bound, or a model that fails to load ends the process with one line on stderr and exit 1
+/// (a bad setting: 2).
 /// </summary>
 public static class ServerRunner
 {
@@ -15,20 +18,54 @@ public static class ServerRunner
     public static string Url(string host, int port) =>
         host.Contains(':') && !host.StartsWith('[') ? $"http://[{host}]:{port}" : $"http://{host}:{port}";
 
-    public static async Task<int> RunAsync(ApiOptions options, Func<ApiOptions, ITextGenerator>? load = null, CancellationToken cancellationToken = default)
+    public static async Task<int> RunAsync(ApiOptions options, Func<ApiOptions, ITextGenerator>? load = null, CancellationToken cancellationToken = default,
+        TextWriter? output = null, TextWriter? error = null)
     {
-        load ??= o => ModelLoading.LoadGenerator(o, ModelLoading.ResolveOrDownloadPath(o, Console.Error));
+        output ??= Console.Out;
+        error ??= Console.Error;
+        string urls;
+        try
+        {
+            urls = BindAddress.Urls(options.Host, options.Port);
+        }
+        catch (ConfigurationException ex)
+        {
+            await error.WriteLineAsync($"bitnet: cannot listen: {ex.Message}");
+            return 2;
+        }
+
+        load ??= o => ModelLoading.LoadGenerator(o, ModelLoading.ResolveOrDownloadPath(o, error));
         var provider = new GeneratorProvider();
         var api = new InferenceApi(provider, options);
-        WebApplication app = HttpApiHost.Create(api, Url(options.Host, options.Port));
-        await app.StartAsync(cancellationToken);
-        Console.WriteLine($"bitnet: listening on {string.Join(", ", app.Urls)}; loading the model");
+        WebApplication app = HttpApiHost.Create(api, urls, drainOnSignal: true);
+        try
+        {
+            await app.StartAsync(cancellationToken);
+        }
+        catch (IOException ex)
+        {
+            // Kestrel's message names the address and the reason ("address already in use").
+            await error.WriteLineAsync($"bitnet: cannot listen: {ex.Message}");
+            await app.DisposeAsync();
+            return 1;
+        }
+        await output.WriteLineAsync($"bitnet: listening on {string.Join(", ", app.Urls)}; loading the model");
+
+        int exitCode = 0;
         _ = provider.LoadInBackground(() => load(options)).ContinueWith(_ =>
-            Console.WriteLine(provider.State == GeneratorState.Ready
-                ? $"bitnet: model '{provider.Generator!.Model.Id}' ready in {provider.LoadTime?.TotalSeconds:F2} s ({provider.Generator.Model.KernelName}, {provider.Generator.Model.Threads} threads)"
-                : $"bitnet: the model failed to load: {provider.FailureReason}"), TaskScheduler.Default);
+        {
+            if (provider.State == GeneratorState.Ready)
+            {
+                output.WriteLine($"bitnet: model '{provider.Generator!.Model.Id}' ready in {provider.LoadTime?.TotalSeconds:F2} s ({provider.Generator.Model.KernelName}, {provider.Generator.Model.Threads} threads)");
+                return;
+            }
+            // Serving 503s forever helps nobody: a supervisor restarts a process that exits, not one that answers.
+            error.WriteLine($"bitnet: the model failed to load: {provider.FailureReason}");
+            exitCode = 1;
+            app.Lifetime.StopApplication();
+        }, TaskScheduler.Default);
         await app.WaitForShutdownAsync(cancellationToken);
         await app.DisposeAsync();
-        return 0;
+        return exitCode;
     }
 }

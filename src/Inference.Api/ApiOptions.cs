@@ -38,6 +38,8 @@ public sealed record ApiOptions
     public string Host { get; init; } = "127.0.0.1";
     public int Port { get; init; } = 8080;
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Refuse a "model" that names another model (404 model_not_found) instead of answering with the loaded one.</summary>
+    public bool StrictModel { get; init; }
     public bool LambdaStreaming { get; init; }
     public TimeSpan LambdaDeadlineMargin { get; init; } = TimeSpan.FromMilliseconds(1000);
 
@@ -59,6 +61,7 @@ public sealed record ApiOptions
             PrefetchModel = Bool(env, EnvVars.PrefetchModel, defaults.PrefetchModel),
             QueueDepth = Int(env, EnvVars.QueueDepth, defaults.QueueDepth, min: 0, max: 100_000),
             ApiKey = env.GetVariable(EnvVars.ApiKey),
+            StrictModel = Bool(env, EnvVars.StrictModel, defaults.StrictModel),
             DefaultMaxTokens = Int(env, EnvVars.DefaultMaxTokens, defaults.DefaultMaxTokens, min: 1, max: 1 << 20),
             RequestTimeout = TimeSpan.FromSeconds(Int(env, EnvVars.RequestTimeoutSeconds, 300, min: 1, max: 86_400)),
             MaxRequestBytes = Int(env, EnvVars.MaxRequestBytes, (int)defaults.MaxRequestBytes, min: 1024, max: int.MaxValue),

@@ -46,6 +46,11 @@ public static class EnvVars
 
     // ---- Requests --------------------------------------------------------------------------
 
+    /// <summary>"true": a request whose "model" names another model than the loaded one gets 404
+    /// model_not_found, as OpenAI answers. Default false: any name is accepted (clients written for
+    /// OpenAI send "gpt-4o-mini", llama.cpp's examples "bitnet") and responses name the real id.</summary>
+    public const string StrictModel = "BITNET_STRICT_MODEL";
+
     /// <summary>How many requests may wait behind the running one (FIFO). A request beyond that gets 429. Default 32.</summary>
     public const string QueueDepth = "BITNET_QUEUE_DEPTH";
 

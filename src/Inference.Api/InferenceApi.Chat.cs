@@ -16,11 +16,12 @@ public sealed partial class InferenceApi
         CheckN(body.N);
         if (body.Tools is { ValueKind: JsonValueKind.Array } tools && tools.GetArrayLength() > 0)
             throw ApiException.BadRequest("tools are not supported by this model server", "tools", "unsupported_parameter");
+        CheckToolChoice(body.ToolChoice);
         if (body.ResponseFormat?.Type is { } format && format != "text")
             throw ApiException.BadRequest($"response_format '{format}' is not supported; only 'text'", "response_format.type", "unsupported_parameter");
 
         IReadOnlyList<ChatMessage> messages = Messages(body.Messages);
-        IReadOnlyList<int> prompt = generator.Tokenize(generator.ApplyChatTemplate(messages), addBos: true, parseSpecial: true);
+        IReadOnlyList<int> prompt = ChatPrompt.Tokenize(generator, messages);
         int context = generator.Model.ContextLength;
         (int? requested, string param) = body.MaxCompletionTokens is not null ? (body.MaxCompletionTokens, "max_completion_tokens")
             : body.MaxTokens is not null ? (body.MaxTokens, "max_tokens")
@@ -102,6 +103,23 @@ public sealed partial class InferenceApi
             }
         }
         yield return SseDone;
+    }
+
+    /// <summary>"none" and "auto" mean no tool call, which is what happens; anything that demands one is refused as tools are.</summary>
+    private static void CheckToolChoice(JsonElement? toolChoice)
+    {
+        switch (toolChoice)
+        {
+            case null or { ValueKind: JsonValueKind.Null }:
+            case { ValueKind: JsonValueKind.String } s when s.GetString() is "none" or "auto":
+                return;
+            case { ValueKind: JsonValueKind.String } s when s.GetString() is "required":
+                throw ApiException.BadRequest("tool_choice 'required' needs tools, which this model server does not support", "tool_choice", "unsupported_parameter");
+            case { ValueKind: JsonValueKind.Object }:
+                throw ApiException.BadRequest("tool_choice naming a function needs tools, which this model server does not support", "tool_choice", "unsupported_parameter");
+            default:
+                throw ApiException.BadRequest("tool_choice must be \"none\", \"auto\", \"required\" or {\"type\":\"function\",...}", "tool_choice", "invalid_value");
+        }
     }
 
     private static IReadOnlyList<ChatMessage> Messages(List<ChatMessageWire?>? wire)

@@ -20,11 +20,11 @@ public sealed partial class InferenceApi
             throw ApiException.BadRequest("suffix (insertion) is not supported by this model", "suffix", "unsupported_parameter");
 
         PromptInput input = body.Prompt ?? throw ApiException.BadRequest("'prompt' is required", "prompt", "missing_required_parameter");
-        IReadOnlyList<int> prompt = input.Tokens ?? generator.Tokenize(input.Text!, addBos: true, parseSpecial: true);
+        IReadOnlyList<int> prompt = input.Tokens ?? generator.Tokenize(input.Text!, addBos: true, parseSpecial: body.ParseSpecial == true);
         if (prompt.Count == 0)
             throw ApiException.BadRequest("'prompt' must not be empty", "prompt", "invalid_value");
-        if (input.Tokens is { } ids && ids.Any(t => t >= generator.Model.VocabSize))
-            throw ApiException.BadRequest($"prompt token ids must be below the vocabulary size {generator.Model.VocabSize}", "prompt", "invalid_value");
+        if (input.Tokens?.FirstOrDefault(t => t < 0 || t >= generator.Model.VocabSize, 0) is int bad && bad != 0)
+            throw ApiException.BadRequest($"prompt token ids must be from 0 to {generator.Model.VocabSize - 1} (the vocabulary); got {bad}", "prompt", "invalid_value");
         int context = generator.Model.ContextLength;
         (int? requested, string param) = body.MaxTokens is not null ? (body.MaxTokens, "max_tokens") : (body.NPredict, "n_predict");
         var generation = new GenerationRequest

@@ -24,14 +24,12 @@ public sealed partial class InferenceApi
             if (string.IsNullOrEmpty(request.Prompt))
                 throw ApiException.BadRequest("'prompt' is required: a non-empty string", "prompt", "missing_required_parameter");
 
-            IReadOnlyList<int> prompt = generator.Tokenize(request.Prompt, addBos: true, parseSpecial: true);
+            IReadOnlyList<int> prompt = generator.Tokenize(request.Prompt, addBos: true, parseSpecial: request.ParseSpecial == true);
             int context = generator.Model.ContextLength;
-            // llama.cpp: n_predict -1 means "until the context is full".
-            int? requested = request.NPredict == -1 ? Math.Max(1, context - prompt.Count) : request.NPredict;
             var generation = new GenerationRequest
             {
                 PromptTokens = prompt,
-                MaxTokens = CompletionBudget(requested, "n_predict", prompt.Count, context, "prompt"),
+                MaxTokens = CompletionBudget(request.NPredict, "n_predict", prompt.Count, context, "prompt"),
                 Sampling = Sampling(request.Temperature, request.TopP, request.TopK, request.MinP, request.RepeatPenalty, request.RepeatLastN,
                     request.PresencePenalty, request.FrequencyPenalty, request.Seed, context),
                 Stop = StopList(request.Stop),

@@ -38,6 +38,8 @@ public sealed partial class InferenceApi
     /// <summary>New generations get 503 from now on; running ones continue (graceful shutdown).</summary>
     public void BeginShutdown() => _shuttingDown = true;
 
+    public bool ShuttingDown => _shuttingDown;
+
     public async Task<ApiResponse> HandleAsync(ApiRequest request, CancellationToken cancellationToken = default)
     {
         try
@@ -130,9 +132,14 @@ public sealed partial class InferenceApi
         }
     }
 
+    /// <summary>
+    /// Any name is answered by the one loaded model (responses carry its real id), as llama.cpp's
+    /// server does, so clients written for OpenAI or for llama.cpp work unchanged. In strict mode
+    /// another name is 404 model_not_found, as OpenAI answers it.
+    /// </summary>
     private void CheckModel(string? requested)
     {
-        if (string.IsNullOrEmpty(requested))
+        if (string.IsNullOrEmpty(requested) || !Options.StrictModel)
             return;
         ModelInfo model = _provider.Generator!.Model;
         string file = Path.GetFileName(model.Path);
@@ -140,21 +147,22 @@ public sealed partial class InferenceApi
             requested.Equals(file, StringComparison.OrdinalIgnoreCase) ||
             requested.Equals(Path.GetFileNameWithoutExtension(file), StringComparison.OrdinalIgnoreCase))
             return;
-        throw ApiException.BadRequest($"The model '{requested}' does not exist; this server serves '{model.Id}' (GET /v1/models).", "model", "model_not_found");
+        throw new ApiException(404, $"The model '{requested}' does not exist; this server serves '{model.Id}' (GET /v1/models).",
+            "invalid_request_error", "model", "model_not_found");
     }
 
     private static SamplingOptions Sampling(float? temperature, float? topP, int? topK, float? minP, float? repeatPenalty,
         int? repeatLastN, float? presence, float? frequency, long? seed, int contextLength)
     {
         var d = new SamplingOptions();
-        Range(temperature, 0f, 2f, "temperature");
-        Range(topP, 0f, 1f, "top_p");
-        Range(minP, 0f, 1f, "min_p");
-        Range(repeatPenalty, 0.0001f, 10f, "repeat_penalty");
-        Range(presence, -2f, 2f, "presence_penalty");
-        Range(frequency, -2f, 2f, "frequency_penalty");
-        if (repeatLastN is < -1)
-            throw ApiException.BadRequest("repeat_last_n must be -1 (the whole context), 0 (off) or a positive count", "repeat_last_n");
+        Check(SamplingRules.Temperature(temperature), "temperature");
+        Check(SamplingRules.TopP(topP), "top_p");
+        Check(SamplingRules.MinP(minP), "min_p");
+        Check(SamplingRules.RepeatPenalty(repeatPenalty), "repeat_penalty");
+        Check(SamplingRules.PresencePenalty(presence), "presence_penalty");
+        Check(SamplingRules.FrequencyPenalty(frequency), "frequency_penalty");
+        Check(SamplingRules.RepeatLastN(repeatLastN), "repeat_last_n");
+        Check(SamplingRules.Seed(seed), "seed");
         return d with
         {
             Temperature = temperature ?? d.Temperature,
@@ -165,14 +173,14 @@ public sealed partial class InferenceApi
             RepeatLastN = repeatLastN == -1 ? contextLength : repeatLastN ?? d.RepeatLastN,
             PresencePenalty = presence ?? d.PresencePenalty,
             FrequencyPenalty = frequency ?? d.FrequencyPenalty,
-            Seed = seed is >= 0 ? (ulong)seed.Value : null, // llama.cpp: -1 = random
+            Seed = SamplingRules.SeedValue(seed),
         };
     }
 
-    private static void Range(float? value, float min, float max, string name)
+    private static void Check(string? problem, string name)
     {
-        if (value is { } v && (float.IsNaN(v) || v < min || v > max))
-            throw ApiException.BadRequest($"{name} must be between {min} and {max}; got {v}", name, "invalid_value");
+        if (problem is not null)
+            throw ApiException.BadRequest(problem, name, "invalid_value");
     }
 
     private static IReadOnlyList<string> StopList(StopSequences? stop)
@@ -212,10 +220,13 @@ public sealed partial class InferenceApi
 
     /// <summary>
     /// Completion tokens for a prompt: the requested number (which must be ≥ 1 and fit the context
-    /// together with the prompt), or the configured default capped by the room left.
+    /// together with the prompt), or the configured default capped by the room left. n_predict -1
+    /// (llama.cpp: no limit from the request) is the same as naming none: the server's limit applies.
     /// </summary>
     private int CompletionBudget(int? requested, string param, int promptTokens, int contextLength, string promptParam)
     {
+        if (requested == -1 && param == "n_predict")
+            requested = null;
         if (requested is { } r && r <= 0)
             throw ApiException.BadRequest($"{param} must be at least 1; got {r}", param, "invalid_value");
         int room = contextLength - promptTokens;

@@ -285,7 +285,7 @@ public sealed class HubDownloader : IDisposable
         {
             throw new HubUnreachableException(
                 $"cannot reach {request.RequestUri?.GetLeftPart(UriPartial.Authority)} to fetch {reference} ({e.Message}); " +
-                "check the network or proxy, set HF_ENDPOINT for a mirror, or pass -m with a local file", e);
+                "check the network or proxy, set HF_ENDPOINT for a mirror, or download the file another way and give the other commands its path (-m PATH or BITNET_MODEL)", e);
         }
         catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {

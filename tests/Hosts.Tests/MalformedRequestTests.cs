@@ -108,8 +108,18 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "n 2", "POST", Chat, WithMessages(""","n":2"""), 400, "n" },
         { "n 0", "POST", Chat, WithMessages(""","n":0"""), 400, "n" },
         { "n a string", "POST", Chat, WithMessages(""","n":"1" """), 400, "n" },
-        { "unknown model", "POST", Chat, WithMessages(""","model":"gpt-4o" """), 400, "model" },
         { "model a number", "POST", Chat, WithMessages(""","model":5"""), 400, "model" },
+        { "tool_choice required", "POST", Chat, WithMessages(""","tool_choice":"required" """), 400, "tool_choice" },
+        { "tool_choice a function", "POST", Chat, WithMessages(""","tool_choice":{"type":"function","function":{"name":"f"}}"""), 400, "tool_choice" },
+        { "tool_choice a number", "POST", Chat, WithMessages(""","tool_choice":5"""), 400, "tool_choice" },
+        { "tool_choice unknown word", "POST", Chat, WithMessages(""","tool_choice":"always" """), 400, "tool_choice" },
+        { "content with a lone surrogate", "POST", Chat, """{"messages":[{"role":"user","content":"a\ud800b"}]}""", 400, "messages[0].content" },
+        { "content part with a lone surrogate", "POST", Chat, """{"messages":[{"role":"user","content":[{"type":"text","text":"\udc00"}]}]}""", 400, "messages[0].content" },
+        { "content with invalid UTF-8", "POST", Chat, """{"messages":[{"role":"user","content":"a<FF FE>b"}]}""", 400, "messages[0].content" },
+        { "role with invalid UTF-8", "POST", Chat, """{"messages":[{"role":"us<C0>er","content":"x"}]}""", 400, "messages[0].role" },
+        { "seed below -1", "POST", Chat, WithMessages(""","seed":-5"""), 400, "seed" },
+        { "n_predict -2 on chat", "POST", Chat, WithMessages(""","n_predict":-2"""), 400, "n_predict" },
+        { "max_tokens -1 on chat", "POST", Chat, WithMessages(""","max_tokens":-1"""), 400, "max_tokens" },
         { "tools", "POST", Chat, WithMessages(""","tools":[{"type":"function","function":{"name":"f"}}]"""), 400, "tools" },
         { "response_format json_object", "POST", Chat, WithMessages(""","response_format":{"type":"json_object"}"""), 400, "response_format.type" },
         { "response_format a string", "POST", Chat, WithMessages(""","response_format":"json" """), 400, "response_format" },
@@ -125,13 +135,18 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "completions mixed prompt", "POST", Completions, """{"prompt":[1,"a"]}""", 400, "prompt" },
         { "completions negative token id", "POST", Completions, """{"prompt":[-1]}""", 400, "prompt" },
         { "completions token id beyond vocabulary", "POST", Completions, """{"prompt":[999999]}""", 400, "prompt" },
+        { "completions negative token id among others", "POST", Completions, """{"prompt":[-1,5]}""", 400, "prompt" },
+        { "completions fractional token id", "POST", Completions, """{"prompt":[5,1.5]}""", 400, "prompt" },
+        { "completions token id beyond int32", "POST", Completions, """{"prompt":[5,4294967296]}""", 400, "prompt" },
+        { "completions prompt with a lone surrogate", "POST", Completions, """{"prompt":"\udfff"}""", 400, "prompt" },
+        { "completions max_tokens -1", "POST", Completions, """{"prompt":"a","max_tokens":-1}""", 400, "max_tokens" },
+        { "completions parse_special a string", "POST", Completions, """{"prompt":"a","parse_special":"yes"}""", 400, "parse_special" },
         { "completions best_of 2", "POST", Completions, """{"prompt":"a","best_of":2}""", 400, "best_of" },
         { "completions suffix", "POST", Completions, """{"prompt":"a","suffix":"z"}""", 400, "suffix" },
         { "completions echo a string", "POST", Completions, """{"prompt":"a","echo":"yes"}""", 400, "echo" },
         { "completions max_tokens 0", "POST", Completions, """{"prompt":"a","max_tokens":0}""", 400, "max_tokens" },
         { "completions n_predict -2", "POST", Completions, """{"prompt":"a","n_predict":-2}""", 400, "n_predict" },
         { "completions prompt longer than the context", "POST", Completions, $$"""{"prompt":"{{LongText}}"}""", 400, "prompt" },
-        { "completions unknown model", "POST", Completions, """{"prompt":"a","model":"davinci-002"}""", 400, "model" },
         // The seed payload (/completion, /)
         { "legacy neither JSON nor base64", "POST", Legacy, "hello world!", 400, null },
         { "legacy base64 of text", "POST", Legacy, B64("hello there"), 400, null },
@@ -145,6 +160,9 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "legacy keep_warm a string", "POST", "/", """{"keep_warm":"yes"}""", 400, "keep_warm" },
         { "legacy stream a string", "POST", Legacy, """{"prompt":"a","stream":"yes"}""", 400, "stream" },
         { "legacy quoted non-base64", "POST", Legacy, "\"%%%\"", 400, null },
+        { "legacy n_predict -2", "POST", Legacy, """{"prompt":"a","n_predict":-2}""", 400, "n_predict" },
+        { "legacy prompt with invalid UTF-8", "POST", Legacy, """{"prompt":"<FF>"}""", 400, "prompt" },
+        { "legacy parse_special a number", "POST", Legacy, """{"prompt":"a","parse_special":1}""", 400, "parse_special" },
         // Routes and sizes
         { "unknown route", "POST", "/v1/embeddings", """{"input":"x"}""", 404, null },
         { "unknown GET route", "GET", "/v2/models", "", 404, null },
@@ -153,6 +171,48 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "PUT on completions", "PUT", Completions, """{"prompt":"a"}""", 405, null },
         { "body over the size limit", "POST", Completions, "{\"prompt\":\"" + new string('y', 70 * 1024) + "\"}", 413, null },
     };
+
+    /// <summary>The body as UTF-8, except that "&lt;FF FE&gt;" stands for those raw (invalid) bytes.</summary>
+    private static byte[] Bytes(string body)
+    {
+        var bytes = new List<byte>();
+        int at = 0;
+        foreach (System.Text.RegularExpressions.Match raw in System.Text.RegularExpressions.Regex.Matches(body, "<([0-9A-F]{2}(?: [0-9A-F]{2})*)>"))
+        {
+            bytes.AddRange(Encoding.UTF8.GetBytes(body[at..raw.Index]));
+            bytes.AddRange(raw.Groups[1].Value.Split(' ').Select(h => Convert.ToByte(h, 16)));
+            at = raw.Index + raw.Length;
+        }
+        bytes.AddRange(Encoding.UTF8.GetBytes(body[at..]));
+        return [.. bytes];
+    }
+
+    /// <summary>The refusals whose message must say precisely what is wrong, not only which field.</summary>
+    public static readonly TheoryData<string, string> PreciseMessages = new()
+    {
+        { "content with a lone surrogate", "'messages[0].content' is not valid text: it holds invalid UTF-8 or a lone UTF-16 surrogate" },
+        { "content with invalid UTF-8", "'messages[0].content' is not valid text" },
+        { "completions prompt with a lone surrogate", "'prompt' is not valid text" },
+        { "completions negative token id among others", "prompt token ids must be from 0 to 255 (the vocabulary); got -1" },
+        { "completions token id beyond vocabulary", "prompt token ids must be from 0 to 255 (the vocabulary); got 999999" },
+        { "completions fractional token id", "token ids must be integers in the vocabulary; got 1.5" },
+        { "tool_choice required", "tool_choice 'required' needs tools, which this model server does not support" },
+        { "seed below -1", "seed must be -1 (random) or a non-negative integer; got -5" },
+    };
+
+    [Theory]
+    [MemberData(nameof(PreciseMessages))]
+    public async Task Refusal_says_what_is_wrong(string name, string message)
+    {
+        var row = Cases.Single(r => r.Data.Item1 == name).Data;
+        var request = new HttpRequestMessage(HttpMethod.Post, row.Item3)
+        {
+            Content = new ByteArrayContent(Bytes(row.Item4)) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } },
+        };
+        HttpResponseMessage response = await fixture.Server.Client.SendAsync(request, TestContext.Current.CancellationToken);
+        string text = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.Contains(message, JsonDocument.Parse(text).RootElement.GetProperty("error").GetProperty("message").GetString());
+    }
 
     [Fact]
     public void The_table_has_at_least_100_distinct_cases()
@@ -171,7 +231,7 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         var request = new HttpRequestMessage(new HttpMethod(method), path);
         if (body.Length > 0 || method is "POST" or "PUT")
         {
-            byte[] bytes = name == "invalid UTF-8" ? [0xFF, 0xFE, (byte)'{', 0x80, (byte)'}'] : Encoding.UTF8.GetBytes(body);
+            byte[] bytes = name == "invalid UTF-8" ? [0xFF, 0xFE, (byte)'{', 0x80, (byte)'}'] : Bytes(body);
             request.Content = new ByteArrayContent(bytes) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } };
         }
         HttpResponseMessage response = await fixture.Server.Client.SendAsync(request, TestContext.Current.CancellationToken);

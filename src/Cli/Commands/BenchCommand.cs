@@ -21,10 +21,10 @@ internal static class BenchCommand
 
     internal static Command Create(TextWriter stdout, TextWriter stderr, bool interactive)
     {
-        var model = new Option<string>("--model", "-m") { Description = "GGUF model file", Required = true };
+        var model = ModelCommandOptions.ModelOption();
         var prompt = new Option<int>("--prompt-tokens", "-p") { Description = "Prompt length evaluated as one batch (prefill)", DefaultValueFactory = _ => 128 };
         var generate = new Option<int>("--gen-tokens", "-n") { Description = "Tokens generated one at a time (decode)", DefaultValueFactory = _ => 64 };
-        var threads = new Option<int>("--threads", "-t") { Description = "Compute threads (default: the physical cores this process may use, cgroup quota included)" };
+        var threads = ModelCommandOptions.ThreadsOption();
         var repetitions = new Option<int>("--repetitions", "-r") { Description = "Repetitions; medians are reported", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table" };
         var lmHead = new Option<string>("--lm-head") { Description = "LM head: f16 (exact, default), q8 (int8 rows, half the bytes) or screened (int8 bounds, then exact F16 logits for the rows that can win: f16's tokens at about q8's cost)", DefaultValueFactory = _ => "f16" };
@@ -39,18 +39,23 @@ internal static class BenchCommand
 
         command.SetAction((parseResult, cancellationToken) =>
         {
-            string path = parseResult.GetValue(model)!;
             int p = parseResult.GetValue(prompt), n = parseResult.GetValue(generate), r = parseResult.GetValue(repetitions);
             int t = parseResult.GetValue(threads);
-            if (p < 1 || n < 0 || r < 1 || t < 0)
+            if (p < 1 || n < 0 || r < 1)
             {
-                stderr.WriteLine("error: -p and -r must be at least 1, -n and -t at least 0");
+                stderr.WriteLine("error: -p and -r must be at least 1, -n at least 0");
                 return Task.FromResult(2);
             }
-            if (!File.Exists(path))
+            string path;
+            try
             {
-                stderr.WriteLine($"error: model file '{path}' not found");
-                return Task.FromResult(1);
+                ModelCommandOptions.CheckThreads(t);
+                path = ModelCommandOptions.ResolveModelPath(parseResult.GetValue(model));
+            }
+            catch (Exception e) when (e is ArgumentException or IOException)
+            {
+                stderr.WriteLine($"error: {e.Message}");
+                return Task.FromResult(e is ArgumentException ? 2 : 1);
             }
             var options = new ModelLoadOptions
             {

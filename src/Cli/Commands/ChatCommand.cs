@@ -4,7 +4,7 @@ using BitNet.Inference.Generation;
 namespace BitNet.Cli.Commands;
 
 /// <summary>
-/// `bitnet chat -m MODEL [-s SYSTEM]`: an interactive conversation like `run_inference.py -cnv`
+/// `bitnet chat -m MODEL [-sys SYSTEM]`: an interactive conversation like `run_inference.py -cnv`
 /// (spec §6.5; the token stream is built by <see cref="ChatConversation"/>, and the engine keeps
 /// the KV cache across turns). `/exit` or end of input ends the chat; works with piped stdin.
 /// </summary>
@@ -14,8 +14,9 @@ internal static class ChatCommand
 
     internal static Command Create(TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
-        var options = new ModelCommandOptions(seedShortAlias: false);
-        var system = new Option<string?>("--system", "-s") { Description = "System prompt (the first text evaluated, as `System: …`)" };
+        var options = new ModelCommandOptions();
+        // llama.cpp's flags: -s is the seed, -sys the system prompt.
+        var system = new Option<string?>("--system", "-sys") { Description = "System prompt (the first text evaluated, as `System: …`)" };
         var command = new Command("chat", "Chat with a BitNet model in the 2B4T chat format (type /exit or end input to quit)");
         options.AddAllTo(command);
         command.Options.Add(system);

@@ -19,7 +19,7 @@ internal static class DummyCommand
         var output = new Option<string>("--output", "-o") { Description = "File to write", Required = true };
         var shape = new Option<string>("--shape") { Description = "2b4t (the published model's sizes, 1.19 GB), small (the oracle's sizes) or tiny", DefaultValueFactory = _ => "small" };
         shape.AcceptOnlyFromAmong("2b4t", "small", "tiny");
-        var seed = new Option<ulong>("--seed") { Description = "Random seed (same seed, same file)", DefaultValueFactory = _ => 1 };
+        var seed = NumberOption.Create<ulong>("--seed", "Random seed (same seed, same file)", 1, "-s");
         var vocabFrom = new Option<string?>("--vocab-from") { Description = "Copy the tokenizer.* keys (vocabulary, merges, special ids, chat template) from this GGUF" };
         var command = new Command("dummy", "Write a random ternary model in the 2B4T GGUF layout") { output, shape, seed, vocabFrom };
 
@@ -29,6 +29,11 @@ internal static class DummyCommand
             {
                 var watch = Stopwatch.StartNew();
                 string path = parse.GetValue(output)!;
+                string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
+                if (Directory.Exists(path))
+                    throw new ArgumentException($"cannot write '{path}': it is a directory; give a file name such as {Path.Combine(path, "dummy.gguf")}");
+                if (folder is not null && !Directory.Exists(folder))
+                    throw new ArgumentException($"cannot write '{path}': the folder '{folder}' does not exist");
                 DummyModel.Write(path, DummyShape.Parse(parse.GetValue(shape)!), parse.GetValue(seed), parse.GetValue(vocabFrom));
                 await stdout.WriteLineAsync($"wrote {path}: {new FileInfo(path).Length:N0} bytes in {watch.Elapsed.TotalSeconds:F1} s");
                 return 0;

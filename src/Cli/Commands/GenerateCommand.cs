@@ -35,21 +35,26 @@ internal static class GenerateCommand
 
         command.SetAction(async (parse, cancellationToken) =>
         {
+            bool lineOpen = false; // the prompt or generated text was printed without a line end
             try
             {
                 int maxTokens = options.ParseMaxTokens(parse);
-                using var engine = options.LoadEngine(parse);
+                SamplingOptions sampling = options.Sampling(parse);
                 string text = ModelCommandOptions.PromptText(parse, prompt, file);
+                using var engine = options.LoadEngine(parse);
                 var request = new GenerationRequest
                 {
                     PromptTokens = engine.Tokenize(text),
                     MaxTokens = maxTokens,
-                    Sampling = options.Sampling(parse),
+                    Sampling = sampling,
                     Stop = parse.GetValue(stop) ?? [],
                     StopOnEndOfGeneration = !parse.GetValue(ignoreEos),
                 };
-                if (!parse.GetValue(noDisplayPrompt))
+                if (!parse.GetValue(noDisplayPrompt) && text.Length > 0)
+                {
                     await stdout.WriteAsync(text);
+                    lineOpen = true;
+                }
                 GenerationStats? stats = null;
                 await foreach (var update in engine.GenerateAsync(request, cancellationToken))
                 {
@@ -57,6 +62,7 @@ internal static class GenerateCommand
                     {
                         await stdout.WriteAsync(update.Text);
                         await stdout.FlushAsync(CancellationToken.None);
+                        lineOpen = true;
                     }
                     stats = update.Final ?? stats;
                 }
@@ -66,6 +72,8 @@ internal static class GenerateCommand
             }
             catch (Exception e) when (ModelCommandOptions.IsUserError(e))
             {
+                if (lineOpen)
+                    await stdout.WriteLineAsync(); // the error starts its own line, not glued to the echoed prompt
                 await stderr.WriteLineAsync($"error: {e.Message}");
                 return 1;
             }

@@ -15,14 +15,14 @@ internal static class InspectCommand
 
     internal static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var model = new Option<string>("--model", "-m") { Description = "GGUF file to describe", Required = true };
+        var model = ModelCommandOptions.ModelOption("GGUF file to describe");
         var items = new Option<int>("--array-items") { Description = "Array elements shown before summarizing", DefaultValueFactory = _ => 8 };
         var command = new Command("inspect", "Show a GGUF file's metadata, tensors, types and sizes") { model, items };
         command.SetAction(async (parse, _) =>
         {
             try
             {
-                await stdout.WriteAsync(Describe(parse.GetValue(model)!, Math.Max(0, parse.GetValue(items))));
+                await stdout.WriteAsync(Describe(ModelCommandOptions.ResolveModelPath(parse.GetValue(model)), Math.Max(0, parse.GetValue(items))));
                 return 0;
             }
             catch (Exception e) when (ModelCommandOptions.IsUserError(e))
@@ -44,14 +44,15 @@ internal static class InspectCommand
         text.AppendLine(inv, $"format    GGUF v{file.Version}, alignment {file.Alignment}, data section at offset {file.DataOffset:N0}");
 
         text.AppendLine(inv, $"metadata  {file.MetadataInOrder.Count} keys");
-        int keyWidth = file.MetadataInOrder.Count == 0 ? 0 : file.MetadataInOrder.Max(kv => kv.Key.Length);
+        // Names and strings from the file are printed escaped: a key holding ESC must not drive the terminal.
+        int keyWidth = file.MetadataInOrder.Count == 0 ? 0 : file.MetadataInOrder.Max(kv => PrintableText.Escape(kv.Key).Length);
         foreach (var (key, value) in file.MetadataInOrder)
-            text.AppendLine(inv, $"  {key.PadRight(keyWidth)}  {value.TypeName,-9} {value.ToDisplayString(arrayItems)}");
+            text.AppendLine(inv, $"  {PrintableText.Escape(key).PadRight(keyWidth)}  {value.TypeName,-9} {PrintableText.Escape(value.ToDisplayString(arrayItems))}");
 
         text.AppendLine(inv, $"tensors   {file.Tensors.Count}");
-        int nameWidth = file.Tensors.Count == 0 ? 0 : file.Tensors.Max(t => t.Name.Length);
+        int nameWidth = file.Tensors.Count == 0 ? 0 : file.Tensors.Max(t => PrintableText.Escape(t.Name).Length);
         foreach (var t in file.Tensors)
-            text.AppendLine(inv, $"  {t.Name.PadRight(nameWidth)}  {t.Type,-5}  {t.ShapeText,-16} {t.ByteSize,15:N0} bytes  @ {t.Offset:N0}");
+            text.AppendLine(inv, $"  {PrintableText.Escape(t.Name).PadRight(nameWidth)}  {t.Type,-5}  {t.ShapeText,-16} {t.ByteSize,15:N0} bytes  @ {t.Offset:N0}");
 
         text.AppendLine("totals");
         foreach (var group in file.Tensors.GroupBy(t => t.Type).OrderBy(g => g.Key))
@@ -62,7 +63,7 @@ internal static class InspectCommand
         {
             var c = ModelConfig.FromGguf(file);
             BitNetWeights.Load(file, c); // checks every tensor's name, type and shape
-            text.AppendLine(inv, $"model     {c.Architecture} '{c.Name}': {c.LayerCount} layers, embedding {c.EmbeddingLength}, " +
+            text.AppendLine(inv, $"model     {PrintableText.Escape(c.Architecture)} '{PrintableText.Escape(c.Name)}': {c.LayerCount} layers, embedding {c.EmbeddingLength}, " +
                 $"{c.HeadCount} heads / {c.KvHeadCount} KV heads (head dim {c.HeadDim}), feed-forward {c.FeedForwardLength}, " +
                 $"vocabulary {c.VocabSize}, context {c.ContextLength}, rope base {c.RopeFreqBase.ToString(inv)}, rms eps {c.RmsNormEpsilon.ToString(inv)}, " +
                 $"LM head {(file.TryGetTensor(GgufTensorNames.Output, out _) ? "output.weight" : "tied to token_embd")}");

@@ -16,11 +16,11 @@ internal static class LogitsCommand
 
     internal static Command Create(TextWriter stderr)
     {
-        var model = new Option<string>("--model", "-m") { Description = "GGUF model file", Required = true };
+        var model = ModelCommandOptions.ModelOption();
         var tokens = new Option<string>("--tokens") { Description = "Comma-separated token ids, e.g. 128000,791,6864", Required = true };
         var output = new Option<string>("--output", "-o") { Description = "Output file (float32 little-endian, tokens × n_vocab)", Required = true };
         var promptLength = new Option<int>("--prompt-length") { Description = "Tokens evaluated as one batch; the rest go one at a time (default: all)" };
-        var threads = new Option<int>("--threads", "-t") { Description = "Compute threads (0 = auto)" };
+        var threads = ModelCommandOptions.ThreadsOption();
         var kernel = new Option<string?>("--kernel") { Description = "Kernel family (scalar forces the reference kernel)" };
         var command = new Command("logits", "Write the logits of a token sequence in the oracle's float32 layout")
             { model, tokens, output, promptLength, threads, kernel };
@@ -30,11 +30,13 @@ internal static class LogitsCommand
             try
             {
                 int[] ids = ParseTokens(parse.GetValue(tokens)!);
-                using var m = BitNetModel.Load(parse.GetValue(model)!, new ModelLoadOptions
+                using var m = BitNetModel.Load(ModelCommandOptions.ResolveModelPath(parse.GetValue(model)), new ModelLoadOptions
                 {
-                    Threads = parse.GetValue(threads),
+                    Threads = ModelCommandOptions.CheckThreads(parse.GetValue(threads)),
                     Kernel = parse.GetValue(kernel),
                 });
+                if (ids.FirstOrDefault(id => id >= m.Config.VocabSize, -1) is var outside and >= 0)
+                    throw new ArgumentException($"--tokens: token id {outside} is outside the vocabulary (0 to {m.Config.VocabSize - 1})");
                 int batch = parse.GetValue(promptLength) is > 0 and var p ? Math.Min(p, ids.Length) : ids.Length;
                 var state = m.CreateState(ids.Length); // a KV cache just large enough
                 await using var file = new FileStream(parse.GetValue(output)!, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
@@ -75,6 +77,6 @@ internal static class LogitsCommand
         string[] parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         if (parts.Length == 0) throw new ArgumentException("--tokens needs at least one token id");
         return parts.Select(p => int.TryParse(p, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int id) && id >= 0
-            ? id : throw new ArgumentException($"'{p}' is not a token id")).ToArray();
+            ? id : throw new ArgumentException($"--tokens: '{p}' is not a token id (a non-negative integer)")).ToArray();
     }
 }

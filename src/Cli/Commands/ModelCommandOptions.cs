@@ -1,4 +1,5 @@
 using System.CommandLine;
+using BitNet.Inference.Api;
 using BitNet.Inference.Generation;
 using BitNet.Inference.Hub;
 using BitNet.Inference.Model;
@@ -12,12 +13,9 @@ namespace BitNet.Cli.Commands;
 /// </summary>
 internal sealed class ModelCommandOptions
 {
-    public readonly Option<string?> Model = new("--model", "-m")
-    {
-        Description = $"GGUF model file (default: ${ModelLocator.ModelVariable}, else {ModelReference.Default} in the Hugging Face cache)",
-    };
-    public readonly Option<int> Threads = new("--threads", "-t") { Description = "Compute threads (default: the cores this process may use)" };
-    public readonly Option<int> Context = new("--ctx-size", "-c") { Description = "Context size in tokens (default: min(model's, 4096))" };
+    public readonly Option<string?> Model = ModelOption();
+    public readonly Option<int> Threads = ThreadsOption();
+    public readonly Option<int> Context = NumberOption.Create("--ctx-size", "Context size in tokens (default: min(model's, 4096))", 0, "-c");
     public readonly Option<string?> Pre = new("--pre")
     {
         Description = "Pre-tokenizer: llama3 (Hugging Face-correct, default when the file names none) or default (bitnet.cpp parity for the published 2B4T file)",
@@ -28,19 +26,17 @@ internal sealed class ModelCommandOptions
         DefaultValueFactory = _ => "f16",
     };
     public readonly Option<string> Weights = WeightsOption();
-    public readonly Option<int> MaxTokens = new("--n-predict", "-n") { Description = "Tokens to generate", DefaultValueFactory = _ => 128 };
-    public readonly Option<float> Temperature = new("--temp") { Description = "Temperature; 0 = greedy", DefaultValueFactory = _ => 0.8f };
-    public readonly Option<ulong?> Seed = new("--seed", "-s") { Description = "Sampling seed (default: random)" };
-    public readonly Option<int> TopK = new("--top-k") { Description = "Top-k (0 = off)", DefaultValueFactory = _ => 40 };
-    public readonly Option<float> TopP = new("--top-p") { Description = "Top-p (1 = off)", DefaultValueFactory = _ => 0.95f };
-    public readonly Option<float> MinP = new("--min-p") { Description = "Min-p (0 = off)", DefaultValueFactory = _ => 0.05f };
-    public readonly Option<float> RepeatPenalty = new("--repeat-penalty") { Description = "Repeat penalty (1 = off)", DefaultValueFactory = _ => 1.0f };
-    public readonly Option<int> RepeatLastN = new("--repeat-last-n") { Description = "Tokens the penalties look back over", DefaultValueFactory = _ => 64 };
+    public readonly Option<int> MaxTokens = NumberOption.Create("--n-predict", "Tokens to generate", 128, "-n");
+    public readonly Option<float> Temperature = NumberOption.Create("--temp", "Temperature, 0 to 2; 0 = greedy", 0.8f);
+    public readonly Option<long?> Seed = NumberOption.Optional<long>("--seed", "Sampling seed (default or -1: random)", "-s");
+    public readonly Option<int> TopK = NumberOption.Create("--top-k", "Top-k (0 = off)", 40);
+    public readonly Option<float> TopP = NumberOption.Create("--top-p", "Top-p, 0 to 1 (1 = off)", 0.95f);
+    public readonly Option<float> MinP = NumberOption.Create("--min-p", "Min-p, 0 to 1 (0 = off)", 0.05f);
+    public readonly Option<float> RepeatPenalty = NumberOption.Create("--repeat-penalty", "Repeat penalty, up to 10 (1 = off)", 1.0f);
+    public readonly Option<int> RepeatLastN = NumberOption.Create("--repeat-last-n", "Tokens the penalties look back over (-1 = the whole context, 0 = off)", 64);
 
-    public ModelCommandOptions(bool seedShortAlias = true)
+    public ModelCommandOptions()
     {
-        if (!seedShortAlias)
-            Seed = new Option<ulong?>("--seed") { Description = Seed.Description };
         Pre.AcceptOnlyFromAmong("llama3", "default");
         LmHead.AcceptOnlyFromAmong([.. LmHeadModes.Names]);
     }
@@ -57,21 +53,39 @@ internal sealed class ModelCommandOptions
             command.Options.Add(o);
     }
 
-    /// <summary>-m, or the default model (throws FileNotFoundException saying how to get one).</summary>
-    public string ResolveModelPath(ParseResult parse)
+    /// <summary>-m for every command that reads a model; without it, $BITNET_MODEL, then the pulled default.</summary>
+    public static Option<string?> ModelOption(string what = "GGUF model file") => new("--model", "-m")
     {
-        string? path = parse.GetValue(Model);
+        Description = $"{what} (default: ${ModelLocator.ModelVariable}, else {ModelReference.Default} in the Hugging Face cache)",
+    };
+
+    /// <summary>-t for every command that computes: 0 (the default) picks the cores this process may use.</summary>
+    public static Option<int> ThreadsOption() =>
+        NumberOption.Create("--threads", $"Compute threads, 1 to the processor count ({Environment.ProcessorCount}); default: the cores this process may use", 0, "-t");
+
+    /// <summary>-m, or the default model (throws FileNotFoundException saying how to get one).</summary>
+    public string ResolveModelPath(ParseResult parse) => ResolveModelPath(parse.GetValue(Model));
+
+    /// <summary>The given model file, or the default model ($BITNET_MODEL, then the Hugging Face cache).</summary>
+    public static string ResolveModelPath(string? path)
+    {
         if (path is null)
             return ModelLocator.DefaultModelPath();
+        if (Directory.Exists(path))
+            throw new ArgumentException($"'{path}' is a directory; -m takes a GGUF model file");
         return File.Exists(path) ? path : throw new FileNotFoundException($"model file '{path}' not found", path);
     }
 
+    /// <summary>-t checked: 0 means the default, more threads than processors only slow the kernels down.</summary>
+    public static int CheckThreads(int threads) => threads >= 0 && threads <= Environment.ProcessorCount
+        ? threads
+        : throw new ArgumentException($"--threads must be from 1 to {Environment.ProcessorCount} (the processors of this machine), or 0 for the default; got {threads}");
+
     public BitNetEngine LoadEngine(ParseResult parse)
     {
-        int threads = parse.GetValue(Threads);
+        int threads = CheckThreads(parse.GetValue(Threads));
         int context = parse.GetValue(Context);
-        if (threads < 0) throw new ArgumentException("--threads must be 0 or more");
-        if (context < 0) throw new ArgumentException("--ctx-size must be 0 or more");
+        if (context < 0) throw new ArgumentException($"--ctx-size must be 0 (the default) or more; got {context}");
         return BitNetEngine.Load(new EngineOptions
         {
             ModelPath = ResolveModelPath(parse),
@@ -95,15 +109,30 @@ internal sealed class ModelCommandOptions
         return option;
     }
 
-    public SamplingOptions Sampling(ParseResult parse) => new()
+    /// <summary>The sampler settings, checked by the API's rules (<see cref="SamplingRules"/>) with the API's messages.</summary>
+    public SamplingOptions Sampling(ParseResult parse)
     {
-        Temperature = parse.GetValue(Temperature),
-        TopK = parse.GetValue(TopK),
-        TopP = parse.GetValue(TopP),
-        MinP = parse.GetValue(MinP),
-        RepeatPenalty = parse.GetValue(RepeatPenalty),
-        RepeatLastN = parse.GetValue(RepeatLastN),
-        Seed = parse.GetValue(Seed),
+        long? seed = parse.GetValue(Seed);
+        var sampling = new SamplingOptions
+        {
+            Temperature = parse.GetValue(Temperature),
+            TopK = parse.GetValue(TopK),
+            TopP = parse.GetValue(TopP),
+            MinP = parse.GetValue(MinP),
+            RepeatPenalty = parse.GetValue(RepeatPenalty),
+            RepeatLastN = parse.GetValue(RepeatLastN),
+            Seed = SamplingRules.SeedValue(seed),
+        };
+        foreach (var (field, message) in SamplingRules.Problems(sampling, seed))
+            throw new ArgumentException($"{FlagOf(field)}: {message}");
+        return sampling; // repeat_last_n -1: the sampler's window is the whole history
+    }
+
+    private static string FlagOf(string field) => field switch
+    {
+        "temperature" => "--temp",
+        "seed" => "--seed",
+        _ => "--" + field.Replace('_', '-'),
     };
 
     /// <summary>The text of -p, or the exact UTF-8 contents of -f (one of the two is required).</summary>
@@ -120,7 +149,7 @@ internal sealed class ModelCommandOptions
     public int ParseMaxTokens(ParseResult parse)
     {
         int n = parse.GetValue(MaxTokens);
-        return n >= 1 ? n : throw new ArgumentException("--n-predict must be at least 1");
+        return n >= 1 ? n : throw new ArgumentException($"--n-predict must be at least 1; got {n}");
     }
 
     /// <summary>Errors a user can fix (bad file, bad option, missing model) print one line and exit 1.</summary>

@@ -5,7 +5,7 @@ using BitNet.Inference.Api;
 namespace BitNet.Cli.Commands;
 
 /// <summary>
-/// `bitnet serve [-m MODEL] [--host H] [--port P]`: the OpenAI-compatible server (the same Kestrel
+/// `bitnet serve [-m MODEL] [--host H] [--port P] [--strict-model]`: the OpenAI-compatible server (the same Kestrel
 /// app as bitnet-server and the Azure handler). Flags override the BITNET_* environment variables;
 /// without -m the default model is used (BITNET_MODEL, then the Hugging Face cache).
 /// </summary>
@@ -14,14 +14,18 @@ internal static class ServeCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file (default: BITNET_MODEL, then the default model in the Hugging Face cache, downloaded if missing)" };
-        var host = new Option<string?>("--host") { Description = "Address to bind (default BITNET_HOST or 127.0.0.1; 0.0.0.0 for all interfaces)" };
-        var port = new Option<int?>("--port") { Description = "Port to bind (default BITNET_PORT or 8080)" };
-        var threads = new Option<int?>("--threads", "-t") { Description = "Engine threads (default BITNET_THREADS or all cores)" };
-        var context = new Option<int?>("--ctx-size", "-c") { Description = "Context window in tokens (default BITNET_CONTEXT_LENGTH or 4096)" };
+        var host = new Option<string?>("--host") { Description = "Address to bind: an IP address of this machine, localhost, or a name resolving to one (default BITNET_HOST or 127.0.0.1; 0.0.0.0 for all interfaces)" };
+        var port = NumberOption.Optional<int>("--port", "Port to bind, 1 to 65535 or 0 for any free port (default BITNET_PORT or 8080)");
+        var threads = NumberOption.Optional<int>("--threads", $"Engine threads, 1 to {Environment.ProcessorCount} (default BITNET_THREADS or all cores)", "-t");
+        var context = NumberOption.Optional<int>("--ctx-size", "Context window in tokens (default BITNET_CONTEXT_LENGTH or 4096)", "-c");
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' (default BITNET_API_KEY)" };
+        var strictModel = new Option<bool>("--strict-model")
+        {
+            Description = "Refuse a request whose \"model\" names another model with 404 model_not_found (default BITNET_STRICT_MODEL; otherwise any name is answered by the loaded model)",
+        };
 
         var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health)");
-        foreach (Option option in new Option[] { model, host, port, threads, context, apiKey })
+        foreach (Option option in new Option[] { model, host, port, threads, context, apiKey, strictModel })
             command.Options.Add(option);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -43,12 +47,22 @@ internal static class ServeCommand
                 Threads = parseResult.GetValue(threads) ?? options.Threads,
                 ContextLength = parseResult.GetValue(context) ?? options.ContextLength,
                 ApiKey = parseResult.GetValue(apiKey) ?? options.ApiKey,
+                StrictModel = parseResult.GetValue(strictModel) || options.StrictModel,
             };
-            if (options.ModelPath is { } path && !File.Exists(path))
+            try
             {
+                if (parseResult.GetValue(threads) is { } t && (t < 1 || ModelCommandOptions.CheckThreads(t) != t))
+                    throw new ArgumentException($"--threads must be from 1 to {Environment.ProcessorCount} (the processors of this machine); got {t}");
+                if (options.ContextLength < 1)
+                    throw new ArgumentException($"--ctx-size must be at least 1; got {options.ContextLength}");
                 // Fail fast on a missing file instead of serving 503s forever (no -m: the default model is downloaded if needed).
-                await Console.Error.WriteLineAsync($"error: the model file '{path}' does not exist");
-                return 1;
+                if (options.ModelPath is { } path)
+                    ModelCommandOptions.ResolveModelPath(path);
+            }
+            catch (Exception ex) when (ex is ArgumentException or IOException)
+            {
+                await Console.Error.WriteLineAsync($"error: {ex.Message}");
+                return ex is FileNotFoundException ? 1 : 2;
             }
             return await ServerRunner.RunAsync(options, cancellationToken: cancellationToken);
         });

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -111,8 +112,10 @@ public sealed class PromptConverter : JsonConverter<PromptInput>
                 {
                     if (reader.TokenType == JsonTokenType.String)
                         strings.Add(reader.GetString()!);
-                    else if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int id) && id >= 0)
-                        tokens.Add(id);
+                    else if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int id))
+                        tokens.Add(id); // the handler checks the range against the vocabulary
+                    else if (reader.TokenType == JsonTokenType.Number)
+                        throw new JsonException($"token ids must be integers in the vocabulary; got {Encoding.UTF8.GetString(reader.ValueSpan)}");
                     else
                         throw new JsonException("must be a string, an array of one string, or an array of token ids");
                 }

@@ -11,6 +11,13 @@ internal static class JsonErrors
     public static ApiException ToApiException(JsonException ex)
     {
         string? param = Param(ex.Path);
+        if (IsBadText(ex))
+        {
+            const string what = "is not valid text: it holds invalid UTF-8 or a lone UTF-16 surrogate (such as \\ud800 without its pair)";
+            return param is null
+                ? ApiException.BadRequest($"the request body {what}", null, "invalid_encoding")
+                : ApiException.BadRequest($"'{param}' {what}", param, "invalid_encoding");
+        }
         string raw = ex.Message;
         int pathAt = raw.IndexOf(" Path: ", StringComparison.Ordinal);
         string message = pathAt >= 0 ? raw[..pathAt] : raw;
@@ -35,6 +42,20 @@ internal static class JsonErrors
         return param is null
             ? ApiException.BadRequest($"the request body is not valid: {message}", null, "invalid_json")
             : ApiException.BadRequest($"'{param}' {message}", param, "invalid_type");
+    }
+
+    /// <summary>A string the reader could not turn into text (System.Text.Json reports it as a type mismatch, with the cause inside).</summary>
+    private static bool IsBadText(Exception ex)
+    {
+        for (Exception? inner = ex.InnerException; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is System.Text.DecoderFallbackException ||
+                inner is InvalidOperationException && (inner.Message.Contains("UTF-8", StringComparison.Ordinal) ||
+                                                       inner.Message.Contains("UTF-16", StringComparison.Ordinal) ||
+                                                       inner.Message.Contains("surrogate", StringComparison.OrdinalIgnoreCase)))
+                return true;
+        }
+        return false;
     }
 
     /// <summary>"$.messages[0].content" → "messages[0].content"; "$" → null.</summary>

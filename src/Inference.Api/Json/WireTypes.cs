@@ -33,6 +33,8 @@ public sealed class ChatCompletionRequest
     public int? RepeatLastN { get; set; }
     /// <summary>Not supported; only checked so a request that needs tools is refused rather than misunderstood.</summary>
     public JsonElement? Tools { get; set; }
+    /// <summary>"none" and "auto" are accepted (no tools: no tool call); "required" or a named function is refused like tools.</summary>
+    public JsonElement? ToolChoice { get; set; }
     public ResponseFormatWire? ResponseFormat { get; set; }
     /// <summary>Return each output token's log-probability (and <see cref="TopLogprobs"/> alternatives).</summary>
     public bool? Logprobs { get; set; }
@@ -89,6 +91,8 @@ public sealed class CompletionRequest
     public float? MinP { get; set; }
     public float? RepeatPenalty { get; set; }
     public int? RepeatLastN { get; set; }
+    /// <summary>Raw prompt: control-token text in the prompt becomes control tokens (llama.cpp's /tokenize flag). Default false: plain text.</summary>
+    public bool? ParseSpecial { get; set; }
 }
 
 /// <summary>"prompt": a string, a list with one string, or a list of token ids.</summary>
@@ -115,6 +119,8 @@ public sealed class LegacyCompletionRequest
     public StopSequences? Stop { get; set; }
     public bool? Stream { get; set; }
     public bool? KeepWarm { get; set; }
+    /// <summary>Raw prompt, as on /v1/completions.</summary>
+    public bool? ParseSpecial { get; set; }
 }
 
 // ---- Responses -------------------------------------------------------------------------------

@@ -96,6 +96,9 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
     public IReadOnlyList<int> Tokenize(string text, bool addBos = true, bool parseSpecial = true) =>
         Tokenizer.Encode(text, addBos && Tokenizer.AddBos, parseSpecial);
 
+    public IReadOnlyList<int> Tokenize(IReadOnlyList<PromptPiece> pieces, bool addBos = true) =>
+        Tokenizer.Encode(pieces, addBos && Tokenizer.AddBos);
+
     public string Detokenize(IReadOnlyList<int> tokens, bool renderSpecial = false) => Tokenizer.Decode(tokens, renderSpecial);
 
     public byte[] TokenBytes(int token) => Tokenizer.TokenBytes(token, renderSpecial: true).ToArray();

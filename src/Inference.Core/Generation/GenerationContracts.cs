@@ -114,6 +114,22 @@ public interface ITextGenerator
     /// <summary>Tokenize text; parseSpecial turns control-token text such as &lt;|eot_id|&gt; into its id.</summary>
     IReadOnlyList<int> Tokenize(string text, bool addBos = true, bool parseSpecial = true);
 
+    /// <summary>
+    /// Tokenize a prompt made of pieces, as if concatenated, where control-token text becomes a
+    /// control token only inside pieces that allow it (a chat template's text, not the messages
+    /// it wraps). The default tokenizes piece by piece; an engine should tokenize the text between
+    /// control tokens as one run, as <see cref="Tokenization.Tokenizer.Encode(IReadOnlyList{Tokenization.PromptPiece}, bool)"/> does.
+    /// </summary>
+    IReadOnlyList<int> Tokenize(IReadOnlyList<Tokenization.PromptPiece> pieces, bool addBos = true)
+    {
+        var tokens = new List<int>();
+        for (int i = 0; i < pieces.Count; i++)
+            tokens.AddRange(Tokenize(pieces[i].Text, addBos && i == 0, pieces[i].ParseSpecial));
+        if (pieces.Count == 0)
+            tokens.AddRange(Tokenize("", addBos, parseSpecial: false));
+        return tokens;
+    }
+
     /// <summary>Text of tokens; special tokens render as their text only when asked.</summary>
     string Detokenize(IReadOnlyList<int> tokens, bool renderSpecial = false);
 

@@ -189,7 +189,7 @@ public sealed unsafe class GgufFile : IDisposable
     public ReadOnlySpan<byte> GetTensorBytes(GgufTensorInfo tensor)
     {
         if (tensor.ByteSize > int.MaxValue)
-            throw new NotSupportedException($"tensor '{tensor.Name}' is {tensor.ByteSize} bytes, too large for a span; use GetTensorPointer");
+            throw new NotSupportedException($"tensor '{PrintableText.Escape(tensor.Name)}' is {tensor.ByteSize} bytes, too large for a span; use GetTensorPointer");
         return new ReadOnlySpan<byte>(GetTensorPointer(tensor), (int)tensor.ByteSize);
     }
 

@@ -266,6 +266,42 @@ public sealed class Tokenizer
         return [.. output];
     }
 
+    /// <summary>
+    /// Tokenize text made of pieces, as if concatenated, except that control-token text becomes its
+    /// token only inside pieces with <see cref="PromptPiece.ParseSpecial"/>: a chat template's own
+    /// text can hold control tokens, the messages it wraps cannot. Text between control tokens is
+    /// one run across piece boundaries, so pieces tokenize exactly as the concatenated text would.
+    /// </summary>
+    public int[] Encode(IReadOnlyList<PromptPiece> pieces, bool addBos)
+    {
+        ArgumentNullException.ThrowIfNull(pieces);
+        var output = new List<int>();
+        if (addBos && BosId is int bos)
+            output.Add(bos);
+        var utf8 = new List<byte[]>(pieces.Count);
+        foreach (PromptPiece piece in pieces)
+            utf8.Add(Encoding.UTF8.GetBytes(piece.Text ?? throw new ArgumentException("a prompt piece has no text", nameof(pieces))));
+        byte[] all = [.. utf8.SelectMany(bytes => bytes)];
+
+        int rawStart = 0, offset = 0;
+        for (int i = 0; i < pieces.Count; i++)
+        {
+            if (pieces[i].ParseSpecial)
+            {
+                foreach (var (start, length, special) in _specialTokens.Partition(utf8[i]))
+                {
+                    if (special < 0) continue;
+                    EncodeRaw(all.AsSpan(rawStart, offset + start - rawStart), output);
+                    output.Add(special);
+                    rawStart = offset + start + length;
+                }
+            }
+            offset += utf8[i].Length;
+        }
+        EncodeRaw(all.AsSpan(rawStart, offset - rawStart), output);
+        return [.. output];
+    }
+
     private void EncodeRaw(ReadOnlySpan<byte> utf8, List<int> output)
     {
         if (utf8.IsEmpty) return;
@@ -342,6 +378,9 @@ public sealed class Tokenizer
         return Encoding.UTF8.GetString([.. bytes]);
     }
 }
+
+/// <summary>Part of a prompt; <paramref name="ParseSpecial"/> lets control-token text inside it become control tokens.</summary>
+public readonly record struct PromptPiece(string Text, bool ParseSpecial);
 
 /// <summary>The scalar settings of a tokenizer (the tables come separately).</summary>
 public sealed record TokenizerSettings

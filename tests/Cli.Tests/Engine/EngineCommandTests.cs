@@ -21,11 +21,8 @@ public sealed class EngineCommandTests : IDisposable
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
 
-    private Task<int> Run(Command command, params string[] args)
-    {
-        var root = new RootCommand { command };
-        return root.Parse([command.Name, .. args]).InvokeAsync(cancellationToken: TestContext.Current.CancellationToken);
-    }
+    private Task<int> Run(Command command, params string[] args) =>
+        CommandCatalog.Parse([command.Name, .. args], [command]).InvokeAsync(cancellationToken: TestContext.Current.CancellationToken);
 
     [Fact]
     public async Task Inspect_lists_metadata_with_long_arrays_summarized_tensors_and_totals()
@@ -84,7 +81,7 @@ public sealed class EngineCommandTests : IDisposable
     {
         Assert.Equal(1, await Run(LogitsCommand.Create(_err), "-m", SharedData.OracleModelPath,
             "--tokens", "128000,999999", "-o", Path.Combine(_dir, "x.f32")));
-        Assert.Contains("token id outside the vocabulary", _err.ToString());
+        Assert.Contains("token id 999999 is outside the vocabulary (0 to 128255)", _err.ToString());
     }
 
     [Fact]

@@ -11,11 +11,8 @@ public class TextCommandTests
     private readonly StringWriter _out = new();
     private readonly StringWriter _err = new();
 
-    private Task<int> Run(Command command, params string[] args)
-    {
-        var root = new RootCommand { command };
-        return root.Parse([command.Name, .. args]).InvokeAsync(cancellationToken: TestContext.Current.CancellationToken);
-    }
+    private Task<int> Run(Command command, params string[] args) =>
+        CommandCatalog.Parse([command.Name, .. args], [command]).InvokeAsync(cancellationToken: TestContext.Current.CancellationToken);
 
     private static string Model => SharedData.OracleModelPath;
 
@@ -105,7 +102,7 @@ public class TextCommandTests
     {
         var input = new StringReader("Hi there\n\nWhat is 2+2?\n/exit\nnever read\n");
         var command = ChatCommand.Create(input, _out, _err);
-        Assert.Equal(0, await Run(command, "-m", Model, "-s", "You are a helpful assistant.", "-n", "3", "--temp", "0", "-t", "1", "-c", "128"));
+        Assert.Equal(0, await Run(command, "-m", Model, "-sys", "You are a helpful assistant.", "-n", "3", "--temp", "0", "-t", "1", "-c", "128"));
         string output = _out.ToString();
         // Four prompts: two answered turns, the skipped empty line, and the one that read /exit.
         Assert.Equal(4, output.Split("> ").Length - 1);

@@ -74,6 +74,9 @@ public sealed class PullCommandTests : IDisposable
         Assert.Contains("404", _err.ToString());
         Assert.Equal(1, await Run(Env($"http://127.0.0.1:{FakeHubServer.FreePort()}/"), "org/m:x.gguf"));
         Assert.Contains("cannot reach", _err.ToString());
+        // pull has no -m: the advice names the other commands' way to use a file fetched some other way.
+        Assert.DoesNotContain("pass -m", _err.ToString());
+        Assert.Contains("give the other commands its path", _err.ToString());
         Assert.Equal(2, await Run(Env(), "not-a-repo"));
         Assert.Contains("org/name", _err.ToString());
     }

@@ -13,6 +13,7 @@ internal sealed class ObservingGenerator(ITextGenerator inner) : ITextGenerator
 {
     public ModelInfo Model => inner.Model;
     public IReadOnlyList<int> Tokenize(string text, bool addBos = true, bool parseSpecial = true) => inner.Tokenize(text, addBos, parseSpecial);
+    public IReadOnlyList<int> Tokenize(IReadOnlyList<BitNet.Inference.Tokenization.PromptPiece> pieces, bool addBos = true) => inner.Tokenize(pieces, addBos);
     public string Detokenize(IReadOnlyList<int> tokens, bool renderSpecial = false) => inner.Detokenize(tokens, renderSpecial);
     public string ApplyChatTemplate(IReadOnlyList<ChatMessage> messages) => inner.ApplyChatTemplate(messages);
     public long TouchWeights() => inner.TouchWeights();

@@ -1,0 +1,169 @@
+using System.Text.Json;
+using BitNet.Cli.Commands;
+using BitNet.Inference.Api;
+using BitNet.Tests.Shared;
+
+namespace BitNet.Cli.Tests.Errors;
+
+/// <summary>
+/// What a user mistypes gets one clear line on stderr and a non-zero exit, never a .NET type name,
+/// a parameter name or a raw runtime message; values are checked with the API's rules and messages.
+/// </summary>
+public sealed class CliInputErrorTests : IDisposable
+{
+    private static readonly CancellationToken Ct = TestContext.Current.CancellationToken;
+    private static string Model => SharedData.OracleModelPath;
+    private readonly StringWriter _out = new();
+    private readonly StringWriter _err = new();
+    private readonly string _dir = Directory.CreateTempSubdirectory("bitnet-cli-errors-").FullName;
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+    }
+
+    private Task<int> Run(System.CommandLine.Command command, params string[] args) =>
+        CommandCatalog.Parse([command.Name, .. args], [command]).InvokeAsync(cancellationToken: Ct);
+
+    private static void AssertNoDotNetNoise(string text)
+    {
+        Assert.DoesNotContain("System.", text);
+        Assert.DoesNotContain("(Parameter", text);
+        Assert.DoesNotContain("Actual value was", text);
+        Assert.DoesNotContain("Could not find a part of the path", text);
+        Assert.DoesNotContain("   at ", text);
+    }
+
+    [Theory]
+    [InlineData("@#$%^&*")]
+    [InlineData("@home")]
+    public async Task A_prompt_starting_with_at_is_text_not_a_response_file(string prompt)
+    {
+        var (exit, stdout, stderr) = await CliProcess.RunAsync(null, "tokenize", "-m", Model, "-p", prompt, "--no-bos");
+        Assert.True(exit == 0, stderr);
+        string file = Path.Combine(_dir, "prompt.txt");
+        await File.WriteAllTextAsync(file, prompt, Ct);
+        Assert.Equal(0, await Run(TokenizeCommand.Create(_out, _err), "-m", Model, "-f", file, "--no-bos"));
+        Assert.Equal(JsonSerializer.Deserialize<int[]>(_out.ToString()), JsonSerializer.Deserialize<int[]>(stdout));
+    }
+
+    [Fact]
+    public async Task Inspect_bench_and_logits_fall_back_to_BITNET_MODEL()
+    {
+        var env = new Dictionary<string, string?> { ["BITNET_MODEL"] = Model };
+        var inspect = await CliProcess.RunAsync(env, "inspect");
+        Assert.True(inspect.ExitCode == 0, inspect.Stderr);
+        Assert.Contains("bitnet-small", inspect.Stdout);
+
+        var bench = await CliProcess.RunAsync(env, "bench", "-p", "2", "-n", "1", "-r", "1", "-t", "1", "--json", "--no-probe");
+        Assert.True(bench.ExitCode == 0, bench.Stderr);
+
+        string output = Path.Combine(_dir, "logits.f32");
+        var logits = await CliProcess.RunAsync(env, "logits", "--tokens", "128000,791", "-o", output, "-t", "1");
+        Assert.True(logits.ExitCode == 0, logits.Stderr);
+        Assert.Equal(2L * 128256 * sizeof(float), new FileInfo(output).Length);
+    }
+
+    [Fact]
+    public async Task A_context_too_small_puts_the_error_on_its_own_line()
+    {
+        Assert.Equal(1, await Run(GenerateCommand.Create(_out, _err), "-m", Model, "-p", "hi", "-c", "1", "-n", "1", "-t", "1"));
+        Assert.Equal("hi" + Environment.NewLine, _out.ToString());
+        Assert.StartsWith("error: ", _err.ToString());
+    }
+
+    [Fact]
+    public async Task A_directory_given_as_the_model_is_named_as_a_directory()
+    {
+        Assert.Equal(1, await Run(TokenizeCommand.Create(_out, _err), "-m", _dir, "-p", "x"));
+        Assert.Equal($"error: '{_dir}' is a directory; -m takes a GGUF model file", _err.ToString().Trim());
+    }
+
+    [Theory]
+    [InlineData("-5", "--seed: seed must be -1 (random) or a non-negative integer; got -5")]
+    [InlineData("abc", "--seed expects an integer; got 'abc'")]
+    [InlineData("1.5", "--seed expects an integer; got '1.5'")]
+    public async Task A_bad_seed_is_one_clear_line(string seed, string message)
+    {
+        var (exit, stdout, stderr) = await CliProcess.RunAsync(null, "generate", "-m", Model, "-p", "x", "-n", "1", "--seed", seed);
+        Assert.NotEqual(0, exit);
+        Assert.Contains(message, stderr + stdout);
+        AssertNoDotNetNoise(stderr + stdout);
+    }
+
+    [Fact]
+    public async Task A_token_id_outside_the_vocabulary_names_the_vocabulary()
+    {
+        Assert.Equal(1, await Run(LogitsCommand.Create(_err), "-m", Model, "--tokens", "128000,999999", "-o", Path.Combine(_dir, "x.f32"), "-t", "1"));
+        Assert.Equal("error: --tokens: token id 999999 is outside the vocabulary (0 to 128255)", _err.ToString().Trim());
+        AssertNoDotNetNoise(_err.ToString());
+    }
+
+    [Fact]
+    public async Task Dummy_into_a_missing_folder_names_the_folder()
+    {
+        Assert.Equal(1, await Run(DummyCommand.Create(_out, _err), "-o", "/nonexistent/dir/x.gguf", "--shape", "tiny"));
+        Assert.Equal("error: cannot write '/nonexistent/dir/x.gguf': the folder '/nonexistent/dir' does not exist", _err.ToString().Trim());
+    }
+
+    [Theory]
+    [InlineData("--min-p", "9")]
+    [InlineData("--top-p", "7")]
+    [InlineData("--temp", "-1")]
+    [InlineData("--temp", "NaN")]
+    [InlineData("--repeat-penalty", "0")]
+    [InlineData("--repeat-last-n", "-2")]
+    [InlineData("--top-p", "1.5")]
+    public async Task Sampling_values_the_api_refuses_are_refused_with_the_apis_message(string flag, string value)
+    {
+        Assert.Equal(1, await Run(GenerateCommand.Create(_out, _err), "-m", Model, "-p", "x", "-n", "1", flag, value));
+        float number = float.Parse(value, System.Globalization.CultureInfo.InvariantCulture);
+        string? apiMessage = flag switch
+        {
+            "--min-p" => SamplingRules.MinP(number),
+            "--top-p" => SamplingRules.TopP(number),
+            "--temp" => SamplingRules.Temperature(number),
+            "--repeat-penalty" => SamplingRules.RepeatPenalty(number),
+            _ => SamplingRules.RepeatLastN((int)number),
+        };
+        Assert.NotNull(apiMessage);
+        Assert.Equal($"error: {flag}: {apiMessage}", _err.ToString().Trim());
+        Assert.Equal("", _out.ToString()); // refused before the model is loaded or the prompt echoed
+    }
+
+    [Theory]
+    [InlineData("999")]
+    [InlineData("-1")]
+    public async Task Threads_beyond_the_processors_are_refused(string threads)
+    {
+        Assert.Equal(1, await Run(GenerateCommand.Create(_out, _err), "-m", Model, "-p", "x", "-n", "1", "-t", threads));
+        Assert.Equal($"error: --threads must be from 1 to {Environment.ProcessorCount} (the processors of this machine), or 0 for the default; got {threads}",
+            _err.ToString().Trim());
+    }
+
+    [Theory]
+    [InlineData("--port", "99999", "the port 99999 is out of range")]
+    [InlineData("--host", "999.1.1.1", "the host '999.1.1.1' is not a valid IP address")]
+    [InlineData("-t", "999", "--threads must be from 1 to")]
+    public async Task Serve_refuses_a_bad_address_or_thread_count_in_one_line(string flag, string value, string message)
+    {
+        var (exit, stdout, stderr) = await CliProcess.RunAsync(null, "serve", "-m", Model, flag, value);
+        Assert.Equal(2, exit);
+        Assert.Contains(message, stderr);
+        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.DoesNotContain("listening", stdout);
+        AssertNoDotNetNoise(stderr);
+    }
+
+    [Fact]
+    public async Task Chat_takes_s_as_the_seed_and_sys_as_the_system_prompt_like_llama_cpp()
+    {
+        var first = new StringWriter();
+        var second = new StringWriter();
+        string[] args = ["-m", Model, "-s", "11", "-sys", "Be terse.", "-n", "4", "--temp", "1", "-t", "1", "-c", "128"];
+        Assert.Equal(0, await Run(ChatCommand.Create(new StringReader("Hello\n"), first, _err), args));
+        Assert.Equal(0, await Run(ChatCommand.Create(new StringReader("Hello\n"), second, _err), args));
+        Assert.Equal(first.ToString(), second.ToString()); // same seed, same sampled answer
+        Assert.Equal(0, await Run(ChatCommand.Create(new StringReader("Hello\n"), _out, _err), "-m", Model, "--system", "Be terse.", "-n", "1", "--temp", "0.7", "-t", "1", "-c", "128"));
+    }
+}
