@@ -26,7 +26,7 @@ public sealed class Inputs(string path, ImmutableDictionary<string, object> valu
 
     public Inputs Object(string key) => new($"{path}.{key}", Get<ImmutableDictionary<string, object>>(key));
 
-    public IReadOnlyList<string> Texts(string key) => [.. List(key).Select((item, i) => Assert.IsType<string>(item, exactMatch: false))];
+    public IReadOnlyList<string> Texts(string key) => [.. List(key).Select(item => Assert.IsType<string>(item, exactMatch: false))];
 
     public IReadOnlyList<Inputs> Objects(string key) =>
         [.. List(key).Select((item, i) => new Inputs($"{path}.{key}[{i}]", Assert.IsType<ImmutableDictionary<string, object>>(item, exactMatch: false)))];

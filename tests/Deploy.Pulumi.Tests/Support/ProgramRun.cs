@@ -1,4 +1,3 @@
-using System.Collections.Immutable;
 using Pulumi;
 using Pulumi.Testing;
 
@@ -15,7 +14,6 @@ public sealed class ProgramRun
 
     public RecordingMocks Mocks { get; } = new();
     public IDictionary<string, object?> Outputs { get; private set; } = new Dictionary<string, object?>();
-    public ImmutableArray<Resource> Resources { get; private set; }
 
     /// <summary>Exception raised by the program (through the mock engine), or null.</summary>
     public Exception? Error { get; private set; }
@@ -34,10 +32,9 @@ public sealed class ProgramRun
         try
         {
             Environment.SetEnvironmentVariable("PULUMI_CONFIG", config.ToEnvironmentJson());
-            var (resources, outputs) = await Deployment.TestAsync(run.Mocks,
+            var (_, outputs) = await Deployment.TestAsync(run.Mocks,
                 new TestOptions { ProjectName = config.Project, StackName = config.Stack, IsPreview = false },
                 () => BitNetStack.Build(StackConfig.RepositoryRoot));
-            run.Resources = resources;
             run.Outputs = outputs;
         }
         catch (Exception e)
