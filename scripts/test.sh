@@ -3,17 +3,19 @@
 #   1. every xunit.v3 test project of Serverless.sln (x86-64, best ISA the CPU has);
 #   2. the kernel/oracle tests again with AVX-512 and with AVX2 switched off (scripts/test-isa.sh);
 #   3. the kernel/oracle/tokenizer tests on ARM64 under qemu (scripts/test-arm64.sh);
-#   4. the oracle through the Native AOT CLI for linux-x64 and linux-arm64 (qemu) (scripts/test-aot.sh).
-# Usage: scripts/test.sh [--no-isa] [--no-arm64] [--no-aot]
+#   4. the oracle through the Native AOT CLI for linux-x64 and linux-arm64 (qemu) (scripts/test-aot.sh);
+#   5. the Pulumi program compiled against the Pulumi SDK kit and run under Pulumi's mocks (scripts/test-deploy.sh).
+# Usage: scripts/test.sh [--no-isa] [--no-arm64] [--no-aot] [--no-deploy]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-run_isa=1; run_arm64=1; run_aot=1
+run_isa=1; run_arm64=1; run_aot=1; run_deploy=1
 for a in "$@"; do
   case "$a" in
     --no-isa) run_isa=0 ;;
     --no-arm64) run_arm64=0 ;;
     --no-aot) run_aot=0 ;;
+    --no-deploy) run_deploy=0 ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -48,6 +50,8 @@ fi
 
 for proj in tests/*/*.csproj; do
   name=$(basename "$proj" .csproj)
+  # Test projects outside Serverless.sln (the Pulumi mock tests) have their own script below.
+  grep -qF "\\$name.csproj\"" Serverless.sln || continue
   exe="$artifacts/bin/$name/release/$name"
   [ -x "$exe" ] || { echo "!! $exe missing"; failed=$((failed + 1)); continue; }
   echo "== $name"
@@ -73,6 +77,12 @@ if [ "$run_aot" = 1 ] && [ -x scripts/test-aot.sh ]; then
   scripts/test-aot.sh "$artifacts" > "$logdir/aot.log" 2>&1; code=$?
   grep -E 'oracle (capital|chat)|failed |\[FAIL\]|Assert' "$logdir/aot.log" | head -40
   tally "Native AOT (x64; arm64 under qemu)" "$code" "$logdir/aot.log"
+fi
+
+if [ "$run_deploy" = 1 ]; then
+  scripts/test-deploy.sh "$root/artifacts/deploy" > "$logdir/deploy.log" 2>&1; code=$?
+  grep -E '!!|error|failed |\[FAIL\]' "$logdir/deploy.log" | head -40
+  tally "Pulumi program under mocks" "$code" "$logdir/deploy.log"
 fi
 
 echo "logs: $logdir"

@@ -30,12 +30,17 @@ public static class ConfigReader
         if (get("azure") is { } azureJson && Parse(azureJson, "azure", errors) is { } azure)
             config = config with { Azure = ReadAzure(azure, errors) };
 
-        if (errors.Count == 0)
-            errors.AddRange(ConfigValidator.Validate(config));
+        // Validation runs on whatever could be read (an unreadable value keeps its default), so one run lists
+        // every problem; a place the reader already reported is not reported a second time.
+        var readErrors = errors.ToList();
+        errors.AddRange(ConfigValidator.Validate(config).Where(v => !readErrors.Any(r => Within(v.Path, r.Path))));
         if (errors.Count > 0)
             throw new DeploymentConfigException(errors);
         return config;
     }
+
+    private static bool Within(string path, string reported) =>
+        path == reported || path.StartsWith(reported + ".", StringComparison.Ordinal) || path.StartsWith(reported + "[", StringComparison.Ordinal);
 
     private static JsonElement? Parse(string json, string path, List<ConfigError> errors)
     {

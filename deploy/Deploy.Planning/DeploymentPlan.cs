@@ -12,6 +12,15 @@ public sealed record ImagePlan(string LogicalName, string Dockerfile, string Con
 {
     /// <summary>Lambda rejects OCI image indexes, which BuildKit's default provenance attestation creates.</summary>
     public bool Provenance => false;
+
+    /// <summary>The tag pushed to the registry: <c>repository:tag</c>.</summary>
+    public string TagReference(string repositoryUrl) => $"{repositoryUrl}:{Tag}";
+
+    /// <summary>
+    /// What the functions run: <c>repository@sha256:...</c>. A digest makes every rebuilt image a new
+    /// function configuration (a moving tag would not), and Lambda refuses <c>repository:tag@digest</c>.
+    /// </summary>
+    public static string DigestReference(string repositoryUrl, string digest) => $"{repositoryUrl}@{digest}";
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -67,7 +76,11 @@ public sealed record AwsPlan(string Region, EcrRepositoryPlan Repository, EcrLif
 
 public sealed record ResourceGroupPlan(string LogicalName, string Name, string Location);
 
-public sealed record ContainerRegistryPlan(string LogicalName, string Name, string Sku, bool AdminUserEnabled);
+/// <summary>The stack's registry; the image goes to <see cref="ImageRepository"/> inside it.</summary>
+public sealed record ContainerRegistryPlan(string LogicalName, string Name, string Sku, bool AdminUserEnabled, string ImageRepository)
+{
+    public static string RepositoryUrl(string loginServer, string imageRepository) => $"{loginServer}/{imageRepository}";
+}
 
 public sealed record StorageAccountPlan(string LogicalName, string Name, string Kind, string Sku);
 
@@ -82,6 +95,9 @@ public sealed record FunctionAppPlan(string LogicalName, string Name, string Kin
     IReadOnlyDictionary<string, string> AppSettings, IReadOnlyList<string> CorsAllowedOrigins, string HealthCheckPath, bool HttpsOnly)
 {
     public string HostName => $"{Name}.azurewebsites.net";
+
+    /// <summary>The site's container: <c>DOCKER|image</c>.</summary>
+    public static string LinuxFxVersion(string imageReference) => $"DOCKER|{imageReference}";
 }
 
 public sealed record AzureTierPlan(string Tier, int Cores, double MemoryGb, AppServicePlanPlan Plan, FunctionAppPlan App)

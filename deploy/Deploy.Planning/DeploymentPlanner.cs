@@ -142,7 +142,8 @@ public static class DeploymentPlanner
     {
         AzureConfig azure = config.Azure;
         var group = new ResourceGroupPlan("resource-group", ResourceNames.ResourceGroup(config), azure.Location);
-        var registry = new ContainerRegistryPlan("registry", ResourceNames.ContainerRegistry(config), "Basic", AdminUserEnabled: true);
+        var registry = new ContainerRegistryPlan("registry", ResourceNames.ContainerRegistry(config), "Basic", AdminUserEnabled: true,
+            ImageRepository: config.Project.ToLowerInvariant());
         var storage = new StorageAccountPlan("storage", ResourceNames.StorageAccount(config), "StorageV2", "Standard_LRS");
         // Elastic Premium Linux workers are x86-64.
         var image = Image(config, "containers/Dockerfile.azure", "linux/amd64");
@@ -160,7 +161,8 @@ public static class DeploymentPlanner
         var settings = new SortedDictionary<string, string>
         {
             ["FUNCTIONS_EXTENSION_VERSION"] = "~4",
-            ["FUNCTIONS_WORKER_RUNTIME"] = "custom",
+            // The host is a Functions .NET isolated worker (containers/Dockerfile.azure).
+            ["FUNCTIONS_WORKER_RUNTIME"] = "dotnet-isolated",
             ["WEBSITES_ENABLE_APP_SERVICE_STORAGE"] = "false",
             ["BITNET_MODEL"] = AzureModelPath,
             ["BITNET_THREADS"] = cores.ToString(System.Globalization.CultureInfo.InvariantCulture),

@@ -6,14 +6,14 @@ namespace BitNet.Deploy.Planning;
 /// detail-type "Scheduled Event"), so a host that recognises scheduled events answers it without
 /// running the model, and <c>detail.bitnet</c> = <c>keep-warm</c> says why it came. On Azure a timer
 /// function reads its schedule from the <see cref="AzureScheduleSetting"/> app setting
-/// (<c>"schedule": "%BITNET_KEEPWARM_SCHEDULE%"</c> in function.json).
+/// (the trigger's schedule is <c>%BITNET_KEEPWARM_SCHEDULE%</c>, resolved by the Functions host).
 /// </summary>
 public static class KeepWarm
 {
     public const string LambdaPayload =
         """{"version":"0","source":"aws.events","detail-type":"Scheduled Event","detail":{"bitnet":"keep-warm"}}""";
 
-    /// <summary>The app setting the hosts' function.json reads (<c>%BITNET_KEEPWARM_SCHEDULE%</c>, see EnvVars.KeepWarmSchedule).</summary>
+    /// <summary>The app setting the Azure host's timer trigger reads (<c>%BITNET_KEEPWARM_SCHEDULE%</c>, see EnvVars.KeepWarmSchedule).</summary>
     public const string AzureScheduleSetting = "BITNET_KEEPWARM_SCHEDULE";
 
     /// <summary>A valid schedule that practically never fires: what "keep-warm off" means for a timer that must have one.</summary>

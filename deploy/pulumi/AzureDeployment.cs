@@ -1,7 +1,7 @@
 using BitNet.Deploy.Planning;
 using Pulumi;
-using Docker = Pulumi.DockerBuild;
 using ContainerRegistry = Pulumi.AzureNative.ContainerRegistry;
+using Docker = Pulumi.DockerBuild;
 using Resources = Pulumi.AzureNative.Resources;
 using Storage = Pulumi.AzureNative.Storage;
 using Web = Pulumi.AzureNative.Web;
@@ -9,30 +9,35 @@ using Web = Pulumi.AzureNative.Web;
 namespace BitNet.Deploy.Pulumi;
 
 /// <summary>
-/// The Azure side of a plan: resource group, container registry, storage account, the custom-handler
+/// The Azure side of a plan: resource group, container registry, storage account, the Functions
 /// image, and per Elastic Premium tier a plan and a Linux container function app with always-ready
-/// and pre-warmed instances and the keep-warm schedule as an app setting. No decisions are made here.
+/// and pre-warmed instances, a health check and the keep-warm schedule as an app setting. Every
+/// resource is in the plan's location. No decisions are made here.
 /// </summary>
 public sealed class AzureDeployment : ComponentResource
 {
     public Dictionary<string, Output<string>> Urls { get; } = [];
-    public Output<string> ImageRef { get; }
+
+    /// <summary>The image the function apps run, by digest.</summary>
+    public Output<string> ImageReference { get; }
 
     public AzureDeployment(string name, AzurePlan plan, string repositoryRoot, ComponentResourceOptions? options = null)
         : base("bitnet:deploy:AzureDeployment", name, options)
     {
         var child = new CustomResourceOptions { Parent = this };
+        string location = plan.ResourceGroup.Location;
 
         var group = new Resources.ResourceGroup(plan.ResourceGroup.LogicalName, new Resources.ResourceGroupArgs
         {
             ResourceGroupName = plan.ResourceGroup.Name,
-            Location = plan.ResourceGroup.Location,
+            Location = location,
         }, child);
 
         var registry = new ContainerRegistry.Registry(plan.Registry.LogicalName, new ContainerRegistry.RegistryArgs
         {
             RegistryName = plan.Registry.Name,
             ResourceGroupName = group.Name,
+            Location = location,
             Sku = new ContainerRegistry.Inputs.SkuArgs { Name = plan.Registry.Sku },
             AdminUserEnabled = plan.Registry.AdminUserEnabled,
         }, child);
@@ -48,6 +53,7 @@ public sealed class AzureDeployment : ComponentResource
         {
             AccountName = plan.Storage.Name,
             ResourceGroupName = group.Name,
+            Location = location,
             Kind = plan.Storage.Kind,
             Sku = new Storage.Inputs.SkuArgs { Name = plan.Storage.Sku },
         }, child);
@@ -59,9 +65,22 @@ public sealed class AzureDeployment : ComponentResource
         Output<string> storageConnection = Output.CreateSecret(Output.Tuple(storage.Name, keys).Apply(t =>
             $"DefaultEndpointsProtocol=https;AccountName={t.Item1};AccountKey={t.Item2.Keys[0].Value};EndpointSuffix=core.windows.net"));
 
-        var image = new Docker.Image(plan.Image.LogicalName, AwsDeployment.ImageArgs(plan.Image, repositoryRoot,
-            Output.Format($"{registry.LoginServer}/bitnet"), registry.LoginServer, registryUser, registryPassword), child);
-        ImageRef = image.Ref;
+        Output<string> repositoryUrl = registry.LoginServer.Apply(server => ContainerRegistryPlan.RepositoryUrl(server, plan.Registry.ImageRepository));
+        var image = ImageBuild.Create(plan.Image, repositoryRoot, repositoryUrl, new Docker.Inputs.RegistryArgs
+        {
+            Address = registry.LoginServer,
+            Username = registryUser,
+            Password = registryPassword,
+        }, child);
+        ImageReference = ImageBuild.DigestReference(repositoryUrl, image);
+
+        var fromResources = new Dictionary<string, Input<string>>
+        {
+            ["AzureWebJobsStorage"] = storageConnection,
+            ["DOCKER_REGISTRY_SERVER_URL"] = registry.LoginServer.Apply(server => $"https://{server}"),
+            ["DOCKER_REGISTRY_SERVER_USERNAME"] = registryUser,
+            ["DOCKER_REGISTRY_SERVER_PASSWORD"] = registryPassword,
+        };
 
         foreach (var tier in plan.Tiers)
         {
@@ -69,6 +88,7 @@ public sealed class AzureDeployment : ComponentResource
             {
                 Name = tier.Plan.Name,
                 ResourceGroupName = group.Name,
+                Location = location,
                 Kind = tier.Plan.Kind,
                 Reserved = tier.Plan.Reserved,
                 Sku = new Web.Inputs.SkuDescriptionArgs { Name = tier.Plan.SkuName, Tier = tier.Plan.SkuTier },
@@ -78,21 +98,20 @@ public sealed class AzureDeployment : ComponentResource
             var settings = new InputList<Web.Inputs.NameValuePairArgs>();
             foreach (var (key, value) in tier.App.AppSettings)
                 settings.Add(new Web.Inputs.NameValuePairArgs { Name = key, Value = value });
-            settings.Add(new Web.Inputs.NameValuePairArgs { Name = "AzureWebJobsStorage", Value = storageConnection });
-            settings.Add(new Web.Inputs.NameValuePairArgs { Name = "DOCKER_REGISTRY_SERVER_URL", Value = Output.Format($"https://{registry.LoginServer}") });
-            settings.Add(new Web.Inputs.NameValuePairArgs { Name = "DOCKER_REGISTRY_SERVER_USERNAME", Value = registryUser });
-            settings.Add(new Web.Inputs.NameValuePairArgs { Name = "DOCKER_REGISTRY_SERVER_PASSWORD", Value = registryPassword });
+            foreach (string key in AzurePlan.SettingsFromResources)
+                settings.Add(new Web.Inputs.NameValuePairArgs { Name = key, Value = fromResources[key] });
 
             var app = new Web.WebApp(tier.App.LogicalName, new Web.WebAppArgs
             {
                 Name = tier.App.Name,
                 ResourceGroupName = group.Name,
+                Location = location,
                 Kind = tier.App.Kind,
                 ServerFarmId = servicePlan.Id,
                 HttpsOnly = tier.App.HttpsOnly,
                 SiteConfig = new Web.Inputs.SiteConfigArgs
                 {
-                    LinuxFxVersion = image.Ref.Apply(r => $"DOCKER|{r}"),
+                    LinuxFxVersion = ImageReference.Apply(FunctionAppPlan.LinuxFxVersion),
                     AppSettings = settings,
                     MinimumElasticInstanceCount = tier.App.MinimumElasticInstanceCount,
                     PreWarmedInstanceCount = tier.App.PreWarmedInstanceCount,

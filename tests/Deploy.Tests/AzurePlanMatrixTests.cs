@@ -38,7 +38,7 @@ public sealed class AzurePlanMatrixTests
         Assert.Equal(new Dictionary<string, int> { ["EP1"] = 1, ["EP2"] = 2, ["EP3"] = 4 }[sku], tier.Cores);
         Assert.Equal(tier.Cores.ToString(), tier.App.AppSettings["BITNET_THREADS"]);
 
-        Assert.Equal("custom", tier.App.AppSettings["FUNCTIONS_WORKER_RUNTIME"]);
+        Assert.Equal("dotnet-isolated", tier.App.AppSettings["FUNCTIONS_WORKER_RUNTIME"]);
         Assert.Equal("~4", tier.App.AppSettings["FUNCTIONS_EXTENSION_VERSION"]);
         Assert.Equal(keepWarm ? "0 */10 * * * *" : "0 0 0 1 1 *", tier.App.AppSettings["BITNET_KEEPWARM_SCHEDULE"]);
         Assert.Empty(tier.App.AppSettings.Keys.Intersect(AzurePlan.SettingsFromResources));
@@ -61,6 +61,14 @@ public sealed class AzurePlanMatrixTests
         Assert.Equal(("bitnet-dev-rg", "bitnetdevacr", "bitnetdevst"),
             (plan.Azure.ResourceGroup.Name, plan.Azure.Registry.Name, plan.Azure.Storage.Name));
         Assert.Null(plan.Aws);
+        Assert.Equal("bitnetdevacr.azurecr.io/bitnet", ContainerRegistryPlan.RepositoryUrl("bitnetdevacr.azurecr.io", plan.Azure.Registry.ImageRepository));
+    }
+
+    [Fact]
+    public void Image_repository_follows_the_project_name_in_lowercase()
+    {
+        var plan = DeploymentPlanner.Plan(new DeploymentConfig { Project = "BitNet-Chat", Cloud = Cloud.Azure });
+        Assert.Equal("bitnet-chat", plan.Azure!.Registry.ImageRepository);
     }
 
     [Fact]

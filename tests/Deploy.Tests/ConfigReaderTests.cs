@@ -46,6 +46,16 @@ public sealed class ConfigReaderTests
         Assert.Equal(Cloud.Aws, config.Cloud);
     }
 
+    [Fact]
+    public void Unreadable_and_invalid_settings_are_reported_together_once_each()
+    {
+        var settings = Settings(("aws", """{"urlAuth":"OPEN","logRetentionDays":13,"tiers":[{"memoryMb":64},{"provisionedConcurrency":2}]}"""));
+        var error = Assert.Throws<DeploymentConfigException>(() => ConfigReader.Read("bitnet", "dev", settings));
+        Assert.Equal(["aws.logRetentionDays", "aws.tiers[0].memoryMb", "aws.tiers[1].memoryMb", "aws.urlAuth"],
+            error.Errors.Select(e => e.Path).Order(StringComparer.Ordinal));
+        Assert.Contains("is required", error.Errors.Single(e => e.Path == "aws.tiers[1].memoryMb").Message);
+    }
+
     [Theory]
     [InlineData("cloud", "gcp", "cloud", "'aws' or 'azure'")]
     [InlineData("aws", "{", "aws", "not valid JSON")]

@@ -146,6 +146,14 @@ public sealed class LambdaPlanMatrixTests
         Assert.Equal("containers/Dockerfile.lambda", image.Dockerfile);
         Assert.Equal("https://example.com/m.gguf", image.BuildArgs["MODEL_SOURCE"]);
         Assert.Equal("v2", image.Tag);
+        Assert.Equal("123.dkr.ecr.us-east-1.amazonaws.com/bitnet-dev:v2", image.TagReference("123.dkr.ecr.us-east-1.amazonaws.com/bitnet-dev"));
+    }
+
+    [Fact]
+    public void Functions_run_the_image_by_digest_without_its_tag()
+    {
+        Assert.Equal("123.dkr.ecr.us-east-1.amazonaws.com/bitnet-dev@sha256:ab12",
+            ImagePlan.DigestReference("123.dkr.ecr.us-east-1.amazonaws.com/bitnet-dev", "sha256:ab12"));
     }
 
     [Fact]
