@@ -10,17 +10,16 @@ using Microsoft.Extensions.Logging;
 namespace BitNet.Hosts.Http;
 
 /// <summary>
-/// Kestrel in front of <see cref="InferenceApi"/>: the plain server, `bitnet serve` and the Azure
-/// custom handler all run this. It only translates HTTP ↔ <see cref="ApiRequest"/>/<see cref="ApiResponse"/>
-/// and adds what belongs to an HTTP server: CORS, the request size limit in Kestrel, streaming
-/// writes with a flush per SSE frame, and a graceful shutdown (running streams finish, new
+/// Kestrel in front of <see cref="InferenceApi"/>: the plain server and `bitnet serve` run this app, and
+/// the Azure Functions worker's HTTP function calls <see cref="ServeAsync"/> with the request its own
+/// Kestrel received. It only translates HTTP ↔ <see cref="ApiRequest"/>/<see cref="ApiResponse"/> and
+/// adds what belongs to an HTTP server: CORS, the request size limit, streaming writes with a flush per SSE frame, and a graceful shutdown (running streams finish, new
 /// generations get 503, whatever still runs after the shutdown timeout is cancelled).
 /// </summary>
 public static class HttpApiHost
 {
-    /// <summary>Builds (does not start) the app listening on <paramref name="url"/> (port 0 = any free port).
-    /// <paramref name="mapExtra"/> may map routes that win over the API's catch-all (Azure's timer function).</summary>
-    public static WebApplication Create(InferenceApi api, string url, Action<WebApplication>? mapExtra = null, LogLevel logLevel = LogLevel.Information)
+    /// <summary>Builds (does not start) the app listening on <paramref name="url"/> (port 0 = any free port).</summary>
+    public static WebApplication Create(InferenceApi api, string url, LogLevel logLevel = LogLevel.Information)
     {
         ApiOptions options = api.Options;
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
@@ -50,15 +49,17 @@ public static class HttpApiHost
         app.Lifetime.ApplicationStopping.Register(api.BeginShutdown);
         if (options.CorsOrigins.Count > 0)
             app.UseCors();
-        mapExtra?.Invoke(app);
         app.Map("/{**path}", context => ServeAsync(api, context));
         return app;
     }
 
-    /// <summary>Translates one HTTP exchange; also used by the Azure handler for forwarded requests.</summary>
+    /// <summary>Translates one HTTP exchange, whichever ASP.NET Core server received it.</summary>
     public static async Task ServeAsync(InferenceApi api, HttpContext context)
     {
         CancellationToken aborted = context.RequestAborted;
+        // The body limit per request, so it holds for a chunked body in a server this app did not configure (the Functions worker's).
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
+            bodyLimit.MaxRequestBodySize = api.Options.MaxRequestBytes;
         byte[] body;
         try
         {
