@@ -52,6 +52,7 @@ public sealed partial class ContainerFileTests
         string env = string.Join(' ', file.Stages[^1].Instructions.Where(i => i.Keyword == "ENV").Select(i => i.Arguments));
         Assert.Contains("AzureWebJobsScriptRoot=/home/site/wwwroot", env);
         Assert.Contains("FUNCTIONS_WORKER_RUNTIME=dotnet-isolated", env);
+        Assert.Contains("AzureWebJobsDisableHomepage=true", env); // "/" belongs to the API
 
         // ReadyToRun comes from the project; the publish output (dll, functions.metadata, worker.config.json, host.json) is the app root.
         string project = "src/Hosts.AzureFunctions/Hosts.AzureFunctions.csproj";
