@@ -1,18 +1,20 @@
-using System.Globalization;
 using BitNet.Hosts.AzureFunctions;
 using BitNet.Inference.Api;
+using Microsoft.Extensions.Hosting;
 
-// Started by the Functions host (host.json customHandler.description.defaultExecutablePath).
+// Started by the Functions host (FUNCTIONS_WORKER_RUNTIME=dotnet-isolated, worker.config.json), which passes
+// the gRPC endpoint to call back; HTTP requests arrive through the ASP.NET Core integration.
+ApiOptions options;
 try
 {
-    string? portText = Environment.GetEnvironmentVariable(EnvVars.FunctionsCustomHandlerPort);
-    if (!int.TryParse(portText, NumberStyles.Integer, CultureInfo.InvariantCulture, out int port) || port is <= 0 or > 65535)
-        throw new ConfigurationException($"{EnvVars.FunctionsCustomHandlerPort}='{portText}' is not a port; the Azure Functions host sets it");
-    ApiOptions options = ApiOptions.FromEnvironment();
-    return await AzureHandler.RunAsync(options, port, o => ModelLoading.LoadGenerator(o));
+    options = ApiOptions.FromEnvironment();
 }
 catch (ConfigurationException ex)
 {
-    Console.Error.WriteLine($"bitnet-azure-handler: {ex.Message}");
+    Console.Error.WriteLine($"bitnet-azure: {ex.Message}");
     return 2;
 }
+
+using IHost host = BitNetWorker.CreateHost(args, options, o => ModelLoading.LoadGenerator(o));
+await host.RunAsync();
+return 0;

@@ -10,10 +10,10 @@ using Microsoft.Extensions.Logging;
 namespace BitNet.Hosts.Http;
 
 /// <summary>
-/// Kestrel in front of <see cref="InferenceApi"/>: the plain server, `bitnet serve` and the Azure
-/// custom handler all run this. It only translates HTTP ↔ <see cref="ApiRequest"/>/<see cref="ApiResponse"/>
-/// and adds what belongs to an HTTP server: CORS, the request size limit in Kestrel, streaming
-/// writes with a flush per SSE frame, and a graceful shutdown (running streams finish, new
+/// Kestrel in front of <see cref="InferenceApi"/>: the plain server and `bitnet serve` run this app, and
+/// the Azure Functions worker's HTTP function calls <see cref="ServeAsync"/> with the request its own
+/// Kestrel received. It only translates HTTP ↔ <see cref="ApiRequest"/>/<see cref="ApiResponse"/> and
+/// adds what belongs to an HTTP server: CORS, the request size limit, streaming writes with a flush per SSE frame, and a graceful shutdown (running streams finish, new
 /// generations get 503, whatever still runs after the shutdown timeout is cancelled).
 /// A client's mistake in the HTTP exchange itself (a malformed chunked body, a body arriving too
 /// slowly, one too large, a connection dropped mid-body) gets the OpenAI error body when an answer
@@ -27,10 +27,9 @@ public static class HttpApiHost
     public static int InFlight => Volatile.Read(ref _inFlight);
 
     /// <summary>Builds (does not start) the app listening on <paramref name="url"/> (port 0 = any free port;
-    /// several URLs separated by ';'). <paramref name="mapExtra"/> may map routes that win over the API's
-    /// catch-all (Azure's timer function); <paramref name="logging"/> may add log providers;
+    /// several URLs separated by ';'). <paramref name="logging"/> may add log providers;
     /// <paramref name="drainOnSignal"/> makes SIGTERM/SIGINT drain first (<see cref="DrainingLifetime"/>).</summary>
-    public static WebApplication Create(InferenceApi api, string url, Action<WebApplication>? mapExtra = null, LogLevel logLevel = LogLevel.Information,
+    public static WebApplication Create(InferenceApi api, string url, LogLevel logLevel = LogLevel.Information,
         Action<ILoggingBuilder>? logging = null, bool drainOnSignal = false)
     {
         ApiOptions options = api.Options;
@@ -67,12 +66,11 @@ public static class HttpApiHost
         app.Lifetime.ApplicationStopping.Register(api.BeginShutdown);
         if (options.CorsOrigins.Count > 0)
             app.UseCors();
-        mapExtra?.Invoke(app);
         app.Map("/{**path}", context => ServeAsync(api, context));
         return app;
     }
 
-    /// <summary>Translates one HTTP exchange; also used by the Azure handler for forwarded requests.</summary>
+    /// <summary>Translates one HTTP exchange, whichever ASP.NET Core server received it.</summary>
     public static async Task ServeAsync(InferenceApi api, HttpContext context)
     {
         Interlocked.Increment(ref _inFlight);
@@ -89,6 +87,9 @@ public static class HttpApiHost
     private static async Task ServeOneAsync(InferenceApi api, HttpContext context)
     {
         CancellationToken aborted = context.RequestAborted;
+        // The body limit per request, so it holds for a chunked body in a server this app did not configure (the Functions worker's).
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
+            bodyLimit.MaxRequestBodySize = api.Options.MaxRequestBytes;
         byte[] body;
         try
         {

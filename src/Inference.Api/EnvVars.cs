@@ -2,7 +2,7 @@ namespace BitNet.Inference.Api;
 
 /// <summary>
 /// Every environment variable the hosts read, in one place. The same table configures the plain
-/// server, `bitnet serve`, the Lambda bootstrap and the Azure Functions custom handler; it is
+/// server, `bitnet serve`, the Lambda bootstrap and the Azure Functions worker; it is
 /// parsed once into <see cref="ApiOptions"/> (see <see cref="ApiOptions.FromEnvironment"/>).
 /// </summary>
 public static class EnvVars
@@ -77,8 +77,8 @@ public static class EnvVars
     /// first ping after start, "always" on every ping, "never" not at all.</summary>
     public const string KeepWarmTouch = "BITNET_KEEPWARM_TOUCH";
 
-    /// <summary>Azure only: NCRONTAB schedule of the keep-warm timer trigger (function.json reads it as
-    /// %BITNET_KEEPWARM_SCHEDULE%), e.g. "0 */5 * * * *". Not read by our code.</summary>
+    /// <summary>Azure only: NCRONTAB schedule of the keep-warm timer trigger (its binding reads it as
+    /// %BITNET_KEEPWARM_SCHEDULE%), e.g. "0 */5 * * * *". Read by the Functions host, not by our code.</summary>
     public const string KeepWarmSchedule = "BITNET_KEEPWARM_SCHEDULE";
 
     // ---- HTTP hosts (plain server, bitnet serve) -------------------------------------------
@@ -113,7 +113,4 @@ public static class EnvVars
 
     /// <summary>Lambda: the function's name (used as the default model owner in logs only).</summary>
     public const string AwsLambdaFunctionName = "AWS_LAMBDA_FUNCTION_NAME";
-
-    /// <summary>Azure Functions: the port the custom handler must listen on (127.0.0.1).</summary>
-    public const string FunctionsCustomHandlerPort = "FUNCTIONS_CUSTOMHANDLER_PORT";
 }

@@ -44,21 +44,25 @@ public sealed partial class ContainerFileTests
     }
 
     [Fact]
-    public void Azure_image_runs_the_custom_handler_under_the_functions_host()
+    public void Azure_image_runs_the_isolated_worker_under_the_functions_host_for_dotnet_10()
     {
         var file = Read("Dockerfile.azure");
         Assert.Equal(["build", "runtime"], file.Stages.Select(s => s.Name));
-        Assert.Equal("mcr.microsoft.com/azure-functions/base:4", file.Stages[^1].Image);
+        Assert.Equal("mcr.microsoft.com/azure-functions/dotnet-isolated:4-dotnet-isolated10.0", file.Stages[^1].Image);
         string env = string.Join(' ', file.Stages[^1].Instructions.Where(i => i.Keyword == "ENV").Select(i => i.Arguments));
         Assert.Contains("AzureWebJobsScriptRoot=/home/site/wwwroot", env);
-        Assert.Contains("FUNCTIONS_WORKER_RUNTIME=custom", env);
+        Assert.Contains("FUNCTIONS_WORKER_RUNTIME=dotnet-isolated", env);
+        Assert.Contains("AzureWebJobsDisableHomepage=true", env); // "/" belongs to the API
 
+        // ReadyToRun comes from the project; the publish output (dll, functions.metadata, worker.config.json, host.json) is the app root.
+        string project = "src/Hosts.AzureFunctions/Hosts.AzureFunctions.csproj";
         string publish = Assert.Single(file.Stages[0].Instructions, i => i.Keyword == "RUN" && i.Arguments.Contains("dotnet publish")).Arguments;
-        Assert.Contains("src/Hosts.AzureFunctions/Hosts.AzureFunctions.csproj", publish);
-        string binary = AssemblyName("src/Hosts.AzureFunctions/Hosts.AzureFunctions.csproj");
-        Assert.Contains($"/out/{binary}", publish);
-        Assert.Contains("src/Hosts.AzureFunctions/host.json", publish);
-        Assert.Contains("function.json", publish);
+        Assert.Contains($"dotnet publish {project} -c Release -r linux-x64 -o /app", publish);
+        Assert.Equal("true", XDocument.Load(Path.Combine(RepoRoot(), project)).Descendants("PublishReadyToRun").Single().Value);
+        Assert.Contains($"test -f /app/{AssemblyName(project)}.dll", publish);
+        foreach (string output in new[] { "functions.metadata", "worker.config.json", "host.json" })
+            Assert.Contains($"test -f /app/{output}", publish);
+        Assert.Contains(file.Stages[^1].Instructions, i => i is ("COPY", "--from=build /app/ /home/site/wwwroot/"));
         AssertModelBakedAt(file.Stages[^1], DeploymentPlanner.AzureModelPath);
     }
 

@@ -1,10 +1,11 @@
+using System.Reflection;
 using System.Runtime.CompilerServices;
 using System.Text;
-using System.Text.Json;
-using System.Xml.Linq;
 using BitNet.Deploy.Planning;
+using BitNet.Hosts.AzureFunctions;
 using BitNet.Hosts.Lambda;
 using BitNet.Inference.Api;
+using Microsoft.Azure.Functions.Worker;
 
 namespace BitNet.Deploy.Tests;
 
@@ -29,33 +30,26 @@ public sealed class HostContractTests
     }
 
     [Fact]
-    public void Azure_app_settings_and_timer_schedule_match_the_custom_handler()
+    public void Azure_app_settings_and_timer_schedule_match_the_keep_warm_function()
     {
         var app = DeploymentPlanner.Plan(new DeploymentConfig { Cloud = Cloud.Azure }).Azure!.Tiers[0].App;
         Assert.Equal(EnvVars.KeepWarmSchedule, KeepWarm.AzureScheduleSetting);
         Assert.Contains(EnvVars.Model, app.AppSettings.Keys);
         Assert.Contains(EnvVars.Threads, app.AppSettings.Keys);
+        Assert.Contains(KeepWarm.AzureScheduleSetting, app.AppSettings.Keys);
 
-        string functions = Path.Combine(RepoRoot(), "src", "Hosts.AzureFunctions");
-        var timers = Directory.GetFiles(functions, "function.json", SearchOption.AllDirectories)
-            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}") && !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}"))
-            .Select(f => JsonDocument.Parse(File.ReadAllText(f)).RootElement.GetProperty("bindings").EnumerateArray()
-                .FirstOrDefault(b => b.GetProperty("type").GetString() == "timerTrigger"))
-            .Where(b => b.ValueKind == JsonValueKind.Object).ToList();
-        var timer = Assert.Single(timers);
-        Assert.Equal($"%{KeepWarm.AzureScheduleSetting}%", timer.GetProperty("schedule").GetString());
+        // The timer's schedule is a binding expression naming the app setting the plan fills.
+        MethodInfo run = typeof(KeepWarmFunction).GetMethod(nameof(KeepWarmFunction.RunAsync))!;
+        var timer = run.GetParameters().Select(p => p.GetCustomAttribute<TimerTriggerAttribute>()).Single(a => a is not null)!;
+        Assert.Equal($"%{KeepWarm.AzureScheduleSetting}%", timer.Schedule);
     }
 
     [Fact]
-    public void Azure_host_json_starts_the_binary_the_image_installs()
+    public void Azure_image_installs_the_worker_the_functions_host_starts()
     {
-        string project = Path.Combine(RepoRoot(), "src", "Hosts.AzureFunctions");
-        string assembly = XDocument.Load(Path.Combine(project, "Hosts.AzureFunctions.csproj")).Descendants("AssemblyName").Single().Value;
-        using var host = JsonDocument.Parse(File.ReadAllText(Path.Combine(project, "host.json")));
-        string executable = host.RootElement.GetProperty("customHandler").GetProperty("description").GetProperty("defaultExecutablePath").GetString()!;
-        Assert.Equal(assembly, executable);
         string dockerfile = File.ReadAllText(Path.Combine(RepoRoot(), "containers", "Dockerfile.azure"));
-        Assert.Contains($"cp /out/{executable} /app/", dockerfile);
+        Assert.Contains($"test -f /app/{typeof(KeepWarmFunction).Assembly.GetName().Name}.dll", dockerfile);
         Assert.Contains("COPY --from=build /app/ /home/site/wwwroot/", dockerfile);
+        Assert.Contains($"BITNET_MODEL={DeploymentPlanner.AzureModelPath}", dockerfile);
     }
 }

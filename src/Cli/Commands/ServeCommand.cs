@@ -6,7 +6,7 @@ namespace BitNet.Cli.Commands;
 
 /// <summary>
 /// `bitnet serve [-m MODEL] [--host H] [--port P] [--strict-model]`: the OpenAI-compatible server (the same Kestrel
-/// app as bitnet-server and the Azure handler). Flags override the BITNET_* environment variables;
+/// app as bitnet-server). Flags override the BITNET_* environment variables;
 /// without -m the default model is used (BITNET_MODEL, then the Hugging Face cache).
 /// </summary>
 internal static class ServeCommand
