@@ -75,13 +75,13 @@ done
 
 if [ "$run_isa" = 1 ] && [ -x scripts/test-isa.sh ]; then
   scripts/test-isa.sh "$artifacts" > "$logdir/isa.log" 2>&1; code=$?
-  grep -E 'ISA|kernel|failed |\[FAIL\]' "$logdir/isa.log" | head -40
+  grep -E '^== ISA|kernel sets supported|^failed |\[FAIL\]' "$logdir/isa.log" | head -40
   tally "x86 ISA fallbacks" "$code" "$logdir/isa.log"
 fi
 
 if [ "$run_arm64" = 1 ] && [ -x scripts/test-arm64.sh ]; then
   scripts/test-arm64.sh > "$logdir/arm64.log" 2>&1; code=$?
-  grep -E 'AdvSimd|Dp|failed |\[FAIL\]' "$logdir/arm64.log" | head -40
+  grep -E 'kernel sets supported|^failed |\[FAIL\]' "$logdir/arm64.log" | head -40
   tally "ARM64 (qemu)" "$code" "$logdir/arm64.log"
 fi
 
