@@ -17,5 +17,5 @@ fi
 grep -E 'error|warning' "$log" | sed -E "s|$PWD/||" | head -200
 count=$(grep -cE 'error|warning' "$log")
 echo "format: $count places differ from .editorconfig (by rule):"
-grep -oE '(error|warning) [A-Z]+[0-9]+' "$log" | awk '{print $2}' | sort | uniq -c | sort -rn
+grep -oE '(error|warning) [A-Z]+[0-9]*' "$log" | awk '{print $2}' | sort | uniq -c | sort -rn
 exit "$code"
