@@ -16,8 +16,10 @@ if [ ! -x "$exe" ]; then
   echo "== building tests/Inference.Core.Tests (Release)"
   dotnet build tests/Inference.Core.Tests -c Release --artifacts-path "$artifacts" -v quiet -nologo || { echo "build failed"; exit 1; }
 fi
+# Machine-dependent tests do not depend on the instruction set and run once, in scripts/test.sh;
+# the AOT binary tests run in scripts/test-aot.sh.
 filters=(--filter-namespace 'BitNet.Inference.Tests.Kernels' --filter-namespace 'BitNet.Inference.Tests.Threading' --filter-namespace 'BitNet.Inference.Tests.Memory'
-         --filter-namespace 'BitNet.Inference.Tests.Oracle')
+         --filter-namespace 'BitNet.Inference.Tests.Oracle' --filter-not-trait 'Category=Machine' --filter-not-trait 'Category=Aot')
 status=0
 run_mode() { # label, expected-absent kernel set, env assignments...
   local label=$1 absent=$2; shift 2
@@ -26,7 +28,9 @@ run_mode() { # label, expected-absent kernel set, env assignments...
   (cd "$(dirname "$exe")" && env "$@" "$exe" --progress off "${filters[@]}") > "$log" 2>&1
   local code=$?
   sed -i 's/\x1b\[[0-9;]*m//g' "$log"   # the runner colours its summary when CI is set
-  grep -E 'kernel sets supported here' "$log" | head -1
+  grep -E 'kernel sets (supported here|known)' "$log" | head -2
+  # Every skip with its reason (scripts/test.sh groups them).
+  grep -A1 -E '^skipped ' "$log" | grep -vE '^--$'
   grep -E '^failed |^\s*(total|failed|succeeded|skipped): ' "$log"
   if grep -E 'kernel sets supported here' "$log" | head -1 | grep -qE "(here: |, )$absent(,|;)"; then
     echo "!! $label: the runtime still reports '$absent'; the switch did not take effect"; status=1

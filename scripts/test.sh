@@ -5,6 +5,9 @@
 #   3. the kernel/oracle/tokenizer tests on ARM64 under qemu (scripts/test-arm64.sh);
 #   4. the oracle through the Native AOT CLI for linux-x64 and linux-arm64 (qemu) (scripts/test-aot.sh);
 #   5. the Pulumi program compiled against the Pulumi SDK kit and run under Pulumi's mocks (scripts/test-deploy.sh).
+# Tests marked MachineDependent (trait Category=Machine: wall-clock limits, the page cache's folios,
+# page-table queries) run as a group of their own after step 1. Before the total, it prints every
+# skip reason with its count, and which kernel sets the run exercised.
 # Usage: scripts/test.sh [--no-isa] [--no-arm64] [--no-aot] [--no-deploy]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +27,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 artifacts="$root/artifacts/test"
 logdir="$root/artifacts/test-logs"
 mkdir -p "$logdir"
+rm -f "$logdir"/*.log
 passed=0; failed=0; skipped=0
 
 # Adds the counts from every xunit/MTP summary in a log ("total: N", "failed: N", "succeeded: N",
@@ -48,6 +52,7 @@ if ! dotnet build Serverless.sln -c Release --artifacts-path "$artifacts" -v qui
   exit 1
 fi
 
+# Machine-dependent tests run in their own group below; the AOT binary tests run in step 4.
 for proj in tests/*/*.csproj; do
   name=$(basename "$proj" .csproj)
   # Test projects outside Serverless.sln (the Pulumi mock tests) have their own script below.
@@ -55,21 +60,32 @@ for proj in tests/*/*.csproj; do
   exe="$artifacts/bin/$name/release/$name"
   [ -x "$exe" ] || { echo "!! $exe missing"; failed=$((failed + 1)); continue; }
   echo "== $name"
-  (cd "$(dirname "$exe")" && "$exe" --progress off) > "$logdir/$name.log" 2>&1
+  (cd "$(dirname "$exe")" && "$exe" --progress off --filter-not-trait 'Category=Machine' --filter-not-trait 'Category=Aot') > "$logdir/$name.log" 2>&1
   code=$?
   grep -E 'failed |\[FAIL\]|error' "$logdir/$name.log" | head -40
   tally "$name" "$code" "$logdir/$name.log"
 done
 
+echo "== machine-dependent tests (Category=Machine: timing, page-cache folios, page tables)"
+for proj in tests/*/*.csproj; do
+  name=$(basename "$proj" .csproj)
+  exe="$artifacts/bin/$name/release/$name"
+  grep -rqs --include='*.cs' 'MachineDependent(' "$(dirname "$proj")" || continue
+  (cd "$(dirname "$exe")" && "$exe" --progress off --filter-trait 'Category=Machine') > "$logdir/$name.machine.log" 2>&1
+  code=$?
+  grep -E 'failed |\[FAIL\]|error' "$logdir/$name.machine.log" | head -40
+  tally "$name, machine-dependent" "$code" "$logdir/$name.machine.log"
+done
+
 if [ "$run_isa" = 1 ] && [ -x scripts/test-isa.sh ]; then
   scripts/test-isa.sh "$artifacts" > "$logdir/isa.log" 2>&1; code=$?
-  grep -E 'ISA|kernel|failed |\[FAIL\]' "$logdir/isa.log" | head -40
+  grep -E '^== ISA|kernel sets supported|^failed |\[FAIL\]' "$logdir/isa.log" | head -40
   tally "x86 ISA fallbacks" "$code" "$logdir/isa.log"
 fi
 
 if [ "$run_arm64" = 1 ] && [ -x scripts/test-arm64.sh ]; then
   scripts/test-arm64.sh > "$logdir/arm64.log" 2>&1; code=$?
-  grep -E 'AdvSimd|Dp|failed |\[FAIL\]' "$logdir/arm64.log" | head -40
+  grep -E 'kernel sets supported|^failed |\[FAIL\]' "$logdir/arm64.log" | head -40
   tally "ARM64 (qemu)" "$code" "$logdir/arm64.log"
 fi
 
@@ -83,6 +99,29 @@ if [ "$run_deploy" = 1 ]; then
   scripts/test-deploy.sh "$root/artifacts/deploy" > "$logdir/deploy.log" 2>&1; code=$?
   grep -E '!!|error|failed |\[FAIL\]' "$logdir/deploy.log" | head -40
   tally "Pulumi program under mocks" "$code" "$logdir/deploy.log"
+fi
+
+# Every skip, grouped by its reason (the indented line the runner prints after "skipped NAME").
+echo "== skipped tests by reason (all passes)"
+awk '/^skipped /{ if (pending) n["(no reason given)"]++; pending = 1; next }
+     pending && /^  [^ ]/ { r = $0; sub(/^ +/, "", r); n[r]++; pending = 0 }
+     END { if (pending) n["(no reason given)"]++; for (r in n) printf "%6d × %s\n", n[r], r }' "$logdir"/*.log | sort -rn
+[ "$skipped" -gt 0 ] || echo "     none"
+
+# Which kernel sets ran: each pass's kernel tests log the sets its CPU (or switch, or qemu) supports.
+known=$(grep -hoE 'kernel sets known: [a-z0-9, ]+' "$logdir"/*.log 2>/dev/null | head -1 | sed 's/^kernel sets known: //; s/,//g')
+supported=" $(grep -hoE 'kernel sets supported here: [a-z0-9, ]+' "$logdir"/*.log 2>/dev/null | sed 's/^kernel sets supported here: //; s/,//g' | tr '\n' ' ') "
+ran=""; missing=""
+for k in $known; do
+  case "$supported" in *" $k "*) ran="$ran $k" ;; *) missing="$missing $k" ;; esac
+done
+if [ -z "$known" ]; then
+  echo "kernel sets exercised: unknown (no kernel test logged them)"
+else
+  note=""
+  [ "$run_arm64" = 1 ] || note=" (the ARM64 pass under qemu was not run)"
+  echo "kernel sets exercised:${ran:- none}; not on this CPU:${missing:- none}$note"
+  case " $missing " in *" avx512vnni "*) echo "!! the AVX-512 VNNI kernels (emitted machine code) were not exercised: this CPU or runtime lacks AVX512-VNNI" ;; esac
 fi
 
 echo "logs: $logdir"

@@ -11,7 +11,7 @@ public enum LambdaEventKind
     FunctionUrl,
     /// <summary>{"keep_warm": true}, or an EventBridge rule's {"source":"aws.events","detail-type":"Scheduled Event"}.</summary>
     KeepWarm,
-    /// <summary>A direct invoke with the seed project's payload (JSON, base64 JSON, or {"body": ...}).</summary>
+    /// <summary>A direct invoke with the legacy /completion payload (JSON, base64 JSON, or {"body": ...}).</summary>
     Legacy,
 }
 

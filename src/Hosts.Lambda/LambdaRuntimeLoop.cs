@@ -10,7 +10,7 @@ namespace BitNet.Hosts.Lambda;
 /// The custom runtime: init (settings, model load, reported on /init/error when it fails), then
 /// next → handle → respond, forever. Function URL requests go through <see cref="InferenceApi"/>
 /// and come back buffered (function URL response JSON) or streamed (HTTP-integration prelude,
-/// 8 NUL bytes, the body) per BITNET_LAMBDA_STREAMING; keep-warm pings and the seed project's
+/// 8 NUL bytes, the body) per BITNET_LAMBDA_STREAMING; keep-warm pings and the legacy
 /// payload are answered as plain JSON. A server fault before the first byte is posted to /error,
 /// after it as the streaming trailers.
 /// </summary>

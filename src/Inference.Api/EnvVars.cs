@@ -30,10 +30,11 @@ public static class EnvVars
     public const string LmHead = "BITNET_LM_HEAD";
 
     /// <summary>
-    /// Where the weights each token reads live: "auto" (default: mapped when the page cache holds the
-    /// file in 2 MB folios, else memory), "memory" (copied into private memory at load: 2B4T from the
-    /// page cache 0.1–0.25 s, up to ~1.5 s measured when the VM's host must supply fresh memory) or "mapped" (used in place through the memory-mapped file, shared
-    /// with other processes; on some virtual machines many times slower to stream from 4 KB pages).
+    /// Where the weights each token reads live: "auto" (default: "move" when the page cache holds the
+    /// file in 2 MB folios, else "memory"), "memory" (copied into private memory at load; slower when the
+    /// OS must supply fresh memory), "mapped" (used in place through the memory-mapped file, shared with
+    /// other processes; on some virtual machines many times slower to stream from 4 KB pages) or "move"
+    /// (mapped at load, moved into private memory in the background after the first token).
     /// </summary>
     public const string Weights = "BITNET_WEIGHTS";
 

@@ -5,7 +5,7 @@ using BitNet.Inference.Generation;
 
 namespace BitNet.Inference.Api;
 
-// The seed project's payload: {"prompt","n_predict","temperature","top_p","top_k","repeat_penalty"}
+// The legacy payload (llama.cpp's /completion): {"prompt","n_predict","temperature","top_p","top_k","repeat_penalty"}
 // as JSON or as base64-encoded JSON, sent to a Lambda by direct invoke, to "/" of a function URL,
 // or to POST /completion (llama.cpp's native route). Answered llama.cpp-style: content, token
 // counts, timings, why it stopped ("stream": true streams llama.cpp-style: {"content","stop":false}

@@ -13,7 +13,7 @@ namespace BitNet.Inference.Api;
 /// Azure) translates its transport to these two types and nothing else.
 ///
 /// Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
-/// POST /completion and POST / (the seed project's legacy payload), POST /keep-warm.
+/// POST /completion and POST / (llama.cpp's /completion payload, also as base64), POST /keep-warm.
 /// Client mistakes become 4xx in the OpenAI error shape here, in one place; only a fault of the
 /// server (an engine exception) escapes, and each host reports it as its transport expects.
 /// </summary>

@@ -2,7 +2,7 @@ namespace BitNet.Inference.Hub;
 
 /// <summary>
 /// One progress report of a download. <see cref="ResumedFrom"/> is the byte offset the transfer
-/// restarted from (0 for a fresh download), so rates can be computed on this session's bytes only.
+/// restarted from (0 for a fresh download), so rates can be computed on this run's bytes only.
 /// </summary>
 public readonly record struct DownloadProgress(string File, long BytesDone, long? TotalBytes, long ResumedFrom)
 {

@@ -99,7 +99,7 @@ public sealed class CompletionRequest
 public sealed record PromptInput(string? Text, IReadOnlyList<int>? Tokens);
 
 /// <summary>
-/// The payload the seed project's Lambda users send (llama.cpp /completion fields):
+/// The legacy direct-invoke payload (llama.cpp /completion fields):
 /// {"prompt","n_predict","temperature","top_p","top_k","repeat_penalty"} plus a few llama.cpp extras.
 /// </summary>
 public sealed class LegacyCompletionRequest

@@ -56,8 +56,8 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         PreTokenizerKind? pre = options.PreTokenizer is null ? null : Tokenization.PreTokenizer.Parse(options.PreTokenizer);
 
         var file = GgufFile.Open(options.ModelPath);
-        // The tokenizer (~30-50 ms for Llama 3's 128k tokens and 280k merges) is built from the metadata
-        // while the model reads its weights (~0.1 s), instead of after them: it shortens a cold start.
+        // The tokenizer is built from the metadata while the model reads its weights, instead of after
+        // them: it shortens a cold start.
         // Both only read the parsed file. A model that fails to load leaves the task to finish alone.
         Task<Tokenizer> tokenizerTask = Task.Run(() => Tokenizer.FromGguf(file, pre));
         var model = BitNetModel.Load(file, new ModelLoadOptions

@@ -5,7 +5,7 @@ namespace BitNet.Inference.Gguf;
 /// offsets (the last write takes what is left). Why: Linux 6.x caches a file written that way in
 /// 2 MB folios (ext4, xfs), which a mapping advised MADV_HUGEPAGE maps whole, so a model just written
 /// or downloaded can be used in place (<see cref="Model.WeightStorage.Auto"/>); 1 MB writes leave it
-/// in small pages. Measured with dd on this project's VM: bs=1M, no 2 MB folios; bs=2M, all of them.
+/// in small pages (docs/weight-storage.md).
 /// </summary>
 public sealed class AlignedWriteStream : Stream
 {

@@ -251,9 +251,8 @@ public sealed unsafe class GgufFile : IDisposable
     /// them, with positional reads (pread) rather than through the mapping; from then on
     /// <see cref="GetTensorPointer"/> returns the copies. Returns the bytes laid out.
     /// Why: a mapping shares the page cache's pages, but on some virtual machines every pass over
-    /// file-backed pages mapped into a process is slow (measured on this project's 2-vCPU VMs: 1–3 GB/s
-    /// over a 1.1 GB mapping, pass after pass, against 25–30 GB/s for the same bytes in anonymous
-    /// memory), and a first pass costs a page-table fill per 4 KB page everywhere.
+    /// file-backed pages mapped into a process is many times slower than over the same bytes in
+    /// anonymous memory (docs/weight-storage.md), and a first pass costs a page-table fill per 4 KB page everywhere.
     /// <paramref name="parallelFor"/> (piece ranges) spreads the reads over threads, or null for one.
     /// Once per file.
     /// </summary>
@@ -496,7 +495,7 @@ public sealed unsafe class GgufFile : IDisposable
                 // A vocabulary (128k) or merge list (280k): check every element in order and note where
                 // each starts; the strings are decoded on first use, on two threads (Utf8StringArray), and
                 // a merge list is read as characters without them. Decoding and allocating the strings was
-                // most of the metadata's cost (Llama 3: ~90 ms cold in the AOT binary, before the first token).
+                // most of the metadata's cost, on the path to the first token.
                 var offsets = new Memory.HugePageBlock((long)n * sizeof(int));
                 try
                 {

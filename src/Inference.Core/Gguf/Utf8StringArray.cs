@@ -10,7 +10,8 @@ namespace BitNet.Inference.Gguf;
 /// A long GGUF string array left undecoded in the file's mapping, with where each element starts: an
 /// element can be read as UTF-8 without a .NET string, and the whole array is turned into strings only
 /// when asked (<see cref="GgufValue.Value"/>). For the tokenizer's vocabulary and merges, which it
-/// copies as UTF-8: Llama 3's 128k tokens and 280k merges as strings are ~16 MB of fresh heap, ~4,000 page faults before the first token (~11 µs each on this project's VM).
+/// copies as UTF-8: Llama 3's 128k tokens and 280k merges as strings are ~16 MB of fresh heap, thousands of
+/// page faults before the first token.
 /// Valid while its file is open (<see cref="ObjectDisposedException"/> after).
 /// </summary>
 public sealed unsafe class Utf8StringArray : IReadOnlyList<string>

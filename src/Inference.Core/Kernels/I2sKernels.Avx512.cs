@@ -33,8 +33,8 @@ public static partial class I2sKernels
 
     /// <summary>Prefill tile: weight rows × tokens per call. 2 × 8 keeps 16 int16 accumulators, 4 code
     /// vectors and 2 activation vectors in the 32 zmm registers, and unpacks each block's codes once per
-    /// 8 tokens (measured on Zen 4: ~10 % faster than 4 × 4, whose 4 code unpacks per 4 tokens cost more
-    /// vector-ALU slots than the extra activation loads of 2 × 8).</summary>
+    /// 8 tokens (faster than 4 × 4, whose 4 code unpacks per 4 tokens cost more vector-ALU slots than
+    /// the extra activation loads of 2 × 8).</summary>
     private const int TileRows = 2, TileTokens = 8;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -200,8 +200,8 @@ public static partial class I2sKernels
             for (int b = b0; b < end; b++)
             {
                 // The 4 rows are read as 4 short interleaved streams, which the hardware prefetcher does not
-                // follow (measured: 5 GB/s from DRAM against 21 GB/s for a plain streaming read). So fetch the
-                // tile two tiles ahead ourselves, 128 bytes per iteration: the rate this loop consumes them.
+                // follow. So fetch the tile two tiles ahead ourselves, 128 bytes per iteration: the rate
+                // this loop consumes them.
                 byte* ahead = rows + 8 * rowBytes + b * 128;
                 Sse.Prefetch0(ahead);
                 Sse.Prefetch0(ahead + 64);

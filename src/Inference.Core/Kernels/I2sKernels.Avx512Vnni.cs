@@ -9,8 +9,7 @@ namespace BitNet.Inference.Kernels;
 /// AVX-512 VNNI I2_S kernels. vpdpbusd multiplies 64 unsigned codes with 64 int8 activations and adds
 /// each group of four products straight into an int32 lane: one instruction per 64 MACs, where the
 /// AVX-512BW kernels need a pmaddubsw, a vpaddw and, every 16 blocks, a widening pmaddwd. On Zen 4 that
-/// moves the prefill limit from all four vector pipes to the two multiply pipes (measured on the same
-/// 2 × 8 tile: ~155 against ~190 GMAC/s per core).
+/// moves the prefill limit from all four vector pipes to the two multiply pipes (docs/kernels.md).
 ///
 /// .NET 10 exposes vpdpbusd only as VEX (<c>AvxVnni</c>), which Zen 4 does not have, so the inner loops
 /// are emitted as machine code (<see cref="X64Emitter"/>) at first use: a 2-row × 8-token prefill tile
@@ -361,7 +360,7 @@ public static partial class I2sKernels
     /// Groups of 4 rows × 1 token: (rows, rowBytes, q, blocks, dots, groups); group g's 4 dots go to
     /// dots[4g..4g+3]. One call covers a whole row range, so the call and its bookkeeping are paid per
     /// range, not per 4 rows. The rows are 4 short interleaved streams, which the hardware prefetcher
-    /// does not follow (the measurement in <see cref="Avx512Rows4{TCodes}"/>), so each block prefetches
+    /// does not follow (as in <see cref="Avx512Rows4{TCodes}"/>), so each block prefetches
     /// 128 bytes starting two groups ahead: the rate the loop consumes them.
     /// </summary>
     private static void EmitRows4(X64Emitter asm, EmittedUnpack unpack, int firstLanes)

@@ -18,10 +18,10 @@ public sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRowsK
 {
     public static KernelSet Scalar { get; } = new("scalar", I2sKernels.DotRowsScalar, F16.DotRowsScalar, LmHeadQ8.DotRowsScalar, Q8ExactDots.RowsScalar);
     public static KernelSet Avx2Set { get; } = new("avx2", I2sKernels.DotRowsAvx2, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2);
-    // The LM-head rows use the 256-bit kernels here too: measured on AMD Zen 4 (which splits 512-bit
-    // ops in two), the AVX-512 F16 and int8 row kernels stream 9–10 / 4.7 GB/s from DRAM on one core,
-    // the AVX2 ones 17–19 / 7.7 GB/s (the widening conversions dominate). The I2_S kernel is as fast
-    // or faster at 512 bits. F16.DotRowsAvx512 stays tested for CPUs where 512-bit ops are native.
+    // The LM-head rows use the 256-bit kernels here too: on AMD Zen 4 (which splits 512-bit ops in
+    // two) the AVX-512 F16 and int8 row kernels stream about half as fast as the AVX2 ones (the widening
+    // conversions dominate). The I2_S kernel is as fast or faster at 512 bits. F16.DotRowsAvx512 stays
+    // tested for CPUs where 512-bit ops are native.
     public static KernelSet Avx512Set { get; } = new("avx512", I2sKernels.DotRowsAvx512, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2);
     /// <summary>AVX-512 with GFNI unpacking the 2-bit codes in one instruction per 64 (vgf2p8affineqb).</summary>
     public static KernelSet Avx512GfniSet { get; } = new("avx512gfni", I2sKernels.DotRowsAvx512Gfni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2);

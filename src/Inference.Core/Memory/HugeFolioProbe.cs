@@ -7,7 +7,7 @@ namespace BitNet.Inference.Memory;
 /// 2 MB, "FilePmdMapped" in /proc/self/smaps) or in 4 KB pieces. That depends on how the file came
 /// into the cache: large reads or a MADV_HUGEPAGE mapping bring it in as 2 MB folios (Linux 6.x with
 /// ext4 or xfs), small writes (a file just written or copied) leave 4 KB pages. It matters for
-/// <see cref="Model.WeightStorage.Auto"/>: on this project's VMs, passes over 4 KB file pages are
+/// <see cref="Model.WeightStorage.Auto"/>: on some virtual machines, passes over 4 KB file pages are
 /// many times slower than over the same bytes in 2 MB pages.
 /// </summary>
 public static class HugeFolioProbe

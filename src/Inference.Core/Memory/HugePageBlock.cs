@@ -6,7 +6,7 @@ namespace BitNet.Inference.Memory;
 /// Native memory for a large table that every token streams (the int8 head, the weight copies):
 /// aligned to a transparent huge page and advised MADV_HUGEPAGE before its first write, so the OS
 /// can back it with 2 MB pages (fewer page faults while it is filled, one TLB entry per 2 MB while it
-/// is read; on this project's VMs, 4 KB pages also cost a slow first pass). Freed by Dispose.
+/// is read; on some virtual machines, 4 KB pages also cost a slow first pass). Freed by Dispose.
 /// </summary>
 internal sealed unsafe class HugePageBlock : IDisposable
 {

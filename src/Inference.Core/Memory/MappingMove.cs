@@ -10,9 +10,8 @@ namespace BitNet.Inference.Memory;
 /// valid and keeps reading the same bytes, so a model can compute on the mapping from the first token
 /// while this runs, on a thread of its own, and later tokens stream from private memory.
 /// <para>
-/// Why: on some virtual machines passes over mapped file pages are slower than over private memory
-/// (measured on this project's 2-vCPU VM: 1-thread 2B4T decode 17.7–18.9 tok/s mapped, 21.4–25.8 from
-/// private copies), yet copying at load delays the first token (2B4T: 0.15 s or more).
+/// Why: on some virtual machines passes over mapped file pages are slower than over private memory,
+/// yet copying at load delays the first token (docs/weight-storage.md).
 /// </para>
 /// <para>
 /// Why it is safe while other threads read the range: mremap replaces the old pages with the new ones
@@ -65,8 +64,8 @@ public sealed unsafe class MappingMove : IDisposable
 
     /// <summary>
     /// Run the move on a background thread. Once: later calls do nothing. Normal priority: at the lowest
-    /// (nice 19) a move beside two busy computing threads sometimes took 11–14 s instead of 0.4–0.7 s,
-    /// and every window's TLB flush and address-space lock touches those threads for as long as it runs.
+    /// (nice 19) a move beside busy computing threads can starve for many times its own length, and every
+    /// window's TLB flush and address-space lock touches those threads for as long as it runs.
     /// </summary>
     public void StartInBackground()
     {
@@ -175,8 +174,8 @@ public sealed unsafe class MappingMove : IDisposable
                 if (moved != start)
                     throw new InvalidOperationException($"mremap onto {start:x} failed (errno {Marshal.GetLastPInvokeError()})");
                 released = piece + (nint)bytes;
-                // The first read of a page whose mapping just changed is slow on some hypervisors (measured:
-                // a 1.1 GB pass at 3.6–10 GB/s right after moving, 27 GB/s after): pay it here, once per page.
+                // The first read of a page whose mapping just changed is slow on some hypervisors: pay it
+                // here, once per page, rather than in the next token.
                 for (long offset = 0; offset < bytes; offset += bytes == Window ? Window : Page)
                     _ = Volatile.Read(ref ((byte*)start)[offset]);
                 Interlocked.Add(ref _movedBytes, bytes);

@@ -5,11 +5,10 @@ namespace BitNet.Inference.Memory;
 /// <summary>
 /// Which parts of this process's address space are mapped by huge (2 MB) page-table entries, asked of
 /// the kernel with the PAGEMAP_SCAN ioctl on /proc/self/pagemap (Linux 6.7+; unprivileged for a
-/// process's own memory, a few tenths of a millisecond for the 2B4T mapping). <see cref="Model.WeightStorage.Move"/>
-/// uses it to find the windows of a file mapping that the page cache serves in 4 KB pages, however it
-/// came to that: a file cached in 2 MB folios loses some of them over time (seen on this project's VM:
-/// 6–15 % of the 2B4T dummy's folios split within an hour of benchmarks, nothing evicted), and a pass
-/// over 4 KB file pages there runs at 1–3 GB/s against 26–30 from 2 MB ones.
+/// process's own memory, and fast). <see cref="Model.WeightStorage.Move"/> uses it to find the windows
+/// of a file mapping that the page cache serves in 4 KB pages, however it came to that: a file cached in
+/// 2 MB folios can lose some of them over time with nothing evicted, and passes over 4 KB file pages are
+/// several times slower on some virtual machines (docs/weight-storage.md).
 /// </summary>
 public static unsafe class PageTableScan
 {

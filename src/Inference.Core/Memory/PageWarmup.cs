@@ -7,7 +7,7 @@ namespace BitNet.Inference.Memory;
 /// <summary>
 /// Maps the pages of the memory-mapped weights into the process before the first token. With the
 /// file in the page cache, the first forward pass otherwise takes one page fault per 4 KB page
-/// (≈290,000 for 2B4T, ~0.3 s measured); madvise(MADV_POPULATE_READ) (Linux 5.14+) maps them in
+/// (≈290,000 for 2B4T); madvise(MADV_POPULATE_READ) (Linux 5.14+) maps them in
 /// bulk, and the worker threads do it in parallel, chunk by chunk. Elsewhere, or when the kernel
 /// refuses, one byte per page is read instead. Nothing is copied: RSS is the same as after a
 /// first token.

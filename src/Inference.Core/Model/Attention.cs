@@ -209,9 +209,7 @@ internal static class Attention
     /// long context every pass would fetch the rows again from L2 or memory; a block's rows (16 KB at
     /// head_dim 128) stay in L1 for all its passes. The accumulators go through <paramref name="output"/>
     /// between blocks (it must be zero on entry), which leaves every sum's order unchanged. Each step
-    /// prefetches a line of the next block. Measured at 1024 positions, 1 thread: this loop's share of
-    /// decode time fell from 13.5 to 8.6 %, decode 12.7 → 13.5 tok/s and prefill 46.8 → 52.7 (with the
-    /// score loop's changes; medians of 3 interleaved runs).
+    /// prefetches a line of the next block (figures in docs/performance.md).
     /// </summary>
     private static unsafe void FourHeadValues(float[] probabilities, ReadOnlySpan<Half> values, int kvDim, int headDim, int positions, Span<float> output)
     {

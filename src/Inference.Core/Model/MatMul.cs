@@ -184,11 +184,9 @@ internal sealed unsafe class MatMul : IDisposable
     /// <summary>
     /// Single-token matmuls hand out rows in pieces (<see cref="WorkerPool.ForPieces"/>) rather than one
     /// fixed share per thread: decode is memory-bound, and on a shared host one core's stream often runs
-    /// slower than the other's for a while, so fixed halves leave the faster thread waiting. Measured on
-    /// the 2-core machine of the README (2B4T, 2 threads, 4 interleaved rounds): 19.6 → 24.4 tok/s median
-    /// with the F16 head, int8 head unchanged (28.0 → 28.8). Piece sizes: 256 ternary rows (160 KB of
-    /// codes at 2560 columns, ~6 µs) and 1024 head rows (5 MB of F16, ~0.2 ms), the best of the sizes
-    /// tried (64–512 and 512–8192); smaller pieces paid more in hand-offs than they won in balance.
+    /// slower than the other's for a while, so fixed halves leave the faster thread waiting. Piece sizes:
+    /// 256 ternary rows (160 KB of codes at 2560 columns) and 1024 head rows (5 MB of F16); smaller
+    /// pieces paid more in hand-offs than they won in balance (docs/performance.md).
     /// Prefill keeps fixed shares: its 64-row chunks are compute-bound and already even.
     /// </summary>
     internal const int TernaryPieceRows = 256, HeadPieceRows = 1024;

@@ -46,8 +46,7 @@ public enum WeightStorage
     Auto,
     /// <summary>
     /// Read into private memory at load (2 MB pages where the OS gives them). Costs a copy at load
-    /// (2B4T: 0.1–0.15 s with the file in the page cache, 2 threads) and is not shared between
-    /// processes; streams at memory speed from the first token on every machine measured.
+    /// and is not shared between processes; streams at memory speed from the first token.
     /// </summary>
     Memory,
     /// <summary>

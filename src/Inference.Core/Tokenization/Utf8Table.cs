@@ -17,8 +17,8 @@ namespace BitNet.Inference.Tokenization;
 /// </summary>
 /// <remarks>
 /// Why not a Dictionary&lt;string, int&gt;: Llama 3's 128k tokens and 280k merges as .NET strings and
-/// dictionary entries were ~25 MB of fresh 4 KB pages, faulted in one at a time (~11 µs each on this
-/// project's VM) on the path to the first token; here they are a few 2 MB pages. Texts are compared as
+/// dictionary entries were ~25 MB of fresh 4 KB pages, faulted in one at a time on the path to the
+/// first token; here they are a few 2 MB pages. Texts are compared as
 /// bytes, as llama.cpp compares its std::string keys, and a GGUF's texts are read straight from the
 /// file's mapping without being decoded.
 /// </remarks>

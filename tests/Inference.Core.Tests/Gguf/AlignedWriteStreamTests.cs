@@ -2,6 +2,7 @@ using BitNet.Inference.Gguf;
 using BitNet.Inference.Model;
 
 using BitNet.Inference.Dummy;
+using BitNet.Tests.Shared;
 
 namespace BitNet.Inference.Tests.Gguf;
 
@@ -116,6 +117,7 @@ public class AlignedWriteStreamTests : IDisposable
         Assert.Equal(1000 + 3L * Chunk, new FileInfo(path).Length);
     }
 
+    [MachineDependent(TestCategories.NeedsPageCacheFolios)]
     [Fact]
     public void A_model_written_by_GgufWriter_is_cached_in_2_MB_folios_that_auto_starts_on()
     {

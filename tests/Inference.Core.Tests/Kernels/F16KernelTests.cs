@@ -89,15 +89,9 @@ public class F16KernelTests
         Assert.Equal(expected, values);
     }
 
-    public static TheoryData<string, int> SetsAndWidths()
-    {
-        var data = new TheoryData<string, int>();
-        // 40 = 16 + 16 + 8 and 2575 = 160·16 + 8 + 7: every step width of the 128-bit loop (16, 8, then one at a time).
-        foreach (string set in new[] { "scalar", "avx2", "avx512", "neon" })
-            foreach (int columns in new[] { 1, 7, 16, 33, 40, 256, 2560, 2575 })
-                data.Add(set, columns);
-        return data;
-    }
+    // 40 = 16 + 16 + 8 and 2575 = 160·16 + 8 + 7: every step width of the 128-bit loop (16, 8, then one at a time).
+    public static TheoryData<string, int> SetsAndWidths() =>
+        SetsWithWidths(["scalar", "avx2", "avx512", "neon"], [1, 7, 16, 33, 40, 256, 2560, 2575]);
 
     [Theory]
     [MemberData(nameof(SetsAndWidths))]

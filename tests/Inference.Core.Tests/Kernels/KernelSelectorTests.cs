@@ -5,6 +5,19 @@ namespace BitNet.Inference.Tests.Kernels;
 public class KernelSelectorTests
 {
     [Fact]
+    public void Every_kernel_set_has_an_architecture_and_only_this_ones_sets_or_scalar_run_here()
+    {
+        foreach (KernelSet set in KernelSet.All)
+        {
+            var arch = KernelTestData.ArchitectureOf(set.Name);
+            if (set.IsSupported)
+                Assert.True(arch is null || arch == System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture,
+                    $"'{set.Name}' runs here but is listed for {arch}");
+        }
+        Assert.Contains(KernelSet.Scalar.Name, KernelTestData.OfThisArchitecture([.. KernelSet.All.Select(k => k.Name)]));
+    }
+
+    [Fact]
     public void Default_choice_is_the_first_supported_set_and_is_logged()
     {
         var log = new List<string>();

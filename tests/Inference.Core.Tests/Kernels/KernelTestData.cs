@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using BitNet.Inference.Kernels;
 
 namespace BitNet.Inference.Tests.Kernels;
@@ -45,5 +46,39 @@ internal static class KernelTestData
         return set;
     }
 
-    public static TheoryData<string> SimdSetNames => new("avx2", "avx512", "avx512gfni", "avx512vnni", "neon", "dotprod");
+    /// <summary>The architecture a kernel set's instructions belong to (scalar: every one).</summary>
+    public static Architecture? ArchitectureOf(string setName) => setName switch
+    {
+        "scalar" => null,
+        "avx2" or "avx512" or "avx512gfni" or "avx512vnni" => Architecture.X64,
+        "neon" or "dotprod" => Architecture.Arm64,
+        _ => throw new ArgumentException($"kernel set '{setName}' has no architecture here; add it to {nameof(ArchitectureOf)}"),
+    };
+
+    /// <summary>
+    /// The sets among <paramref name="names"/> written for the architecture this test process runs on.
+    /// Kernel theories take their data from here, so another architecture's sets are not enumerated as
+    /// skips: a skip then means this CPU (or a DOTNET_Enable* switch) lacks the set.
+    /// </summary>
+    public static IEnumerable<string> OfThisArchitecture(params string[] names) =>
+        names.Where(name => ArchitectureOf(name) is not { } arch || arch == RuntimeInformation.ProcessArchitecture);
+
+    /// <summary>Every SIMD set of <see cref="KernelSet.All"/> for this architecture.</summary>
+    public static string[] SimdSetsHere =>
+        [.. OfThisArchitecture([.. KernelSet.All.Select(k => k.Name).Where(name => name != KernelSet.Scalar.Name)])];
+
+    public static TheoryData<string> SimdSetNames => new(SimdSetsHere);
+
+    /// <summary>Every set of <see cref="KernelSet.All"/> for this architecture, scalar included.</summary>
+    public static TheoryData<string> SetNames => new(OfThisArchitecture([.. KernelSet.All.Select(k => k.Name)]));
+
+    /// <summary>Each of <paramref name="sets"/> of this architecture with each of <paramref name="widths"/>.</summary>
+    public static TheoryData<string, int> SetsWithWidths(string[] sets, int[] widths)
+    {
+        var data = new TheoryData<string, int>();
+        foreach (string set in OfThisArchitecture(sets))
+            foreach (int columns in widths)
+                data.Add(set, columns);
+        return data;
+    }
 }

@@ -6,15 +6,11 @@ namespace BitNet.Inference.Tests.Kernels;
 /// <summary>The screened head's int8 × int16 dots: every vector kernel returns the scalar kernel's exact integers.</summary>
 public class Q8ExactDotsTests
 {
-    public static TheoryData<string, int> SetsAndWidths()
-    {
-        var data = new TheoryData<string, int>();
-        // 4096 and 2048 columns are the AVX2 and AdvSimd flush blocks; 9000 spans several with a tail.
-        foreach (string set in new[] { "avx2", "avx512vnni", "neon", "dotprod" })
-            foreach (int columns in new[] { 1, 15, 16, 17, 33, 2048, 2560, 4096, 4111, 9000 })
-                data.Add(set, columns);
-        return data;
-    }
+    // 4096 and 2048 columns are the AVX2 and AdvSimd flush blocks; 9000 spans several with a tail.
+    public static TheoryData<string, int> SetsAndWidths() =>
+        SetsWithWidths(["avx2", "avx512vnni", "neon", "dotprod"], [1, 15, 16, 17, 33, 2048, 2560, 4096, 4111, 9000]);
+
+    public static TheoryData<string> WidestLaneSets => new(OfThisArchitecture("avx2", "neon"));
 
     [Theory]
     [MemberData(nameof(SetsAndWidths))]
@@ -36,8 +32,7 @@ public class Q8ExactDotsTests
     }
 
     [Theory]
-    [InlineData("avx2")]
-    [InlineData("neon")]
+    [MemberData(nameof(WidestLaneSets))]
     public void The_largest_products_in_every_lane_do_not_overflow(string setName)
     {
         // -128 · -32768 everywhere: each int32 lane reaches 2^30 just before a flush.

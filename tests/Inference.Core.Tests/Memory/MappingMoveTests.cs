@@ -4,6 +4,7 @@ using BitNet.Inference.Tests.Model;
 using BitNet.Inference.Threading;
 
 using BitNet.Inference.Memory;
+using BitNet.Tests.Shared;
 
 namespace BitNet.Inference.Tests.Memory;
 
@@ -39,6 +40,7 @@ public unsafe class MappingMoveTests
         Assert.Throws<ArgumentOutOfRangeException>(() => MappingMove.Windows(start, bytes, [(start + (nint)bytes - 1, 2)]));
     }
 
+    [MachineDependent(TestCategories.NeedsPageTables)]
     [Fact]
     public void Pagemap_tells_file_pages_from_private_ones_on_a_native_linux_x64_run()
     {

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using BitNet.Inference.Threading;
 
 using BitNet.Inference.Memory;
+using BitNet.Tests.Shared;
 
 namespace BitNet.Inference.Tests.Memory;
 
@@ -19,6 +20,7 @@ public unsafe partial class PageTableScanTests
     [LibraryImport("libc.so.6", EntryPoint = "madvise")]
     private static partial int Madvise(nint address, nuint length, int advice);
 
+    [MachineDependent(TestCategories.NeedsPageTables)]
     [Fact]
     public void Pages_in_4_KB_entries_and_pages_not_mapped_are_reported_and_2_MB_pages_are_not()
     {
@@ -51,6 +53,7 @@ public unsafe partial class PageTableScanTests
         }
     }
 
+    [MachineDependent(TestCategories.NeedsPageTables)]
     [Fact]
     public void Many_separate_runs_are_all_reported_over_several_calls()
     {

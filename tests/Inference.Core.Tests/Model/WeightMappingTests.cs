@@ -7,6 +7,7 @@ using BitNet.Inference.Tests.Gguf;
 using BitNet.Inference.Dummy;
 
 using BitNet.Inference.Memory;
+using BitNet.Tests.Shared;
 
 namespace BitNet.Inference.Tests.Model;
 
@@ -256,6 +257,7 @@ public unsafe partial class AutoWeightStorageTests
         return path;
     }
 
+    [MachineDependent(TestCategories.NeedsPageCacheFolios)]
     [Fact]
     public void Auto_starts_on_the_mapping_and_moves_it_when_the_page_cache_holds_2_MB_folios()
     {
@@ -273,6 +275,7 @@ public unsafe partial class AutoWeightStorageTests
         Assert.True(model.MovedWeightBytes >= 2L * DummyShape.Small.Vocab * DummyShape.Small.Embedding);
     }
 
+    [MachineDependent(TestCategories.NeedsPageCacheFolios)]
     [Fact]
     public void Auto_copies_a_file_the_page_cache_holds_in_4_KB_pages()
     {
@@ -291,6 +294,7 @@ public unsafe partial class AutoWeightStorageTests
         Assert.Equal(0, Smaps.PresentPages(start + (nint)dataStart, bytes - dataStart));
     }
 
+    [MachineDependent(TestCategories.NeedsPageCacheFolios)]
     [Fact]
     public void The_hosts_prefetch_brings_a_file_in_as_2_MB_folios_that_auto_starts_on()
     {
@@ -308,6 +312,7 @@ public unsafe partial class AutoWeightStorageTests
         Assert.Equal(WeightStorage.Move, model.Storage);
     }
 
+    [MachineDependent(TestCategories.NeedsPageCacheFolios)]
     [Fact]
     public void Auto_moves_a_file_whose_start_came_in_smaller_folios_taking_that_start_at_load()
     {
@@ -353,6 +358,7 @@ public unsafe partial class AutoWeightStorageTests
             Assert.Equal(0, Smaps.FilePages(start + (nint)firstWindow, HugeFolioProbe.HugePage));   // that window is private already
     }
 
+    [MachineDependent(TestCategories.NeedsPageCacheFolios)]
     [Fact]
     public void Moved_weights_whose_windows_the_page_cache_split_are_moved_at_load_and_the_rest_after_the_first_pass()
     {
@@ -389,6 +395,7 @@ public unsafe partial class AutoWeightStorageTests
             Assert.Equal(0, Smaps.FilePages((nint)moving.Weights.LmHead, 2L * moving.Config.VocabSize * moving.Config.EmbeddingLength));
     }
 
+    [MachineDependent(TestCategories.NeedsPageCacheFolios)]
     [Fact]
     public void Auto_moves_when_most_sampled_windows_are_whole_folios_and_takes_the_split_one_at_load()
     {

@@ -14,6 +14,7 @@ namespace BitNet.Inference.Tests.Oracle;
 /// linux-arm64 run under qemu through a wrapper script) and names them in BITNET_AOT_BINARIES,
 /// separated by ':'; without it these tests are skipped.
 /// </summary>
+[Trait("Category", TestCategories.Aot)]
 public class AotBinaryOracleTests(ITestOutputHelper output)
 {
     public const string BinariesVariable = "BITNET_AOT_BINARIES";

@@ -1,4 +1,5 @@
 using BitNet.Inference.Tokenization;
+using BitNet.Tests.Shared;
 
 namespace BitNet.Inference.Tests.Tokenization;
 
@@ -35,6 +36,7 @@ public class PreTokenizerTests
     public void Default_applies_the_four_llama_cpp_splits_in_order(string text, string[] expected) =>
         Assert.Equal(expected, Split(PreTokenizerKind.Default, text));
 
+    [MachineDependent(TestCategories.NeedsTiming)]
     [Fact]
     public void Long_runs_split_in_linear_time()
     {

@@ -13,6 +13,7 @@ public sealed class TokenizerTimingCollection;
 [Collection(nameof(TokenizerTimingTests))]
 public class TokenizerTimingTests(ITestOutputHelper output)
 {
+    [MachineDependent(TestCategories.NeedsTiming)]
     [Fact]
     public void Loading_the_llama3_vocabulary_from_the_gguf_is_fast()
     {
@@ -37,6 +38,7 @@ public class TokenizerTimingTests(ITestOutputHelper output)
         Assert.True(best < 1500, $"took {best:F0} ms");
     }
 
+    [MachineDependent(TestCategories.NeedsTiming)]
     [Theory]
     [InlineData(PreTokenizerKind.Llama3)]
     [InlineData(PreTokenizerKind.Default)]
