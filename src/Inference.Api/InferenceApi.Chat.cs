@@ -20,7 +20,16 @@ public sealed partial class InferenceApi
             throw ApiException.BadRequest($"response_format '{format}' is not supported; only 'text'", "response_format.type", "unsupported_parameter");
 
         IReadOnlyList<ChatMessage> messages = Messages(body.Messages);
-        IReadOnlyList<int> prompt = generator.Tokenize(generator.ApplyChatTemplate(messages), addBos: true, parseSpecial: true);
+        string rendered;
+        try
+        {
+            rendered = generator.ApplyChatTemplate(messages);
+        }
+        catch (ChatTemplateException ex)
+        {
+            throw ApiException.BadRequest(ex.Message, "messages", "unsupported_chat_template");
+        }
+        IReadOnlyList<int> prompt = generator.Tokenize(rendered, addBos: true, parseSpecial: true);
         int context = generator.Model.ContextLength;
         (int? requested, string param) = body.MaxCompletionTokens is not null ? (body.MaxCompletionTokens, "max_completion_tokens")
             : body.MaxTokens is not null ? (body.MaxTokens, "max_tokens")

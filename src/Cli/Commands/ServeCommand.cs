@@ -19,9 +19,10 @@ internal static class ServeCommand
         var threads = new Option<int?>("--threads", "-t") { Description = "Engine threads (default BITNET_THREADS or all cores)" };
         var context = new Option<int?>("--ctx-size", "-c") { Description = "Context window in tokens (default BITNET_CONTEXT_LENGTH or 4096)" };
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' (default BITNET_API_KEY)" };
+        var chatTemplate = ModelCommandOptions.ChatTemplateOption();
 
         var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health)");
-        foreach (Option option in new Option[] { model, host, port, threads, context, apiKey })
+        foreach (Option option in new Option[] { model, host, port, threads, context, apiKey, chatTemplate })
             command.Options.Add(option);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -43,6 +44,7 @@ internal static class ServeCommand
                 Threads = parseResult.GetValue(threads) ?? options.Threads,
                 ContextLength = parseResult.GetValue(context) ?? options.ContextLength,
                 ApiKey = parseResult.GetValue(apiKey) ?? options.ApiKey,
+                ChatTemplate = parseResult.GetValue(chatTemplate) ?? options.ChatTemplate,
             };
             if (options.ModelPath is { } path && !File.Exists(path))
             {
