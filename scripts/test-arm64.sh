@@ -11,7 +11,8 @@
 # DOTNET_EnableWriteXorExecute=0: with W^X the JIT writes code through a second mapping, which
 # qemu-user's translation cache does not notice (stale code: SIGILL/SIGSEGV at random).
 # Wall-clock assertions (tests named *_is_fast, *_in_linear_time) are left out: emulation is
-# 10-50× slower, so their thresholds say nothing about ARM64 hardware.
+# 10-50× slower, so their thresholds say nothing about ARM64 hardware. The arch oracles run their
+# plain prompt only (one case per architecture proves the kernels serve it; the chat cases add time).
 # Usage: scripts/test-arm64.sh [extra test-exe arguments]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,6 @@ DOTNET_EnableWriteXorExecute=0 LD_LIBRARY_PATH="$ssl_dir" \
   qemu-aarch64-static -L /usr/aarch64-linux-gnu ./Inference.Core.Tests --progress off \
     --filter-namespace 'BitNet.Inference.Tests.Kernels' --filter-namespace 'BitNet.Inference.Tests.Threading' --filter-namespace 'BitNet.Inference.Tests.Memory' \
     --filter-namespace 'BitNet.Inference.Tests.Oracle' --filter-namespace 'BitNet.Inference.Tests.Tokenization' \
-    --filter-not-method '*_is_fast' --filter-not-method '*_in_linear_time' "$@" 2>&1 |
+    --filter-not-method '*_is_fast' --filter-not-method '*_in_linear_time' --filter-not-method '*Chat_prompt_logits_and_greedy*' "$@" 2>&1 |
   grep -vE '^skipped |^  kernel set .* is not supported'
 exit "${PIPESTATUS[0]}"
