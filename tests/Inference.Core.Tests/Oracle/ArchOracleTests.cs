@@ -122,3 +122,40 @@ internal static class OracleText
         return json.RootElement.GetProperty("prompt").GetString()!;
     }
 }
+
+/// <summary>The int8 LM heads (<c>--lm-head q8|screened</c>) on a model with an untied F16 head.</summary>
+public class UntiedQuantizedHeadTests
+{
+    [Fact]
+    public async Task Screened_untied_head_generates_bitnet_cpps_greedy_tokens()
+    {
+        var oracle = CompactOracle.Load(ArchModels.LlamaUntied + "-i2_s.chat");
+        using var engine = BitNet.Inference.Generation.BitNetEngine.Load(new BitNet.Inference.Generation.EngineOptions
+        {
+            ModelPath = ArchModels.PathOf(ArchModels.LlamaUntied), LmHead = LmHeadMode.Screened, ContextLength = 128,
+        });
+        Assert.False(engine.Network.Weights.IsLmHeadTied);
+        Assert.True(engine.Network.IsScreened);
+        var ids = new List<int>();
+        await foreach (var update in engine.GenerateAsync(new BitNet.Inference.Generation.GenerationRequest
+        {
+            PromptTokens = oracle.PromptIds, MaxTokens = oracle.GeneratedIds.Length, Sampling = BitNet.Inference.Generation.SamplingOptions.Greedy,
+        }, TestContext.Current.CancellationToken))
+            if (update.TokenId >= 0) ids.Add(update.TokenId);
+        Assert.Equal(oracle.GeneratedIds, ids);
+    }
+
+    [Fact]
+    public void Q8_untied_head_quantizes_output_weight_not_the_embedding()
+    {
+        var oracle = CompactOracle.Load(ArchModels.LlamaUntied + "-i2_s");
+        using var q8 = BitNetModel.Load(ArchModels.PathOf(ArchModels.LlamaUntied), new ModelLoadOptions { LmHead = LmHeadMode.Q8 });
+        using var f16 = BitNetModel.Load(ArchModels.PathOf(ArchModels.LlamaUntied));
+        float[] a = q8.Forward(q8.CreateState(64), oracle.PromptIds).ToArray(), b = f16.Forward(f16.CreateState(64), oracle.PromptIds).ToArray();
+        // Same head rows, int8 instead of F16: close logits and the same argmax (the tied embedding would give other logits entirely).
+        var cmp = RowComparison.Compare(0, b, a);
+        Assert.True(cmp.MaxPercentOfStd < 5, $"q8 head max |Δ| {cmp.MaxAbs} is {cmp.MaxPercentOfStd:F2} % of std");
+        Assert.Equal(cmp.OracleTop1, cmp.OurTop1);
+        Assert.Equal(oracle.GeneratedIds[0], cmp.OurTop1);
+    }
+}
