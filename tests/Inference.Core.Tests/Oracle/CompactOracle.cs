@@ -72,7 +72,11 @@ internal sealed class CompactOracle
     /// the first rounding flip. Every row before it must reproduce bitnet.cpp (max |Δ| ≤ 1e-4; we measure
     /// about 1e-6), which a wrong graph cannot do. A flip is a row whose max |Δ| jumps above 1e-3: one
     /// activation on the other side of an int8 rounding boundary because a float sum was added in another
-    /// order (bitnet.cpp's own AVX2 and AVX-512 builds differ so on the 2B4T-format model's chat case, row 38).
+    /// order. These oracles come from bitnet.cpp's AVX2 build, which sums a decoded token's attention
+    /// values (V·p over the 32-padded KV window) in a 4×8-lane tree, where its AVX-512 build (the 2B4T
+    /// oracle's) and this engine add them in position order; an activation at an int8 rounding boundary
+    /// then rounds by the order. (Summed as the AVX2 build does, every decode flip here disappears, and
+    /// the 2B4T oracle then differs by 1.1e-4 at its row 38.)
     /// From a flip on the KV cache differs, and those rows are held to the same top-1 only.
     /// Returns a summary naming the flip row, if any.
     /// </summary>
