@@ -5,8 +5,9 @@ namespace BitNet.Inference.Model;
 
 /// <summary>
 /// A ternary model and its forward pass: bitnet.cpp's build_bitnet_158 graph (spec §5) and, as data in
-/// <see cref="ModelConfig.Graph"/>, build_bitnet and build_llama (shared/oracle/archs/ARCHS.md): the config, the weights (views into the GGUF file, or into private
-/// copies: <see cref="WeightResidency"/>), and <see cref="RunLayers"/>. Immutable after load: many
+/// <see cref="ModelConfig.Graph"/>, build_bitnet and build_llama (shared/oracle/archs/ARCHS.md): the
+/// config, the weights (views into the GGUF file, or into private copies: <see cref="WeightResidency"/>),
+/// and <see cref="RunLayers"/>. Immutable after load: many
 /// <see cref="InferenceState"/>s may run on one model, one thread per state.
 /// </summary>
 public sealed unsafe class BitNetModel : IDisposable
