@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test the project has and ends with one line: "N passed, N failed[, N skipped]".
+#   0. scripts/arch-models.sh regenerates the arch oracle models (artifacts/arch-models);
 #   1. every xunit.v3 test project of Serverless.sln (x86-64, best ISA the CPU has);
 #   2. the kernel/oracle tests again with AVX-512 and with AVX2 switched off (scripts/test-isa.sh);
 #   3. the kernel/oracle/tokenizer tests on ARM64 under qemu (scripts/test-arm64.sh);
@@ -44,6 +45,12 @@ tally() { # name exitcode logfile
   passed=$((passed + s)); failed=$((failed + f)); skipped=$((skipped + k))
   echo "== $name: $s passed, $f failed, $k skipped (exit $code)"
 }
+
+# The small llama / bitnet / bitnet-25 models of shared/oracle/archs, regenerated (their tests skip,
+# naming the reason, when this fails; the line below says whether it did).
+echo "== arch models (scripts/arch-models.sh)"
+scripts/arch-models.sh "$root/artifacts/arch-models" > "$logdir/arch-models.log" 2>&1 || true
+tail -1 "$logdir/arch-models.log"
 
 echo "== building Serverless.sln (Release)"
 if ! dotnet build Serverless.sln -c Release --artifacts-path "$artifacts" -v quiet -nologo > "$logdir/build.log" 2>&1; then

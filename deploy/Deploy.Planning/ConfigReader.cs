@@ -24,6 +24,16 @@ public static class ConfigReader
             default: errors.Add(new("cloud", $"'{cloud}' must be 'aws' or 'azure'")); break;
         }
         if (get("modelSource") is { } model) config = config with { ModelSource = model };
+        // The model's real size for the memory check: bitnet:modelBytes, else the local file's.
+        if (get("modelBytes") is { } sizeText)
+        {
+            if (long.TryParse(sizeText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long size) && size > 0)
+                config = config with { ModelBytes = size };
+            else
+                errors.Add(new("modelBytes", $"'{sizeText}' must be the model file's size in bytes"));
+        }
+        else if (!config.ModelSource.Contains("://", StringComparison.Ordinal) && File.Exists(config.ModelSource))
+            config = config with { ModelBytes = new FileInfo(config.ModelSource).Length };
         if (get("imageTag") is { } tag) config = config with { ImageTag = tag };
         if (get("aws") is { } awsJson && Parse(awsJson, "aws", errors) is { } aws)
             config = config with { Aws = ReadAws(aws, errors) };

@@ -10,6 +10,12 @@ public static partial class ConfigValidator
 {
     /// <summary>The 2B model's working set is ~1.3 GB (weights 1.12 GiB + KV cache + buffers); below this a tier cannot load it.</summary>
     public const int ModelMemoryFloorMb = 1536;
+    /// <summary>Memory beyond the model file a tier needs: a 4096-position KV cache (512 MiB for an 8B GQA model), buffers, the runtime.</summary>
+    public const int ModelHeadroomMb = 400;
+
+    /// <summary>The least tier memory for a model file of <paramref name="modelBytes"/> (null: the 2B4T file): its size plus headroom, at least the 2B floor.</summary>
+    public static int RequiredMemoryMb(long? modelBytes) =>
+        modelBytes is long bytes ? Math.Max(ModelMemoryFloorMb, (int)Math.Ceiling(bytes / 1048576.0) + ModelHeadroomMb) : ModelMemoryFloorMb;
     public const int MaxProvisionedConcurrency = 1000;
 
     /// <summary>The only retention values CloudWatch Logs accepts.</summary>
@@ -40,7 +46,7 @@ public static partial class ConfigValidator
             if (config.Cloud == Cloud.Aws) ValidateAwsNames(config, Error);
             else ValidateAzureNames(config, Error);
         }
-        if (config.Cloud == Cloud.Aws) ValidateAws(config.Aws, Error);
+        if (config.Cloud == Cloud.Aws) ValidateAws(config.Aws, config.ModelBytes, Error);
         else ValidateAzure(config.Azure, Error);
         return errors;
     }
@@ -70,7 +76,7 @@ public static partial class ConfigValidator
             error("modelSource", $"'{source}' must be a relative path inside the Docker build context (the repository root), without '..'");
     }
 
-    private static void ValidateAws(AwsConfig aws, Action<string, string> error)
+    private static void ValidateAws(AwsConfig aws, long? modelBytes, Action<string, string> error)
     {
         if (!AwsRegionPattern().IsMatch(aws.Region))
             error("aws.region", $"'{aws.Region}' is not an AWS region name like us-east-1");
@@ -94,8 +100,10 @@ public static partial class ConfigValidator
             string path = $"aws.tiers[{i}]";
             if (tier.MemoryMb is < LambdaSizing.MinMemoryMb or > LambdaSizing.MaxMemoryMb)
                 error($"{path}.memoryMb", $"{tier.MemoryMb} MB is outside Lambda's {LambdaSizing.MinMemoryMb}-{LambdaSizing.MaxMemoryMb} MB");
-            else if (tier.MemoryMb < ModelMemoryFloorMb)
-                error($"{path}.memoryMb", $"{tier.MemoryMb} MB cannot hold the model (~1.3 GB working set); use at least {ModelMemoryFloorMb} MB");
+            else if (tier.MemoryMb < RequiredMemoryMb(modelBytes))
+                error($"{path}.memoryMb", modelBytes is long bytes
+                    ? $"{tier.MemoryMb} MB cannot hold the model ({bytes / 1e9:F2} GB file + working memory); use at least {RequiredMemoryMb(bytes)} MB"
+                    : $"{tier.MemoryMb} MB cannot hold the model (~1.3 GB working set); use at least {ModelMemoryFloorMb} MB");
             if (tier.ProvisionedConcurrency is < 0 or > MaxProvisionedConcurrency)
                 error($"{path}.provisionedConcurrency", $"{tier.ProvisionedConcurrency} must be 0 (off) to {MaxProvisionedConcurrency}");
             if (aws.Tiers.Take(i).Any(t => t.MemoryMb == tier.MemoryMb))

@@ -74,6 +74,8 @@ public sealed record DeploymentConfig
     public string Stack { get; init; } = "dev";
     public Cloud Cloud { get; init; } = Cloud.Aws;
     public string ModelSource { get; init; } = "models/ggml-model-i2_s.gguf";
+    /// <summary>The model file's size in bytes, for the memory check; null = the published 2B4T file's.</summary>
+    public long? ModelBytes { get; init; }
     /// <summary>Image tag pushed to the registry.</summary>
     public string ImageTag { get; init; } = "latest";
     public AwsConfig Aws { get; init; } = new();

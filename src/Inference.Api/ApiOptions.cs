@@ -25,8 +25,10 @@ public sealed record ApiOptions
     public string LmHead { get; init; } = "f16";
     /// <summary>"auto" (default), "memory" (streamed weights copied into private memory), "mapped" (used through the file mapping) or "move" (mapped, then moved into memory in the background).</summary>
     public string Weights { get; init; } = "auto";
-    /// <summary>"llama3" or "default"; null = the file's own.</summary>
+    /// <summary>"llama3", "default" or "falcon3"; null = the file's own.</summary>
     public string? PreTokenizer { get; init; }
+    /// <summary>"bitnet", "llama3", "falcon3" or "falcon_e"; null = the file's own.</summary>
+    public string? ChatTemplate { get; init; }
     public bool PrefetchModel { get; init; } = true;
     public int QueueDepth { get; init; } = 32;
     public string? ApiKey { get; init; }
@@ -57,7 +59,9 @@ public sealed record ApiOptions
             ContextLength = Int(env, EnvVars.ContextLength, defaults.ContextLength, min: 16, max: 1 << 20),
             LmHead = OneOf(env, EnvVars.LmHead, defaults.LmHead, [.. Model.LmHeadModes.Names]),
             Weights = OneOf(env, EnvVars.Weights, defaults.Weights, [.. Model.WeightStorages.Names]),
-            PreTokenizer = env.GetVariable(EnvVars.PreTokenizer) is null ? null : OneOf(env, EnvVars.PreTokenizer, "llama3", "llama3", "default"),
+            PreTokenizer = env.GetVariable(EnvVars.PreTokenizer) is null ? null : OneOf(env, EnvVars.PreTokenizer, "llama3", "llama3", "default", "falcon3"),
+            ChatTemplate = env.GetVariable(EnvVars.ChatTemplate) is null ? null
+                : OneOf(env, EnvVars.ChatTemplate, "bitnet", [.. Generation.ChatTemplate.Known.Select(t => t.Name)]),
             PrefetchModel = Bool(env, EnvVars.PrefetchModel, defaults.PrefetchModel),
             QueueDepth = Int(env, EnvVars.QueueDepth, defaults.QueueDepth, min: 0, max: 100_000),
             ApiKey = env.GetVariable(EnvVars.ApiKey),

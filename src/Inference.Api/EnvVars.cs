@@ -41,6 +41,10 @@ public static class EnvVars
     /// <summary>Pre-tokenizer override: "llama3" or "default". Unset: what the GGUF file names.</summary>
     public const string PreTokenizer = "BITNET_PRE_TOKENIZER";
 
+    /// <summary>Chat template override: "bitnet", "llama3", "falcon3" or "falcon_e". Unset: the one the GGUF file names
+    /// or implies; a file whose template is unknown answers chat requests with 400 until this is set.</summary>
+    public const string ChatTemplate = "BITNET_CHAT_TEMPLATE";
+
     /// <summary>"true" (default): read the model file once, sequentially, before loading it, so a Lambda
     /// container image's lazily loaded layers stream in with large reads instead of random page faults.</summary>
     public const string PrefetchModel = "BITNET_PREFETCH_MODEL";

@@ -21,7 +21,15 @@ public sealed partial class InferenceApi
             throw ApiException.BadRequest($"response_format '{format}' is not supported; only 'text'", "response_format.type", "unsupported_parameter");
 
         IReadOnlyList<ChatMessage> messages = Messages(body.Messages);
-        IReadOnlyList<int> prompt = ChatPrompt.Tokenize(generator, messages);
+        IReadOnlyList<int> prompt;
+        try
+        {
+            prompt = ChatPrompt.Tokenize(generator, messages);
+        }
+        catch (ChatTemplateException ex)
+        {
+            throw ApiException.BadRequest(ex.Message, "messages", "unsupported_chat_template");
+        }
         int context = generator.Model.ContextLength;
         (int? requested, string param) = body.MaxCompletionTokens is not null ? (body.MaxCompletionTokens, "max_completion_tokens")
             : body.MaxTokens is not null ? (body.MaxTokens, "max_tokens")

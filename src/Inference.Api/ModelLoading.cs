@@ -51,6 +51,7 @@ public static class ModelLoading
             LmHead = LmHeadModes.Parse(options.LmHead),
             Storage = WeightStorages.Parse(options.Weights),
             PreTokenizer = options.PreTokenizer,
+            ChatTemplate = options.ChatTemplate,
             ModelId = options.ModelId,
         });
     }

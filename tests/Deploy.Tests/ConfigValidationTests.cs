@@ -29,6 +29,7 @@ public sealed class ConfigValidationTests
         { "memory low", Aws(a => a with { Tiers = [new(127)] }), "aws.tiers[0].memoryMb", "128-10240" },
         { "memory high", Aws(a => a with { Tiers = [new(10241)] }), "aws.tiers[0].memoryMb", "128-10240" },
         { "memory below model", Aws(a => a with { Tiers = [new(1024)] }), "aws.tiers[0].memoryMb", "cannot hold the model" },
+        { "8B model in 3 GB", Aws(a => a with { Tiers = [new(3008)] }) with { ModelBytes = 3_851_257_472 }, "aws.tiers[0].memoryMb", "3.85 GB file" },
         { "duplicate tier", Aws(a => a with { Tiers = [new(2048), new(2048)] }), "aws.tiers[1].memoryMb", "twice" },
         { "negative pc", Aws(a => a with { Tiers = [new(2048, -1)] }), "aws.tiers[0].provisionedConcurrency", "0 (off)" },
         { "huge pc", Aws(a => a with { Tiers = [new(2048, 1001)] }), "aws.tiers[0].provisionedConcurrency", "1000" },
@@ -91,5 +92,27 @@ public sealed class ConfigValidationTests
     public void Keep_warm_schedule_is_not_checked_when_keep_warm_is_off()
     {
         Assert.Empty(ConfigValidator.Validate(new DeploymentConfig { Cloud = Cloud.Azure, Azure = new AzureConfig { KeepWarm = false, KeepWarmSchedule = "" } }));
+    }
+}
+
+public class ModelMemoryTests
+{
+    [Fact]
+    public void An_8B_model_fits_the_10_GB_tier_and_the_2B_floor_is_unchanged()
+    {
+        // Llama3-8B-1.58-shaped file (bitnet dummy --shape llama3-8b): 3.85 GB; peak RSS 3.08 GB measured at a short context.
+        Assert.Equal(4073, ConfigValidator.RequiredMemoryMb(3_851_257_472));
+        Assert.Empty(ConfigValidator.Validate(new DeploymentConfig { ModelBytes = 3_851_257_472, Aws = new AwsConfig { Tiers = [new(10240)] } }));
+        Assert.Equal(ConfigValidator.ModelMemoryFloorMb, ConfigValidator.RequiredMemoryMb(1_187_000_000));
+        Assert.Equal(ConfigValidator.ModelMemoryFloorMb, ConfigValidator.RequiredMemoryMb(null));
+    }
+
+    [Fact]
+    public void The_reader_takes_the_model_size_from_the_stack_or_refuses_a_bad_one()
+    {
+        string? Get(string key) => key switch { "modelBytes" => "3851257472", "aws" => """{"tiers":[10240]}""", _ => null };
+        Assert.Equal(3_851_257_472, ConfigReader.Read("bitnet", "dev", Get).ModelBytes);
+        var error = Assert.Throws<DeploymentConfigException>(() => ConfigReader.Read("bitnet", "dev", k => k == "modelBytes" ? "4GB" : null));
+        Assert.Contains("modelBytes", error.Message);
     }
 }

@@ -7,8 +7,9 @@ using BitNet.Inference.Dummy;
 namespace BitNet.Cli.Commands;
 
 /// <summary>
-/// `bitnet dummy -o FILE --shape 2b4t|small|tiny [--seed N] [--vocab-from GGUF]`: write a random ternary
-/// BitNet b1.58 model in the exact 2B4T GGUF layout (streamed, bounded memory), for benchmarks and tests.
+/// `bitnet dummy -o FILE --shape NAME [--seed N] [--vocab-from GGUF]`: write a random ternary model in the
+/// exact GGUF layout of a published one (2B4T; Llama3-8B-1.58 and Falcon3 1.58-bit as llama-architecture
+/// files with their untied F16 head), streamed in bounded memory, for benchmarks and tests.
 /// </summary>
 internal static class DummyCommand
 {
@@ -17,11 +18,16 @@ internal static class DummyCommand
     internal static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var output = new Option<string>("--output", "-o") { Description = "File to write", Required = true };
-        var shape = new Option<string>("--shape") { Description = "2b4t (the published model's sizes, 1.19 GB), small (the oracle's sizes) or tiny", DefaultValueFactory = _ => "small" };
-        shape.AcceptOnlyFromAmong("2b4t", "small", "tiny");
+        var shape = new Option<string>("--shape")
+        {
+            Description = "2b4t (the published model's sizes, 1.19 GB), small (the oracle's sizes), tiny, or a llama-architecture model's: " +
+                "llama3-8b (Llama3-8B-1.58, 3.9 GB), falcon3-1b, falcon3-3b, falcon3-7b, falcon3-10b (Falcon3 1.58-bit)",
+            DefaultValueFactory = _ => "small",
+        };
+        shape.AcceptOnlyFromAmong([.. DummyShape.All.Select(s => s.Name)]);
         var seed = NumberOption.Create<ulong>("--seed", "Random seed (same seed, same file)", 1, "-s");
         var vocabFrom = new Option<string?>("--vocab-from") { Description = "Copy the tokenizer.* keys (vocabulary, merges, special ids, chat template) from this GGUF" };
-        var command = new Command("dummy", "Write a random ternary model in the 2B4T GGUF layout") { output, shape, seed, vocabFrom };
+        var command = new Command("dummy", "Write a random ternary model in a published model's GGUF layout") { output, shape, seed, vocabFrom };
 
         command.SetAction(async (parse, _) =>
         {

@@ -62,11 +62,29 @@ internal static class InspectCommand
         try
         {
             var c = ModelConfig.FromGguf(file);
-            BitNetWeights.Load(file, c); // checks every tensor's name, type and shape
+            var weights = BitNetWeights.Load(file, c); // checks every tensor's name, type and shape
+            GraphFamily g = c.Graph;
             text.AppendLine(inv, $"model     {PrintableText.Escape(c.Architecture)} '{PrintableText.Escape(c.Name)}': {c.LayerCount} layers, embedding {c.EmbeddingLength}, " +
                 $"{c.HeadCount} heads / {c.KvHeadCount} KV heads (head dim {c.HeadDim}), feed-forward {c.FeedForwardLength}, " +
-                $"vocabulary {c.VocabSize}, context {c.ContextLength}, rope base {c.RopeFreqBase.ToString(inv)}, rms eps {c.RmsNormEpsilon.ToString(inv)}, " +
-                $"LM head {(file.TryGetTensor(GgufTensorNames.Output, out _) ? "output.weight" : "tied to token_embd")}");
+                $"vocabulary {c.VocabSize}, context {c.ContextLength}, rope base {c.RopeFreqBase.ToString(inv)}, rms eps {c.RmsNormEpsilon.ToString(inv)}");
+            text.AppendLine($"graph     {g.Name}: {(g.Activation == FeedForwardActivation.Silu ? "silu" : "relu²")}(gate) ⊙ up, " +
+                $"{(g.SubNorms ? "sub-norms before Wo and Wdown" : "no sub-norms")}, " +
+                $"RoPE {(g.Rope == RopeStyle.Neox ? "NEOX" : "adjacent pairs")} over {c.RopeDimensionCount} dims" +
+                (c.RopeFrequencyScale != 1f ? $" scaled ×{c.RopeFrequencyScale.ToString(inv)}" : "") +
+                (weights.Rope.Factors is not null ? " with rope_freqs" : ""));
+            text.AppendLine($"LM head   {(weights.IsLmHeadTied ? "tied to token_embd" : "untied: output.weight")} ({weights.LmHeadFileType}" +
+                (weights.LmHeadFileType == GgmlType.F16 ? ")" : ", converted to F16 at load)"));
+            try
+            {
+                var tokenizer = BitNet.Inference.Tokenization.Tokenizer.FromGguf(file);
+                var template = BitNet.Inference.Generation.ChatTemplate.Choose(file, t => tokenizer.TryGetId(t, out _));
+                text.AppendLine(inv, $"chat      {(template.IsKnown ? template.Name : "unknown: " + template.Problem)}; " +
+                    $"pre-tokenizer {tokenizer.PreTokenizer.ToString().ToLowerInvariant()}");
+            }
+            catch (BitNet.Inference.Tokenization.TokenizerException e)
+            {
+                text.AppendLine(inv, $"chat      no usable tokenizer: {e.Message}");
+            }
         }
         catch (ModelFormatException e)
         {

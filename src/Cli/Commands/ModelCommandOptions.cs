@@ -20,6 +20,7 @@ internal sealed class ModelCommandOptions
     {
         Description = "Pre-tokenizer: llama3 (Hugging Face-correct, default when the file names none) or default (bitnet.cpp parity for the published 2B4T file)",
     };
+    public readonly Option<string?> ChatTemplate = ChatTemplateOption();
     public readonly Option<string> LmHead = new("--lm-head")
     {
         Description = "LM head: f16 (exact, default), q8 (int8 rows, half the bytes) or screened (f16's tokens at about q8's cost)",
@@ -37,7 +38,7 @@ internal sealed class ModelCommandOptions
 
     public ModelCommandOptions()
     {
-        Pre.AcceptOnlyFromAmong("llama3", "default");
+        Pre.AcceptOnlyFromAmong("llama3", "default", "falcon3");
         LmHead.AcceptOnlyFromAmong([.. LmHeadModes.Names]);
     }
 
@@ -49,7 +50,7 @@ internal sealed class ModelCommandOptions
 
     public void AddAllTo(Command command)
     {
-        foreach (Option o in new Option[] { Model, Threads, Context, Pre, LmHead, Weights, MaxTokens, Temperature, Seed, TopK, TopP, MinP, RepeatPenalty, RepeatLastN })
+        foreach (Option o in new Option[] { Model, Threads, Context, Pre, ChatTemplate, LmHead, Weights, MaxTokens, Temperature, Seed, TopK, TopP, MinP, RepeatPenalty, RepeatLastN })
             command.Options.Add(o);
     }
 
@@ -92,9 +93,21 @@ internal sealed class ModelCommandOptions
             Threads = threads > 0 ? threads : CpuBudget.DefaultThreads(),
             ContextLength = context,
             PreTokenizer = parse.GetValue(Pre),
+            ChatTemplate = parse.GetValue(ChatTemplate),
             LmHead = LmHeadModes.Parse(parse.GetValue(LmHead) ?? "f16"),
             Storage = WeightStorages.Parse(parse.GetValue(Weights) ?? "auto"),
         });
+    }
+
+    /// <summary>--chat-template NAME, shared with `serve` (which also reads BITNET_CHAT_TEMPLATE).</summary>
+    public static Option<string?> ChatTemplateOption()
+    {
+        var option = new Option<string?>("--chat-template")
+        {
+            Description = "Chat format: bitnet, llama3, falcon3 or falcon_e (default: the one the model file names or implies; required when the file's template is unknown)",
+        };
+        option.AcceptOnlyFromAmong([.. Inference.Generation.ChatTemplate.Known.Select(t => t.Name)]);
+        return option;
     }
 
     /// <summary>--weights auto|memory|mapped|move, shared with `bench` (`serve` reads BITNET_WEIGHTS).</summary>
@@ -156,7 +169,7 @@ internal sealed class ModelCommandOptions
     public static bool IsUserError(Exception e) =>
         e is IOException or ArgumentException or InvalidDataException or NotSupportedException or FormatException
           or ContextLengthExceededException or UnauthorizedAccessException
-          or BitNet.Inference.Tokenization.TokenizerException;   // GGUF/model format errors are IOExceptions
+          or BitNet.Inference.Tokenization.TokenizerException or ChatTemplateException;   // GGUF/model format errors are IOExceptions
 
     /// <summary>One line of timings, llama.cpp style, for stderr.</summary>
     public static string Timings(GenerationStats stats)

@@ -24,8 +24,10 @@ internal static class ServeCommand
             Description = "Refuse a request whose \"model\" names another model with 404 model_not_found (default BITNET_STRICT_MODEL; otherwise any name is answered by the loaded model)",
         };
 
+        var chatTemplate = ModelCommandOptions.ChatTemplateOption();
+
         var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health)");
-        foreach (Option option in new Option[] { model, host, port, threads, context, apiKey, strictModel })
+        foreach (Option option in new Option[] { model, host, port, threads, context, apiKey, strictModel, chatTemplate })
             command.Options.Add(option);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -48,6 +50,7 @@ internal static class ServeCommand
                 ContextLength = parseResult.GetValue(context) ?? options.ContextLength,
                 ApiKey = parseResult.GetValue(apiKey) ?? options.ApiKey,
                 StrictModel = parseResult.GetValue(strictModel) || options.StrictModel,
+                ChatTemplate = parseResult.GetValue(chatTemplate) ?? options.ChatTemplate,
             };
             try
             {

@@ -25,10 +25,11 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
     private readonly Sampler _sampler;                 // buffers reused by every generation (they are serialized)
     private bool _disposed;
 
-    private BitNetEngine(BitNetModel model, Tokenizer tokenizer, EngineOptions options, int contextLength)
+    private BitNetEngine(BitNetModel model, Tokenizer tokenizer, ChatTemplate chatTemplate, EngineOptions options, int contextLength)
     {
         _model = model;
         Tokenizer = tokenizer;
+        ChatTemplate = chatTemplate;
         _state = model.CreateState(contextLength);
         _reusePrefix = options.ReusePromptPrefix;
         _history = new int[contextLength + 1];
@@ -74,7 +75,8 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
                 throw new TokenizerException(
                     $"the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}");
             int context = options.ContextLength > 0 ? options.ContextLength : Math.Min(model.Config.ContextLength, 4096);
-            return new BitNetEngine(model, tokenizer, options, context);
+            var chatTemplate = ChatTemplate.Choose(file, text => tokenizer.TryGetId(text, out _), options.ChatTemplate);
+            return new BitNetEngine(model, tokenizer, chatTemplate, options, context);
         }
         catch
         {
@@ -104,6 +106,9 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
     public byte[] TokenBytes(int token) => Tokenizer.TokenBytes(token, renderSpecial: true).ToArray();
 
     public string ApplyChatTemplate(IReadOnlyList<ChatMessage> messages) => ChatTemplate.Render(messages);
+
+    /// <summary>The model's chat format: named by the caller, else chosen from the file (<see cref="ChatTemplate.Choose"/>).</summary>
+    public ChatTemplate ChatTemplate { get; }
 
     public long TouchWeights()
     {

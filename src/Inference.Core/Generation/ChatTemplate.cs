@@ -1,38 +1,148 @@
 using System.Text;
+using BitNet.Inference.Gguf;
+using Names = BitNet.Inference.Model.GgufTensorNames;
 
 namespace BitNet.Inference.Generation;
 
+/// <summary>A chat template could not be chosen or used: the file's template is unknown, or a name is wrong.</summary>
+public sealed class ChatTemplateException(string message) : Exception(message);
+
 /// <summary>
-/// bitnet.cpp's built-in "bitnet" chat format (spec §6.5), which llama.cpp picks for the 2B4T
-/// file's placeholder template:
+/// The chat formats of the models this engine runs, as bitnet.cpp's llama.cpp writes them
+/// (llama_chat_apply_template_internal; BOS is not part of the text, tokenization adds it):
 /// <list type="bullet">
-/// <item>system: <c>System: </c> + content (nothing after it);</item>
-/// <item>user: <c>User: </c> + content + <c>&lt;|eot_id|&gt;Assistant: </c> (the generation prompt comes from here);</item>
-/// <item>assistant: content (nothing after it).</item>
+/// <item><c>bitnet</c> (2B4T, spec §6.5): <c>System: </c>S · <c>User: </c>U<c>&lt;|eot_id|&gt;Assistant: </c> · A;</item>
+/// <item><c>llama3</c>: <c>&lt;|start_header_id|&gt;role&lt;|end_header_id|&gt;\n\n</c>trimmed content<c>&lt;|eot_id|&gt;</c>;</item>
+/// <item><c>falcon3</c>: <c>&lt;|role|&gt;\n</c>content<c>\n</c>;</item>
+/// <item><c>falcon_e</c> (Falcon-E): role, content, <c>\n</c>.</item>
 /// </list>
-/// BOS is not part of the text; tokenization adds it.
+/// Each model's template is chosen by <see cref="Choose"/>; an unrecognised one is <see cref="IsKnown"/> false
+/// and refuses to render, so a chat never runs in a wrong format.
 /// </summary>
-public static class ChatTemplate
+public sealed class ChatTemplate
 {
     public const string EndOfTurn = "<|eot_id|>";
 
-    public static string Render(IReadOnlyList<ChatMessage> messages)
+    private readonly Action<StringBuilder, ChatMessage>? _message;
+    private readonly string _generationPrompt;
+    private readonly string? _problem;
+
+    private ChatTemplate(string name, Action<StringBuilder, ChatMessage>? message, string generationPrompt, string? problem = null)
+    {
+        Name = name;
+        _message = message;
+        _generationPrompt = generationPrompt;
+        _problem = problem;
+    }
+
+    /// <summary>llama.cpp's name for the format ("bitnet", "llama3", "falcon3", "falcon_e"), or "unknown".</summary>
+    public string Name { get; }
+    public bool IsKnown => _problem is null;
+    /// <summary>Why the template is unknown (null when it is known).</summary>
+    public string? Problem => _problem;
+
+    public static ChatTemplate Bitnet { get; } = new("bitnet", (text, m) => _ = m.Role switch
+    {
+        ChatRole.System => text.Append("System: ").Append(m.Content),
+        // The assistant prompt follows every user message; the format has no separate generation prompt.
+        ChatRole.User => text.Append("User: ").Append(m.Content).Append(EndOfTurn).Append("Assistant: "),
+        _ => text.Append(m.Content),
+    }, "");
+
+    public static ChatTemplate Llama3 { get; } = new("llama3", (text, m) =>
+        text.Append("<|start_header_id|>").Append(RoleName(m.Role)).Append("<|end_header_id|>\n\n").Append(TrimAsciiSpace(m.Content)).Append(EndOfTurn),
+        "<|start_header_id|>assistant<|end_header_id|>\n\n");
+
+    public static ChatTemplate Falcon3 { get; } = new("falcon3", (text, m) =>
+        text.Append("<|").Append(RoleName(m.Role)).Append("|>\n").Append(m.Content).Append('\n'),
+        "<|assistant|>\n");
+
+    public static ChatTemplate FalconE { get; } = new("falcon_e", (text, m) =>
+        text.Append(RoleName(m.Role)).Append(m.Content).Append('\n'),
+        "assistant\n");
+
+    public static IReadOnlyList<ChatTemplate> Known { get; } = [Bitnet, Llama3, Falcon3, FalconE];
+
+    public static ChatTemplate Unknown(string problem) => new("unknown", null, "", problem);
+
+    /// <summary>The messages as one prompt, ending with the assistant's generation prompt.</summary>
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true)
     {
         ArgumentNullException.ThrowIfNull(messages);
+        if (_message is null) throw new ChatTemplateException(_problem!);
         var text = new StringBuilder();
         foreach (var message in messages)
-            AppendMessage(text, message);
+        {
+            if (message.Role is not (ChatRole.System or ChatRole.User or ChatRole.Assistant))
+                throw new ArgumentOutOfRangeException(nameof(messages), message.Role, "unknown chat role");
+            _message(text, message);
+        }
+        if (addGenerationPrompt) text.Append(_generationPrompt);
         return text.ToString();
     }
 
-    /// <summary>One message's text, for building a conversation turn by turn (what llama-cli's -cnv evaluates).</summary>
-    public static string RenderMessage(ChatMessage message) => AppendMessage(new StringBuilder(), message).ToString();
+    /// <summary>
+    /// One message of a conversation built turn by turn (what llama-cli's -cnv evaluates): a user message
+    /// with the assistant prompt after it, a system or assistant message without.
+    /// </summary>
+    public string RenderTurn(ChatMessage message) => Render([message], addGenerationPrompt: message.Role == ChatRole.User);
 
-    private static StringBuilder AppendMessage(StringBuilder text, ChatMessage message) => message.Role switch
+    /// <summary>A known template by llama.cpp's name (case-insensitive; "falcon-e" too), or null.</summary>
+    public static ChatTemplate? Named(string name)
     {
-        ChatRole.System => text.Append("System: ").Append(message.Content),
-        ChatRole.User => text.Append("User: ").Append(message.Content).Append(EndOfTurn).Append("Assistant: "),
-        ChatRole.Assistant => text.Append(message.Content),
-        _ => throw new ArgumentOutOfRangeException(nameof(message), message.Role, "unknown chat role"),
+        string key = name.Trim().ToLowerInvariant().Replace('-', '_');
+        return Known.FirstOrDefault(t => t.Name == key);
+    }
+
+    /// <summary>
+    /// The template a <c>tokenizer.chat_template</c> text means, by llama.cpp's rules: its name, or the
+    /// markers llama_chat_apply_template_internal tests in its order. Null when the text is a format this
+    /// engine does not render (ChatML, Llama 2, Phi-3, Zephyr, …) or none that llama.cpp knows.
+    /// </summary>
+    public static ChatTemplate? Detect(string template)
+    {
+        if (Known.FirstOrDefault(t => t.Name == template) is { } named) return named;
+        bool Has(string marker) => template.Contains(marker, StringComparison.Ordinal);
+        if (Has("<|im_start|>") || Has("[INST]")) return null;              // chatml, llama2 / mistral
+        if (Has("<|assistant|>") && Has("<|end|>")) return null;            // phi3
+        if (Has("<|assistant|>") && Has("<|user|>")) return Falcon3;
+        if (Has("<|user|>")) return null;                                   // zephyr
+        if (Has("<|start_header_id|>") && Has("<|end_header_id|>")) return Llama3;
+        if (Has("BITNET")) return Bitnet;
+        return null;
+    }
+
+    /// <summary>
+    /// The template for a model: <paramref name="requested"/> when given (a wrong name throws
+    /// <see cref="ChatTemplateException"/>); else the one the file's <c>tokenizer.chat_template</c> names
+    /// or marks; else, for a file without one, what its architecture and vocabulary imply (the bitnet
+    /// family: bitnet; a Llama 3 vocabulary: llama3; the falcon3 / falcon_e pre-tokenizers: theirs).
+    /// Otherwise an unknown template, which names the way out.
+    /// </summary>
+    public static ChatTemplate Choose(GgufFile file, Func<string, bool> hasToken, string? requested = null)
+    {
+        if (!string.IsNullOrWhiteSpace(requested))
+            return Named(requested) ?? throw new ChatTemplateException(
+                $"unknown chat template '{requested}' (known: {string.Join(", ", Known.Select(t => t.Name))})");
+        const string Remedy = "choose one of " + "bitnet, llama3, falcon3, falcon_e" + " with --chat-template NAME (or BITNET_CHAT_TEMPLATE)";
+        if (file.TryGetString(Names.ChatTemplate, out string template))
+            return Detect(template) ?? Unknown($"the model's chat template ({Names.ChatTemplate}) is not a format this server renders; {Remedy}");
+        string arch = file.TryGetString(Names.Architecture, out string a) ? a : "";
+        string pre = file.TryGetString(Names.TokenizerPre, out string p) ? p : "";
+        if (arch is "bitnet-b1.58" or "bitnet-25" or "bitnet") return Bitnet;
+        if (pre == "falcon3") return Falcon3;
+        if (pre == "falcon_e") return FalconE;
+        if (hasToken("<|start_header_id|>") && hasToken("<|end_header_id|>") && hasToken(EndOfTurn)) return Llama3;
+        return Unknown($"the model has no chat template ({Names.ChatTemplate}) and its vocabulary implies none; {Remedy}");
+    }
+
+    private static string RoleName(ChatRole role) => role switch
+    {
+        ChatRole.System => "system",
+        ChatRole.User => "user",
+        _ => "assistant",
     };
+
+    /// <summary>llama.cpp's trim: the C locale's isspace characters at both ends.</summary>
+    private static string TrimAsciiSpace(string text) => text.Trim(' ', '\t', '\n', '\v', '\f', '\r');
 }

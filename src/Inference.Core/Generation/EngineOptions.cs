@@ -14,8 +14,10 @@ public sealed record EngineOptions
     public LmHeadMode LmHead { get; init; } = LmHeadMode.F16;
     /// <summary>Streamed weights copied into private memory, used through the file mapping, or (default) chosen at load.</summary>
     public WeightStorage Storage { get; init; } = WeightStorage.Auto;
-    /// <summary>"llama3" or "default"; null = the file's `tokenizer.ggml.pre`, llama3 when it has none.</summary>
+    /// <summary>"llama3", "default" or "falcon3"; null = the file's `tokenizer.ggml.pre`, llama3 when it has none.</summary>
     public string? PreTokenizer { get; init; }
+    /// <summary>Chat template name (bitnet, llama3, falcon3, falcon_e); null = the file's (<see cref="ChatTemplate.Choose"/>).</summary>
+    public string? ChatTemplate { get; init; }
     /// <summary>Name served as the model id; null = the file name without extension.</summary>
     public string? ModelId { get; init; }
     /// <summary>Kernel family ("scalar" forces the reference kernel); null = the best for this CPU.</summary>

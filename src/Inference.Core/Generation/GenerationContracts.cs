@@ -137,8 +137,12 @@ public interface ITextGenerator
     /// tokens give their text. The default decodes the token alone, which loses such partial characters.</summary>
     byte[] TokenBytes(int token) => System.Text.Encoding.UTF8.GetBytes(Detokenize([token], renderSpecial: true));
 
-    /// <summary>The model's chat format (bitnet.cpp's built-in 2B4T format), ending with the assistant prompt.</summary>
+    /// <summary>The model's chat format (<see cref="ChatTemplate"/>), ending with the assistant prompt. Throws
+    /// <see cref="ChatTemplateException"/> when the model's template is unknown.</summary>
     string ApplyChatTemplate(IReadOnlyList<ChatMessage> messages);
+
+    /// <summary>The chat format the model uses; the 2B4T format unless the generator says otherwise.</summary>
+    ChatTemplate ChatTemplate => ChatTemplate.Bitnet;
 
     /// <summary>
     /// Run one generation. Throws ContextLengthExceededException before any work when the prompt

@@ -4,9 +4,10 @@ using BitNet.Inference.Gguf;
 namespace BitNet.Inference.Model;
 
 /// <summary>
-/// A BitNet b1.58 model (architectures bitnet-b1.58 and bitnet-25) and its forward pass, bitnet.cpp's
-/// build_bitnet_158 graph (spec §5): the config, the weights (views into the GGUF file, or into private
-/// copies: <see cref="WeightResidency"/>), and <see cref="RunLayers"/>. Immutable after load: many
+/// A ternary model and its forward pass: bitnet.cpp's build_bitnet_158 graph (spec §5) and, as data in
+/// <see cref="ModelConfig.Graph"/>, build_bitnet and build_llama (shared/oracle/archs/ARCHS.md): the
+/// config, the weights (views into the GGUF file, or into private copies: <see cref="WeightResidency"/>),
+/// and <see cref="RunLayers"/>. Immutable after load: many
 /// <see cref="InferenceState"/>s may run on one model, one thread per state.
 /// </summary>
 public sealed unsafe class BitNetModel : IDisposable
@@ -248,14 +249,14 @@ public sealed unsafe class BitNetModel : IDisposable
             // Q = Wq·h, K = Wk·h, V = Wv·h, in one dispatch
             _matmul.Ternary(act, w.Query, s.Query, w.Key, s.Key, w.Value, s.Value);
 
-            // RoPE (NEOX) on every Q and K head; then K and V go into the cache as F16
+            // [biases;] RoPE on every Q and K head; then K and V go into the cache as F16
             steps.Run(pool, n, TokenStep.RopeAndCache, w, l);
 
             // A_h = softmax(Q_h·K_hᵀ / √head_dim + causal mask) · V_h, heads concatenated
             bool roundProbabilities = _options.RoundToF16Override ?? Precision.RoundsOperandToF16(n);
             s.AttentionJob.Run(pool, c, s.Query, s.KeyCache[l], s.ValueCache[l], s.ContextLength, pos0, n, s.AttentionOut, roundProbabilities);
 
-            // A = RMSNorm(A) ⊙ attn_sub_norm (the sub-norm comes before the output projection)
+            // [A = RMSNorm(A) ⊙ attn_sub_norm: the sub-norm comes before the output projection]
             steps.Run(pool, n, TokenStep.AttentionOutputInput, w, l);
 
             // O = Wo·A
@@ -267,7 +268,7 @@ public sealed unsafe class BitNetModel : IDisposable
             // z = Wgate·g, u = Wup·g, in one dispatch (in file order, so the weights stream sequentially)
             _matmul.Ternary(act, w.Gate, s.Gate, w.Up, s.Up);
 
-            // f = RMSNorm(relu(z)² ⊙ u) ⊙ ffn_sub_norm (before the down projection)
+            // f = act(z) ⊙ u (relu² or SiLU) [, then RMSNorm(f) ⊙ ffn_sub_norm before the down projection]
             steps.Run(pool, n, TokenStep.DownInput, w, l);
 
             // d = Wdown·f (added to x1 at the start of the next layer)

@@ -5,6 +5,33 @@ using Names = BitNet.Inference.Model.GgufTensorNames;
 
 namespace BitNet.Inference.Model;
 
+/// <summary>
+/// What a projection's output gets besides the matmul: the bitnet architecture's optional one-element
+/// <c>*.scale</c>, then an optional bias (llama). The files that exist carry one or the other, never both.
+/// </summary>
+public sealed class OutputAdjustment
+{
+    public static OutputAdjustment None { get; } = new(null, null);
+
+    public OutputAdjustment(float? scale, float[]? bias)
+    {
+        Scale = scale;
+        Bias = bias;
+    }
+
+    public float? Scale { get; }
+    /// <summary>[outputs], F32.</summary>
+    public float[]? Bias { get; }
+    public bool IsNone => Scale is null && Bias is null;
+
+    /// <summary>y = y·scale + bias over one token's outputs.</summary>
+    public void Apply(Span<float> y)
+    {
+        if (Scale is float scale) VectorMath.Scale(y, scale);
+        if (Bias is { } bias) VectorMath.Add(y, bias);
+    }
+}
+
 /// <summary>One transformer block's weights. Shapes are [in, out] in GGUF ne order (2B4T sizes).</summary>
 public sealed class LayerWeights
 {
@@ -16,8 +43,8 @@ public sealed class LayerWeights
     public required TernaryMatrix Key { get; init; }
     /// <summary>attn_v [embd, kv_dim] ([2560, 640]).</summary>
     public required TernaryMatrix Value { get; init; }
-    /// <summary>attn_sub_norm [embd] (2560), F32, applied to the attention output before Wo.</summary>
-    public required float[] AttentionSubNorm { get; init; }
+    /// <summary>attn_sub_norm [embd] (2560), F32, applied to the attention output before Wo; null without sub-norms (llama).</summary>
+    public required float[]? AttentionSubNorm { get; init; }
     /// <summary>attn_output [embd, embd] ([2560, 2560]).</summary>
     public required TernaryMatrix Output { get; init; }
     /// <summary>ffn_norm [embd] (2560), F32.</summary>
@@ -26,14 +53,23 @@ public sealed class LayerWeights
     public required TernaryMatrix Gate { get; init; }
     /// <summary>ffn_up [embd, ffn] ([2560, 6912]).</summary>
     public required TernaryMatrix Up { get; init; }
-    /// <summary>ffn_sub_norm [ffn] (6912), F32, applied before Wdown.</summary>
-    public required float[] FfnSubNorm { get; init; }
+    /// <summary>ffn_sub_norm [ffn] (6912), F32, applied before Wdown; null without sub-norms (llama).</summary>
+    public required float[]? FfnSubNorm { get; init; }
     /// <summary>ffn_down [ffn, embd] ([6912, 2560]).</summary>
     public required TernaryMatrix Down { get; init; }
+
+    // Optional biases and scales of the projections' outputs (none in the published files of any family).
+    public OutputAdjustment QueryAdjustment { get; init; } = OutputAdjustment.None;
+    public OutputAdjustment KeyAdjustment { get; init; } = OutputAdjustment.None;
+    public OutputAdjustment ValueAdjustment { get; init; } = OutputAdjustment.None;
+    public OutputAdjustment OutputAdjustment { get; init; } = OutputAdjustment.None;
+    public OutputAdjustment GateAdjustment { get; init; } = OutputAdjustment.None;
+    public OutputAdjustment UpAdjustment { get; init; } = OutputAdjustment.None;
+    public OutputAdjustment DownAdjustment { get; init; } = OutputAdjustment.None;
 }
 
 /// <summary>
-/// All weights of a BitNet b1.58 model, checked against the config (spec §2.3). The F16 embedding and
+/// All weights of a ternary model, checked against the config and its graph family (spec §2.3; ARCHS.md §2-4). The F16 embedding and
 /// I2_S matrices are views into the file (its mapping, or the copies GgufFile.CopyTensorsToMemory made); norms are small F32 copies.
 /// </summary>
 public sealed unsafe class BitNetWeights
@@ -42,8 +78,10 @@ public sealed unsafe class BitNetWeights
     private readonly Half[]? _ownedOutput;
 
     private BitNetWeights(Half* embedding, Half[]? ownedEmbedding, Half* output, Half[]? ownedOutput,
-        float[] outputNorm, LayerWeights[] layers, bool tied)
+        float[] outputNorm, LayerWeights[] layers, bool tied, GgmlType headType, RopeSettings rope)
     {
+        LmHeadFileType = headType;
+        Rope = rope;
         TokenEmbedding = embedding;
         _ownedEmbedding = ownedEmbedding;
         LmHead = output;
@@ -58,6 +96,10 @@ public sealed unsafe class BitNetWeights
     /// <summary>The LM head [embd, vocab], F16: output.weight, or token_embd when tied (the 2B4T case).</summary>
     public Half* LmHead { get; }
     public bool IsLmHeadTied { get; }
+    /// <summary>The head tensor's type in the file (F16 in every published file; F32/BF16 are converted to F16 at load).</summary>
+    public GgmlType LmHeadFileType { get; }
+    /// <summary>The RoPE of every layer, with the file's rope_freqs factors when it has them.</summary>
+    public RopeSettings Rope { get; }
     /// <summary>The LM head is the file's own F16 tensor, not an owned converted copy: in the mapping, or (F16 head, WeightStorage.Memory) in its private copy; a head quantized at load is never copied, so there it is always the mapping.</summary>
     public bool IsLmHeadMapped => _ownedOutput is null && !(IsLmHeadTied && _ownedEmbedding is not null);
     /// <summary>output_norm [embd] (2560), F32.</summary>
@@ -76,32 +118,55 @@ public sealed unsafe class BitNetWeights
         var embeddingInfo = check.Tensor(Names.TokenEmbedding, [embd, vocab], "token embedding [embedding_length, vocab_size]");
         Half* embedding = check.HalfMatrix(embeddingInfo, out Half[]? ownedEmbedding);
 
+        GraphFamily graph = config.Graph;
         Half* lmHead = embedding;
         Half[]? ownedOutput = null;
-        bool tied = !file.TryGetTensor(Names.Output, out _);
+        bool tied = !file.TryGetTensor(Names.Output, out var headInfo);
+        if (!tied && graph.Head == UntiedHead.Refused)
+            throw new ModelFormatException(
+                $"tensor '{Names.Output}' is not part of the '{config.Architecture}' architecture, whose LM head is the token embedding");
         if (!tied)
             lmHead = check.HalfMatrix(check.Tensor(Names.Output, [embd, vocab], "LM head [embedding_length, vocab_size]"), out ownedOutput);
+        else
+            headInfo = embeddingInfo;
 
         var layers = new LayerWeights[config.LayerCount];
         for (int l = 0; l < layers.Length; l++)
         {
+            OutputAdjustment Adjustment(string matrix, int outputs, bool biases)
+            {
+                var adjustment = new OutputAdjustment(
+                    graph.MatrixScales ? check.OptionalScalar(Names.Scale(matrix)) : null,
+                    biases ? check.OptionalVector(Names.Bias(matrix), outputs) : null);
+                return adjustment.IsNone ? OutputAdjustment.None : adjustment;
+            }
             layers[l] = new LayerWeights
             {
                 AttentionNorm = check.Norm(Names.AttentionNorm(l), embd),
                 Query = check.Ternary(Names.AttentionQ(l), embd, embd),
                 Key = check.Ternary(Names.AttentionK(l), embd, kv),
                 Value = check.Ternary(Names.AttentionV(l), embd, kv),
-                AttentionSubNorm = check.Norm(Names.AttentionSubNorm(l), embd),
+                AttentionSubNorm = graph.SubNorms ? check.Norm(Names.AttentionSubNorm(l), embd) : null,
                 Output = check.Ternary(Names.AttentionOutput(l), embd, embd),
                 FfnNorm = check.Norm(Names.FfnNorm(l), embd),
                 Gate = check.Ternary(Names.FfnGate(l), embd, ffn),
                 Up = check.Ternary(Names.FfnUp(l), embd, ffn),
-                FfnSubNorm = check.Norm(Names.FfnSubNorm(l), ffn),
+                FfnSubNorm = graph.SubNorms ? check.Norm(Names.FfnSubNorm(l), ffn) : null,
                 Down = check.Ternary(Names.FfnDown(l), ffn, embd),
+                QueryAdjustment = Adjustment(Names.AttentionQ(l), embd, graph.AttentionBiases),
+                KeyAdjustment = Adjustment(Names.AttentionK(l), kv, graph.AttentionBiases),
+                ValueAdjustment = Adjustment(Names.AttentionV(l), kv, graph.AttentionBiases),
+                OutputAdjustment = Adjustment(Names.AttentionOutput(l), embd, graph.AttentionBiases),
+                GateAdjustment = Adjustment(Names.FfnGate(l), ffn, graph.FeedForwardBiases),
+                UpAdjustment = Adjustment(Names.FfnUp(l), ffn, graph.FeedForwardBiases),
+                DownAdjustment = Adjustment(Names.FfnDown(l), embd, graph.FeedForwardBiases),
             };
         }
         float[] outputNorm = check.Norm(Names.OutputNorm, embd);
-        return new BitNetWeights(embedding, ownedEmbedding, lmHead, ownedOutput, outputNorm, layers, tied);
+        float[]? ropeFactors = graph.RopeFrequencyFactors ? check.OptionalVector(Names.RopeFrequencies, config.RopeDimensionCount / 2) : null;
+        if (ropeFactors is not null && ropeFactors.Any(f => !(f > 0) || float.IsInfinity(f)))
+            throw new ModelFormatException($"tensor '{Names.RopeFrequencies}' holds a factor that is not a positive finite number");
+        return new BitNetWeights(embedding, ownedEmbedding, lmHead, ownedOutput, outputNorm, layers, tied, headInfo.Type, RopeSettings.For(config, ropeFactors));
     }
 
     /// <summary>Finds tensors and checks name, type and shape, with messages naming all three.</summary>
@@ -117,9 +182,23 @@ public sealed unsafe class BitNetWeights
             return info;
         }
 
-        public float[] Norm(string name, int length)
+        public float[] Norm(string name, int length) => Vector(name, length, "norm weight");
+
+        /// <summary>An F32 vector [length] that the file may leave out (biases, rope_freqs).</summary>
+        public float[]? OptionalVector(string name, int length) =>
+            file.TryGetTensor(name, out _) ? Vector(name, length, "F32 vector") : null;
+
+        /// <summary>A one-element F32 tensor that the file may leave out, finite.</summary>
+        public float? OptionalScalar(string name)
         {
-            var info = Tensor(name, [length], "norm weight");
+            if (!file.TryGetTensor(name, out _)) return null;
+            float value = Vector(name, 1, "scale")[0];
+            return float.IsFinite(value) ? value : throw new ModelFormatException($"tensor '{name}' holds {value}, expected a finite scale");
+        }
+
+        private float[] Vector(string name, int length, string what)
+        {
+            var info = Tensor(name, [length], what);
             if (info.Type != GgmlType.F32)
                 throw new ModelFormatException($"tensor '{name}' has type {info.Type}, expected F32");
             var values = new float[length];

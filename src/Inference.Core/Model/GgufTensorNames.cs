@@ -1,7 +1,7 @@
 namespace BitNet.Inference.Model;
 
 /// <summary>
-/// The GGUF metadata keys and tensor names of the BitNet b1.58 architectures (spec §2.1, §2.3).
+/// The GGUF metadata keys and tensor names of the ternary architectures (spec §2.1, §2.3; shared/oracle/archs/ARCHS.md).
 /// The only place these strings live.
 /// </summary>
 public static class GgufTensorNames
@@ -12,8 +12,8 @@ public static class GgufTensorNames
     public const string FileType = "general.file_type";
     public const string QuantizationVersion = "general.quantization_version";
 
-    /// <summary>The architectures that run bitnet.cpp's build_bitnet_158 graph.</summary>
-    public static readonly IReadOnlyList<string> SupportedArchitectures = ["bitnet-b1.58", "bitnet-25"];
+    /// <summary>The architectures the engine runs (<see cref="GraphFamily.ForArchitecture"/>).</summary>
+    public static readonly IReadOnlyList<string> SupportedArchitectures = ["bitnet-b1.58", "bitnet-25", "bitnet", "llama"];
 
     public static string VocabSize(string arch) => $"{arch}.vocab_size";
     public static string ContextLength(string arch) => $"{arch}.context_length";
@@ -25,6 +25,11 @@ public static class GgufTensorNames
     public static string HeadCountKv(string arch) => $"{arch}.attention.head_count_kv";
     public static string RmsEpsilon(string arch) => $"{arch}.attention.layer_norm_rms_epsilon";
     public static string RopeFreqBase(string arch) => $"{arch}.rope.freq_base";
+    public static string RopeScalingType(string arch) => $"{arch}.rope.scaling.type";
+    public static string RopeScalingFactor(string arch) => $"{arch}.rope.scaling.factor";
+    public static string RopeScaleLinear(string arch) => $"{arch}.rope.scale_linear";
+    public static string KeyLength(string arch) => $"{arch}.attention.key_length";
+    public static string ValueLength(string arch) => $"{arch}.attention.value_length";
 
     public const string TokenizerModel = "tokenizer.ggml.model";
     public const string TokenizerPre = "tokenizer.ggml.pre";
@@ -55,6 +60,13 @@ public static class GgufTensorNames
     public static string FfnUp(int layer) => $"blk.{layer}.ffn_up.weight";
     public static string FfnSubNorm(int layer) => $"blk.{layer}.ffn_sub_norm.weight";
     public static string FfnDown(int layer) => $"blk.{layer}.ffn_down.weight";
+    /// <summary>Optional rope_freqs [n_rot/2] (llama 3.1-style frequency factors), shared by every layer.</summary>
+    public const string RopeFrequencies = "rope_freqs.weight";
+
+    /// <summary>A matrix's optional bias: blk.N.attn_q.weight → blk.N.attn_q.bias.</summary>
+    public static string Bias(string matrix) => matrix[..^".weight".Length] + ".bias";
+    /// <summary>A matrix's optional one-element output scale (the bitnet architecture): blk.N.attn_q.weight → blk.N.attn_q.scale.</summary>
+    public static string Scale(string matrix) => matrix[..^".weight".Length] + ".scale";
 
     /// <summary>A block's seven ternary matrices: q, k, v, output, gate, up, down.</summary>
     public static IEnumerable<string> LayerMatrices(int layer) =>

@@ -3,11 +3,13 @@ using Names = BitNet.Inference.Model.GgufTensorNames;
 
 namespace BitNet.Inference.Model;
 
-/// <summary>The hyperparameters of a BitNet b1.58 model, read from GGUF metadata (spec §2.2).</summary>
+/// <summary>The hyperparameters of a ternary model, read from GGUF metadata (spec §2.2; shared/oracle/archs/ARCHS.md §1).</summary>
 public sealed record ModelConfig
 {
-    /// <summary>general.architecture: "bitnet-b1.58" or "bitnet-25" (same graph).</summary>
+    /// <summary>general.architecture: "bitnet-b1.58", "bitnet-25", "bitnet" or "llama".</summary>
     public required string Architecture { get; init; }
+    /// <summary>The graph the architecture runs (activation, sub-norms, RoPE style, head).</summary>
+    public GraphFamily Graph { get; init; } = GraphFamily.BitNet158;
     /// <summary>general.name, or the file name when absent.</summary>
     public required string Name { get; init; }
     /// <summary>Rows of the token embedding (= LM head outputs); 128256 for 2B4T.</summary>
@@ -22,14 +24,16 @@ public sealed record ModelConfig
     public required int HeadCount { get; init; }
     /// <summary>Key/value heads (grouped-query attention); 5 for 2B4T.</summary>
     public required int KvHeadCount { get; init; }
-    /// <summary>Hidden width of the gated ReLU² feed-forward; 6912 for 2B4T.</summary>
+    /// <summary>Hidden width of the gated feed-forward; 6912 for 2B4T.</summary>
     public required int FeedForwardLength { get; init; }
     /// <summary>RMSNorm epsilon (f32); 1e-5.</summary>
     public required float RmsNormEpsilon { get; init; }
     /// <summary>RoPE frequency base θ; 500000.</summary>
     public required float RopeFreqBase { get; init; }
-    /// <summary>Dimensions RoPE rotates (NEOX style); must equal HeadDim for this architecture.</summary>
+    /// <summary>Dimensions RoPE rotates (n_rot); the head dimension except where <see cref="GraphFamily.RotatesWholeHead"/> is false.</summary>
     public required int RopeDimensionCount { get; init; }
+    /// <summary>RoPE angles are multiplied by this: 1 / rope.scaling.factor for linear scaling, else 1.</summary>
+    public float RopeFrequencyScale { get; init; } = 1f;
 
     /// <summary>Per-head width: EmbeddingLength / HeadCount (128 for 2B4T).</summary>
     public int HeadDim => EmbeddingLength / HeadCount;
@@ -43,8 +47,8 @@ public sealed record ModelConfig
     {
         if (!file.TryGetString(Names.Architecture, out string arch))
             throw new ModelFormatException($"{System.IO.Path.GetFileName(file.Path)}: metadata key '{Names.Architecture}' is missing or not a string");
-        if (!Names.SupportedArchitectures.Contains(arch))
-            throw new ModelFormatException(
+        GraphFamily graph = GraphFamily.ForArchitecture(arch)
+            ?? throw new ModelFormatException(
                 $"{System.IO.Path.GetFileName(file.Path)}: unsupported architecture '{arch}' (supported: {string.Join(", ", Names.SupportedArchitectures)})");
 
         int Positive(string key, int max)
@@ -68,6 +72,7 @@ public sealed record ModelConfig
         var config = new ModelConfig
         {
             Architecture = arch,
+            Graph = graph,
             Name = file.TryGetString(Names.Name, out string name) ? name : System.IO.Path.GetFileNameWithoutExtension(file.Path),
             // The vocabulary size key is optional in llama.cpp (it counts the token list); the embedding decides.
             VocabSize = file.ContainsKey(Names.VocabSize(arch)) ? Positive(Names.VocabSize(arch), 1 << 24)
@@ -82,6 +87,7 @@ public sealed record ModelConfig
             RmsNormEpsilon = Float(Names.RmsEpsilon(arch), 1e-5f, 0f, 1f),
             RopeFreqBase = Float(Names.RopeFreqBase(arch), 10000f, 1f, 1e12f),
             RopeDimensionCount = file.ContainsKey(Names.RopeDimensionCount(arch)) ? Positive(Names.RopeDimensionCount(arch), 1 << 16) : embd / heads,
+            RopeFrequencyScale = RopeScale(file, arch, Float),
         };
         if (embd % heads != 0)
             throw new ModelFormatException($"embedding length {embd} is not divisible by the head count {heads}");
@@ -89,9 +95,33 @@ public sealed record ModelConfig
             throw new ModelFormatException($"head count {heads} is not a multiple of the KV head count {kvHeads}");
         if (config.HeadDim % 2 != 0)
             throw new ModelFormatException($"head dimension {config.HeadDim} must be even for RoPE");
-        if (config.RopeDimensionCount != config.HeadDim)
+        // Q, K and V heads are embd / heads wide here (the buffers and the attention assume it).
+        foreach (string key in new[] { Names.KeyLength(arch), Names.ValueLength(arch) })
+            if (file.ContainsKey(key) && Positive(key, 1 << 16) != config.HeadDim)
+                throw new ModelFormatException(
+                    $"'{key}' = {file.Metadata[key]}, but only heads of embedding / head count = {config.HeadDim} are supported");
+        if (graph.RotatesWholeHead ? config.RopeDimensionCount != config.HeadDim
+                : config.RopeDimensionCount > config.HeadDim || config.RopeDimensionCount % 2 != 0)
             throw new ModelFormatException(
-                $"'{Names.RopeDimensionCount(arch)}' = {config.RopeDimensionCount}, expected the head dimension {config.HeadDim} (embedding {embd} / {heads} heads)");
+                $"'{Names.RopeDimensionCount(arch)}' = {config.RopeDimensionCount}, expected " +
+                (graph.RotatesWholeHead ? "" : "an even count up to ") + $"the head dimension {config.HeadDim} (embedding {embd} / {heads} heads)");
         return config;
+    }
+
+    /// <summary>
+    /// The RoPE frequency scale as llama.cpp derives it: 1 / rope.scaling.factor (or the older
+    /// rope.scale_linear) for linear scaling, the default; 1 for type "none". YaRN and LongRoPE change
+    /// the angles in other ways and are refused.
+    /// </summary>
+    private static float RopeScale(GgufFile file, string arch, Func<string, float, float, float, float> readFloat)
+    {
+        string type = file.TryGetString(Names.RopeScalingType(arch), out string t) ? t : "linear";
+        if (type == "none") return 1f;
+        if (type != "linear")
+            throw new ModelFormatException($"'{Names.RopeScalingType(arch)}' = '{type}' is not supported (only 'linear' and 'none')");
+        float factor = file.ContainsKey(Names.RopeScalingFactor(arch))
+            ? readFloat(Names.RopeScalingFactor(arch), 0f, 0f, 1e6f)
+            : readFloat(Names.RopeScaleLinear(arch), 0f, 0f, 1e6f);
+        return factor == 0f ? 1f : 1f / factor;
     }
 }

@@ -15,13 +15,13 @@ internal enum TokenStep
     Embed,
     /// <summary>[x += d, the previous layer's FFN output;] h = RMSNorm(x) ⊙ attn_norm, quantized for Wq, Wk, Wv.</summary>
     AttentionInput,
-    /// <summary>RoPE (NEOX) on every Q and K head; K and V rounded to F16 into the layer's cache.</summary>
+    /// <summary>[Q, K, V biases or scales;] RoPE on every Q and K head; K and V rounded to F16 into the layer's cache.</summary>
     RopeAndCache,
-    /// <summary>A = RMSNorm(A) ⊙ attn_sub_norm, quantized for Wo.</summary>
+    /// <summary>[A = RMSNorm(A) ⊙ attn_sub_norm,] quantized for Wo.</summary>
     AttentionOutputInput,
     /// <summary>x1 = O + x; g = RMSNorm(x1) ⊙ ffn_norm, quantized for Wgate and Wup.</summary>
     FeedForwardInput,
-    /// <summary>f = RMSNorm(relu(z)² ⊙ u) ⊙ ffn_sub_norm, quantized for Wdown.</summary>
+    /// <summary>f = act(z) ⊙ u [then RMSNorm(f) ⊙ ffn_sub_norm], quantized for Wdown.</summary>
     DownInput,
     /// <summary>x = d + x1 after the last layer.</summary>
     Residual,
@@ -107,7 +107,7 @@ internal sealed unsafe class TokenSteps : IRangeJob
 
             case TokenStep.AttentionInput:
             {
-                if (_addResidual) VectorMath.Add(x, s.Projected.AsSpan(t * embd, embd));
+                if (_addResidual) AddProjected(x, s.Projected.AsSpan(t * embd, embd), _weights!.Layers[_layerIndex - 1].DownAdjustment);
                 Span<float> h = s.Normed.AsSpan(t * embd, embd);
                 VectorMath.RmsNormRow(x, w.AttentionNorm, h, eps);
                 s.Quantized.QuantizeRow(t, h);
@@ -117,11 +117,13 @@ internal sealed unsafe class TokenSteps : IRangeJob
             case TokenStep.RopeAndCache:
             {
                 int pos = _pos0 + t;
-                Span<float> k = s.Key.AsSpan(t * kvDim, kvDim);
-                Rope.ApplyNeox(s.Query.AsSpan(t * embd, embd), c.HeadCount, k, c.KvHeadCount, c.HeadDim, pos, c.RopeFreqBase);
+                Span<float> q = s.Query.AsSpan(t * embd, embd), k = s.Key.AsSpan(t * kvDim, kvDim), v = s.Value.AsSpan(t * kvDim, kvDim);
+                w.QueryAdjustment.Apply(q);
+                w.KeyAdjustment.Apply(k);
+                w.ValueAdjustment.Apply(v);
+                Rope.Apply(_weights!.Rope, q, c.HeadCount, k, c.KvHeadCount, pos);
                 // Head-major cache [kv head][position][head_dim]: each KV head's rows are contiguous.
                 Half[] keys = s.KeyCache[_layerIndex], values = s.ValueCache[_layerIndex];
-                Span<float> v = s.Value.AsSpan(t * kvDim, kvDim);
                 for (int h = 0, d = c.HeadDim; h < c.KvHeadCount; h++)
                 {
                     int at = (h * s.ContextLength + pos) * d;
@@ -134,14 +136,14 @@ internal sealed unsafe class TokenSteps : IRangeJob
             case TokenStep.AttentionOutputInput:
             {
                 Span<float> a = s.AttentionOut.AsSpan(t * embd, embd);
-                VectorMath.RmsNormRow(a, w.AttentionSubNorm, a, eps);
+                if (w.AttentionSubNorm is { } subNorm) VectorMath.RmsNormRow(a, subNorm, a, eps);
                 s.Quantized.QuantizeRow(t, a);
                 break;
             }
 
             case TokenStep.FeedForwardInput:
             {
-                VectorMath.Add(x, s.Projected.AsSpan(t * embd, embd));
+                AddProjected(x, s.Projected.AsSpan(t * embd, embd), w.OutputAdjustment);
                 Span<float> g = s.Normed.AsSpan(t * embd, embd);
                 VectorMath.RmsNormRow(x, w.FfnNorm, g, eps);
                 s.Quantized.QuantizeRow(t, g);
@@ -150,16 +152,28 @@ internal sealed unsafe class TokenSteps : IRangeJob
 
             case TokenStep.DownInput:
             {
-                Span<float> f = s.Gate.AsSpan(t * ffn, ffn);
-                VectorMath.SquaredReluTimes(f, s.Up.AsSpan(t * ffn, ffn));
-                VectorMath.RmsNormRow(f, w.FfnSubNorm, f, eps);
+                Span<float> f = s.Gate.AsSpan(t * ffn, ffn), u = s.Up.AsSpan(t * ffn, ffn);
+                w.GateAdjustment.Apply(f);
+                w.UpAdjustment.Apply(u);
+                if (c.Graph.Activation == FeedForwardActivation.Silu)
+                    VectorMath.SiluTimes(f, u);
+                else
+                    VectorMath.SquaredReluTimes(f, u);
+                if (w.FfnSubNorm is { } subNorm) VectorMath.RmsNormRow(f, subNorm, f, eps);
                 s.Quantized.QuantizeRow(t, f);
                 break;
             }
 
             case TokenStep.Residual:
-                VectorMath.Add(x, s.Projected.AsSpan(t * embd, embd));
+                AddProjected(x, s.Projected.AsSpan(t * embd, embd), _weights!.Layers[^1].DownAdjustment);
                 break;
         }
+    }
+
+    /// <summary>x += the projection's output y, after the projection's bias or scale (if any) is applied to y.</summary>
+    private static void AddProjected(Span<float> x, Span<float> y, OutputAdjustment adjustment)
+    {
+        adjustment.Apply(y);
+        VectorMath.Add(x, y);
     }
 }

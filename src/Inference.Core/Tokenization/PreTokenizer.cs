@@ -14,6 +14,12 @@ public enum PreTokenizerKind
     /// file, which has no `tokenizer.ggml.pre` key. Use it for token-for-token parity with bitnet.cpp.
     /// </summary>
     Default,
+
+    /// <summary>
+    /// bitnet.cpp's `falcon3` and `falcon_e` (llama-vocab.cpp, LLAMA_VOCAB_PRE_TYPE_FALCON_3/_E): the
+    /// default's punctuation runs and GPT-2 split, then every ASCII digit on its own (`[0-9]`).
+    /// </summary>
+    Falcon3,
 }
 
 /// <summary>A piece of pre-tokenized text: code point positions [Start, End).</summary>
@@ -29,10 +35,16 @@ internal static class PreTokenizer
     {
         "llama3" or "llama-bpe" or "llama-v3" => PreTokenizerKind.Llama3,
         "default" => PreTokenizerKind.Default,
-        _ => throw new ArgumentException($"unknown pre-tokenizer '{name}'; expected 'llama3' or 'default'", nameof(name)),
+        "falcon3" or "falcon_e" => PreTokenizerKind.Falcon3,
+        _ => throw new ArgumentException($"unknown pre-tokenizer '{name}'; expected 'llama3', 'default' or 'falcon3'", nameof(name)),
     };
 
-    public static string Name(PreTokenizerKind kind) => kind == PreTokenizerKind.Llama3 ? "llama3" : "default";
+    public static string Name(PreTokenizerKind kind) => kind switch
+    {
+        PreTokenizerKind.Llama3 => "llama3",
+        PreTokenizerKind.Falcon3 => "falcon3",
+        _ => "default",
+    };
 
     /// <summary>Split text[start, end) into pieces, appended to <paramref name="output"/>.</summary>
     public static void Split(PreTokenizerKind kind, CodepointText text, int start, int end, List<Piece> output)
@@ -42,11 +54,16 @@ internal static class PreTokenizer
             SplitLlama3(text, start, end, output);
             return;
         }
-        // default: each step splits only inside the pieces the step before produced.
+        // default and falcon3: each step splits only inside the pieces the step before produced.
         var a = new List<Piece>();
         var b = new List<Piece>();
         SplitPunctuationRuns(text, start, end, a);
         foreach (var p in a) SplitGpt2(text, p.Start, p.End, b);
+        if (kind == PreTokenizerKind.Falcon3)
+        {
+            foreach (var p in b) SplitAsciiDigits(text, p.Start, p.End, output);
+            return;
+        }
         a.Clear();
         foreach (var p in b) SplitNumberRuns(text, p.Start, p.End, a);
         foreach (var p in a) SplitAsciiDigitTriples(text, p.Start, p.End, output);
@@ -214,14 +231,16 @@ internal static class PreTokenizer
     private static void SplitNumberRuns(CodepointText t, int start, int end, List<Piece> output) =>
         SplitRuns(t, start, end, output, static (t, i) => (t.Classes[i] & CodepointClass.Number) != 0);
 
-    private static void SplitRuns(CodepointText t, int start, int end, List<Piece> output, Func<CodepointText, int, bool> inRun)
+    /// <param name="singles">Matches are one code point long: a run of them gives one piece each.</param>
+    private static void SplitRuns(CodepointText t, int start, int end, List<Piece> output, Func<CodepointText, int, bool> inRun, bool singles = false)
     {
         int pos = start;
         while (pos < end)
         {
             int from = pos;
             bool run = inRun(t, pos);
-            while (pos < end && inRun(t, pos) == run) pos++;
+            if (run && singles) pos++;
+            else while (pos < end && inRun(t, pos) == run) pos++;
             output.Add(new Piece(from, pos));
         }
     }
@@ -248,4 +267,8 @@ internal static class PreTokenizer
     }
 
     private static bool IsAsciiDigit(int cp) => cp is >= '0' and <= '9';
+
+    // [0-9] : each ASCII digit becomes a piece; the stretches between them stay pieces.
+    private static void SplitAsciiDigits(CodepointText t, int start, int end, List<Piece> output) =>
+        SplitRuns(t, start, end, output, static (t, i) => IsAsciiDigit(t.Codepoints[i]), singles: true);
 }

@@ -130,8 +130,9 @@ public sealed class Tokenizer
             {
                 "llama3" or "llama-bpe" or "llama-v3" => PreTokenizerKind.Llama3,
                 "default" => PreTokenizerKind.Default,
+                "falcon3" or "falcon_e" => PreTokenizerKind.Falcon3,
                 _ => throw new TokenizerException(
-                    $"pre-tokenizer '{pre}' (tokenizer.ggml.pre) is not supported; choose 'llama3' or 'default' explicitly"),
+                    $"pre-tokenizer '{pre}' (tokenizer.ggml.pre) is not supported; choose 'llama3', 'default' or 'falcon3' explicitly"),
             };
         }
         else

@@ -5,8 +5,9 @@ using Names = BitNet.Inference.Model.GgufTensorNames;
 
 namespace BitNet.Inference.Dummy;
 
-/// <summary>The sizes of a generated random model.</summary>
-public sealed record DummyShape(string Name, int Embedding, int Layers, int Heads, int KvHeads, int FeedForward, int Vocab, int Context)
+/// <summary>The sizes of a generated random model, its architecture, and whether it has a separate F16 LM head.</summary>
+public sealed record DummyShape(string Name, int Embedding, int Layers, int Heads, int KvHeads, int FeedForward, int Vocab, int Context,
+    string Architecture = DummyModel.Architecture, bool UntiedHead = false, float RopeBase = 500000f)
 {
     /// <summary>BitNet b1.58 2B4T: the published file's exact names, shapes and types (spec §2.3), about 1.19 GB.</summary>
     public static DummyShape Bitnet2B4T { get; } = new("2b4t", 2560, 30, 20, 5, 6912, 128256, 4096);
@@ -15,17 +16,31 @@ public sealed record DummyShape(string Name, int Embedding, int Layers, int Head
     /// <summary>A few-hundred-kilobyte model for tests: 2 layers, head dim 64, a synthetic byte-level vocabulary.</summary>
     public static DummyShape Tiny { get; } = new("tiny", 128, 2, 2, 1, 256, 300, 64);
 
-    public static DummyShape Parse(string name) => name.ToLowerInvariant() switch
-    {
-        "2b4t" => Bitnet2B4T,
-        "small" => Small,
-        "tiny" => Tiny,
-        _ => throw new ArgumentException($"unknown shape '{name}' (2b4t, small, tiny)"),
-    };
+    // The published 1.58-bit llama-architecture models, untied F16 heads, from their model cards and config.json:
+    // HF1BitLLM/Llama3-8B-1.58-100B-tokens: Llama 3 8B's config (4096 hidden, 32 layers, 32/8 heads, FFN 14336, vocab 128256, θ 500000, 8k).
+    public static DummyShape Llama3_8B { get; } = new("llama3-8b", 4096, 32, 32, 8, 14336, 128256, 8192, "llama", UntiedHead: true);
+    // tiiuae/Falcon3-1B-Instruct-1.58bit: 18 blocks, 8/4 heads of 256, FFN 8192, vocab 131072, θ 1000042, 8k.
+    public static DummyShape Falcon3_1B { get; } = new("falcon3-1b", 2048, 18, 8, 4, 8192, 131072, 8192, "llama", UntiedHead: true, RopeBase: 1000042f);
+    // tiiuae/Falcon3-3B-Instruct-1.58bit: 22 blocks, 12/4 heads of 256, FFN 9216, vocab 131072, θ 1000042, 32k.
+    public static DummyShape Falcon3_3B { get; } = new("falcon3-3b", 3072, 22, 12, 4, 9216, 131072, 32768, "llama", UntiedHead: true, RopeBase: 1000042f);
+    // tiiuae/Falcon3-7B-Instruct-1.58bit: 28 blocks, 12/4 heads of 256, FFN 23040, vocab 131072, θ 1000042, 32k.
+    public static DummyShape Falcon3_7B { get; } = new("falcon3-7b", 3072, 28, 12, 4, 23040, 131072, 32768, "llama", UntiedHead: true, RopeBase: 1000042f);
+    // tiiuae/Falcon3-10B-Instruct-1.58bit: 40 blocks, 12/4 heads of 256, FFN 23040, vocab 131072, θ 1000042, 32k.
+    public static DummyShape Falcon3_10B { get; } = new("falcon3-10b", 3072, 40, 12, 4, 23040, 131072, 32768, "llama", UntiedHead: true, RopeBase: 1000042f);
+
+    public static IReadOnlyList<DummyShape> All { get; } = [Bitnet2B4T, Small, Tiny, Llama3_8B, Falcon3_1B, Falcon3_3B, Falcon3_7B, Falcon3_10B];
+
+    public static DummyShape Parse(string name) =>
+        All.FirstOrDefault(s => s.Name == name.ToLowerInvariant())
+        ?? throw new ArgumentException($"unknown shape '{name}' ({string.Join(", ", All.Select(s => s.Name))})");
+
+    /// <summary>Whether the architecture has attn_sub_norm and ffn_sub_norm (the bitnet family; llama has none).</summary>
+    public bool SubNorms => Architecture != "llama";
 }
 
 /// <summary>
-/// Random ternary BitNet b1.58 models in the exact 2B4T GGUF layout, for benchmarks and tests: I2_S
+/// Random ternary models in the exact GGUF layout of the published files (2B4T, and the llama-architecture
+/// 1.58-bit models with their untied F16 head), for benchmarks and tests: I2_S
 /// matrices with codes uniform over {−1, 0, +1} and one scale per tensor (uniform in [0.01, 0.05],
 /// F16-exact), an F16 embedding drawn from 0.05·N(0,1), F32 norms 1 + 0.1·N(0,1). Each tensor has its
 /// own generator seeded from (seed, tensor index), and data is streamed tensor by tensor.
@@ -38,7 +53,7 @@ public static class DummyModel
     /// <summary>Plan the file (metadata and tensors with streaming writers) without writing anything.</summary>
     public static GgufWriter Plan(DummyShape shape, ulong seed, GgufFile? vocabularySource = null)
     {
-        string arch = Architecture;
+        string arch = shape.Architecture;
         var w = new GgufWriter();
         var vocab = vocabularySource is null ? SyntheticVocabulary(shape.Vocab) : null;
         int vocabSize = vocabularySource is null ? shape.Vocab
@@ -58,7 +73,7 @@ public static class DummyModel
         w.AddMetadata(Names.HeadCountKv(arch), GgufValue.From((uint)shape.KvHeads));
         w.AddMetadata(Names.AddBosToken, vocabularySource?.Metadata.GetValueOrDefault(Names.AddBosToken) ?? GgufValue.From(true));
         w.AddMetadata(Names.RmsEpsilon(arch), GgufValue.From(1e-5f));
-        w.AddMetadata(Names.RopeFreqBase(arch), GgufValue.From(500000f));
+        w.AddMetadata(Names.RopeFreqBase(arch), GgufValue.From(shape.RopeBase));
         w.AddMetadata(Names.FileType, GgufValue.From(40u)); // MOSTLY_I2_S
         if (vocabularySource is null)
         {
@@ -90,15 +105,17 @@ public static class DummyModel
             w.AddTensor(Names.AttentionQ(l), GgmlType.I2_S, [embd, embd], Ternary((long)embd * embd, TensorSeed()));
             w.AddTensor(Names.AttentionK(l), GgmlType.I2_S, [embd, kv], Ternary((long)embd * kv, TensorSeed()));
             w.AddTensor(Names.AttentionV(l), GgmlType.I2_S, [embd, kv], Ternary((long)embd * kv, TensorSeed()));
-            w.AddTensor(Names.AttentionSubNorm(l), GgmlType.F32, [embd], Norm(embd, TensorSeed()));
+            if (shape.SubNorms) w.AddTensor(Names.AttentionSubNorm(l), GgmlType.F32, [embd], Norm(embd, TensorSeed()));
             w.AddTensor(Names.AttentionOutput(l), GgmlType.I2_S, [embd, embd], Ternary((long)embd * embd, TensorSeed()));
             w.AddTensor(Names.FfnNorm(l), GgmlType.F32, [embd], Norm(embd, TensorSeed()));
             w.AddTensor(Names.FfnGate(l), GgmlType.I2_S, [embd, ffn], Ternary((long)embd * ffn, TensorSeed()));
             w.AddTensor(Names.FfnUp(l), GgmlType.I2_S, [embd, ffn], Ternary((long)embd * ffn, TensorSeed()));
-            w.AddTensor(Names.FfnSubNorm(l), GgmlType.F32, [ffn], Norm(ffn, TensorSeed()));
+            if (shape.SubNorms) w.AddTensor(Names.FfnSubNorm(l), GgmlType.F32, [ffn], Norm(ffn, TensorSeed()));
             w.AddTensor(Names.FfnDown(l), GgmlType.I2_S, [ffn, embd], Ternary((long)ffn * embd, TensorSeed()));
         }
         w.AddTensor(Names.OutputNorm, GgmlType.F32, [embd], Norm(embd, TensorSeed()));
+        if (shape.UntiedHead)
+            w.AddTensor(Names.Output, GgmlType.F16, [embd, vocabSize], F16Gaussian((long)embd * vocabSize, 0.05f, TensorSeed()));
         return w;
     }
 

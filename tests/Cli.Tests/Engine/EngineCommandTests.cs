@@ -40,7 +40,30 @@ public sealed class EngineCommandTests : IDisposable
         Assert.Matches(@"I2_S\s+28 tensors", text);
         Assert.Contains("tensors   46", text);
         Assert.Contains("model     bitnet-b1.58 'bitnet-small-dummy': 4 layers, embedding 256, 4 heads / 2 KV heads (head dim 64)", text);
-        Assert.Contains("LM head tied to token_embd", text);
+        Assert.Contains("graph     build_bitnet_158: relu²(gate) ⊙ up, sub-norms before Wo and Wdown, RoPE NEOX over 64 dims", text);
+        Assert.Contains("LM head   tied to token_embd (F16)", text);
+        Assert.Contains("chat      bitnet; pre-tokenizer llama3", text);
+    }
+
+    [Fact]
+    public async Task Inspect_names_the_llama_graph_the_untied_head_and_the_chat_template()
+    {
+        Assert.Equal(0, await Run(InspectCommand.Create(_out, _err), "-m", ArchModels.PathOf(ArchModels.LlamaUntied)));
+        string text = _out.ToString();
+        Assert.Contains("model     llama 'llama-untied-h128-dummy'", text);
+        Assert.Contains("graph     build_llama: silu(gate) ⊙ up, no sub-norms, RoPE adjacent pairs over 64 dims", text);
+        Assert.Contains("LM head   untied: output.weight (F16)", text);
+        Assert.Contains("chat      llama3; pre-tokenizer llama3", text);
+    }
+
+    [Fact]
+    public async Task Dummy_writes_a_llama_architecture_model_with_an_untied_head()
+    {
+        string path = Path.Combine(_dir, "falcon.gguf");
+        var plan = BitNet.Inference.Dummy.DummyModel.Plan(BitNet.Inference.Dummy.DummyShape.Falcon3_1B, seed: 1);
+        Assert.InRange(plan.PlanFileSize(), 1_350_000_000L, 1_370_000_000L);
+        Assert.Contains(plan.Metadata, kv => kv.Key == "llama.rope.freq_base" && kv.Value.ToDisplayString(1) == "1000042");
+        Assert.Equal(1, await Run(DummyCommand.Create(_out, _err), "-o", path, "--shape", "qwen-7b"));
     }
 
     [Fact]

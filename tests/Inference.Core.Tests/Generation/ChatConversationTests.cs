@@ -20,7 +20,7 @@ public class ChatConversationTests
 
         public string Detokenize(IReadOnlyList<int> tokens, bool renderSpecial = false) => _tokenizer.Decode(tokens, renderSpecial);
 
-        public string ApplyChatTemplate(IReadOnlyList<ChatMessage> messages) => ChatTemplate.Render(messages);
+        public string ApplyChatTemplate(IReadOnlyList<ChatMessage> messages) => ChatTemplate.Bitnet.Render(messages);
 
         public async IAsyncEnumerable<GenerationUpdate> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
         {

@@ -57,9 +57,9 @@ public class ModelBadInputTests
     public void Wrong_architecture_is_named()
     {
         using var temp = new TempFolder();
-        string path = Build(temp, (k, v) => k == Names.Architecture ? GgufValue.From("llama") : v);
+        string path = Build(temp, (k, v) => k == Names.Architecture ? GgufValue.From("qwen2") : v);
         var error = LoadFails(path);
-        Assert.Contains("unsupported architecture 'llama' (supported: bitnet-b1.58, bitnet-25)", error.Message);
+        Assert.Contains("unsupported architecture 'qwen2' (supported: bitnet-b1.58, bitnet-25, bitnet, llama)", error.Message);
         Assert.IsAssignableFrom<GgufFormatException>(error);
     }
 

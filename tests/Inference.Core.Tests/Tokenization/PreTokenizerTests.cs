@@ -36,6 +36,19 @@ public class PreTokenizerTests
     public void Default_applies_the_four_llama_cpp_splits_in_order(string text, string[] expected) =>
         Assert.Equal(expected, Split(PreTokenizerKind.Default, text));
 
+    [Theory]
+    [InlineData("In 2024, I'm 35.", new[] { "In", " ", "2", "0", "2", "4", ",", " I", "'", "m", " ", "3", "5", "." })]
+    [InlineData("x12y", new[] { "x", "1", "2", "y" })]
+    [InlineData("١٢٣ abc", new[] { "١٢٣", " abc" })]
+    public void Falcon3_splits_punctuation_then_gpt2_then_every_ascii_digit(string text, string[] expected) =>
+        Assert.Equal(expected, Split(PreTokenizerKind.Falcon3, text));
+
+    [Theory]
+    [InlineData("falcon3")]
+    [InlineData("falcon_e")]
+    public void Falcon_pre_tokenizer_names_both_mean_the_falcon3_split(string name) =>
+        Assert.Equal(PreTokenizerKind.Falcon3, Tokenizer.ParsePreTokenizer(name));
+
     [MachineDependent(TestCategories.NeedsTiming)]
     [Fact]
     public void Long_runs_split_in_linear_time()

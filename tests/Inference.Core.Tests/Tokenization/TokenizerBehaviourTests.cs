@@ -26,7 +26,7 @@ public class TokenizerBehaviourTests(ITestOutputHelper output)
         string prompt = json.RootElement.GetProperty("prompt").GetString()!;
         int[] expected = json.RootElement.GetProperty("prompt_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
 
-        string rendered = ChatTemplate.Render([
+        string rendered = ChatTemplate.Bitnet.Render([
             new ChatMessage(ChatRole.System, "You are a helpful assistant."),
             new ChatMessage(ChatRole.User, "What is 1.58-bit quantization?"),
         ]);
