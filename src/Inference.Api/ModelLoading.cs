@@ -52,6 +52,9 @@ public static class ModelLoading
             Storage = WeightStorages.Parse(options.Weights),
             PreTokenizer = options.PreTokenizer,
             ModelId = options.ModelId,
+            Parallel = options.EffectiveParallel,
+            KvCacheTokens = options.KvCacheTokens,
+            PromptTokensPerStep = options.PromptTokensPerStep,
         });
     }
 

@@ -291,7 +291,7 @@ internal sealed class StepScheduler : IDisposable
                 s.HeadInput = -1;
                 OnToken(s, token, logits);
             }
-            Interlocked.Add(ref _generatedTotal, decodeRows);
+            Interlocked.Add(ref _generatedTotal, _withLogits.Count);
         }
         catch (Exception e)
         {
