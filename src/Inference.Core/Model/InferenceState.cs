@@ -96,6 +96,21 @@ public sealed class InferenceState
         Sequence.Truncate(position);
     }
 
+    /// <summary>
+    /// Describe row <paramref name="row"/> of the next <see cref="BitNetModel.EvaluateRows"/>: the token at
+    /// <paramref name="position"/> of <paramref name="sequence"/>, its attention probabilities rounded to F16
+    /// or not (<see cref="BitNetModel.RoundsAttentionProbabilities"/> of the sequence's row count in the step).
+    /// </summary>
+    public void SetRow(int row, int token, KvSequence sequence, int position, bool roundsProbabilities)
+    {
+        ArgumentNullException.ThrowIfNull(sequence);
+        if ((uint)row >= (uint)BatchCapacity) throw new ArgumentOutOfRangeException(nameof(row), row, $"must be 0 … {BatchCapacity - 1}");
+        RowTokens[row] = token;
+        RowSequences[row] = sequence;
+        RowPositions[row] = position;
+        RowRoundsProbabilities[row] = roundsProbabilities;
+    }
+
     // The rows of the batch being evaluated.
     /// <summary>Token id of each row.</summary>
     internal int[] RowTokens { get; }

@@ -233,6 +233,14 @@ public sealed class KvSequence
     internal ReadOnlySpan<int> Blocks => _blocks.AsSpan(0, BlockCount);
     internal int Block(int index) => _blocks[index];
 
+    /// <summary>Count <paramref name="positions"/> more positions as cached (after a step wrote them into reserved blocks).</summary>
+    public void Advance(int positions)
+    {
+        if (positions < 0 || Length + positions > BlockCount * Pool.BlockTokens)
+            throw new ArgumentOutOfRangeException(nameof(positions), positions, "the sequence's reserved blocks do not hold that many more positions");
+        Length += positions;
+    }
+
     /// <summary>Blocks still to take before positions up to <paramref name="length"/> fit.</summary>
     public int BlocksNeeded(int length) => Math.Max(0, (length + Pool.BlockTokens - 1) / Pool.BlockTokens - BlockCount);
 
