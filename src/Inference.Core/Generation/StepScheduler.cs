@@ -92,14 +92,23 @@ internal sealed class StepScheduler : IDisposable
     {
         while (!_stopping)
         {
-            Admit();
-            if (_running.Count == 0)
+            try
             {
-                if (_waiting.Count == 0 && _incoming.IsEmpty) _wake.Wait();
-                else if (_waiting.Count > 0) _wake.Wait(10);   // the head waits for blocks only while others run; not reached idle
-                continue;
+                Admit();
+                if (_running.Count == 0)
+                {
+                    if (_waiting.Count == 0 && _incoming.IsEmpty) _wake.Wait();
+                    else if (_waiting.Count > 0) _wake.Wait(10);   // the head waits for blocks only while others run; not reached idle
+                    continue;
+                }
+                Step();
             }
-            Step();
+            catch (Exception e)
+            {
+                // A fault outside a forward pass (the pass's own faults end only its rows' sequences): the
+                // running sequences end with it, so no caller waits forever; the scheduler goes on.
+                for (int i = _running.Count - 1; i >= 0; i--) RetireWithError(i, e);
+            }
         }
         Shutdown();
     }

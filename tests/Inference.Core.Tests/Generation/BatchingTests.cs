@@ -181,6 +181,23 @@ public class BatchingTests(BatchingFixture fixture, ITestOutputHelper output) : 
     }
 
     [Fact]
+    public async Task A_screened_head_serving_several_generations_chooses_the_f16_heads_tokens()
+    {
+        using var screened = BitNetEngine.Load(new EngineOptions
+        {
+            ModelPath = SharedData.OracleModelPath, ContextLength = 256, Threads = 2, Parallel = 4, LmHead = BitNet.Inference.Model.LmHeadMode.Screened,
+        });
+        var requests = Enumerable.Range(0, 4)
+            .Select(i => Request(i, new SamplingOptions { Temperature = 0.7f, TopK = 20, Seed = (ulong)(5 + i) }) with { MaxTokens = 10 })
+            .ToArray();
+        var solo = await Run(Solo, requests, together: false);
+        var results = await Task.WhenAll(requests.Select(r => EngineFixture.Collect(screened, r)));
+        for (int i = 0; i < requests.Length; i++)
+            Assert.Equal(solo.Tokens[i], EngineFixture.TokenIds(results[i].Updates));
+        Assert.Equal(0, screened.KvCache.UsedBlocks);
+    }
+
+    [Fact]
     public async Task Prompt_chunks_of_any_size_give_the_same_logits()
     {
         var request = Request(4, SamplingOptions.Greedy);   // the longest prompt
