@@ -23,7 +23,7 @@ internal static class ServeCommand
         var kvTokens = new Option<long?>("--kv-cache-tokens") { Description = "KV cache positions shared by all requests (default BITNET_KV_CACHE_TOKENS, else parallel × context within the memory limit)" };
         var promptStep = new Option<int?>("--prompt-tokens-per-step") { Description = "Prompt tokens evaluated per batch step beside the decoding requests (default BITNET_PROMPT_TOKENS_PER_STEP or 64)" };
 
-        var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health)");
+        var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health, /metrics), decoding up to --parallel requests together");
         foreach (Option option in new Option[] { model, host, port, threads, context, apiKey, parallel, kvTokens, promptStep })
             command.Options.Add(option);
         command.SetAction(async (parseResult, cancellationToken) =>
