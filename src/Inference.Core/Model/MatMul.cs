@@ -230,6 +230,12 @@ internal sealed unsafe class MatMul : IDisposable
                 RunToken(0, start, end);
                 return;
             }
+            if (_q8 is null && _rows is null && kernels.DotF16Tokens is { } dotTokens)
+            {
+                dotTokens(new ReadOnlySpan<Half>(_weights, checked(end * _columns)), _columns, new ReadOnlySpan<float>(_x, _tokens * _columns),
+                    _tokens, start, end - start, new Span<float>(_logits + start, checked((_tokens - 1) * _headRows + end - start)), _headRows);
+                return;
+            }
             for (int r0 = start; r0 < end; r0 += HeadTileRows)
             {
                 int r1 = Math.Min(end, r0 + HeadTileRows);
