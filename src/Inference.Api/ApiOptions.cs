@@ -47,8 +47,9 @@ public sealed record ApiOptions
     public bool LambdaStreaming { get; init; }
     public TimeSpan LambdaDeadlineMargin { get; init; } = TimeSpan.FromMilliseconds(1000);
 
-    /// <summary>Generations decoding together on the server, `bitnet serve` and Azure when not set: with 2
-    /// threads on 2B4T, 4 streams gave the most tokens/s before per-stream latency grew past 1.6× (docs/batching.md).</summary>
+    /// <summary>Generations decoding together on the server, `bitnet serve` and Azure when not set. On 2 threads
+    /// with 2B4T, 4 streams gave 1.2–1.5× one stream's tokens/s (docs/performance.md), and 4 contexts of KV
+    /// cache fit a 4 GB host beside the model; 8 was no better reliably.</summary>
     public const int DefaultParallel = 4;
 
     /// <summary><see cref="Parallel"/>, or <see cref="DefaultParallel"/> when it is 0.</summary>
