@@ -55,6 +55,8 @@ public sealed class LambdaRuntimeLoop(IRuntimeApi runtime, IEnvironment environm
         try
         {
             options = ApiOptions.FromEnvironment(environment);
+            // One execution environment takes one event at a time: a second sequence would only hold KV memory.
+            if (options.Parallel == 0) options = options with { Parallel = 1 };
         }
         catch (ConfigurationException ex)
         {

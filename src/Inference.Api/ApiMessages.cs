@@ -54,6 +54,9 @@ public sealed class ApiResponse : IAsyncDisposable
 
     public static ApiResponse Json(int status, byte[] body) => new(status, "application/json", body, null, null);
 
+    /// <summary>A complete non-JSON body (e.g. /metrics' Prometheus text).</summary>
+    public static ApiResponse Text(int status, string contentType, byte[] body) => new(status, contentType, body, null, null);
+
     public static ApiResponse ServerSentEvents(IAsyncEnumerable<ReadOnlyMemory<byte>> frames, IAsyncDisposable owner)
     {
         var response = new ApiResponse(200, "text/event-stream", default, frames, owner);

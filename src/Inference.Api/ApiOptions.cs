@@ -31,6 +31,12 @@ public sealed record ApiOptions
     public string? ChatTemplate { get; init; }
     public bool PrefetchModel { get; init; } = true;
     public int QueueDepth { get; init; } = 32;
+    /// <summary>Most generations decoding together; 0 = the host's default (<see cref="DefaultParallel"/>, 1 on Lambda).</summary>
+    public int Parallel { get; init; }
+    /// <summary>KV cache positions shared by all generations; 0 = derived from the memory limit (see <see cref="EnvVars.KvCacheTokens"/>).</summary>
+    public long KvCacheTokens { get; init; }
+    /// <summary>Prompt tokens per batch step (<see cref="EnvVars.PromptTokensPerStep"/>).</summary>
+    public int PromptTokensPerStep { get; init; } = 64;
     public string? ApiKey { get; init; }
     public int DefaultMaxTokens { get; init; } = 512;
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(300);
@@ -44,6 +50,14 @@ public sealed record ApiOptions
     public bool StrictModel { get; init; }
     public bool LambdaStreaming { get; init; }
     public TimeSpan LambdaDeadlineMargin { get; init; } = TimeSpan.FromMilliseconds(1000);
+
+    /// <summary>Generations decoding together on the server, `bitnet serve` and Azure when not set. On 2 threads
+    /// with 2B4T, 4 streams gave 1.2–1.5× one stream's tokens/s (docs/performance.md), and 4 contexts of KV
+    /// cache fit a 4 GB host beside the model; 8 was no better reliably.</summary>
+    public const int DefaultParallel = 4;
+
+    /// <summary><see cref="Parallel"/>, or <see cref="DefaultParallel"/> when it is 0.</summary>
+    public int EffectiveParallel => Parallel > 0 ? Parallel : DefaultParallel;
 
     /// <summary>Reads every variable of <see cref="EnvVars"/>; unset ones keep their defaults.
     /// Throws <see cref="ConfigurationException"/> naming the variable on a bad value.</summary>
@@ -64,6 +78,9 @@ public sealed record ApiOptions
                 : OneOf(env, EnvVars.ChatTemplate, "bitnet", [.. Generation.ChatTemplate.Known.Select(t => t.Name)]),
             PrefetchModel = Bool(env, EnvVars.PrefetchModel, defaults.PrefetchModel),
             QueueDepth = Int(env, EnvVars.QueueDepth, defaults.QueueDepth, min: 0, max: 100_000),
+            Parallel = Int(env, EnvVars.Parallel, defaults.Parallel, min: 1, max: 256),
+            KvCacheTokens = Int(env, EnvVars.KvCacheTokens, 0, min: 16, max: int.MaxValue),
+            PromptTokensPerStep = Int(env, EnvVars.PromptTokensPerStep, defaults.PromptTokensPerStep, min: 3, max: 4096),
             ApiKey = env.GetVariable(EnvVars.ApiKey),
             StrictModel = Bool(env, EnvVars.StrictModel, defaults.StrictModel),
             DefaultMaxTokens = Int(env, EnvVars.DefaultMaxTokens, defaults.DefaultMaxTokens, min: 1, max: 1 << 20),

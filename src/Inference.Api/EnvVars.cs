@@ -59,6 +59,19 @@ public static class EnvVars
     /// <summary>How many requests may wait behind the running one (FIFO). A request beyond that gets 429. Default 32.</summary>
     public const string QueueDepth = "BITNET_QUEUE_DEPTH";
 
+    /// <summary>Most generations decoding together in one batch (continuous batching); more wait in the queue.
+    /// Default: 1 on Lambda (one environment takes one event at a time), 4 on the server, `bitnet serve` and Azure.</summary>
+    public const string Parallel = "BITNET_PARALLEL";
+
+    /// <summary>Positions of the KV cache shared by all generations (77 KB each for 2B4T, 320 MB per 4096).
+    /// Default: BITNET_PARALLEL × the context, capped by the memory the process may use less the model;
+    /// never less than one context.</summary>
+    public const string KvCacheTokens = "BITNET_KV_CACHE_TOKENS";
+
+    /// <summary>Prompt tokens evaluated per batch step beside the decoding generations' tokens: a long prompt
+    /// comes in over several steps while the others keep streaming. Default 64 (at least 3).</summary>
+    public const string PromptTokensPerStep = "BITNET_PROMPT_TOKENS_PER_STEP";
+
     /// <summary>When set, every route except /health needs "Authorization: Bearer &lt;key&gt;".</summary>
     public const string ApiKey = "BITNET_API_KEY";
 

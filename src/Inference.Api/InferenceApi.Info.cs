@@ -18,11 +18,50 @@ public sealed partial class InferenceApi
         {
             GeneratorState.Ready => ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(
                 new HealthResponse("ok", _provider.Generator!.Model.Id, _provider.LoadTime?.TotalSeconds, _queue.Waiting, _queue.Busy,
-                    ProcessMemory.ResidentBytes(), ProcessMemory.PeakResidentBytes()),
+                    ProcessMemory.ResidentBytes(), ProcessMemory.PeakResidentBytes(), Batching(_provider.Generator.CurrentLoad)),
                 ApiJsonContext.Wire.HealthResponse)),
             GeneratorState.Failed => Error(ApiException.Unavailable($"the model failed to load: {_provider.FailureReason}", "model_load_failed", null)),
             _ => Error(ApiException.Unavailable("Loading model", "model_loading", TimeSpan.FromSeconds(5))),
         };
+    }
+
+    private BatchingHealth? Batching(GeneratorLoad? load) => load is null ? null : new BatchingHealth(
+        load.Parallel, load.Running, load.Waiting + _queue.Waiting, load.KvBlocksUsed, load.KvBlocksFree, load.KvBlockTokens,
+        Math.Round(load.TokensPerSecond, 2), load.PromptTokensEvaluated, load.PromptTokensReused);
+
+    /// <summary>
+    /// GET /metrics: the same figures as /health in Prometheus' text format (gauges and counters), for a
+    /// scraper or the cost benchmark. Answers 200 whatever the model's state (bitnet_model_ready says it).
+    /// </summary>
+    public ApiResponse Metrics()
+    {
+        var text = new System.Text.StringBuilder();
+        void Metric(string name, string type, string help, double value)
+        {
+            text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
+            text.Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
+            text.Append(name).Append(' ').Append(value.ToString("R", System.Globalization.CultureInfo.InvariantCulture)).Append('\n');
+        }
+        bool ready = _provider.State == GeneratorState.Ready && !_shuttingDown;
+        Metric("bitnet_model_ready", "gauge", "1 when the model is loaded and requests are served.", ready ? 1 : 0);
+        Metric("bitnet_queue_waiting", "gauge", "Requests waiting in the API queue for a generation slot.", _queue.Waiting);
+        Metric("bitnet_queue_running", "gauge", "Requests holding a generation slot.", _queue.Running);
+        if (_provider.State == GeneratorState.Ready && _provider.Generator!.CurrentLoad is { } load)
+        {
+            Metric("bitnet_parallel", "gauge", "Most sequences decoding together.", load.Parallel);
+            Metric("bitnet_sequences_running", "gauge", "Sequences decoding together now.", load.Running);
+            Metric("bitnet_sequences_waiting", "gauge", "Sequences waiting for a slot or KV blocks (API queue included).", load.Waiting + _queue.Waiting);
+            Metric("bitnet_kv_blocks_used", "gauge", "KV cache blocks held by sequences.", load.KvBlocksUsed);
+            Metric("bitnet_kv_blocks_free", "gauge", "KV cache blocks free (cached prompt prefixes included).", load.KvBlocksFree);
+            Metric("bitnet_kv_block_tokens", "gauge", "Positions per KV cache block.", load.KvBlockTokens);
+            Metric("bitnet_tokens_per_second", "gauge", "Tokens sampled per second over the last few seconds.", Math.Round(load.TokensPerSecond, 3));
+            Metric("bitnet_generated_tokens_total", "counter", "Tokens decoded since start.", load.GeneratedTokens);
+            Metric("bitnet_prompt_tokens_evaluated_total", "counter", "Prompt tokens evaluated since start.", load.PromptTokensEvaluated);
+            Metric("bitnet_prompt_tokens_reused_total", "counter", "Prompt tokens taken from shared prefix blocks instead of being evaluated.", load.PromptTokensReused);
+        }
+        if (ProcessMemory.ResidentBytes() is long resident)
+            Metric("bitnet_resident_bytes", "gauge", "Resident memory of the process.", resident);
+        return ApiResponse.Text(200, "text/plain; version=0.0.4; charset=utf-8", System.Text.Encoding.UTF8.GetBytes(text.ToString()));
     }
 
     private ApiResponse Models()

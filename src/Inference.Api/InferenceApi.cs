@@ -12,7 +12,7 @@ namespace BitNet.Inference.Api;
 /// <see cref="ApiResponse"/> (JSON, or a stream of SSE frames) out. Every host (Kestrel, Lambda,
 /// Azure) translates its transport to these two types and nothing else.
 ///
-/// Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
+/// Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET /metrics,
 /// POST /completion and POST / (llama.cpp's /completion payload, also as base64), POST /keep-warm.
 /// Client mistakes become 4xx in the OpenAI error shape here, in one place; only a fault of the
 /// server (an engine exception) escapes, and each host reports it as its transport expects.
@@ -59,6 +59,8 @@ public sealed partial class InferenceApi
 
         if (path is "/health" or "/v1/health")
             return Task.FromResult(method is "GET" or "HEAD" ? Health() : throw MethodNotAllowed(method, path));
+        if (path is "/metrics")
+            return Task.FromResult(method is "GET" or "HEAD" ? Metrics() : throw MethodNotAllowed(method, path));
 
         Authorize(request);
         if (request.Body.Length > Options.MaxRequestBytes)
@@ -104,10 +106,18 @@ public sealed partial class InferenceApi
             throw ApiException.Unavailable("the server is shutting down", "shutting_down", TimeSpan.FromSeconds(5));
         return _provider.State switch
         {
-            GeneratorState.Ready => _provider.Generator!,
+            GeneratorState.Ready => Admitting(_provider.Generator!),
             GeneratorState.Failed => throw ApiException.Unavailable($"the model failed to load: {_provider.FailureReason}", "model_load_failed", null),
             _ => throw ApiException.Unavailable("the model is loading; retry shortly", "model_loading", TimeSpan.FromSeconds(5)),
         };
+    }
+
+    /// <summary>The queue lets as many requests run as the generator decodes together.</summary>
+    private ITextGenerator Admitting(ITextGenerator generator)
+    {
+        int parallel = generator.CurrentLoad?.Parallel ?? 1;
+        if (_queue.Slots != parallel) _queue.Slots = parallel;
+        return generator;
     }
 
     private DateTimeOffset DeadlineFor(DateTimeOffset? transportDeadline)

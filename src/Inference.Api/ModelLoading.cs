@@ -53,6 +53,9 @@ public static class ModelLoading
             PreTokenizer = options.PreTokenizer,
             ChatTemplate = options.ChatTemplate,
             ModelId = options.ModelId,
+            Parallel = options.EffectiveParallel,
+            KvCacheTokens = options.KvCacheTokens,
+            PromptTokensPerStep = options.PromptTokensPerStep,
         });
     }
 

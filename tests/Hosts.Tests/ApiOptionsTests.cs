@@ -88,3 +88,35 @@ public sealed class ApiOptionsTests
         Assert.Contains(hint, ex.Message);
     }
 }
+
+public sealed class BatchingOptionsTests
+{
+    private static ApiOptions Parse(params (string Name, string Value)[] variables) =>
+        ApiOptions.FromEnvironment(new DictionaryEnvironment(variables.ToDictionary(v => v.Name, v => (string?)v.Value), "/home/u"));
+
+    [Fact]
+    public void Batching_variables_are_read_and_unset_ones_leave_the_host_default()
+    {
+        ApiOptions unset = Parse();
+        Assert.Equal(0, unset.Parallel);
+        Assert.Equal(ApiOptions.DefaultParallel, unset.EffectiveParallel);
+        Assert.Equal(0, unset.KvCacheTokens);
+        Assert.Equal(64, unset.PromptTokensPerStep);
+
+        ApiOptions set = Parse((EnvVars.Parallel, "6"), (EnvVars.KvCacheTokens, "20000"), (EnvVars.PromptTokensPerStep, "32"));
+        Assert.Equal(6, set.EffectiveParallel);
+        Assert.Equal(20000, set.KvCacheTokens);
+        Assert.Equal(32, set.PromptTokensPerStep);
+    }
+
+    [Theory]
+    [InlineData(EnvVars.Parallel, "0")]
+    [InlineData(EnvVars.Parallel, "many")]
+    [InlineData(EnvVars.KvCacheTokens, "8")]
+    [InlineData(EnvVars.PromptTokensPerStep, "2")]
+    public void A_bad_batching_value_names_its_variable(string name, string value)
+    {
+        var error = Assert.Throws<ConfigurationException>(() => Parse((name, value)));
+        Assert.Contains(name, error.Message);
+    }
+}

@@ -53,3 +53,46 @@ public sealed class RequestQueueTests
         Assert.False(queue.Busy);
     }
 }
+
+public sealed class RequestQueueSlotTests
+{
+    private static readonly CancellationToken Ct = TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Up_to_the_slots_run_at_once_and_the_next_waiter_runs_when_one_leaves()
+    {
+        var queue = new RequestQueue(maxWaiting: 1, slots: 2);
+        RequestQueue.Lease a = await queue.EnterAsync(Ct), b = await queue.EnterAsync(Ct);
+        Assert.Equal(2, queue.Running);
+        ValueTask<RequestQueue.Lease> third = queue.EnterAsync(Ct);
+        Assert.False(third.IsCompleted);
+        Assert.Equal(429, (await Assert.ThrowsAsync<ApiException>(async () => await queue.EnterAsync(Ct))).Status);
+        a.Dispose();
+        RequestQueue.Lease c = await third;
+        Assert.Equal(2, queue.Running);
+        b.Dispose();
+        c.Dispose();
+        Assert.Equal(0, queue.Running);
+        Assert.False(queue.Busy);
+    }
+
+    [Fact]
+    public async Task Raising_the_slots_lets_waiters_in_and_lowering_them_drains_before_admitting()
+    {
+        var queue = new RequestQueue(maxWaiting: 4);
+        RequestQueue.Lease first = await queue.EnterAsync(Ct);
+        ValueTask<RequestQueue.Lease> second = queue.EnterAsync(Ct);
+        Assert.False(second.IsCompleted);
+        queue.Slots = 3;
+        RequestQueue.Lease admitted = await second;
+        Assert.Equal(2, queue.Running);
+
+        queue.Slots = 1;
+        ValueTask<RequestQueue.Lease> next = queue.EnterAsync(Ct);
+        first.Dispose();                 // 1 still runs: that fills the single slot
+        Assert.False(next.IsCompleted);
+        admitted.Dispose();
+        (await next).Dispose();
+        Assert.Equal(0, queue.Running);
+    }
+}

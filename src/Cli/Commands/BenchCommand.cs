@@ -11,7 +11,7 @@ using Spectre.Console;
 namespace BitNet.Cli.Commands;
 
 /// <summary>
-/// `bitnet bench -m MODEL -p 128 -n 64 -t T -r 5 [--json] [--lm-head q8]`: prefill and decode
+/// `bitnet bench -m MODEL -p 128 -n 64 -t T -r 5 [--json] [--lm-head q8] [--parallel 1,2,4,8]`: prefill and decode
 /// tokens/s (median, min, max over repetitions), time to first token, peak RSS, bytes per decoded
 /// token and the achieved GB/s next to a streaming-read probe of this machine's memory bandwidth.
 /// </summary>
@@ -31,10 +31,14 @@ internal static class BenchCommand
         lmHead.AcceptOnlyFromAmong([.. LmHeadModes.Names]);
         var kernel = new Option<string?>("--kernel") { Description = "Force a kernel set: avx512vnni, avx512gfni, avx512, avx2, dotprod, neon, scalar (default: best supported)" };
         var noProbe = new Option<bool>("--no-probe") { Description = "Skip the memory-bandwidth probe" };
+        var parallel = new Option<string?>("--parallel", "-np")
+        {
+            Description = "Also decode N sequences together (one forward pass per step for all of them), e.g. 4 or 1,2,4,8: aggregate tok/s and per-stream inter-token latency p50/p99, next to 1 stream",
+        };
         var weights = ModelCommandOptions.WeightsOption();
 
         var command = new Command("bench", "Measure prefill and decode speed, time to first token, peak memory and achieved memory bandwidth");
-        foreach (Option o in new Option[] { model, prompt, generate, threads, repetitions, json, lmHead, weights, kernel, noProbe })
+        foreach (Option o in new Option[] { model, prompt, generate, threads, repetitions, json, lmHead, weights, kernel, noProbe, parallel })
             command.Options.Add(o);
 
         command.SetAction((parseResult, cancellationToken) =>
@@ -57,6 +61,16 @@ internal static class BenchCommand
                 stderr.WriteLine($"error: {e.Message}");
                 return Task.FromResult(e is ArgumentException ? 2 : 1);
             }
+            int[] streams = [];
+            if (parseResult.GetValue(parallel) is { } list)
+            {
+                if (!TryParseStreams(list, out streams) || p < 2 || n < 1)
+                {
+                    stderr.WriteLine("error: --parallel takes stream counts from 1 to 256 separated by commas (e.g. 4 or 1,2,4,8), with -p at least 2 and -n at least 1");
+                    return Task.FromResult(2);
+                }
+                if (!streams.Contains(1)) streams = [1, .. streams];   // the single-stream figure of the same run
+            }
             var options = new ModelLoadOptions
             {
                 Threads = t > 0 ? t : CpuBudget.DefaultThreads(),
@@ -75,6 +89,16 @@ internal static class BenchCommand
                     ? RunWithProgress(loaded, path, loadSeconds, p, n, r, !parseResult.GetValue(noProbe), cancellationToken)
                     : InferenceBenchmark.Run(loaded, Path.GetFileName(path), loadSeconds, p, n, r, !parseResult.GetValue(noProbe),
                         asJson ? null : new Progress<BenchmarkProgress>(), cancellationToken);
+                if (streams.Length > 0)
+                {
+                    var parallelReports = new List<ParallelDecodeReport>();
+                    foreach (int count in streams)
+                    {
+                        if (!asJson) stderr.WriteLine($"decoding {count} stream{(count == 1 ? "" : "s")} together…");
+                        parallelReports.Add(ParallelDecodeBenchmark.Run(loaded, count, p, n, r, cancellationToken));
+                    }
+                    report = report with { Parallel = parallelReports };
+                }
                 stdout.Write(asJson ? ToJson(report) + Environment.NewLine : ToTable(report));
                 return Task.FromResult(0);
             }
@@ -104,6 +128,22 @@ internal static class BenchCommand
         return report!;
     }
 
+    internal static bool TryParseStreams(string text, out int[] streams)
+    {
+        var parsed = new List<int>();
+        foreach (string part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out int value) || value < 1 || value > 256)
+            {
+                streams = [];
+                return false;
+            }
+            if (!parsed.Contains(value)) parsed.Add(value);
+        }
+        streams = [.. parsed.Order()];
+        return streams.Length > 0;
+    }
+
     /// <summary>Progress&lt;T&gt; posts to the thread pool; the display must update in order, on this thread.</summary>
     private sealed class SynchronousProgress(Action<BenchmarkProgress> handler) : IProgress<BenchmarkProgress>
     {
@@ -128,6 +168,13 @@ internal static class BenchCommand
         if (report.LmHead == "screened")
             sb.AppendLine(inv, $"screened head: {report.ExactRowsPerToken:F1} rows per token computed exactly in F16 (the tokens are the f16 head's)");
         sb.AppendLine(inv, $"peak RSS {(report.PeakResidentBytes is long rss ? $"{rss / 1048576.0:F0} MiB" : "unknown")}");
+        if (report.Parallel is { Count: > 0 } parallel)
+        {
+            ParallelDecodeReport single = parallel.FirstOrDefault(x => x.Streams == 1) ?? parallel[0];
+            sb.AppendLine(inv, $"{"streams",-8} {"aggregate tok/s",16} {"min",9} {"max",9} {"× 1 stream",11} {"ITL p50 ms",11} {"p99 ms",9} {"p99 × 1",8} {"KV held/needed",15}");
+            foreach (ParallelDecodeReport x in parallel)
+                sb.AppendLine(inv, $"{x.Streams,-8} {x.Aggregate.Median,16:F2} {x.Aggregate.Min,9:F2} {x.Aggregate.Max,9:F2} {x.Aggregate.Median / single.Aggregate.Median,11:F2} {x.LatencyP50Seconds * 1000,11:F1} {x.LatencyP99Seconds * 1000,9:F1} {x.LatencyP99Seconds / single.LatencyP99Seconds,8:F2} {(double)x.KvBytesHeld / x.KvBytesNeeded,15:F3}");
+        }
         return sb.ToString();
     }
 
@@ -157,6 +204,22 @@ internal static class BenchCommand
             w.WriteNumber("probe_gb_s", report.ProbeBytesPerSecond / 1e9);
             if (report.PeakResidentBytes is long rss) w.WriteNumber("peak_rss_bytes", rss);
             else w.WriteNull("peak_rss_bytes");
+            if (report.Parallel is { Count: > 0 } parallel)
+            {
+                w.WriteStartArray("parallel");
+                foreach (ParallelDecodeReport x in parallel)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("streams", x.Streams);
+                    WriteStats(w, "aggregate_tok_s", x.Aggregate);
+                    w.WriteNumber("itl_p50_s", x.LatencyP50Seconds);
+                    w.WriteNumber("itl_p99_s", x.LatencyP99Seconds);
+                    w.WriteNumber("kv_bytes_held", x.KvBytesHeld);
+                    w.WriteNumber("kv_bytes_needed", x.KvBytesNeeded);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());

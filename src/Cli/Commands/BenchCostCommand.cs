@@ -6,8 +6,9 @@ using BitNet.Cli.Cost;
 namespace BitNet.Cli.Commands;
 
 /// <summary>
-/// `bitnet bench-cost --url URL --hardware NAME`: measure an OpenAI-compatible endpoint under load
-/// and price it in $ per million tokens; writes results/raw/{run}.json and results/reports/{run}.md (+ .svg).
+/// `bitnet bench-cost --url URL --hardware NAME [--sweep 1,2,4,8]`: measure an OpenAI-compatible endpoint
+/// under load and price it in $ per million tokens; writes results/raw/{run}.json and results/reports/{run}.md
+/// (+ .svg), and with --sweep one run per concurrency level plus results/reports/{sweep}.md comparing them.
 /// </summary>
 internal static class BenchCostCommand
 {
@@ -28,11 +29,15 @@ internal static class BenchCostCommand
         endpoint.AcceptOnlyFromAmong("completions", "chat");
         var apiKey = new Option<string?>("--api-key") { Description = "Bearer token (default: BITNET_API_KEY)" };
         var pid = new Option<int?>("--pid") { Description = "PID of a local server: peak memory from /proc when the server does not report it" };
+        var sweep = new Option<string?>("--sweep")
+        {
+            Description = "Run once per concurrency level, e.g. 1,2,4,8 (overrides --concurrency; each level sends at least 2 × its concurrency requests) and write a sweep report comparing them",
+        };
         var results = new Option<DirectoryInfo>("--results") { Description = "Results folder (raw/ and reports/ inside)", DefaultValueFactory = _ => new DirectoryInfo("results") };
 
         var command = new Command("bench-cost", "Benchmark an OpenAI-compatible endpoint and price it in $ per million tokens at 100/70/50 % utilisation")
         {
-            url, hardware, pricePerHour, concurrency, requests, maxTokens, warmup, prices, prompt, endpoint, apiKey, pid, results,
+            url, hardware, pricePerHour, concurrency, requests, maxTokens, warmup, prices, prompt, endpoint, apiKey, pid, results, sweep,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -55,41 +60,66 @@ internal static class BenchCostCommand
                     Pid = parse.GetValue(pid),
                 };
 
+                int[] levels = [c];
+                if (parse.GetValue(sweep) is { } list)
+                {
+                    if (!BenchCommand.TryParseStreams(list, out levels))
+                        throw new ArgumentException($"--sweep '{list}' is not a list of concurrency levels from 1 to 256 (e.g. 1,2,4,8)");
+                }
+
                 using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
                 var runner = new BenchRunner(http);
-                DateTimeOffset started = clock();
-                await stderr.WriteLineAsync($"bench-cost: {w} warm-up + {n} requests, concurrency {c}, max_tokens {m} → {baseUri}");
-                var (samples, wall, model) = await runner.RunAsync(settings, new Progress<int>(), cancellationToken);
-                var (peak, peakSource) = await runner.PeakMemoryAsync(settings, cancellationToken);
-                BenchNumbers numbers = BenchAnalysis.Summarise(samples, wall, c, m, peak, peakSource);
-                if (numbers.Errors == numbers.Requests)
-                    throw new HttpRequestException($"every request failed; first error: {samples[0].Error}");
-
-                string runId = $"{started:yyyyMMdd-HHmmss}-{Sanitise(price.Hardware)}";
-                var run = new BenchRun(runId, started, baseUri.ToString(), settings.Endpoint, model ?? "unknown", price.Hardware,
-                    new PriceInfo(price.Kind.ToString(), price.HourlyUsd, price.PerGbSecondUsd, price.PerRequestUsd, price.MemoryGb, price.Source),
-                    numbers, Math.Round(price.HourlyUsd, 6), BenchAnalysis.Costs(price, numbers, samples),
-                    numbers.Errors > 0 ? $"{numbers.Errors} of {numbers.Requests} requests failed; first: {samples.First(s => s.Error is not null).Error}" : "");
-
                 string root = parse.GetValue(results)!.FullName;
                 string rawDir = Path.Combine(root, "raw"), reportDir = Path.Combine(root, "reports");
                 Directory.CreateDirectory(rawDir);
                 Directory.CreateDirectory(reportDir);
-                string rawPath = Path.Combine(rawDir, runId + ".json");
-                await File.WriteAllTextAsync(rawPath, JsonSerializer.Serialize(run, CostJsonContext.Default.BenchRun), cancellationToken);
-
-                var comparison = LoadRuns(rawDir);
-                string svgName = runId + ".svg";
-                await File.WriteAllTextAsync(Path.Combine(reportDir, svgName), CostReport.Svg(comparison), cancellationToken);
-                string reportPath = Path.Combine(reportDir, runId + ".md");
-                await File.WriteAllTextAsync(reportPath, CostReport.Markdown(run, comparison, svgName), cancellationToken);
-
                 var inv = CultureInfo.InvariantCulture;
-                await stdout.WriteLineAsync(string.Create(inv, $"{price.Hardware}: {numbers.TokensPerSecond:0.00} tokens/s, TTFT p50 {numbers.TtftP50Ms:0} ms, latency p50 {numbers.LatencyP50Ms:0} ms / p99 {numbers.LatencyP99Ms:0} ms, peak memory {(peak is { } p ? $"{p / 1048576.0:0} MiB" : "n/a")}"));
-                await stdout.WriteLineAsync(string.Create(inv, $"$/hr {CostReport.Money(price.HourlyUsd)}; $/1M tokens: {string.Join(", ", run.Cost.Select(x => $"{x.Utilisation:P0} {CostReport.Money(x.UsdPerMillionTokens)}"))}"));
-                await stdout.WriteLineAsync($"results: {rawPath}");
-                await stdout.WriteLineAsync($"report:  {reportPath}");
-                return numbers.Errors > 0 ? 3 : 0;
+                DateTimeOffset sweepStarted = clock();
+                var runs = new List<BenchRun>();
+                int errors = 0;
+                foreach (int level in levels)
+                {
+                    var levelSettings = levels.Length == 1 ? settings
+                        : settings with { Concurrency = level, Requests = Math.Max(n, 2 * level), Warmup = runs.Count == 0 ? w : 0 };
+                    DateTimeOffset started = clock();
+                    await stderr.WriteLineAsync($"bench-cost: {levelSettings.Warmup} warm-up + {levelSettings.Requests} requests, concurrency {level}, max_tokens {m} → {baseUri}");
+                    var (samples, wall, model) = await runner.RunAsync(levelSettings, new Progress<int>(), cancellationToken);
+                    var (peak, peakSource) = await runner.PeakMemoryAsync(levelSettings, cancellationToken);
+                    BenchNumbers numbers = BenchAnalysis.Summarise(samples, wall, level, m, peak, peakSource);
+                    if (numbers.Errors == numbers.Requests)
+                        throw new HttpRequestException($"every request failed; first error: {samples[0].Error}");
+                    errors += numbers.Errors;
+
+                    string runId = $"{started:yyyyMMdd-HHmmss}-{Sanitise(price.Hardware)}{(levels.Length > 1 ? $"-c{level}" : "")}";
+                    var run = new BenchRun(runId, started, baseUri.ToString(), levelSettings.Endpoint, model ?? "unknown", price.Hardware,
+                        new PriceInfo(price.Kind.ToString(), price.HourlyUsd, price.PerGbSecondUsd, price.PerRequestUsd, price.MemoryGb, price.Source),
+                        numbers, Math.Round(price.HourlyUsd, 6), BenchAnalysis.Costs(price, numbers, samples),
+                        numbers.Errors > 0 ? $"{numbers.Errors} of {numbers.Requests} requests failed; first: {samples.First(s => s.Error is not null).Error}" : "");
+                    runs.Add(run);
+
+                    string rawPath = Path.Combine(rawDir, runId + ".json");
+                    await File.WriteAllTextAsync(rawPath, JsonSerializer.Serialize(run, CostJsonContext.Default.BenchRun), cancellationToken);
+                    var comparison = LoadRuns(rawDir);
+                    string svgName = runId + ".svg";
+                    await File.WriteAllTextAsync(Path.Combine(reportDir, svgName), CostReport.Svg(comparison), cancellationToken);
+                    string reportPath = Path.Combine(reportDir, runId + ".md");
+                    await File.WriteAllTextAsync(reportPath, CostReport.Markdown(run, comparison, svgName), cancellationToken);
+
+                    await stdout.WriteLineAsync(string.Create(inv, $"{price.Hardware}{(levels.Length > 1 ? $" concurrency {level}" : "")}: {numbers.TokensPerSecond:0.00} tokens/s, TTFT p50 {numbers.TtftP50Ms:0} ms, latency p50 {numbers.LatencyP50Ms:0} ms / p99 {numbers.LatencyP99Ms:0} ms, peak memory {(peak is { } p ? $"{p / 1048576.0:0} MiB" : "n/a")}"));
+                    await stdout.WriteLineAsync(string.Create(inv, $"$/hr {CostReport.Money(price.HourlyUsd)}; $/1M tokens: {string.Join(", ", run.Cost.Select(x => $"{x.Utilisation:P0} {CostReport.Money(x.UsdPerMillionTokens)}"))}"));
+                    await stdout.WriteLineAsync($"results: {rawPath}");
+                    await stdout.WriteLineAsync($"report:  {reportPath}");
+                }
+                if (levels.Length > 1)
+                {
+                    string sweepId = $"{sweepStarted:yyyyMMdd-HHmmss}-{Sanitise(price.Hardware)}-sweep";
+                    string svgName = sweepId + ".svg";
+                    await File.WriteAllTextAsync(Path.Combine(reportDir, svgName), CostReport.SweepSvg(runs), cancellationToken);
+                    string sweepPath = Path.Combine(reportDir, sweepId + ".md");
+                    await File.WriteAllTextAsync(sweepPath, CostReport.SweepMarkdown(runs, svgName), cancellationToken);
+                    await stdout.WriteLineAsync($"sweep:   {sweepPath}");
+                }
+                return errors > 0 ? 3 : 0;
             }
             catch (Exception e) when (e is ArgumentException or InvalidDataException or HttpRequestException or IOException)
             {

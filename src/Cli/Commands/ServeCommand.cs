@@ -5,7 +5,7 @@ using BitNet.Inference.Api;
 namespace BitNet.Cli.Commands;
 
 /// <summary>
-/// `bitnet serve [-m MODEL] [--host H] [--port P] [--strict-model]`: the OpenAI-compatible server (the same Kestrel
+/// `bitnet serve [-m MODEL] [--host H] [--port P] [--parallel N] [--strict-model]`: the OpenAI-compatible server (the same Kestrel
 /// app as bitnet-server). Flags override the BITNET_* environment variables;
 /// without -m the default model is used (BITNET_MODEL, then the Hugging Face cache).
 /// </summary>
@@ -25,9 +25,12 @@ internal static class ServeCommand
         };
 
         var chatTemplate = ModelCommandOptions.ChatTemplateOption();
+        var parallel = NumberOption.Optional<int>("--parallel", $"Most requests decoding together in one batch (default BITNET_PARALLEL or {ApiOptions.DefaultParallel})", "-np");
+        var kvTokens = NumberOption.Optional<long>("--kv-cache-tokens", "KV cache positions shared by all requests (default BITNET_KV_CACHE_TOKENS, else parallel × context within the memory limit)");
+        var promptStep = NumberOption.Optional<int>("--prompt-tokens-per-step", "Prompt tokens evaluated per batch step beside the decoding requests (default BITNET_PROMPT_TOKENS_PER_STEP or 64)");
 
-        var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health)");
-        foreach (Option option in new Option[] { model, host, port, threads, context, apiKey, strictModel, chatTemplate })
+        var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health, /metrics), decoding up to --parallel requests together");
+        foreach (Option option in new Option[] { model, host, port, threads, context, apiKey, strictModel, chatTemplate, parallel, kvTokens, promptStep })
             command.Options.Add(option);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -51,7 +54,15 @@ internal static class ServeCommand
                 ApiKey = parseResult.GetValue(apiKey) ?? options.ApiKey,
                 StrictModel = parseResult.GetValue(strictModel) || options.StrictModel,
                 ChatTemplate = parseResult.GetValue(chatTemplate) ?? options.ChatTemplate,
+                Parallel = parseResult.GetValue(parallel) ?? options.Parallel,
+                KvCacheTokens = parseResult.GetValue(kvTokens) ?? options.KvCacheTokens,
+                PromptTokensPerStep = parseResult.GetValue(promptStep) ?? options.PromptTokensPerStep,
             };
+            if (options.Parallel < 0 || options.KvCacheTokens < 0 || options.PromptTokensPerStep < 3)
+            {
+                await Console.Error.WriteLineAsync("error: --parallel and --kv-cache-tokens must be 0 or more, --prompt-tokens-per-step at least 3");
+                return 2;
+            }
             try
             {
                 if (parseResult.GetValue(threads) is { } t && (t < 1 || ModelCommandOptions.CheckThreads(t) != t))

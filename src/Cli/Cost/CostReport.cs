@@ -90,6 +90,66 @@ public static class CostReport
         return svg.ToString();
     }
 
+    /// <summary>
+    /// A concurrency sweep (one run per level, same endpoint and hardware): tokens/s and how it scales from
+    /// the first level, TTFT, latency and $ per million tokens at each level, with <see cref="SweepSvg"/>.
+    /// </summary>
+    public static string SweepMarkdown(IReadOnlyList<BenchRun> runs, string svgFileName)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(runs.Count);
+        BenchRun first = runs[0];
+        var md = new StringBuilder();
+        md.AppendLine(Inv, $"# Concurrency sweep on {first.Hardware}");
+        md.AppendLine();
+        md.AppendLine(Inv, $"- Endpoint: `{first.Url}` ({first.Endpoint}), model `{first.Model}`, up to {first.Results.MaxTokens} tokens per request");
+        md.AppendLine(Inv, $"- Hardware: **{first.Hardware}** ({first.Price.Kind}, {Money(first.HourlyUsd)}/h; price source: {first.Price.Source}), started {first.StartedAt:u}");
+        md.AppendLine();
+        md.AppendLine(Inv, $"![tokens/s and $ per 1M tokens by concurrency]({svgFileName})");
+        md.AppendLine();
+        md.AppendLine("| Concurrency | tokens/s | × concurrency " + first.Results.Concurrency + " | per stream tokens/s (p50) | TTFT p50 | latency p50 / p99 | $/1M at 100 % | 70 % | 50 % | errors |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
+        foreach (BenchRun run in runs)
+        {
+            var r = run.Results;
+            double scale = first.Results.TokensPerSecond > 0 ? r.TokensPerSecond / first.Results.TokensPerSecond : double.NaN;
+            md.AppendLine(Inv, $"| {r.Concurrency} | {r.TokensPerSecond:0.00} | {scale:0.00}× | {r.PerRequestTokensPerSecondP50:0.00} | {r.TtftP50Ms:0} ms | {r.LatencyP50Ms:0} / {r.LatencyP99Ms:0} ms | {string.Join(" | ", run.Cost.Select(c => Money(c.UsdPerMillionTokens)))} | {r.Errors} |");
+        }
+        md.AppendLine();
+        md.AppendLine("Raw results: " + string.Join(", ", runs.Select(r => $"`raw/{r.RunId}.json`")) + ".");
+        return md.ToString();
+    }
+
+    /// <summary>Two bar charts side by side, one bar per concurrency level: tokens/s (higher is better) and $ per 1M tokens at 100 % utilisation (lower is better).</summary>
+    public static string SweepSvg(IReadOnlyList<BenchRun> runs)
+    {
+        const int left = 110, barHeight = 18, gap = 8, chartWidth = 300, top = 44, panelGap = 110;
+        int height = top + runs.Count * (barHeight + gap) + 20;
+        double maxRate = runs.Select(r => r.Results.TokensPerSecond).DefaultIfEmpty(0).Max();
+        double maxCost = runs.Select(r => r.Cost.Count > 0 ? r.Cost[0].UsdPerMillionTokens : 0).Where(double.IsFinite).DefaultIfEmpty(0).Max();
+        if (maxRate <= 0) maxRate = 1;
+        if (maxCost <= 0) maxCost = 1;
+        int second = left + chartWidth + panelGap;
+        var svg = new StringBuilder();
+        svg.AppendLine(Inv, $"""<svg xmlns="http://www.w3.org/2000/svg" width="{second + chartWidth + 90}" height="{height}" font-family="sans-serif" font-size="12">""");
+        svg.AppendLine(Inv, $"""  <text x="{left}" y="18" font-weight="bold">tokens/s (higher is better)</text>""");
+        svg.AppendLine(Inv, $"""  <text x="{second}" y="18" font-weight="bold">$ per 1M tokens at 100 % (lower is better)</text>""");
+        for (int i = 0; i < runs.Count; i++)
+        {
+            var run = runs[i];
+            int y = top + i * (barHeight + gap);
+            double rate = run.Results.TokensPerSecond, cost = run.Cost.Count > 0 ? run.Cost[0].UsdPerMillionTokens : double.NaN;
+            double rateWidth = Math.Max(1, rate / maxRate * chartWidth);
+            double costWidth = double.IsFinite(cost) ? Math.Max(1, cost / maxCost * chartWidth) : 0;
+            svg.AppendLine(Inv, $"""  <text x="{left - 8}" y="{y + barHeight - 4}" text-anchor="end">concurrency {run.Results.Concurrency}</text>""");
+            svg.AppendLine(Inv, $"""  <rect x="{left}" y="{y}" width="{rateWidth:0.#}" height="{barHeight}" fill="{BarColours[0]}"/>""");
+            svg.AppendLine(Inv, $"""  <text x="{left + rateWidth + 4:0.#}" y="{y + barHeight - 4}">{rate:0.00}</text>""");
+            svg.AppendLine(Inv, $"""  <rect x="{second}" y="{y}" width="{costWidth:0.#}" height="{barHeight}" fill="{BarColours[1]}"/>""");
+            svg.AppendLine(Inv, $"""  <text x="{second + costWidth + 4:0.#}" y="{y + barHeight - 4}">{Escape(Money(cost))}</text>""");
+        }
+        svg.AppendLine("</svg>");
+        return svg.ToString();
+    }
+
     public static string Money(double usd) =>
         !double.IsFinite(usd) ? "n/a"
         : usd >= 100 ? usd.ToString("$#,0", Inv)

@@ -25,6 +25,7 @@ namespace BitNet.Inference.Api.Json;
 [JsonSerializable(typeof(ModelList))]
 [JsonSerializable(typeof(ModelEntry))]
 [JsonSerializable(typeof(HealthResponse))]
+[JsonSerializable(typeof(BatchingHealth))]
 [JsonSerializable(typeof(KeepWarmResponse))]
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(string))]

@@ -235,7 +235,12 @@ public sealed record ModelMeta(
     int Threads);
 
 /// <summary>peak_resident_bytes (VmHWM) lets load generators (bitnet bench-cost) report memory of a remote host.</summary>
-public sealed record HealthResponse(string Status, string? Model, double? LoadSeconds, int QueueWaiting, bool Busy, long? ResidentBytes, long? PeakResidentBytes);
+public sealed record HealthResponse(string Status, string? Model, double? LoadSeconds, int QueueWaiting, bool Busy, long? ResidentBytes, long? PeakResidentBytes,
+    BatchingHealth? Batching = null);
+
+/// <summary>The generator's continuous batching in /health: sequences running together and waiting (for a slot or KV blocks), the KV pool, throughput.</summary>
+public sealed record BatchingHealth(int Parallel, int RunningSequences, int WaitingSequences, int KvBlocksUsed, int KvBlocksFree, int KvBlockTokens,
+    double TokensPerSecond, long PromptTokensEvaluated, long PromptTokensReused);
 
 public sealed record KeepWarmResponse(string Status, string ModelState, long TouchedBytes, double ElapsedMs);
 

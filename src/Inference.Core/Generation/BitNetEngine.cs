@@ -3,26 +3,23 @@ using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using BitNet.Inference.Gguf;
 using BitNet.Inference.Model;
-using BitNet.Inference.Sampling;
 using BitNet.Inference.Tokenization;
 
 namespace BitNet.Inference.Generation;
 
 /// <summary>
 /// One loaded BitNet model serving generations: tokenizer + forward pass + sampler + stop rules.
-/// Generations are serialized (one model, one KV cache, a semaphore); each runs on its own
-/// dedicated thread and streams updates back through a channel, so the caller's thread never does
-/// the CPU work. The prompt is evaluated in batches, then one token at a time.
+/// Generations run together: a scheduler thread (<see cref="StepScheduler"/>) decodes up to
+/// <see cref="EngineOptions.Parallel"/> of them in one batch per step over a shared paged KV cache
+/// (<see cref="KvCachePool"/>), evaluating prompts in chunks within the same steps; more wait. Each
+/// generation streams its updates back through a channel, so the caller's thread never does the CPU work.
+/// A generation's tokens and logits do not depend on what runs beside it.
 /// </summary>
 public sealed class BitNetEngine : ITextGenerator, IDisposable
 {
     private readonly BitNetModel _model;
-    private readonly InferenceState _state;
-    private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly bool _reusePrefix;
-    // _history[0.._state.Position) are the tokens whose keys and values are in the cache.
-    private readonly int[] _history;
-    private readonly Sampler _sampler;                 // buffers reused by every generation (they are serialized)
+    private readonly StepScheduler _scheduler;
+    private readonly int _contextLength;
     private bool _disposed;
 
     private BitNetEngine(BitNetModel model, Tokenizer tokenizer, ChatTemplate chatTemplate, EngineOptions options, int contextLength)
@@ -30,11 +27,13 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         _model = model;
         Tokenizer = tokenizer;
         ChatTemplate = chatTemplate;
-        _state = model.CreateState(contextLength);
-        _reusePrefix = options.ReusePromptPrefix;
-        _history = new int[contextLength + 1];
-        _sampler = new Sampler(SamplingOptions.Greedy, tokenizer.VocabSize);
+        _contextLength = contextLength;
         var config = model.Config;
+        int parallel = Math.Max(1, options.Parallel);
+        long tokens = options.KvCacheTokens > 0 ? options.KvCacheTokens
+            : KvBudget.DefaultTokens(config, parallel, contextLength, new FileInfo(options.ModelPath).Length);
+        var pool = new KvCachePool(config, KvBudget.Blocks(tokens, contextLength));
+        _scheduler = new StepScheduler(model, tokenizer, pool, contextLength, parallel, Math.Max(3, options.PromptTokensPerStep), options.ReusePromptPrefix);
         Model = new ModelInfo(
             Id: options.ModelId ?? Path.GetFileNameWithoutExtension(options.ModelPath),
             Path: Path.GetFullPath(options.ModelPath),
@@ -89,10 +88,29 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
     public Tokenizer Tokenizer { get; }
     /// <summary>The network itself (for logits-level work such as the oracle tests).</summary>
     public BitNetModel Network => _model;
-    public int ContextLength => _state.ContextLength;
+    public int ContextLength => _contextLength;
+    /// <summary>Most generations decoding together.</summary>
+    public int Parallel => _scheduler.Parallel;
+    /// <summary>The shared KV cache.</summary>
+    public KvCachePool KvCache => _scheduler.Pool;
 
-    /// <summary>Prompt tokens the last generation actually evaluated (the rest came from the cached prefix).</summary>
-    internal int LastPromptTokensEvaluated { get; private set; }
+    /// <summary>Prompt tokens the last generation to start actually evaluated (the rest came from shared prefix blocks).</summary>
+    internal int LastPromptTokensEvaluated => _scheduler.LastPromptTokensEvaluated;
+
+    /// <summary>Sees every full logits row the scheduler computes (tests compare generations run alone and together).</summary>
+    internal LogitsObserver? LogitsObserved { get => _scheduler.LogitsObserved; set => _scheduler.LogitsObserved = value; }
+
+    public GeneratorLoad CurrentLoad => new(
+        Parallel: _scheduler.Parallel,
+        Running: _scheduler.Running,
+        Waiting: _scheduler.Waiting,
+        KvBlocksUsed: _scheduler.Pool.UsedBlocks,
+        KvBlocksFree: _scheduler.Pool.FreeBlocks,
+        KvBlockTokens: _scheduler.Pool.BlockTokens,
+        TokensPerSecond: _scheduler.TokensPerSecond,
+        GeneratedTokens: _scheduler.GeneratedTokens,
+        PromptTokensEvaluated: _scheduler.PromptTokensEvaluated,
+        PromptTokensReused: _scheduler.PromptTokensReused);
 
     /// <summary>BOS is added only when asked and the file wants it (`tokenizer.ggml.add_bos_token`).</summary>
     public IReadOnlyList<int> Tokenize(string text, bool addBos = true, bool parseSpecial = true) =>
@@ -122,6 +140,7 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
     /// <see cref="GenerationUpdate.Final"/> set, carries any text still held back, and its TokenId is
     /// the token that ended the generation (an end-of-generation token or the one completing a stop
     /// string) or -1. Completion tokens count every sampled token, the ending one included.
+    /// Generations may be started concurrently: they decode together up to <see cref="Parallel"/>.
     /// </summary>
     public async IAsyncEnumerable<GenerationUpdate> GenerateAsync(
         GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
@@ -130,45 +149,23 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         Validate(request);
         long started = Stopwatch.GetTimestamp();
 
-        bool entered = false;
-        try
-        {
-            await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-            entered = true;
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        if (!entered)
-        {
-            yield return new GenerationUpdate("", -1,
-                new GenerationStats(request.PromptTokens.Count, 0, FinishReason.Cancelled, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero));
-            yield break;
-        }
-
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        Task? worker = null;
+        var channel = Channel.CreateUnbounded<GenerationUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var sequence = new SequenceRun(request, _scheduler.Pool, _contextLength, Tokenizer, channel.Writer, stop.Token, started);
+        _scheduler.Enqueue(sequence);
         try
         {
-            var channel = Channel.CreateUnbounded<GenerationUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-            worker = Task.Factory.StartNew(
-                () => Run(request, started, channel.Writer, stop.Token),
-                CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-            // Not cancellable on purpose: on cancellation the worker ends the stream itself with a
-            // final Cancelled update within one token.
+            // Not cancellable on purpose: on cancellation the scheduler ends the stream itself with a
+            // final Cancelled update within one step.
             await foreach (var update in channel.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
                 yield return update;
         }
         finally
         {
-            // The consumer may leave early: stop the worker and wait for it before the next
-            // generation may touch the KV cache.
-            if (worker is not null)
-            {
-                stop.Cancel();
-                try { await worker.ConfigureAwait(false); } catch { /* already surfaced through the channel */ }
-            }
-            _gate.Release();
+            // The consumer may leave early: the scheduler drops the sequence at its next step; wait until
+            // its blocks are back in the pool.
+            stop.Cancel();
+            await sequence.Retired.Task.ConfigureAwait(false);
         }
     }
 
@@ -194,128 +191,11 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
             throw new ArgumentOutOfRangeException(nameof(request), top, $"TopLogprobs must be 0 … {Sampling.LogProbabilities.MaxTop}");
     }
 
-    // The generation loop, on its own thread. Allocates nothing per token beyond the update itself.
-    private void Run(GenerationRequest request, long started, ChannelWriter<GenerationUpdate> output, CancellationToken cancel)
-    {
-        try
-        {
-            output.TryWrite(Generate(request, started, output, cancel));
-            output.TryComplete();
-        }
-        catch (Exception e)
-        {
-            _state.Reset();             // the cache may be half-written
-            output.TryComplete(e);
-        }
-    }
-
-    private GenerationUpdate Generate(GenerationRequest request, long started, ChannelWriter<GenerationUpdate> output, CancellationToken cancel)
-    {
-        var prompt = request.PromptTokens;
-        int n = prompt.Count;
-        var sampler = _sampler;
-        sampler.Reset(request.Sampling);
-        var detokenizer = new StreamingDetokenizer(Tokenizer);
-        var stops = new StopStringMatcher(request.Stop);
-        DateTimeOffset? deadline = request.Deadline;
-
-        // Reuse the cached prefix: evaluate only what differs. At least the last two prompt tokens are
-        // evaluated again: bitnet.cpp computes a multi-token batch slightly differently from a single
-        // token (F32 vs F16-rounded operands, see Model/Precision), so re-running only the last token
-        // would give other logits than a fresh cache, and a repeated greedy request other text.
-        int reuse = 0;
-        if (_reusePrefix)
-        {
-            int limit = Math.Min(_state.Position, n - 2);
-            while (reuse < limit && _history[reuse] == prompt[reuse]) reuse++;
-        }
-        _state.Rewind(Math.Min(reuse, _state.Position));
-        LastPromptTokensEvaluated = n - reuse;
-        for (int i = 0; i < n; i++) _history[i] = prompt[i];
-
-        // Screening needs only the sampler's candidates; log-probabilities need every logit.
-        bool allowScreening = request.TopLogprobs is null;
-
-        // Prompt, in batches, so cancellation and the deadline are honoured between batches; the last
-        // batch also chooses the first token.
-        long promptStart = Stopwatch.GetTimestamp();
-        ReadOnlySpan<float> logits = default;
-        int token = -1;
-        for (int at = reuse, count; at < n; at += count)
-        {
-            if (cancel.IsCancellationRequested)
-                return Final("", -1, FinishReason.Cancelled, n, 0, promptStart, promptStart, 0, started);
-            if (deadline is { } d && DateTimeOffset.UtcNow >= d)
-                return Final("", -1, FinishReason.Length, n, 0, promptStart, promptStart, 0, started);
-            count = _state.NextChunkLength(n - at);
-            if (at + count < n)
-                _model.Advance(_state, _history.AsSpan(at, count));
-            else
-                token = NextToken.Evaluate(_model, _state, sampler, _history.AsSpan(at, count), _history.AsSpan(0, n), allowScreening, out logits);
-        }
-        long promptEnd = Stopwatch.GetTimestamp();
-
-        int generated = 0;
-        long firstToken = 0, lastStep = 0;   // duration of the last single-token step (unknown before the first)
-        while (true)
-        {
-            _history[n + generated] = token;
-            generated++;
-            if (generated == 1) firstToken = Stopwatch.GetTimestamp();
-
-            if (request.StopOnEndOfGeneration && Tokenizer.IsEndOfGeneration(token))
-                return Final(FlushText(detokenizer, stops), token, FinishReason.Stop, n, generated, promptStart, promptEnd, firstToken, started);
-
-            // Only when asked: a pass over the vocabulary and an allocation per token.
-            Sampling.TokenLogprobs? logprobs = request.TopLogprobs is int top ? Sampling.LogProbabilities.Of(logits, token, top) : null;
-            string text = stops.Push(detokenizer.Push(token), out bool stopped);
-            if (stopped)
-                return Final(text, token, FinishReason.Stop, n, generated, promptStart, promptEnd, firstToken, started, logprobs);
-            output.TryWrite(new GenerationUpdate(text, token, Logprobs: logprobs));
-
-            FinishReason? end = null;
-            if (generated >= request.MaxTokens || _state.Position >= _state.ContextLength)
-                end = FinishReason.Length;
-            else if (cancel.IsCancellationRequested)
-                end = FinishReason.Cancelled;
-            else if (deadline is { } d && DateTimeOffset.UtcNow + Stopwatch.GetElapsedTime(0, lastStep) >= d)
-                end = FinishReason.Length;       // the next token would finish after the deadline
-            if (end is FinishReason reason)
-                return Final(FlushText(detokenizer, stops), -1, reason, n, generated, promptStart, promptEnd, firstToken, started);
-
-            long stepStart = Stopwatch.GetTimestamp();
-            token = NextToken.Evaluate(_model, _state, sampler, _history.AsSpan(n + generated - 1, 1), _history.AsSpan(0, n + generated),
-                allowScreening, out logits);
-            lastStep = Stopwatch.GetTimestamp() - stepStart;
-        }
-    }
-
-    private static string FlushText(StreamingDetokenizer detokenizer, StopStringMatcher stops)
-    {
-        string tail = stops.Push(detokenizer.Flush(), out bool stopped);
-        return stopped ? tail : tail + stops.Flush();
-    }
-
-    private static GenerationUpdate Final(string text, int token, FinishReason reason, int promptTokens, int completionTokens,
-        long promptStart, long promptEnd, long firstToken, long started, Sampling.TokenLogprobs? logprobs = null)
-    {
-        long now = Stopwatch.GetTimestamp();
-        var stats = new GenerationStats(
-            promptTokens,
-            completionTokens,
-            reason,
-            PromptEvalTime: Stopwatch.GetElapsedTime(promptStart, promptEnd),
-            GenerationTime: completionTokens > 0 ? Stopwatch.GetElapsedTime(promptEnd, now) : TimeSpan.Zero,
-            TimeToFirstToken: completionTokens > 0 ? Stopwatch.GetElapsedTime(started, firstToken) : TimeSpan.Zero);
-        return new GenerationUpdate(text, token, stats, logprobs);
-    }
-
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
-        _gate.Wait();
-        try { _model.Dispose(); }
-        finally { _gate.Release(); }
+        try { _scheduler.Dispose(); }
+        finally { _model.Dispose(); }
     }
 }

@@ -23,8 +23,16 @@ public sealed record EngineOptions
     /// <summary>Kernel family ("scalar" forces the reference kernel); null = the best for this CPU.</summary>
     public string? Kernel { get; init; }
     /// <summary>
-    /// Keep the KV cache between generations and evaluate only the part of a new prompt after the
-    /// longest prefix it shares with the previous prompt + output (chat turns, shared system prompts).
+    /// Share the KV blocks of prompt prefixes between generations: a prompt that starts with whole blocks
+    /// of a prompt evaluated before (a system prompt, a repeated request, the earlier turns of a chat)
+    /// evaluates only the rest. Blocks stay cached after their generation until the space is needed.
     /// </summary>
     public bool ReusePromptPrefix { get; init; } = true;
+    /// <summary>Most generations decoding together in one batch; more wait. At least 1.</summary>
+    public int Parallel { get; init; } = 1;
+    /// <summary>KV cache positions shared by all generations; 0 = <see cref="KvBudget.DefaultTokens"/> (Parallel
+    /// × context, capped by the memory the process may use). Never less than one whole context.</summary>
+    public long KvCacheTokens { get; init; }
+    /// <summary>Prompt tokens evaluated per batch step, beside the decoding generations' tokens (at least 3).</summary>
+    public int PromptTokensPerStep { get; init; } = 64;
 }

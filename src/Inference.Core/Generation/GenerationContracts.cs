@@ -106,7 +106,23 @@ public sealed class ContextLengthExceededException(int promptTokens, int request
     public int ContextLength { get; } = contextLength;
 }
 
-/// <summary>A loaded model that can tokenize and generate. Thread-safe: generations are serialized inside.</summary>
+/// <summary>
+/// What a generator is doing now (served by /health and /metrics): sequences decoding together and
+/// waiting for a slot or KV blocks, the KV pool's blocks, and throughput.
+/// </summary>
+public sealed record GeneratorLoad(
+    int Parallel,
+    int Running,
+    int Waiting,
+    int KvBlocksUsed,
+    int KvBlocksFree,
+    int KvBlockTokens,
+    double TokensPerSecond,
+    long GeneratedTokens,
+    long PromptTokensEvaluated,
+    long PromptTokensReused);
+
+/// <summary>A loaded model that can tokenize and generate. Thread-safe: concurrent generations may run together (up to the generator's parallelism) or wait.</summary>
 public interface ITextGenerator
 {
     ModelInfo Model { get; }
@@ -153,4 +169,7 @@ public interface ITextGenerator
 
     /// <summary>Read every page of the weights a token reads once, so the next request does not fault them in. Returns bytes touched.</summary>
     long TouchWeights();
+
+    /// <summary>The generator's current load; null when it does not report one.</summary>
+    GeneratorLoad? CurrentLoad => null;
 }

@@ -15,6 +15,14 @@ public delegate void F16DotRowsKernel(
     ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int rowStart, int rowCount, Span<float> dst);
 
 /// <summary>
+/// LM-head rows for several tokens at once: x holds <c>tokens</c> inputs of <c>columns</c> values; token t's
+/// result for row rowStart + r goes to dst[t · dstStride + r]. Each result equals the single-token
+/// kernel's for that token, bit for bit; the weights are read and widened once for all the tokens.
+/// </summary>
+public delegate void F16DotRowsTokensKernel(
+    ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int tokens, int rowStart, int rowCount, Span<float> dst, int dstStride);
+
+/// <summary>
 /// F16 → F32 without F16C: .NET 10 exposes no vcvtph2ps intrinsic, so the conversion is done with
 /// integer ops that every vector ISA has.
 ///
@@ -307,6 +315,99 @@ public static class F16
                     for (; k < vecColumns; k += 8)
                         a0 = Fma.MultiplyAdd(ScaledValues256(w + k, mask), Avx.LoadVector256(xs + k), a0);
                     dst[r] = Vector256.Sum((a0 + a1) + (a2 + a3)) + TailDot(w, xs, vecColumns, columns);
+                }
+            }
+        }
+    }
+
+    /// <summary>Per-thread scaled inputs of <see cref="DotRowsTokensAvx2"/> (grown on demand, then reused).</summary>
+    [ThreadStatic] private static float[]? t_scaledTokens;
+
+    /// <summary>
+    /// <see cref="DotRowsAvx2"/> for several tokens: each 8-half group of a row is widened once and feeds two
+    /// tokens' FMA chains (four accumulators each, as the single-token kernel), so the widening — most of the
+    /// single-token kernel's work — is shared. Every (row, token) sum runs in the single-token kernel's order,
+    /// so the results are its results bit for bit; a token whose input cannot be scaled takes the reference
+    /// path, as it does there.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DotRowsTokensAvx2(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int tokens, int rowStart, int rowCount,
+        Span<float> dst, int dstStride)
+    {
+        if (!Avx2.IsSupported || !Fma.IsSupported) throw new PlatformNotSupportedException("needs AVX2 and FMA");
+        if (tokens < 1 || x.Length < (long)tokens * columns)
+            throw new ArgumentException($"{tokens} tokens need {(long)tokens * columns} inputs, got {x.Length}", nameof(x));
+        if (dstStride < rowCount || dst.Length < (long)(tokens - 1) * dstStride + rowCount)
+            throw new ArgumentException($"{tokens} × {rowCount} results do not fit the destination at stride {dstStride}", nameof(dst));
+        Validate(matrix, columns, x, rowStart, rowCount, dst);
+        int wide = columns & ~31, vecColumns = columns & ~7;
+        float[] scaledAll = t_scaledTokens is { } buffer && buffer.Length >= tokens * columns ? buffer : (t_scaledTokens = new float[tokens * columns]);
+        Span<int> vector = stackalloc int[tokens];
+        int vectorTokens = 0;
+        for (int t = 0; t < tokens; t++)
+        {
+            if (ScaleBy2Pow112(x.Slice(t * columns, columns), scaledAll.AsSpan(t * columns, columns)))
+                vector[vectorTokens++] = t;
+            else
+                DotRowsScalar(matrix, columns, x.Slice(t * columns, columns), rowStart, rowCount, dst.Slice(t * dstStride, rowCount));
+        }
+        unsafe
+        {
+            fixed (Half* m = matrix)
+            fixed (float* scaled = scaledAll)
+            fixed (float* d = dst)
+            {
+                var mask = Vector256.Create(BodyMask);
+                for (int r = 0; r < rowCount; r++)
+                {
+                    short* w = (short*)(m + (long)(rowStart + r) * columns);
+                    int i = 0;
+                    for (; i + 1 < vectorTokens; i += 2)
+                    {
+                        int ta = vector[i], tb = vector[i + 1];
+                        float* xa = scaled + (long)ta * columns, xb = scaled + (long)tb * columns;
+                        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                        Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+                        int k = 0;
+                        for (; k < wide; k += 32)
+                        {
+                            Vector256<float> v0 = ScaledValues256(w + k, mask), v1 = ScaledValues256(w + k + 8, mask);
+                            Vector256<float> v2 = ScaledValues256(w + k + 16, mask), v3 = ScaledValues256(w + k + 24, mask);
+                            a0 = Fma.MultiplyAdd(v0, Avx.LoadVector256(xa + k), a0);
+                            a1 = Fma.MultiplyAdd(v1, Avx.LoadVector256(xa + k + 8), a1);
+                            a2 = Fma.MultiplyAdd(v2, Avx.LoadVector256(xa + k + 16), a2);
+                            a3 = Fma.MultiplyAdd(v3, Avx.LoadVector256(xa + k + 24), a3);
+                            b0 = Fma.MultiplyAdd(v0, Avx.LoadVector256(xb + k), b0);
+                            b1 = Fma.MultiplyAdd(v1, Avx.LoadVector256(xb + k + 8), b1);
+                            b2 = Fma.MultiplyAdd(v2, Avx.LoadVector256(xb + k + 16), b2);
+                            b3 = Fma.MultiplyAdd(v3, Avx.LoadVector256(xb + k + 24), b3);
+                        }
+                        for (; k < vecColumns; k += 8)
+                        {
+                            Vector256<float> v = ScaledValues256(w + k, mask);
+                            a0 = Fma.MultiplyAdd(v, Avx.LoadVector256(xa + k), a0);
+                            b0 = Fma.MultiplyAdd(v, Avx.LoadVector256(xb + k), b0);
+                        }
+                        d[(long)ta * dstStride + r] = Vector256.Sum((a0 + a1) + (a2 + a3)) + TailDot(w, xa, vecColumns, columns);
+                        d[(long)tb * dstStride + r] = Vector256.Sum((b0 + b1) + (b2 + b3)) + TailDot(w, xb, vecColumns, columns);
+                    }
+                    if (i < vectorTokens)
+                    {
+                        int t = vector[i];
+                        float* xs = scaled + (long)t * columns;
+                        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                        int k = 0;
+                        for (; k < wide; k += 32)
+                        {
+                            a0 = Fma.MultiplyAdd(ScaledValues256(w + k, mask), Avx.LoadVector256(xs + k), a0);
+                            a1 = Fma.MultiplyAdd(ScaledValues256(w + k + 8, mask), Avx.LoadVector256(xs + k + 8), a1);
+                            a2 = Fma.MultiplyAdd(ScaledValues256(w + k + 16, mask), Avx.LoadVector256(xs + k + 16), a2);
+                            a3 = Fma.MultiplyAdd(ScaledValues256(w + k + 24, mask), Avx.LoadVector256(xs + k + 24), a3);
+                        }
+                        for (; k < vecColumns; k += 8)
+                            a0 = Fma.MultiplyAdd(ScaledValues256(w + k, mask), Avx.LoadVector256(xs + k), a0);
+                        d[(long)t * dstStride + r] = Vector256.Sum((a0 + a1) + (a2 + a3)) + TailDot(w, xs, vecColumns, columns);
+                    }
                 }
             }
         }

@@ -16,18 +16,22 @@ namespace BitNet.Inference.Kernels;
 /// <param name="DotQ8Exact">int8 rows × int16 vector, exact 64-bit dots (the screened LM head).</param>
 public sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRowsKernel DotF16, Q8DotRowsKernel DotQ8, Q8ExactDotRowsKernel DotQ8Exact)
 {
+    /// <summary>F16 rows × several F32 vectors at once (the LM head of a batched step), each result equal to
+    /// <see cref="DotF16"/>'s; null where the set has none (its head then runs <see cref="DotF16"/> per token on cached tiles).</summary>
+    public F16DotRowsTokensKernel? DotF16Tokens { get; init; }
+
     public static KernelSet Scalar { get; } = new("scalar", I2sKernels.DotRowsScalar, F16.DotRowsScalar, LmHeadQ8.DotRowsScalar, Q8ExactDots.RowsScalar);
-    public static KernelSet Avx2Set { get; } = new("avx2", I2sKernels.DotRowsAvx2, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2);
+    public static KernelSet Avx2Set { get; } = new("avx2", I2sKernels.DotRowsAvx2, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2) { DotF16Tokens = F16.DotRowsTokensAvx2 };
     // The LM-head rows use the 256-bit kernels here too: on AMD Zen 4 (which splits 512-bit ops in
     // two) the AVX-512 F16 and int8 row kernels stream about half as fast as the AVX2 ones (the widening
     // conversions dominate). The I2_S kernel is as fast or faster at 512 bits. F16.DotRowsAvx512 stays
     // tested for CPUs where 512-bit ops are native.
-    public static KernelSet Avx512Set { get; } = new("avx512", I2sKernels.DotRowsAvx512, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2);
+    public static KernelSet Avx512Set { get; } = new("avx512", I2sKernels.DotRowsAvx512, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2) { DotF16Tokens = F16.DotRowsTokensAvx2 };
     /// <summary>AVX-512 with GFNI unpacking the 2-bit codes in one instruction per 64 (vgf2p8affineqb).</summary>
-    public static KernelSet Avx512GfniSet { get; } = new("avx512gfni", I2sKernels.DotRowsAvx512Gfni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2);
+    public static KernelSet Avx512GfniSet { get; } = new("avx512gfni", I2sKernels.DotRowsAvx512Gfni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2) { DotF16Tokens = F16.DotRowsTokensAvx2 };
     /// <summary>AVX-512 with VNNI: prefill tiles accumulate with vpdpbusd (emitted machine code, Linux x64);
     /// decode is the avx512gfni kernel.</summary>
-    public static KernelSet Avx512VnniSet { get; } = new("avx512vnni", I2sKernels.DotRowsAvx512Vnni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2);
+    public static KernelSet Avx512VnniSet { get; } = new("avx512vnni", I2sKernels.DotRowsAvx512Vnni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2) { DotF16Tokens = F16.DotRowsTokensAvx2 };
     public static KernelSet Neon { get; } = new("neon", I2sKernels.DotRowsAdvSimd, F16.DotRowsVector128, LmHeadQ8.DotRowsAdvSimd, Q8ExactDots.RowsAdvSimd);
     public static KernelSet NeonDotProd { get; } = new("dotprod", I2sKernels.DotRowsDotProd, F16.DotRowsVector128, LmHeadQ8.DotRowsAdvSimd, Q8ExactDots.RowsAdvSimd);
 

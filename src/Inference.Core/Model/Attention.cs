@@ -50,12 +50,44 @@ internal static class Attention
     internal static void ComputeGroupRows(ModelConfig config, ReadOnlySpan<float> q, ReadOnlySpan<Half> keys, ReadOnlySpan<Half> values, int rowStride,
         int position, int group, Span<float> output, bool roundProbabilitiesToF16, int scratchPositions, Loops loops)
     {
+        if ((long)position * rowStride + config.HeadDim > Math.Min(keys.Length, values.Length))
+            throw new ArgumentException($"the cache holds fewer than {position + 1} positions");
+        ComputeGroupBlocks(config, q, keys, values, [0], blockStride: 0, blockPositions: position + 1, rowStride,
+            position, group, output, roundProbabilitiesToF16, scratchPositions, loops);
+    }
+
+    /// <summary>
+    /// One KV group over a sequence's blocks of a <see cref="KvCachePool"/> layer: positions
+    /// 0 … <paramref name="position"/>, read block by block in position order. Every score and every
+    /// output sum is accumulated in the same order as over a contiguous cache, so the result is the same
+    /// bit for bit.
+    /// </summary>
+    internal static void ComputeGroupPaged(ModelConfig config, ReadOnlySpan<float> q, KvCachePool pool, int layer, ReadOnlySpan<int> blocks,
+        int position, int group, Span<float> output, bool roundProbabilitiesToF16, int scratchPositions, Loops loops)
+    {
+        int blockPositions = pool.BlockTokens;
+        if (position >= blocks.Length * blockPositions)
+            throw new ArgumentException($"the sequence's blocks hold fewer than {position + 1} positions");
+        int groupStart = pool.Offset(0, group);
+        ComputeGroupBlocks(config, q, pool.Keys[layer].AsSpan(groupStart), pool.Values[layer].AsSpan(groupStart), blocks,
+            blockStride: pool.Offset(1, 0), blockPositions, config.HeadDim, position, group, output, roundProbabilitiesToF16, scratchPositions, loops);
+    }
+
+    /// <summary>
+    /// The core: position j's head_dim values start at blocks[j / blockPositions] · blockStride +
+    /// (j mod blockPositions) · rowStride in <paramref name="keys"/> and <paramref name="values"/> (which start at
+    /// this group's KV head). The model's cache is paged and head-major within a block (stride head_dim: one
+    /// group's rows of a block are contiguous, so they stream from memory); the public overloads take the
+    /// position-major [position][kv_dim] layout (one block, stride kv_dim).
+    /// </summary>
+    private static void ComputeGroupBlocks(ModelConfig config, ReadOnlySpan<float> q, ReadOnlySpan<Half> keys, ReadOnlySpan<Half> values,
+        ReadOnlySpan<int> blocks, int blockStride, int blockPositions, int rowStride,
+        int position, int group, Span<float> output, bool roundProbabilitiesToF16, int scratchPositions, Loops loops)
+    {
         if (!CanUse(loops, config.GroupSize, config.HeadDim))
             throw new ArgumentException($"the {loops} loops need 4 heads per group, head_dim a multiple of 8 and their vector width accelerated", nameof(loops));
         int headDim = config.HeadDim, positions = position + 1, heads = config.GroupSize;
         int firstHead = group * heads;
-        if (keys.Length < (long)(positions - 1) * rowStride + headDim || values.Length < (long)(positions - 1) * rowStride + headDim)
-            throw new ArgumentException($"the cache holds fewer than {positions} positions");
         float scale = 1.0f / MathF.Sqrt(headDim); // kq_scale = 1/sqrtf(n_embd_head)
 
         float[] scoreBuffer = t_scores is { } sb && sb.Length >= heads * positions ? sb : (t_scores = new float[heads * Math.Max(positions, scratchPositions)]);
@@ -71,17 +103,23 @@ internal static class Attention
         VectorMath.Scale(q16, F16.ScaledValueFactor);
 
         // scores[h][j] = (q_h · k_j) · scale, F32 accumulation; the causal mask excludes j > position.
-        if (loops == Loops.Fused256)
-            FourHeadScores(q16, keys, rowStride, headDim, positions, scale, scoreBuffer);
-        else if (loops == Loops.Fused128)
-            FourHeadScores128(q16, keys, rowStride, headDim, positions, scale, scoreBuffer);
-        else
-            for (int j = 0; j < positions; j++)
-            {
-                F16.ToScaledValues(keys.Slice(j * rowStride, headDim), row);
-                for (int h = 0; h < heads; h++)
-                    scoreBuffer[h * positions + j] = VectorMath.Dot(q16.Slice(h * headDim, headDim), row) * scale;
-            }
+        for (int first = 0, b = 0; first < positions; first += blockPositions, b++)
+        {
+            int count = Math.Min(blockPositions, positions - first);
+            ReadOnlySpan<Half> blockKeys = keys.Slice(blocks[b] * blockStride, (count - 1) * rowStride + headDim);
+            Span<float> blockScores = scoreBuffer.AsSpan(first);
+            if (loops == Loops.Fused256)
+                FourHeadScores(q16, blockKeys, rowStride, headDim, positions, count, scale, blockScores);
+            else if (loops == Loops.Fused128)
+                FourHeadScores128(q16, blockKeys, rowStride, headDim, positions, count, scale, blockScores);
+            else
+                for (int j = 0; j < count; j++)
+                {
+                    F16.ToScaledValues(blockKeys.Slice(j * rowStride, headDim), row);
+                    for (int h = 0; h < heads; h++)
+                        blockScores[h * positions + j] = VectorMath.Dot(q16.Slice(h * headDim, headDim), row) * scale;
+                }
+        }
 
         // softmax per head: exp(w − max), sum in double, multiply by (float)(1/sum)
         for (int h = 0; h < heads; h++)
@@ -102,23 +140,26 @@ internal static class Attention
         }
 
         // out_h = Σ_j p_hj · v_j, F32 accumulation over positions for each dimension; v read as
-        // v·2^−112 and p scaled by 2^112 (exact: p ≤ 1), as for the scores.
+        // v·2^−112 and p scaled by 2^112 (exact: p ≤ 1), as for the scores. Blocks in position order, each
+        // adding to the sums the blocks before it left in the output.
         VectorMath.Scale(scoreBuffer.AsSpan(0, heads * positions), F16.ScaledValueFactor);
-        if (loops == Loops.Fused256)
+        Span<float> groupOutput = output.Slice(firstHead * headDim, heads * headDim);
+        for (int first = 0, b = 0; first < positions; first += blockPositions, b++)
         {
-            FourHeadValues(scoreBuffer, values, rowStride, headDim, positions, output.Slice(firstHead * headDim, heads * headDim));
-            return;
-        }
-        if (loops == Loops.Fused128)
-        {
-            FourHeadValues128(scoreBuffer, values, rowStride, headDim, positions, output.Slice(firstHead * headDim, heads * headDim));
-            return;
-        }
-        for (int j = 0; j < positions; j++)
-        {
-            F16.ToScaledValues(values.Slice(j * rowStride, headDim), row);
-            for (int h = 0; h < heads; h++)
-                VectorMath.MultiplyAdd(scoreBuffer[h * positions + j], row, output.Slice((firstHead + h) * headDim, headDim));
+            int count = Math.Min(blockPositions, positions - first);
+            ReadOnlySpan<Half> blockValues = values.Slice(blocks[b] * blockStride, (count - 1) * rowStride + headDim);
+            Span<float> blockProbabilities = scoreBuffer.AsSpan(first);
+            if (loops == Loops.Fused256)
+                FourHeadValues(blockProbabilities, blockValues, rowStride, headDim, positions, count, groupOutput);
+            else if (loops == Loops.Fused128)
+                FourHeadValues128(blockProbabilities, blockValues, rowStride, headDim, positions, count, groupOutput);
+            else
+                for (int j = 0; j < count; j++)
+                {
+                    F16.ToScaledValues(blockValues.Slice(j * rowStride, headDim), row);
+                    for (int h = 0; h < heads; h++)
+                        VectorMath.MultiplyAdd(blockProbabilities[h * positions + j], row, groupOutput.Slice(h * headDim, headDim));
+                }
         }
     }
 
@@ -159,7 +200,7 @@ internal static class Attention
     /// and each q vector loaded serves both rows. Every score is still summed in the same order.
     /// </summary>
     private static unsafe void FourHeadScores(ReadOnlySpan<float> q, ReadOnlySpan<Half> keys, int kvDim, int headDim, int positions,
-        float scale, float[] scores)
+        int count, float scale, Span<float> scores)
     {
         fixed (float* q0 = q)
         fixed (Half* k0 = keys)
@@ -167,9 +208,9 @@ internal static class Attention
         {
             float* q1 = q0 + headDim, q2 = q1 + headDim, q3 = q2 + headDim;
             var mask = Vector256.Create(F16.ScaledValueMask);
-            for (int j = 0; j < positions; j += 2)
+            for (int j = 0; j < count; j += 2)
             {
-                bool pair = j + 1 < positions;   // an odd last position is paired with itself, its copy not stored
+                bool pair = j + 1 < count;   // an odd last position is paired with itself, its copy not stored
                 short* k = (short*)(k0 + (long)j * kvDim), kNext = pair ? k + kvDim : k;
                 Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
                 Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
@@ -211,7 +252,7 @@ internal static class Attention
     /// between blocks (it must be zero on entry), which leaves every sum's order unchanged. Each step
     /// prefetches a line of the next block (figures in docs/performance.md).
     /// </summary>
-    private static unsafe void FourHeadValues(float[] probabilities, ReadOnlySpan<Half> values, int kvDim, int headDim, int positions, Span<float> output)
+    private static unsafe void FourHeadValues(Span<float> probabilities, ReadOnlySpan<Half> values, int kvDim, int headDim, int positions, int count, Span<float> output)
     {
         fixed (float* p0 = probabilities)
         fixed (Half* v0 = values)
@@ -219,9 +260,9 @@ internal static class Attention
         {
             float* p1 = p0 + positions, p2 = p1 + positions, p3 = p2 + positions;
             var mask = Vector256.Create(F16.ScaledValueMask);
-            for (int j0 = 0; j0 < positions; j0 += ValuePositionBlock)
+            for (int j0 = 0; j0 < count; j0 += ValuePositionBlock)
             {
-                int jEnd = Math.Min(positions, j0 + ValuePositionBlock);
+                int jEnd = Math.Min(count, j0 + ValuePositionBlock);
                 for (int d = 0; d < headDim; d += 16)
                 {
                     bool both = d + 16 <= headDim;   // a last odd 8 dimensions is read twice, its copy not stored
@@ -269,7 +310,7 @@ internal static class Attention
     /// (NEON has 32 registers: these, the 8 q vectors and the 4 k vectors fit).
     /// </summary>
     private static unsafe void FourHeadScores128(ReadOnlySpan<float> q, ReadOnlySpan<Half> keys, int kvDim, int headDim, int positions,
-        float scale, float[] scores)
+        int count, float scale, Span<float> scores)
     {
         fixed (float* q0 = q)
         fixed (Half* k0 = keys)
@@ -277,9 +318,9 @@ internal static class Attention
         {
             float* q1 = q0 + headDim, q2 = q1 + headDim, q3 = q2 + headDim;
             var mask = Vector128.Create(F16.ScaledValueMask);
-            for (int j = 0; j < positions; j += 2)
+            for (int j = 0; j < count; j += 2)
             {
-                bool pair = j + 1 < positions;   // an odd last position is paired with itself, its copy not stored
+                bool pair = j + 1 < count;   // an odd last position is paired with itself, its copy not stored
                 short* k = (short*)(k0 + (long)j * kvDim), kNext = pair ? k + kvDim : k;
                 Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
                 Vector128<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
@@ -325,7 +366,7 @@ internal static class Attention
     /// <see cref="FourHeadValues"/> on 128-bit vectors: sixteen dimensions per pass as four vectors per
     /// head (16 FMA chains), positions in the same blocks, each output summed over positions in order.
     /// </summary>
-    private static unsafe void FourHeadValues128(float[] probabilities, ReadOnlySpan<Half> values, int kvDim, int headDim, int positions, Span<float> output)
+    private static unsafe void FourHeadValues128(Span<float> probabilities, ReadOnlySpan<Half> values, int kvDim, int headDim, int positions, int count, Span<float> output)
     {
         fixed (float* p0 = probabilities)
         fixed (Half* v0 = values)
@@ -333,9 +374,9 @@ internal static class Attention
         {
             float* p1 = p0 + positions, p2 = p1 + positions, p3 = p2 + positions;
             var mask = Vector128.Create(F16.ScaledValueMask);
-            for (int j0 = 0; j0 < positions; j0 += ValuePositionBlock)
+            for (int j0 = 0; j0 < count; j0 += ValuePositionBlock)
             {
-                int jEnd = Math.Min(positions, j0 + ValuePositionBlock);
+                int jEnd = Math.Min(count, j0 + ValuePositionBlock);
                 for (int d = 0; d < headDim; d += 16)
                 {
                     bool both = d + 16 <= headDim;   // a last odd 8 dimensions is read twice, its copy not stored
@@ -384,46 +425,40 @@ internal static class Attention
     }
 
     /// <summary>
-    /// Attention for a batch of tokens at positions pos0 … pos0 + n − 1 (K and V already cached),
-    /// split over the worker pool by (token, KV group). One instance per sequence state; reused.
+    /// Attention for a batch of rows (K and V already cached): row t is the token at position
+    /// state.RowPositions[t] of sequence state.RowSequences[t], and sees that sequence's positions up to
+    /// its own. Split over the worker pool by (row, KV group). One instance per state; reused.
     /// </summary>
     public sealed class BatchJob : IRangeJob
     {
-        private ModelConfig? _config;
-        private float[]? _q, _output;
-        private Half[]? _keys, _values;
-        private int _pos0, _capacity, _tokens;
-        private bool _round;
+        private InferenceState? _state;
+        private int _layer, _rows, _scratchPositions;
 
-        /// <param name="keyCache">The layer's K cache, head-major: [kv head][position][head_dim] for <paramref name="capacity"/> positions.</param>
-        /// <param name="valueCache">The layer's V cache, same layout.</param>
-        public void Run(WorkerPool pool, ModelConfig config, float[] q, Half[] keyCache, Half[] valueCache, int capacity, int pos0, int tokens,
-            float[] output, bool roundProbabilitiesToF16)
+        public void Run(WorkerPool pool, InferenceState state, int layer, int rows)
         {
-            _config = config; _q = q; _keys = keyCache; _values = valueCache; _capacity = capacity; _pos0 = pos0; _output = output;
-            _tokens = tokens;
-            _round = roundProbabilitiesToF16;
-            // One (token, group) at a time from the shared counter: a decode step has only 5 of them for
+            _state = state; _layer = layer; _rows = rows;
+            _scratchPositions = state.ContextLength;
+            // One (row, group) at a time from the shared counter: a decode step has only 5 of them for
             // 2B4T, which fixed shares split 2 : 3 however busy each core is.
-            pool.ForPieces(tokens * config.KvHeadCount, this, piece: 1);
-            _q = _output = null; _keys = _values = null;
+            pool.ForPieces(rows * state.Config.KvHeadCount, this, piece: 1);
+            _state = null;
         }
 
         void IRangeJob.Run(int start, int end)
         {
-            ModelConfig c = _config!;
-            int embd = c.EmbeddingLength, headDim = c.HeadDim;
+            InferenceState s = _state!;
+            ModelConfig c = s.Config;
+            int embd = c.EmbeddingLength;
             for (int i = start; i < end; i++)
             {
-                // Token t sees t + 1 positions, so later tokens cost more. Tokens are taken in the order
-                // 0, n−1, 1, n−2, …, so that cheap and dear ones alternate and no thread is left with a
-                // run of dear ones at the end.
+                // Row t sees its position + 1 positions, so later rows of a prompt cost more. Rows are taken
+                // in the order 0, n−1, 1, n−2, …, so that cheap and dear ones alternate and no thread is
+                // left with a run of dear ones at the end.
                 int rank = i / c.KvHeadCount, group = i % c.KvHeadCount;
-                int t = (rank & 1) == 0 ? rank / 2 : _tokens - 1 - rank / 2, pos = _pos0 + t;
-                int first = group * _capacity * headDim, length = (pos + 1) * headDim;
-                ComputeGroupRows(c, _q.AsSpan(t * embd, embd), _keys.AsSpan(first, length), _values.AsSpan(first, length), headDim,
-                    pos, group, _output.AsSpan(t * embd, embd), _round, scratchPositions: _capacity,
-                    LoopsFor(c.GroupSize, headDim));
+                int t = (rank & 1) == 0 ? rank / 2 : _rows - 1 - rank / 2;
+                KvSequence sequence = s.RowSequences[t];
+                ComputeGroupPaged(c, s.Query.AsSpan(t * embd, embd), sequence.Pool, _layer, sequence.Blocks, s.RowPositions[t], group,
+                    s.AttentionOut.AsSpan(t * embd, embd), s.RowRoundsProbabilities[t], _scratchPositions, LoopsFor(c.GroupSize, c.HeadDim));
             }
         }
     }

@@ -133,6 +133,18 @@ public sealed unsafe class BitNetModel : IDisposable
     }
 
     /// <summary>
+    /// A workspace for steps over many sequences of <paramref name="pool"/> (<see cref="EvaluateRows"/>):
+    /// room for <paramref name="rows"/> rows per step, sequences of up to <paramref name="contextLength"/> positions.
+    /// </summary>
+    public InferenceState CreateBatchState(KvCachePool pool, int contextLength, int rows)
+    {
+        ArgumentNullException.ThrowIfNull(pool);
+        if (!ReferenceEquals(pool.Config, Config)) throw new ArgumentException("the pool was created for another model", nameof(pool));
+        ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
+        return new InferenceState(Config, contextLength, rows, IsScreened, pool);
+    }
+
+    /// <summary>
     /// Evaluate <paramref name="tokens"/> at state.Position onwards (one batch, processed in chunks) and
     /// return the last token's logits, valid until the next call on this state.
     /// </summary>
@@ -204,7 +216,19 @@ public sealed unsafe class BitNetModel : IDisposable
         {
             count = state.NextChunkLength(tokens.Length - start);
             bool isLastChunk = start + count == tokens.Length;
-            RunLayers(state, tokens.Slice(start, count));
+            KvSequence sequence = state.Sequence;
+            int position = sequence.Length;
+            if (!sequence.TryReserve(position + count))
+                throw new InvalidOperationException("the KV cache pool has no free block for the state's sequence");
+            bool round = RoundsOperand(count);
+            for (int t = 0; t < count; t++)
+            {
+                state.RowTokens[t] = tokens[start + t];
+                state.RowPositions[t] = position + t;
+                state.RowSequences[t] = sequence;
+                state.RowRoundsProbabilities[t] = round;
+            }
+            RunLayers(state, count);
             switch (output)
             {
                 case Output.Last when isLastChunk:
@@ -217,24 +241,107 @@ public sealed unsafe class BitNetModel : IDisposable
                     ScreenedLogits(state, count - 1);
                     break;
             }
-            state.Position += count;
+            sequence.Length += count;
         }
         Residency.AfterForwardPass();
     }
 
+    /// <summary>Whether an F32 operand of <paramref name="rows"/> rows is rounded to F16 (<see cref="Precision"/>, unless overridden).</summary>
+    private bool RoundsOperand(int rows) => _options.RoundToF16Override ?? Precision.RoundsOperandToF16(rows);
+
     /// <summary>
-    /// The transformer blocks for n tokens at positions state.Position … + n − 1 (spec §5.1). The
+    /// One step over rows of many sequences: state.RowTokens/RowPositions/RowSequences/RowRoundsProbabilities
+    /// [0, <paramref name="rows"/>) describe them, each sequence's rows at consecutive positions from its
+    /// length, its blocks already reserved (<see cref="KvSequence.TryReserve"/>). Their K and V go into
+    /// their sequences, whose lengths the caller then advances. Every row is computed as it would be in a
+    /// pass over its own sequence's rows alone: the matrix products and per-row steps do not mix rows,
+    /// and attention reads only the row's sequence.
+    /// </summary>
+    public void EvaluateRows(InferenceState state, int rows)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (!ReferenceEquals(state.Config, Config))
+            throw new ArgumentException("the state was created by another model", nameof(state));
+        if (rows < 1 || rows > state.BatchCapacity)
+            throw new ArgumentOutOfRangeException(nameof(rows), rows, $"must be 1 … {state.BatchCapacity}");
+        for (int t = 0; t < rows; t++)
+        {
+            KvSequence? sequence = state.RowSequences[t];
+            if (sequence is null || state.RowPositions[t] >= sequence.BlockCount * sequence.Pool.BlockTokens)
+                throw new InvalidOperationException($"row {t} has no reserved KV block for its position");
+            if ((uint)state.RowTokens[t] >= (uint)Config.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(state), state.RowTokens[t], $"token id outside the vocabulary (0..{Config.VocabSize - 1})");
+        }
+        RunLayers(state, rows);
+        Residency.AfterForwardPass();
+    }
+
+    /// <summary>The per-row rounding of attention probabilities for a sequence that has <paramref name="rowsOfSequence"/> rows in a step.</summary>
+    public bool RoundsAttentionProbabilities(int rowsOfSequence) => RoundsOperand(rowsOfSequence);
+
+    /// <summary>
+    /// After <see cref="EvaluateRows"/>: the head inputs of rows <paramref name="rows"/>, each as a single
+    /// logits row (F16-rounded, as bitnet.cpp's last-token logits), into state.Normed rows 0 … rows.Length − 1.
+    /// </summary>
+    public void PrepareHeadInputs(InferenceState state, ReadOnlySpan<int> rows)
+    {
+        int embd = Config.EmbeddingLength;
+        if (rows.Length > state.BatchCapacity) throw new ArgumentException("more head rows than the state holds", nameof(rows));
+        bool round = RoundsOperand(1);
+        for (int i = 0; i < rows.Length; i++)
+        {
+            Span<float> y = state.Normed.AsSpan(i * embd, embd);
+            Kernels.VectorMath.RmsNormRow(state.Residual.AsSpan(rows[i] * embd, embd), _weights.OutputNorm, y, Config.RmsNormEpsilon);
+            if (round) Kernels.F16.RoundThroughHalf(y);
+        }
+    }
+
+    /// <summary>Full logits of head inputs [first, first + count) prepared by <see cref="PrepareHeadInputs"/> (count × VocabSize, row-major).</summary>
+    public void HeadLogits(InferenceState state, int first, int count, Span<float> logits)
+    {
+        int embd = Config.EmbeddingLength;
+        if (first < 0 || count < 0 || first + count > state.BatchCapacity) throw new ArgumentOutOfRangeException(nameof(count));
+        if (logits.Length < (long)count * Config.VocabSize) throw new ArgumentException("logits too short", nameof(logits));
+        _matmul.LmHead(_weights.LmHead, Config.VocabSize, embd, state.Normed.AsSpan(first * embd, count * embd), count, logits);
+    }
+
+    /// <summary>
+    /// Screened head (<see cref="IsScreened"/>) on a head input prepared by <see cref="PrepareHeadInputs"/>:
+    /// the bounds of every row into state.ScreenLower/ScreenUpper, or (false, the input not finite) the
+    /// full logits into state.Logits.
+    /// </summary>
+    public bool HeadBounds(InferenceState state, int input)
+    {
+        if (!IsScreened) throw new InvalidOperationException("the LM head is not screened (LmHeadMode.Screened)");
+        int embd = Config.EmbeddingLength;
+        Span<float> y = state.Normed.AsSpan(input * embd, embd);
+        state.ScreenIsValid = _matmul.HeadBounds(y, state.ScreenInput!, state.ScreenLower!, state.ScreenUpper!);
+        if (!state.ScreenIsValid)
+            _matmul.LmHead(_weights.LmHead, Config.VocabSize, embd, y, 1, state.Logits);
+        return state.ScreenIsValid;
+    }
+
+    /// <summary>After <see cref="HeadBounds(InferenceState, int)"/>: the exact F16 logits of rows <paramref name="ids"/> (ascending) for that head input.</summary>
+    public void ExactLogits(InferenceState state, int input, ReadOnlySpan<int> ids, Span<float> logits)
+    {
+        if (!IsScreened || state.ScreenInput is null) throw new InvalidOperationException("the LM head is not screened (LmHeadMode.Screened)");
+        int embd = Config.EmbeddingLength;
+        _matmul.ExactHeadRows(ids, state.Normed.AsSpan(input * embd, embd), logits, state.StagedHeadRows!);
+        state.ExactRowsComputed += ids.Length;
+    }
+
+    /// <summary>
+    /// The transformer blocks for the state's n rows, each at its position in its sequence (spec §5.1). The
     /// matrix products split their rows over the worker pool; the per-token steps between them
     /// (<see cref="TokenStep"/>) split the batch's tokens; attention splits (token, KV group) pairs.
     /// </summary>
-    private void RunLayers(InferenceState s, ReadOnlySpan<int> tokens)
+    private void RunLayers(InferenceState s, int n)
     {
         var c = Config;
-        int n = tokens.Length, pos0 = s.Position;
         var pool = _matmul.Pool;
         var act = s.Quantized;
         TokenSteps steps = s.Steps;
-        steps.Begin(_weights, tokens, pos0, _embeddingFile);
+        steps.Begin(_weights, _embeddingFile);
 
         // x = token_embd[token]
         steps.Run(pool, n, TokenStep.Embed);
@@ -253,8 +360,8 @@ public sealed unsafe class BitNetModel : IDisposable
             steps.Run(pool, n, TokenStep.RopeAndCache, w, l);
 
             // A_h = softmax(Q_h·K_hᵀ / √head_dim + causal mask) · V_h, heads concatenated
-            bool roundProbabilities = _options.RoundToF16Override ?? Precision.RoundsOperandToF16(n);
-            s.AttentionJob.Run(pool, c, s.Query, s.KeyCache[l], s.ValueCache[l], s.ContextLength, pos0, n, s.AttentionOut, roundProbabilities);
+            // (each row's probabilities rounded to F16 or not by its sequence's row count: RowRoundsProbabilities)
+            s.AttentionJob.Run(pool, s, l, n);
 
             // [A = RMSNorm(A) ⊙ attn_sub_norm: the sub-norm comes before the output projection]
             steps.Run(pool, n, TokenStep.AttentionOutputInput, w, l);
@@ -292,7 +399,7 @@ public sealed unsafe class BitNetModel : IDisposable
         int embd = Config.EmbeddingLength;
         Span<float> y = s.Normed.AsSpan(0, count * embd);
         RmsNorm(s.Residual.AsSpan(firstToken * embd, count * embd), _weights.OutputNorm, y, count, Config.RmsNormEpsilon);
-        if (_options.RoundToF16Override ?? Precision.RoundsOperandToF16(count))
+        if (RoundsOperand(count))
             Kernels.F16.RoundThroughHalf(y);
         return y;
     }

@@ -1,14 +1,17 @@
 namespace BitNet.Inference.Model;
 
 /// <summary>
-/// Everything one sequence needs while it runs: the F16 KV cache and every activation buffer, all
-/// allocated once here so the forward pass never allocates. Create with
-/// <see cref="BitNetModel.CreateState"/>. Not thread-safe: one sequence, one caller at a time.
-/// Buffers hold up to <see cref="BatchCapacity"/> tokens; longer inputs are processed in chunks.
+/// Everything a forward pass needs: every activation buffer, allocated once here so the forward pass
+/// never allocates, and the rows of the batch being evaluated (which sequence and position each belongs
+/// to). Created with <see cref="BitNetModel.CreateState"/>, it also holds one sequence of its own (<see
+/// cref="Sequence"/>, in a private KV pool sized for the context) that the single-sequence calls extend;
+/// the engine's scheduler uses one state as the workspace of steps over many sequences of a shared pool.
+/// Not thread-safe: one caller at a time. Buffers hold up to <see cref="BatchCapacity"/> rows; longer
+/// inputs are processed in chunks.
 /// </summary>
 public sealed class InferenceState
 {
-    internal InferenceState(ModelConfig config, int contextLength, int batchCapacity, bool screenedHead = false)
+    internal InferenceState(ModelConfig config, int contextLength, int batchCapacity, bool screenedHead = false, KvCachePool? pool = null)
     {
         Config = config;
         ContextLength = contextLength;
@@ -36,18 +39,20 @@ public sealed class InferenceState
             StagedHeadRows = new Half[HeadRows.StagedRows * embd];
         }
         Steps = new TokenSteps(this);
-        KeyCache = new Half[config.LayerCount][];
-        ValueCache = new Half[config.LayerCount][];
-        for (int l = 0; l < config.LayerCount; l++)
-        {
-            KeyCache[l] = new Half[(long)contextLength * kv];
-            ValueCache[l] = new Half[(long)contextLength * kv];
-        }
+        RowTokens = new int[n];
+        RowPositions = new int[n];
+        RowSequences = new KvSequence[n];
+        RowRoundsProbabilities = new bool[n];
+        // The private pool's memory is committed only as positions are written.
+        pool ??= new KvCachePool(config, (contextLength + KvCachePool.DefaultBlockTokens - 1) / KvCachePool.DefaultBlockTokens);
+        Sequence = new KvSequence(pool, contextLength);
     }
 
     internal ModelConfig Config { get; }
-    /// <summary>Tokens already in the KV cache; the next token is evaluated at this position.</summary>
-    public int Position { get; internal set; }
+    /// <summary>Tokens of <see cref="Sequence"/> already in the KV cache; the next token is evaluated at this position.</summary>
+    public int Position => Sequence.Length;
+    /// <summary>The state's own sequence, extended by <see cref="BitNetModel.Forward"/> and the other single-sequence calls.</summary>
+    public KvSequence Sequence { get; }
     /// <summary>Positions the KV cache holds.</summary>
     public int ContextLength { get; }
     /// <summary>Tokens evaluated together in one pass of the layers.</summary>
@@ -65,16 +70,56 @@ public sealed class InferenceState
         return remaining - count == 1 && count > 2 ? count - 1 : count;
     }
 
-    /// <summary>Forget the sequence (the cache is overwritten as new tokens arrive).</summary>
-    public void Reset() => Position = 0;
+    /// <summary>
+    /// How many of a prompt's <paramref name="remaining"/> tokens a step with room for
+    /// <paramref name="budget"/> rows evaluates: <see cref="NextChunkLength"/> within the budget, and 0
+    /// rather than a lone token (one prompt token alone would be computed as decode, see Precision), unless
+    /// the whole prompt is that one token.
+    /// </summary>
+    public static int PromptChunkLength(int remaining, int budget)
+    {
+        if (remaining <= 0 || budget <= 0) return 0;
+        int count = Math.Min(budget, remaining);
+        if (remaining - count == 1) count--;        // never leave a lone last token
+        if (count == 1 && remaining > 1) return 0;  // nor take a lone one from a longer prompt
+        return count;
+    }
+
+    /// <summary>Forget the sequence (its blocks go back to the pool).</summary>
+    public void Reset() => Sequence.Clear();
 
     /// <summary>Keep only the first <paramref name="position"/> tokens (e.g. to reuse a shared prompt prefix).</summary>
     public void Rewind(int position)
     {
         if (position < 0 || position > Position)
             throw new ArgumentOutOfRangeException(nameof(position), position, $"must be between 0 and the current position {Position}");
-        Position = position;
+        Sequence.Truncate(position);
     }
+
+    /// <summary>
+    /// Describe row <paramref name="row"/> of the next <see cref="BitNetModel.EvaluateRows"/>: the token at
+    /// <paramref name="position"/> of <paramref name="sequence"/>, its attention probabilities rounded to F16
+    /// or not (<see cref="BitNetModel.RoundsAttentionProbabilities"/> of the sequence's row count in the step).
+    /// </summary>
+    public void SetRow(int row, int token, KvSequence sequence, int position, bool roundsProbabilities)
+    {
+        ArgumentNullException.ThrowIfNull(sequence);
+        if ((uint)row >= (uint)BatchCapacity) throw new ArgumentOutOfRangeException(nameof(row), row, $"must be 0 … {BatchCapacity - 1}");
+        RowTokens[row] = token;
+        RowSequences[row] = sequence;
+        RowPositions[row] = position;
+        RowRoundsProbabilities[row] = roundsProbabilities;
+    }
+
+    // The rows of the batch being evaluated.
+    /// <summary>Token id of each row.</summary>
+    internal int[] RowTokens { get; }
+    /// <summary>Position of each row in its sequence.</summary>
+    internal int[] RowPositions { get; }
+    /// <summary>The sequence each row extends (its K and V go there; its attention reads there).</summary>
+    internal KvSequence[] RowSequences { get; }
+    /// <summary>Whether a row's attention probabilities are rounded to F16 (its sequence has one row in the batch: see Precision).</summary>
+    internal bool[] RowRoundsProbabilities { get; }
 
     // Activation buffers, row-major [token, width] for up to BatchCapacity tokens.
     /// <summary>x: the residual stream [batch, embd].</summary>
@@ -111,8 +156,4 @@ public sealed class InferenceState
     public float[]? CandidateLogits { get; }
     /// <summary>F16 head rows read for the exact logits [StagedRows × embd].</summary>
     internal Half[]? StagedHeadRows { get; }
-    /// <summary>Per layer, F16 keys (after RoPE) and values, head-major: [kv head][position][head_dim], so one
-    /// KV head's rows are contiguous and attention streams them instead of striding across all heads.</summary>
-    internal Half[][] KeyCache { get; }
-    internal Half[][] ValueCache { get; }
 }

@@ -72,7 +72,8 @@ internal sealed unsafe class MatMul : IDisposable
             fixed (float* p3 = y3)
             {
                 _ternaryJob.Set(x, w1, p1, w2, p2, w3, p3);
-                if (x.Tokens == 1) Pool.ForPieces(_ternaryJob.TotalRows, _ternaryJob, TernaryPieceRows);
+                // A few tokens (decode steps of several sequences) stream the weights as one token does.
+                if (x.Tokens <= PiecedTokens) Pool.ForPieces(_ternaryJob.TotalRows, _ternaryJob, TernaryPieceRows);
                 else Pool.For(_ternaryJob.TotalRows, _ternaryJob, granule: 4);
                 _ternaryJob.Clear();
             }
@@ -191,26 +192,59 @@ internal sealed unsafe class MatMul : IDisposable
     /// </summary>
     internal const int TernaryPieceRows = 256, HeadPieceRows = 1024;
 
-    /// <summary>LM-head rows for one token: F16 in place, F16 read through <see cref="HeadRows"/>, or int8.</summary>
+    /// <summary>Batches of up to this many tokens hand out ternary rows in pieces, as a single token does
+    /// (a decode step of several sequences is memory-bound too); longer ones take fixed shares.</summary>
+    internal const int PiecedTokens = 16;
+
+    /// <summary>
+    /// LM-head rows for one or more tokens: F16 in place, F16 read through <see cref="HeadRows"/>, or int8.
+    /// Several tokens go through the rows in tiles of <see cref="HeadTileRows"/>: each tile is read from
+    /// memory once and stays in cache while the single-token kernel runs on it for every token, so each
+    /// logit is the single-token kernel's own result, bit for bit, and the head streams once per step.
+    /// </summary>
     private sealed class HeadJob(KernelSet kernels) : IRangeJob
     {
+        /// <summary>Rows per tile: 80 KB of F16 at 2560 columns, well inside L2.</summary>
+        internal const int HeadTileRows = 16;
         private Half* _weights;
         private LmHeadQ8? _q8;
         private HeadRows? _rows;
-        private int _columns;
+        private int _columns, _tokens, _headRows;
         private float* _x, _logits;
         /// <summary>Staging for rows read through <see cref="HeadRows"/>, one per pool thread (reused).</summary>
         [ThreadStatic] private static Half[]? t_staged;
 
-        public void Set(Half* weights, LmHeadQ8? q8, HeadRows? rows, int columns, float* x, float* logits)
+        /// <param name="tokens">Inputs at x + t·columns, logits at logits + t·headRows.</param>
+        public void Set(Half* weights, LmHeadQ8? q8, HeadRows? rows, int columns, float* x, float* logits, int tokens = 1, int headRows = 0)
         {
             _weights = weights; _q8 = q8; _rows = rows; _columns = columns; _x = x; _logits = logits;
+            _tokens = tokens; _headRows = headRows;
         }
 
         public void Run(int start, int end)
         {
-            var x = new ReadOnlySpan<float>(_x, _columns);
-            var dst = new Span<float>(_logits + start, end - start);
+            if (_tokens == 1)
+            {
+                RunToken(0, start, end);
+                return;
+            }
+            if (_q8 is null && _rows is null && kernels.DotF16Tokens is { } dotTokens)
+            {
+                dotTokens(new ReadOnlySpan<Half>(_weights, checked(end * _columns)), _columns, new ReadOnlySpan<float>(_x, _tokens * _columns),
+                    _tokens, start, end - start, new Span<float>(_logits + start, checked((_tokens - 1) * _headRows + end - start)), _headRows);
+                return;
+            }
+            for (int r0 = start; r0 < end; r0 += HeadTileRows)
+            {
+                int r1 = Math.Min(end, r0 + HeadTileRows);
+                for (int t = 0; t < _tokens; t++) RunToken(t, r0, r1);
+            }
+        }
+
+        private void RunToken(int t, int start, int end)
+        {
+            var x = new ReadOnlySpan<float>(_x + (long)t * _columns, _columns);
+            var dst = new Span<float>(_logits + (long)t * _headRows + start, end - start);
             if (_q8 is { } q8)
                 kernels.DotQ8(q8.Weights, q8.Scales, _columns, x, start, end - start, dst);
             else if (_rows is { } rows)
@@ -376,9 +410,18 @@ internal sealed unsafe class MatMul : IDisposable
             fixed (float* px = x)
             fixed (float* pl = logits)
             {
-                for (int t = 0; t < tokens; t++)
+                if (ExactRows is not null && q8 is null)
                 {
-                    _headJob.Set(weights, q8, ExactRows, columns, px + (long)t * columns, pl + (long)t * rows);
+                    // Rows read from the file (screened head's full fallback): one token at a time, as the rows are staged per call.
+                    for (int t = 0; t < tokens; t++)
+                    {
+                        _headJob.Set(weights, q8, ExactRows, columns, px + (long)t * columns, pl + (long)t * rows);
+                        Pool.ForPieces(rows, _headJob, HeadPieceRows);
+                    }
+                }
+                else
+                {
+                    _headJob.Set(weights, q8, null, columns, px, pl, tokens, rows);
                     Pool.ForPieces(rows, _headJob, HeadPieceRows);
                 }
                 _headJob.Set(null, null, null, 0, null, null);

@@ -41,21 +41,16 @@ internal sealed unsafe class TokenSteps : IRangeJob
     private int _layerIndex;
     private TokenStep _step;
     private bool _addResidual;
-    private int _pos0;
-    private int[] _tokens = [];
     private EmbeddingFile? _embeddingFile;
 
     public TokenSteps(InferenceState state) => _s = state;
 
-    /// <summary>Start a batch: the token ids (copied) at positions pos0 … pos0 + n − 1. With
+    /// <summary>Start a batch: the state's rows (RowTokens, RowPositions, RowSequences) are its tokens. With
     /// <paramref name="embeddingFile"/>, embedding rows are read from the file instead of the mapping.</summary>
-    public void Begin(BitNetWeights weights, ReadOnlySpan<int> tokens, int pos0, EmbeddingFile? embeddingFile)
+    public void Begin(BitNetWeights weights, EmbeddingFile? embeddingFile)
     {
         _weights = weights;
         _embeddingFile = embeddingFile;
-        _pos0 = pos0;
-        if (_tokens.Length < tokens.Length) _tokens = new int[_s.BatchCapacity];
-        tokens.CopyTo(_tokens);
     }
 
     /// <summary>Run <paramref name="step"/> for tokens 0 … n − 1 of the batch.</summary>
@@ -98,11 +93,11 @@ internal sealed unsafe class TokenSteps : IRangeJob
                 {
                     // Staged in this token's Normed row, which the first norm overwrites anyway.
                     Span<byte> row = MemoryMarshal.AsBytes(s.Normed.AsSpan(t * embd, embd))[..(2 * embd)];
-                    source.File.ReadAt(source.Offset + 2L * _tokens[t] * embd, row);
+                    source.File.ReadAt(source.Offset + 2L * s.RowTokens[t] * embd, row);
                     F16.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(row), x);
                 }
                 else
-                    F16.ConvertToSingle(new ReadOnlySpan<Half>(_weights!.TokenEmbedding + (long)_tokens[t] * embd, embd), x);
+                    F16.ConvertToSingle(new ReadOnlySpan<Half>(_weights!.TokenEmbedding + (long)s.RowTokens[t] * embd, embd), x);
                 break;
 
             case TokenStep.AttentionInput:
@@ -116,17 +111,20 @@ internal sealed unsafe class TokenSteps : IRangeJob
 
             case TokenStep.RopeAndCache:
             {
-                int pos = _pos0 + t;
+                int pos = s.RowPositions[t];
                 Span<float> q = s.Query.AsSpan(t * embd, embd), k = s.Key.AsSpan(t * kvDim, kvDim), v = s.Value.AsSpan(t * kvDim, kvDim);
                 w.QueryAdjustment.Apply(q);
                 w.KeyAdjustment.Apply(k);
                 w.ValueAdjustment.Apply(v);
                 Rope.Apply(_weights!.Rope, q, c.HeadCount, k, c.KvHeadCount, pos);
-                // Head-major cache [kv head][position][head_dim]: each KV head's rows are contiguous.
-                Half[] keys = s.KeyCache[_layerIndex], values = s.ValueCache[_layerIndex];
+                // The row's sequence's block for this position, head-major within it: [kv head][slot][head_dim].
+                KvSequence sequence = s.RowSequences[t];
+                KvCachePool pool = sequence.Pool;
+                int block = sequence.Block(pos / pool.BlockTokens), slot = pos % pool.BlockTokens;
+                Half[] keys = pool.Keys[_layerIndex], values = pool.Values[_layerIndex];
                 for (int h = 0, d = c.HeadDim; h < c.KvHeadCount; h++)
                 {
-                    int at = (h * s.ContextLength + pos) * d;
+                    int at = pool.Offset(block, h) + slot * d;
                     F16.ConvertToHalf(k.Slice(h * d, d), keys.AsSpan(at, d));   // round to nearest even
                     F16.ConvertToHalf(v.Slice(h * d, d), values.AsSpan(at, d));
                 }

@@ -35,6 +35,8 @@ public sealed record BenchmarkReport
     public required double ProbeBytesPerSecond { get; init; }
     /// <summary>VmHWM after the measured runs, before the bandwidth probe (null off Linux).</summary>
     public required long? PeakResidentBytes { get; init; }
+    /// <summary>`--parallel`: decode with several streams together (<see cref="ParallelDecodeBenchmark"/>), one report per stream count.</summary>
+    public IReadOnlyList<ParallelDecodeReport>? Parallel { get; init; }
 
     public sealed record Stats(double Median, double Min, double Max);
 }

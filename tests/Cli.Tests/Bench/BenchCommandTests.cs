@@ -45,6 +45,31 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public async Task Parallel_decode_reports_each_stream_count_next_to_one_stream()
+    {
+        Assert.Equal(0, await Run("-m", SharedData.OracleModelPath, "-p", "8", "-n", "4", "-r", "2", "-t", "2", "--json", "--no-probe", "--parallel", "3"));
+        using JsonDocument doc = JsonDocument.Parse(_out.ToString());
+        var parallel = doc.RootElement.GetProperty("parallel").EnumerateArray().ToList();
+        Assert.Equal([1, 3], parallel.Select(p => p.GetProperty("streams").GetInt32()));
+        foreach (JsonElement p in parallel)
+        {
+            Assert.True(p.GetProperty("aggregate_tok_s").GetProperty("median").GetDouble() > 0);
+            Assert.True(p.GetProperty("itl_p99_s").GetDouble() >= p.GetProperty("itl_p50_s").GetDouble());
+            // Positions fill whole blocks of 32 here (8 + 4 of them per stream): held ≥ needed.
+            Assert.True(p.GetProperty("kv_bytes_held").GetInt64() >= p.GetProperty("kv_bytes_needed").GetInt64());
+        }
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("2,x")]
+    public async Task A_bad_parallel_list_is_refused(string list)
+    {
+        Assert.Equal(2, await Run("-m", SharedData.OracleModelPath, "-p", "8", "-n", "4", "--parallel", list));
+        Assert.Contains("--parallel", _err.ToString());
+    }
+
+    [Fact]
     public async Task Q8_head_halves_the_head_bytes_and_the_table_names_it()
     {
         Assert.Equal(0, await Run("-m", SharedData.OracleModelPath, "-p", "4", "-n", "2", "-r", "1", "-t", "1", "--lm-head", "q8"));

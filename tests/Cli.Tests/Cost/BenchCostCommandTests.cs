@@ -69,6 +69,43 @@ public sealed class BenchCostCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task A_sweep_runs_each_concurrency_level_and_reports_them_side_by_side()
+    {
+        _server.TokensPerReply = 4;
+        int exit = await Run("--hardware", "local", "--price-per-hour", "0.2", "--requests", "3", "--warmup", "1", "--max-tokens", "4", "--sweep", "4,1,2");
+        Assert.True(exit == 0, _err.ToString());
+
+        foreach (int level in new[] { 1, 2, 4 })
+        {
+            var results = RawResult($"20261123-030000-local-c{level}").GetProperty("results");
+            Assert.Equal(level, results.GetProperty("concurrency").GetInt32());
+            Assert.Equal(Math.Max(3, 2 * level), results.GetProperty("requests").GetInt32());
+            Assert.Equal(0, results.GetProperty("errors").GetInt32());
+        }
+        Assert.Equal(1 + 3 + 4 + 8, _server.Bodies.Count);   // one warm-up before the first level only
+        Assert.InRange(_server.MaxConcurrentSeen, 3, 4);
+
+        string sweep = File.ReadAllText(_temp.Combine("reports", "20261123-030000-local-sweep.md"));
+        Assert.Contains("# Concurrency sweep on local", sweep);
+        Assert.Contains("![tokens/s and $ per 1M tokens by concurrency](20261123-030000-local-sweep.svg)", sweep);
+        var rows = sweep.Split('\n').Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\| [0-9]+ \|")).ToList();
+        Assert.Equal(["1", "2", "4"], rows.Select(r => r.Split('|')[1].Trim()));
+        Assert.StartsWith("| 1 | ", rows[0]);
+        Assert.Contains("| 1.00× |", rows[0]);
+        string svg = File.ReadAllText(_temp.Combine("reports", "20261123-030000-local-sweep.svg"));
+        Assert.Contains("concurrency 4", svg);
+        Assert.Contains("sweep:", _out.ToString());
+    }
+
+    [Fact]
+    public async Task A_sweep_with_a_level_out_of_range_is_refused()
+    {
+        Assert.Equal(1, await Run("--hardware", "local", "--price-per-hour", "0.2", "--sweep", "1,0"));
+        Assert.Contains("--sweep", _err.ToString());
+        Assert.Empty(_server.Bodies);
+    }
+
+    [Fact]
     public async Task Later_reports_compare_every_run_in_results_raw()
     {
         Assert.Equal(0, await Run("--hardware", "local", "--price-per-hour", "0.1", "--requests", "2", "--warmup", "0"));

@@ -91,16 +91,26 @@ public class BitNetEngineTests(EngineFixture fixture, ITestOutputHelper output) 
     }
 
     [Fact]
-    public async Task A_chat_turn_evaluates_only_the_new_tokens_after_the_cached_conversation()
+    public async Task A_chat_turn_reuses_the_whole_prompt_blocks_of_the_earlier_turn_and_answers_as_a_fresh_cache()
     {
-        var chat = new ChatConversation(Engine, "You are a helpful assistant.");
+        // Only K/V computed in prompt mode are shared (the earlier reply was decoded token by token, so it
+        // is evaluated again with the new turn), in whole blocks of the KV pool.
+        const string System = "You are a helpful assistant. Answer briefly, politely and precisely, in plain English, and never make up facts you do not know.";
+        var chat = new ChatConversation(Engine, System);
         await foreach (var _ in chat.SendAsync("Hi", 3, SamplingOptions.Greedy, TestContext.Current.CancellationToken)) { }
-        int before = chat.Tokens.Count;
-        await foreach (var _ in chat.SendAsync("More", 3, SamplingOptions.Greedy, TestContext.Current.CancellationToken)) { }
-        int newTurn = Engine.Tokenize("User: More<|eot_id|>Assistant: ", addBos: false).Count;
-        // The last reply token was sampled but never evaluated, so it is evaluated with the new turn.
-        Assert.Equal(newTurn + 1, Engine.LastPromptTokensEvaluated);
-        Assert.True(before > newTurn + 1);
+        int firstPrompt = chat.Tokens.Count - 3;
+        var reply = new List<int>();
+        await foreach (var update in chat.SendAsync("More", 3, SamplingOptions.Greedy, TestContext.Current.CancellationToken))
+            if (update.TokenId >= 0) reply.Add(update.TokenId);
+        int secondPrompt = chat.Tokens.Count - reply.Count;
+        int block = Engine.KvCache.BlockTokens;
+        int shared = Math.Min(firstPrompt / block, (secondPrompt - 2) / block) * block;
+        Assert.True(shared > 0, $"the first prompt ({firstPrompt} tokens) should fill a block of {block}");
+        Assert.Equal(secondPrompt - shared, Engine.LastPromptTokensEvaluated);
+
+        using var fresh = BitNetEngine.Load(new EngineOptions { ModelPath = SharedData.OracleModelPath, ContextLength = 128, Threads = 1, ReusePromptPrefix = false });
+        var (alone, _) = await EngineFixture.Collect(fresh, Greedy(chat.Tokens.Take(secondPrompt).ToArray(), 3) with { StopOnEndOfGeneration = true });
+        Assert.Equal(EngineFixture.TokenIds(alone), reply.ToArray());
     }
 
     [Fact]

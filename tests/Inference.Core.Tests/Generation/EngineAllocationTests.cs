@@ -30,3 +30,29 @@ public class EngineAllocationTests(EngineFixture fixture, ITestOutputHelper outp
         Assert.True(perToken < 4096, $"{perToken:F0} bytes per token");
     }
 }
+
+[Collection(nameof(EngineAllocationTests))]
+public class BatchedEngineAllocationTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task Steps_of_four_generations_together_allocate_little_beyond_the_updates()
+    {
+        using var engine = BitNetEngine.Load(new EngineOptions
+        {
+            ModelPath = BitNet.Tests.Shared.SharedData.OracleModelPath, ContextLength = 128, Threads = 2, Parallel = 4,
+        });
+        string[] texts = ["Once upon a time", "The capital of France is", "def add(a, b):", "Hello there, how"];
+        async Task<long> Allocated(int tokens)
+        {
+            var requests = texts.Select(t => BitNetEngineTests.Greedy(engine.Tokenize(t), tokens)).ToArray();
+            await Task.WhenAll(requests.Select(r => EngineFixture.Collect(engine, r)));   // warm: the same prompts
+            long before = GC.GetTotalAllocatedBytes(precise: true);
+            await Task.WhenAll(requests.Select(r => EngineFixture.Collect(engine, r)));
+            return GC.GetTotalAllocatedBytes(precise: true) - before;
+        }
+        long few = await Allocated(4), many = await Allocated(36);
+        double perToken = (many - few) / (32.0 * texts.Length);
+        output.WriteLine($"allocated per generated token with 4 together: {perToken:F0} bytes (4 tokens: {few} B, 36 tokens: {many} B)");
+        Assert.True(perToken < 4096, $"{perToken:F0} bytes per token");
+    }
+}

@@ -1,0 +1,292 @@
+using System.Collections.Concurrent;
+using BitNet.Inference.Generation;
+using BitNet.Tests.Shared;
+
+namespace BitNet.Inference.Tests.Generation;
+
+/// <summary>Two engines on the oracle model: one decoding up to 8 sequences together, one running them alone.</summary>
+public sealed class BatchingFixture : IDisposable
+{
+    public BatchingFixture()
+    {
+        // Prompt chunks of at most 7 tokens beside the decoding rows: many chunk boundaries and step compositions.
+        Batched = BitNetEngine.Load(new EngineOptions
+        {
+            ModelPath = SharedData.OracleModelPath, ContextLength = 256, Threads = 2, Parallel = 8, PromptTokensPerStep = 7,
+        });
+        Solo = BitNetEngine.Load(new EngineOptions
+        {
+            ModelPath = SharedData.OracleModelPath, ContextLength = 256, Threads = 1, Parallel = 1, ReusePromptPrefix = false,
+        });
+    }
+
+    public BitNetEngine Batched { get; }
+    public BitNetEngine Solo { get; }
+
+    public void Dispose()
+    {
+        Batched.Dispose();
+        Solo.Dispose();
+    }
+}
+
+/// <summary>Every full logits row a generation produced, in order, and the most sequences seen running together.</summary>
+internal sealed class LogitsRecorder
+{
+    private readonly BitNetEngine _engine;
+    private readonly ConcurrentDictionary<GenerationRequest, List<float[]>> _rows = new(ReferenceEqualityComparer.Instance);
+    public int MostRunning { get; private set; }
+
+    public LogitsRecorder(BitNetEngine engine)
+    {
+        _engine = engine;
+        engine.LogitsObserved = (request, generated, logits) =>
+        {
+            var rows = _rows.GetOrAdd(request, _ => []);
+            Assert.Equal(rows.Count, generated);
+            rows.Add(logits.ToArray());
+            MostRunning = Math.Max(MostRunning, engine.CurrentLoad.Running);
+        };
+    }
+
+    public List<float[]> Rows(GenerationRequest request) => _rows[request];
+
+    public void Detach() => _engine.LogitsObserved = null;
+}
+
+[Collection(nameof(BatchingTests))]
+public class BatchingTests(BatchingFixture fixture, ITestOutputHelper output) : IClassFixture<BatchingFixture>
+{
+    private BitNetEngine Batched => fixture.Batched;
+    private BitNetEngine Solo => fixture.Solo;
+
+    private static readonly string[] Texts =
+    [
+        "The capital of France is",
+        "Once upon a time, in a land far away, there lived a king who had three daughters. The youngest",
+        "def fibonacci(n):",
+        "Hi",
+        "The quick brown fox jumps over the lazy dog. The quick brown fox jumps over the lazy dog again, and then the dog wakes up and",
+        "1, 2, 3, 4, 5,",
+        "In 1969, the first humans landed on",
+        "Q: What is the boiling point of water at sea level?\nA:",
+    ];
+
+    /// <summary>Mixed prompt lengths, plain completions and chat prompts, and lengths to generate.</summary>
+    private GenerationRequest Request(int i, SamplingOptions sampling)
+    {
+        string text = Texts[i % Texts.Length];
+        IReadOnlyList<int> prompt = i % 3 == 2
+            ? Batched.Tokenize(Batched.ApplyChatTemplate([new ChatMessage(ChatRole.System, "You are terse."), new ChatMessage(ChatRole.User, text)]), parseSpecial: true)
+            : Batched.Tokenize(text);
+        return new GenerationRequest { PromptTokens = prompt, MaxTokens = 6 + 3 * (i % 4), Sampling = sampling, StopOnEndOfGeneration = false };
+    }
+
+    private async Task<(int[][] Tokens, List<float[]>[] Logits, int MostRunning)> Run(BitNetEngine engine, GenerationRequest[] requests, bool together)
+    {
+        var recorder = new LogitsRecorder(engine);
+        try
+        {
+            var tokens = new int[requests.Length][];
+            if (together)
+            {
+                var runs = requests.Select(r => EngineFixture.Collect(engine, r)).ToArray();
+                await Task.WhenAll(runs);
+                for (int i = 0; i < runs.Length; i++) tokens[i] = EngineFixture.TokenIds(runs[i].Result.Updates);
+            }
+            else
+                for (int i = 0; i < requests.Length; i++)
+                    tokens[i] = EngineFixture.TokenIds((await EngineFixture.Collect(engine, requests[i])).Updates);
+            return (tokens, requests.Select(recorder.Rows).ToArray(), recorder.MostRunning);
+        }
+        finally { recorder.Detach(); }
+    }
+
+    private static void AssertSameLogits(List<float[]> expected, List<float[]> actual, int request)
+    {
+        Assert.Equal(expected.Count, actual.Count);
+        for (int row = 0; row < expected.Count; row++)
+        {
+            int differ = expected[row].Zip(actual[row]).Count(p => BitConverter.SingleToInt32Bits(p.First) != BitConverter.SingleToInt32Bits(p.Second));
+            Assert.True(differ == 0, $"request {request}, logits row {row}: {differ} logits differ from the solo run");
+        }
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    [InlineData(8)]
+    public async Task Concurrent_greedy_generations_equal_their_solo_runs_token_for_token_and_logit_for_logit(int n)
+    {
+        var requests = Enumerable.Range(0, n).Select(i => Request(i, SamplingOptions.Greedy)).ToArray();
+        var solo = await Run(Solo, requests, together: false);
+        var batched = await Run(Batched, requests, together: true);
+        output.WriteLine($"{n} requests: up to {batched.MostRunning} decoded together");
+        Assert.True(batched.MostRunning >= 2, "the generations should have run together");
+        for (int i = 0; i < n; i++)
+        {
+            Assert.Equal(solo.Tokens[i], batched.Tokens[i]);
+            AssertSameLogits(solo.Logits[i], batched.Logits[i], i);
+        }
+        Assert.Equal(0, Batched.KvCache.UsedBlocks);
+    }
+
+    [Fact]
+    public async Task Seeded_sampling_beside_other_generations_equals_its_solo_run()
+    {
+        var requests = Enumerable.Range(0, 4)
+            .Select(i => Request(i, new SamplingOptions { Temperature = 0.9f, TopK = 0, TopP = 1f, MinP = 0f, Seed = (ulong)(11 + i) }) with { MaxTokens = 16 })
+            .ToArray();
+        var solo = await Run(Solo, requests, together: false);
+        var batched = await Run(Batched, requests, together: true);
+        for (int i = 0; i < requests.Length; i++)
+        {
+            Assert.Equal(solo.Tokens[i], batched.Tokens[i]);
+            AssertSameLogits(solo.Logits[i], batched.Logits[i], i);
+        }
+    }
+
+    [Fact]
+    public async Task A_shared_system_prompt_is_evaluated_once_and_the_outputs_are_unchanged()
+    {
+        const string System = "You are a careful assistant for a library. You answer questions about books, authors, opening hours and loans. " +
+            "Keep answers short, friendly and accurate, and say so when you do not know something. " +
+            "The library opens at nine in the morning on weekdays and at ten on Saturdays; it is closed on Sundays and public holidays.";
+        string[] questions = ["When do you open?", "Who wrote Hamlet?", "Can I renew a loan online?", "Do you have audiobooks?"];
+        GenerationRequest Ask(string question) => new()
+        {
+            PromptTokens = Batched.Tokenize(Batched.ApplyChatTemplate([new ChatMessage(ChatRole.System, System), new ChatMessage(ChatRole.User, question)])),
+            MaxTokens = 5, Sampling = SamplingOptions.Greedy, StopOnEndOfGeneration = false,
+        };
+        var first = Ask("Hello");
+        var requests = questions.Select(Ask).ToArray();
+        int block = Batched.KvCache.BlockTokens;
+        int common = Enumerable.Range(0, first.PromptTokens.Count).TakeWhile(i => requests.All(r => r.PromptTokens[i] == first.PromptTokens[i])).Count();
+        int sharedPerRequest = common / block * block;
+        Assert.True(sharedPerRequest >= 2 * block, $"the system prompt ({common} common tokens) should fill two blocks of {block}");
+
+        var solo = await Run(Solo, requests, together: false);
+        await EngineFixture.Collect(Batched, first);   // evaluates the system prompt once
+        long reused = Batched.CurrentLoad.PromptTokensReused, evaluated = Batched.CurrentLoad.PromptTokensEvaluated;
+        var batched = await Run(Batched, requests, together: true);
+        var load = Batched.CurrentLoad;
+        output.WriteLine($"system prompt: {common} common tokens, {sharedPerRequest} shared per request; evaluated {load.PromptTokensEvaluated - evaluated}, reused {load.PromptTokensReused - reused}");
+        Assert.Equal(requests.Length * sharedPerRequest, load.PromptTokensReused - reused);
+        Assert.Equal(requests.Sum(r => r.PromptTokens.Count) - requests.Length * sharedPerRequest, load.PromptTokensEvaluated - evaluated);
+        for (int i = 0; i < requests.Length; i++)
+        {
+            Assert.Equal(solo.Tokens[i], batched.Tokens[i]);
+            AssertSameLogits(solo.Logits[i], batched.Logits[i], i);
+        }
+    }
+
+    [Fact]
+    public async Task A_screened_head_serving_several_generations_chooses_the_f16_heads_tokens()
+    {
+        using var screened = BitNetEngine.Load(new EngineOptions
+        {
+            ModelPath = SharedData.OracleModelPath, ContextLength = 256, Threads = 2, Parallel = 4, LmHead = BitNet.Inference.Model.LmHeadMode.Screened,
+        });
+        var requests = Enumerable.Range(0, 4)
+            .Select(i => Request(i, new SamplingOptions { Temperature = 0.7f, TopK = 20, Seed = (ulong)(5 + i) }) with { MaxTokens = 10 })
+            .ToArray();
+        var solo = await Run(Solo, requests, together: false);
+        var results = await Task.WhenAll(requests.Select(r => EngineFixture.Collect(screened, r)));
+        for (int i = 0; i < requests.Length; i++)
+            Assert.Equal(solo.Tokens[i], EngineFixture.TokenIds(results[i].Updates));
+        Assert.Equal(0, screened.KvCache.UsedBlocks);
+    }
+
+    [Fact]
+    public async Task Prompt_chunks_of_any_size_give_the_same_logits()
+    {
+        var request = Request(4, SamplingOptions.Greedy);   // the longest prompt
+        var whole = await Run(Solo, [request], together: false);
+        foreach (int budget in new[] { 3, 5, 16 })
+        {
+            using var engine = BitNetEngine.Load(new EngineOptions
+            {
+                ModelPath = SharedData.OracleModelPath, ContextLength = 256, Threads = 1, PromptTokensPerStep = budget, ReusePromptPrefix = false,
+            });
+            var chunked = await Run(engine, [request], together: false);
+            Assert.Equal(whole.Tokens[0], chunked.Tokens[0]);
+            AssertSameLogits(whole.Logits[0], chunked.Logits[0], 0);
+        }
+    }
+
+    [Fact]
+    public async Task Cancelling_a_generation_returns_its_blocks_within_one_step_while_others_go_on()
+    {
+        var other = Request(1, SamplingOptions.Greedy) with { MaxTokens = 40 };
+        var otherRun = EngineFixture.Collect(Batched, other);
+        using var cancel = new CancellationTokenSource();
+        var updates = new List<GenerationUpdate>();
+        int afterCancel = -1;
+        await foreach (var update in Batched.GenerateAsync(Request(0, SamplingOptions.Greedy) with { MaxTokens = 200 }, cancel.Token))
+        {
+            updates.Add(update);
+            if (afterCancel >= 0) afterCancel++;
+            if (updates.Count == 3) { cancel.Cancel(); afterCancel = 0; }
+        }
+        Assert.Equal(FinishReason.Cancelled, updates[^1].Final!.FinishReason);
+        Assert.True(afterCancel <= 2, $"{afterCancel} updates came after the cancellation");   // at most the step under way, then the final one
+        var (_, otherStats) = await otherRun;
+        Assert.Equal(FinishReason.Length, otherStats.FinishReason);
+        Assert.Equal(0, Batched.KvCache.UsedBlocks);
+    }
+
+    [Fact]
+    public async Task A_consumer_that_leaves_early_frees_the_blocks_before_its_enumeration_ends()
+    {
+        int seen = 0;
+        await foreach (var update in Batched.GenerateAsync(Request(2, SamplingOptions.Greedy) with { MaxTokens = 100 }, TestContext.Current.CancellationToken))
+            if (++seen == 2) break;
+        Assert.Equal(0, Batched.KvCache.UsedBlocks);
+        Assert.Equal(0, Batched.CurrentLoad.Running);
+    }
+
+    [Fact]
+    public async Task Stop_strings_and_deadlines_end_a_generation_and_free_its_blocks()
+    {
+        var request = Request(0, SamplingOptions.Greedy) with { MaxTokens = 12 };
+        var (all, _) = await EngineFixture.Collect(Batched, request);
+        string full = string.Concat(all.Select(u => u.Text));
+        string stop = full.Substring(full.Length / 2, Math.Min(3, full.Length - full.Length / 2));
+        var (_, stats) = await EngineFixture.Collect(Batched, request with { Stop = [stop] });
+        Assert.Equal(FinishReason.Stop, stats.FinishReason);
+        Assert.Equal(0, Batched.KvCache.UsedBlocks);
+
+        var (_, lateStats) = await EngineFixture.Collect(Batched, request with { MaxTokens = 200, Deadline = DateTimeOffset.UtcNow.AddMilliseconds(150) });
+        Assert.Equal(FinishReason.Length, lateStats.FinishReason);
+        Assert.True(lateStats.CompletionTokens < 200);
+        Assert.Equal(0, Batched.KvCache.UsedBlocks);
+    }
+
+    [Fact]
+    public async Task A_full_pool_makes_new_generations_wait_and_every_output_stays_correct()
+    {
+        // Room for one whole context (4 blocks of 32): each request needs 3 blocks, so one runs at a time.
+        using var small = BitNetEngine.Load(new EngineOptions
+        {
+            ModelPath = SharedData.OracleModelPath, ContextLength = 128, KvCacheTokens = 128, Threads = 1, Parallel = 4,
+        });
+        var requests = Enumerable.Range(0, 4).Select(i => Request(i == 1 ? 0 : i, SamplingOptions.Greedy) with { MaxTokens = 70 }).ToArray();
+        Assert.All(requests, r => Assert.True(r.PromptTokens.Count + 69 > 64 && r.PromptTokens.Count + 69 <= 96));
+        var solo = await Run(Solo, requests, together: false);
+        int mostWaiting = 0;
+        var recorder = new LogitsRecorder(small);
+        small.LogitsObserved += (_, _, _) => mostWaiting = Math.Max(mostWaiting, small.CurrentLoad.Waiting);
+        var results = await Task.WhenAll(requests.Select(r => EngineFixture.Collect(small, r)));
+        Assert.Equal(1, recorder.MostRunning);
+        Assert.True(mostWaiting >= 1);
+        for (int i = 0; i < requests.Length; i++)
+        {
+            Assert.Equal(solo.Tokens[i], EngineFixture.TokenIds(results[i].Updates));
+            AssertSameLogits(solo.Logits[i], recorder.Rows(requests[i]), i);
+        }
+        Assert.Equal(0, small.KvCache.UsedBlocks);
+    }
+}
+
+[CollectionDefinition(nameof(BatchingTests))]
+public sealed class BatchingCollection;

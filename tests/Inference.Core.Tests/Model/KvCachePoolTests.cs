@@ -1,0 +1,112 @@
+using BitNet.Inference.Generation;
+using BitNet.Inference.Model;
+
+namespace BitNet.Inference.Tests.Model;
+
+public class KvCachePoolTests
+{
+    private static readonly ModelConfig Config = new()
+    {
+        Architecture = "bitnet-b1.58", Name = "pool-test", VocabSize = 16, ContextLength = 256,
+        EmbeddingLength = 64, LayerCount = 2, HeadCount = 4, KvHeadCount = 2, FeedForwardLength = 64,
+        RmsNormEpsilon = 1e-5f, RopeFreqBase = 10000, RopeDimensionCount = 16,
+    };
+
+    private static int[] Tokens(int start, int count) => Enumerable.Range(start, count).ToArray();
+
+    [Fact]
+    public void A_sequence_takes_blocks_as_it_grows_and_returns_them_when_cleared()
+    {
+        var pool = new KvCachePool(Config, blocks: 4, blockTokens: 8);
+        var sequence = new KvSequence(pool, 32);
+        Assert.True(sequence.TryReserve(1));
+        Assert.Equal(1, pool.UsedBlocks);
+        Assert.True(sequence.TryReserve(9));
+        Assert.Equal(2, pool.UsedBlocks);
+        sequence.Length = 9;
+        sequence.Truncate(8);
+        Assert.Equal(1, pool.UsedBlocks);
+        sequence.Clear();
+        Assert.Equal(0, pool.UsedBlocks);
+        Assert.Equal(4, pool.FreeBlocks);
+    }
+
+    [Fact]
+    public void Reserving_more_than_the_pool_holds_takes_nothing()
+    {
+        var pool = new KvCachePool(Config, blocks: 2, blockTokens: 8);
+        var first = new KvSequence(pool, 64);
+        var second = new KvSequence(pool, 64);
+        Assert.True(first.TryReserve(8));
+        Assert.False(second.TryReserve(16));
+        Assert.Equal(0, second.BlockCount);
+        Assert.Equal(1, pool.FreeBlocks);
+    }
+
+    [Fact]
+    public void A_sequence_cannot_reserve_past_its_capacity()
+    {
+        var pool = new KvCachePool(Config, blocks: 8, blockTokens: 8);
+        Assert.Throws<ContextLengthExceededException>(() => new KvSequence(pool, 10).TryReserve(11));
+    }
+
+    [Fact]
+    public void A_registered_block_is_shared_with_a_reference_per_holder_and_cached_when_released()
+    {
+        var pool = new KvCachePool(Config, blocks: 3, blockTokens: 4);
+        var owner = new KvSequence(pool, 16);
+        Assert.True(owner.TryReserve(4));
+        int block = owner.Block(0);
+        ulong hash = KvCachePool.PrefixHash(0, Tokens(1, 4));
+        pool.Register(block, hash, -1, Tokens(1, 4));
+
+        Assert.Equal(block, pool.TryShare(hash, -1, Tokens(1, 4)));
+        Assert.Equal(2, pool.References(block));
+        Assert.Equal(-1, pool.TryShare(hash, -1, Tokens(2, 4)));          // other tokens under the same hash: no hit
+        Assert.Equal(-1, pool.TryShare(hash, parent: 0, Tokens(1, 4)));   // another parent: no hit
+        pool.Release(block);
+        owner.Clear();
+        Assert.Equal(1, pool.CachedBlocks);
+        Assert.Equal(3, pool.FreeBlocks);
+        Assert.Equal(block, pool.TryShare(hash, -1, Tokens(1, 4)));      // found again after its users left
+        Assert.Equal(0, pool.CachedBlocks);
+    }
+
+    [Fact]
+    public void Empty_blocks_are_taken_before_cached_prefixes_and_the_oldest_cached_one_goes_first()
+    {
+        var pool = new KvCachePool(Config, blocks: 3, blockTokens: 4);
+        var a = new KvSequence(pool, 8);
+        Assert.True(a.TryReserve(8));
+        ulong h0 = KvCachePool.PrefixHash(0, Tokens(0, 4)), h1 = KvCachePool.PrefixHash(h0, Tokens(4, 4));
+        int first = a.Block(0), second = a.Block(1);
+        pool.Register(first, h0, -1, Tokens(0, 4));
+        pool.Register(second, h1, first, Tokens(4, 4));
+        a.Clear();   // the later block is released first, so it is the first to be reused
+        Assert.Equal(2, pool.CachedBlocks);
+
+        var b = new KvSequence(pool, 12);
+        Assert.True(b.TryReserve(4));
+        Assert.Equal(2, pool.CachedBlocks);                  // the empty block went first
+        Assert.True(b.TryReserve(8));
+        Assert.Equal(1, pool.CachedBlocks);
+        Assert.Equal(second, b.Block(1));
+        Assert.Equal(-1, pool.TryShare(h1, first, Tokens(4, 4)));   // its prefix was forgotten
+        Assert.Equal(first, pool.TryShare(h0, -1, Tokens(0, 4)));   // the prefix's first block is still cached
+    }
+
+    [Fact]
+    public void Memory_budgets_never_go_below_one_whole_context_and_fit_the_limit()
+    {
+        long perToken = KvCachePool.BytesPerToken(Config);
+        Assert.Equal(2L * 2 * Config.LayerCount * Config.KvDim, perToken);
+        // Plenty of memory: every parallel sequence gets the whole context.
+        Assert.Equal(4 * 256, KvBudget.DefaultTokens(Config, 4, 256, modelBytes: 1000, memoryLimitBytes: 1L << 40));
+        // Room for 300 positions after the model and the headroom: 300, not 4 × 256.
+        long limit = 1000 + KvBudget.Headroom + 300 * perToken;
+        Assert.Equal(300, KvBudget.DefaultTokens(Config, 4, 256, modelBytes: 1000, memoryLimitBytes: limit));
+        // No room at all: still one context, so a lone request can use it.
+        Assert.Equal(256, KvBudget.DefaultTokens(Config, 4, 256, modelBytes: 1L << 30, memoryLimitBytes: 1L << 30));
+        Assert.Equal(8, KvBudget.Blocks(250, 256, blockTokens: 32));
+    }
+}
