@@ -10,9 +10,6 @@ public sealed record PlannedResource(string Type, string LogicalName);
 public sealed record ImagePlan(string LogicalName, string Dockerfile, string Context, string Platform, string Tag,
     IReadOnlyDictionary<string, string> BuildArgs)
 {
-    /// <summary>Lambda rejects OCI image indexes, which BuildKit's default provenance attestation creates.</summary>
-    public bool Provenance => false;
-
     /// <summary>The tag pushed to the registry: <c>repository:tag</c>.</summary>
     public string TagReference(string repositoryUrl) => $"{repositoryUrl}:{Tag}";
 

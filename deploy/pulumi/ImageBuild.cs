@@ -13,9 +13,8 @@ internal static class ImageBuild
         var args = new Docker.ImageArgs
         {
             Push = true,
-            // The provider's own BuildKit client builds with the provenance attestation off; exec mode would
-            // run the local buildx, which adds it, and Lambda rejects the OCI index that creates.
-            Exec = plan.Provenance,
+            // Not the local buildx: it adds a provenance attestation, and Lambda rejects the OCI index that makes.
+            Exec = false,
             Tags = { repositoryUrl.Apply(plan.TagReference) },
             Context = new Docker.Inputs.BuildContextArgs { Location = Path.GetFullPath(Path.Combine(repositoryRoot, plan.Context)) },
             Dockerfile = new Docker.Inputs.DockerfileArgs { Location = Path.GetFullPath(Path.Combine(repositoryRoot, plan.Dockerfile)) },

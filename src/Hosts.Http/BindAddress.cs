@@ -56,10 +56,28 @@ public static class BindAddress
     /// <summary>The listen URLs of <paramref name="host"/> and <paramref name="port"/>, ';'-separated as Kestrel takes them.</summary>
     public static string Urls(string host, int port)
     {
+        CheckPort(port);
+        return Urls(Resolve(host), port);
+    }
+
+    /// <summary>
+    /// The listen URLs of resolved hosts (<see cref="Resolve"/>). Port 0 takes one address: Kestrel would
+    /// give each address a different free port, and a server is told one port to call.
+    /// </summary>
+    public static string Urls(IReadOnlyList<string> hosts, int port)
+    {
+        CheckPort(port);
+        if (port == 0 && hosts.Count > 1)
+            throw new ConfigurationException($"port 0 (any free port) needs one address, and the host resolves to {string.Join(", ", hosts)}; " +
+                "give one of those addresses as the host, or a fixed port");
+        // Kestrel cannot pick a free port for "localhost" (two addresses, one port); the IPv4 loopback can.
+        return string.Join(';', hosts.Select(h => ServerRunner.Url(port == 0 && h == "localhost" ? "127.0.0.1" : h, port)));
+    }
+
+    private static void CheckPort(int port)
+    {
         if (port is < 0 or > 65535)
             throw new ConfigurationException($"the port {port} is out of range: 1 to 65535, or 0 for any free port");
-        // Kestrel cannot pick a free port for "localhost" (two addresses, one port); the IPv4 loopback can.
-        return string.Join(';', Resolve(host).Select(h => ServerRunner.Url(port == 0 && h == "localhost" ? "127.0.0.1" : h, port)));
     }
 
     private static bool IsLocal(IPAddress address)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BitNet.Inference.Api;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -6,6 +7,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace BitNet.Hosts.Http;
 
@@ -21,11 +23,6 @@ namespace BitNet.Hosts.Http;
 /// </summary>
 public static class HttpApiHost
 {
-    private static int _inFlight;
-
-    /// <summary>Requests being answered right now, in every app of this process (the drain on SIGTERM waits for them).</summary>
-    public static int InFlight => Volatile.Read(ref _inFlight);
-
     /// <summary>Builds (does not start) the app listening on <paramref name="url"/> (port 0 = any free port;
     /// several URLs separated by ';'). <paramref name="logging"/> may add log providers;
     /// <paramref name="drainOnSignal"/> makes SIGTERM/SIGINT drain first (<see cref="DrainingLifetime"/>).</summary>
@@ -37,12 +34,17 @@ public static class HttpApiHost
         builder.Logging.SetMinimumLevel(logLevel);
         // One line per request from ASP.NET is noise next to a model server's own log; keep its warnings.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        // A start that fails (port in use) is reported by the caller in one line; the host's own report is a stack trace.
-        builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
+        // A start that fails (port in use) is reported by the caller in one line; the host's own report of it is a
+        // stack trace. Only its errors before the start are muted: the exception still reaches the caller.
+        var started = new StrongBox<bool>();
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", level =>
+            level >= logLevel && (level < LogLevel.Error || Volatile.Read(ref started.Value)));
         logging?.Invoke(builder.Logging);
+        builder.Services.AddSingleton<InFlightRequests>();
         if (drainOnSignal)
             builder.Services.AddSingleton<IHostLifetime>(services => new DrainingLifetime(api,
-                services.GetRequiredService<IHostApplicationLifetime>(), options.ShutdownTimeout));
+                services.GetRequiredService<InFlightRequests>(), services.GetRequiredService<IHostApplicationLifetime>(),
+                services.GetRequiredService<IOptions<HostOptions>>().Value, options.ShutdownTimeout));
         builder.WebHost.UseUrls(url);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -63,6 +65,7 @@ public static class HttpApiHost
         }
 
         WebApplication app = builder.Build();
+        app.Lifetime.ApplicationStarted.Register(() => Volatile.Write(ref started.Value, true));
         app.Lifetime.ApplicationStopping.Register(api.BeginShutdown);
         if (options.CorsOrigins.Count > 0)
             app.UseCors();
@@ -73,14 +76,16 @@ public static class HttpApiHost
     /// <summary>Translates one HTTP exchange, whichever ASP.NET Core server received it.</summary>
     public static async Task ServeAsync(InferenceApi api, HttpContext context)
     {
-        Interlocked.Increment(ref _inFlight);
+        // Null in a server this app did not build (the Functions worker's), which has no drain.
+        InFlightRequests? inFlight = context.RequestServices.GetService<InFlightRequests>();
+        inFlight?.Add(context);
         try
         {
             await ServeOneAsync(api, context);
         }
         finally
         {
-            Interlocked.Decrement(ref _inFlight);
+            inFlight?.Remove(context);
         }
     }
 
@@ -126,7 +131,7 @@ public static class HttpApiHost
         }
         catch (Exception ex)
         {
-            Logger(context).LogError(ex, "request {Method} {Path} failed", request.Method, request.Path);
+            Logger(context).LogError(ex, "request {Method} {Path} failed", request.Method, LoggedPath(context));
             await WriteJsonAsync(context, 500, InferenceApi.ServerErrorJson(ex));
             return;
         }
@@ -168,7 +173,7 @@ public static class HttpApiHost
         catch (Exception ex)
         {
             // Headers are gone (200); tell the client in-band, as llama.cpp's server does, and end the stream.
-            Logger(context).LogError(ex, "stream {Path} failed", context.Request.Path);
+            Logger(context).LogError(ex, "stream {Path} failed", LoggedPath(context));
             try
             {
                 await context.Response.Body.WriteAsync(InferenceApi.SseErrorFrame(ex), CancellationToken.None);

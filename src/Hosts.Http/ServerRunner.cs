@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using BitNet.Inference.Api;
 using BitNet.Inference.Generation;
 using Microsoft.AspNetCore.Builder;
@@ -17,6 +18,18 @@ public static class ServerRunner
     /// <summary>"http://host:port" with IPv6 literals bracketed.</summary>
     public static string Url(string host, int port) =>
         host.Contains(':') && !host.StartsWith('[') ? $"http://[{host}]:{port}" : $"http://{host}:{port}";
+
+    /// <summary>
+    /// The one line for a listen socket Kestrel could not open, or null when <paramref name="ex"/> is another failure.
+    /// A port in use arrives as an IOException naming the address; a refusal by the OS (a port below 1024
+    /// without the privilege: EACCES) as a bare SocketException, which does not.
+    /// </summary>
+    public static string? ListenFailure(Exception ex, string urls) => ex switch
+    {
+        IOException => $"cannot listen: {ex.Message}",
+        SocketException socket => $"cannot listen on {urls.Replace(";", ", ")}: {socket.Message} ({socket.SocketErrorCode})",
+        _ => null,
+    };
 
     public static async Task<int> RunAsync(ApiOptions options, Func<ApiOptions, ITextGenerator>? load = null, CancellationToken cancellationToken = default,
         TextWriter? output = null, TextWriter? error = null)
@@ -42,10 +55,9 @@ public static class ServerRunner
         {
             await app.StartAsync(cancellationToken);
         }
-        catch (IOException ex)
+        catch (Exception ex) when (ListenFailure(ex, urls) is string failure)
         {
-            // Kestrel's message names the address and the reason ("address already in use").
-            await error.WriteLineAsync($"bitnet: cannot listen: {ex.Message}");
+            await error.WriteLineAsync($"bitnet: {failure}");
             await app.DisposeAsync();
             return 1;
         }

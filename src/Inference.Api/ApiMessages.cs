@@ -3,8 +3,8 @@ using System.Text;
 namespace BitNet.Inference.Api;
 
 /// <summary>
-/// One HTTP-shaped request, whatever carried it (Kestrel, a Lambda function-URL event, an Azure
-/// custom-handler payload). Header names are case-insensitive.
+/// One HTTP-shaped request, whatever carried it (Kestrel, the Azure Functions worker's ASP.NET Core
+/// integration, a Lambda function-URL event). Header names are case-insensitive.
 /// </summary>
 public sealed record ApiRequest(string Method, string Path, ReadOnlyMemory<byte> Body)
 {

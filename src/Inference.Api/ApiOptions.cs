@@ -21,6 +21,9 @@ public sealed record ApiOptions
     public string? ModelId { get; init; }
     public int Threads { get; init; } = Environment.ProcessorCount;
     public int ContextLength { get; init; } = 4096;
+
+    /// <summary>The context lengths a server takes (BITNET_CONTEXT_LENGTH, serve --ctx-size).</summary>
+    public const int MinContextLength = 16, MaxContextLength = 1 << 20;
     /// <summary>"f16", "q8" or "screened" (see <see cref="Model.LmHeadMode"/>).</summary>
     public string LmHead { get; init; } = "f16";
     /// <summary>"auto" (default), "memory" (streamed weights copied into private memory), "mapped" (used through the file mapping) or "move" (mapped, then moved into memory in the background).</summary>
@@ -70,7 +73,7 @@ public sealed record ApiOptions
             ModelPath = env.GetVariable(EnvVars.Model),
             ModelId = env.GetVariable(EnvVars.ModelId),
             Threads = Int(env, EnvVars.Threads, defaults.Threads, min: 1, max: 1024),
-            ContextLength = Int(env, EnvVars.ContextLength, defaults.ContextLength, min: 16, max: 1 << 20),
+            ContextLength = Int(env, EnvVars.ContextLength, defaults.ContextLength, min: MinContextLength, max: MaxContextLength),
             LmHead = OneOf(env, EnvVars.LmHead, defaults.LmHead, [.. Model.LmHeadModes.Names]),
             Weights = OneOf(env, EnvVars.Weights, defaults.Weights, [.. Model.WeightStorages.Names]),
             PreTokenizer = env.GetVariable(EnvVars.PreTokenizer) is null ? null : OneOf(env, EnvVars.PreTokenizer, "llama3", "llama3", "default", "falcon3"),

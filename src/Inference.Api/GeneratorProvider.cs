@@ -9,7 +9,7 @@ public enum GeneratorState { Loading, Ready, Failed }
 /// The one model instance the API serves, and where it is in its life: loading (health 503,
 /// requests 503 + Retry-After), ready, or failed (503 naming the reason). Hosts start the load
 /// when they start: Lambda during init, the HTTP hosts in the background after binding the port
-/// (Azure's host gives the handler 30-60 s to answer at all).
+/// (the port answers, with health 503 "Loading model", while the model loads).
 /// </summary>
 public sealed class GeneratorProvider
 {

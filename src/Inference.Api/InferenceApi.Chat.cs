@@ -33,7 +33,7 @@ public sealed partial class InferenceApi
         int context = generator.Model.ContextLength;
         (int? requested, string param) = body.MaxCompletionTokens is not null ? (body.MaxCompletionTokens, "max_completion_tokens")
             : body.MaxTokens is not null ? (body.MaxTokens, "max_tokens")
-            : (body.NPredict, "n_predict");
+            : (NPredictLimit(body.NPredict), "n_predict");
         var generation = new GenerationRequest
         {
             PromptTokens = prompt,

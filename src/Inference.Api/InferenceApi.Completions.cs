@@ -23,10 +23,10 @@ public sealed partial class InferenceApi
         IReadOnlyList<int> prompt = input.Tokens ?? generator.Tokenize(input.Text!, addBos: true, parseSpecial: body.ParseSpecial == true);
         if (prompt.Count == 0)
             throw ApiException.BadRequest("'prompt' must not be empty", "prompt", "invalid_value");
-        if (input.Tokens?.FirstOrDefault(t => t < 0 || t >= generator.Model.VocabSize, 0) is int bad && bad != 0)
+        if (input.Tokens?.Where(t => t < 0 || t >= generator.Model.VocabSize).Cast<int?>().FirstOrDefault() is int bad)
             throw ApiException.BadRequest($"prompt token ids must be from 0 to {generator.Model.VocabSize - 1} (the vocabulary); got {bad}", "prompt", "invalid_value");
         int context = generator.Model.ContextLength;
-        (int? requested, string param) = body.MaxTokens is not null ? (body.MaxTokens, "max_tokens") : (body.NPredict, "n_predict");
+        (int? requested, string param) = body.MaxTokens is not null ? (body.MaxTokens, "max_tokens") : (NPredictLimit(body.NPredict), "n_predict");
         var generation = new GenerationRequest
         {
             PromptTokens = prompt,

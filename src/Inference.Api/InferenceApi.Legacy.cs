@@ -29,7 +29,7 @@ public sealed partial class InferenceApi
             var generation = new GenerationRequest
             {
                 PromptTokens = prompt,
-                MaxTokens = CompletionBudget(request.NPredict, "n_predict", prompt.Count, context, "prompt"),
+                MaxTokens = CompletionBudget(NPredictLimit(request.NPredict), "n_predict", prompt.Count, context, "prompt"),
                 Sampling = Sampling(request.Temperature, request.TopP, request.TopK, request.MinP, request.RepeatPenalty, request.RepeatLastN,
                     request.PresencePenalty, request.FrequencyPenalty, request.Seed, context),
                 Stop = StopList(request.Stop),

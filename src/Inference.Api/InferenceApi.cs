@@ -230,13 +230,10 @@ public sealed partial class InferenceApi
 
     /// <summary>
     /// Completion tokens for a prompt: the requested number (which must be ≥ 1 and fit the context
-    /// together with the prompt), or the configured default capped by the room left. n_predict -1
-    /// (llama.cpp: no limit from the request) is the same as naming none: the server's limit applies.
+    /// together with the prompt), or the configured default capped by the room left.
     /// </summary>
     private int CompletionBudget(int? requested, string param, int promptTokens, int contextLength, string promptParam)
     {
-        if (requested == -1 && param == "n_predict")
-            requested = null;
         if (requested is { } r && r <= 0)
             throw ApiException.BadRequest($"{param} must be at least 1; got {r}", param, "invalid_value");
         int room = contextLength - promptTokens;
@@ -250,6 +247,9 @@ public sealed partial class InferenceApi
                 param, "context_length_exceeded");
         return requested ?? Math.Min(Options.DefaultMaxTokens, room);
     }
+
+    /// <summary>n_predict as a requested count: -1 (llama.cpp: no limit from the request) names none, so the server's limit applies.</summary>
+    private static int? NPredictLimit(int? nPredict) => nPredict == -1 ? null : nPredict;
 
     private static string FinishReasonText(FinishReason reason) => reason switch
     {

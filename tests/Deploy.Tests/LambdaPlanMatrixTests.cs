@@ -139,10 +139,9 @@ public sealed class LambdaPlanMatrixTests
     }
 
     [Fact]
-    public void Image_is_built_without_provenance_from_the_lambda_dockerfile_with_the_model_build_arg()
+    public void Image_is_built_from_the_lambda_dockerfile_with_the_model_build_arg()
     {
         var image = DeploymentPlanner.Plan(new DeploymentConfig { ModelSource = "https://example.com/m.gguf", ImageTag = "v2" }).Aws!.Image;
-        Assert.False(image.Provenance);
         Assert.Equal("containers/Dockerfile.lambda", image.Dockerfile);
         Assert.Equal("https://example.com/m.gguf", image.BuildArgs["MODEL_SOURCE"]);
         Assert.Equal("v2", image.Tag);

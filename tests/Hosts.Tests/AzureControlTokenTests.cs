@@ -20,6 +20,7 @@ public sealed class AzureControlTokenTests
         public IReadOnlyList<int> Tokenize(IReadOnlyList<Inference.Tokenization.PromptPiece> pieces, bool addBos = true) => inner.Tokenize(pieces, addBos);
         public string Detokenize(IReadOnlyList<int> tokens, bool renderSpecial = false) => inner.Detokenize(tokens, renderSpecial);
         public string ApplyChatTemplate(IReadOnlyList<ChatMessage> messages) => inner.ApplyChatTemplate(messages);
+        public ChatTemplate ChatTemplate => inner.ChatTemplate;
         public long TouchWeights() => inner.TouchWeights();
 
         public async IAsyncEnumerable<GenerationUpdate> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)

@@ -6,6 +6,9 @@ using BitNet.Hosts.AzureFunctions;
 using BitNet.Hosts.Tests.Support;
 using BitNet.Inference.Api;
 using BitNet.Inference.Generation;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace BitNet.Hosts.Tests;
 
@@ -225,11 +228,32 @@ public sealed class AzureFunctionTests
     }
 
     [Fact]
-    public void The_worker_program_builds_a_host_that_creates_both_functions_from_its_services()
+    public async Task The_worker_program_starts_the_model_load_as_a_hosted_service_that_both_functions_share()
     {
-        using var host = BitNetWorker.CreateHost([], new ApiOptions(), _ => new FakeTextGenerator());
-        Assert.IsType<OpenAiFunction>(Microsoft.Extensions.DependencyInjection.ActivatorUtilities.CreateInstance<OpenAiFunction>(host.Services));
-        Assert.IsType<KeepWarmFunction>(Microsoft.Extensions.DependencyInjection.ActivatorUtilities.CreateInstance<KeepWarmFunction>(host.Services));
-        Assert.Same(host.Services.GetService(typeof(InferenceApi)), host.Services.GetService(typeof(InferenceApi)));
+        var fake = new FakeTextGenerator();
+        // What the Functions host passes the worker; the worker's own hosted services read it when built (nothing connects).
+        string[] hostArgs = ["--Functions:Worker:HostEndpoint=http://127.0.0.1:9", "--Functions:Worker:WorkerId=test",
+            "--Functions:Worker:RequestId=test", "--Functions:Worker:GrpcMaxMessageLength=2147483647"];
+        using var host = BitNetWorker.CreateHost(hostArgs, new ApiOptions(), _ => fake);
+        ModelStartup startup = Assert.Single(host.Services.GetServices<IHostedService>().OfType<ModelStartup>());
+        var api = host.Services.GetRequiredService<InferenceApi>();
+        Assert.Equal(GeneratorState.Loading, api.Provider.State);
+
+        await startup.StartAsync(Ct);
+        for (int i = 0; i < 200 && api.Provider.State == GeneratorState.Loading; i++)
+            await Task.Delay(25, Ct);
+        Assert.Equal(GeneratorState.Ready, api.Provider.State);
+
+        // Functions the host creates from its services answer with the model the hosted service loaded.
+        var openAi = ActivatorUtilities.CreateInstance<OpenAiFunction>(host.Services);
+        var context = new DefaultHttpContext { RequestServices = host.Services };
+        context.Request.Method = "GET";
+        context.Request.Path = "/health";
+        context.Response.Body = new MemoryStream();
+        await openAi.RunAsync(context.Request);
+        Assert.Equal(200, context.Response.StatusCode);
+
+        await ActivatorUtilities.CreateInstance<KeepWarmFunction>(host.Services).RunAsync(new Microsoft.Azure.Functions.Worker.TimerInfo());
+        Assert.Equal(1, fake.TouchCount);
     }
 }

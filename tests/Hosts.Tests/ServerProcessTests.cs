@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using BitNet.Hosts.Http;
 using BitNet.Hosts.Tests.Support;
 using BitNet.Tests.Shared;
 
@@ -8,8 +9,8 @@ namespace BitNet.Hosts.Tests;
 
 /// <summary>
 /// bitnet-server as an operator runs it, a real process: a host it cannot bind is an error naming
-/// it, the address printed is the one bound, a busy port or a model that fails to load ends the
-/// process with one line and a non-zero exit, and a request racing SIGTERM gets 503.
+/// it, the address printed is the one bound, a busy or privileged port or a model that fails to load ends
+/// the process with one line and a non-zero exit, a request after SIGTERM gets 503, and a second SIGTERM stops at once.
 /// </summary>
 public sealed class ServerProcessTests
 {
@@ -76,6 +77,38 @@ public sealed class ServerProcessTests
         AssertOneLine(server.Stderr);
         Assert.Contains("address already in use", server.Stderr, StringComparison.OrdinalIgnoreCase);
         Assert.Contains($"127.0.0.1:{port}", server.Stderr);
+        Assert.DoesNotContain("   at ", server.Stdout);
+    }
+
+    [Fact]
+    public void A_refused_listen_socket_is_one_line_naming_the_address()
+    {
+        Assert.Equal("cannot listen on http://127.0.0.1:80, http://[::1]:80: Permission denied (AccessDenied)",
+            ServerRunner.ListenFailure(new SocketException((int)SocketError.AccessDenied, "Permission denied"), "http://127.0.0.1:80;http://[::1]:80"));
+        Assert.Equal("cannot listen: Failed to bind to address http://127.0.0.1:5: address already in use.",
+            ServerRunner.ListenFailure(new IOException("Failed to bind to address http://127.0.0.1:5: address already in use."), "http://127.0.0.1:5"));
+        Assert.Null(ServerRunner.ListenFailure(new InvalidOperationException("a bug"), "http://127.0.0.1:5"));
+    }
+
+    [Fact]
+    public async Task A_port_that_needs_privileges_is_one_line_and_exit_1()
+    {
+        if (!OperatingSystem.IsLinux())
+            Assert.Skip("privileged ports are checked on Linux");
+        const int Port = 1;
+        if (int.TryParse(File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim(), out int unprivileged) && unprivileged <= Port)
+            Assert.Skip("every port is unprivileged on this machine (net.ipv4.ip_unprivileged_port_start)");
+        // As root every port can be bound: run the server as an ordinary user.
+        bool root = Environment.UserName == "root";
+        if (root && !File.Exists("/usr/sbin/runuser") && !File.Exists("/sbin/runuser"))
+            Assert.Skip("the tests run as root and runuser is missing");
+        await using var server = ServerProcess.StartAs(root ? "nobody" : null,
+            "-m", SharedData.OracleModelPath, "--host", "127.0.0.1", "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(1, await server.ExitCodeAsync());
+        AssertOneLine(server.Stderr);
+        Assert.Contains($"cannot listen on http://127.0.0.1:{Port}", server.Stderr);
+        Assert.Contains("denied", server.Stderr, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("   at ", server.Stdout);
     }
 
     [Theory]
@@ -110,7 +143,7 @@ public sealed class ServerProcessTests
     }
 
     [Fact]
-    public async Task A_request_right_after_sigterm_gets_503_and_the_server_exits_cleanly()
+    public async Task A_request_after_sigterm_gets_503_and_a_second_sigterm_stops_the_server_at_once()
     {
         if (OperatingSystem.IsWindows())
             Assert.Skip("SIGTERM is a POSIX signal");
@@ -118,7 +151,14 @@ public sealed class ServerProcessTests
         string url = await server.ListeningAsync();
         await server.ReadyAsync();
         using var http = new HttpClient { BaseAddress = new Uri(url) };
-        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health", Ct)).StatusCode);
+        // A stream that is never read past its first frame: it stays in flight, so the drain keeps the
+        // listener open (for the 30 s default shutdown timeout) however long the next steps take.
+        using HttpResponseMessage stream = await http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        {
+            Content = new StringContent("""{"prompt":"x","max_tokens":4000,"stream":true}""", Encoding.UTF8, "application/json"),
+        }, HttpCompletionOption.ResponseHeadersRead, Ct);
+        var reader = new StreamReader(await stream.Content.ReadAsStreamAsync(Ct));
+        Assert.StartsWith("data: ", await reader.ReadLineAsync(Ct));
 
         server.Terminate();
         using var fresh = new HttpClient { BaseAddress = new Uri(url) }; // a new connection, as a new client makes
@@ -127,6 +167,9 @@ public sealed class ServerProcessTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
         Assert.Contains("shutting_down", await refused.Content.ReadAsStringAsync(Ct));
 
-        Assert.Equal(0, await server.ExitCodeAsync(TimeSpan.FromSeconds(30)));
+        // The stream would hold the drain for the whole timeout; a second signal does not wait for it.
+        server.Terminate();
+        Assert.Equal(0, await server.ExitCodeAsync(TimeSpan.FromSeconds(20)));
+        Assert.DoesNotContain("   at ", server.Stderr + server.Stdout);
     }
 }

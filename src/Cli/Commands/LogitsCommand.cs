@@ -35,7 +35,7 @@ internal static class LogitsCommand
                     Threads = ModelCommandOptions.CheckThreads(parse.GetValue(threads)),
                     Kernel = parse.GetValue(kernel),
                 });
-                if (ids.FirstOrDefault(id => id >= m.Config.VocabSize, -1) is var outside and >= 0)
+                if (ids.Where(id => id < 0 || id >= m.Config.VocabSize).Cast<int?>().FirstOrDefault() is int outside)
                     throw new ArgumentException($"--tokens: token id {outside} is outside the vocabulary (0 to {m.Config.VocabSize - 1})");
                 int batch = parse.GetValue(promptLength) is > 0 and var p ? Math.Min(p, ids.Length) : ids.Length;
                 var state = m.CreateState(ids.Length); // a KV cache just large enough

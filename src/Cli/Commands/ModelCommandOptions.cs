@@ -136,8 +136,9 @@ internal sealed class ModelCommandOptions
             RepeatLastN = parse.GetValue(RepeatLastN),
             Seed = SamplingRules.SeedValue(seed),
         };
-        foreach (var (field, message) in SamplingRules.Problems(sampling, seed))
-            throw new ArgumentException($"{FlagOf(field)}: {message}");
+        string[] problems = [.. SamplingRules.Problems(sampling, seed).Select(p => $"{FlagOf(p.Field)}: {p.Message}")];
+        if (problems.Length > 0)
+            throw new ArgumentException(string.Join("; ", problems));
         return sampling; // repeat_last_n -1: the sampler's window is the whole history
     }
 

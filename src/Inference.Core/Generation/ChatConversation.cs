@@ -7,7 +7,7 @@ namespace BitNet.Inference.Generation;
 /// builds it (spec §6.5 steps 1-7), in the model's <see cref="ITextGenerator.ChatTemplate"/>. For the 2B4T format the token stream is
 /// <c>&lt;BOS&gt;System: S</c> · <c>User: U1&lt;|eot_id|&gt;Assistant: </c> reply1 <c>&lt;|eot_id|&gt;</c> · <c>User: U2…</c>:
 /// the system message and each user turn are tokenized on their own (BOS only on the first piece),
-/// and every generated token, the closing end-of-turn token included, stays in the stream. Each
+/// control-token text typed in a message stays text (<see cref="ChatTemplate.Pieces"/>), and every generated token, the closing end-of-turn token included, stays in the stream. Each
 /// turn sends the whole stream; BitNetEngine reuses the cached prefix, so only the
 /// new turn is evaluated. When a turn no longer fits the context, the conversation restarts from
 /// the system message.
@@ -41,7 +41,7 @@ public sealed class ChatConversation
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userMessage);
-        var turn = _generator.Tokenize(_generator.ChatTemplate.RenderTurn(new ChatMessage(ChatRole.User, userMessage)), addBos: false);
+        var turn = _generator.Tokenize(_generator.ChatTemplate.TurnPieces(new ChatMessage(ChatRole.User, userMessage)), addBos: false);
         int context = _generator.Model.ContextLength;
         LastTurnRestarted = false;
         if (_tokens.Count + turn.Count + 1 > context)
@@ -67,6 +67,6 @@ public sealed class ChatConversation
         _tokens.Clear();
         _tokens.AddRange(_generator.Tokenize("", addBos: true));
         if (_systemPrompt is not null)
-            _tokens.AddRange(_generator.Tokenize(_generator.ChatTemplate.RenderTurn(new ChatMessage(ChatRole.System, _systemPrompt)), addBos: false));
+            _tokens.AddRange(_generator.Tokenize(_generator.ChatTemplate.TurnPieces(new ChatMessage(ChatRole.System, _systemPrompt)), addBos: false));
     }
 }

@@ -1,5 +1,5 @@
-using System.Text;
 using BitNet.Inference.Gguf;
+using BitNet.Inference.Tokenization;
 using Names = BitNet.Inference.Model.GgufTensorNames;
 
 namespace BitNet.Inference.Generation;
@@ -23,14 +23,18 @@ public sealed class ChatTemplate
 {
     public const string EndOfTurn = "<|eot_id|>";
 
-    private readonly Action<StringBuilder, ChatMessage>? _message;
+    /// <summary>The template's text before and after one message's content.</summary>
+    private readonly Func<ChatRole, (string Before, string After)>? _wrap;
+    private readonly bool _trimContent;
     private readonly string _generationPrompt;
     private readonly string? _problem;
 
-    private ChatTemplate(string name, Action<StringBuilder, ChatMessage>? message, string generationPrompt, string? problem = null)
+    private ChatTemplate(string name, Func<ChatRole, (string Before, string After)>? wrap, string generationPrompt,
+        bool trimContent = false, string? problem = null)
     {
         Name = name;
-        _message = message;
+        _wrap = wrap;
+        _trimContent = trimContent;
         _generationPrompt = generationPrompt;
         _problem = problem;
     }
@@ -41,44 +45,51 @@ public sealed class ChatTemplate
     /// <summary>Why the template is unknown (null when it is known).</summary>
     public string? Problem => _problem;
 
-    public static ChatTemplate Bitnet { get; } = new("bitnet", (text, m) => _ = m.Role switch
+    public static ChatTemplate Bitnet { get; } = new("bitnet", role => role switch
     {
-        ChatRole.System => text.Append("System: ").Append(m.Content),
+        ChatRole.System => ("System: ", ""),
         // The assistant prompt follows every user message; the format has no separate generation prompt.
-        ChatRole.User => text.Append("User: ").Append(m.Content).Append(EndOfTurn).Append("Assistant: "),
-        _ => text.Append(m.Content),
+        ChatRole.User => ("User: ", EndOfTurn + "Assistant: "),
+        _ => ("", ""),
     }, "");
 
-    public static ChatTemplate Llama3 { get; } = new("llama3", (text, m) =>
-        text.Append("<|start_header_id|>").Append(RoleName(m.Role)).Append("<|end_header_id|>\n\n").Append(TrimAsciiSpace(m.Content)).Append(EndOfTurn),
-        "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    public static ChatTemplate Llama3 { get; } = new("llama3",
+        role => ("<|start_header_id|>" + RoleName(role) + "<|end_header_id|>\n\n", EndOfTurn),
+        "<|start_header_id|>assistant<|end_header_id|>\n\n", trimContent: true);
 
-    public static ChatTemplate Falcon3 { get; } = new("falcon3", (text, m) =>
-        text.Append("<|").Append(RoleName(m.Role)).Append("|>\n").Append(m.Content).Append('\n'),
-        "<|assistant|>\n");
+    public static ChatTemplate Falcon3 { get; } = new("falcon3", role => ("<|" + RoleName(role) + "|>\n", "\n"), "<|assistant|>\n");
 
-    public static ChatTemplate FalconE { get; } = new("falcon_e", (text, m) =>
-        text.Append(RoleName(m.Role)).Append(m.Content).Append('\n'),
-        "assistant\n");
+    public static ChatTemplate FalconE { get; } = new("falcon_e", role => (RoleName(role), "\n"), "assistant\n");
 
     public static IReadOnlyList<ChatTemplate> Known { get; } = [Bitnet, Llama3, Falcon3, FalconE];
 
-    public static ChatTemplate Unknown(string problem) => new("unknown", null, "", problem);
+    public static ChatTemplate Unknown(string problem) => new("unknown", null, "", problem: problem);
 
     /// <summary>The messages as one prompt, ending with the assistant's generation prompt.</summary>
-    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true)
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true) =>
+        string.Concat(Pieces(messages, addGenerationPrompt).Select(p => p.Text));
+
+    /// <summary>
+    /// The messages as prompt pieces: the template's own text may hold control tokens
+    /// (<see cref="PromptPiece.ParseSpecial"/>), the messages' contents may not, so control-token
+    /// text a user writes stays text. Concatenated, the pieces are <see cref="Render"/>'s text.
+    /// </summary>
+    public IReadOnlyList<PromptPiece> Pieces(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        if (_message is null) throw new ChatTemplateException(_problem!);
-        var text = new StringBuilder();
+        if (_wrap is null) throw new ChatTemplateException(_problem!);
+        var pieces = new List<PromptPiece>(3 * messages.Count + 1);
         foreach (var message in messages)
         {
             if (message.Role is not (ChatRole.System or ChatRole.User or ChatRole.Assistant))
                 throw new ArgumentOutOfRangeException(nameof(messages), message.Role, "unknown chat role");
-            _message(text, message);
+            var (before, after) = _wrap(message.Role);
+            Add(pieces, before, parseSpecial: true);
+            Add(pieces, _trimContent ? TrimAsciiSpace(message.Content) : message.Content, parseSpecial: false);
+            Add(pieces, after, parseSpecial: true);
         }
-        if (addGenerationPrompt) text.Append(_generationPrompt);
-        return text.ToString();
+        if (addGenerationPrompt) Add(pieces, _generationPrompt, parseSpecial: true);
+        return pieces;
     }
 
     /// <summary>
@@ -86,6 +97,14 @@ public sealed class ChatTemplate
     /// with the assistant prompt after it, a system or assistant message without.
     /// </summary>
     public string RenderTurn(ChatMessage message) => Render([message], addGenerationPrompt: message.Role == ChatRole.User);
+
+    /// <summary><see cref="RenderTurn"/> as prompt pieces (see <see cref="Pieces"/>).</summary>
+    public IReadOnlyList<PromptPiece> TurnPieces(ChatMessage message) => Pieces([message], addGenerationPrompt: message.Role == ChatRole.User);
+
+    private static void Add(List<PromptPiece> pieces, string text, bool parseSpecial)
+    {
+        if (text.Length > 0) pieces.Add(new PromptPiece(text, parseSpecial));
+    }
 
     /// <summary>A known template by llama.cpp's name (case-insensitive; "falcon-e" too), or null.</summary>
     public static ChatTemplate? Named(string name)

@@ -59,8 +59,7 @@ public enum WeightStorage
     /// <see cref="Mapped"/> at load, then moved into private memory in the background, window by 2 MB
     /// window, at the same addresses (<see cref="Memory.MappingMove"/>), starting after the first
     /// forward pass (or at <see cref="BitNetModel.StartWeightMove"/>): no copy delays the first token,
-    /// and once moved (2B4T: 0.4–0.7 s, up to 2.6 s when the OS must find fresh memory) tokens stream
-    /// as from <see cref="Memory"/>. Resident memory stays that of one copy throughout. Linux; elsewhere
+    /// and once moved tokens stream as from <see cref="Memory"/>. Resident memory stays that of one copy throughout. Linux; elsewhere
     /// the same as <see cref="Mapped"/>.
     /// </summary>
     Move,

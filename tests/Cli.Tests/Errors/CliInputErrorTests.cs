@@ -131,9 +131,18 @@ public sealed class CliInputErrorTests : IDisposable
         Assert.Equal("", _out.ToString()); // refused before the model is loaded or the prompt echoed
     }
 
+    [Fact]
+    public async Task Every_bad_sampling_value_is_named_at_once()
+    {
+        Assert.Equal(1, await Run(GenerateCommand.Create(_out, _err), "-m", Model, "-p", "x", "-n", "1", "--temp", "-1", "--top-p", "7"));
+        Assert.Equal($"error: --temp: {SamplingRules.Temperature(-1)}; --top-p: {SamplingRules.TopP(7)}", _err.ToString().Trim());
+    }
+
+    /// <summary>One more thread than this machine's processors, and a negative count.</summary>
+    public static TheoryData<string> BadThreadCounts => [(Environment.ProcessorCount + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), "-1"];
+
     [Theory]
-    [InlineData("999")]
-    [InlineData("-1")]
+    [MemberData(nameof(BadThreadCounts))]
     public async Task Threads_beyond_the_processors_are_refused(string threads)
     {
         Assert.Equal(1, await Run(GenerateCommand.Create(_out, _err), "-m", Model, "-p", "x", "-n", "1", "-t", threads));
@@ -141,15 +150,31 @@ public sealed class CliInputErrorTests : IDisposable
             _err.ToString().Trim());
     }
 
+    public static TheoryData<string, string, string> BadServeSettings
+    {
+        get
+        {
+            string beyond = (Environment.ProcessorCount + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            string threads = $"--threads must be from 1 to {Environment.ProcessorCount} (the processors of this machine); got ";
+            return new()
+            {
+                { "--port", "99999", "the port 99999 is out of range" },
+                { "--host", "999.1.1.1", "the host '999.1.1.1' is not a valid IP address" },
+                { "-t", beyond, threads + beyond },
+                { "-t", "0", threads + "0" },
+                { "--ctx-size", "15", "--ctx-size must be from 16 to 1048576; got 15" },
+            };
+        }
+    }
+
     [Theory]
-    [InlineData("--port", "99999", "the port 99999 is out of range")]
-    [InlineData("--host", "999.1.1.1", "the host '999.1.1.1' is not a valid IP address")]
-    [InlineData("-t", "999", "--threads must be from 1 to")]
-    public async Task Serve_refuses_a_bad_address_or_thread_count_in_one_line(string flag, string value, string message)
+    [MemberData(nameof(BadServeSettings))]
+    public async Task Serve_refuses_a_bad_address_thread_count_or_context_in_one_line(string flag, string value, string message)
     {
         var (exit, stdout, stderr) = await CliProcess.RunAsync(null, "serve", "-m", Model, flag, value);
         Assert.Equal(2, exit);
         Assert.Contains(message, stderr);
+        Assert.DoesNotContain("or 0 for the default", stderr);
         Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.DoesNotContain("listening", stdout);
         AssertNoDotNetNoise(stderr);

@@ -10,7 +10,6 @@ public static class ImageExpectations
         var image = run.Resource("docker-build:index:Image", plan.LogicalName);
         Assert.True(image.Flag("push"));
         Assert.False(image.Flag("exec")); // exec mode would run the local buildx with its default provenance attestation
-        Assert.False(plan.Provenance);
         Assert.Equal([plan.Platform], image.Texts("platforms"));
         Assert.Equal(Path.GetFullPath(Path.Combine(repositoryRoot, plan.Context)), image.Object("context").Text("location"));
         Assert.Equal(Path.Combine(repositoryRoot, plan.Dockerfile), image.Object("dockerfile").Text("location"));

@@ -16,7 +16,10 @@ using Microsoft.Extensions.Logging;
 namespace BitNet.Hosts.Tests.Support;
 
 /// <summary>
-/// The Azure worker's HTTP side without the Functions host: a Kestrel app on a free loopback port with the
+/// A stand-in for the Functions host's proxy to the worker, written for these tests: the real Functions
+/// host cannot run here, so this re-implements what the worker's ASP.NET Core integration does with a
+/// request (its routing), and a difference from the real integration would go unnoticed by these tests.
+/// It is a Kestrel app on a free loopback port with the
 /// worker's own service registration (<see cref="BitNetWorker.AddBitNet"/>, so the model loads in the
 /// background as it does there) and one endpoint per HTTP-triggered function of the host assembly. As in
 /// the worker's ASP.NET Core integration, each endpoint's route is host.json's route prefix + the trigger's

@@ -44,8 +44,9 @@ internal sealed class FakeTextGenerator(int contextLength = 512) : ITextGenerato
     public string Detokenize(IReadOnlyList<int> tokens, bool renderSpecial = false) =>
         Encoding.UTF8.GetString(tokens.Where(t => t != 1).Select(t => (byte)t).ToArray());
 
-    public string ApplyChatTemplate(IReadOnlyList<ChatMessage> messages) =>
-        string.Concat(messages.Select(m => $"{m.Role}: {m.Content}\n")) + "Assistant: ";
+    public string ApplyChatTemplate(IReadOnlyList<ChatMessage> messages) => ChatTemplate.Render(messages);
+
+    public ChatTemplate ChatTemplate => ChatTemplate.Bitnet;
 
     public long TouchWeights()
     {

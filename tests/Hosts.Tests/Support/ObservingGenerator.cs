@@ -16,6 +16,7 @@ internal sealed class ObservingGenerator(ITextGenerator inner) : ITextGenerator
     public IReadOnlyList<int> Tokenize(IReadOnlyList<BitNet.Inference.Tokenization.PromptPiece> pieces, bool addBos = true) => inner.Tokenize(pieces, addBos);
     public string Detokenize(IReadOnlyList<int> tokens, bool renderSpecial = false) => inner.Detokenize(tokens, renderSpecial);
     public string ApplyChatTemplate(IReadOnlyList<ChatMessage> messages) => inner.ApplyChatTemplate(messages);
+    public ChatTemplate ChatTemplate => inner.ChatTemplate;
     public long TouchWeights() => inner.TouchWeights();
 
     /// <summary>Completed when a generation ends cancelled: tokens produced when the token fired, and the engine's final stats.</summary>

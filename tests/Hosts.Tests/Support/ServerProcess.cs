@@ -16,14 +16,23 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public static string Executable => Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "bitnet-server.exe" : "bitnet-server");
 
-    public static ServerProcess Start(params string[] args)
+    public static ServerProcess Start(params string[] args) => StartAs(null, args);
+
+    /// <summary>The server run as another user (through runuser; the tests must run as root), or as this one when null.</summary>
+    public static ServerProcess StartAs(string? user, params string[] args)
     {
-        var info = new ProcessStartInfo(Executable)
+        var info = new ProcessStartInfo(user is null ? Executable : "runuser")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (user is not null)
+        {
+            foreach (string arg in new[] { "-u", user, "--", Executable })
+                info.ArgumentList.Add(arg);
+            info.Environment["HOME"] = Path.GetTempPath();
+        }
         foreach (string arg in args)
             info.ArgumentList.Add(arg);
         // The server reads BITNET_* variables; none of the test machine's may leak in.
