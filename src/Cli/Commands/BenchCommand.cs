@@ -91,13 +91,8 @@ internal static class BenchCommand
                         asJson ? null : new Progress<BenchmarkProgress>(), cancellationToken);
                 if (streams.Length > 0)
                 {
-                    var parallelReports = new List<ParallelDecodeReport>();
-                    foreach (int count in streams)
-                    {
-                        if (!asJson) stderr.WriteLine($"decoding {count} stream{(count == 1 ? "" : "s")} together…");
-                        parallelReports.Add(ParallelDecodeBenchmark.Run(loaded, count, p, n, r, cancellationToken));
-                    }
-                    report = report with { Parallel = parallelReports };
+                    if (!asJson) stderr.WriteLine($"decoding {string.Join(", ", streams)} streams together, repetitions interleaved…");
+                    report = report with { Parallel = ParallelDecodeBenchmark.Run(loaded, streams, p, n, r, cancellationToken) };
                 }
                 stdout.Write(asJson ? ToJson(report) + Environment.NewLine : ToTable(report));
                 return Task.FromResult(0);
@@ -171,9 +166,9 @@ internal static class BenchCommand
         if (report.Parallel is { Count: > 0 } parallel)
         {
             ParallelDecodeReport single = parallel.FirstOrDefault(x => x.Streams == 1) ?? parallel[0];
-            sb.AppendLine(inv, $"{"streams",-8} {"aggregate tok/s",16} {"min",9} {"max",9} {"× 1 stream",11} {"ITL p50 ms",11} {"p99 ms",9} {"p99 × 1",8} {"KV held/needed",15}");
+            sb.AppendLine(inv, $"{"streams",-8} {"aggregate tok/s",16} {"min",9} {"max",9} {"× 1 stream",11} {"ITL p50 ms",11} {"p99 ms",9} {"p99 × 1",8} {"KV held/needed",15} {"layers ms",10} {"head ms",8}");
             foreach (ParallelDecodeReport x in parallel)
-                sb.AppendLine(inv, $"{x.Streams,-8} {x.Aggregate.Median,16:F2} {x.Aggregate.Min,9:F2} {x.Aggregate.Max,9:F2} {x.Aggregate.Median / single.Aggregate.Median,11:F2} {x.LatencyP50Seconds * 1000,11:F1} {x.LatencyP99Seconds * 1000,9:F1} {x.LatencyP99Seconds / single.LatencyP99Seconds,8:F2} {(double)x.KvBytesHeld / x.KvBytesNeeded,15:F3}");
+                sb.AppendLine(inv, $"{x.Streams,-8} {x.Aggregate.Median,16:F2} {x.Aggregate.Min,9:F2} {x.Aggregate.Max,9:F2} {x.Aggregate.Median / single.Aggregate.Median,11:F2} {x.LatencyP50Seconds * 1000,11:F1} {x.LatencyP99Seconds * 1000,9:F1} {x.LatencyP99Seconds / single.LatencyP99Seconds,8:F2} {(double)x.KvBytesHeld / x.KvBytesNeeded,15:F3} {x.LayersP50Seconds * 1000,10:F1} {x.HeadP50Seconds * 1000,8:F1}");
         }
         return sb.ToString();
     }
@@ -216,6 +211,8 @@ internal static class BenchCommand
                     w.WriteNumber("itl_p99_s", x.LatencyP99Seconds);
                     w.WriteNumber("kv_bytes_held", x.KvBytesHeld);
                     w.WriteNumber("kv_bytes_needed", x.KvBytesNeeded);
+                    w.WriteNumber("layers_p50_s", x.LayersP50Seconds);
+                    w.WriteNumber("head_p50_s", x.HeadP50Seconds);
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();

@@ -320,97 +320,317 @@ public static class F16
         }
     }
 
-    /// <summary>Per-thread scaled inputs of <see cref="DotRowsTokensAvx2"/> (grown on demand, then reused).</summary>
+    /// <summary>Per-thread scaled inputs of the several-token kernels (grown on demand, then reused).</summary>
     [ThreadStatic] private static float[]? t_scaledTokens;
 
+    /// <summary>Rows per tile of the several-token kernels: 80 KB of F16 at 2560 columns, inside L2 while every
+    /// token group streams past it.</summary>
+    private const int TokenTileRows = 16;
+
+    /// <summary>Columns per block of the several-token kernels: a block of eight tokens' scaled inputs is 16 KB,
+    /// so it stays in L1 while the tile's rows go through it. A multiple of 32.</summary>
+    private const int TokenColumnBlock = 512;
+
     /// <summary>
-    /// <see cref="DotRowsAvx2"/> for several tokens: each 8-half group of a row is widened once and feeds two
-    /// tokens' FMA chains (four accumulators each, as the single-token kernel), so the widening — most of the
-    /// single-token kernel's work — is shared. Every (row, token) sum runs in the single-token kernel's order,
-    /// so the results are its results bit for bit; a token whose input cannot be scaled takes the reference
-    /// path, as it does there.
+    /// Scales every token's input by 2^112 into contiguous slots of the per-thread buffer and lists the tokens
+    /// that could be scaled; the others get the reference result here and now. Returns the buffer.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void DotRowsTokensAvx2(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int tokens, int rowStart, int rowCount,
-        Span<float> dst, int dstStride)
+    private static float[] ScaleTokens(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int tokens, int rowStart, int rowCount,
+        Span<float> dst, int dstStride, Span<int> vector, out int vectorTokens)
     {
-        if (!Avx2.IsSupported || !Fma.IsSupported) throw new PlatformNotSupportedException("needs AVX2 and FMA");
         if (tokens < 1 || x.Length < (long)tokens * columns)
             throw new ArgumentException($"{tokens} tokens need {(long)tokens * columns} inputs, got {x.Length}", nameof(x));
         if (dstStride < rowCount || dst.Length < (long)(tokens - 1) * dstStride + rowCount)
             throw new ArgumentException($"{tokens} × {rowCount} results do not fit the destination at stride {dstStride}", nameof(dst));
         Validate(matrix, columns, x, rowStart, rowCount, dst);
-        int wide = columns & ~31, vecColumns = columns & ~7;
-        float[] scaledAll = t_scaledTokens is { } buffer && buffer.Length >= tokens * columns ? buffer : (t_scaledTokens = new float[tokens * columns]);
-        Span<int> vector = stackalloc int[tokens];
-        int vectorTokens = 0;
+        float[] scaled = t_scaledTokens is { } buffer && buffer.Length >= tokens * columns ? buffer : (t_scaledTokens = new float[tokens * columns]);
+        vectorTokens = 0;
         for (int t = 0; t < tokens; t++)
         {
-            if (ScaleBy2Pow112(x.Slice(t * columns, columns), scaledAll.AsSpan(t * columns, columns)))
+            if (ScaleBy2Pow112(x.Slice(t * columns, columns), scaled.AsSpan(vectorTokens * columns, columns)))
                 vector[vectorTokens++] = t;
             else
                 DotRowsScalar(matrix, columns, x.Slice(t * columns, columns), rowStart, rowCount, dst.Slice(t * dstStride, rowCount));
         }
-        unsafe
+        return scaled;
+    }
+
+    /// <summary>A token count fixed at compile time: each instantiation of a several-token loop keeps exactly
+    /// that many tokens' accumulators in registers (the tests on Count fold away).</summary>
+    private interface ITokenCount { static abstract int Count { get; } }
+    private readonly struct OneToken : ITokenCount { public static int Count => 1; }
+    private readonly struct TwoTokens : ITokenCount { public static int Count => 2; }
+    private readonly struct ThreeTokens : ITokenCount { public static int Count => 3; }
+    private readonly struct FourTokens : ITokenCount { public static int Count => 4; }
+    private readonly struct FiveTokens : ITokenCount { public static int Count => 5; }
+    private readonly struct SixTokens : ITokenCount { public static int Count => 6; }
+    private readonly struct SevenTokens : ITokenCount { public static int Count => 7; }
+    private readonly struct EightTokens : ITokenCount { public static int Count => 8; }
+
+    /// <summary>
+    /// <see cref="DotRowsAvx2"/> for several tokens: each 8-half group of a row is widened once and feeds up to
+    /// four tokens' FMA chains (three where only 16 vector registers exist), with the single-token kernel's four
+    /// accumulators per token. Rows go in tiles of <see cref="TokenTileRows"/> and columns in blocks of
+    /// <see cref="TokenColumnBlock"/>, the accumulators kept in memory between blocks: every (row, token) sum
+    /// still takes the single-token kernel's FMAs in its order, so the results are its results bit for bit.
+    /// A token whose input cannot be scaled takes the reference path, as it does there.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void DotRowsTokensAvx2(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int tokens, int rowStart, int rowCount,
+        Span<float> dst, int dstStride)
+    {
+        if (!Avx2.IsSupported || !Fma.IsSupported) throw new PlatformNotSupportedException("needs AVX2 and FMA");
+        Span<int> vector = tokens <= 256 ? stackalloc int[tokens] : new int[tokens];
+        float[] scaledAll = ScaleTokens(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride, vector, out int vectorTokens);
+        // EVEX encoding (AVX-512VL) gives 32 vector registers: four tokens' 16 accumulators fit beside the widened weights.
+        int group = Avx512F.VL.IsSupported ? 4 : 3;
+        int wide = columns & ~31;
+        Vector256<float>* acc = stackalloc Vector256<float>[TokenTileRows * 4 * 4];
+        fixed (Half* m = matrix)
+        fixed (float* scaled = scaledAll)
+        fixed (float* d = dst)
         {
-            fixed (Half* m = matrix)
-            fixed (float* scaled = scaledAll)
-            fixed (float* d = dst)
+            var mask = Vector256.Create(BodyMask);
+            byte* end = (byte*)(m + (long)(rowStart + rowCount) * columns);
+            for (int r0 = 0; r0 < rowCount; r0 += TokenTileRows)
             {
-                var mask = Vector256.Create(BodyMask);
-                for (int r = 0; r < rowCount; r++)
+                int tileRows = Math.Min(TokenTileRows, rowCount - r0);
+                short* tile = (short*)(m + (long)(rowStart + r0) * columns);
+                // The next tile, spread over this tile's first token group (see DotRowsTokensAvx512).
+                byte* ahead = (byte*)(tile + (long)TokenTileRows * columns);
+                for (int g0 = 0; g0 < vectorTokens; g0 += group)
                 {
-                    short* w = (short*)(m + (long)(rowStart + r) * columns);
-                    int i = 0;
-                    for (; i + 1 < vectorTokens; i += 2)
+                    int g = Math.Min(group, vectorTokens - g0);
+                    float* xg = scaled + (long)g0 * columns;
+                    new Span<Vector256<float>>(acc, tileRows * 4 * g).Clear();
+                    for (int c0 = 0; c0 < wide; c0 += TokenColumnBlock)
                     {
-                        int ta = vector[i], tb = vector[i + 1];
-                        float* xa = scaled + (long)ta * columns, xb = scaled + (long)tb * columns;
-                        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                        Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
-                        int k = 0;
-                        for (; k < wide; k += 32)
+                        int c1 = Math.Min(wide, c0 + TokenColumnBlock);
+                        for (int r = 0; r < tileRows; r++)
                         {
-                            Vector256<float> v0 = ScaledValues256(w + k, mask), v1 = ScaledValues256(w + k + 8, mask);
-                            Vector256<float> v2 = ScaledValues256(w + k + 16, mask), v3 = ScaledValues256(w + k + 24, mask);
-                            a0 = Fma.MultiplyAdd(v0, Avx.LoadVector256(xa + k), a0);
-                            a1 = Fma.MultiplyAdd(v1, Avx.LoadVector256(xa + k + 8), a1);
-                            a2 = Fma.MultiplyAdd(v2, Avx.LoadVector256(xa + k + 16), a2);
-                            a3 = Fma.MultiplyAdd(v3, Avx.LoadVector256(xa + k + 24), a3);
-                            b0 = Fma.MultiplyAdd(v0, Avx.LoadVector256(xb + k), b0);
-                            b1 = Fma.MultiplyAdd(v1, Avx.LoadVector256(xb + k + 8), b1);
-                            b2 = Fma.MultiplyAdd(v2, Avx.LoadVector256(xb + k + 16), b2);
-                            b3 = Fma.MultiplyAdd(v3, Avx.LoadVector256(xb + k + 24), b3);
+                            if (g0 == 0)
+                                for (int k = c0; k < c1 && ahead < end; k += 32, ahead += 64)
+                                    Sse.Prefetch1(ahead);
+                            short* w = tile + (long)r * columns;
+                            Vector256<float>* a = acc + r * 4 * g;
+                            switch (g)
+                            {
+                                case 1: Accumulate256<OneToken>(w, xg, columns, c0, c1, a, mask); break;
+                                case 2: Accumulate256<TwoTokens>(w, xg, columns, c0, c1, a, mask); break;
+                                case 3: Accumulate256<ThreeTokens>(w, xg, columns, c0, c1, a, mask); break;
+                                default: Accumulate256<FourTokens>(w, xg, columns, c0, c1, a, mask); break;
+                            }
                         }
-                        for (; k < vecColumns; k += 8)
-                        {
-                            Vector256<float> v = ScaledValues256(w + k, mask);
-                            a0 = Fma.MultiplyAdd(v, Avx.LoadVector256(xa + k), a0);
-                            b0 = Fma.MultiplyAdd(v, Avx.LoadVector256(xb + k), b0);
-                        }
-                        d[(long)ta * dstStride + r] = Vector256.Sum((a0 + a1) + (a2 + a3)) + TailDot(w, xa, vecColumns, columns);
-                        d[(long)tb * dstStride + r] = Vector256.Sum((b0 + b1) + (b2 + b3)) + TailDot(w, xb, vecColumns, columns);
                     }
-                    if (i < vectorTokens)
-                    {
-                        int t = vector[i];
-                        float* xs = scaled + (long)t * columns;
-                        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                        int k = 0;
-                        for (; k < wide; k += 32)
+                    for (int r = 0; r < tileRows; r++)
+                        for (int i = 0; i < g; i++)
                         {
-                            a0 = Fma.MultiplyAdd(ScaledValues256(w + k, mask), Avx.LoadVector256(xs + k), a0);
-                            a1 = Fma.MultiplyAdd(ScaledValues256(w + k + 8, mask), Avx.LoadVector256(xs + k + 8), a1);
-                            a2 = Fma.MultiplyAdd(ScaledValues256(w + k + 16, mask), Avx.LoadVector256(xs + k + 16), a2);
-                            a3 = Fma.MultiplyAdd(ScaledValues256(w + k + 24, mask), Avx.LoadVector256(xs + k + 24), a3);
+                            Vector256<float>* a = acc + (r * g + i) * 4;
+                            d[(long)vector[g0 + i] * dstStride + r0 + r] =
+                                FinishRow(tile + (long)r * columns, xg + (long)i * columns, columns, a[0], a[1], a[2], a[3], mask);
                         }
-                        for (; k < vecColumns; k += 8)
-                            a0 = Fma.MultiplyAdd(ScaledValues256(w + k, mask), Avx.LoadVector256(xs + k), a0);
-                        d[(long)t * dstStride + r] = Vector256.Sum((a0 + a1) + (a2 + a3)) + TailDot(w, xs, vecColumns, columns);
-                    }
                 }
             }
         }
+    }
+
+    /// <summary>Columns [c0, c1) (multiples of 32) of one row for <typeparamref name="TCount"/> tokens whose
+    /// scaled inputs lie <paramref name="columns"/> apart from <paramref name="x"/>; token u's four accumulators
+    /// are acc[4u … 4u + 3], loaded and stored around the loop.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Accumulate256<TCount>(short* w, float* x, int columns, int c0, int c1, Vector256<float>* acc, Vector256<int> mask)
+        where TCount : struct, ITokenCount
+    {
+        float* x0 = x, x1 = x + columns, x2 = x1 + columns, x3 = x2 + columns;
+        Vector256<float> a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+        Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+        Vector256<float> e0 = default, e1 = default, e2 = default, e3 = default;
+        Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
+        if (TCount.Count > 1) { b0 = acc[4]; b1 = acc[5]; b2 = acc[6]; b3 = acc[7]; }
+        if (TCount.Count > 2) { e0 = acc[8]; e1 = acc[9]; e2 = acc[10]; e3 = acc[11]; }
+        if (TCount.Count > 3) { f0 = acc[12]; f1 = acc[13]; f2 = acc[14]; f3 = acc[15]; }
+        for (int k = c0; k < c1; k += 32)
+        {
+            Vector256<float> v = ScaledValues256(w + k, mask);
+            a0 = Fma.MultiplyAdd(v, Avx.LoadVector256(x0 + k), a0);
+            if (TCount.Count > 1) b0 = Fma.MultiplyAdd(v, Avx.LoadVector256(x1 + k), b0);
+            if (TCount.Count > 2) e0 = Fma.MultiplyAdd(v, Avx.LoadVector256(x2 + k), e0);
+            if (TCount.Count > 3) f0 = Fma.MultiplyAdd(v, Avx.LoadVector256(x3 + k), f0);
+            v = ScaledValues256(w + k + 8, mask);
+            a1 = Fma.MultiplyAdd(v, Avx.LoadVector256(x0 + k + 8), a1);
+            if (TCount.Count > 1) b1 = Fma.MultiplyAdd(v, Avx.LoadVector256(x1 + k + 8), b1);
+            if (TCount.Count > 2) e1 = Fma.MultiplyAdd(v, Avx.LoadVector256(x2 + k + 8), e1);
+            if (TCount.Count > 3) f1 = Fma.MultiplyAdd(v, Avx.LoadVector256(x3 + k + 8), f1);
+            v = ScaledValues256(w + k + 16, mask);
+            a2 = Fma.MultiplyAdd(v, Avx.LoadVector256(x0 + k + 16), a2);
+            if (TCount.Count > 1) b2 = Fma.MultiplyAdd(v, Avx.LoadVector256(x1 + k + 16), b2);
+            if (TCount.Count > 2) e2 = Fma.MultiplyAdd(v, Avx.LoadVector256(x2 + k + 16), e2);
+            if (TCount.Count > 3) f2 = Fma.MultiplyAdd(v, Avx.LoadVector256(x3 + k + 16), f2);
+            v = ScaledValues256(w + k + 24, mask);
+            a3 = Fma.MultiplyAdd(v, Avx.LoadVector256(x0 + k + 24), a3);
+            if (TCount.Count > 1) b3 = Fma.MultiplyAdd(v, Avx.LoadVector256(x1 + k + 24), b3);
+            if (TCount.Count > 2) e3 = Fma.MultiplyAdd(v, Avx.LoadVector256(x2 + k + 24), e3);
+            if (TCount.Count > 3) f3 = Fma.MultiplyAdd(v, Avx.LoadVector256(x3 + k + 24), f3);
+        }
+        acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+        if (TCount.Count > 1) { acc[4] = b0; acc[5] = b1; acc[6] = b2; acc[7] = b3; }
+        if (TCount.Count > 2) { acc[8] = e0; acc[9] = e1; acc[10] = e2; acc[11] = e3; }
+        if (TCount.Count > 3) { acc[12] = f0; acc[13] = f1; acc[14] = f2; acc[15] = f3; }
+    }
+
+    /// <summary>The end of <see cref="DotRowsAvx2"/>'s row for one token, from its four accumulators after the
+    /// 32-column steps: the 8-column steps into the first, the reduction, the last columns one by one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe float FinishRow(short* w, float* xs, int columns, Vector256<float> a0, Vector256<float> a1, Vector256<float> a2,
+        Vector256<float> a3, Vector256<int> mask)
+    {
+        int vecColumns = columns & ~7;
+        for (int k = columns & ~31; k < vecColumns; k += 8)
+            a0 = Fma.MultiplyAdd(ScaledValues256(w + k, mask), Avx.LoadVector256(xs + k), a0);
+        return Vector256.Sum((a0 + a1) + (a2 + a3)) + TailDot(w, xs, vecColumns, columns);
+    }
+
+    /// <summary>
+    /// <see cref="DotRowsTokensAvx2"/> with 512-bit vectors, for up to eight tokens per widening: a 512-bit
+    /// accumulator holds two of the single-token kernel's 256-bit ones side by side (columns k … k + 7 in its
+    /// low half, k + 8 … k + 15 in its high half), so every lane takes the same FMAs in the same order and the
+    /// results are <see cref="DotRowsAvx2"/>'s bit for bit. The next tile is prefetched into L2 while one is
+    /// computed. Without AVX-512F (a Native AOT build for x86-64-v3) this is <see cref="DotRowsTokensAvx2"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void DotRowsTokensAvx512(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int tokens, int rowStart, int rowCount,
+        Span<float> dst, int dstStride)
+    {
+        if (!Avx512F.IsSupported)
+        {
+            DotRowsTokensAvx2(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride);
+            return;
+        }
+        if (!Avx2.IsSupported || !Fma.IsSupported) throw new PlatformNotSupportedException("needs AVX2 and FMA");
+        const int group = 8;
+        Span<int> vector = tokens <= 256 ? stackalloc int[tokens] : new int[tokens];
+        float[] scaledAll = ScaleTokens(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride, vector, out int vectorTokens);
+        int wide = columns & ~31;
+        Vector512<float>* acc = stackalloc Vector512<float>[TokenTileRows * group * 2];
+        fixed (Half* m = matrix)
+        fixed (float* scaled = scaledAll)
+        fixed (float* d = dst)
+        {
+            var mask = Vector512.Create(BodyMask);
+            var mask256 = Vector256.Create(BodyMask);
+            byte* end = (byte*)(m + (long)(rowStart + rowCount) * columns);
+            for (int r0 = 0; r0 < rowCount; r0 += TokenTileRows)
+            {
+                int tileRows = Math.Min(TokenTileRows, rowCount - r0);
+                short* tile = (short*)(m + (long)(rowStart + r0) * columns);
+                // The next tile, spread over this tile's first token group: one 64-byte line per 32 columns of a row.
+                byte* ahead = (byte*)(tile + (long)TokenTileRows * columns);
+                for (int g0 = 0; g0 < vectorTokens; g0 += group)
+                {
+                    int g = Math.Min(group, vectorTokens - g0);
+                    float* xg = scaled + (long)g0 * columns;
+                    new Span<Vector512<float>>(acc, tileRows * 2 * g).Clear();
+                    for (int c0 = 0; c0 < wide; c0 += TokenColumnBlock)
+                    {
+                        int c1 = Math.Min(wide, c0 + TokenColumnBlock);
+                        for (int r = 0; r < tileRows; r++)
+                        {
+                            if (g0 == 0)
+                                for (int k = c0; k < c1 && ahead < end; k += 32, ahead += 64)
+                                    Sse.Prefetch1(ahead);
+                            short* w = tile + (long)r * columns;
+                            Vector512<float>* a = acc + r * 2 * g;
+                            switch (g)
+                            {
+                                case 1: Accumulate512<OneToken>(w, xg, columns, c0, c1, a, mask); break;
+                                case 2: Accumulate512<TwoTokens>(w, xg, columns, c0, c1, a, mask); break;
+                                case 3: Accumulate512<ThreeTokens>(w, xg, columns, c0, c1, a, mask); break;
+                                case 4: Accumulate512<FourTokens>(w, xg, columns, c0, c1, a, mask); break;
+                                case 5: Accumulate512<FiveTokens>(w, xg, columns, c0, c1, a, mask); break;
+                                case 6: Accumulate512<SixTokens>(w, xg, columns, c0, c1, a, mask); break;
+                                case 7: Accumulate512<SevenTokens>(w, xg, columns, c0, c1, a, mask); break;
+                                default: Accumulate512<EightTokens>(w, xg, columns, c0, c1, a, mask); break;
+                            }
+                        }
+                    }
+                    for (int r = 0; r < tileRows; r++)
+                        for (int i = 0; i < g; i++)
+                        {
+                            Vector512<float>* a = acc + (r * g + i) * 2;
+                            d[(long)vector[g0 + i] * dstStride + r0 + r] = FinishRow(tile + (long)r * columns, xg + (long)i * columns, columns,
+                                a[0].GetLower(), a[0].GetUpper(), a[1].GetLower(), a[1].GetUpper(), mask256);
+                        }
+                }
+            }
+        }
+    }
+
+    /// <summary><see cref="Accumulate256{TCount}"/> with 512-bit accumulators: token u's two are acc[2u], acc[2u + 1].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Accumulate512<TCount>(short* w, float* x, int columns, int c0, int c1, Vector512<float>* acc, Vector512<int> mask)
+        where TCount : struct, ITokenCount
+    {
+        float* x0 = x, x1 = x + columns, x2 = x1 + columns, x3 = x2 + columns;
+        float* x4 = x3 + columns, x5 = x4 + columns, x6 = x5 + columns, x7 = x6 + columns;
+        Vector512<float> a0 = acc[0], a1 = acc[1];
+        Vector512<float> b0 = default, b1 = default, e0 = default, e1 = default, f0 = default, f1 = default;
+        Vector512<float> g0 = default, g1 = default, h0 = default, h1 = default, i0 = default, i1 = default, j0 = default, j1 = default;
+        if (TCount.Count > 1) { b0 = acc[2]; b1 = acc[3]; }
+        if (TCount.Count > 2) { e0 = acc[4]; e1 = acc[5]; }
+        if (TCount.Count > 3) { f0 = acc[6]; f1 = acc[7]; }
+        if (TCount.Count > 4) { g0 = acc[8]; g1 = acc[9]; }
+        if (TCount.Count > 5) { h0 = acc[10]; h1 = acc[11]; }
+        if (TCount.Count > 6) { i0 = acc[12]; i1 = acc[13]; }
+        if (TCount.Count > 7) { j0 = acc[14]; j1 = acc[15]; }
+        for (int k = c0; k < c1; k += 32)
+        {
+            Vector512<float> v = Body512(w + k, mask), u = Body512(w + k + 16, mask);
+            a0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x0 + k), a0);
+            a1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x0 + k + 16), a1);
+            if (TCount.Count > 1)
+            {
+                b0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x1 + k), b0);
+                b1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x1 + k + 16), b1);
+            }
+            if (TCount.Count > 2)
+            {
+                e0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x2 + k), e0);
+                e1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x2 + k + 16), e1);
+            }
+            if (TCount.Count > 3)
+            {
+                f0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x3 + k), f0);
+                f1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x3 + k + 16), f1);
+            }
+            if (TCount.Count > 4)
+            {
+                g0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x4 + k), g0);
+                g1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x4 + k + 16), g1);
+            }
+            if (TCount.Count > 5)
+            {
+                h0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x5 + k), h0);
+                h1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x5 + k + 16), h1);
+            }
+            if (TCount.Count > 6)
+            {
+                i0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x6 + k), i0);
+                i1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x6 + k + 16), i1);
+            }
+            if (TCount.Count > 7)
+            {
+                j0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x7 + k), j0);
+                j1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x7 + k + 16), j1);
+            }
+        }
+        acc[0] = a0; acc[1] = a1;
+        if (TCount.Count > 1) { acc[2] = b0; acc[3] = b1; }
+        if (TCount.Count > 2) { acc[4] = e0; acc[5] = e1; }
+        if (TCount.Count > 3) { acc[6] = f0; acc[7] = f1; }
+        if (TCount.Count > 4) { acc[8] = g0; acc[9] = g1; }
+        if (TCount.Count > 5) { acc[10] = h0; acc[11] = h1; }
+        if (TCount.Count > 6) { acc[12] = i0; acc[13] = i1; }
+        if (TCount.Count > 7) { acc[14] = j0; acc[15] = j1; }
     }
 
     /// <summary>Portable 128-bit LM-head rows (ARM64 AdvSimd and any Vector128 platform).</summary>
@@ -457,6 +677,121 @@ public static class F16
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// <see cref="DotRowsVector128"/> for several tokens (the NEON sets' batched head): each 8-half group is
+    /// widened once for up to four tokens, each with the single-token kernel's four accumulators (ARM64 has 32
+    /// vector registers), in tiles and column blocks as <see cref="DotRowsTokensAvx2"/>: the results are
+    /// <see cref="DotRowsVector128"/>'s bit for bit.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void DotRowsTokensVector128(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int tokens, int rowStart, int rowCount,
+        Span<float> dst, int dstStride)
+    {
+        const int group = 4;
+        Span<int> vector = tokens <= 256 ? stackalloc int[tokens] : new int[tokens];
+        float[] scaledAll = ScaleTokens(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride, vector, out int vectorTokens);
+        int wide = columns & ~15;
+        Vector128<float>* acc = stackalloc Vector128<float>[TokenTileRows * group * 4];
+        fixed (Half* m = matrix)
+        fixed (float* scaled = scaledAll)
+        fixed (float* d = dst)
+        {
+            var mask = Vector128.Create(BodyMask);
+            for (int r0 = 0; r0 < rowCount; r0 += TokenTileRows)
+            {
+                int tileRows = Math.Min(TokenTileRows, rowCount - r0);
+                short* tile = (short*)(m + (long)(rowStart + r0) * columns);
+                for (int g0 = 0; g0 < vectorTokens; g0 += group)
+                {
+                    int g = Math.Min(group, vectorTokens - g0);
+                    float* xg = scaled + (long)g0 * columns;
+                    new Span<Vector128<float>>(acc, tileRows * 4 * g).Clear();
+                    for (int c0 = 0; c0 < wide; c0 += TokenColumnBlock)
+                    {
+                        int c1 = Math.Min(wide, c0 + TokenColumnBlock);
+                        for (int r = 0; r < tileRows; r++)
+                        {
+                            short* w = tile + (long)r * columns;
+                            Vector128<float>* a = acc + r * 4 * g;
+                            switch (g)
+                            {
+                                case 1: Accumulate128<OneToken>(w, xg, columns, c0, c1, a, mask); break;
+                                case 2: Accumulate128<TwoTokens>(w, xg, columns, c0, c1, a, mask); break;
+                                case 3: Accumulate128<ThreeTokens>(w, xg, columns, c0, c1, a, mask); break;
+                                default: Accumulate128<FourTokens>(w, xg, columns, c0, c1, a, mask); break;
+                            }
+                        }
+                    }
+                    for (int r = 0; r < tileRows; r++)
+                        for (int i = 0; i < g; i++)
+                        {
+                            Vector128<float>* a = acc + (r * g + i) * 4;
+                            short* w = tile + (long)r * columns;
+                            float* xs = xg + (long)i * columns;
+                            Vector128<float> a0 = a[0], a1 = a[1];
+                            int vecColumns = columns & ~7;
+                            for (int k = wide; k < vecColumns; k += 8)
+                            {
+                                ScaledValues128(w + k, mask, out Vector128<float> lo, out Vector128<float> hi);
+                                a0 = Vector128.FusedMultiplyAdd(lo, Vector128.Load(xs + k), a0);
+                                a1 = Vector128.FusedMultiplyAdd(hi, Vector128.Load(xs + k + 4), a1);
+                            }
+                            d[(long)vector[g0 + i] * dstStride + r0 + r] = Vector128.Sum((a0 + a[2]) + (a1 + a[3])) + TailDot(w, xs, vecColumns, columns);
+                        }
+                }
+            }
+        }
+    }
+
+    /// <summary><see cref="Accumulate256{TCount}"/> on 128-bit vectors, 16 columns a step (c0, c1 multiples of 16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Accumulate128<TCount>(short* w, float* x, int columns, int c0, int c1, Vector128<float>* acc, Vector128<int> mask)
+        where TCount : struct, ITokenCount
+    {
+        float* x0 = x, x1 = x + columns, x2 = x1 + columns, x3 = x2 + columns;
+        Vector128<float> a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+        Vector128<float> b0 = default, b1 = default, b2 = default, b3 = default;
+        Vector128<float> e0 = default, e1 = default, e2 = default, e3 = default;
+        Vector128<float> f0 = default, f1 = default, f2 = default, f3 = default;
+        if (TCount.Count > 1) { b0 = acc[4]; b1 = acc[5]; b2 = acc[6]; b3 = acc[7]; }
+        if (TCount.Count > 2) { e0 = acc[8]; e1 = acc[9]; e2 = acc[10]; e3 = acc[11]; }
+        if (TCount.Count > 3) { f0 = acc[12]; f1 = acc[13]; f2 = acc[14]; f3 = acc[15]; }
+        for (int k = c0; k < c1; k += 16)
+        {
+            ScaledValues128(w + k, mask, out Vector128<float> lo0, out Vector128<float> hi0);
+            ScaledValues128(w + k + 8, mask, out Vector128<float> lo1, out Vector128<float> hi1);
+            a0 = Vector128.FusedMultiplyAdd(lo0, Vector128.Load(x0 + k), a0);
+            a1 = Vector128.FusedMultiplyAdd(hi0, Vector128.Load(x0 + k + 4), a1);
+            a2 = Vector128.FusedMultiplyAdd(lo1, Vector128.Load(x0 + k + 8), a2);
+            a3 = Vector128.FusedMultiplyAdd(hi1, Vector128.Load(x0 + k + 12), a3);
+            if (TCount.Count > 1)
+            {
+                b0 = Vector128.FusedMultiplyAdd(lo0, Vector128.Load(x1 + k), b0);
+                b1 = Vector128.FusedMultiplyAdd(hi0, Vector128.Load(x1 + k + 4), b1);
+                b2 = Vector128.FusedMultiplyAdd(lo1, Vector128.Load(x1 + k + 8), b2);
+                b3 = Vector128.FusedMultiplyAdd(hi1, Vector128.Load(x1 + k + 12), b3);
+            }
+            if (TCount.Count > 2)
+            {
+                e0 = Vector128.FusedMultiplyAdd(lo0, Vector128.Load(x2 + k), e0);
+                e1 = Vector128.FusedMultiplyAdd(hi0, Vector128.Load(x2 + k + 4), e1);
+                e2 = Vector128.FusedMultiplyAdd(lo1, Vector128.Load(x2 + k + 8), e2);
+                e3 = Vector128.FusedMultiplyAdd(hi1, Vector128.Load(x2 + k + 12), e3);
+            }
+            if (TCount.Count > 3)
+            {
+                f0 = Vector128.FusedMultiplyAdd(lo0, Vector128.Load(x3 + k), f0);
+                f1 = Vector128.FusedMultiplyAdd(hi0, Vector128.Load(x3 + k + 4), f1);
+                f2 = Vector128.FusedMultiplyAdd(lo1, Vector128.Load(x3 + k + 8), f2);
+                f3 = Vector128.FusedMultiplyAdd(hi1, Vector128.Load(x3 + k + 12), f3);
+            }
+        }
+        acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+        if (TCount.Count > 1) { acc[4] = b0; acc[5] = b1; acc[6] = b2; acc[7] = b3; }
+        if (TCount.Count > 2) { acc[8] = e0; acc[9] = e1; acc[10] = e2; acc[11] = e3; }
+        if (TCount.Count > 3) { acc[12] = f0; acc[13] = f1; acc[14] = f2; acc[15] = f3; }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -508,7 +843,21 @@ public static class F16
     {
         float s = TwoPow112;
         bool safe = true;
-        for (int k = 0; k < scaled.Length; k++)
+        int k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var factor = Vector256.Create(s);
+            var limit = Vector256.Create(MaxScalableInput);
+            var inRange = Vector256<float>.AllBitsSet;
+            for (; k + 8 <= scaled.Length; k += 8)
+            {
+                Vector256<float> v = Vector256.Create(x.Slice(k, 8));
+                inRange &= Vector256.LessThanOrEqual(Vector256.Abs(v), limit);   // false for NaN
+                (v * factor).CopyTo(scaled.Slice(k, 8));
+            }
+            safe = inRange.AsInt32() == Vector256<int>.AllBitsSet;
+        }
+        for (; k < scaled.Length; k++)
         {
             float v = x[k];
             safe &= Math.Abs(v) <= MaxScalableInput;

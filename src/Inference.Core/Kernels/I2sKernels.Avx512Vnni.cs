@@ -12,12 +12,13 @@ namespace BitNet.Inference.Kernels;
 /// moves the prefill limit from all four vector pipes to the two multiply pipes (docs/kernels.md).
 ///
 /// .NET 10 exposes vpdpbusd only as VEX (<c>AvxVnni</c>), which Zen 4 does not have, so the inner loops
-/// are emitted as machine code (<see cref="X64Emitter"/>) at first use: a 2-row × 8-token prefill tile
-/// and 4-row and 1-row single-token loops. The codes are unpacked as <see cref="AffineCodes"/> does where
+/// are emitted as machine code (<see cref="X64Emitter"/>) at first use: a 4-row × 4-token loop for
+/// several tokens (prefill and batched decode steps), and 4-row and 1-row single-token loops. The codes
+/// are unpacked as <see cref="AffineCodes"/> does where
 /// the CPU has GFNI, else as <see cref="ShiftedCodes"/> does (Intel Cascade Lake has VNNI but no GFNI),
 /// and each call ends by summing its accumulators across lanes. Being our own machine code, they
 /// also run in a Native AOT binary built for x86-64-v3, where every Avx512 intrinsic is compiled out;
-/// the C# around them (row chunks, token tiles) uses no vector type at all. Results are the same exact
+/// the C# around them (row chunks, token groups) uses no vector type at all. Results are the same exact
 /// integers as <see cref="DotScalar"/>.
 ///
 /// Accumulator range: an int32 lane adds 4 products c·q (c ≤ 3, |q| ≤ 128) per block, at most
@@ -46,8 +47,6 @@ public static partial class I2sKernels
     {
         ValidateRows(weights, columns, activations, tokens, rowStart, rowCount, dots);
         int rowBytes = columns / 4, blocks = columns / I2sLayout.BlockElements;
-        int fullTokens = tokens - tokens % TileTokens;
-        var tile = code.Tile;
         var rows4 = code.Rows4;
         var row1 = code.Row1;
         // Where the 1-row kernel leaves its dot (in lane 0).
@@ -57,58 +56,70 @@ public static partial class I2sKernels
         fixed (int* d = dots)
         {
             byte* w0 = w + (long)rowStart * rowBytes;
-            // Prefill: 2 rows × 8 tokens at a time, a 64-row chunk per call so the chunk's codes stay in
-            // L2 while every 8-token group streams past them.
-            TileArgs args = default;
-            args.RowBytes = rowBytes;
-            args.Columns = columns;
-            args.Blocks = blocks;
-            args.DotStride = rowCount * sizeof(int);
-            for (int rc = 0; rc < rowCount; rc += PrefillRowChunk)
+            // Several tokens (prefill, or a decode step of several sequences): 4 rows × 4 tokens at a time,
+            // each block unpacked once for the four. Two or three tokens left over fill the empty slots
+            // with the first of them again (their dots are dropped), which costs less than unpacking the
+            // codes once per token.
+            int t0 = 0, groupTokens = tokens / 4 * 4;
+            if (tokens - groupTokens >= 2) groupTokens += 4;
+            if (groupTokens > 0)
             {
-                int rcEnd = Math.Min(rowCount, rc + PrefillRowChunk);
-                int pairs = (rcEnd - rc) / TileRows;
-                for (int t = 0; t < fullTokens; t += TileTokens)
+                int* staged = stackalloc int[Tokens4Chunk * 16];
+                Tokens4Args targs = default;
+                targs.RowBytes = rowBytes;
+                targs.Blocks = blocks;
+                int groups = rowCount / 4;
+                // A chunk of rows for every token group in turn: its codes come from cache after the first.
+                for (int g0 = 0; g0 < groups; g0 += Tokens4Chunk)
                 {
-                    if (pairs > 0)
+                    int chunk = Math.Min(Tokens4Chunk, groups - g0);
+                    for (int u0 = t0; u0 < t0 + groupTokens; u0 += 4)
                     {
-                        args.Rows = w0 + (long)rc * rowBytes;
-                        args.Q = a + (long)t * columns;
-                        args.Dots = d + t * rowCount + rc;
-                        args.Pairs = pairs;
-                        tile(&args);
-                    }
-                    for (int r = rc + TileRows * pairs; r < rcEnd; r++)
-                        for (int u = t; u < t + TileTokens; u++)
+                        int count = Math.Min(4, tokens - u0);
+                        sbyte** q = &targs.Q0;
+                        for (int u = 0; u < 4; u++) q[u] = a + (long)(u0 + Math.Min(u, count - 1)) * columns;
+                        targs.Rows = w0 + (long)4 * g0 * rowBytes;
+                        targs.Staged = staged;
+                        targs.Groups = chunk;
+                        code.Tokens4(&targs);
+                        // Group g's 16 dots: token u's four rows in staged[16g + 4u … 16g + 4u + 3].
+                        for (int u = 0; u < count; u++)
                         {
-                            row1(w0 + (long)r * rowBytes, a + (long)u * columns, blocks, sums);
-                            d[u * rowCount + r] = sums[0];
+                            int* dt = d + (u0 + u) * rowCount + 4 * g0;
+                            for (int g = 0; g < chunk; g++)
+                                for (int r = 0; r < 4; r++)
+                                    dt[4 * g + r] = staged[16 * g + 4 * u + r];
                         }
-                }
-            }
-            // Decode, and the last tokens of a prefill: 4 rows share each activation load. With several
-            // tokens, each goes through one 64-row chunk before the next, so the chunk's codes come from
-            // cache after the first; a single token takes the whole range in one call.
-            int tailTokens = tokens - fullTokens;
-            int chunkRows = tailTokens > 1 ? PrefillRowChunk : Math.Max(rowCount, 1);
-            for (int rc = 0; rc < rowCount; rc += chunkRows)
-            {
-                int rcEnd = Math.Min(rowCount, rc + chunkRows);
-                int groups = (rcEnd - rc) / 4;
-                for (int t = fullTokens; t < tokens; t++)
-                {
-                    sbyte* q = a + (long)t * columns;
-                    int* dt = d + t * rowCount;
-                    if (groups > 0) rows4(w0 + (long)rc * rowBytes, rowBytes, q, blocks, dt + rc, groups);
-                    for (int r = rc + 4 * groups; r < rcEnd; r++)
-                    {
-                        row1(w0 + (long)r * rowBytes, q, blocks, sums);
-                        dt[r] = sums[0];
                     }
+                }
+                for (int r = 4 * groups; r < rowCount; r++)
+                    for (int u = t0; u < Math.Min(tokens, t0 + groupTokens); u++)
+                    {
+                        row1(w0 + (long)r * rowBytes, a + (long)u * columns, blocks, sums);
+                        d[u * rowCount + r] = sums[0];
+                    }
+                t0 = Math.Min(tokens, t0 + groupTokens);
+            }
+            // The last token, if one is left: 4 rows share each activation load, the whole range in one call.
+            for (int t = t0; t < tokens; t++)
+            {
+                sbyte* q = a + (long)t * columns;
+                int* dt = d + t * rowCount;
+                int groups = rowCount / 4;
+                if (groups > 0) rows4(w0, rowBytes, q, blocks, dt, groups);
+                for (int r = 4 * groups; r < rowCount; r++)
+                {
+                    row1(w0 + (long)r * rowBytes, q, blocks, sums);
+                    dt[r] = sums[0];
                 }
             }
         }
     }
+
+    /// <summary>4-row groups per call of the 4-token kernel (its staged dots: 4 KB on the stack): 256 rows,
+    /// 160 KB of codes at 2560 columns, which stay in L2 while every token group goes through them.</summary>
+    private const int Tokens4Chunk = 64;
+
 
     /// <summary>
     /// One mapped copy of the emitted functions, SysV calling convention (arguments in rdi, rsi, rdx, rcx,
@@ -119,14 +130,14 @@ public static partial class I2sKernels
     /// </summary>
     internal sealed unsafe class VnniKernels
     {
-        /// <summary>(args): row pairs × 8 tokens, see <see cref="TileArgs"/>.</summary>
-        public readonly delegate* unmanaged[SuppressGCTransition]<TileArgs*, void> Tile;
-
         /// <summary>(rows, rowBytes, q, blocks, dots, groups): groups of 4 rows × 1 token, dots stored in row order.</summary>
         public readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, nint, void> Rows4;
 
         /// <summary>(row, q, blocks, sums): 1 row × 1 token, the dot to sums[0].</summary>
         public readonly delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, nint, int*, void> Row1;
+
+        /// <summary>(args): groups of 4 rows × 4 tokens, see <see cref="Tokens4Args"/>.</summary>
+        public readonly delegate* unmanaged[SuppressGCTransition]<Tokens4Args*, void> Tokens4;
 
         /// <summary>"gfni" or "shift".</summary>
         public string Unpack { get; }
@@ -140,9 +151,9 @@ public static partial class I2sKernels
         /// <summary>The kernels with GFNI (null unless the CPU has it) or shift unpacking.</summary>
         public static VnniKernels? WithUnpack(bool gfni) => gfni ? s_gfni.Value : s_shift.Value;
 
-        private VnniKernels(byte* start, int tile, int rows4, int row1, string unpack)
+        private VnniKernels(byte* start, int rows4, int row1, int tokens4, string unpack)
         {
-            Tile = (delegate* unmanaged[SuppressGCTransition]<TileArgs*, void>)(start + tile);
+            Tokens4 = (delegate* unmanaged[SuppressGCTransition]<Tokens4Args*, void>)(start + tokens4);
             Rows4 = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, nint, void>)(start + rows4);
             Row1 = (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, nint, int*, void>)(start + row1);
             Unpack = unpack;
@@ -150,9 +161,9 @@ public static partial class I2sKernels
 
         private static VnniKernels? Map(bool gfni)
         {
-            byte[] code = EmitVnniKernels(gfni, out int tile, out int rows4, out int row1);
+            byte[] code = EmitVnniKernels(gfni, out int rows4, out int row1, out int tokens4);
             byte* start = (byte*)ExecutableCode.TryLoad(code);
-            return start == null ? null : new VnniKernels(start, tile, rows4, row1, gfni ? "gfni" : "shift");
+            return start == null ? null : new VnniKernels(start, rows4, row1, tokens4, gfni ? "gfni" : "shift");
         }
     }
 
@@ -191,21 +202,21 @@ public static partial class I2sKernels
 
     /// <summary>The three kernels in one block of code, with their entry offsets, then the constants:
     /// the unpacking's two vectors (affine matrices or shift counts, see <see cref="IAvx512Codes"/>) and
-    /// its 3s, and the two kernels' lane orders.</summary>
-    internal static byte[] EmitVnniKernels(bool gfni, out int tile, out int rows4, out int rows1)
+    /// its 3s, and the 4-row kernel's lane order.</summary>
+    internal static byte[] EmitVnniKernels(bool gfni, out int rows4, out int rows1, out int tokens4)
     {
         var asm = new X64Emitter();
-        int first = asm.NewLabel(), second = asm.NewLabel(), threes = asm.NewLabel(), firstLanes = asm.NewLabel(), pairLanes = asm.NewLabel();
+        int first = asm.NewLabel(), second = asm.NewLabel(), threes = asm.NewLabel(), firstLanes = asm.NewLabel();
         var unpack = new EmittedUnpack(gfni, first, second, threes);
-        int tileEntry = asm.NewLabel(), rows4Entry = asm.NewLabel(), rows1Entry = asm.NewLabel();
-        asm.Bind(tileEntry);
-        EmitTile(asm, unpack, pairLanes);
-        asm.Align(16);
+        int rows4Entry = asm.NewLabel(), rows1Entry = asm.NewLabel(), tokens4Entry = asm.NewLabel();
         asm.Bind(rows4Entry);
         EmitRows4(asm, unpack, firstLanes);
         asm.Align(16);
         asm.Bind(rows1Entry);
         EmitRow1(asm, unpack);
+        asm.Align(16);
+        asm.Bind(tokens4Entry);
+        EmitRows4Tokens4(asm, unpack);
 
         Vector512<byte> firstConstant, secondConstant;
         if (gfni) AffineCodes.Constants(out firstConstant, out secondConstant);
@@ -219,110 +230,99 @@ public static partial class I2sKernels
         for (int i = 0; i < 64; i++) asm.Data([3]);
         asm.Bind(firstLanes);                             // vpermd indices: lanes 0, 4, 8, 12 first
         for (int i = 0; i < 16; i++) asm.Data(BitConverter.GetBytes(4 * (i % 4)));
-        asm.Bind(pairLanes);                              // vpermd indices: lane 2t + r ← (row r, token t)
-        for (int i = 0; i < 16; i++) asm.Data(BitConverter.GetBytes(SumLane((i % 2) * TileTokens + i / 2, TileRows * TileTokens)));
         byte[] code = asm.ToArray();
-        (tile, rows4, rows1) = (asm.OffsetOf(tileEntry), asm.OffsetOf(rows4Entry), asm.OffsetOf(rows1Entry));
+        (rows4, rows1, tokens4) = (asm.OffsetOf(rows4Entry), asm.OffsetOf(rows1Entry), asm.OffsetOf(tokens4Entry));
         return code;
     }
 
-    // Register plan shared by the kernels: totals in zmm0–15, a row's broadcast block in zmm16/17, its
-    // unpacked codes in zmm18–21 (lo, hi per row), one token's 128 activations in zmm22/23 (q[0..63],
-    // q[64..127]), scratch for the sums in zmm24/25, the unpacking's constants in zmm28, 30, 31.
+    // Register plan of the single-token kernels: totals in zmm0–3, a row's broadcast block in zmm16, its
+    // unpacked codes in zmm18/19, the token's 128 activations in zmm22/23 (q[0..63], q[64..127]), scratch
+    // for the sums in zmm24/25, the unpacking's constants in zmm28, 30, 31.
     private static readonly Zmm ActsLo = new(22), ActsHi = new(23);
 
-    /// <summary>What the tile kernel reads from the pointer it is given (rdi): every row pair of a
-    /// 64-row chunk for one group of 8 tokens.</summary>
+    /// <summary>What the 4-token kernel reads from the pointer it is given (rdi).</summary>
     [StructLayout(LayoutKind.Explicit)]
-    internal unsafe struct TileArgs
+    internal unsafe struct Tokens4Args
     {
-        public const int RowsAt = 0, RowBytesAt = 8, QAt = 16, ColumnsAt = 24, BlocksAt = 32, DotsAt = 40, DotStrideAt = 48, PairsAt = 56;
+        public const int RowsAt = 0, RowBytesAt = 8, Q0At = 16, BlocksAt = 48, StagedAt = 56, GroupsAt = 64;
         /// <summary>The first row's codes.</summary>
         [FieldOffset(RowsAt)] public byte* Rows;
         [FieldOffset(RowBytesAt)] public nint RowBytes;
-        /// <summary>The first token's activations; token u's are Columns bytes further on each.</summary>
-        [FieldOffset(QAt)] public sbyte* Q;
-        [FieldOffset(ColumnsAt)] public nint Columns;
+        /// <summary>The four tokens' activations (Q0 … Q3 side by side).</summary>
+        [FieldOffset(Q0At)] public sbyte* Q0;
+        [FieldOffset(Q0At + 8)] public sbyte* Q1;
+        [FieldOffset(Q0At + 16)] public sbyte* Q2;
+        [FieldOffset(Q0At + 24)] public sbyte* Q3;
         [FieldOffset(BlocksAt)] public nint Blocks;
-        /// <summary>Where (row 0, token 0)'s dot goes; rows are consecutive ints, tokens DotStride bytes apart.</summary>
-        [FieldOffset(DotsAt)] public int* Dots;
-        [FieldOffset(DotStrideAt)] public nint DotStride;
-        [FieldOffset(PairsAt)] public nint Pairs;
+        /// <summary>16 ints per group: token u's dots of the group's rows 0–3 at 4u … 4u + 3.</summary>
+        [FieldOffset(StagedAt)] public int* Staged;
+        [FieldOffset(GroupsAt)] public nint Groups;
     }
 
     /// <summary>
-    /// Row pairs × 8 tokens: for each of args.Pairs pairs, 2 rows × 8 tokens over args.Blocks blocks, the
-    /// 16 dots stored straight into the output (rows side by side, so one qword per token).
-    /// Registers: zmm0–7 row 0's totals for tokens 0–7, zmm8–15 row 1's; the lane map in zmm29.
+    /// Groups of 4 rows × 4 tokens: each block of a row is unpacked once and meets the four tokens'
+    /// activations, held in zmm16–23 for the block; totals in zmm0–15 (zmm(4·row + token)), the block in
+    /// zmm24 and its codes in zmm25/26. The sum tree leaves (row r, token u) in lane 4u + r, stored as one
+    /// 64-byte vector per group. Prefetches as <see cref="EmitRows4"/>.
     /// </summary>
-    private static void EmitTile(X64Emitter asm, EmittedUnpack unpack, int pairLanes)
+    private static void EmitRows4Tokens4(X64Emitter asm, EmittedUnpack unpack)
     {
-        Gpr args = Gpr.Rdi, rows = Gpr.R8, rowBytes = Gpr.Rsi, q = Gpr.Rdx, columns = Gpr.Rcx, dots = Gpr.R9, dotStride = Gpr.Rbp, pairs = Gpr.R14;
-        Gpr row0 = Gpr.R10, row1 = Gpr.R11, acts = Gpr.R13, left = Gpr.Rbx, token = Gpr.Rax;
-        Gpr[] borrowed = [Gpr.Rbx, Gpr.Rbp, Gpr.R13, Gpr.R14];   // callee-saved in the SysV ABI
-        Zmm Total(int row, int t) => new(row * TileTokens + t);
-        Zmm block0 = new(16), block1 = new(17), lo0 = new(18), hi0 = new(19), lo1 = new(20), hi1 = new(21), lanes = new(29);
-        int pair = asm.NewLabel(), loop = asm.NewLabel();
+        Gpr args = Gpr.Rdi, rows = Gpr.R8, rowBytes = Gpr.Rsi, staged = Gpr.R9, groups = Gpr.R12, left = Gpr.Rbp, ahead = Gpr.Rax;
+        Gpr[] row = [Gpr.R10, Gpr.R11, Gpr.R13, Gpr.R14];          // not r12: as a base it needs a SIB byte
+        Gpr[] q = [Gpr.Rbx, Gpr.Rcx, Gpr.Rdx, Gpr.R15];
+        Gpr[] borrowed = [Gpr.Rbx, Gpr.Rbp, Gpr.R12, Gpr.R13, Gpr.R14, Gpr.R15];   // callee-saved in the SysV ABI
+        Zmm block = new(24), lo = new(25), hi = new(26);
+        Zmm Total(int r, int u) => new(4 * r + u);
+        Zmm Low(int u) => new(16 + 2 * u);
+        Zmm High(int u) => new(17 + 2 * u);
+        int group = asm.NewLabel(), loop = asm.NewLabel();
 
         foreach (Gpr r in borrowed) asm.Push(r);
         unpack.LoadConstants(asm);
-        asm.Vmovdqu64(lanes, pairLanes);
-        asm.Mov(rows, new Mem(args, TileArgs.RowsAt));
-        asm.Mov(rowBytes, new Mem(args, TileArgs.RowBytesAt));
-        asm.Mov(q, new Mem(args, TileArgs.QAt));
-        asm.Mov(columns, new Mem(args, TileArgs.ColumnsAt));
-        asm.Mov(dots, new Mem(args, TileArgs.DotsAt));
-        asm.Mov(dotStride, new Mem(args, TileArgs.DotStrideAt));
-        asm.Mov(pairs, new Mem(args, TileArgs.PairsAt));
+        asm.Mov(rows, new Mem(args, Tokens4Args.RowsAt));
+        asm.Mov(rowBytes, new Mem(args, Tokens4Args.RowBytesAt));
+        asm.Mov(staged, new Mem(args, Tokens4Args.StagedAt));
+        asm.Mov(groups, new Mem(args, Tokens4Args.GroupsAt));
 
-        asm.Bind(pair);
-        asm.Mov(row0, rows);
-        asm.Mov(row1, rows);
-        asm.Add(row1, rowBytes);
-        asm.Mov(acts, q);
-        asm.Mov(left, new Mem(args, TileArgs.BlocksAt));
-        for (int i = 0; i < TileRows * TileTokens; i++) asm.Vpxord(new Zmm(i), new Zmm(i), new Zmm(i));
+        asm.Bind(group);
+        asm.Mov(row[0], rows);
+        for (int i = 1; i < 4; i++) { asm.Mov(row[i], row[i - 1]); asm.Add(row[i], rowBytes); }
+        asm.Mov(ahead, row[3]);                           // row 3 + 5 rows = row 8: two groups ahead
+        for (int i = 0; i < 5; i++) asm.Add(ahead, rowBytes);
+        for (int u = 0; u < 4; u++) asm.Mov(q[u], new Mem(args, Tokens4Args.Q0At + 8 * u));
+        asm.Mov(left, new Mem(args, Tokens4Args.BlocksAt));
+        for (int i = 0; i < 16; i++) asm.Vpxord(new Zmm(i), new Zmm(i), new Zmm(i));
 
-        asm.Bind(loop);                       // one 128-element block per iteration
-        asm.Vbroadcasti64x4(block0, new Mem(row0));
-        asm.Vbroadcasti64x4(block1, new Mem(row1));
-        unpack.Unpack(asm, block0, lo0, hi0);
-        unpack.Unpack(asm, block1, lo1, hi1);
-        asm.Mov(token, acts);
-        for (int t = 0; t < TileTokens; t++)
+        asm.Bind(loop);
+        asm.Prefetcht0(new Mem(ahead));
+        asm.Prefetcht0(new Mem(ahead, 64));
+        asm.Add(ahead, 4 * I2sLayout.BlockBytes);
+        for (int u = 0; u < 4; u++)
         {
-            asm.Vmovdqu64(ActsLo, new Mem(token));
-            asm.Vmovdqu64(ActsHi, new Mem(token, 64));
-            asm.Vpdpbusd(Total(0, t), lo0, ActsLo);
-            asm.Vpdpbusd(Total(0, t), hi0, ActsHi);
-            asm.Vpdpbusd(Total(1, t), lo1, ActsLo);
-            asm.Vpdpbusd(Total(1, t), hi1, ActsHi);
-            if (t < TileTokens - 1) asm.Add(token, columns);
+            asm.Vmovdqu64(Low(u), new Mem(q[u]));
+            asm.Vmovdqu64(High(u), new Mem(q[u], 64));
+            asm.Add(q[u], I2sLayout.BlockElements);
         }
-        asm.Add(row0, I2sLayout.BlockBytes);
-        asm.Add(row1, I2sLayout.BlockBytes);
-        asm.Add(acts, I2sLayout.BlockElements);
+        for (int r = 0; r < 4; r++)
+        {
+            asm.Vbroadcasti64x4(block, new Mem(row[r]));
+            unpack.Unpack(asm, block, lo, hi);
+            for (int u = 0; u < 4; u++)
+            {
+                asm.Vpdpbusd(Total(r, u), lo, Low(u));
+                asm.Vpdpbusd(Total(r, u), hi, High(u));
+            }
+            asm.Add(row[r], I2sLayout.BlockBytes);
+        }
         asm.Dec(left);
         asm.Jnz(loop);
 
-        // Sum each total, then reorder so qword t holds (row 0, row 1) of token t, and store the 8 qwords.
-        Zmm sums = EmitSumsInRegister(asm, TileRows * TileTokens), lane = new(1);
-        asm.Vpermd(sums, lanes, sums);
-        asm.Mov(token, dots);
-        for (int c = 0; c < 4; c++)
-        {
-            Zmm source = sums;
-            if (c > 0) { asm.Vextracti32x4(lane, sums, (byte)c); source = lane; }
-            asm.VmovqStore(new Mem(token), source);
-            asm.Add(token, dotStride);
-            asm.VpextrqStore(new Mem(token), source, 1);
-            if (c < 3) asm.Add(token, dotStride);
-        }
-        asm.Add(dots, TileRows * sizeof(int));
-        asm.Add(rows, rowBytes);
-        asm.Add(rows, rowBytes);
-        asm.Dec(pairs);
-        asm.Jnz(pair);
+        // Input 4r + u lands in lane 4u + r (SumLane).
+        asm.Vmovdqu64(new Mem(staged), EmitSumsInRegister(asm, 16));
+        asm.Add(staged, 64);
+        for (int i = 0; i < 4; i++) asm.Add(rows, rowBytes);
+        asm.Dec(groups);
+        asm.Jnz(group);
 
         for (int i = borrowed.Length - 1; i >= 0; i--) asm.Pop(borrowed[i]);
         asm.Vzeroupper();

@@ -15,6 +15,10 @@ public sealed record ParallelDecodeReport
     /// <summary>KV cache bytes the streams held at their longest, and the bytes their positions need.</summary>
     public required long KvBytesHeld { get; init; }
     public required long KvBytesNeeded { get; init; }
+    /// <summary>Median time of a step's two parts: the transformer layers of all N rows, and the LM head
+    /// (final norm included) of all N rows, in seconds.</summary>
+    public required double LayersP50Seconds { get; init; }
+    public required double HeadP50Seconds { get; init; }
 }
 
 /// <summary>
@@ -22,113 +26,170 @@ public sealed record ParallelDecodeReport
 /// prompt (pseudo-random tokens) in prompt chunks, then every step evaluates one token of every sequence
 /// in one forward pass over a shared paged KV cache (<see cref="BitNetModel.EvaluateRows"/>) and chooses
 /// each sequence's next token greedily from its own logits row. F16 and int8 heads (the screened head's
-/// per-row path is not batched).
+/// per-row path is not batched). Several stream counts run interleaved, one repetition of each in turn,
+/// so that a shared machine's changing load falls on all of them alike.
 /// </summary>
 public static class ParallelDecodeBenchmark
 {
     public static ParallelDecodeReport Run(BitNetModel model, int streams, int promptTokens, int generatedTokens, int repetitions,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) =>
+        Run(model, [streams], promptTokens, generatedTokens, repetitions, cancellationToken)[0];
+
+    /// <summary>One report per entry of <paramref name="streamCounts"/>, their repetitions interleaved.</summary>
+    public static IReadOnlyList<ParallelDecodeReport> Run(BitNetModel model, IReadOnlyList<int> streamCounts, int promptTokens, int generatedTokens,
+        int repetitions, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
-        ArgumentOutOfRangeException.ThrowIfLessThan(streams, 1);
+        ArgumentNullException.ThrowIfNull(streamCounts);
+        foreach (int streams in streamCounts) ArgumentOutOfRangeException.ThrowIfLessThan(streams, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(promptTokens, 2);
         ArgumentOutOfRangeException.ThrowIfLessThan(generatedTokens, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(repetitions, 1);
         if (model.IsScreened) throw new NotSupportedException("the parallel decode benchmark runs the f16 and q8 heads (not screened)");
 
-        ModelConfig c = model.Config;
-        int vocab = c.VocabSize, length = promptTokens + generatedTokens + 1;
-        var pool = new KvCachePool(c, streams * ((length + KvCachePool.DefaultBlockTokens - 1) / KvCachePool.DefaultBlockTokens));
-        const int promptChunk = 64;
-        InferenceState w = model.CreateBatchState(pool, length, Math.Max(streams, promptChunk));
-        var sequences = new KvSequence[streams];
-        for (int i = 0; i < streams; i++) sequences[i] = new KvSequence(pool, length);
-        var rng = new Random(1234);
-        var prompts = new int[streams][];
-        for (int i = 0; i < streams; i++)
+        var runs = new StreamRun[streamCounts.Count];
+        for (int i = 0; i < runs.Length; i++)
         {
-            prompts[i] = new int[promptTokens];
-            for (int j = 0; j < promptTokens; j++) prompts[i][j] = rng.Next(0, Math.Min(vocab, 128000));
+            runs[i] = new StreamRun(model, streamCounts[i], promptTokens, generatedTokens);
+            runs[i].WarmUp();
         }
-        var next = new int[streams];
-        var headRows = new int[streams];
-        for (int i = 0; i < streams; i++) headRows[i] = i;
-        var logits = new float[(long)streams * vocab];
-        bool roundSingle = model.RoundsAttentionProbabilities(1);
-
-        void Prefill(int s)
-        {
-            KvSequence sequence = sequences[s];
-            for (int at = 0, count; at < promptTokens; at += count)
+        for (int rep = 0; rep < repetitions; rep++)
+            foreach (StreamRun run in runs)
             {
-                count = InferenceState.PromptChunkLength(promptTokens - at, promptChunk);
+                cancellationToken.ThrowIfCancellationRequested();
+                run.Repeat();
+            }
+        var reports = new ParallelDecodeReport[runs.Length];
+        for (int i = 0; i < runs.Length; i++) reports[i] = runs[i].Report();
+        return reports;
+    }
+
+    /// <summary>The state of N streams decoding together, and what their repetitions measured.</summary>
+    private sealed class StreamRun
+    {
+        private const int PromptChunk = 64;
+        private readonly BitNetModel _model;
+        private readonly int _streams, _promptTokens, _generatedTokens, _vocab;
+        private readonly KvCachePool _pool;
+        private readonly InferenceState _state;
+        private readonly KvSequence[] _sequences;
+        private readonly int[][] _prompts;
+        private readonly int[] _next, _headRows;
+        private readonly float[] _logits;
+        private readonly bool _roundSingle;
+        private readonly List<double> _aggregate = [], _steps = [], _layers = [], _head = [];
+        private long _held;
+
+        public StreamRun(BitNetModel model, int streams, int promptTokens, int generatedTokens)
+        {
+            _model = model;
+            _streams = streams;
+            _promptTokens = promptTokens;
+            _generatedTokens = generatedTokens;
+            ModelConfig c = model.Config;
+            _vocab = c.VocabSize;
+            int length = promptTokens + generatedTokens + 1;
+            _pool = new KvCachePool(c, streams * ((length + KvCachePool.DefaultBlockTokens - 1) / KvCachePool.DefaultBlockTokens));
+            _state = model.CreateBatchState(_pool, length, Math.Max(streams, PromptChunk));
+            _sequences = new KvSequence[streams];
+            for (int i = 0; i < streams; i++) _sequences[i] = new KvSequence(_pool, length);
+            var rng = new Random(1234);
+            _prompts = new int[streams][];
+            for (int i = 0; i < streams; i++)
+            {
+                _prompts[i] = new int[promptTokens];
+                for (int j = 0; j < promptTokens; j++) _prompts[i][j] = rng.Next(0, Math.Min(_vocab, 128000));
+            }
+            _next = new int[streams];
+            _headRows = new int[streams];
+            for (int i = 0; i < streams; i++) _headRows[i] = i;
+            _logits = new float[(long)streams * _vocab];
+            _roundSingle = model.RoundsAttentionProbabilities(1);
+        }
+
+        /// <summary>JIT tiers and page-in, on a short run.</summary>
+        public void WarmUp()
+        {
+            for (int s = 0; s < _streams; s++) Prefill(s);
+            for (int i = 0; i < Math.Min(4, _generatedTokens); i++) Step(out _, out _);
+        }
+
+        public void Repeat()
+        {
+            foreach (KvSequence sequence in _sequences) sequence.Clear();
+            for (int s = 0; s < _streams; s++) Prefill(s);
+            long total = 0;
+            for (int i = 0; i < _generatedTokens; i++)
+            {
+                long ticks = Step(out long layers, out long head);
+                total += ticks;
+                _steps.Add((double)ticks / Stopwatch.Frequency);
+                _layers.Add((double)layers / Stopwatch.Frequency);
+                _head.Add((double)head / Stopwatch.Frequency);
+            }
+            _aggregate.Add(_streams * _generatedTokens / ((double)total / Stopwatch.Frequency));
+            _held = Math.Max(_held, _pool.UsedBlocks * _pool.BlockBytes);
+            foreach (KvSequence sequence in _sequences) sequence.Clear();
+        }
+
+        public ParallelDecodeReport Report()
+        {
+            double[] sorted = [.. _steps.Order()];
+            double[] rates = [.. _aggregate.Order()];
+            return new ParallelDecodeReport
+            {
+                Streams = _streams,
+                Aggregate = new BenchmarkReport.Stats(Percentile(rates, 0.5), rates[0], rates[^1]),
+                LatencyP50Seconds = Percentile(sorted, 0.5),
+                LatencyP99Seconds = Percentile(sorted, 0.99),
+                KvBytesHeld = _held,
+                KvBytesNeeded = (long)_streams * (_promptTokens + _generatedTokens) * KvCachePool.BytesPerToken(_model.Config),
+                LayersP50Seconds = Percentile([.. _layers.Order()], 0.5),
+                HeadP50Seconds = Percentile([.. _head.Order()], 0.5),
+            };
+        }
+
+        private void Prefill(int s)
+        {
+            KvSequence sequence = _sequences[s];
+            for (int at = 0, count; at < _promptTokens; at += count)
+            {
+                count = InferenceState.PromptChunkLength(_promptTokens - at, PromptChunk);
                 if (!sequence.TryReserve(at + count)) throw new InvalidOperationException("the benchmark's KV pool is too small");
-                bool round = model.RoundsAttentionProbabilities(count);
+                bool round = _model.RoundsAttentionProbabilities(count);
                 for (int t = 0; t < count; t++)
-                    w.SetRow(t, prompts[s][at + t], sequence, at + t, round);
-                model.EvaluateRows(w, count);
+                    _state.SetRow(t, _prompts[s][at + t], sequence, at + t, round);
+                _model.EvaluateRows(_state, count);
                 sequence.Advance(count);
-                if (at + count == promptTokens)
+                if (at + count == _promptTokens)
                 {
-                    model.PrepareHeadInputs(w, [count - 1]);
-                    model.HeadLogits(w, 0, 1, logits);
-                    next[s] = Sampling.Sampler.ArgMax(logits.AsSpan(0, vocab));
+                    _model.PrepareHeadInputs(_state, [count - 1]);
+                    _model.HeadLogits(_state, 0, 1, _logits);
+                    _next[s] = Sampling.Sampler.ArgMax(_logits.AsSpan(0, _vocab));
                 }
             }
         }
 
-        long Step()
+        private long Step(out long layers, out long head)
         {
             long start = Stopwatch.GetTimestamp();
-            for (int s = 0; s < streams; s++)
+            for (int s = 0; s < _streams; s++)
             {
-                KvSequence sequence = sequences[s];
+                KvSequence sequence = _sequences[s];
                 if (!sequence.TryReserve(sequence.Length + 1)) throw new InvalidOperationException("the benchmark's KV pool is too small");
-                w.SetRow(s, next[s], sequence, sequence.Length, roundSingle);
+                _state.SetRow(s, _next[s], sequence, sequence.Length, _roundSingle);
             }
-            model.EvaluateRows(w, streams);
-            for (int s = 0; s < streams; s++) sequences[s].Advance(1);
-            model.PrepareHeadInputs(w, headRows);
-            model.HeadLogits(w, 0, streams, logits);
-            for (int s = 0; s < streams; s++) next[s] = Sampling.Sampler.ArgMax(logits.AsSpan(s * vocab, vocab));
+            _model.EvaluateRows(_state, _streams);
+            long layersEnd = Stopwatch.GetTimestamp();
+            for (int s = 0; s < _streams; s++) _sequences[s].Advance(1);
+            _model.PrepareHeadInputs(_state, _headRows);
+            _model.HeadLogits(_state, 0, _streams, _logits);
+            long headEnd = Stopwatch.GetTimestamp();
+            for (int s = 0; s < _streams; s++) _next[s] = Sampling.Sampler.ArgMax(_logits.AsSpan(s * _vocab, _vocab));
+            layers = layersEnd - start;
+            head = headEnd - layersEnd;
             return Stopwatch.GetTimestamp() - start;
         }
-
-        // Warm-up: JIT tiers and page-in, on a short run.
-        for (int s = 0; s < streams; s++) Prefill(s);
-        for (int i = 0; i < Math.Min(4, generatedTokens); i++) Step();
-
-        var aggregate = new double[repetitions];
-        var steps = new List<double>(repetitions * generatedTokens);
-        long held = 0;
-        for (int rep = 0; rep < repetitions; rep++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            foreach (KvSequence sequence in sequences) sequence.Clear();
-            for (int s = 0; s < streams; s++) Prefill(s);
-            long total = 0;
-            for (int i = 0; i < generatedTokens; i++)
-            {
-                long ticks = Step();
-                total += ticks;
-                steps.Add((double)ticks / Stopwatch.Frequency);
-            }
-            aggregate[rep] = streams * generatedTokens / ((double)total / Stopwatch.Frequency);
-            held = Math.Max(held, pool.UsedBlocks * pool.BlockBytes);
-        }
-        foreach (KvSequence sequence in sequences) sequence.Clear();
-
-        double[] sorted = [.. steps.Order()];
-        double[] rates = [.. aggregate.Order()];
-        return new ParallelDecodeReport
-        {
-            Streams = streams,
-            Aggregate = new BenchmarkReport.Stats(Percentile(rates, 0.5), rates[0], rates[^1]),
-            LatencyP50Seconds = Percentile(sorted, 0.5),
-            LatencyP99Seconds = Percentile(sorted, 0.99),
-            KvBytesHeld = held,
-            KvBytesNeeded = (long)streams * (promptTokens + generatedTokens) * KvCachePool.BytesPerToken(c),
-        };
     }
 
     /// <summary>Linear interpolation between the closest ranks of an ascending array.</summary>

@@ -119,12 +119,15 @@ public class I2sSimdKernelTests(ITestOutputHelper output)
         var rng = new Random(gfni ? 11 : 12);
         foreach (int columns in new[] { 128, 2560, 6912 })
         {
-            const int rows = 70;   // a 64-row chunk and 6 more: row pairs, 4-row groups, and single rows
+            // 263 rows: a 256-row chunk of the 4-token kernel, 64-row chunks of the tile, and 7 more: row
+            // pairs, 4-row groups, and single rows.
+            const int rows = 263;
             byte[] weights = RandomCodes(rng, rows, columns, maxCode: 3);
-            foreach (int tokens in new[] { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 19 })   // every tail length, alone and after full tiles
+            // Every leftover after the 4-token groups, small batches (≤ 16 tokens) and longer ones after full tiles.
+            foreach (int tokens in new[] { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 16, 17, 18, 19, 27 })
             {
                 sbyte[] q = RandomActivations(rng, tokens, columns);
-                foreach (var (start, count) in new[] { (0, rows), (1, 67), (5, 3) })
+                foreach (var (start, count) in new[] { (0, rows), (1, 67), (5, 3), (2, 258) })
                 {
                     var dots = new int[tokens * count];
                     I2sKernels.DotRowsAvx512Vnni(code, weights, columns, q, tokens, start, count, dots);

@@ -1,3 +1,4 @@
+using BitNet.Inference.Kernels;
 using BitNet.Inference.Model;
 
 // In the Kernels namespace so that the ISA fallbacks (scripts/test-isa.sh) and the ARM64 run check
@@ -38,16 +39,29 @@ public class MultiTokenHeadTests
         }
     }
 
-    [Theory]
-    [InlineData(1, 2560)]
-    [InlineData(4, 2560)]
-    [InlineData(5, 100)]    // columns not a multiple of 32 nor of 8
-    [InlineData(8, 72)]
-    public void The_avx2_several_token_f16_kernel_equals_the_single_token_kernel_bit_for_bit(int tokens, int columns)
+    public static TheoryData<string, int, int> SeveralTokenKernels()
     {
-        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported || !System.Runtime.Intrinsics.X86.Fma.IsSupported)
+        var data = new TheoryData<string, int, int>();
+        foreach (string kernel in new[] { "avx2", "avx512", "vector128" })
+            foreach ((int tokens, int columns) in new[] { (1, 2560), (4, 2560), (5, 100), (8, 72), (9, 1003), (11, 1536), (3, 24) })
+                data.Add(kernel, tokens, columns);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(SeveralTokenKernels))]
+    public void The_several_token_f16_kernels_equal_their_single_token_kernel_bit_for_bit(string kernel, int tokens, int columns)
+    {
+        if (kernel != "vector128" && (!System.Runtime.Intrinsics.X86.Avx2.IsSupported || !System.Runtime.Intrinsics.X86.Fma.IsSupported))
             Assert.Skip("needs AVX2 and FMA");
-        const int rows = 37, stride = 41;
+        (F16DotRowsTokensKernel together, F16DotRowsKernel alone) = kernel switch
+        {
+            "avx2" => ((F16DotRowsTokensKernel)F16.DotRowsTokensAvx2, (F16DotRowsKernel)F16.DotRowsAvx2),
+            // Without AVX-512F this is the AVX2 kernel, which must give the same results.
+            "avx512" => (F16.DotRowsTokensAvx512, F16.DotRowsAvx2),
+            _ => (F16.DotRowsTokensVector128, F16.DotRowsVector128),
+        };
+        const int rows = 37, stride = 41;   // 37 rows: two full tiles of 16 and a partial one
         var rng = new Random(tokens * 1000 + columns);
         var matrix = new Half[rows * columns];
         for (int i = 0; i < matrix.Length; i++) matrix[i] = (Half)(rng.NextDouble() * 4 - 2);
@@ -56,15 +70,43 @@ public class MultiTokenHeadTests
         var x = new float[tokens * columns];
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 8 - 4);
         if (tokens > 2) x[2 * columns + 1] = 70000f;          // a token the kernels cannot scale: the reference path
-        var together = new float[(tokens - 1) * stride + rows - 3];
-        BitNet.Inference.Kernels.F16.DotRowsTokensAvx2(matrix, columns, x, tokens, 3, rows - 3, together, stride);
+        if (tokens > 6) x[6 * columns + columns - 1] = float.NaN;
+        var results = new float[(tokens - 1) * stride + rows - 3];
+        together(matrix, columns, x, tokens, 3, rows - 3, results, stride);
         for (int t = 0; t < tokens; t++)
         {
-            var alone = new float[rows - 3];
-            BitNet.Inference.Kernels.F16.DotRowsAvx2(matrix, columns, x.AsSpan(t * columns, columns), 3, rows - 3, alone);
-            for (int r = 0; r < alone.Length; r++)
-                Assert.True(BitConverter.SingleToInt32Bits(alone[r]) == BitConverter.SingleToInt32Bits(together[t * stride + r]),
-                    $"token {t}, row {r}: {alone[r]} alone, {together[t * stride + r]} together");
+            var single = new float[rows - 3];
+            alone(matrix, columns, x.AsSpan(t * columns, columns), 3, rows - 3, single);
+            for (int r = 0; r < single.Length; r++)
+                Assert.True(BitConverter.SingleToInt32Bits(single[r]) == BitConverter.SingleToInt32Bits(results[t * stride + r]),
+                    $"{kernel}, token {t}, row {r}: {single[r]} alone, {results[t * stride + r]} together");
+        }
+    }
+
+    [Fact]
+    public void The_several_token_f16_kernels_stay_within_the_f16_tolerance_of_the_scalar_spec()
+    {
+        const int rows = 20, columns = 2560, tokens = 6;
+        var rng = new Random(7);
+        var matrix = new Half[rows * columns];
+        for (int i = 0; i < matrix.Length; i++) matrix[i] = (Half)(rng.NextDouble() * 0.1 - 0.05);
+        var x = new float[tokens * columns];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(Half)(rng.NextDouble() * 2 - 1);
+        var kernels = new List<F16DotRowsTokensKernel> { F16.DotRowsTokensVector128 };
+        if (System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported)
+            kernels.AddRange([F16.DotRowsTokensAvx2, F16.DotRowsTokensAvx512]);
+        foreach (F16DotRowsTokensKernel kernel in kernels)
+        {
+            var results = new float[tokens * rows];
+            kernel(matrix, columns, x, tokens, 0, rows, results, rows);
+            for (int t = 0; t < tokens; t++)
+            {
+                var reference = new float[rows];
+                F16.DotRowsScalar(matrix, columns, x.AsSpan(t * columns, columns), 0, rows, reference);
+                for (int r = 0; r < rows; r++)
+                    Assert.True(Math.Abs(reference[r] - results[t * rows + r]) <= 1e-4f,
+                        $"{kernel.Method.Name}, token {t}, row {r}: {results[t * rows + r]}, scalar {reference[r]}");
+            }
         }
     }
 }

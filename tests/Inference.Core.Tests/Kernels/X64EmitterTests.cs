@@ -100,9 +100,9 @@ public class X64EmitterTests
     [InlineData(false)]
     public void The_vnni_kernels_have_distinct_entries_before_their_64_byte_aligned_constants(bool gfni)
     {
-        byte[] code = I2sKernels.EmitVnniKernels(gfni, out int tile, out int rows4, out int rows1);
-        Assert.Equal(0, tile);
-        Assert.True(tile < rows4 && rows4 < rows1 && rows1 < code.Length - 128, $"entries {tile}, {rows4}, {rows1} of {code.Length} bytes");
+        byte[] code = I2sKernels.EmitVnniKernels(gfni, out int rows4, out int rows1, out int tokens4);
+        Assert.Equal(0, rows4);
+        Assert.True(rows4 < rows1 && rows1 < tokens4 && tokens4 < code.Length - 128, $"entries {rows4}, {rows1}, {tokens4} of {code.Length} bytes");
         Assert.Equal(0, code.Length % 64);
         Assert.True(code.Length <= 4096, "the kernels fit one page");
     }
