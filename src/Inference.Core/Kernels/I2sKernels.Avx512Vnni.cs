@@ -131,14 +131,14 @@ public static partial class I2sKernels
         /// <summary>"gfni" or "shift".</summary>
         public string Unpack { get; }
 
-        private static readonly Lazy<VnniKernels?> s_gfni = new(() => X64Cpu.HasAvx512Vnni && X64Cpu.HasGfni ? Map(gfni: true) : null);
-        private static readonly Lazy<VnniKernels?> s_shift = new(() => X64Cpu.HasAvx512Vnni ? Map(gfni: false) : null);
+        private static readonly Lazy<VnniKernels?> GfniKernels = new(() => X64Cpu.HasAvx512Vnni && X64Cpu.HasGfni ? Map(gfni: true) : null);
+        private static readonly Lazy<VnniKernels?> ShiftKernels = new(() => X64Cpu.HasAvx512Vnni ? Map(gfni: false) : null);
 
         /// <summary>The GFNI kernels where the CPU has GFNI, else the shift kernels; null without VNNI.</summary>
-        public static VnniKernels? Best => s_gfni.Value ?? s_shift.Value;
+        public static VnniKernels? Best => GfniKernels.Value ?? ShiftKernels.Value;
 
         /// <summary>The kernels with GFNI (null unless the CPU has it) or shift unpacking.</summary>
-        public static VnniKernels? WithUnpack(bool gfni) => gfni ? s_gfni.Value : s_shift.Value;
+        public static VnniKernels? WithUnpack(bool gfni) => gfni ? GfniKernels.Value : ShiftKernels.Value;
 
         private VnniKernels(byte* start, int tile, int rows4, int row1, string unpack)
         {

@@ -99,12 +99,12 @@ public sealed class LogitScreen
         lower = lower[..dots.Length];
         upper = upper[..dots.Length];
         float step = input.Step, mass = input.Mass, rounding = input.MaxRounding;
-        const float Widen = 1f / 65536;
+        const float widen = 1f / 65536;
         for (int i = 0; i < dots.Length; i++)
         {
             float a = scales[i] * (step * dots[i]);
             float e = perMass[i] * mass + perRounding[i] * rounding;
-            e += (e + Math.Abs(a)) * Widen + 1e-37f;
+            e += (e + Math.Abs(a)) * widen + 1e-37f;
             lower[i] = a - e;
             upper[i] = a + e;
         }

@@ -200,7 +200,7 @@ internal sealed unsafe class MatMul : IDisposable
         private int _columns;
         private float* _x, _logits;
         /// <summary>Staging for rows read through <see cref="HeadRows"/>, one per pool thread (reused).</summary>
-        [ThreadStatic] private static Half[]? t_staged;
+        [ThreadStatic] private static Half[]? _staged;
 
         public void Set(Half* weights, LmHeadQ8? q8, HeadRows? rows, int columns, float* x, float* logits)
         {
@@ -215,8 +215,8 @@ internal sealed unsafe class MatMul : IDisposable
                 kernels.DotQ8(q8.Weights, q8.Scales, _columns, x, start, end - start, dst);
             else if (_rows is { } rows)
             {
-                Half[] staged = t_staged is { } b && b.Length == HeadRows.StagedRows * _columns
-                    ? b : t_staged = new Half[HeadRows.StagedRows * _columns];
+                Half[] staged = _staged is { } b && b.Length == HeadRows.StagedRows * _columns
+                    ? b : _staged = new Half[HeadRows.StagedRows * _columns];
                 ReadRowsAndDot(kernels, rows, start, end - start, x, dst, staged);
             }
             else

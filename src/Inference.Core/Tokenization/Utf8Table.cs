@@ -142,13 +142,13 @@ internal sealed unsafe class Utf8Table
     /// </summary>
     private static ulong Hash(ReadOnlySpan<byte> text)
     {
-        const ulong K = 0x9E3779B97F4A7C15UL;
-        ulong hash = (ulong)text.Length * K;
+        const ulong golden = 0x9E3779B97F4A7C15UL;
+        ulong hash = (ulong)text.Length * golden;
         ref byte start = ref MemoryMarshal.GetReference(text);
         int i = 0;
         for (; i + 8 <= text.Length; i += 8)
         {
-            hash = (hash ^ Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref start, i))) * K;
+            hash = (hash ^ Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref start, i))) * golden;
             hash ^= hash >> 29;
         }
         ulong tail = 0;
@@ -156,7 +156,7 @@ internal sealed unsafe class Utf8Table
             tail = tail << 8 | Unsafe.Add(ref start, j);
         hash = (hash ^ tail) * 0xBF58476D1CE4E5B9UL;
         hash ^= hash >> 31;
-        hash *= K;
+        hash *= golden;
         return hash ^ hash >> 32;
     }
 }
