@@ -33,7 +33,7 @@ public static class ActivationQuantizer
 
         ref float px = ref MemoryMarshal.GetReference(x);
         ref sbyte pq = ref MemoryMarshal.GetReference(q);
-        int n = x.Length, i = 0, sum = 0;
+        int n = x.Length, i = 0, sum;
         if (Vector256.IsHardwareAccelerated)
         {
             var vs = Vector256.Create(scale);

@@ -183,7 +183,7 @@ public unsafe class MappingMoveTests
         }
         finally
         {
-            Munmap(claimed, 4096);
+            Assert.Equal(0, Munmap(claimed, 4096));
         }
     }
 

@@ -49,7 +49,7 @@ public unsafe partial class PageTableScanTests
         }
         finally
         {
-            Munmap(reserved, (nuint)(9 * Window));
+            Assert.Equal(0, Munmap(reserved, (nuint)(9 * Window)));
         }
     }
 
@@ -73,7 +73,7 @@ public unsafe partial class PageTableScanTests
         }
         finally
         {
-            Munmap(start, (nuint)(pages * 4096L));
+            Assert.Equal(0, Munmap(start, (nuint)(pages * 4096L)));
         }
     }
 }
