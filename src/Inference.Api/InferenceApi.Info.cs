@@ -40,7 +40,7 @@ public sealed partial class InferenceApi
         return ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(Entry(generator.Model), ApiJsonContext.Wire.ModelEntry));
     }
 
-    private ModelEntry Entry(ModelInfo model)
+    private static ModelEntry Entry(ModelInfo model)
     {
         long created = File.Exists(model.Path) ? new DateTimeOffset(File.GetLastWriteTimeUtc(model.Path)).ToUnixTimeSeconds() : 0;
         return new ModelEntry(model.Id, "model", created, "bitnet",
