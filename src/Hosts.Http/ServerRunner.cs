@@ -18,8 +18,8 @@ public static class ServerRunner
     public static string Url(string host, int port) =>
         host.Contains(':') && !host.StartsWith('[') ? $"http://[{host}]:{port}" : $"http://{host}:{port}";
 
-    public static async Task<int> RunAsync(ApiOptions options, Func<ApiOptions, ITextGenerator>? load = null, CancellationToken cancellationToken = default,
-        TextWriter? output = null, TextWriter? error = null)
+    public static async Task<int> RunAsync(ApiOptions options, Func<ApiOptions, ITextGenerator>? load = null,
+        TextWriter? output = null, TextWriter? error = null, CancellationToken cancellationToken = default)
     {
         output ??= Console.Out;
         error ??= Console.Error;
