@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json;
 using BitNet.Inference.Api.Json;
-using BitNet.Inference.Memory;
 using BitNet.Inference.Generation;
+using BitNet.Inference.Memory;
 
 namespace BitNet.Inference.Api;
 

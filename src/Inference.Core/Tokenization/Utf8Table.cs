@@ -3,9 +3,8 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using BitNet.Inference.Gguf;
-using BitNet.Inference.Threading;
-
 using BitNet.Inference.Memory;
+using BitNet.Inference.Threading;
 
 namespace BitNet.Inference.Tokenization;
 

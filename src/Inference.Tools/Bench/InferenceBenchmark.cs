@@ -1,8 +1,7 @@
 using System.Diagnostics;
+using BitNet.Inference.Memory;
 using BitNet.Inference.Model;
 using BitNet.Inference.Threading;
-
-using BitNet.Inference.Memory;
 
 namespace BitNet.Inference.Bench;
 

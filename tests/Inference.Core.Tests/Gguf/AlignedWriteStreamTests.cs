@@ -1,7 +1,6 @@
+using BitNet.Inference.Dummy;
 using BitNet.Inference.Gguf;
 using BitNet.Inference.Model;
-
-using BitNet.Inference.Dummy;
 using BitNet.Tests.Shared;
 
 namespace BitNet.Inference.Tests.Gguf;

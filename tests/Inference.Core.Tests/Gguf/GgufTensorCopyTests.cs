@@ -1,8 +1,7 @@
+using BitNet.Inference.Dummy;
 using BitNet.Inference.Gguf;
 using BitNet.Inference.Model;
 using BitNet.Inference.Threading;
-
-using BitNet.Inference.Dummy;
 
 namespace BitNet.Inference.Tests.Gguf;
 

@@ -1,9 +1,8 @@
 using System.IO.MemoryMappedFiles;
+using BitNet.Inference.Memory;
 using BitNet.Inference.Tests.Gguf;
 using BitNet.Inference.Tests.Model;
 using BitNet.Inference.Threading;
-
-using BitNet.Inference.Memory;
 using BitNet.Tests.Shared;
 
 namespace BitNet.Inference.Tests.Memory;

@@ -1,11 +1,10 @@
+using BitNet.Inference.Dummy;
 using BitNet.Inference.Gguf;
 using BitNet.Inference.Kernels;
 using BitNet.Inference.Model;
 using BitNet.Inference.Tests.Gguf;
 using BitNet.Tests.Shared;
 using Names = BitNet.Inference.Model.GgufTensorNames;
-
-using BitNet.Inference.Dummy;
 
 namespace BitNet.Inference.Tests.Model;
 
