@@ -23,7 +23,7 @@ namespace BitNet.Inference.Kernels;
 /// Accumulator range: an int32 lane adds 4 products c·q (c ≤ 3, |q| ≤ 128) per block, at most
 /// 3·128·n/16 over a row of n columns, far below 2^31 for any real width.
 /// </summary>
-public static partial class I2sKernels
+internal static partial class I2sKernels
 {
     /// <summary>Whether the VNNI kernels can run here (<see cref="X64Cpu.HasAvx512Vnni"/>, and the code
     /// could be mapped).</summary>

@@ -14,7 +14,7 @@ namespace BitNet.Inference.Kernels;
 /// <param name="DotF16">F16 rows × F32 vector (LM head).</param>
 /// <param name="DotQ8">int8 rows (per-row scale) × F32 vector (the q8 LM head).</param>
 /// <param name="DotQ8Exact">int8 rows × int16 vector, exact 64-bit dots (the screened LM head).</param>
-public sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRowsKernel DotF16, Q8DotRowsKernel DotQ8, Q8ExactDotRowsKernel DotQ8Exact)
+internal sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRowsKernel DotF16, Q8DotRowsKernel DotQ8, Q8ExactDotRowsKernel DotQ8Exact)
 {
     public static KernelSet Scalar { get; } = new("scalar", I2sKernels.DotRowsScalar, F16.DotRowsScalar, LmHeadQ8.DotRowsScalar, Q8ExactDots.RowsScalar);
     public static KernelSet Avx2Set { get; } = new("avx2", I2sKernels.DotRowsAvx2, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2);

@@ -10,7 +10,7 @@ namespace BitNet.Inference.Memory;
 /// 2 MB folios can lose some of them over time with nothing evicted, and passes over 4 KB file pages are
 /// several times slower on some virtual machines (docs/weight-storage.md).
 /// </summary>
-public static unsafe class PageTableScan
+internal static unsafe class PageTableScan
 {
     // linux/fs.h: struct pm_scan_arg, struct page_region, PAGE_IS_* categories.
     private const ulong PageIsPresent = 1 << 3, PageIsHuge = 1 << 6;

@@ -12,7 +12,7 @@ namespace BitNet.Inference.Memory;
 /// refuses, one byte per page is read instead. Nothing is copied: RSS is the same as after a
 /// first token.
 /// </summary>
-public static unsafe class PageWarmup
+internal static unsafe class PageWarmup
 {
     private const long ChunkBytes = 16L << 20;
     private static volatile bool _madviseUsable = true;

@@ -437,7 +437,7 @@ internal static class Attention
 /// the last token's logits requested). This affects the attention probabilities (·V) and the LM head input;
 /// Q is rounded to F16 in both cases (its permuted layout always goes through the F16 conversion).
 /// </summary>
-public static class Precision
+internal static class Precision
 {
     /// <summary>True when an F32 operand of <paramref name="rows"/> rows is rounded to F16 before an F16 product.</summary>
     public static bool RoundsOperandToF16(int rows) => rows == 1;

@@ -20,7 +20,7 @@ namespace BitNet.Inference.Model;
 /// which is rigorous, not statistical: it holds for every row and every input. (The 1e-37 added to
 /// each bound covers float underflow in the F16 kernel's sum, ≤ n·2^−150 for n ≤ 2^20 columns.)
 /// </summary>
-public sealed class LogitScreen
+internal sealed class LogitScreen
 {
     private const double Unit = 1.0 / (1 << 24);
     /// <summary>Per row: ε + γ·max|w| (rounded up), the bound's factor of Σ|y|.</summary>
