@@ -5,6 +5,7 @@
 # Pulumi.AzureNative, all with their real ids and versions) plus the normal feed. Because those ids
 # and versions are the real ones, everything here restores into a private NUGET_PACKAGES folder and
 # never into the global NuGet cache. A compile error in the program fails the build and this script.
+# It also checks the two projects' formatting (dotnet format --verify-no-changes); a difference fails it.
 # Usage: scripts/test-deploy.sh [ARTIFACTS_DIR]     (prints the test runner's summary; exit 0 = all passed)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,19 @@ if ! dotnet build tests/Deploy.Pulumi.Tests/Deploy.Pulumi.Tests.csproj -c Releas
   exit 1
 fi
 
+# The same formatting check as scripts/format-check.sh for Serverless.sln (the analyzers already ran
+# in the build above); MSBuild reads the kit feed from the environment when dotnet format restores.
+echo "== formatting of deploy/pulumi and tests/Deploy.Pulumi.Tests"
+formatted=1
+for proj in deploy/pulumi/BitNet.Deploy.Pulumi.csproj tests/Deploy.Pulumi.Tests/Deploy.Pulumi.Tests.csproj; do
+  if ! RestoreAdditionalProjectSources="$out/feed" dotnet format "$proj" --verify-no-changes --severity warn -v quiet; then
+    formatted=0; echo "!! $proj is not formatted as .editorconfig says (fix: dotnet format $proj --severity warn)"
+  fi
+done
+
 exe=$artifacts/bin/Deploy.Pulumi.Tests/release/Deploy.Pulumi.Tests
 echo "== Deploy.Pulumi.Tests"
-cd "$(dirname "$exe")" && "$exe" --progress off
+(cd "$(dirname "$exe")" && "$exe" --progress off); code=$?
+# A formatting difference fails the script; scripts/test.sh counts it as one failure.
+[ "$code" -ne 0 ] || [ "$formatted" = 1 ] || code=1
+exit "$code"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test the project has and ends with one line: "N passed, N failed[, N skipped]".
-#   0. scripts/arch-models.sh regenerates the arch oracle models (artifacts/arch-models);
+#   0. scripts/arch-models.sh regenerates the arch oracle models (artifacts/arch-models), and
+#      scripts/format-check.sh checks the formatting (counted as one test: a difference is one failure);
+#      the build itself enforces the analyzers and code style (Directory.Build.props, .editorconfig);
 #   1. every xunit.v3 test project of Serverless.sln (x86-64, best ISA the CPU has);
 #   2. the kernel/oracle tests again with AVX-512 and with AVX2 switched off (scripts/test-isa.sh);
 #   3. the kernel/oracle/tokenizer tests on ARM64 under qemu (scripts/test-arm64.sh);
@@ -9,13 +11,14 @@
 # Tests marked MachineDependent (trait Category=Machine: wall-clock limits, the page cache's folios,
 # page-table queries) run as a group of their own after step 1. Before the total, it prints every
 # skip reason with its count, and which kernel sets the run exercised.
-# Usage: scripts/test.sh [--no-isa] [--no-arm64] [--no-aot] [--no-deploy]
+# Usage: scripts/test.sh [--no-format] [--no-isa] [--no-arm64] [--no-aot] [--no-deploy]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-run_isa=1; run_arm64=1; run_aot=1; run_deploy=1
+run_format=1; run_isa=1; run_arm64=1; run_aot=1; run_deploy=1
 for a in "$@"; do
   case "$a" in
+    --no-format) run_format=0 ;;
     --no-isa) run_isa=0 ;;
     --no-arm64) run_arm64=0 ;;
     --no-aot) run_aot=0 ;;
@@ -52,10 +55,23 @@ echo "== arch models (scripts/arch-models.sh)"
 scripts/arch-models.sh "$root/artifacts/arch-models" > "$logdir/arch-models.log" 2>&1 || true
 tail -1 "$logdir/arch-models.log"
 
+# dotnet format --verify-no-changes over Serverless.sln; it compiles on its own, so it runs before
+# the build (whose failure ends the run) and counts as one test.
+if [ "$run_format" = 1 ]; then
+  echo "== formatting (scripts/format-check.sh)"
+  if scripts/format-check.sh > "$logdir/format.log" 2>&1; then
+    passed=$((passed + 1)); tail -1 "$logdir/format.log"
+  else
+    failed=$((failed + 1))
+    head -40 "$logdir/format.log"
+    echo "!! the code is not formatted as .editorconfig says (scripts/format-check.sh; fix with dotnet format Serverless.sln --severity warn): counted as one failure"
+  fi
+fi
+
 echo "== building Serverless.sln (Release)"
 if ! dotnet build Serverless.sln -c Release --artifacts-path "$artifacts" -v quiet -nologo > "$logdir/build.log" 2>&1; then
   cat "$logdir/build.log" | grep -E 'error|Error' | head -50
-  echo "0 passed, 1 failed"
+  echo "$passed passed, $((failed + 1)) failed"
   exit 1
 fi
 

@@ -31,8 +31,8 @@ public static class ServerRunner
         _ => null,
     };
 
-    public static async Task<int> RunAsync(ApiOptions options, Func<ApiOptions, ITextGenerator>? load = null, CancellationToken cancellationToken = default,
-        TextWriter? output = null, TextWriter? error = null)
+    public static async Task<int> RunAsync(ApiOptions options, Func<ApiOptions, ITextGenerator>? load = null,
+        TextWriter? output = null, TextWriter? error = null, CancellationToken cancellationToken = default)
     {
         output ??= Console.Out;
         error ??= Console.Error;

@@ -4,10 +4,10 @@ using BitNet.Inference.Api;
 
 // bitnet-server [-m MODEL] [--host H] [--port P]: the plain Kestrel host for containers and local use.
 // Every other setting comes from the BITNET_* environment variables (EnvVars.cs).
-const string Usage = "usage: bitnet-server [-m MODEL] [--host H] [--port P]; every other setting: the BITNET_* environment variables";
+const string usage = "usage: bitnet-server [-m MODEL] [--host H] [--port P]; every other setting: the BITNET_* environment variables";
 if (args is ["-h"] or ["--help"])
 {
-    Console.WriteLine(Usage);
+    Console.WriteLine(usage);
     return 0;
 }
 try
@@ -25,7 +25,7 @@ try
                 Port = int.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out int port) && port is >= 0 and <= 65535
                     ? port : throw new ConfigurationException($"--port '{args[i]}' is not a port number"),
             },
-            _ => throw new ConfigurationException($"unknown argument '{args[i]}'; {Usage}"),
+            _ => throw new ConfigurationException($"unknown argument '{args[i]}'; {usage}"),
         };
     }
     return await ServerRunner.RunAsync(options);

@@ -141,6 +141,6 @@ public sealed record ApiOptions
         return value;
     }
 
-    private static IReadOnlyList<string> List(IEnvironment env, string name) =>
+    private static string[] List(IEnvironment env, string name) =>
         env.GetVariable(name)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
 }

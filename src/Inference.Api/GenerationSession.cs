@@ -23,7 +23,7 @@ internal sealed class GenerationSession : IAsyncDisposable
     private int _completionTokens;
     private bool _finished;
 
-    private GenerationSession(RequestQueue.Lease lease, CancellationTokenSource deadline, CancellationTokenSource linked, CancellationToken client, int promptTokens)
+    private GenerationSession(RequestQueue.Lease lease, CancellationTokenSource deadline, CancellationTokenSource linked, int promptTokens, CancellationToken client)
     {
         _lease = lease;
         _deadline = deadline;
@@ -57,7 +57,7 @@ internal sealed class GenerationSession : IAsyncDisposable
             throw;
         }
 
-        var session = new GenerationSession(lease, deadlineCts, linked, clientToken, request.PromptTokens.Count);
+        var session = new GenerationSession(lease, deadlineCts, linked, request.PromptTokens.Count, clientToken);
         try
         {
             session._updates = generator.GenerateAsync(request with { Deadline = deadline }, linked.Token).GetAsyncEnumerator(linked.Token);

@@ -130,7 +130,7 @@ public sealed partial class InferenceApi
         }
     }
 
-    private static IReadOnlyList<ChatMessage> Messages(List<ChatMessageWire?>? wire)
+    private static List<ChatMessage> Messages(List<ChatMessageWire?>? wire)
     {
         if (wire is null)
             throw ApiException.BadRequest("'messages' is required: a non-empty array of {\"role\",\"content\"}", "messages", "missing_required_parameter");

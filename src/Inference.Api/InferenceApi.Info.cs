@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json;
 using BitNet.Inference.Api.Json;
-using BitNet.Inference.Memory;
 using BitNet.Inference.Generation;
+using BitNet.Inference.Memory;
 
 namespace BitNet.Inference.Api;
 
@@ -79,7 +79,7 @@ public sealed partial class InferenceApi
         return ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(Entry(generator.Model), ApiJsonContext.Wire.ModelEntry));
     }
 
-    private ModelEntry Entry(ModelInfo model)
+    private static ModelEntry Entry(ModelInfo model)
     {
         long created = File.Exists(model.Path) ? new DateTimeOffset(File.GetLastWriteTimeUtc(model.Path)).ToUnixTimeSeconds() : 0;
         return new ModelEntry(model.Id, "model", created, "bitnet",

@@ -111,10 +111,10 @@ public sealed class BatchedServingTests
     {
         using var engine = Load(parallel: 2);
         await using var server = await TestServer.StartAsync(engine, new ApiOptions { QueueDepth = 1 });
-        const string Long = """{"prompt":"Write a long story about a dragon.","max_tokens":60,"temperature":0}""";
-        var running = Enumerable.Range(0, 3).Select(_ => server.Client.PostAsync("/v1/completions", Sse.Json(Long), Ct)).ToArray();
+        const string longPrompt = """{"prompt":"Write a long story about a dragon.","max_tokens":60,"temperature":0}""";
+        var running = Enumerable.Range(0, 3).Select(_ => server.Client.PostAsync("/v1/completions", Sse.Json(longPrompt), Ct)).ToArray();
         await HttpApiTests.WaitUntil(() => server.Api.Queue.Running == 2 && server.Api.Queue.Waiting == 1);
-        var refused = await server.Client.PostAsync("/v1/completions", Sse.Json(Long), Ct);
+        var refused = await server.Client.PostAsync("/v1/completions", Sse.Json(longPrompt), Ct);
         Assert.Equal((HttpStatusCode)429, refused.StatusCode);
         var answers = await Task.WhenAll(running);
         var texts = new List<string>();

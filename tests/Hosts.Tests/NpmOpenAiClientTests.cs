@@ -84,13 +84,13 @@ public sealed class NpmOpenAiClientTests(OracleServer fixture) : IClassFixture<O
         Assert.True(exit == 0, $"the npm client failed:\n{stdout}\n{stderr}");
 
         JsonElement result = JsonDocument.Parse(stdout.Trim().Split('\n')[^1]).RootElement;
-        Assert.Equal([fixture.ModelId], result.GetProperty("models").EnumerateArray().Select(m => m.GetString()));
-        Assert.Equal(fixture.ModelId, result.GetProperty("chat").GetProperty("model").GetString());
+        Assert.Equal([OracleServer.ModelId], result.GetProperty("models").EnumerateArray().Select(m => m.GetString()));
+        Assert.Equal(OracleServer.ModelId, result.GetProperty("chat").GetProperty("model").GetString());
         Assert.False(string.IsNullOrEmpty(result.GetProperty("chat").GetProperty("text").GetString()));
-        Assert.Equal(fixture.ModelId, result.GetProperty("stream").GetProperty("model").GetString());
+        Assert.Equal(OracleServer.ModelId, result.GetProperty("stream").GetProperty("model").GetString());
         Assert.Equal(await RealEngine.GreedyChatAsync([new(BitNet.Inference.Generation.ChatRole.User, "Say hi.")], 3),
             result.GetProperty("stream").GetProperty("text").GetString());
-        Assert.Equal(fixture.ModelId, result.GetProperty("completion").GetProperty("model").GetString());
+        Assert.Equal(OracleServer.ModelId, result.GetProperty("completion").GetProperty("model").GetString());
         Assert.Equal(await RealEngine.GreedyCompletionAsync("The capital of France is", 3), result.GetProperty("completion").GetProperty("text").GetString());
         JsonElement error = result.GetProperty("error");
         Assert.Equal(400, error.GetProperty("status").GetInt32());

@@ -17,7 +17,7 @@ namespace BitNet.Hosts.Tests;
 public sealed class OracleServer : IAsyncLifetime
 {
     internal TestServer Server { get; private set; } = null!;
-    internal string ModelId => RealEngine.Instance.Model.Id;
+    internal static string ModelId => RealEngine.Instance.Model.Id;
 
     public async ValueTask InitializeAsync() => Server = await TestServer.StartAsync(RealEngine.Instance, new ApiOptions { QueueDepth = 32 });
     public ValueTask DisposeAsync() => Server.DisposeAsync();
@@ -62,7 +62,7 @@ public sealed class OpenAiClientTests(OracleServer fixture) : IClassFixture<Orac
         int oraclePromptIds = JsonDocument.Parse(File.ReadAllText(SharedData.OracleFile("bitnet-small-i2_s.chat.bitnetcpp.t1.tokens.json")))
             .RootElement.GetProperty("prompt_ids").GetArrayLength();
         Assert.Equal(oraclePromptIds, completion.Usage.InputTokenCount);
-        Assert.Equal(fixture.ModelId, completion.Model);
+        Assert.Equal(OracleServer.ModelId, completion.Model);
     }
 
     [Fact]
@@ -71,14 +71,14 @@ public sealed class OpenAiClientTests(OracleServer fixture) : IClassFixture<Orac
         var chat = new ChatClient("bitnet", new ApiKeyCredential("not-needed"), fixture.ClientOptions);
         ChatCompletion completion = await chat.CompleteChatAsync([new UserChatMessage(Question)],
             new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 3 }, Ct);
-        Assert.Equal(fixture.ModelId, completion.Model);
+        Assert.Equal(OracleServer.ModelId, completion.Model);
         Assert.Equal(await RealEngine.GreedyChatAsync([new EngineChatMessage(EngineChatRole.User, Question)], 3), completion.Content[0].Text);
 
         var streamed = new StringBuilder();
         await foreach (StreamingChatCompletionUpdate update in chat.CompleteChatStreamingAsync([new UserChatMessage(Question)],
                            new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 3 }, Ct))
         {
-            Assert.Equal(fixture.ModelId, update.Model);
+            Assert.Equal(OracleServer.ModelId, update.Model);
             foreach (ChatMessageContentPart part in update.ContentUpdate)
                 streamed.Append(part.Text);
         }
@@ -122,7 +122,7 @@ public sealed class OpenAiClientTests(OracleServer fixture) : IClassFixture<Orac
     public async Task Completions_through_the_openai_client_pipeline_equal_the_engines_greedy_output()
     {
         var (status, body) = await fixture.CompletionsAsync(
-            $$"""{"model":"{{fixture.ModelId}}","prompt":"The capital of France is","max_tokens":7,"temperature":0}""");
+            $$"""{"model":"{{OracleServer.ModelId}}","prompt":"The capital of France is","max_tokens":7,"temperature":0}""");
 
         Assert.Equal(200, status);
         Assert.Equal(await RealEngine.GreedyCompletionAsync("The capital of France is", 7), body.GetProperty("choices")[0].GetProperty("text").GetString());
@@ -171,7 +171,7 @@ public sealed class OpenAiClientTests(OracleServer fixture) : IClassFixture<Orac
     public async Task Completion_logprobs_list_tokens_that_spell_the_text_with_their_offsets()
     {
         var (status, body) = await fixture.CompletionsAsync(
-            $$"""{"model":"{{fixture.ModelId}}","prompt":"The capital of France is","max_tokens":5,"temperature":0,"logprobs":2}""");
+            $$"""{"model":"{{OracleServer.ModelId}}","prompt":"The capital of France is","max_tokens":5,"temperature":0,"logprobs":2}""");
 
         Assert.Equal(200, status);
         JsonElement choice = body.GetProperty("choices")[0];
@@ -207,9 +207,9 @@ public sealed class OpenAiClientTests(OracleServer fixture) : IClassFixture<Orac
         var models = new OpenAIModelClient(new ApiKeyCredential("not-needed"), fixture.ClientOptions);
         OpenAIModelCollection list = await models.GetModelsAsync(Ct);
         OpenAIModel model = Assert.Single(list);
-        Assert.Equal(fixture.ModelId, model.Id);
+        Assert.Equal(OracleServer.ModelId, model.Id);
         Assert.Equal("bitnet", model.OwnedBy);
-        Assert.Equal(fixture.ModelId, (await models.GetModelAsync(fixture.ModelId, Ct)).Value.Id);
+        Assert.Equal(OracleServer.ModelId, (await models.GetModelAsync(OracleServer.ModelId, Ct)).Value.Id);
     }
 
     [Fact]

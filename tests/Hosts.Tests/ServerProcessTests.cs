@@ -95,18 +95,18 @@ public sealed class ServerProcessTests
     {
         if (!OperatingSystem.IsLinux())
             Assert.Skip("privileged ports are checked on Linux");
-        const int Port = 1;
-        if (int.TryParse(File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim(), out int unprivileged) && unprivileged <= Port)
+        const int port = 1;
+        if (int.TryParse(File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim(), out int unprivileged) && unprivileged <= port)
             Assert.Skip("every port is unprivileged on this machine (net.ipv4.ip_unprivileged_port_start)");
         // As root every port can be bound: run the server as an ordinary user.
         bool root = Environment.UserName == "root";
         if (root && !File.Exists("/usr/sbin/runuser") && !File.Exists("/sbin/runuser"))
             Assert.Skip("the tests run as root and runuser is missing");
         await using var server = ServerProcess.StartAs(root ? "nobody" : null,
-            "-m", SharedData.OracleModelPath, "--host", "127.0.0.1", "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            "-m", SharedData.OracleModelPath, "--host", "127.0.0.1", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture));
         Assert.Equal(1, await server.ExitCodeAsync());
         AssertOneLine(server.Stderr);
-        Assert.Contains($"cannot listen on http://127.0.0.1:{Port}", server.Stderr);
+        Assert.Contains($"cannot listen on http://127.0.0.1:{port}", server.Stderr);
         Assert.Contains("denied", server.Stderr, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain("   at ", server.Stdout);
     }

@@ -1,8 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
-using BitNet.Inference.Model;
-
 using BitNet.Inference.Dummy;
+using BitNet.Inference.Model;
 
 namespace BitNet.Cli.Commands;
 

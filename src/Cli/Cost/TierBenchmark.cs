@@ -72,7 +72,7 @@ public static class TierMath
         var inv = CultureInfo.InvariantCulture;
         var ns = report.Rows.Count > 0 ? report.Rows[0].Warm.Select(w => w.NPredict).ToList() : [];
         var sb = new StringBuilder();
-        sb.Append("| Memory | vCPU share | threads | cold start (n=").Append(report.Rows.FirstOrDefault()?.Cold.NPredict ?? 0).Append(") |");
+        sb.Append("| Memory | vCPU share | threads | cold start (n=").Append(report.Rows.Count > 0 ? report.Rows[0].Cold.NPredict : 0).Append(") |");
         foreach (int n in ns) sb.Append(inv, $" warm n={n} |");
         sb.AppendLine(" tok/s | $/invocation | $/1M tokens |");
         sb.Append("|---|---|---|---|");

@@ -131,7 +131,7 @@ public sealed class RuntimeApiClient : IRuntimeApi, IDisposable
             : throw new RuntimeApiFatalException("the Runtime API sent no HTTP status for the streamed response");
     }
 
-    private HttpRequestMessage ErrorRequest(string path, LambdaError error)
+    private static HttpRequestMessage ErrorRequest(string path, LambdaError error)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, path)
         {

@@ -38,10 +38,10 @@ public sealed partial class ApiJsonContext
     /// text as UTF-8 instead of \uXXXX escapes (model output is mostly such text; the API is JSON
     /// over HTTP, never embedded in HTML, so HTML-sensitive characters need no escaping either).
     /// </summary>
-    public static ApiJsonContext Wire => s_wire ??= new ApiJsonContext(new System.Text.Json.JsonSerializerOptions(Default.Options)
+    public static ApiJsonContext Wire => _wire ??= new ApiJsonContext(new System.Text.Json.JsonSerializerOptions(Default.Options)
     {
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     });
 
-    private static ApiJsonContext? s_wire;
+    private static ApiJsonContext? _wire;
 }

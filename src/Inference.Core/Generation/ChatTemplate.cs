@@ -143,16 +143,16 @@ public sealed class ChatTemplate
         if (!string.IsNullOrWhiteSpace(requested))
             return Named(requested) ?? throw new ChatTemplateException(
                 $"unknown chat template '{requested}' (known: {string.Join(", ", Known.Select(t => t.Name))})");
-        const string Remedy = "choose one of " + "bitnet, llama3, falcon3, falcon_e" + " with --chat-template NAME (or BITNET_CHAT_TEMPLATE)";
+        const string remedy = "choose one of " + "bitnet, llama3, falcon3, falcon_e" + " with --chat-template NAME (or BITNET_CHAT_TEMPLATE)";
         if (file.TryGetString(Names.ChatTemplate, out string template))
-            return Detect(template) ?? Unknown($"the model's chat template ({Names.ChatTemplate}) is not a format this server renders; {Remedy}");
+            return Detect(template) ?? Unknown($"the model's chat template ({Names.ChatTemplate}) is not a format this server renders; {remedy}");
         string arch = file.TryGetString(Names.Architecture, out string a) ? a : "";
         string pre = file.TryGetString(Names.TokenizerPre, out string p) ? p : "";
         if (arch is "bitnet-b1.58" or "bitnet-25" or "bitnet") return Bitnet;
         if (pre == "falcon3") return Falcon3;
         if (pre == "falcon_e") return FalconE;
         if (hasToken("<|start_header_id|>") && hasToken("<|end_header_id|>") && hasToken(EndOfTurn)) return Llama3;
-        return Unknown($"the model has no chat template ({Names.ChatTemplate}) and its vocabulary implies none; {Remedy}");
+        return Unknown($"the model has no chat template ({Names.ChatTemplate}) and its vocabulary implies none; {remedy}");
     }
 
     private static string RoleName(ChatRole role) => role switch

@@ -13,7 +13,7 @@ namespace BitNet.Inference.Generation;
 internal sealed class SequenceRun
 {
     public SequenceRun(GenerationRequest request, KvCachePool pool, int contextLength, Tokenizer tokenizer,
-        ChannelWriter<GenerationUpdate> output, CancellationToken cancel, long started)
+        ChannelWriter<GenerationUpdate> output, long started, CancellationToken cancel)
     {
         Request = request;
         Kv = new KvSequence(pool, contextLength);

@@ -204,7 +204,7 @@ internal sealed class StepScheduler : IDisposable
         if (_running.Count == 0) return;
 
         InferenceState w = _workspace;
-        int rows = 0, decodeRows = 0;
+        int rows = 0;
         bool roundSingle = _model.RoundsAttentionProbabilities(1);
         _withLogits.Clear();
         foreach (SequenceRun s in _running)
@@ -222,7 +222,7 @@ internal sealed class StepScheduler : IDisposable
             rows++;
             _withLogits.Add(s);
         }
-        decodeRows = rows;
+        int decodeRows = rows;
         int budget = _promptBudget;
         foreach (SequenceRun s in _running)
         {
@@ -324,7 +324,7 @@ internal sealed class StepScheduler : IDisposable
         Interlocked.Increment(ref _steps);
     }
 
-    private void Reserve(SequenceRun s, int rows)
+    private static void Reserve(SequenceRun s, int rows)
     {
         if (!s.Kv.TryReserve(s.Kv.Length + rows))
             throw new InvalidOperationException("the KV pool broke its promise to a running sequence");   // admission prevents it

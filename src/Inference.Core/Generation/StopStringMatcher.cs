@@ -7,7 +7,7 @@ namespace BitNet.Inference.Generation;
 /// never emitted, not even its first half. Feed each newly decoded piece of text to
 /// <see cref="Push"/>; it returns what is now safe to emit and whether a stop string completed.
 /// </summary>
-public sealed class StopStringMatcher
+internal sealed class StopStringMatcher
 {
     private readonly string[] _stops;
     private readonly StringBuilder _pending = new();

@@ -15,6 +15,7 @@ public sealed class AlignedWriteStream : Stream
     private int _filled;
     /// <summary>Bytes that fit before the next 2 MB boundary of the file (the first chunk may be short).</summary>
     private int _room;
+    private bool _disposed;
 
     /// <summary>Writes to <paramref name="file"/> from its current position on; the stream owns and disposes it.</summary>
     public AlignedWriteStream(FileStream file)
@@ -37,20 +38,20 @@ public sealed class AlignedWriteStream : Stream
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
-    public override void Write(ReadOnlySpan<byte> data)
+    public override void Write(ReadOnlySpan<byte> buffer)
     {
-        while (!data.IsEmpty)
+        while (!buffer.IsEmpty)
         {
-            data = data[Fill(data)..];
+            buffer = buffer[Fill(buffer)..];
             if (_filled == _room) WriteHeld();
         }
     }
 
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        while (!data.IsEmpty)
+        while (!buffer.IsEmpty)
         {
-            data = data[Fill(data.Span)..];
+            buffer = buffer[Fill(buffer.Span)..];
             if (_filled == _room) await WriteHeldAsync(cancellationToken).ConfigureAwait(false);
         }
     }
@@ -106,8 +107,9 @@ public sealed class AlignedWriteStream : Stream
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
+        if (disposing && !_disposed)
         {
+            _disposed = true;
             Flush();
             _file.Dispose();
         }
@@ -116,8 +118,13 @@ public sealed class AlignedWriteStream : Stream
 
     public override async ValueTask DisposeAsync()
     {
-        await FlushAsync(CancellationToken.None).ConfigureAwait(false);
-        await _file.DisposeAsync().ConfigureAwait(false);
-        GC.SuppressFinalize(this);
+        if (!_disposed)
+        {
+            _disposed = true;
+            await FlushAsync(CancellationToken.None).ConfigureAwait(false);
+            await _file.DisposeAsync().ConfigureAwait(false);
+        }
+        // Stream's own DisposeAsync runs Dispose(true), a no-op now, and suppresses finalization.
+        await base.DisposeAsync().ConfigureAwait(false);
     }
 }

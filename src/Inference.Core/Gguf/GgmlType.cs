@@ -25,7 +25,7 @@ public enum GgmlType : uint
 }
 
 /// <summary>Block sizes and byte sizes of the ggml types we know (spec §1.4).</summary>
-public static class GgmlTypeInfo
+internal static class GgmlTypeInfo
 {
     public static bool IsKnown(GgmlType type) => type is GgmlType.F32 or GgmlType.F16 or GgmlType.Q8_0 or GgmlType.BF16
         or GgmlType.TQ1_0 or GgmlType.TQ2_0 or GgmlType.I2_S or GgmlType.I8_S or GgmlType.TL1 or GgmlType.TL2;

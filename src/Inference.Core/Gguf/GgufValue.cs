@@ -142,10 +142,20 @@ public sealed class GgufValue
 
     internal static string ShortName(GgufValueType type) => type switch
     {
-        GgufValueType.UInt8 => "u8", GgufValueType.Int8 => "i8", GgufValueType.UInt16 => "u16", GgufValueType.Int16 => "i16",
-        GgufValueType.UInt32 => "u32", GgufValueType.Int32 => "i32", GgufValueType.Float32 => "f32", GgufValueType.Bool => "bool",
-        GgufValueType.String => "str", GgufValueType.Array => "arr", GgufValueType.UInt64 => "u64", GgufValueType.Int64 => "i64",
-        GgufValueType.Float64 => "f64", _ => $"type {(uint)type}",
+        GgufValueType.UInt8 => "u8",
+        GgufValueType.Int8 => "i8",
+        GgufValueType.UInt16 => "u16",
+        GgufValueType.Int16 => "i16",
+        GgufValueType.UInt32 => "u32",
+        GgufValueType.Int32 => "i32",
+        GgufValueType.Float32 => "f32",
+        GgufValueType.Bool => "bool",
+        GgufValueType.String => "str",
+        GgufValueType.Array => "arr",
+        GgufValueType.UInt64 => "u64",
+        GgufValueType.Int64 => "i64",
+        GgufValueType.Float64 => "f64",
+        _ => $"type {(uint)type}",
     };
 
     /// <summary>Bytes one element of a fixed-size type takes (strings: the 8-byte minimum, the length prefix).</summary>

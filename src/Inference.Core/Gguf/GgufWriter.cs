@@ -203,6 +203,6 @@ public sealed class GgufWriter
         public override void Write(byte[] buffer, int offset, int count) { inner.Write(buffer, offset, count); Count += count; }
         public override void Write(ReadOnlySpan<byte> buffer) { inner.Write(buffer); Count += buffer.Length; }
         public override void WriteByte(byte value) { inner.WriteByte(value); Count++; }
-        protected override void Dispose(bool disposing) { } // the caller owns the inner stream
+        protected override void Dispose(bool disposing) => base.Dispose(disposing); // the caller owns the inner stream
     }
 }

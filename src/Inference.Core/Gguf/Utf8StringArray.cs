@@ -1,8 +1,7 @@
 using System.Collections;
 using System.Text;
-using BitNet.Inference.Threading;
-
 using BitNet.Inference.Memory;
+using BitNet.Inference.Threading;
 
 namespace BitNet.Inference.Gguf;
 

@@ -10,7 +10,7 @@ namespace BitNet.Inference.Kernels;
 ///   q = clamp(round_half_even(x·s), −128, 127); sum = Σ q.
 /// The matmul then computes y = ((float)D − (float)sum) / s · weightScale (spec §4.3).
 /// </summary>
-public static class ActivationQuantizer
+internal static class ActivationQuantizer
 {
     /// <summary>
     /// Quantize one token's activations; returns the scale s and the sum of the int8 values.
@@ -33,7 +33,7 @@ public static class ActivationQuantizer
 
         ref float px = ref MemoryMarshal.GetReference(x);
         ref sbyte pq = ref MemoryMarshal.GetReference(q);
-        int n = x.Length, i = 0, sum = 0;
+        int n = x.Length, i = 0, sum;
         if (Vector256.IsHardwareAccelerated)
         {
             var vs = Vector256.Create(scale);

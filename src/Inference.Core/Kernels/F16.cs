@@ -321,7 +321,7 @@ public static class F16
     }
 
     /// <summary>Per-thread scaled inputs of the several-token kernels (grown on demand, then reused).</summary>
-    [ThreadStatic] private static float[]? t_scaledTokens;
+    [ThreadStatic] private static float[]? _scaledTokens;
 
     /// <summary>Rows per tile of the several-token kernels: 80 KB of F16 at 2560 columns, inside L2 while every
     /// token group streams past it.</summary>
@@ -343,7 +343,7 @@ public static class F16
         if (dstStride < rowCount || dst.Length < (long)(tokens - 1) * dstStride + rowCount)
             throw new ArgumentException($"{tokens} × {rowCount} results do not fit the destination at stride {dstStride}", nameof(dst));
         Validate(matrix, columns, x, rowStart, rowCount, dst);
-        float[] scaled = t_scaledTokens is { } buffer && buffer.Length >= tokens * columns ? buffer : (t_scaledTokens = new float[tokens * columns]);
+        float[] scaled = _scaledTokens is { } buffer && buffer.Length >= tokens * columns ? buffer : (_scaledTokens = new float[tokens * columns]);
         vectorTokens = 0;
         for (int t = 0; t < tokens; t++)
         {

@@ -18,7 +18,7 @@ namespace BitNet.Inference.Kernels;
 /// Without Dp: smull/smlal2 give int16 lanes holding two products each (|lane| ≤ 2·3·128 = 768),
 /// and sadalp widens them pairwise into int32 at once. Exact either way.
 /// </summary>
-public static partial class I2sKernels
+internal static partial class I2sKernels
 {
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRowsAdvSimd(

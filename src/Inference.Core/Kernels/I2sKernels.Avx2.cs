@@ -18,7 +18,7 @@ namespace BitNet.Inference.Kernels;
 /// int16 lanes are widened with pmaddwd(·, 1) into int32, which cannot overflow for any real
 /// width (|D| ≤ 3·128·columns). So D is exact, equal to DotScalar, even for code 3.
 /// </summary>
-public static partial class I2sKernels
+internal static partial class I2sKernels
 {
     private const int Avx2ChunkBlocks = 8;
     /// <summary>Rows per chunk for the tokens after the last 4-token tile (see DotRowsAvx2).</summary>

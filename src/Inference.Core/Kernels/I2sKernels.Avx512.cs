@@ -23,7 +23,7 @@ namespace BitNet.Inference.Kernels;
 /// as AMD Zen 4 do not report; those CPUs take the emitted kernels of I2sKernels.Avx512Vnni.cs, and
 /// these pmaddubsw kernels serve AVX-512 CPUs without VNNI (Skylake-SP) and `--kernel avx512/avx512gfni`.
 /// </summary>
-public static partial class I2sKernels
+internal static partial class I2sKernels
 {
     private const int Avx512ChunkBlocks = 16;
 

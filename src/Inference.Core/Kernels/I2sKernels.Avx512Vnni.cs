@@ -24,7 +24,7 @@ namespace BitNet.Inference.Kernels;
 /// Accumulator range: an int32 lane adds 4 products c·q (c ≤ 3, |q| ≤ 128) per block, at most
 /// 3·128·n/16 over a row of n columns, far below 2^31 for any real width.
 /// </summary>
-public static partial class I2sKernels
+internal static partial class I2sKernels
 {
     /// <summary>Whether the VNNI kernels can run here (<see cref="X64Cpu.HasAvx512Vnni"/>, and the code
     /// could be mapped).</summary>
@@ -142,14 +142,14 @@ public static partial class I2sKernels
         /// <summary>"gfni" or "shift".</summary>
         public string Unpack { get; }
 
-        private static readonly Lazy<VnniKernels?> s_gfni = new(() => X64Cpu.HasAvx512Vnni && X64Cpu.HasGfni ? Map(gfni: true) : null);
-        private static readonly Lazy<VnniKernels?> s_shift = new(() => X64Cpu.HasAvx512Vnni ? Map(gfni: false) : null);
+        private static readonly Lazy<VnniKernels?> GfniKernels = new(() => X64Cpu.HasAvx512Vnni && X64Cpu.HasGfni ? Map(gfni: true) : null);
+        private static readonly Lazy<VnniKernels?> ShiftKernels = new(() => X64Cpu.HasAvx512Vnni ? Map(gfni: false) : null);
 
         /// <summary>The GFNI kernels where the CPU has GFNI, else the shift kernels; null without VNNI.</summary>
-        public static VnniKernels? Best => s_gfni.Value ?? s_shift.Value;
+        public static VnniKernels? Best => GfniKernels.Value ?? ShiftKernels.Value;
 
         /// <summary>The kernels with GFNI (null unless the CPU has it) or shift unpacking.</summary>
-        public static VnniKernels? WithUnpack(bool gfni) => gfni ? s_gfni.Value : s_shift.Value;
+        public static VnniKernels? WithUnpack(bool gfni) => gfni ? GfniKernels.Value : ShiftKernels.Value;
 
         private VnniKernels(byte* start, int rows4, int row1, int tokens4, string unpack)
         {

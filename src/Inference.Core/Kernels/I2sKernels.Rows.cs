@@ -15,7 +15,7 @@ public delegate void I2sDotRowsKernel(
     ReadOnlySpan<byte> weights, int columns, ReadOnlySpan<sbyte> activations, int tokens,
     int rowStart, int rowCount, Span<int> dots);
 
-public static partial class I2sKernels
+internal static partial class I2sKernels
 {
     /// <summary>The reference multi-row kernel: <see cref="DotScalar"/> for every (token, row).</summary>
     public static void DotRowsScalar(

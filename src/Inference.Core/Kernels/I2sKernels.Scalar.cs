@@ -10,7 +10,7 @@ namespace BitNet.Inference.Kernels;
 /// and the caller removes the offset afterwards, Σ value·q = D − Σ q (the activation sum that
 /// ActivationQuantizer already computed).
 /// </summary>
-public static partial class I2sKernels
+internal static partial class I2sKernels
 {
     /// <summary>
     /// D = Σ_k code_k · q_k over one weight row. <paramref name="row"/> holds columns/4 bytes in the

@@ -1,7 +1,7 @@
 namespace BitNet.Inference.Kernels;
 
 /// <summary>Picks the kernel set once, at model load: the best the CPU supports, or the one asked for.</summary>
-public static class KernelSelector
+internal static class KernelSelector
 {
     /// <summary>Names accepted by <see cref="Select"/>, as `--kernel` lists them.</summary>
     public static IEnumerable<string> Names => KernelSet.All.Select(k => k.Name);

@@ -14,7 +14,7 @@ namespace BitNet.Inference.Kernels;
 /// <param name="DotF16">F16 rows × F32 vector (LM head).</param>
 /// <param name="DotQ8">int8 rows (per-row scale) × F32 vector (the q8 LM head).</param>
 /// <param name="DotQ8Exact">int8 rows × int16 vector, exact 64-bit dots (the screened LM head).</param>
-public sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRowsKernel DotF16, Q8DotRowsKernel DotQ8, Q8ExactDotRowsKernel DotQ8Exact)
+internal sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRowsKernel DotF16, Q8DotRowsKernel DotQ8, Q8ExactDotRowsKernel DotQ8Exact)
 {
     /// <summary>F16 rows × several F32 vectors at once (the LM head of a batched step), each result equal to
     /// <see cref="DotF16"/>'s; null where the set has none (its head then runs <see cref="DotF16"/> per token on cached tiles).</summary>

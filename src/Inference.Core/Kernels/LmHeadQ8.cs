@@ -19,7 +19,7 @@ public delegate void Q8DotRowsKernel(
 /// half to even; an all-zero row keeps zeros): 1 byte per weight instead of 2, so the LM head reads half as many bytes per
 /// token. Opt-in (<c>--lm-head q8</c>): its logits differ slightly from the exact F16 head.
 /// </summary>
-public sealed unsafe class LmHeadQ8 : IDisposable
+internal sealed unsafe class LmHeadQ8 : IDisposable
 {
     /// <summary>The int8 rows, in 2 MB pages where the OS gives them (328 MB for 2B4T).</summary>
     private readonly Memory.HugePageBlock _block;
@@ -274,7 +274,7 @@ public sealed unsafe class LmHeadQ8 : IDisposable
 /// How far each int8 row is from its F16 original, measured once at load: the inputs of the screened
 /// head's per-row error bound (see <see cref="Model.LogitScreen"/>).
 /// </summary>
-public sealed class RowErrorFacts(int rows)
+internal sealed class RowErrorFacts(int rows)
 {
     /// <summary>max_k |w[r,k] − scale_r·q[r,k]|, rounded up (a true upper bound of the exact difference).</summary>
     public float[] MaxError { get; } = new float[rows];

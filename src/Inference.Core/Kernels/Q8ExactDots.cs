@@ -23,7 +23,7 @@ public delegate void Q8ExactDotRowsKernel(
 /// grows by at most 2^23 per step; they move the lanes into the 64-bit total every <see cref="StepsPerFlush"/>
 /// = 128 steps, when a lane holds at most 2^30 &lt; 2^31.
 /// </summary>
-public static class Q8ExactDots
+internal static class Q8ExactDots
 {
     /// <summary>Vector steps (one pair of products per int32 lane each) between moves into the int64 total.</summary>
     public const int StepsPerFlush = 128;

@@ -9,7 +9,7 @@ namespace BitNet.Inference.Kernels;
 /// accelerates, then a scalar tail. Sums are accumulated in several lanes, so results can differ
 /// from a left-to-right scalar loop in the last bits (the oracle tolerance covers that).
 /// </summary>
-public static class VectorMath
+internal static class VectorMath
 {
     /// <summary>Σ a[i]·b[i] over a.Length elements.</summary>
     public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)

@@ -10,7 +10,7 @@ namespace BitNet.Inference.Memory;
 /// <see cref="Model.WeightStorage.Auto"/>: on some virtual machines, passes over 4 KB file pages are
 /// many times slower than over the same bytes in 2 MB pages.
 /// </summary>
-public static class HugeFolioProbe
+internal static class HugeFolioProbe
 {
     public const long HugePage = 2L << 20;
 

@@ -22,7 +22,7 @@ namespace BitNet.Inference.Memory;
 /// Linux only (<see cref="IsSupported"/>); a window that cannot be moved ends the move and leaves the
 /// rest mapped as it was.
 /// </summary>
-public sealed unsafe class MappingMove : IDisposable
+internal sealed unsafe class MappingMove : IDisposable
 {
     /// <summary>Bytes moved per step: one transparent huge page.</summary>
     public const long Window = 2L << 20;

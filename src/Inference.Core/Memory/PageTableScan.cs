@@ -10,7 +10,7 @@ namespace BitNet.Inference.Memory;
 /// 2 MB folios can lose some of them over time with nothing evicted, and passes over 4 KB file pages are
 /// several times slower on some virtual machines (docs/weight-storage.md).
 /// </summary>
-public static unsafe class PageTableScan
+internal static unsafe class PageTableScan
 {
     // linux/fs.h: struct pm_scan_arg, struct page_region, PAGE_IS_* categories.
     private const ulong PageIsPresent = 1 << 3, PageIsHuge = 1 << 6;
@@ -31,12 +31,12 @@ public static unsafe class PageTableScan
         public ulong Start, End, Categories;
     }
 
-    private static volatile bool s_unavailable;
+    private static volatile bool _unavailable;
 
-    private static readonly Lazy<bool> s_available = new(() => SmallPageRanges(0x10000, 4096) is not null);
+    private static readonly Lazy<bool> AvailableHere = new(() => SmallPageRanges(0x10000, 4096) is not null);
 
     /// <summary>Whether <see cref="SmallPageRanges"/> can answer here (asks the kernel once).</summary>
-    public static bool IsAvailable => s_available.Value;
+    public static bool IsAvailable => AvailableHere.Value;
 
     /// <summary>
     /// The parts of [<paramref name="start"/>, + <paramref name="bytes"/>) not mapped by huge pages (4 KB
@@ -45,12 +45,12 @@ public static unsafe class PageTableScan
     /// </summary>
     public static List<(nint Start, long Bytes)>? SmallPageRanges(nint start, long bytes)
     {
-        if (!OperatingSystem.IsLinux() || s_unavailable) return null;
+        if (!OperatingSystem.IsLinux() || _unavailable) return null;
         var ranges = new List<(nint, long)>();
         if (bytes <= 0) return ranges;
         Microsoft.Win32.SafeHandles.SafeFileHandle pagemap;
         try { pagemap = File.OpenHandle("/proc/self/pagemap", FileMode.Open, FileAccess.Read); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { s_unavailable = true; return null; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { _unavailable = true; return null; }
         using (pagemap)
         {
             int fd = (int)pagemap.DangerousGetHandle();
@@ -79,7 +79,7 @@ public static unsafe class PageTableScan
                     catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { found = -1; }
                     if (found < 0)
                     {
-                        s_unavailable = true;   // ENOTTY / EINVAL: this kernel has no PAGEMAP_SCAN
+                        _unavailable = true;   // ENOTTY / EINVAL: this kernel has no PAGEMAP_SCAN
                         return null;
                     }
                     for (int i = 0; i < found; i++)

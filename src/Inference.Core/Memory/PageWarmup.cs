@@ -12,10 +12,10 @@ namespace BitNet.Inference.Memory;
 /// refuses, one byte per page is read instead. Nothing is copied: RSS is the same as after a
 /// first token.
 /// </summary>
-public static unsafe class PageWarmup
+internal static unsafe class PageWarmup
 {
     private const long ChunkBytes = 16L << 20;
-    private static volatile bool s_madviseUsable = true;
+    private static volatile bool _madviseUsable = true;
 
     /// <summary>Populate every range (start, bytes); returns the bytes covered.</summary>
     public static long Populate(WorkerPool pool, IReadOnlyList<(nint Start, long Bytes)> ranges)
@@ -90,11 +90,11 @@ public static unsafe class PageWarmup
     /// <summary>madvise on Linux; false elsewhere, when the kernel refuses, or when libc cannot be loaded.</summary>
     private static bool TryMadvise(nint start, long bytes, int advice)
     {
-        if (!OperatingSystem.IsLinux() || !s_madviseUsable) return false;
+        if (!OperatingSystem.IsLinux() || !_madviseUsable) return false;
         try { return LinuxMemory.Madvise(start, (nuint)bytes, advice) == 0; }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
-            s_madviseUsable = false;   // no loadable libc by that name (e.g. a minimal image)
+            _madviseUsable = false;   // no loadable libc by that name (e.g. a minimal image)
             return false;
         }
     }

@@ -24,8 +24,8 @@ internal static class Attention
 
     /// <summary>Per-thread scratch: GroupSize × positions scores and one converted K/V row. Grown
     /// on demand, so after warm-up attention allocates nothing.</summary>
-    [ThreadStatic] private static float[]? t_scores;
-    [ThreadStatic] private static float[]? t_row;
+    [ThreadStatic] private static float[]? _scores;
+    [ThreadStatic] private static float[]? _row;
 
     /// <summary>The query heads of KV group <paramref name="group"/> (heads group·GroupSize …), for one token.</summary>
     /// <param name="scratchPositions">Size the per-thread scratch for this many positions (the context length), so a
@@ -90,8 +90,8 @@ internal static class Attention
         int firstHead = group * heads;
         float scale = 1.0f / MathF.Sqrt(headDim); // kq_scale = 1/sqrtf(n_embd_head)
 
-        float[] scoreBuffer = t_scores is { } sb && sb.Length >= heads * positions ? sb : (t_scores = new float[heads * Math.Max(positions, scratchPositions)]);
-        float[] rowBuffer = t_row is { } rb && rb.Length >= headDim ? rb : (t_row = new float[Math.Max(headDim, 256)]);
+        float[] scoreBuffer = _scores is { } sb && sb.Length >= heads * positions ? sb : (_scores = new float[heads * Math.Max(positions, scratchPositions)]);
+        float[] rowBuffer = _row is { } rb && rb.Length >= headDim ? rb : (_row = new float[Math.Max(headDim, 256)]);
         Span<float> row = rowBuffer.AsSpan(0, headDim);
         Span<float> q16 = stackalloc float[heads * headDim];
 
@@ -472,7 +472,7 @@ internal static class Attention
 /// the last token's logits requested). This affects the attention probabilities (·V) and the LM head input;
 /// Q is rounded to F16 in both cases (its permuted layout always goes through the F16 conversion).
 /// </summary>
-public static class Precision
+internal static class Precision
 {
     /// <summary>True when an F32 operand of <paramref name="rows"/> rows is rounded to F16 before an F16 product.</summary>
     public static bool RoundsOperandToF16(int rows) => rows == 1;

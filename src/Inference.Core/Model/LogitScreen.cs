@@ -20,7 +20,7 @@ namespace BitNet.Inference.Model;
 /// which is rigorous, not statistical: it holds for every row and every input. (The 1e-37 added to
 /// each bound covers float underflow in the F16 kernel's sum, ≤ n·2^−150 for n ≤ 2^20 columns.)
 /// </summary>
-public sealed class LogitScreen
+internal sealed class LogitScreen
 {
     private const double Unit = 1.0 / (1 << 24);
     /// <summary>Per row: ε + γ·max|w| (rounded up), the bound's factor of Σ|y|.</summary>
@@ -99,12 +99,12 @@ public sealed class LogitScreen
         lower = lower[..dots.Length];
         upper = upper[..dots.Length];
         float step = input.Step, mass = input.Mass, rounding = input.MaxRounding;
-        const float Widen = 1f / 65536;
+        const float widen = 1f / 65536;
         for (int i = 0; i < dots.Length; i++)
         {
             float a = scales[i] * (step * dots[i]);
             float e = perMass[i] * mass + perRounding[i] * rounding;
-            e += (e + Math.Abs(a)) * Widen + 1e-37f;
+            e += (e + Math.Abs(a)) * widen + 1e-37f;
             lower[i] = a - e;
             upper[i] = a + e;
         }

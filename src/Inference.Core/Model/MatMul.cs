@@ -212,7 +212,7 @@ internal sealed unsafe class MatMul : IDisposable
         private int _columns, _tokens, _headRows;
         private float* _x, _logits;
         /// <summary>Staging for rows read through <see cref="HeadRows"/>, one per pool thread (reused).</summary>
-        [ThreadStatic] private static Half[]? t_staged;
+        [ThreadStatic] private static Half[]? _staged;
 
         /// <param name="tokens">Inputs at x + t·columns, logits at logits + t·headRows.</param>
         public void Set(Half* weights, LmHeadQ8? q8, HeadRows? rows, int columns, float* x, float* logits, int tokens = 1, int headRows = 0)
@@ -249,8 +249,8 @@ internal sealed unsafe class MatMul : IDisposable
                 kernels.DotQ8(q8.Weights, q8.Scales, _columns, x, start, end - start, dst);
             else if (_rows is { } rows)
             {
-                Half[] staged = t_staged is { } b && b.Length == HeadRows.StagedRows * _columns
-                    ? b : t_staged = new Half[HeadRows.StagedRows * _columns];
+                Half[] staged = _staged is { } b && b.Length == HeadRows.StagedRows * _columns
+                    ? b : _staged = new Half[HeadRows.StagedRows * _columns];
                 ReadRowsAndDot(kernels, rows, start, end - start, x, dst, staged);
             }
             else

@@ -7,7 +7,7 @@ namespace BitNet.Inference.Model;
 /// per token the int8 values, the scale s = 127/amax and the sum of the int8 values. Quantized once
 /// per input and reused by every matmul that reads it (q/k/v share one, gate/up share one).
 /// </summary>
-public sealed class QuantizedActivations
+internal sealed class QuantizedActivations
 {
     public QuantizedActivations(int maxTokens, int maxColumns)
     {

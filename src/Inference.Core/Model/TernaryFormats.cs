@@ -8,7 +8,7 @@ namespace BitNet.Inference.Model;
 /// of an element is t·d with t ∈ {−1, 0, +1}. The engine decodes them to ternary values at load and
 /// repacks them as I2_S codes.
 /// </summary>
-public static class TernaryFormats
+internal static class TernaryFormats
 {
     public const int BlockElements = 256;
     public const int Tq2BlockBytes = 66;

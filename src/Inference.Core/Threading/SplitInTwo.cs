@@ -7,7 +7,7 @@ namespace BitNet.Inference.Threading;
 /// time the first is done (a busy pool), the calling thread runs it too, so nothing ever waits on a
 /// thread the pool has yet to provide.
 /// </summary>
-public static class SplitInTwo
+internal static class SplitInTwo
 {
     /// <summary>body(from, to) over [0, count): two halves when <paramref name="parallel"/> and there are two CPUs, else one call.</summary>
     public static void Run(int count, Action<int, int> body, bool parallel = true)

@@ -11,7 +11,7 @@ public interface IRangeJob
 }
 
 /// <summary>A range job from a delegate, for work done once (at load) where a reused job class is not worth writing.</summary>
-public sealed class RangeAction(Action<int, int> body) : IRangeJob
+internal sealed class RangeAction(Action<int, int> body) : IRangeJob
 {
     public void Run(int start, int end) => body(start, end);
 }

@@ -6,7 +6,7 @@ namespace BitNet.Inference.Tokenization;
 /// themselves; the other 68 bytes (controls, space, DEL, NBSP, soft hyphen…) are mapped in order
 /// onto U+0100, U+0101, … So space is 'Ġ' (U+0120) and newline is 'Ċ' (U+010A).
 /// </summary>
-public static class ByteLevelEncoding
+internal static class ByteLevelEncoding
 {
     private static readonly char[] ByteToChar = BuildByteToChar();
     private static readonly short[] CharToByte = BuildCharToByte();

@@ -7,7 +7,7 @@ namespace BitNet.Inference.Tokenization;
 /// ends inside a multi-byte character (byte-level BPE splits emoji and CJK across tokens) leaves
 /// its first bytes pending until the rest arrives. Invalid bytes become U+FFFD.
 /// </summary>
-public sealed class StreamingDetokenizer
+internal sealed class StreamingDetokenizer
 {
     private readonly Tokenizer _tokenizer;
     private readonly bool _renderSpecial;

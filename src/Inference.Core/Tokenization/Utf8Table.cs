@@ -3,9 +3,8 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using BitNet.Inference.Gguf;
-using BitNet.Inference.Threading;
-
 using BitNet.Inference.Memory;
+using BitNet.Inference.Threading;
 
 namespace BitNet.Inference.Tokenization;
 
@@ -142,13 +141,13 @@ internal sealed unsafe class Utf8Table
     /// </summary>
     private static ulong Hash(ReadOnlySpan<byte> text)
     {
-        const ulong K = 0x9E3779B97F4A7C15UL;
-        ulong hash = (ulong)text.Length * K;
+        const ulong golden = 0x9E3779B97F4A7C15UL;
+        ulong hash = (ulong)text.Length * golden;
         ref byte start = ref MemoryMarshal.GetReference(text);
         int i = 0;
         for (; i + 8 <= text.Length; i += 8)
         {
-            hash = (hash ^ Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref start, i))) * K;
+            hash = (hash ^ Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref start, i))) * golden;
             hash ^= hash >> 29;
         }
         ulong tail = 0;
@@ -156,7 +155,7 @@ internal sealed unsafe class Utf8Table
             tail = tail << 8 | Unsafe.Add(ref start, j);
         hash = (hash ^ tail) * 0xBF58476D1CE4E5B9UL;
         hash ^= hash >> 31;
-        hash *= K;
+        hash *= golden;
         return hash ^ hash >> 32;
     }
 }

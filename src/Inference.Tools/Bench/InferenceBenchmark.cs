@@ -1,8 +1,7 @@
 using System.Diagnostics;
+using BitNet.Inference.Memory;
 using BitNet.Inference.Model;
 using BitNet.Inference.Threading;
-
-using BitNet.Inference.Memory;
 
 namespace BitNet.Inference.Bench;
 
@@ -58,8 +57,8 @@ public static class InferenceBenchmark
     {
         ArgumentNullException.ThrowIfNull(model);
         if (promptTokens < 1) throw new ArgumentOutOfRangeException(nameof(promptTokens), "the prompt needs at least one token");
-        if (generatedTokens < 0) throw new ArgumentOutOfRangeException(nameof(generatedTokens));
-        if (repetitions < 1) throw new ArgumentOutOfRangeException(nameof(repetitions));
+        ArgumentOutOfRangeException.ThrowIfNegative(generatedTokens);
+        ArgumentOutOfRangeException.ThrowIfLessThan(repetitions, 1);
 
         int vocab = model.Config.VocabSize;
         var clock = Stopwatch.StartNew();

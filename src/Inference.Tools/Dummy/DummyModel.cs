@@ -31,7 +31,7 @@ public sealed record DummyShape(string Name, int Embedding, int Layers, int Head
     public static IReadOnlyList<DummyShape> All { get; } = [Bitnet2B4T, Small, Tiny, Llama3_8B, Falcon3_1B, Falcon3_3B, Falcon3_7B, Falcon3_10B];
 
     public static DummyShape Parse(string name) =>
-        All.FirstOrDefault(s => s.Name == name.ToLowerInvariant())
+        All.FirstOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))
         ?? throw new ArgumentException($"unknown shape '{name}' ({string.Join(", ", All.Select(s => s.Name))})");
 
     /// <summary>Whether the architecture has attn_sub_norm and ffn_sub_norm (the bitnet family; llama has none).</summary>

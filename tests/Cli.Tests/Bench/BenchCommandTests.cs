@@ -6,10 +6,17 @@ using BitNet.Tests.Shared;
 namespace BitNet.Cli.Tests.Bench;
 
 /// <summary>`bitnet bench`, run in-process on the oracle model with tiny prompt/generation sizes.</summary>
-public class BenchCommandTests
+public sealed class BenchCommandTests : IDisposable
 {
+    private static readonly string[] WeightModes = ["memory", "move"];
     private readonly StringWriter _out = new();
     private readonly StringWriter _err = new();
+
+    public void Dispose()
+    {
+        _out.Dispose();
+        _err.Dispose();
+    }
 
     private Task<int> Run(params string[] args)
     {
@@ -29,7 +36,7 @@ public class BenchCommandTests
         Assert.Equal(4, r.GetProperty("generated_tokens").GetInt32());
         Assert.Equal(3, r.GetProperty("repetitions").GetInt32());
         Assert.Equal("f16", r.GetProperty("lm_head").GetString());
-        Assert.Contains(r.GetProperty("weights").GetString(), new[] { "memory", "move" });   // auto resolved
+        Assert.Contains(r.GetProperty("weights").GetString(), WeightModes);   // auto resolved
         foreach (string test in new[] { "prefill_tok_s", "decode_tok_s" })
         {
             JsonElement s = r.GetProperty(test);

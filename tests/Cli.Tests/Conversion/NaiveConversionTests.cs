@@ -12,6 +12,8 @@ namespace BitNet.Cli.Tests.Conversion;
 
 public sealed class NaiveConversionTests : IDisposable
 {
+    private static readonly string[] TwoTokens = ["a", "b"];
+    private static readonly string[] OtherVocabulary = ["x", "y", "z"];
     private readonly TempDirectory _temp = new();
 
     public void Dispose() => _temp.Dispose();
@@ -67,7 +69,7 @@ public sealed class NaiveConversionTests : IDisposable
         data.CopyTo(file);
     }
 
-    private List<Tensor> TinyCheckpoint()
+    private static List<Tensor> TinyCheckpoint()
     {
         const int hidden = 128, kv = 64, ffn = 256, vocab = 64;
         Tensor T(string name, long[] shape, string dtype, int seed, float spread = 0.05f) =>
@@ -180,7 +182,7 @@ public sealed class NaiveConversionTests : IDisposable
         var writer = new GgufWriter()
             .AddMetadata("general.architecture", GgufValue.From("bitnet-b1.58"))
             .AddMetadata("general.file_type", GgufValue.From(0u))
-            .AddMetadata("tokenizer.ggml.tokens", GgufValue.From(new[] { "a", "b" }))
+            .AddMetadata("tokenizer.ggml.tokens", GgufValue.From(TwoTokens))
             .AddTensor("token_embd.weight", GgmlType.F32, [128, 32], F32Bytes(embedding))
             .AddTensor("blk.0.ffn_up.weight", GgmlType.F32, [128, 256], F32Bytes(values));
         string input = _temp.Combine("in-f32.gguf"), output = _temp.Combine("out.gguf");
@@ -220,7 +222,7 @@ public sealed class NaiveConversionTests : IDisposable
     {
         string vocab = _temp.Combine("vocab.gguf");
         new GgufWriter().AddMetadata("tokenizer.ggml.model", GgufValue.From("gpt2"))
-            .AddMetadata("tokenizer.ggml.tokens", GgufValue.From(new[] { "x", "y", "z" }))
+            .AddMetadata("tokenizer.ggml.tokens", GgufValue.From(OtherVocabulary))
             .AddMetadata("general.name", GgufValue.From("not copied")).WriteTo(vocab);
         string output = _temp.Combine("out.gguf");
         var result = NaiveTernaryConverter.Convert(WriteCheckpointDirectory(TinyCheckpoint()), output, vocab);

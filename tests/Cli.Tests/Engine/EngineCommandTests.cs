@@ -21,7 +21,7 @@ public sealed class EngineCommandTests : IDisposable
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
 
-    private Task<int> Run(Command command, params string[] args) =>
+    private static Task<int> Run(Command command, params string[] args) =>
         CommandCatalog.Parse([command.Name, .. args], [command]).InvokeAsync(cancellationToken: TestContext.Current.CancellationToken);
 
     [Fact]

@@ -22,7 +22,7 @@ public sealed class CliInputErrorTests : IDisposable
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
 
-    private Task<int> Run(System.CommandLine.Command command, params string[] args) =>
+    private static Task<int> Run(System.CommandLine.Command command, params string[] args) =>
         CommandCatalog.Parse([command.Name, .. args], [command]).InvokeAsync(cancellationToken: Ct);
 
     private static void AssertNoDotNetNoise(string text)

@@ -6,12 +6,18 @@ using BitNet.Tests.Shared;
 namespace BitNet.Cli.Tests.Generation;
 
 /// <summary>`bitnet generate`, `chat` and `tokenize`, run in-process on the oracle model.</summary>
-public class TextCommandTests
+public sealed class TextCommandTests : IDisposable
 {
     private readonly StringWriter _out = new();
     private readonly StringWriter _err = new();
 
-    private Task<int> Run(Command command, params string[] args) =>
+    public void Dispose()
+    {
+        _out.Dispose();
+        _err.Dispose();
+    }
+
+    private static Task<int> Run(Command command, params string[] args) =>
         CommandCatalog.Parse([command.Name, .. args], [command]).InvokeAsync(cancellationToken: TestContext.Current.CancellationToken);
 
     private static string Model => SharedData.OracleModelPath;

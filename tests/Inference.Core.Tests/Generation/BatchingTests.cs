@@ -82,7 +82,7 @@ public class BatchingTests(BatchingFixture fixture, ITestOutputHelper output) : 
         return new GenerationRequest { PromptTokens = prompt, MaxTokens = 6 + 3 * (i % 4), Sampling = sampling, StopOnEndOfGeneration = false };
     }
 
-    private async Task<(int[][] Tokens, List<float[]>[] Logits, int MostRunning)> Run(BitNetEngine engine, GenerationRequest[] requests, bool together)
+    private static async Task<(int[][] Tokens, List<float[]>[] Logits, int MostRunning)> Run(BitNetEngine engine, GenerationRequest[] requests, bool together)
     {
         var recorder = new LogitsRecorder(engine);
         try
@@ -149,13 +149,13 @@ public class BatchingTests(BatchingFixture fixture, ITestOutputHelper output) : 
     [Fact]
     public async Task A_shared_system_prompt_is_evaluated_once_and_the_outputs_are_unchanged()
     {
-        const string System = "You are a careful assistant for a library. You answer questions about books, authors, opening hours and loans. " +
+        const string systemPrompt = "You are a careful assistant for a library. You answer questions about books, authors, opening hours and loans. " +
             "Keep answers short, friendly and accurate, and say so when you do not know something. " +
             "The library opens at nine in the morning on weekdays and at ten on Saturdays; it is closed on Sundays and public holidays.";
         string[] questions = ["When do you open?", "Who wrote Hamlet?", "Can I renew a loan online?", "Do you have audiobooks?"];
         GenerationRequest Ask(string question) => new()
         {
-            PromptTokens = Batched.Tokenize(Batched.ApplyChatTemplate([new ChatMessage(ChatRole.System, System), new ChatMessage(ChatRole.User, question)])),
+            PromptTokens = Batched.Tokenize(Batched.ApplyChatTemplate([new ChatMessage(ChatRole.System, systemPrompt), new ChatMessage(ChatRole.User, question)])),
             MaxTokens = 5, Sampling = SamplingOptions.Greedy, StopOnEndOfGeneration = false,
         };
         var first = Ask("Hello");

@@ -41,7 +41,7 @@ public class BitNetEngineTests(EngineFixture fixture, ITestOutputHelper output) 
     {
         // The oracle README: a correct engine may flip a greedy token only where bitnet.cpp's top-1
         // and top-2 logits nearly tie; after that the continuations legitimately differ.
-        const double NearTie = 0.05;
+        const double nearTie = 0.05;
         var (prompt, expected) = Oracle(prefix);
         var top5 = OracleTop5(prefix);
         var (updates, stats) = await EngineFixture.Collect(Engine, Greedy(prompt, expected.Length));
@@ -56,7 +56,7 @@ public class BitNetEngineTests(EngineFixture fixture, ITestOutputHelper output) 
             var row = top5[prompt.Length - 1 + agree];
             double gap = row[0].Logit - row[1].Logit;
             output.WriteLine($"diverges at token {agree}: oracle top-2 gap {gap:F4}, ours {actual[agree]}, oracle top-5 [{string.Join(", ", row.Select(r => $"{r.Id}:{r.Logit:F4}"))}]");
-            Assert.True(gap < NearTie, $"diverged at token {agree} although bitnet.cpp's top-1/top-2 gap there is {gap:F4}");
+            Assert.True(gap < nearTie, $"diverged at token {agree} although bitnet.cpp's top-1/top-2 gap there is {gap:F4}");
             Assert.Contains(actual[agree], row.Select(r => r.Id));
         }
     }
@@ -95,8 +95,8 @@ public class BitNetEngineTests(EngineFixture fixture, ITestOutputHelper output) 
     {
         // Only K/V computed in prompt mode are shared (the earlier reply was decoded token by token, so it
         // is evaluated again with the new turn), in whole blocks of the KV pool.
-        const string System = "You are a helpful assistant. Answer briefly, politely and precisely, in plain English, and never make up facts you do not know.";
-        var chat = new ChatConversation(Engine, System);
+        const string systemPrompt = "You are a helpful assistant. Answer briefly, politely and precisely, in plain English, and never make up facts you do not know.";
+        var chat = new ChatConversation(Engine, systemPrompt);
         await foreach (var _ in chat.SendAsync("Hi", 3, SamplingOptions.Greedy, TestContext.Current.CancellationToken)) { }
         int firstPrompt = chat.Tokens.Count - 3;
         var reply = new List<int>();

@@ -11,6 +11,7 @@ public class StopStringMatcherTests
         Assert.Equal("abc ", m.Push("abc E", out bool stopped));
         Assert.False(stopped);
         Assert.Equal("", m.Push("N", out stopped));
+        Assert.False(stopped);
         Assert.Equal("ENx", m.Push("x", out stopped));
         Assert.False(stopped);
     }

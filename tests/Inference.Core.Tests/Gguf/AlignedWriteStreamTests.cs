@@ -1,13 +1,12 @@
+using BitNet.Inference.Dummy;
 using BitNet.Inference.Gguf;
 using BitNet.Inference.Model;
-
-using BitNet.Inference.Dummy;
 using BitNet.Tests.Shared;
 
 namespace BitNet.Inference.Tests.Gguf;
 
 /// <summary>AlignedWriteStream: any pattern of writes reaches the file as whole 2 MB writes at 2 MB offsets, bytes intact.</summary>
-public class AlignedWriteStreamTests : IDisposable
+public sealed class AlignedWriteStreamTests : IDisposable
 {
     private const int Chunk = AlignedWriteStream.ChunkBytes;
     private readonly TempFolder _temp = new();

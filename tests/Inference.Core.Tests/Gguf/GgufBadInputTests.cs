@@ -5,6 +5,9 @@ namespace BitNet.Inference.Tests.Gguf;
 
 public class GgufBadInputTests
 {
+    private static readonly int[] TwoInts = [1, 2];
+    private static readonly string[] TwoStrings = ["a", "b"];
+
     /// <summary>A small valid file: two metadata keys and two tensors (one F32, one I2_S).</summary>
     private static byte[] ValidFile()
     {
@@ -106,7 +109,7 @@ public class GgufBadInputTests
     public void Nested_array_is_rejected()
     {
         var w = new GgufWriter();
-        w.AddMetadata("arr", GgufValue.From(new[] { 1, 2 }));
+        w.AddMetadata("arr", GgufValue.From(TwoInts));
         using var ms = new MemoryStream();
         w.WriteTo(ms);
         byte[] file = ms.ToArray();
@@ -119,7 +122,7 @@ public class GgufBadInputTests
     public void Absurd_array_length_is_rejected_before_allocating()
     {
         var w = new GgufWriter();
-        w.AddMetadata("tokens", GgufValue.From(new[] { "a", "b" }));
+        w.AddMetadata("tokens", GgufValue.From(TwoStrings));
         using var ms = new MemoryStream();
         w.WriteTo(ms);
         byte[] file = ms.ToArray();

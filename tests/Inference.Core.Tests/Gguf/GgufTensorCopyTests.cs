@@ -1,8 +1,7 @@
+using BitNet.Inference.Dummy;
 using BitNet.Inference.Gguf;
 using BitNet.Inference.Model;
 using BitNet.Inference.Threading;
-
-using BitNet.Inference.Dummy;
 
 namespace BitNet.Inference.Tests.Gguf;
 
@@ -10,7 +9,7 @@ namespace BitNet.Inference.Tests.Gguf;
 /// GgufFile.CopyTensorsToMemory: chosen tensors read (pread) into private memory, after which their
 /// views are the copies, byte for byte the file's data; ReadTensor reads a tensor without the mapping.
 /// </summary>
-public unsafe class GgufTensorCopyTests : IDisposable
+public sealed unsafe class GgufTensorCopyTests : IDisposable
 {
     private readonly TempFolder _temp = new();
     private readonly string _path;

@@ -4,6 +4,12 @@ namespace BitNet.Inference.Tests.Gguf;
 
 public class GgufWriterRoundTripTests
 {
+    private static readonly bool[] Bools = [true, false];
+    private static readonly double[] OneDouble = [2.5];
+    private static readonly string[] TokenLikeStrings = ["Ġ Ġ", "", "<|eot_id|>"];
+    private static readonly int[] U16ArrayAsInt32 = [9, 65535];
+    private static readonly string[] TwoStrings = ["a", "b"];
+
     [Fact]
     public void Every_metadata_value_type_round_trips_in_file_order()
     {
@@ -19,9 +25,9 @@ public class GgufWriterRoundTripTests
             ("arr.u8", GgufValue.From(new byte[] { 1, 2, 255 })), ("arr.i8", GgufValue.From(new sbyte[] { -1, 5 })),
             ("arr.u16", GgufValue.From(new ushort[] { 9, 65535 })), ("arr.i16", GgufValue.From(new short[] { -9 })),
             ("arr.u32", GgufValue.From(new uint[] { 7, uint.MaxValue })), ("arr.i32", GgufValue.From(new[] { 1, -1, 3 })),
-            ("arr.f32", GgufValue.From(new[] { 0.5f, -0f, float.PositiveInfinity })), ("arr.bool", GgufValue.From(new[] { true, false })),
-            ("arr.str", GgufValue.From(new[] { "Ġ Ġ", "", "<|eot_id|>" })), ("arr.u64", GgufValue.From(new ulong[] { 1UL << 60 })),
-            ("arr.i64", GgufValue.From(new long[] { -5 })), ("arr.f64", GgufValue.From(new[] { 2.5 })),
+            ("arr.f32", GgufValue.From(new[] { 0.5f, -0f, float.PositiveInfinity })), ("arr.bool", GgufValue.From(Bools)),
+            ("arr.str", GgufValue.From(TokenLikeStrings)), ("arr.u64", GgufValue.From(new ulong[] { 1UL << 60 })),
+            ("arr.i64", GgufValue.From(new long[] { -5 })), ("arr.f64", GgufValue.From(OneDouble)),
             ("arr.empty", GgufValue.From(Array.Empty<string>())),
         };
         var writer = new GgufWriter();
@@ -41,9 +47,9 @@ public class GgufWriterRoundTripTests
         Assert.Equal(4_000_000_000L, file.GetInteger("u32"));
         Assert.Equal(-7, file.GetInteger("i8"));
         Assert.Equal((float)Math.PI, file.GetFloat("f64"));
-        Assert.Equal(new[] { 9, 65535 }, file.GetInt32Array("arr.u16"));
+        Assert.Equal(U16ArrayAsInt32, file.GetInt32Array("arr.u16"));
         Assert.Equal(new[] { 1, -1, 3 }, file.GetInt32Array("arr.i32"));
-        Assert.Equal(new[] { "Ġ Ġ", "", "<|eot_id|>" }, file.GetStringArray("arr.str"));
+        Assert.Equal(TokenLikeStrings, file.GetStringArray("arr.str"));
         Assert.True(file.TryGetBool("bool", out bool b) && b);
         Assert.False(file.TryGetInteger("str", out _));
         Assert.False(file.TryGetString("missing", out _));
@@ -100,7 +106,7 @@ public class GgufWriterRoundTripTests
         string[] strings = [.. Enumerable.Range(0, n).Select(i => i % 5 == 0 ? "" : $"Ġtok{i}✓" + new string('x', i % 300))];
         var writer = new GgufWriter();
         writer.AddMetadata("long", GgufValue.From(strings));
-        writer.AddMetadata("short", GgufValue.From(new[] { "a", "b" }));
+        writer.AddMetadata("short", GgufValue.From(TwoStrings));
         string path = temp.File("strings.gguf");
         writer.WriteTo(path);
         var file = GgufFile.Open(path);

@@ -12,7 +12,7 @@ public class MultiTokenHeadTests
     [InlineData(5, 1037, 128, false)]   // rows not a multiple of the tile or the piece
     [InlineData(8, 3000, 72, true)]
     [InlineData(3, 517, 256, true)]
-    public unsafe void Several_tokens_through_the_head_give_each_tokens_single_row_logits_bit_for_bit(int tokens, int rows, int columns, bool int8)
+    public unsafe void Several_tokens_through_the_head_give_each_tokens_single_row_logits_bit_for_bit(int tokens, int rows, int columns, bool quantized)
     {
         var rng = new Random(rows + columns);
         var weights = new Half[rows * columns];
@@ -25,7 +25,7 @@ public class MultiTokenHeadTests
         using var matmul = new MatMul(threads: 2);
         fixed (Half* w = weights)
         {
-            if (int8) matmul.EnableQuantizedHead(w, rows, columns, releaseReadPages: false, exactRows: null);
+            if (quantized) matmul.EnableQuantizedHead(w, rows, columns, releaseReadPages: false, exactRows: null);
             var together = new float[tokens * rows];
             matmul.LmHead(w, rows, columns, x, tokens, together);
             for (int t = 0; t < tokens; t++)

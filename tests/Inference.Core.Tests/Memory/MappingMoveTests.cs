@@ -1,9 +1,8 @@
 using System.IO.MemoryMappedFiles;
+using BitNet.Inference.Memory;
 using BitNet.Inference.Tests.Gguf;
 using BitNet.Inference.Tests.Model;
 using BitNet.Inference.Threading;
-
-using BitNet.Inference.Memory;
 using BitNet.Tests.Shared;
 
 namespace BitNet.Inference.Tests.Memory;
@@ -183,7 +182,7 @@ public unsafe class MappingMoveTests
         }
         finally
         {
-            Munmap(claimed, 4096);
+            Assert.Equal(0, Munmap(claimed, 4096));
         }
     }
 

@@ -1,7 +1,6 @@
 using System.Runtime.InteropServices;
-using BitNet.Inference.Threading;
-
 using BitNet.Inference.Memory;
+using BitNet.Inference.Threading;
 using BitNet.Tests.Shared;
 
 namespace BitNet.Inference.Tests.Memory;
@@ -49,7 +48,7 @@ public unsafe partial class PageTableScanTests
         }
         finally
         {
-            Munmap(reserved, (nuint)(9 * Window));
+            Assert.Equal(0, Munmap(reserved, (nuint)(9 * Window)));
         }
     }
 
@@ -73,7 +72,7 @@ public unsafe partial class PageTableScanTests
         }
         finally
         {
-            Munmap(start, (nuint)(pages * 4096L));
+            Assert.Equal(0, Munmap(start, (nuint)(pages * 4096L)));
         }
     }
 }

@@ -1,7 +1,6 @@
 using System.Runtime.InteropServices;
-using BitNet.Inference.Threading;
-
 using BitNet.Inference.Memory;
+using BitNet.Inference.Threading;
 
 namespace BitNet.Inference.Tests.Memory;
 

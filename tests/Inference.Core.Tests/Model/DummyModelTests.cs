@@ -1,3 +1,4 @@
+using BitNet.Inference.Dummy;
 using BitNet.Inference.Gguf;
 using BitNet.Inference.Kernels;
 using BitNet.Inference.Model;
@@ -5,12 +6,22 @@ using BitNet.Inference.Tests.Gguf;
 using BitNet.Tests.Shared;
 using Names = BitNet.Inference.Model.GgufTensorNames;
 
-using BitNet.Inference.Dummy;
-
 namespace BitNet.Inference.Tests.Model;
 
 public class DummyModelTests
 {
+    /// <summary>The metadata keys of the 2B-4T dummy plan, in file order.</summary>
+    private static readonly string[] MetadataKeysInOrder =
+    [
+        "general.architecture", "general.name", "bitnet-b1.58.vocab_size", "bitnet-b1.58.context_length",
+        "bitnet-b1.58.embedding_length", "bitnet-b1.58.block_count", "bitnet-b1.58.feed_forward_length",
+        "bitnet-b1.58.rope.dimension_count", "bitnet-b1.58.attention.head_count", "bitnet-b1.58.attention.head_count_kv",
+        "tokenizer.ggml.add_bos_token", "bitnet-b1.58.attention.layer_norm_rms_epsilon", "bitnet-b1.58.rope.freq_base",
+        "general.file_type", "tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
+        "tokenizer.ggml.token_type", "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+        "tokenizer.ggml.padding_token_id", "general.quantization_version",
+    ];
+
     [Fact]
     public void Tiny_dummy_round_trips_through_the_reader_and_runs()
     {
@@ -83,16 +94,7 @@ public class DummyModelTests
         Assert.False(byName.ContainsKey("output.weight")); // tied LM head
 
         string[] keys = plan.Metadata.Select(kv => kv.Key).ToArray();
-        Assert.Equal(new[]
-        {
-            "general.architecture", "general.name", "bitnet-b1.58.vocab_size", "bitnet-b1.58.context_length",
-            "bitnet-b1.58.embedding_length", "bitnet-b1.58.block_count", "bitnet-b1.58.feed_forward_length",
-            "bitnet-b1.58.rope.dimension_count", "bitnet-b1.58.attention.head_count", "bitnet-b1.58.attention.head_count_kv",
-            "tokenizer.ggml.add_bos_token", "bitnet-b1.58.attention.layer_norm_rms_epsilon", "bitnet-b1.58.rope.freq_base",
-            "general.file_type", "tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
-            "tokenizer.ggml.token_type", "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
-            "tokenizer.ggml.padding_token_id", "general.quantization_version",
-        }, keys);
+        Assert.Equal(MetadataKeysInOrder, keys);
         var meta = plan.Metadata.ToDictionary(kv => kv.Key, kv => kv.Value);
         Assert.Equal(128256u, meta["bitnet-b1.58.vocab_size"].Value);
         Assert.Equal(40u, meta["general.file_type"].Value);

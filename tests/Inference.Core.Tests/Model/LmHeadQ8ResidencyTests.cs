@@ -1,7 +1,6 @@
+using BitNet.Inference.Dummy;
 using BitNet.Inference.Model;
 using BitNet.Inference.Tests.Gguf;
-
-using BitNet.Inference.Dummy;
 
 namespace BitNet.Inference.Tests.Model;
 

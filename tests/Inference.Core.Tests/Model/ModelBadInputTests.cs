@@ -1,9 +1,8 @@
+using BitNet.Inference.Dummy;
 using BitNet.Inference.Gguf;
 using BitNet.Inference.Model;
 using BitNet.Inference.Tests.Gguf;
 using Names = BitNet.Inference.Model.GgufTensorNames;
-
-using BitNet.Inference.Dummy;
 
 namespace BitNet.Inference.Tests.Model;
 

@@ -1,12 +1,10 @@
 using System.Runtime.InteropServices;
-using BitNet.Inference.Gguf;
-using BitNet.Inference.Model;
-using BitNet.Inference.Threading;
-using BitNet.Inference.Tests.Gguf;
-
 using BitNet.Inference.Dummy;
-
+using BitNet.Inference.Gguf;
 using BitNet.Inference.Memory;
+using BitNet.Inference.Model;
+using BitNet.Inference.Tests.Gguf;
+using BitNet.Inference.Threading;
 using BitNet.Tests.Shared;
 
 namespace BitNet.Inference.Tests.Model;

@@ -19,7 +19,7 @@ public class AotBinaryOracleTests(ITestOutputHelper output)
 {
     public const string BinariesVariable = "BITNET_AOT_BINARIES";
 
-    private static IReadOnlyList<string> Binaries()
+    private static string[] Binaries()
     {
         string? list = Environment.GetEnvironmentVariable(BinariesVariable);
         if (string.IsNullOrWhiteSpace(list))

@@ -100,8 +100,16 @@ public class ArchOracleTests
         using var bitnet = BitNetModel.Load(ArchModels.PathOf(ArchModels.BitnetArch));
         using var b158 = BitNetModel.Load(SharedData.OracleModelPath);
         Assert.Equal(FeedForwardActivation.Silu, bitnet.Config.Graph.Activation);
-        Assert.Equal(b158.Config.Graph with { Name = "", Activation = FeedForwardActivation.Silu, Head = UntiedHead.Refused, MatrixScales = true,
-            AttentionBiases = false, RopeFrequencyFactors = false, RotatesWholeHead = false }, bitnet.Config.Graph with { Name = "" });
+        Assert.Equal(b158.Config.Graph with
+        {
+            Name = "",
+            Activation = FeedForwardActivation.Silu,
+            Head = UntiedHead.Refused,
+            MatrixScales = true,
+            AttentionBiases = false,
+            RopeFrequencyFactors = false,
+            RotatesWholeHead = false
+        }, bitnet.Config.Graph with { Name = "" });
         int[] prompt = CompactOracle.Load(ArchModels.BitnetArch + "-i2_s").PromptIds;
         float[] x = bitnet.Forward(bitnet.CreateState(64), prompt).ToArray(), y = b158.Forward(b158.CreateState(64), prompt).ToArray();
         Assert.False(x.AsSpan().SequenceEqual(y));

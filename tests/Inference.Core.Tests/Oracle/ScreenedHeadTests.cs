@@ -94,7 +94,6 @@ public class ScreenedHeadTests(OracleModelFixture f16, ScreenedModelFixture scre
         var sampler = new Sampler(options, model.Config.VocabSize);
         var history = new List<int>(OracleCase.Capital.PromptIds);
         var tokens = new int[32];
-        ReadOnlySpan<int> input = OracleCase.Capital.PromptIds;
         for (int i = 0; i < tokens.Length; i++)
         {
             int[] all = history.ToArray();

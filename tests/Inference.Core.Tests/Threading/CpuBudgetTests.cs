@@ -4,6 +4,8 @@ namespace BitNet.Inference.Tests.Threading;
 
 public class CpuBudgetTests
 {
+    private static readonly int[] CpusOfTheListBelow = [0, 1, 2, 3, 8, 10, 11];
+
     [Theory]
     [InlineData("max 100000\n", null)]
     [InlineData("200000 100000\n", 2.0)]
@@ -67,7 +69,7 @@ public class CpuBudgetTests
     [Fact]
     public void Cpu_lists_expand_ranges()
     {
-        Assert.Equal(new[] { 0, 1, 2, 3, 8, 10, 11 }, CpuBudget.ParseCpuList("0-3,8,10-11\n").Order());
+        Assert.Equal(CpusOfTheListBelow, CpuBudget.ParseCpuList("0-3,8,10-11\n").Order());
     }
 
     [Fact]

@@ -34,7 +34,7 @@ public class BpeMergesTests
     }
 
     /// <summary>BPE as the spec states it, over strings: the reference the span-based loop must equal.</summary>
-    private static List<string> MergeStrings(List<string> symbols, IReadOnlyList<string> merges)
+    private static List<string> MergeStrings(List<string> symbols, List<string> merges)
     {
         var ranks = new Dictionary<(string, string), int>();
         for (int rank = 0; rank < merges.Count; rank++)

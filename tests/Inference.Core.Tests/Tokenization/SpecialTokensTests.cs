@@ -11,7 +11,7 @@ namespace BitNet.Inference.Tests.Tokenization;
 public class SpecialTokensTests
 {
     /// <summary>llama.cpp's tokenizer_st_partition over UTF-8, trying every special token in order.</summary>
-    private static List<(int Start, int Length, int Id)> Reference(byte[] text, IReadOnlyList<string> tokens, TokenType[] types)
+    private static List<(int Start, int Length, int Id)> Reference(byte[] text, List<string> tokens, TokenType[] types)
     {
         var specials = Enumerable.Range(0, tokens.Count)
             .Where(id => types[id] is TokenType.Control or TokenType.UserDefined or TokenType.Unknown && tokens[id].Length > 0)

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
-using BitNet.Inference.Gguf;
 using BitNet.Inference.Generation;
+using BitNet.Inference.Gguf;
 using BitNet.Inference.Tokenization;
 using BitNet.Tests.Shared;
 

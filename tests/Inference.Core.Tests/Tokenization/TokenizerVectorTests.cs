@@ -9,11 +9,12 @@ public class TokenizerVectorTests(ITestOutputHelper output)
 {
     private sealed record Vector(string Text, int[] Ids);
 
+    private static readonly JsonSerializerOptions VectorJson = new() { PropertyNameCaseInsensitive = true };
+
     private static Vector[] Load(string file)
     {
         using var stream = File.OpenRead(SharedData.TokenizerVectors(file));
-        var options = new JsonSerializerOptions { PropertyNameCaseInsensitive = true };
-        return JsonSerializer.Deserialize<Vector[]>(stream, options)!;
+        return JsonSerializer.Deserialize<Vector[]>(stream, VectorJson)!;
     }
 
     [Theory]

@@ -10,7 +10,7 @@ namespace BitNet.Inference.Kernels.X64;
 /// runs on any CPU that has the instructions and an OS that saves the zmm registers. Under the JIT the
 /// runtime's view is honoured as well, so `DOTNET_EnableAVX512=0` still turns these kernels off.
 /// </summary>
-public static unsafe class X64Cpu
+internal static unsafe class X64Cpu
 {
     /// <summary>AVX-512F, AVX-512BW and AVX512-VNNI on the CPU, the opmask and all 32 zmm registers
     /// enabled by the OS, and (under the JIT) AVX-512 not switched off.</summary>
