@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using BitNet.Cli.Cost;
+using BitNet.Deploy.Planning;
 using BitNet.Inference.Hub;
 
 namespace BitNet.Cli.Commands;
@@ -72,6 +73,7 @@ internal static class TiersCommand
                 else
                 {
                     string modelPath = parse.GetValue(model) ?? ModelLocator.DefaultModelPath();
+                    memory = await TiersThatHoldAsync(memory, modelPath, stderr);
                     int machine = parse.GetValue(cores) ?? Environment.ProcessorCount;
                     runner = new LocalTierRunner(ChildCommand(parse.GetValue(bitnet)), modelPath, parse.GetValue(prompt)!, machine);
                     source = string.Create(CultureInfo.InvariantCulture, $"local emulation on {machine} cores ({Path.GetFileName(modelPath)}{LoadAverage()})");
@@ -134,6 +136,24 @@ internal static class TiersCommand
         }
         catch (IOException) { return ""; }
         catch (UnauthorizedAccessException) { return ""; }
+    }
+
+    /// <summary>
+    /// The tiers whose memory can hold the model (the deploy plan's rule, <see cref="ConfigValidator.RequiredMemoryMb"/>):
+    /// a smaller tier is skipped with a line saying why, since emulating it here would time a function Lambda could not run.
+    /// A missing file is left to the child runs, which report it.
+    /// </summary>
+    private static async Task<int[]> TiersThatHoldAsync(int[] memory, string modelPath, TextWriter stderr)
+    {
+        if (!File.Exists(modelPath)) return memory;
+        long bytes = new FileInfo(modelPath).Length;
+        int required = ConfigValidator.RequiredMemoryMb(bytes);
+        foreach (int mb in memory.Where(mb => mb < required))
+            await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"tiers: {mb} MB skipped: it cannot hold the model ({bytes / 1e9:F2} GB file + working memory needs at least {required} MB)"));
+        int[] fitting = [.. memory.Where(mb => mb >= required)];
+        return fitting.Length > 0 ? fitting
+            : throw new ArgumentException($"no tier in --tiers can hold the model: it needs at least {required} MB");
     }
 
     private static int[] ParseInts(string text, string option)

@@ -76,6 +76,25 @@ public sealed class TiersTests : IDisposable
     }
 
     [Fact]
+    public async Task Tiers_too_small_for_the_model_are_skipped_with_the_reason()
+    {
+        // A sparse 3.9 GB file, the size of the 8B model: 2048 and 4096 MB cannot hold it (4120 MB needed), 10240 MB can.
+        string model = _temp.Combine("big.gguf");
+        using (var file = File.Create(model)) file.SetLength(3_900_000_000);
+        int exit = await Run("--bitnet", FakeBitnet(), "-m", model, "--cores", "2", "--tiers", "2048,4096,10240", "--n-predict", "10",
+            "--results", _temp.Path);
+        Assert.True(exit == 0, _err.ToString());
+        Assert.Contains("tiers: 2048 MB skipped: it cannot hold the model (3.90 GB file", _err.ToString());
+        Assert.Contains("tiers: 4096 MB skipped", _err.ToString());
+        var rows = JsonDocument.Parse(File.ReadAllText(_temp.Combine("raw", "tiers-20261123-040000.json"))).RootElement.GetProperty("rows");
+        Assert.Equal([10240], rows.EnumerateArray().Select(r => r.GetProperty("memoryMb").GetInt32()));
+
+        exit = await Run("--bitnet", FakeBitnet(), "-m", model, "--tiers", "1024,2048");
+        Assert.Equal(1, exit);
+        Assert.Contains("error: no tier in --tiers can hold the model: it needs at least 4120 MB", _err.ToString());
+    }
+
+    [Fact]
     public async Task Child_failures_and_bad_options_are_reported()
     {
         Assert.Equal(1, await Run("--bitnet", FakeBitnet(), "-m", _temp.Combine("missing.gguf"), "--tiers", "2048"));
