@@ -9,12 +9,12 @@ using BitNet.Inference.Api;
 namespace BitNet.Hosts.Tests;
 
 /// <summary>
-/// `dotnet publish` of the Azure host for linux-x64 (ReadyToRun, framework-dependent: the Functions
+/// `dotnet publish` of the Azure host for one runtime (ReadyToRun, framework-dependent: the Functions
 /// isolated image brings the runtime), once for the class, into a folder of its own.
 /// </summary>
-public sealed class AzurePublish : IAsyncLifetime
+public abstract class AzurePublishOutput(string runtimeIdentifier) : IAsyncLifetime
 {
-    public const string RuntimeIdentifier = "linux-x64";
+    public string RuntimeIdentifier { get; } = runtimeIdentifier;
     private readonly string _root = Path.Combine(Path.GetTempPath(), $"bitnet-azure-publish-{Guid.NewGuid():N}");
 
     public string Output => Path.Combine(_root, "out");
@@ -51,6 +51,7 @@ public sealed class AzurePublish : IAsyncLifetime
 
     public ValueTask DisposeAsync()
     {
+        GC.SuppressFinalize(this);
         try
         {
             Directory.Delete(_root, recursive: true);
@@ -61,6 +62,12 @@ public sealed class AzurePublish : IAsyncLifetime
         return ValueTask.CompletedTask;
     }
 }
+
+/// <summary>The linux-x64 publish: the image the deploy program builds for Azure.</summary>
+public sealed class AzurePublish() : AzurePublishOutput("linux-x64");
+
+/// <summary>The linux-arm64 publish (ReadyToRun cross-compiled), for Azure's Arm-based plans and containers.</summary>
+public sealed class AzurePublishArm64() : AzurePublishOutput("linux-arm64");
 
 /// <summary>
 /// The publish output read as the Functions host reads it: worker.config.json (how to start the worker),
@@ -197,5 +204,23 @@ public sealed class AzurePublishOutputTests(AzurePublish publish) : IClassFixtur
             throw;
         }
         return (process.ExitCode, await stdout + await stderr);
+    }
+}
+
+/// <summary>The same worker published for linux-arm64: ReadyToRun code for Arm64 and a worker config.</summary>
+public sealed class AzureArm64PublishTests(AzurePublishArm64 publish) : IClassFixture<AzurePublishArm64>
+{
+    [Fact]
+    public void Publish_for_linux_arm64_succeeds_and_compiles_our_assemblies_ready_to_run_for_arm64()
+    {
+        Assert.True(publish.ExitCode == 0, $"dotnet publish exited with {publish.ExitCode}:\n{string.Join('\n', publish.Log.Split('\n').TakeLast(40))}");
+        foreach (string assembly in new[] { "bitnet-azure.dll", "Hosts.Http.dll", "Inference.Api.dll", "Inference.Core.dll" })
+        {
+            using var pe = new PEReader(File.OpenRead(Path.Combine(publish.Output, assembly)));
+            Assert.True(pe.PEHeaders.CorHeader!.ManagedNativeHeaderDirectory.Size > 0, $"{assembly} has no ReadyToRun code");
+            Assert.Equal((Machine)((ushort)Machine.Arm64 ^ 0x7B79), pe.PEHeaders.CoffHeader.Machine);
+        }
+        Assert.True(File.Exists(Path.Combine(publish.Output, "worker.config.json")));
+        Assert.True(File.Exists(Path.Combine(publish.Output, "functions.metadata")));
     }
 }
