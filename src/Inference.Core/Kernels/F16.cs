@@ -327,7 +327,7 @@ public static class F16
     /// token group streams past it.</summary>
     private const int TokenTileRows = 16;
 
-    /// <summary>Columns per block of the several-token kernels: a block of eight tokens' scaled inputs is 16 KB,
+    /// <summary>Columns per block of the several-token kernels: a block of four tokens' scaled inputs is 8 KB,
     /// so it stays in L1 while the tile's rows go through it. A multiple of 32.</summary>
     private const int TokenColumnBlock = 512;
 
@@ -362,10 +362,6 @@ public static class F16
     private readonly struct TwoTokens : ITokenCount { public static int Count => 2; }
     private readonly struct ThreeTokens : ITokenCount { public static int Count => 3; }
     private readonly struct FourTokens : ITokenCount { public static int Count => 4; }
-    private readonly struct FiveTokens : ITokenCount { public static int Count => 5; }
-    private readonly struct SixTokens : ITokenCount { public static int Count => 6; }
-    private readonly struct SevenTokens : ITokenCount { public static int Count => 7; }
-    private readonly struct EightTokens : ITokenCount { public static int Count => 8; }
 
     /// <summary>
     /// <see cref="DotRowsAvx2"/> for several tokens: each 8-half group of a row is widened once and feeds up to
@@ -491,11 +487,13 @@ public static class F16
     }
 
     /// <summary>
-    /// <see cref="DotRowsTokensAvx2"/> with 512-bit vectors, for up to eight tokens per widening: a 512-bit
+    /// <see cref="DotRowsTokensAvx2"/> with 512-bit vectors, two rows by up to four tokens per step: a 512-bit
     /// accumulator holds two of the single-token kernel's 256-bit ones side by side (columns k … k + 7 in its
     /// low half, k + 8 … k + 15 in its high half), so every lane takes the same FMAs in the same order and the
-    /// results are <see cref="DotRowsAvx2"/>'s bit for bit. The next tile is prefetched into L2 while one is
-    /// computed. Without AVX-512F (a Native AOT build for x86-64-v3) this is <see cref="DotRowsTokensAvx2"/>.
+    /// results are <see cref="DotRowsAvx2"/>'s bit for bit. Each input vector loaded serves both rows (one
+    /// row by eight tokens spent more cycles on input loads than on FMAs); more than four tokens take
+    /// the tile again from L2. The next tile is prefetched into L2 while one is computed. Without AVX-512F
+    /// (a Native AOT build for x86-64-v3) this is <see cref="DotRowsTokensAvx2"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void DotRowsTokensAvx512(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int tokens, int rowStart, int rowCount,
@@ -507,7 +505,7 @@ public static class F16
             return;
         }
         if (!Avx2.IsSupported || !Fma.IsSupported) throw new PlatformNotSupportedException("needs AVX2 and FMA");
-        const int group = 8;
+        const int group = 4;
         Span<int> vector = tokens <= 256 ? stackalloc int[tokens] : new int[tokens];
         float[] scaledAll = ScaleTokens(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride, vector, out int vectorTokens);
         int wide = columns & ~31;
@@ -533,7 +531,24 @@ public static class F16
                     for (int c0 = 0; c0 < wide; c0 += TokenColumnBlock)
                     {
                         int c1 = Math.Min(wide, c0 + TokenColumnBlock);
-                        for (int r = 0; r < tileRows; r++)
+                        int r = 0;
+                        for (; r + 2 <= tileRows; r += 2)
+                        {
+                            // Two rows' worth of the next tile: one 64-byte line per 16 columns.
+                            if (g0 == 0)
+                                for (int k = c0; k < c1 && ahead < end; k += 16, ahead += 64)
+                                    Sse.Prefetch1(ahead);
+                            short* w = tile + (long)r * columns;
+                            Vector512<float>* a = acc + r * 2 * g;
+                            switch (g)
+                            {
+                                case 1: AccumulatePair512<OneToken>(w, xg, columns, c0, c1, a, a + 2 * g, mask); break;
+                                case 2: AccumulatePair512<TwoTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask); break;
+                                case 3: AccumulatePair512<ThreeTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask); break;
+                                default: AccumulatePair512<FourTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask); break;
+                            }
+                        }
+                        if (r < tileRows)
                         {
                             if (g0 == 0)
                                 for (int k = c0; k < c1 && ahead < end; k += 32, ahead += 64)
@@ -545,11 +560,7 @@ public static class F16
                                 case 1: Accumulate512<OneToken>(w, xg, columns, c0, c1, a, mask); break;
                                 case 2: Accumulate512<TwoTokens>(w, xg, columns, c0, c1, a, mask); break;
                                 case 3: Accumulate512<ThreeTokens>(w, xg, columns, c0, c1, a, mask); break;
-                                case 4: Accumulate512<FourTokens>(w, xg, columns, c0, c1, a, mask); break;
-                                case 5: Accumulate512<FiveTokens>(w, xg, columns, c0, c1, a, mask); break;
-                                case 6: Accumulate512<SixTokens>(w, xg, columns, c0, c1, a, mask); break;
-                                case 7: Accumulate512<SevenTokens>(w, xg, columns, c0, c1, a, mask); break;
-                                default: Accumulate512<EightTokens>(w, xg, columns, c0, c1, a, mask); break;
+                                default: Accumulate512<FourTokens>(w, xg, columns, c0, c1, a, mask); break;
                             }
                         }
                     }
@@ -571,17 +582,11 @@ public static class F16
         where TCount : struct, ITokenCount
     {
         float* x0 = x, x1 = x + columns, x2 = x1 + columns, x3 = x2 + columns;
-        float* x4 = x3 + columns, x5 = x4 + columns, x6 = x5 + columns, x7 = x6 + columns;
         Vector512<float> a0 = acc[0], a1 = acc[1];
         Vector512<float> b0 = default, b1 = default, e0 = default, e1 = default, f0 = default, f1 = default;
-        Vector512<float> g0 = default, g1 = default, h0 = default, h1 = default, i0 = default, i1 = default, j0 = default, j1 = default;
         if (TCount.Count > 1) { b0 = acc[2]; b1 = acc[3]; }
         if (TCount.Count > 2) { e0 = acc[4]; e1 = acc[5]; }
         if (TCount.Count > 3) { f0 = acc[6]; f1 = acc[7]; }
-        if (TCount.Count > 4) { g0 = acc[8]; g1 = acc[9]; }
-        if (TCount.Count > 5) { h0 = acc[10]; h1 = acc[11]; }
-        if (TCount.Count > 6) { i0 = acc[12]; i1 = acc[13]; }
-        if (TCount.Count > 7) { j0 = acc[14]; j1 = acc[15]; }
         for (int k = c0; k < c1; k += 32)
         {
             Vector512<float> v = Body512(w + k, mask), u = Body512(w + k + 16, mask);
@@ -602,35 +607,69 @@ public static class F16
                 f0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x3 + k), f0);
                 f1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x3 + k + 16), f1);
             }
-            if (TCount.Count > 4)
-            {
-                g0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x4 + k), g0);
-                g1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x4 + k + 16), g1);
-            }
-            if (TCount.Count > 5)
-            {
-                h0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x5 + k), h0);
-                h1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x5 + k + 16), h1);
-            }
-            if (TCount.Count > 6)
-            {
-                i0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x6 + k), i0);
-                i1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x6 + k + 16), i1);
-            }
-            if (TCount.Count > 7)
-            {
-                j0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x7 + k), j0);
-                j1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x7 + k + 16), j1);
-            }
         }
         acc[0] = a0; acc[1] = a1;
         if (TCount.Count > 1) { acc[2] = b0; acc[3] = b1; }
         if (TCount.Count > 2) { acc[4] = e0; acc[5] = e1; }
         if (TCount.Count > 3) { acc[6] = f0; acc[7] = f1; }
-        if (TCount.Count > 4) { acc[8] = g0; acc[9] = g1; }
-        if (TCount.Count > 5) { acc[10] = h0; acc[11] = h1; }
-        if (TCount.Count > 6) { acc[12] = i0; acc[13] = i1; }
-        if (TCount.Count > 7) { acc[14] = j0; acc[15] = j1; }
+    }
+
+    /// <summary>
+    /// <see cref="Accumulate512{TCount}"/> for two rows at once (up to four tokens): each token's input vector is
+    /// loaded once for both rows, which halves the loads per FMA. Row 0's accumulators are acc0[2u], acc0[2u + 1],
+    /// row 1's acc1[2u], acc1[2u + 1]; every lane takes the same FMAs in the same order as in the one-row loop.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void AccumulatePair512<TCount>(short* w, float* x, int columns, int c0, int c1, Vector512<float>* acc0,
+        Vector512<float>* acc1, Vector512<int> mask)
+        where TCount : struct, ITokenCount
+    {
+        short* v = w + columns;
+        float* x0 = x, x1 = x + columns, x2 = x1 + columns, x3 = x2 + columns;
+        Vector512<float> a0 = acc0[0], a1 = acc0[1], p0 = acc1[0], p1 = acc1[1];
+        Vector512<float> b0 = default, b1 = default, e0 = default, e1 = default, f0 = default, f1 = default;
+        Vector512<float> q0 = default, q1 = default, s0 = default, s1 = default, t0 = default, t1 = default;
+        if (TCount.Count > 1) { b0 = acc0[2]; b1 = acc0[3]; q0 = acc1[2]; q1 = acc1[3]; }
+        if (TCount.Count > 2) { e0 = acc0[4]; e1 = acc0[5]; s0 = acc1[4]; s1 = acc1[5]; }
+        if (TCount.Count > 3) { f0 = acc0[6]; f1 = acc0[7]; t0 = acc1[6]; t1 = acc1[7]; }
+        for (int k = c0; k < c1; k += 32)
+        {
+            Vector512<float> wl = Body512(w + k, mask), wh = Body512(w + k + 16, mask);
+            Vector512<float> vl = Body512(v + k, mask), vh = Body512(v + k + 16, mask);
+            Vector512<float> xl = Avx512F.LoadVector512(x0 + k), xh = Avx512F.LoadVector512(x0 + k + 16);
+            a0 = Avx512F.FusedMultiplyAdd(wl, xl, a0);
+            a1 = Avx512F.FusedMultiplyAdd(wh, xh, a1);
+            p0 = Avx512F.FusedMultiplyAdd(vl, xl, p0);
+            p1 = Avx512F.FusedMultiplyAdd(vh, xh, p1);
+            if (TCount.Count > 1)
+            {
+                xl = Avx512F.LoadVector512(x1 + k); xh = Avx512F.LoadVector512(x1 + k + 16);
+                b0 = Avx512F.FusedMultiplyAdd(wl, xl, b0);
+                b1 = Avx512F.FusedMultiplyAdd(wh, xh, b1);
+                q0 = Avx512F.FusedMultiplyAdd(vl, xl, q0);
+                q1 = Avx512F.FusedMultiplyAdd(vh, xh, q1);
+            }
+            if (TCount.Count > 2)
+            {
+                xl = Avx512F.LoadVector512(x2 + k); xh = Avx512F.LoadVector512(x2 + k + 16);
+                e0 = Avx512F.FusedMultiplyAdd(wl, xl, e0);
+                e1 = Avx512F.FusedMultiplyAdd(wh, xh, e1);
+                s0 = Avx512F.FusedMultiplyAdd(vl, xl, s0);
+                s1 = Avx512F.FusedMultiplyAdd(vh, xh, s1);
+            }
+            if (TCount.Count > 3)
+            {
+                xl = Avx512F.LoadVector512(x3 + k); xh = Avx512F.LoadVector512(x3 + k + 16);
+                f0 = Avx512F.FusedMultiplyAdd(wl, xl, f0);
+                f1 = Avx512F.FusedMultiplyAdd(wh, xh, f1);
+                t0 = Avx512F.FusedMultiplyAdd(vl, xl, t0);
+                t1 = Avx512F.FusedMultiplyAdd(vh, xh, t1);
+            }
+        }
+        acc0[0] = a0; acc0[1] = a1; acc1[0] = p0; acc1[1] = p1;
+        if (TCount.Count > 1) { acc0[2] = b0; acc0[3] = b1; acc1[2] = q0; acc1[3] = q1; }
+        if (TCount.Count > 2) { acc0[4] = e0; acc0[5] = e1; acc1[4] = s0; acc1[5] = s1; }
+        if (TCount.Count > 3) { acc0[6] = f0; acc0[7] = f1; acc1[6] = t0; acc1[7] = t1; }
     }
 
     /// <summary>Portable 128-bit LM-head rows (ARM64 AdvSimd and any Vector128 platform).</summary>

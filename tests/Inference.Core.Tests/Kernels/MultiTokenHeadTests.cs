@@ -61,22 +61,23 @@ public class MultiTokenHeadTests
             "avx512" => (F16.DotRowsTokensAvx512, F16.DotRowsAvx2),
             _ => (F16.DotRowsTokensVector128, F16.DotRowsVector128),
         };
-        const int rows = 37, stride = 41;   // 37 rows: two full tiles of 16 and a partial one
+        // Rows 2 … 36: two full tiles of 16 and a partial one of 3, whose last row has no partner in a row pair.
+        const int rows = 37, first = 2, stride = 41;
         var rng = new Random(tokens * 1000 + columns);
         var matrix = new Half[rows * columns];
         for (int i = 0; i < matrix.Length; i++) matrix[i] = (Half)(rng.NextDouble() * 4 - 2);
-        matrix[3] = BitConverter.UInt16BitsToHalf(0x0001);   // subnormal
-        matrix[5] = BitConverter.UInt16BitsToHalf(0x7C00);   // infinity
+        matrix[first * columns + 3] = BitConverter.UInt16BitsToHalf(0x0001);   // subnormal
+        matrix[first * columns + 5] = BitConverter.UInt16BitsToHalf(0x7C00);   // infinity
         var x = new float[tokens * columns];
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 8 - 4);
         if (tokens > 2) x[2 * columns + 1] = 70000f;          // a token the kernels cannot scale: the reference path
         if (tokens > 6) x[6 * columns + columns - 1] = float.NaN;
-        var results = new float[(tokens - 1) * stride + rows - 3];
-        together(matrix, columns, x, tokens, 3, rows - 3, results, stride);
+        var results = new float[(tokens - 1) * stride + rows - first];
+        together(matrix, columns, x, tokens, first, rows - first, results, stride);
         for (int t = 0; t < tokens; t++)
         {
-            var single = new float[rows - 3];
-            alone(matrix, columns, x.AsSpan(t * columns, columns), 3, rows - 3, single);
+            var single = new float[rows - first];
+            alone(matrix, columns, x.AsSpan(t * columns, columns), first, rows - first, single);
             for (int r = 0; r < single.Length; r++)
                 Assert.True(BitConverter.SingleToInt32Bits(single[r]) == BitConverter.SingleToInt32Bits(results[t * stride + r]),
                     $"{kernel}, token {t}, row {r}: {single[r]} alone, {results[t * stride + r]} together");
