@@ -143,32 +143,50 @@ internal static class Attention
         int partials = AttentionOrder.PartialsFor(roundProbabilitiesToF16), width = heads * headDim;
         float[] partialBuffer = _partialRows is { } pb && pb.Length >= AttentionOrder.DecodePartials * width
             ? pb : (_partialRows = new float[AttentionOrder.DecodePartials * width]);
-        Span<float> partialRows = partialBuffer.AsSpan(0, partials * width);
         int[] offsetBuffer = _rowOffsets is { } ob && ob.Length >= positions ? ob : (_rowOffsets = new int[Math.Max(positions, scratchPositions)]);
         Span<int> rowOffsets = offsetBuffer.AsSpan(0, positions);
         for (int first = 0, b = 0; first < positions; first += blockPositions, b++)
         {
             int count = Math.Min(blockPositions, positions - first), start = blocks[b] * blockStride;
-            if ((long)start + (long)(count - 1) * rowStride + headDim > values.Length)
-                throw new ArgumentException($"block {blocks[b]} lies outside the value cache");
             for (int i = 0; i < count; i++) rowOffsets[first + i] = start + i * rowStride;
         }
+        SumValues(loops, scoreBuffer, values, rowOffsets, heads, headDim, positions, partials, partialBuffer, output.Slice(firstHead * headDim, width));
+    }
+
+    /// <summary>
+    /// out[h·head_dim + d] = Σ_j p[h·positions + j] · v_j[d] for the group's heads, in the order of
+    /// <see cref="AttentionOrder.ValueDot"/> with <paramref name="partials"/> partial sums; row j of the
+    /// values starts at values[rowOffsets[j]]. p is pre-scaled by 2^112 (values are read as v·2^−112).
+    /// <paramref name="partialScratch"/> holds at least partials × heads × head_dim floats.
+    /// </summary>
+    internal static void SumValues(Loops loops, ReadOnlySpan<float> probabilities, ReadOnlySpan<Half> values, ReadOnlySpan<int> rowOffsets,
+        int heads, int headDim, int positions, int partials, Span<float> partialScratch, Span<float> output)
+    {
+        int width = heads * headDim;
+        if (!CanUse(loops, heads, headDim))
+            throw new ArgumentException($"the {loops} loops cannot sum {heads} heads of {headDim}", nameof(loops));
+        if (probabilities.Length < heads * positions || rowOffsets.Length < positions || output.Length < width)
+            throw new ArgumentException("an operand is shorter than heads × positions or heads × head_dim");
+        foreach (int offset in rowOffsets[..positions])
+            if (offset < 0 || offset > values.Length - headDim) throw new ArgumentException($"a value row at {offset} lies outside the cache");
+        Span<float> partialRows = partialScratch[..(partials * width)];
         if (loops == Loops.Fused256)
-            FourHeadValuePartials(scoreBuffer, values, rowOffsets, headDim, positions, partials, partialRows);
+            FourHeadValuePartials(probabilities, values, rowOffsets, headDim, positions, partials, partialRows);
         else if (loops == Loops.Fused128)
-            FourHeadValuePartials128(scoreBuffer, values, rowOffsets, headDim, positions, partials, partialRows);
+            FourHeadValuePartials128(probabilities, values, rowOffsets, headDim, positions, partials, partialRows);
         else
         {
             partialRows.Clear();
+            Span<float> row = stackalloc float[headDim];
             for (int j = 0; j < positions; j++)
             {
                 F16.ToScaledValues(values.Slice(rowOffsets[j], headDim), row);
                 Span<float> partial = partialRows.Slice(j % partials * width, width);
                 for (int h = 0; h < heads; h++)
-                    VectorMath.MultiplyAdd(scoreBuffer[h * positions + j], row, partial.Slice(h * headDim, headDim));
+                    VectorMath.MultiplyAdd(probabilities[h * positions + j], row, partial.Slice(h * headDim, headDim));
             }
         }
-        AttentionOrder.CombinePartialRows(partialRows, partials, width, output.Slice(firstHead * headDim, width));
+        AttentionOrder.CombinePartialRows(partialRows, partials, width, output);
     }
 
     /// <summary>
