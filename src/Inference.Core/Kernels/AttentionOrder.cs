@@ -1,3 +1,7 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace BitNet.Inference.Kernels;
 
 /// <summary>
@@ -77,36 +81,39 @@ internal static class AttentionOrder
     /// <summary>
     /// <see cref="CombineDecodePartials"/> or <see cref="SumOfEight"/> for every element of a row at once:
     /// <paramref name="partialRows"/> holds the partials' rows of <paramref name="width"/> values each
-    /// (partial m at m · width), and is overwritten; the result goes to <paramref name="output"/>.
-    /// Element-wise adds, so any vector width gives the scalar bits.
+    /// (partial m at m · width); the result goes to <paramref name="output"/>. The same adds element-wise
+    /// on whole vectors, so any vector width gives the scalar bits.
     /// </summary>
-    public static void CombinePartialRows(Span<float> partialRows, int partials, int width, Span<float> output)
+    public static void CombinePartialRows(ReadOnlySpan<float> partialRows, int partials, int width, Span<float> output)
     {
         if (partials is not (DecodePartials or PromptPartials)) throw new ArgumentOutOfRangeException(nameof(partials));
-        if (partials == DecodePartials)
-            for (int r = 0; r < 8; r++)
+        if (partialRows.Length < partials * width || output.Length < width) throw new ArgumentException("fewer values than partials × width");
+        ref float rows = ref MemoryMarshal.GetReference(partialRows);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+            for (; i + Vector<float>.Count <= width; i += Vector<float>.Count)
             {
-                AddRow(partialRows, width, r, 16 + r);
-                AddRow(partialRows, width, 8 + r, 24 + r);
-                AddRow(partialRows, width, r, 8 + r);
+                Vector<float> sum = partials == DecodePartials ? CombineDecodeVectors(ref rows, width, i) : SumOfEightVectors(ref rows, width, i);
+                sum.CopyTo(output[i..]);
             }
-        // Both trees pair lane r with lane r + 4 first; they differ in the pairing after that.
-        for (int r = 0; r < 4; r++) AddRow(partialRows, width, r, r + 4);
-        if (partials == DecodePartials)
+        Span<float> lanes = stackalloc float[DecodePartials];
+        for (; i < width; i++)
         {
-            AddRow(partialRows, width, 0, 1);
-            AddRow(partialRows, width, 2, 3);
+            for (int m = 0; m < partials; m++) lanes[m] = Unsafe.Add(ref rows, m * width + i);
+            output[i] = partials == DecodePartials ? CombineDecodePartials(lanes) : SumOfEight(lanes);
         }
-        else
-        {
-            AddRow(partialRows, width, 0, 2);
-            AddRow(partialRows, width, 1, 3);
-        }
-        AddRow(partialRows, width, 0, partials == DecodePartials ? 2 : 1);
-        partialRows[..width].CopyTo(output);
     }
 
-    /// <summary>Row <paramref name="to"/> += row <paramref name="from"/>, element-wise.</summary>
-    private static void AddRow(Span<float> rows, int width, int to, int from) =>
-        VectorMath.Add(rows.Slice(to * width, width), rows.Slice(from * width, width));
+    private static Vector<float> Load(ref float rows, int width, int m, int i) => Vector.LoadUnsafe(ref rows, (nuint)(m * width + i));
+
+    private static Vector<float> SumOfEightVectors(ref float rows, int width, int i) =>
+        ((Load(ref rows, width, 4, i) + Load(ref rows, width, 0, i)) + (Load(ref rows, width, 6, i) + Load(ref rows, width, 2, i))) +
+        ((Load(ref rows, width, 5, i) + Load(ref rows, width, 1, i)) + (Load(ref rows, width, 7, i) + Load(ref rows, width, 3, i)));
+
+    private static Vector<float> CombineDecodeVectors(ref float rows, int width, int i)
+    {
+        Vector<float> S(ref float rows, int r) =>
+            (Load(ref rows, width, r, i) + Load(ref rows, width, 16 + r, i)) + (Load(ref rows, width, 8 + r, i) + Load(ref rows, width, 24 + r, i));
+        return ((S(ref rows, 0) + S(ref rows, 4)) + (S(ref rows, 1) + S(ref rows, 5))) + ((S(ref rows, 2) + S(ref rows, 6)) + (S(ref rows, 3) + S(ref rows, 7)));
+    }
 }
