@@ -296,6 +296,10 @@ internal static class Attention
                     for (int j = m; j < positions; j += partials)
                     {
                         short* v = vd + offsets[j];
+                        // The first pass brings each row's other lines in as well: the later passes then
+                        // find them in cache instead of each fetching its own line from memory.
+                        if (d == 0 && Sse.IsSupported)
+                            for (int line = 32; line < headDim; line += 32) Sse.Prefetch0(v + line);
                         Vector256<float> va = F16.ScaledValues256(v, mask), vb = F16.ScaledValues256(v + second, mask);
                         Vector256<float> w0 = Vector256.Create(p0[j]), w1 = Vector256.Create(p1[j]);
                         Vector256<float> w2 = Vector256.Create(p2[j]), w3 = Vector256.Create(p3[j]);
