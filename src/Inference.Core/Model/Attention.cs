@@ -10,6 +10,8 @@ namespace BitNet.Inference.Model;
 /// pass calls for it. Follows bitnet.cpp's precision: Q rounded to F16, QKᵀ accumulated in F32,
 /// softmax in F32 with the exponential sum in double, then probabilities · F16 values in F32 — with
 /// the probabilities rounded to F16 first only when bitnet.cpp does so (see <see cref="Precision"/>).
+/// The soft-max and the probabilities · values sums follow the AVX2 build's order
+/// (<see cref="AttentionOrder"/>) on every kernel set.
 ///
 /// Work is done per KV group: the query heads that share one KV head (GroupSize of them) read each
 /// cached K and V row once, converted from F16 to F32 once, and the dot products and the weighted
@@ -26,6 +28,9 @@ internal static class Attention
     /// on demand, so after warm-up attention allocates nothing.</summary>
     [ThreadStatic] private static float[]? _scores;
     [ThreadStatic] private static float[]? _row;
+    /// <summary>Per-thread scratch of the V·p partial sums (32 rows of GroupSize × head_dim) and of each position's row offset.</summary>
+    [ThreadStatic] private static float[]? _partialRows;
+    [ThreadStatic] private static int[]? _rowOffsets;
 
     /// <summary>The query heads of KV group <paramref name="group"/> (heads group·GroupSize …), for one token.</summary>
     /// <param name="scratchPositions">Size the per-thread scratch for this many positions (the context length), so a
@@ -121,54 +126,75 @@ internal static class Attention
                 }
         }
 
-        // softmax per head: exp(w − max), sum in double, multiply by (float)(1/sum)
+        // soft-max per head in the AVX2 build's order (AttentionOrder); the probabilities rounded to F16
+        // where bitnet.cpp rounds them (a single-row product).
         for (int h = 0; h < heads; h++)
         {
             Span<float> scores = scoreBuffer.AsSpan(h * positions, positions);
-            float max = float.NegativeInfinity;
-            foreach (float v in scores) max = Math.Max(max, v);
-            double sum = 0;
-            for (int j = 0; j < positions; j++)
-            {
-                scores[j] = MathF.Exp(scores[j] - max);
-                sum += scores[j];
-            }
-            float inverse = (float)(1.0 / sum);
-            VectorMath.Scale(scores, inverse);
+            AttentionOrder.SoftMax(scores);
             if (roundProbabilitiesToF16) F16.RoundThroughHalf(scores);
-            output.Slice((firstHead + h) * headDim, headDim).Clear();
         }
 
-        // out_h = Σ_j p_hj · v_j, F32 accumulation over positions for each dimension; v read as
-        // v·2^−112 and p scaled by 2^112 (exact: p ≤ 1), as for the scores. Blocks in position order, each
-        // adding to the sums the blocks before it left in the output.
+        // out_h = Σ_j p_hj · v_j per dimension, in the order of AttentionOrder.ValueDot: position j adds to
+        // partial sum j mod `partials` (one row of heads × head_dim per partial), and the partials are then
+        // combined by the build's tree. v is read as v·2^−112 and p scaled by 2^112 (exact: p ≤ 1), as for
+        // the scores, so every product is the same real number.
         VectorMath.Scale(scoreBuffer.AsSpan(0, heads * positions), F16.ScaledValueFactor);
-        Span<float> groupOutput = output.Slice(firstHead * headDim, heads * headDim);
+        int partials = AttentionOrder.PartialsFor(roundProbabilitiesToF16), width = heads * headDim;
+        float[] partialBuffer = _partialRows is { } pb && pb.Length >= AttentionOrder.DecodePartials * width
+            ? pb : (_partialRows = new float[AttentionOrder.DecodePartials * width]);
+        int[] offsetBuffer = _rowOffsets is { } ob && ob.Length >= positions ? ob : (_rowOffsets = new int[Math.Max(positions, scratchPositions)]);
+        Span<int> rowOffsets = offsetBuffer.AsSpan(0, positions);
         for (int first = 0, b = 0; first < positions; first += blockPositions, b++)
         {
-            int count = Math.Min(blockPositions, positions - first);
-            ReadOnlySpan<Half> blockValues = values.Slice(blocks[b] * blockStride, (count - 1) * rowStride + headDim);
-            Span<float> blockProbabilities = scoreBuffer.AsSpan(first);
-            if (loops == Loops.Fused256)
-                FourHeadValues(blockProbabilities, blockValues, rowStride, headDim, positions, count, groupOutput);
-            else if (loops == Loops.Fused128)
-                FourHeadValues128(blockProbabilities, blockValues, rowStride, headDim, positions, count, groupOutput);
-            else
-                for (int j = 0; j < count; j++)
-                {
-                    F16.ToScaledValues(blockValues.Slice(j * rowStride, headDim), row);
-                    for (int h = 0; h < heads; h++)
-                        VectorMath.MultiplyAdd(blockProbabilities[h * positions + j], row, groupOutput.Slice(h * headDim, headDim));
-                }
+            int count = Math.Min(blockPositions, positions - first), start = blocks[b] * blockStride;
+            for (int i = 0; i < count; i++) rowOffsets[first + i] = start + i * rowStride;
         }
+        SumValues(loops, scoreBuffer, values, rowOffsets, heads, headDim, positions, partials, partialBuffer, output.Slice(firstHead * headDim, width));
+    }
+
+    /// <summary>
+    /// out[h·head_dim + d] = Σ_j p[h·positions + j] · v_j[d] for the group's heads, in the order of
+    /// <see cref="AttentionOrder.ValueDot"/> with <paramref name="partials"/> partial sums; row j of the
+    /// values starts at values[rowOffsets[j]]. p is pre-scaled by 2^112 (values are read as v·2^−112).
+    /// <paramref name="partialScratch"/> holds at least partials × heads × head_dim floats.
+    /// </summary>
+    internal static void SumValues(Loops loops, ReadOnlySpan<float> probabilities, ReadOnlySpan<Half> values, ReadOnlySpan<int> rowOffsets,
+        int heads, int headDim, int positions, int partials, Span<float> partialScratch, Span<float> output)
+    {
+        int width = heads * headDim;
+        if (!CanUse(loops, heads, headDim))
+            throw new ArgumentException($"the {loops} loops cannot sum {heads} heads of {headDim}", nameof(loops));
+        if (probabilities.Length < heads * positions || rowOffsets.Length < positions || output.Length < width)
+            throw new ArgumentException("an operand is shorter than heads × positions or heads × head_dim");
+        foreach (int offset in rowOffsets[..positions])
+            if (offset < 0 || offset > values.Length - headDim) throw new ArgumentException($"a value row at {offset} lies outside the cache");
+        Span<float> partialRows = partialScratch[..(partials * width)];
+        if (loops == Loops.Fused256)
+            FourHeadValuePartials(probabilities, values, rowOffsets, headDim, positions, partials, partialRows);
+        else if (loops == Loops.Fused128)
+            FourHeadValuePartials128(probabilities, values, rowOffsets, headDim, positions, partials, partialRows);
+        else
+        {
+            partialRows.Clear();
+            Span<float> row = stackalloc float[headDim];
+            for (int j = 0; j < positions; j++)
+            {
+                F16.ToScaledValues(values.Slice(rowOffsets[j], headDim), row);
+                Span<float> partial = partialRows.Slice(j % partials * width, width);
+                for (int h = 0; h < heads; h++)
+                    VectorMath.MultiplyAdd(probabilities[h * positions + j], row, partial.Slice(h * headDim, headDim));
+            }
+        }
+        AttentionOrder.CombinePartialRows(partialRows, partials, width, output);
     }
 
     /// <summary>
     /// Four query heads per KV head (BitNet 2B4T's 20 / 5) get fused loops: each cached row is widened
     /// once, in registers, and feeds the four heads' FMAs directly, instead of being converted to a
-    /// scratch row that four dot products then reload. The value loops keep the four heads' outputs in
-    /// registers across a block of positions and add p·v in position order, so their results equal the
-    /// general loop's exactly. 256-bit loops where Vector256 is accelerated (x86 with AVX2), 128-bit
+    /// scratch row that four dot products then reload. The value loops keep the four heads' partial sums
+    /// in registers over a partial's positions and add p·v in the order of <see cref="AttentionOrder"/>, so
+    /// their results equal the general loop's exactly. 256-bit loops where Vector256 is accelerated (x86 with AVX2), 128-bit
     /// ones elsewhere (ARM64: Graviton's NEON registers are 128 bits wide).
     /// </summary>
     internal static Loops LoopsFor(int heads, int headDim) =>
@@ -183,9 +209,6 @@ internal static class Attention
         Loops.Fused128 => heads == 4 && headDim % 8 == 0 && Vector128.IsHardwareAccelerated,
         _ => false,
     };
-
-    /// <summary>Positions per block of <see cref="FourHeadValues"/>: 16 KB of cached rows at head_dim 128.</summary>
-    private const int ValuePositionBlock = 64;
 
     /// <summary>How far ahead <see cref="FourHeadScores"/> prefetches the cached keys: 8 rows at head_dim
     /// 128. Each head's keys are a short stream (a few hundred KB) that the hardware prefetcher has barely
@@ -243,41 +266,40 @@ internal static class Attention
     }
 
     /// <summary>
-    /// out_h = Σ_j p_hj · v_j for 4 heads; p pre-scaled by 2^112, v read as v·2^−112. Sixteen dimensions
-    /// per pass (8 FMA chains, as in <see cref="FourHeadScores"/>), and each p broadcast serves both
-    /// halves; each output is still summed over positions in order. Positions go in blocks of
-    /// <see cref="ValuePositionBlock"/>: a pass reads 32 of each cached row's 256 bytes, so over a whole
-    /// long context every pass would fetch the rows again from L2 or memory; a block's rows (16 KB at
-    /// head_dim 128) stay in L1 for all its passes. The accumulators go through <paramref name="output"/>
-    /// between blocks (it must be zero on entry), which leaves every sum's order unchanged. Each step
-    /// prefetches a line of the next block (figures in docs/performance.md).
+    /// The V·p partial sums for 4 heads (<see cref="AttentionOrder"/>): partial m of output (h, d) is
+    /// Σ p_hj · v_j[d] over positions j ≡ m (mod <paramref name="partials"/>) in position order, stored
+    /// at partialRows[m · 4·head_dim + h · head_dim + d]; p pre-scaled by 2^112, v read as v·2^−112,
+    /// row j at values[rowOffsets[j]]. Sixteen dimensions per pass for one partial: 8 FMA chains (as in
+    /// <see cref="FourHeadScores"/>), each p broadcast serving both halves, the chain running over the
+    /// partial's positions in registers. Every partial row is written (a partial without positions as 0).
     /// </summary>
-    private static unsafe void FourHeadValues(Span<float> probabilities, ReadOnlySpan<Half> values, int kvDim, int headDim, int positions, int count, Span<float> output)
+    private static unsafe void FourHeadValuePartials(ReadOnlySpan<float> probabilities, ReadOnlySpan<Half> values, ReadOnlySpan<int> rowOffsets,
+        int headDim, int positions, int partials, Span<float> partialRows)
     {
+        int width = 4 * headDim;
         fixed (float* p0 = probabilities)
         fixed (Half* v0 = values)
-        fixed (float* o = output)
+        fixed (int* offsets = rowOffsets)
+        fixed (float* rows = partialRows)
         {
             float* p1 = p0 + positions, p2 = p1 + positions, p3 = p2 + positions;
             var mask = Vector256.Create(F16.ScaledValueMask);
-            for (int j0 = 0; j0 < count; j0 += ValuePositionBlock)
+            for (int d = 0; d < headDim; d += 16)
             {
-                int jEnd = Math.Min(count, j0 + ValuePositionBlock);
-                for (int d = 0; d < headDim; d += 16)
+                bool both = d + 16 <= headDim;   // a last odd 8 dimensions is read twice, its copy not stored
+                int second = both ? 8 : 0;
+                short* vd = (short*)v0 + d;
+                for (int m = 0; m < partials; m++)
                 {
-                    bool both = d + 16 <= headDim;   // a last odd 8 dimensions is read twice, its copy not stored
-                    int second = both ? 8 : 0;
-                    float* oa = o + d, ob = o + d + second;
-                    Vector256<float> a0 = Vector256.Load(oa), a1 = Vector256.Load(oa + headDim);
-                    Vector256<float> a2 = Vector256.Load(oa + 2 * headDim), a3 = Vector256.Load(oa + 3 * headDim);
-                    Vector256<float> b0 = Vector256.Load(ob), b1 = Vector256.Load(ob + headDim);
-                    Vector256<float> b2 = Vector256.Load(ob + 2 * headDim), b3 = Vector256.Load(ob + 3 * headDim);
-                    short* v = (short*)v0 + (long)j0 * kvDim + d;
-                    // One line of the next block's row per step: over the 8 passes, each of its 4 lines twice.
-                    short* ahead = v + (long)ValuePositionBlock * kvDim - (d & 16);
-                    for (int j = j0; j < jEnd; j++, v += kvDim, ahead += kvDim)
+                    Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                    Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+                    for (int j = m; j < positions; j += partials)
                     {
-                        if (Sse.IsSupported) Sse.Prefetch0(ahead);
+                        short* v = vd + offsets[j];
+                        // The first pass brings each row's other lines in as well: the later passes then
+                        // find them in cache instead of each fetching its own line from memory.
+                        if (d == 0 && Sse.IsSupported)
+                            for (int line = 32; line < headDim; line += 32) Sse.Prefetch0(v + line);
                         Vector256<float> va = F16.ScaledValues256(v, mask), vb = F16.ScaledValues256(v + second, mask);
                         Vector256<float> w0 = Vector256.Create(p0[j]), w1 = Vector256.Create(p1[j]);
                         Vector256<float> w2 = Vector256.Create(p2[j]), w3 = Vector256.Create(p3[j]);
@@ -290,6 +312,7 @@ internal static class Attention
                         b2 = Vector256.FusedMultiplyAdd(w2, vb, b2);
                         b3 = Vector256.FusedMultiplyAdd(w3, vb, b3);
                     }
+                    float* oa = rows + (long)m * width + d, ob = oa + second;
                     a0.Store(oa);
                     a1.Store(oa + headDim);
                     a2.Store(oa + 2 * headDim);
@@ -363,36 +386,34 @@ internal static class Attention
     }
 
     /// <summary>
-    /// <see cref="FourHeadValues"/> on 128-bit vectors: sixteen dimensions per pass as four vectors per
-    /// head (16 FMA chains), positions in the same blocks, each output summed over positions in order.
+    /// <see cref="FourHeadValuePartials"/> on 128-bit vectors: sixteen dimensions per pass as four vectors
+    /// per head (16 FMA chains), each chain over one partial's positions.
     /// </summary>
-    private static unsafe void FourHeadValues128(Span<float> probabilities, ReadOnlySpan<Half> values, int kvDim, int headDim, int positions, int count, Span<float> output)
+    private static unsafe void FourHeadValuePartials128(ReadOnlySpan<float> probabilities, ReadOnlySpan<Half> values, ReadOnlySpan<int> rowOffsets,
+        int headDim, int positions, int partials, Span<float> partialRows)
     {
+        int width = 4 * headDim;
         fixed (float* p0 = probabilities)
         fixed (Half* v0 = values)
-        fixed (float* o = output)
+        fixed (int* offsets = rowOffsets)
+        fixed (float* rows = partialRows)
         {
             float* p1 = p0 + positions, p2 = p1 + positions, p3 = p2 + positions;
             var mask = Vector128.Create(F16.ScaledValueMask);
-            for (int j0 = 0; j0 < count; j0 += ValuePositionBlock)
+            for (int d = 0; d < headDim; d += 16)
             {
-                int jEnd = Math.Min(count, j0 + ValuePositionBlock);
-                for (int d = 0; d < headDim; d += 16)
+                bool both = d + 16 <= headDim;   // a last odd 8 dimensions is read twice, its copy not stored
+                int second = both ? 8 : 0;
+                short* vd = (short*)v0 + d;
+                for (int m = 0; m < partials; m++)
                 {
-                    bool both = d + 16 <= headDim;   // a last odd 8 dimensions is read twice, its copy not stored
-                    int second = both ? 8 : 0;
-                    float* oa = o + d, ob = o + d + second;
-                    Vector128<float> a0 = Vector128.Load(oa), a1 = Vector128.Load(oa + headDim);
-                    Vector128<float> a2 = Vector128.Load(oa + 2 * headDim), a3 = Vector128.Load(oa + 3 * headDim);
-                    Vector128<float> c0 = Vector128.Load(oa + 4), c1 = Vector128.Load(oa + headDim + 4);
-                    Vector128<float> c2 = Vector128.Load(oa + 2 * headDim + 4), c3 = Vector128.Load(oa + 3 * headDim + 4);
-                    Vector128<float> b0 = Vector128.Load(ob), b1 = Vector128.Load(ob + headDim);
-                    Vector128<float> b2 = Vector128.Load(ob + 2 * headDim), b3 = Vector128.Load(ob + 3 * headDim);
-                    Vector128<float> e0 = Vector128.Load(ob + 4), e1 = Vector128.Load(ob + headDim + 4);
-                    Vector128<float> e2 = Vector128.Load(ob + 2 * headDim + 4), e3 = Vector128.Load(ob + 3 * headDim + 4);
-                    short* v = (short*)v0 + (long)j0 * kvDim + d;
-                    for (int j = j0; j < jEnd; j++, v += kvDim)
+                    Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                    Vector128<float> c0 = default, c1 = default, c2 = default, c3 = default;
+                    Vector128<float> b0 = default, b1 = default, b2 = default, b3 = default;
+                    Vector128<float> e0 = default, e1 = default, e2 = default, e3 = default;
+                    for (int j = m; j < positions; j += partials)
                     {
+                        short* v = vd + offsets[j];
                         F16.ScaledValues128(v, mask, out Vector128<float> va, out Vector128<float> vaHigh);
                         F16.ScaledValues128(v + second, mask, out Vector128<float> vb, out Vector128<float> vbHigh);
                         Vector128<float> w0 = Vector128.Create(p0[j]), w1 = Vector128.Create(p1[j]);
@@ -414,6 +435,7 @@ internal static class Attention
                         e2 = Vector128.FusedMultiplyAdd(w2, vbHigh, e2);
                         e3 = Vector128.FusedMultiplyAdd(w3, vbHigh, e3);
                     }
+                    float* oa = rows + (long)m * width + d, ob = oa + second;
                     a0.Store(oa); a1.Store(oa + headDim); a2.Store(oa + 2 * headDim); a3.Store(oa + 3 * headDim);
                     c0.Store(oa + 4); c1.Store(oa + headDim + 4); c2.Store(oa + 2 * headDim + 4); c3.Store(oa + 3 * headDim + 4);
                     if (!both) continue;

@@ -66,25 +66,19 @@ internal sealed class CompactOracle
     }
 
     /// <summary>
-    /// Asserts the README's acceptance on <paramref name="ours"/> (Rows × VocabSize): over the probe and
-    /// top-40 ids, per row max |Δ| ≤ 2.5 % and RMS Δ ≤ 0.25 % of the row's std, and the same top-1 unless
-    /// the oracle's top-1/top-2 gap is a near tie (at most twice the row's max |Δ|) — on every row up to
-    /// the first rounding flip. Every row before it must reproduce bitnet.cpp (max |Δ| ≤ 1e-4; we measure
-    /// about 1e-6), which a wrong graph cannot do. A flip is a row whose max |Δ| jumps above 1e-3: one
-    /// activation on the other side of an int8 rounding boundary because a float sum was added in another
-    /// order. These oracles come from bitnet.cpp's AVX2 build, which sums a decoded token's attention
-    /// values (V·p over the 32-padded KV window) in a 4×8-lane tree, where its AVX-512 build (the 2B4T
-    /// oracle's) and this engine add them in position order; an activation at an int8 rounding boundary
-    /// then rounds by the order. (Summed as the AVX2 build does, every decode flip here disappears, and
-    /// the 2B4T oracle then differs by 1.1e-4 at its row 38.)
-    /// From a flip on the KV cache differs, and those rows are held to the same top-1 only.
-    /// Returns a summary naming the flip row, if any.
+    /// Asserts the README's acceptance on <paramref name="ours"/> (Rows × VocabSize) on every row: over the
+    /// probe and top-40 ids, max |Δ| ≤ 2.5 % and RMS Δ ≤ 0.25 % of the row's std, and the same top-1 unless
+    /// the oracle's top-1/top-2 gap is a near tie (at most twice the row's max |Δ|). The first row must
+    /// also reproduce bitnet.cpp (max |Δ| ≤ 1e-4), which a wrong graph cannot do. These oracles come from
+    /// bitnet.cpp's AVX2 build, whose attention order the engine follows (docs/kernels.md); a row can still
+    /// differ where an activation at an int8 rounding boundary rounds the other way because another float
+    /// sum (scores, LM head, RMSNorm) is added in another order. Returns a summary.
     /// </summary>
     public string AssertWithinTolerance(ReadOnlySpan<float> ours)
     {
         Assert.Equal(Rows.Length * VocabSize, ours.Length);
         double worstMax = 0, worstRms = 0, worstAbs = 0;
-        int top1Equal = 0, flipRow = -1;
+        int top1Equal = 0, exact = 0;
         for (int r = 0; r < Rows.Length; r++)
         {
             Row row = Rows[r];
@@ -103,13 +97,8 @@ internal sealed class CompactOracle
             if (row.Gap > 2 * max)
                 Assert.True(ourTop1 == oracleTop1, $"{Name} row {r}: top-1 {ourTop1}, oracle {oracleTop1} (gap {row.Gap:G3}, max |Δ| {max:G3})");
             if (ourTop1 == oracleTop1) top1Equal++;
-            if (flipRow < 0 && max > 1e-3)
-            {
-                Assert.True(r > 0, $"{Name}: the first row already differs by {max:G3}");
-                flipRow = r;
-            }
-            if (flipRow >= 0) continue;
-            Assert.True(max <= 1e-4, $"{Name} row {r}: max |Δ| {max:G3}, expected an exact reproduction (≤ 1e-4) before any rounding flip");
+            if (r == 0) Assert.True(max <= 1e-4, $"{Name}: the first row differs by {max:G3}, expected an exact reproduction (≤ 1e-4)");
+            if (max <= 1e-4) exact++;
             Assert.True(max <= 0.025 * std, $"{Name} row {r}: max |Δ| {max:G3} is {100 * max / std:F3} % of std {std:G4}");
             Assert.True(rms <= 0.0025 * std, $"{Name} row {r}: RMS Δ {rms:G3} is {100 * rms / std:F4} % of std {std:G4}");
             worstMax = Math.Max(worstMax, 100 * max / std);
@@ -117,8 +106,8 @@ internal sealed class CompactOracle
             worstAbs = Math.Max(worstAbs, max);
         }
         string F(double v) => v.ToString("G3", CultureInfo.InvariantCulture);
-        return $"{Name}: {Rows.Length} rows; worst max |Δ| {F(worstAbs)} ({F(worstMax)} % of std), worst RMS Δ {F(worstRms)} % of std" +
-            (flipRow >= 0 ? $" up to a rounding flip at row {flipRow}" : "") + $"; top-1 equal on {top1Equal}/{Rows.Length}";
+        return $"{Name}: {Rows.Length} rows; worst max |Δ| {F(worstAbs)} ({F(worstMax)} % of std), worst RMS Δ {F(worstRms)} % of std; " +
+            $"{exact}/{Rows.Length} rows within 1e-4; top-1 equal on {top1Equal}/{Rows.Length}";
     }
 
     /// <summary>Whether a greedy divergence at generated token <paramref name="k"/> is a legitimate near tie.</summary>
