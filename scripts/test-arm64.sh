@@ -11,9 +11,8 @@
 # DOTNET_EnableWriteXorExecute=0: with W^X the JIT writes code through a second mapping, which
 # qemu-user's translation cache does not notice (stale code: SIGILL/SIGSEGV at random).
 # Wall-clock assertions (trait Needs=timing, see tests/Shared/TestCategories.cs) are left out:
-# emulation is 10-50× slower, so their thresholds say nothing about ARM64 hardware. The arch oracles
-# run their plain prompt only (trait Emulation=Repeat: one case per architecture proves the
-# kernels serve it; the chat cases add minutes). Every other skip is printed with its reason.
+# emulation is 10-50× slower, so their thresholds say nothing about ARM64 hardware. Every other
+# skip is printed with its reason.
 # Usage: scripts/test-arm64.sh [extra test-exe arguments]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -36,4 +35,4 @@ DOTNET_EnableWriteXorExecute=0 LD_LIBRARY_PATH="$ssl_dir" \
   qemu-aarch64-static -L /usr/aarch64-linux-gnu ./Inference.Core.Tests --progress off \
     --filter-namespace 'BitNet.Inference.Tests.Kernels' --filter-namespace 'BitNet.Inference.Tests.Threading' --filter-namespace 'BitNet.Inference.Tests.Memory' \
     --filter-namespace 'BitNet.Inference.Tests.Oracle' --filter-namespace 'BitNet.Inference.Tests.Tokenization' \
-    --filter-not-trait 'Needs=timing' --filter-not-trait 'Emulation=Repeat' --filter-not-trait 'Category=Aot' "$@" 2>&1
+    --filter-not-trait 'Needs=timing' --filter-not-trait 'Category=Aot' "$@" 2>&1

@@ -34,10 +34,4 @@ internal static class TestCategories
 
     /// <summary>/proc/self/pagemap answering page-kind queries (native Linux; PAGEMAP_SCAN needs 6.7+).</summary>
     public const string NeedsPageTables = "page-tables";
-
-    /// <summary>
-    /// <c>Emulation=Repeat</c>: a case that repeats what another case already proves about the kernels
-    /// (the same model, another prompt); the ARM64 run under qemu leaves it out for time.
-    /// </summary>
-    public const string RepeatsUnderEmulation = "Repeat";
 }

@@ -61,7 +61,6 @@ public class ArchOracleTests
     [InlineData(ArchModels.LlamaSmall)]
     [InlineData(ArchModels.LlamaUntied)]
     [InlineData(ArchModels.Bitnet25)]
-    [Trait("Emulation", TestCategories.RepeatsUnderEmulation)]
     public void Chat_prompt_logits_and_greedy_tokens_match_bitnet_cpp(string model) => Check(model, model + "-i2_s.chat");
 
     [Theory]
