@@ -14,8 +14,8 @@ namespace BitNet.Hosts.Tests;
 
 /// <summary>
 /// A llama-architecture model (Llama3-8B-1.58's layout: untied F16 head, Llama 3 chat format) served end
-/// to end: the OpenAI client's greedy chat and completions through Kestrel, and a Lambda function URL
-/// chat, each answer with bitnet.cpp's own greedy tokens for the oracle's prompts.
+/// to end: the OpenAI client's greedy chat and completions through Kestrel and through the Azure worker's
+/// functions, and a Lambda function URL chat, each answer with bitnet.cpp's own greedy tokens for the oracle's prompts.
 /// </summary>
 public sealed class LlamaArchHostTests
 {
@@ -75,6 +75,28 @@ public sealed class LlamaArchHostTests
             stop.Cancel();
             Assert.Equal(0, await running.WaitAsync(TimeSpan.FromSeconds(10), Ct));
         }
+    }
+
+    [Fact]
+    public async Task Azure_worker_streams_bitnet_cpps_greedy_chat_and_completions_to_the_openai_client()
+    {
+        ArchModelHost model = ArchModelHost.For(ArchModels.LlamaUntied);
+        await using AzureWorker worker = await AzureWorker.StartAsync(model.Engine);
+        var options = new OpenAIClientOptions { Endpoint = new Uri(worker.Client.BaseAddress!, "v1"), NetworkTimeout = TimeSpan.FromSeconds(60) };
+        var chat = new ChatClient("any-name", new ApiKeyCredential("not-needed"), options);
+
+        var text = new StringBuilder();
+        await foreach (StreamingChatCompletionUpdate update in chat.CompleteChatStreamingAsync(
+            [new SystemChatMessage(System), new UserChatMessage(Question)],
+            new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = Tokens }, Ct))
+            foreach (var part in update.ContentUpdate) text.Append(part.Text);
+        Assert.Equal(model.GreedyText(".chat", Tokens), text.ToString());
+
+        var response = await worker.Client.PostAsync("/v1/completions",
+            Sse.Json($$"""{"prompt":"The capital of France is","max_tokens":{{Tokens}},"temperature":0}"""), Ct);
+        Assert.Equal(200, (int)response.StatusCode);
+        JsonElement body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
+        Assert.Equal(model.GreedyText("", Tokens), body.GetProperty("choices")[0].GetProperty("text").GetString());
     }
 
     private static async Task<(int Status, JsonElement Body)> Completions(TestServer server, string json)
