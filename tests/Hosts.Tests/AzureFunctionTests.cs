@@ -69,14 +69,7 @@ public sealed class AzureFunctionTests
         var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = Sse.Json("""{"prompt":"go","max_tokens":400,"stream":true}""") };
         using (HttpResponseMessage response = await worker.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct))
         {
-            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Ct));
-            int frames = 0;
-            while (frames < 3 && await reader.ReadLineAsync(Ct) is { } line)
-            {
-                if (line.StartsWith("data: ", StringComparison.Ordinal))
-                    frames++;
-            }
-            Assert.Equal(3, frames);
+            Assert.Equal(3, await Sse.ReadDataFramesAsync(response, 3, Ct));
         }
 
         await fake.CancellationObserved.Task.WaitAsync(TimeSpan.FromSeconds(8), Ct);

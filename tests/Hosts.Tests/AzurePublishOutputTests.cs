@@ -61,6 +61,23 @@ public abstract class AzurePublishOutput(string runtimeIdentifier) : IAsyncLifet
         }
         return ValueTask.CompletedTask;
     }
+
+    /// <summary>The publish exited 0 (else the tail of its log).</summary>
+    public void AssertPublished() =>
+        Assert.True(ExitCode == 0, $"dotnet publish exited with {ExitCode}:\n{string.Join('\n', Log.Split('\n').TakeLast(40))}");
+
+    /// <summary>Our assemblies carry ReadyToRun code for <paramref name="machine"/> (a ReadyToRun image for
+    /// Linux marks its machine XOR 0x7B79; a Windows one keeps the plain value).</summary>
+    public void AssertReadyToRun(Machine machine)
+    {
+        AssertPublished();
+        foreach (string assembly in new[] { "bitnet-azure.dll", "Hosts.Http.dll", "Inference.Api.dll", "Inference.Core.dll" })
+        {
+            using var pe = new PEReader(File.OpenRead(Path.Combine(Output, assembly)));
+            Assert.True(pe.PEHeaders.CorHeader!.ManagedNativeHeaderDirectory.Size > 0, $"{assembly} has no ReadyToRun code");
+            Assert.Equal((Machine)((ushort)machine ^ 0x7B79), pe.PEHeaders.CoffHeader.Machine);
+        }
+    }
 }
 
 /// <summary>The linux-x64 publish: the image the deploy program builds for Azure.</summary>
@@ -78,28 +95,13 @@ public sealed class AzurePublishOutputTests(AzurePublish publish) : IClassFixtur
 {
     private JsonElement Read(string file) => JsonDocument.Parse(File.ReadAllText(Path.Combine(publish.Output, file))).RootElement;
 
-    private void AssertPublished() =>
-        Assert.True(publish.ExitCode == 0, $"dotnet publish exited with {publish.ExitCode}:\n{Tail(publish.Log)}");
-
-    private static string Tail(string log) => string.Join('\n', log.Split('\n').TakeLast(40));
-
     [Fact]
-    public void Publish_for_linux_x64_succeeds_and_compiles_our_assemblies_ready_to_run()
-    {
-        AssertPublished();
-        foreach (string assembly in new[] { "bitnet-azure.dll", "Hosts.Http.dll", "Inference.Api.dll", "Inference.Core.dll" })
-        {
-            using var pe = new PEReader(File.OpenRead(Path.Combine(publish.Output, assembly)));
-            Assert.True(pe.PEHeaders.CorHeader!.ManagedNativeHeaderDirectory.Size > 0, $"{assembly} has no ReadyToRun code");
-            // A ReadyToRun image for Linux marks its machine XOR 0x7B79 (a Windows one keeps the plain value).
-            Assert.Equal((Machine)((ushort)Machine.Amd64 ^ 0x7B79), pe.PEHeaders.CoffHeader.Machine);
-        }
-    }
+    public void Publish_for_linux_x64_succeeds_and_compiles_our_assemblies_ready_to_run() => publish.AssertReadyToRun(Machine.Amd64);
 
     [Fact]
     public void Worker_config_starts_the_published_dll_as_a_dotnet_isolated_worker()
     {
-        AssertPublished();
+        publish.AssertPublished();
         JsonElement description = Read("worker.config.json").GetProperty("description");
         Assert.Equal("dotnet-isolated", description.GetProperty("language").GetString());
         Assert.Equal("dotnet", description.GetProperty("defaultExecutablePath").GetString());
@@ -112,7 +114,7 @@ public sealed class AzurePublishOutputTests(AzurePublish publish) : IClassFixtur
     [Fact]
     public void Functions_metadata_has_the_catch_all_http_function_and_the_keep_warm_timer()
     {
-        AssertPublished();
+        publish.AssertPublished();
         Dictionary<string, JsonElement> functions = Read("functions.metadata").EnumerateArray().ToDictionary(f => f.GetProperty("name").GetString()!);
         Assert.Equal([KeepWarmFunction.Name, OpenAiFunction.Name], functions.Keys.Order());
         foreach (JsonElement function in functions.Values)
@@ -148,7 +150,7 @@ public sealed class AzurePublishOutputTests(AzurePublish publish) : IClassFixtur
     [Fact]
     public void Host_json_serves_the_api_at_the_root_and_is_no_custom_handler()
     {
-        AssertPublished();
+        publish.AssertPublished();
         JsonElement host = Read("host.json");
         Assert.Equal("2.0", host.GetProperty("version").GetString());
         Assert.Equal("", host.GetProperty("extensions").GetProperty("http").GetProperty("routePrefix").GetString());
@@ -160,7 +162,7 @@ public sealed class AzurePublishOutputTests(AzurePublish publish) : IClassFixtur
     [Fact]
     public void Extensions_json_points_at_extension_assemblies_that_were_published()
     {
-        AssertPublished();
+        publish.AssertPublished();
         JsonElement[] extensions = [.. Read("extensions.json").GetProperty("extensions").EnumerateArray()];
         Assert.NotEmpty(extensions);
         foreach (JsonElement extension in extensions)
@@ -173,7 +175,7 @@ public sealed class AzurePublishOutputTests(AzurePublish publish) : IClassFixtur
     [Fact]
     public async Task The_published_worker_runs_until_it_needs_the_functions_host_and_rejects_bad_settings_with_exit_code_2()
     {
-        AssertPublished();
+        publish.AssertPublished();
         var (code, output) = await RunWorkerAsync(("BITNET_MODEL", "/home/site/wwwroot/model.gguf"));
         Assert.NotEqual(0, code);
         Assert.Contains("Functions:Worker:HostEndpoint", output); // the gRPC endpoint the Functions host passes at start
@@ -213,13 +215,7 @@ public sealed class AzureArm64PublishTests(AzurePublishArm64 publish) : IClassFi
     [Fact]
     public void Publish_for_linux_arm64_succeeds_and_compiles_our_assemblies_ready_to_run_for_arm64()
     {
-        Assert.True(publish.ExitCode == 0, $"dotnet publish exited with {publish.ExitCode}:\n{string.Join('\n', publish.Log.Split('\n').TakeLast(40))}");
-        foreach (string assembly in new[] { "bitnet-azure.dll", "Hosts.Http.dll", "Inference.Api.dll", "Inference.Core.dll" })
-        {
-            using var pe = new PEReader(File.OpenRead(Path.Combine(publish.Output, assembly)));
-            Assert.True(pe.PEHeaders.CorHeader!.ManagedNativeHeaderDirectory.Size > 0, $"{assembly} has no ReadyToRun code");
-            Assert.Equal((Machine)((ushort)Machine.Arm64 ^ 0x7B79), pe.PEHeaders.CoffHeader.Machine);
-        }
+        publish.AssertReadyToRun(Machine.Arm64);
         Assert.True(File.Exists(Path.Combine(publish.Output, "worker.config.json")));
         Assert.True(File.Exists(Path.Combine(publish.Output, "functions.metadata")));
     }

@@ -280,13 +280,7 @@ public sealed class HttpApiTests
         };
         using (var response = await server.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct))
         {
-            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Ct));
-            int frames = 0;
-            while (frames < 4 && await reader.ReadLineAsync(Ct) is { } line)
-            {
-                if (line.StartsWith("data: ", StringComparison.Ordinal))
-                    frames++;
-            }
+            await Sse.ReadDataFramesAsync(response, 4, Ct);
         } // disposing the response closes the connection
 
         await fake.CancellationObserved.Task.WaitAsync(TimeSpan.FromSeconds(10), Ct);

@@ -35,13 +35,7 @@ public sealed class RealEngineHostTests
         CancellationToken ct = TestContext.Current.CancellationToken;
         using (HttpResponseMessage response = await server.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct))
         {
-            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
-            int frames = 0;
-            while (frames < 4 && await reader.ReadLineAsync(ct) is { } line)
-            {
-                if (line.StartsWith("data: ", StringComparison.Ordinal))
-                    frames++;
-            }
+            await Sse.ReadDataFramesAsync(response, 4, ct);
         } // the client goes away after three tokens
 
         var (atCancel, final) = await observed.Cancelled.Task.WaitAsync(TimeSpan.FromSeconds(20), ct);

@@ -41,4 +41,18 @@ internal static class Sse
     }
 
     public static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    /// <summary>Reads a streamed response line by line until <paramref name="count"/> "data:" frames have arrived
+    /// (or the stream ends); returns how many did. The caller then disposes the response: the client leaves.</summary>
+    public static async Task<int> ReadDataFramesAsync(HttpResponseMessage response, int count, CancellationToken cancellationToken)
+    {
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
+        int frames = 0;
+        while (frames < count && await reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            if (line.StartsWith("data: ", StringComparison.Ordinal))
+                frames++;
+        }
+        return frames;
+    }
 }
