@@ -47,10 +47,9 @@ internal static class Attention
             position, group, output, roundProbabilitiesToF16, scratchPositions, loops);
 
     /// <summary>
-    /// The core: <paramref name="keys"/> and <paramref name="values"/> start at this group's KV head for
-    /// position 0, and position j's head_dim values start at j · <paramref name="rowStride"/>. The model's
-    /// own cache is head-major (stride head_dim: one group's rows are contiguous, so they stream from
-    /// memory); the public overloads take the position-major [position][kv_dim] layout (stride kv_dim).
+    /// One KV group over a contiguous cache, as a single block: <paramref name="keys"/> and
+    /// <paramref name="values"/> start at this group's KV head for position 0, and position j's head_dim
+    /// values start at j · <paramref name="rowStride"/> (kv_dim for the public overloads' position-major layout).
     /// </summary>
     internal static void ComputeGroupRows(ModelConfig config, ReadOnlySpan<float> q, ReadOnlySpan<Half> keys, ReadOnlySpan<Half> values, int rowStride,
         int position, int group, Span<float> output, bool roundProbabilitiesToF16, int scratchPositions, Loops loops)
