@@ -68,7 +68,9 @@ public sealed class LambdaRuntimeLoop(IRuntimeApi runtime, IEnvironment environm
         Exception? failure = provider.Load(() => loadGenerator(options));
         if (failure is not null)
         {
-            Console.Error.WriteLine($"bootstrap: init failed: {failure}");
+            // One line, as the other hosts log it: a truncated or foreign model file is bad input, not a bug
+            // (the init error posted below still carries the stack trace the Runtime API asks for).
+            Console.Error.WriteLine($"bootstrap: the model failed to load: {provider.FailureReason}");
             await runtime.SendInitErrorAsync(LambdaError.From(failure, "Runtime.InitError"), cancellationToken);
             return false;
         }
