@@ -498,7 +498,9 @@ public static class F16
     /// low half, k + 8 … k + 15 in its high half), so every lane takes the same FMAs in the same order and the
     /// results are <see cref="DotRowsAvx2"/>'s bit for bit. Each input vector loaded serves both rows (one
     /// row by eight tokens spent more cycles on input loads than on FMAs); more than four tokens take
-    /// the tile again from L2. The next tile is prefetched into L2 while one is computed. Without AVX-512F
+    /// the tile again from L2. The tile after next is prefetched while one is computed, two lines per step of
+    /// the pair loop: issued as a burst of 32 before each call, the prefetches overlapped the FMAs less
+    /// (docs/performance.md). Without AVX-512F
     /// (a Native AOT build for x86-64-v3) this is <see cref="DotRowsTokensAvx2"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -527,8 +529,8 @@ public static class F16
             {
                 int tileRows = Math.Min(TokenTileRows, rowCount - r0);
                 short* tile = (short*)(m + (long)(rowStart + r0) * columns);
-                // The next tile, spread over this tile's first token group: one 64-byte line per 32 columns of a row.
-                byte* ahead = (byte*)(tile + (long)TokenTileRows * columns);
+                // The tile after next, spread over this tile's first token group: one 64-byte line per 32 columns of a row.
+                byte* ahead = (byte*)(tile + 2L * TokenTileRows * columns);
                 for (int g0 = 0; g0 < vectorTokens; g0 += group)
                 {
                     int g = Math.Min(group, vectorTokens - g0);
@@ -540,18 +542,18 @@ public static class F16
                         int r = 0;
                         for (; r + 2 <= tileRows; r += 2)
                         {
-                            // Two rows' worth of the next tile: one 64-byte line per 16 columns.
-                            if (g0 == 0)
-                                for (int k = c0; k < c1 && ahead < end; k += 16, ahead += 64)
-                                    Sse.Prefetch1(ahead);
                             short* w = tile + (long)r * columns;
+                            // Two rows' worth of that tile, one 64-byte line per 16 columns, two per step of the
+                            // loop; later token groups (and the last tiles) prefetch their own rows, already cached.
+                            byte* next = g0 == 0 && ahead < end ? ahead : (byte*)w;
+                            ahead += (c1 - c0) / 16 * 64;
                             Vector512<float>* a = acc + r * 2 * g;
                             switch (g)
                             {
-                                case 1: AccumulatePair512<OneToken>(w, xg, columns, c0, c1, a, a + 2 * g, mask); break;
-                                case 2: AccumulatePair512<TwoTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask); break;
-                                case 3: AccumulatePair512<ThreeTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask); break;
-                                default: AccumulatePair512<FourTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask); break;
+                                case 1: AccumulatePair512<OneToken>(w, xg, columns, c0, c1, a, a + 2 * g, mask, next); break;
+                                case 2: AccumulatePair512<TwoTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask, next); break;
+                                case 3: AccumulatePair512<ThreeTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask, next); break;
+                                default: AccumulatePair512<FourTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask, next); break;
                             }
                         }
                         if (r < tileRows)
@@ -625,9 +627,10 @@ public static class F16
     /// loaded once for both rows, which halves the loads per FMA. Row 0's accumulators are acc0[2u], acc0[2u + 1],
     /// row 1's acc1[2u], acc1[2u + 1]; every lane takes the same FMAs in the same order as in the one-row loop.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    // Not inlined: inside the caller the JIT ran short of registers and reloaded the mask every step.
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static unsafe void AccumulatePair512<TCount>(short* w, float* x, int columns, int c0, int c1, Vector512<float>* acc0,
-        Vector512<float>* acc1, Vector512<int> mask)
+        Vector512<float>* acc1, Vector512<int> mask, byte* prefetch)
         where TCount : struct, ITokenCount
     {
         short* v = w + columns;
@@ -638,8 +641,10 @@ public static class F16
         if (TCount.Count > 1) { b0 = acc0[2]; b1 = acc0[3]; q0 = acc1[2]; q1 = acc1[3]; }
         if (TCount.Count > 2) { e0 = acc0[4]; e1 = acc0[5]; s0 = acc1[4]; s1 = acc1[5]; }
         if (TCount.Count > 3) { f0 = acc0[6]; f1 = acc0[7]; t0 = acc1[6]; t1 = acc1[7]; }
-        for (int k = c0; k < c1; k += 32)
+        for (int k = c0; k < c1; k += 32, prefetch += 128)
         {
+            Sse.Prefetch0(prefetch);
+            Sse.Prefetch0(prefetch + 64);
             Vector512<float> wl = Body512(w + k, mask), wh = Body512(w + k + 16, mask);
             Vector512<float> vl = Body512(v + k, mask), vh = Body512(v + k + 16, mask);
             Vector512<float> xl = Avx512F.LoadVector512(x0 + k), xh = Avx512F.LoadVector512(x0 + k + 16);
