@@ -320,7 +320,8 @@ public static class F16
         }
     }
 
-    /// <summary>Per-thread scaled inputs of the several-token kernels (grown on demand, then reused).</summary>
+    /// <summary>Per-thread scaled inputs of the several-token kernels (grown on demand, then reused), pinned so
+    /// their start can be 64-byte aligned: a 512-bit input load that straddles two cache lines costs two loads.</summary>
     [ThreadStatic] private static float[]? _scaledTokens;
 
     /// <summary>Rows per tile of the several-token kernels: 80 KB of F16 at 2560 columns, inside L2 while every
@@ -333,9 +334,10 @@ public static class F16
 
     /// <summary>
     /// Scales every token's input by 2^112 into contiguous slots of the per-thread buffer and lists the tokens
-    /// that could be scaled; the others get the reference result here and now. Returns the buffer.
+    /// that could be scaled; the others get the reference result here and now. Returns the scaled inputs, which
+    /// start on a 64-byte boundary.
     /// </summary>
-    private static float[] ScaleTokens(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int tokens, int rowStart, int rowCount,
+    private static unsafe Span<float> ScaleTokens(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int tokens, int rowStart, int rowCount,
         Span<float> dst, int dstStride, Span<int> vector, out int vectorTokens)
     {
         if (tokens < 1 || x.Length < (long)tokens * columns)
@@ -343,11 +345,15 @@ public static class F16
         if (dstStride < rowCount || dst.Length < (long)(tokens - 1) * dstStride + rowCount)
             throw new ArgumentException($"{tokens} × {rowCount} results do not fit the destination at stride {dstStride}", nameof(dst));
         Validate(matrix, columns, x, rowStart, rowCount, dst);
-        float[] scaled = _scaledTokens is { } buffer && buffer.Length >= tokens * columns ? buffer : (_scaledTokens = new float[tokens * columns]);
+        int length = tokens * columns;
+        float[] buffer = _scaledTokens is { } reused && reused.Length >= length + 15
+            ? reused : (_scaledTokens = GC.AllocateUninitializedArray<float>(length + 15, pinned: true));
+        int skip = (int)((64 - ((nint)Unsafe.AsPointer(ref buffer[0]) & 63)) & 63) / sizeof(float);
+        Span<float> scaled = buffer.AsSpan(skip, length);
         vectorTokens = 0;
         for (int t = 0; t < tokens; t++)
         {
-            if (ScaleBy2Pow112(x.Slice(t * columns, columns), scaled.AsSpan(vectorTokens * columns, columns)))
+            if (ScaleBy2Pow112(x.Slice(t * columns, columns), scaled.Slice(vectorTokens * columns, columns)))
                 vector[vectorTokens++] = t;
             else
                 DotRowsScalar(matrix, columns, x.Slice(t * columns, columns), rowStart, rowCount, dst.Slice(t * dstStride, rowCount));
@@ -377,7 +383,7 @@ public static class F16
     {
         if (!Avx2.IsSupported || !Fma.IsSupported) throw new PlatformNotSupportedException("needs AVX2 and FMA");
         Span<int> vector = tokens <= 256 ? stackalloc int[tokens] : new int[tokens];
-        float[] scaledAll = ScaleTokens(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride, vector, out int vectorTokens);
+        Span<float> scaledAll = ScaleTokens(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride, vector, out int vectorTokens);
         // EVEX encoding (AVX-512VL) gives 32 vector registers: four tokens' 16 accumulators fit beside the widened weights.
         int group = Avx512F.VL.IsSupported ? 4 : 3;
         int wide = columns & ~31;
@@ -492,7 +498,9 @@ public static class F16
     /// low half, k + 8 … k + 15 in its high half), so every lane takes the same FMAs in the same order and the
     /// results are <see cref="DotRowsAvx2"/>'s bit for bit. Each input vector loaded serves both rows (one
     /// row by eight tokens spent more cycles on input loads than on FMAs); more than four tokens take
-    /// the tile again from L2. The next tile is prefetched into L2 while one is computed. Without AVX-512F
+    /// the tile again from L2. The tile after next is prefetched while one is computed, two lines per step of
+    /// the pair loop: issued as a burst of 32 before each call, the prefetches overlapped the FMAs less
+    /// (docs/performance.md). Without AVX-512F
     /// (a Native AOT build for x86-64-v3) this is <see cref="DotRowsTokensAvx2"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -507,7 +515,7 @@ public static class F16
         if (!Avx2.IsSupported || !Fma.IsSupported) throw new PlatformNotSupportedException("needs AVX2 and FMA");
         const int group = 4;
         Span<int> vector = tokens <= 256 ? stackalloc int[tokens] : new int[tokens];
-        float[] scaledAll = ScaleTokens(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride, vector, out int vectorTokens);
+        Span<float> scaledAll = ScaleTokens(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride, vector, out int vectorTokens);
         int wide = columns & ~31;
         Vector512<float>* acc = stackalloc Vector512<float>[TokenTileRows * group * 2];
         fixed (Half* m = matrix)
@@ -521,8 +529,8 @@ public static class F16
             {
                 int tileRows = Math.Min(TokenTileRows, rowCount - r0);
                 short* tile = (short*)(m + (long)(rowStart + r0) * columns);
-                // The next tile, spread over this tile's first token group: one 64-byte line per 32 columns of a row.
-                byte* ahead = (byte*)(tile + (long)TokenTileRows * columns);
+                // The tile after next, spread over this tile's first token group: one 64-byte line per 32 columns of a row.
+                byte* ahead = (byte*)(tile + 2L * TokenTileRows * columns);
                 for (int g0 = 0; g0 < vectorTokens; g0 += group)
                 {
                     int g = Math.Min(group, vectorTokens - g0);
@@ -534,18 +542,18 @@ public static class F16
                         int r = 0;
                         for (; r + 2 <= tileRows; r += 2)
                         {
-                            // Two rows' worth of the next tile: one 64-byte line per 16 columns.
-                            if (g0 == 0)
-                                for (int k = c0; k < c1 && ahead < end; k += 16, ahead += 64)
-                                    Sse.Prefetch1(ahead);
                             short* w = tile + (long)r * columns;
+                            // Two rows' worth of that tile, one 64-byte line per 16 columns, two per step of the
+                            // loop; later token groups (and the last tiles) prefetch their own rows, already cached.
+                            byte* next = g0 == 0 && ahead < end ? ahead : (byte*)w;
+                            ahead += (c1 - c0) / 16 * 64;
                             Vector512<float>* a = acc + r * 2 * g;
                             switch (g)
                             {
-                                case 1: AccumulatePair512<OneToken>(w, xg, columns, c0, c1, a, a + 2 * g, mask); break;
-                                case 2: AccumulatePair512<TwoTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask); break;
-                                case 3: AccumulatePair512<ThreeTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask); break;
-                                default: AccumulatePair512<FourTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask); break;
+                                case 1: AccumulatePair512<OneToken>(w, xg, columns, c0, c1, a, a + 2 * g, mask, next); break;
+                                case 2: AccumulatePair512<TwoTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask, next); break;
+                                case 3: AccumulatePair512<ThreeTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask, next); break;
+                                default: AccumulatePair512<FourTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask, next); break;
                             }
                         }
                         if (r < tileRows)
@@ -619,9 +627,10 @@ public static class F16
     /// loaded once for both rows, which halves the loads per FMA. Row 0's accumulators are acc0[2u], acc0[2u + 1],
     /// row 1's acc1[2u], acc1[2u + 1]; every lane takes the same FMAs in the same order as in the one-row loop.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    // Not inlined: inside the caller the JIT ran short of registers and reloaded the mask every step.
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static unsafe void AccumulatePair512<TCount>(short* w, float* x, int columns, int c0, int c1, Vector512<float>* acc0,
-        Vector512<float>* acc1, Vector512<int> mask)
+        Vector512<float>* acc1, Vector512<int> mask, byte* prefetch)
         where TCount : struct, ITokenCount
     {
         short* v = w + columns;
@@ -632,8 +641,10 @@ public static class F16
         if (TCount.Count > 1) { b0 = acc0[2]; b1 = acc0[3]; q0 = acc1[2]; q1 = acc1[3]; }
         if (TCount.Count > 2) { e0 = acc0[4]; e1 = acc0[5]; s0 = acc1[4]; s1 = acc1[5]; }
         if (TCount.Count > 3) { f0 = acc0[6]; f1 = acc0[7]; t0 = acc1[6]; t1 = acc1[7]; }
-        for (int k = c0; k < c1; k += 32)
+        for (int k = c0; k < c1; k += 32, prefetch += 128)
         {
+            Sse.Prefetch0(prefetch);
+            Sse.Prefetch0(prefetch + 64);
             Vector512<float> wl = Body512(w + k, mask), wh = Body512(w + k + 16, mask);
             Vector512<float> vl = Body512(v + k, mask), vh = Body512(v + k + 16, mask);
             Vector512<float> xl = Avx512F.LoadVector512(x0 + k), xh = Avx512F.LoadVector512(x0 + k + 16);
@@ -730,7 +741,7 @@ public static class F16
     {
         const int group = 4;
         Span<int> vector = tokens <= 256 ? stackalloc int[tokens] : new int[tokens];
-        float[] scaledAll = ScaleTokens(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride, vector, out int vectorTokens);
+        Span<float> scaledAll = ScaleTokens(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride, vector, out int vectorTokens);
         int wide = columns & ~15;
         Vector128<float>* acc = stackalloc Vector128<float>[TokenTileRows * group * 4];
         fixed (Half* m = matrix)
