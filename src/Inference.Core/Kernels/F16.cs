@@ -398,8 +398,8 @@ public static class F16
             {
                 int tileRows = Math.Min(TokenTileRows, rowCount - r0);
                 short* tile = (short*)(m + (long)(rowStart + r0) * columns);
-                // The next tile, spread over this tile's first token group (see DotRowsTokensAvx512).
-                byte* ahead = (byte*)(tile + (long)TokenTileRows * columns);
+                // The tile after next, spread over this tile's first token group (see DotRowsTokensAvx512).
+                byte* ahead = (byte*)(tile + 2L * TokenTileRows * columns);
                 for (int g0 = 0; g0 < vectorTokens; g0 += group)
                 {
                     int g = Math.Min(group, vectorTokens - g0);
@@ -410,17 +410,17 @@ public static class F16
                         int c1 = Math.Min(wide, c0 + TokenColumnBlock);
                         for (int r = 0; r < tileRows; r++)
                         {
-                            if (g0 == 0)
-                                for (int k = c0; k < c1 && ahead < end; k += 32, ahead += 64)
-                                    Sse.Prefetch1(ahead);
                             short* w = tile + (long)r * columns;
+                            // A row's worth of that tile, one 64-byte line per step of the loop.
+                            byte* next = g0 == 0 && ahead < end ? ahead : (byte*)w;
+                            ahead += (c1 - c0) / 32 * 64;
                             Vector256<float>* a = acc + r * 4 * g;
                             switch (g)
                             {
-                                case 1: Accumulate256<OneToken>(w, xg, columns, c0, c1, a, mask); break;
-                                case 2: Accumulate256<TwoTokens>(w, xg, columns, c0, c1, a, mask); break;
-                                case 3: Accumulate256<ThreeTokens>(w, xg, columns, c0, c1, a, mask); break;
-                                default: Accumulate256<FourTokens>(w, xg, columns, c0, c1, a, mask); break;
+                                case 1: Accumulate256<OneToken>(w, xg, columns, c0, c1, a, mask, next); break;
+                                case 2: Accumulate256<TwoTokens>(w, xg, columns, c0, c1, a, mask, next); break;
+                                case 3: Accumulate256<ThreeTokens>(w, xg, columns, c0, c1, a, mask, next); break;
+                                default: Accumulate256<FourTokens>(w, xg, columns, c0, c1, a, mask, next); break;
                             }
                         }
                     }
@@ -438,9 +438,11 @@ public static class F16
 
     /// <summary>Columns [c0, c1) (multiples of 32) of one row for <typeparamref name="TCount"/> tokens whose
     /// scaled inputs lie <paramref name="columns"/> apart from <paramref name="x"/>; token u's four accumulators
-    /// are acc[4u … 4u + 3], loaded and stored around the loop.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Accumulate256<TCount>(short* w, float* x, int columns, int c0, int c1, Vector256<float>* acc, Vector256<int> mask)
+    /// are acc[4u … 4u + 3], loaded and stored around the loop. One line at <paramref name="prefetch"/> is prefetched per step.</summary>
+    // Not inlined, as AccumulatePair512: its own method keeps its accumulators and pointers in registers.
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Accumulate256<TCount>(short* w, float* x, int columns, int c0, int c1, Vector256<float>* acc, Vector256<int> mask,
+        byte* prefetch)
         where TCount : struct, ITokenCount
     {
         float* x0 = x, x1 = x + columns, x2 = x1 + columns, x3 = x2 + columns;
@@ -451,8 +453,9 @@ public static class F16
         if (TCount.Count > 1) { b0 = acc[4]; b1 = acc[5]; b2 = acc[6]; b3 = acc[7]; }
         if (TCount.Count > 2) { e0 = acc[8]; e1 = acc[9]; e2 = acc[10]; e3 = acc[11]; }
         if (TCount.Count > 3) { f0 = acc[12]; f1 = acc[13]; f2 = acc[14]; f3 = acc[15]; }
-        for (int k = c0; k < c1; k += 32)
+        for (int k = c0; k < c1; k += 32, prefetch += 64)
         {
+            Sse.Prefetch0(prefetch);
             Vector256<float> v = ScaledValues256(w + k, mask);
             a0 = Fma.MultiplyAdd(v, Avx.LoadVector256(x0 + k), a0);
             if (TCount.Count > 1) b0 = Fma.MultiplyAdd(v, Avx.LoadVector256(x1 + k), b0);
