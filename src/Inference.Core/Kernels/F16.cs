@@ -411,9 +411,7 @@ public static class F16
                         for (int r = 0; r < tileRows; r++)
                         {
                             short* w = tile + (long)r * columns;
-                            // A row's worth of that tile, one 64-byte line per step of the loop.
-                            byte* next = g0 == 0 && ahead < end ? ahead : (byte*)w;
-                            ahead += (c1 - c0) / 32 * 64;
+                            byte* next = PrefetchTarget(ref ahead, end, g0 == 0, w, (c1 - c0) / 32 * 64);
                             Vector256<float>* a = acc + r * 4 * g;
                             switch (g)
                             {
@@ -436,9 +434,22 @@ public static class F16
         }
     }
 
+    /// <summary>
+    /// Where a row loop of the several-token kernels prefetches: in a tile's first token group, the next
+    /// <paramref name="bytes"/> of the tile after next (and <paramref name="ahead"/> moves past them), one line per
+    /// step of the loop; in later groups, or past the matrix's end, the loop's own rows, already cached.
+    /// </summary>
+    private static unsafe byte* PrefetchTarget(ref byte* ahead, byte* end, bool firstGroup, short* rows, int bytes)
+    {
+        byte* target = firstGroup && ahead < end ? ahead : (byte*)rows;
+        ahead += bytes;
+        return target;
+    }
+
     /// <summary>Columns [c0, c1) (multiples of 32) of one row for <typeparamref name="TCount"/> tokens whose
     /// scaled inputs lie <paramref name="columns"/> apart from <paramref name="x"/>; token u's four accumulators
-    /// are acc[4u … 4u + 3], loaded and stored around the loop. One line at <paramref name="prefetch"/> is prefetched per step.</summary>
+    /// are acc[4u … 4u + 3], loaded and stored around the loop. One line at <paramref name="prefetch"/> is
+    /// prefetched per step (<see cref="PrefetchTarget"/>).</summary>
     // Not inlined, as AccumulatePair512: its own method keeps its accumulators and pointers in registers.
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Accumulate256<TCount>(short* w, float* x, int columns, int c0, int c1, Vector256<float>* acc, Vector256<int> mask,
@@ -546,10 +557,7 @@ public static class F16
                         for (; r + 2 <= tileRows; r += 2)
                         {
                             short* w = tile + (long)r * columns;
-                            // Two rows' worth of that tile, one 64-byte line per 16 columns, two per step of the
-                            // loop; later token groups (and the last tiles) prefetch their own rows, already cached.
-                            byte* next = g0 == 0 && ahead < end ? ahead : (byte*)w;
-                            ahead += (c1 - c0) / 16 * 64;
+                            byte* next = PrefetchTarget(ref ahead, end, g0 == 0, w, (c1 - c0) / 16 * 64);   // two rows' worth
                             Vector512<float>* a = acc + r * 2 * g;
                             switch (g)
                             {
@@ -561,17 +569,15 @@ public static class F16
                         }
                         if (r < tileRows)
                         {
-                            if (g0 == 0)
-                                for (int k = c0; k < c1 && ahead < end; k += 32, ahead += 64)
-                                    Sse.Prefetch1(ahead);
                             short* w = tile + (long)r * columns;
+                            byte* next = PrefetchTarget(ref ahead, end, g0 == 0, w, (c1 - c0) / 32 * 64);
                             Vector512<float>* a = acc + r * 2 * g;
                             switch (g)
                             {
-                                case 1: Accumulate512<OneToken>(w, xg, columns, c0, c1, a, mask); break;
-                                case 2: Accumulate512<TwoTokens>(w, xg, columns, c0, c1, a, mask); break;
-                                case 3: Accumulate512<ThreeTokens>(w, xg, columns, c0, c1, a, mask); break;
-                                default: Accumulate512<FourTokens>(w, xg, columns, c0, c1, a, mask); break;
+                                case 1: Accumulate512<OneToken>(w, xg, columns, c0, c1, a, mask, next); break;
+                                case 2: Accumulate512<TwoTokens>(w, xg, columns, c0, c1, a, mask, next); break;
+                                case 3: Accumulate512<ThreeTokens>(w, xg, columns, c0, c1, a, mask, next); break;
+                                default: Accumulate512<FourTokens>(w, xg, columns, c0, c1, a, mask, next); break;
                             }
                         }
                     }
@@ -587,9 +593,11 @@ public static class F16
         }
     }
 
-    /// <summary><see cref="Accumulate256{TCount}"/> with 512-bit accumulators: token u's two are acc[2u], acc[2u + 1].</summary>
+    /// <summary><see cref="Accumulate256{TCount}"/> with 512-bit accumulators: token u's two are acc[2u], acc[2u + 1]; one line at
+    /// <paramref name="prefetch"/> is prefetched per step.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Accumulate512<TCount>(short* w, float* x, int columns, int c0, int c1, Vector512<float>* acc, Vector512<int> mask)
+    private static unsafe void Accumulate512<TCount>(short* w, float* x, int columns, int c0, int c1, Vector512<float>* acc, Vector512<int> mask,
+        byte* prefetch)
         where TCount : struct, ITokenCount
     {
         float* x0 = x, x1 = x + columns, x2 = x1 + columns, x3 = x2 + columns;
@@ -598,8 +606,9 @@ public static class F16
         if (TCount.Count > 1) { b0 = acc[2]; b1 = acc[3]; }
         if (TCount.Count > 2) { e0 = acc[4]; e1 = acc[5]; }
         if (TCount.Count > 3) { f0 = acc[6]; f1 = acc[7]; }
-        for (int k = c0; k < c1; k += 32)
+        for (int k = c0; k < c1; k += 32, prefetch += 64)
         {
+            Sse.Prefetch0(prefetch);
             Vector512<float> v = Body512(w + k, mask), u = Body512(w + k + 16, mask);
             a0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x0 + k), a0);
             a1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x0 + k + 16), a1);
