@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace BitNet.Inference.Kernels;
 
@@ -90,6 +91,12 @@ internal static class AttentionOrder
         if (partialRows.Length < partials * width || output.Length < width) throw new ArgumentException("fewer values than partials × width");
         ref float rows = ref MemoryMarshal.GetReference(partialRows);
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + Vector512<float>.Count <= width; i += Vector512<float>.Count)
+            {
+                Vector512<float> sum = partials == DecodePartials ? CombineDecodeVectors512(ref rows, width, i) : SumOfEightVectors512(ref rows, width, i);
+                sum.StoreUnsafe(ref MemoryMarshal.GetReference(output), (nuint)i);
+            }
         if (Vector.IsHardwareAccelerated)
             for (; i + Vector<float>.Count <= width; i += Vector<float>.Count)
             {
@@ -102,6 +109,19 @@ internal static class AttentionOrder
             for (int m = 0; m < partials; m++) lanes[m] = Unsafe.Add(ref rows, m * width + i);
             output[i] = partials == DecodePartials ? CombineDecodePartials(lanes) : SumOfEight(lanes);
         }
+    }
+
+    private static Vector512<float> Load512(ref float rows, int width, int m, int i) => Vector512.LoadUnsafe(ref rows, (nuint)(m * width + i));
+
+    private static Vector512<float> SumOfEightVectors512(ref float rows, int width, int i) =>
+        ((Load512(ref rows, width, 4, i) + Load512(ref rows, width, 0, i)) + (Load512(ref rows, width, 6, i) + Load512(ref rows, width, 2, i))) +
+        ((Load512(ref rows, width, 5, i) + Load512(ref rows, width, 1, i)) + (Load512(ref rows, width, 7, i) + Load512(ref rows, width, 3, i)));
+
+    private static Vector512<float> CombineDecodeVectors512(ref float rows, int width, int i)
+    {
+        Vector512<float> S(ref float rows, int r) =>
+            (Load512(ref rows, width, r, i) + Load512(ref rows, width, 16 + r, i)) + (Load512(ref rows, width, 8 + r, i) + Load512(ref rows, width, 24 + r, i));
+        return ((S(ref rows, 0) + S(ref rows, 4)) + (S(ref rows, 1) + S(ref rows, 5))) + ((S(ref rows, 2) + S(ref rows, 6)) + (S(ref rows, 3) + S(ref rows, 7)));
     }
 
     private static Vector<float> Load(ref float rows, int width, int m, int i) => Vector.LoadUnsafe(ref rows, (nuint)(m * width + i));

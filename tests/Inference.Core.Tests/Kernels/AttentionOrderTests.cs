@@ -98,6 +98,16 @@ public class AttentionOrderTests
                 data.Add(loops, partials, 77, 72);      // the loops take 16 dimensions at a time: 72 leaves an odd 8
                 data.Add(loops, partials, 45, 8);
             }
+        // The 512-bit loop takes 64 dimensions at a time (head_dim a multiple of 64).
+        foreach (int partials in new[] { AttentionOrder.DecodePartials, AttentionOrder.PromptPartials })
+        {
+            data.Add("Fused512", partials, 1, 128);
+            data.Add("Fused512", partials, 7, 128);
+            data.Add("Fused512", partials, 33, 128);
+            data.Add("Fused512", partials, 200, 128);
+            data.Add("Fused512", partials, 77, 64);
+            data.Add("Fused512", partials, 45, 192);
+        }
         return data;
     }
 
