@@ -40,16 +40,32 @@ internal static class AttentionOrder
     {
         float max = float.NegativeInfinity;
         foreach (float v in scores) max = Math.Max(max, v);
-        Span<float> group = stackalloc float[8];
         double sum = 0;
-        for (int i = 0; i < scores.Length; i += 8)
+        int i = 0;
+        if (Vector128.IsHardwareAccelerated)
+        {
+            // Whole groups of 8 as two vectors of 4: the exponentials lane by lane (the same bits), and
+            // SumOfEight's tree from high + low, whose lanes are v4 + v0, v5 + v1, v6 + v2, v7 + v3.
+            ref float first = ref MemoryMarshal.GetReference(scores);
+            var m = Vector128.Create(max);
+            for (; i + 8 <= scores.Length; i += 8)
+            {
+                Vector128<float> low = VectorMath.PolynomialExp(Vector128.LoadUnsafe(ref first, (nuint)i) - m);
+                Vector128<float> high = VectorMath.PolynomialExp(Vector128.LoadUnsafe(ref first, (nuint)i + 4) - m);
+                low.StoreUnsafe(ref first, (nuint)i);
+                high.StoreUnsafe(ref first, (nuint)i + 4);
+                Vector128<float> t = high + low;
+                sum += (t[0] + t[2]) + (t[1] + t[3]);
+            }
+        }
+        Span<float> group = stackalloc float[8];
+        for (; i < scores.Length; i += 8)
         {
             for (int r = 0; r < 8; r++)
                 group[r] = i + r < scores.Length ? (scores[i + r] = VectorMath.PolynomialExp(scores[i + r] - max)) : 0f;
             sum += SumOfEight(group);
         }
-        float inverse = (float)(1.0 / sum);
-        for (int i = 0; i < scores.Length; i++) scores[i] *= inverse;
+        VectorMath.Scale(scores, (float)(1.0 / sum));
     }
 
     /// <summary>

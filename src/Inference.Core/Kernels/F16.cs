@@ -134,6 +134,19 @@ public static class F16
                 }
                 Vector256.Narrow(ToHalfBits(a), ToHalfBits(b)).CopyTo(halves.Slice(i, 16));
             }
+            // A short tail (a head's soft-max of 150 positions leaves 6) through one zero-padded chunk:
+            // the scalar cast costs more than the whole vector chunk.
+            int rest = bits.Length - i;
+            if (rest > 0)
+            {
+                Span<float> padded = stackalloc float[16];
+                padded.Clear();
+                source[i..].CopyTo(padded);
+                Span<Half> converted = stackalloc Half[16];
+                ConvertToHalf(padded, converted);
+                converted[..rest].CopyTo(destination[i..]);
+                return;
+            }
         }
         else if (Vector128.IsHardwareAccelerated)
         {
