@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace BitNet.Inference.Kernels;
 
@@ -39,16 +40,32 @@ internal static class AttentionOrder
     {
         float max = float.NegativeInfinity;
         foreach (float v in scores) max = Math.Max(max, v);
-        Span<float> group = stackalloc float[8];
         double sum = 0;
-        for (int i = 0; i < scores.Length; i += 8)
+        int i = 0;
+        if (Vector128.IsHardwareAccelerated)
+        {
+            // Whole groups of 8 as two vectors of 4: the exponentials lane by lane (the same bits), and
+            // SumOfEight's tree from high + low, whose lanes are v4 + v0, v5 + v1, v6 + v2, v7 + v3.
+            ref float first = ref MemoryMarshal.GetReference(scores);
+            var m = Vector128.Create(max);
+            for (; i + 8 <= scores.Length; i += 8)
+            {
+                Vector128<float> low = VectorMath.PolynomialExp(Vector128.LoadUnsafe(ref first, (nuint)i) - m);
+                Vector128<float> high = VectorMath.PolynomialExp(Vector128.LoadUnsafe(ref first, (nuint)i + 4) - m);
+                low.StoreUnsafe(ref first, (nuint)i);
+                high.StoreUnsafe(ref first, (nuint)i + 4);
+                Vector128<float> t = high + low;
+                sum += (t[0] + t[2]) + (t[1] + t[3]);
+            }
+        }
+        Span<float> group = stackalloc float[8];
+        for (; i < scores.Length; i += 8)
         {
             for (int r = 0; r < 8; r++)
                 group[r] = i + r < scores.Length ? (scores[i + r] = VectorMath.PolynomialExp(scores[i + r] - max)) : 0f;
             sum += SumOfEight(group);
         }
-        float inverse = (float)(1.0 / sum);
-        for (int i = 0; i < scores.Length; i++) scores[i] *= inverse;
+        VectorMath.Scale(scores, (float)(1.0 / sum));
     }
 
     /// <summary>
@@ -90,6 +107,12 @@ internal static class AttentionOrder
         if (partialRows.Length < partials * width || output.Length < width) throw new ArgumentException("fewer values than partials × width");
         ref float rows = ref MemoryMarshal.GetReference(partialRows);
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + Vector512<float>.Count <= width; i += Vector512<float>.Count)
+            {
+                Vector512<float> sum = partials == DecodePartials ? CombineDecodeVectors512(ref rows, width, i) : SumOfEightVectors512(ref rows, width, i);
+                sum.StoreUnsafe(ref MemoryMarshal.GetReference(output), (nuint)i);
+            }
         if (Vector.IsHardwareAccelerated)
             for (; i + Vector<float>.Count <= width; i += Vector<float>.Count)
             {
@@ -102,6 +125,19 @@ internal static class AttentionOrder
             for (int m = 0; m < partials; m++) lanes[m] = Unsafe.Add(ref rows, m * width + i);
             output[i] = partials == DecodePartials ? CombineDecodePartials(lanes) : SumOfEight(lanes);
         }
+    }
+
+    private static Vector512<float> Load512(ref float rows, int width, int m, int i) => Vector512.LoadUnsafe(ref rows, (nuint)(m * width + i));
+
+    private static Vector512<float> SumOfEightVectors512(ref float rows, int width, int i) =>
+        ((Load512(ref rows, width, 4, i) + Load512(ref rows, width, 0, i)) + (Load512(ref rows, width, 6, i) + Load512(ref rows, width, 2, i))) +
+        ((Load512(ref rows, width, 5, i) + Load512(ref rows, width, 1, i)) + (Load512(ref rows, width, 7, i) + Load512(ref rows, width, 3, i)));
+
+    private static Vector512<float> CombineDecodeVectors512(ref float rows, int width, int i)
+    {
+        Vector512<float> S(ref float rows, int r) =>
+            (Load512(ref rows, width, r, i) + Load512(ref rows, width, 16 + r, i)) + (Load512(ref rows, width, 8 + r, i) + Load512(ref rows, width, 24 + r, i));
+        return ((S(ref rows, 0) + S(ref rows, 4)) + (S(ref rows, 1) + S(ref rows, 5))) + ((S(ref rows, 2) + S(ref rows, 6)) + (S(ref rows, 3) + S(ref rows, 7)));
     }
 
     private static Vector<float> Load(ref float rows, int width, int m, int i) => Vector.LoadUnsafe(ref rows, (nuint)(m * width + i));

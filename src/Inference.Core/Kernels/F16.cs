@@ -134,6 +134,19 @@ public static class F16
                 }
                 Vector256.Narrow(ToHalfBits(a), ToHalfBits(b)).CopyTo(halves.Slice(i, 16));
             }
+            // A short tail (a head's soft-max of 150 positions leaves 6) through one zero-padded chunk:
+            // the scalar cast costs more than the whole vector chunk.
+            int rest = bits.Length - i;
+            if (rest > 0)
+            {
+                Span<float> padded = stackalloc float[16];
+                padded.Clear();
+                source[i..].CopyTo(padded);
+                Span<Half> converted = stackalloc Half[16];
+                ConvertToHalf(padded, converted);
+                converted[..rest].CopyTo(destination[i..]);
+                return;
+            }
         }
         else if (Vector128.IsHardwareAccelerated)
         {
@@ -254,10 +267,10 @@ public static class F16
                         Sse.Prefetch1(ahead + 8L * k);
                         Sse.Prefetch1(ahead + 8L * k + 64);
                         Vector512<float> xv = Avx512F.LoadVector512(xs + k);
-                        a0 = Avx512F.FusedMultiplyAdd(Body512(w0 + k, mask), xv, a0);
-                        a1 = Avx512F.FusedMultiplyAdd(Body512(w1 + k, mask), xv, a1);
-                        a2 = Avx512F.FusedMultiplyAdd(Body512(w2 + k, mask), xv, a2);
-                        a3 = Avx512F.FusedMultiplyAdd(Body512(w3 + k, mask), xv, a3);
+                        a0 = Avx512F.FusedMultiplyAdd(ScaledValues512(w0 + k, mask), xv, a0);
+                        a1 = Avx512F.FusedMultiplyAdd(ScaledValues512(w1 + k, mask), xv, a1);
+                        a2 = Avx512F.FusedMultiplyAdd(ScaledValues512(w2 + k, mask), xv, a2);
+                        a3 = Avx512F.FusedMultiplyAdd(ScaledValues512(w3 + k, mask), xv, a3);
                     }
                     dst[r] = Vector512.Sum(a0) + TailDot(w0, xs, vecColumns, columns);
                     dst[r + 1] = Vector512.Sum(a1) + TailDot(w1, xs, vecColumns, columns);
@@ -269,7 +282,7 @@ public static class F16
                     short* w0 = (short*)(m + (long)(rowStart + r) * columns);
                     Vector512<float> a0 = default;
                     for (int k = 0; k < vecColumns; k += 16)
-                        a0 = Avx512F.FusedMultiplyAdd(Body512(w0 + k, mask), Avx512F.LoadVector512(xs + k), a0);
+                        a0 = Avx512F.FusedMultiplyAdd(ScaledValues512(w0 + k, mask), Avx512F.LoadVector512(xs + k), a0);
                     dst[r] = Vector512.Sum(a0) + TailDot(w0, xs, vecColumns, columns);
                 }
             }
@@ -609,7 +622,7 @@ public static class F16
         for (int k = c0; k < c1; k += 32, prefetch += 64)
         {
             Sse.Prefetch0(prefetch);
-            Vector512<float> v = Body512(w + k, mask), u = Body512(w + k + 16, mask);
+            Vector512<float> v = ScaledValues512(w + k, mask), u = ScaledValues512(w + k + 16, mask);
             a0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x0 + k), a0);
             a1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x0 + k + 16), a1);
             if (TCount.Count > 1)
@@ -657,8 +670,8 @@ public static class F16
         {
             Sse.Prefetch0(prefetch);
             Sse.Prefetch0(prefetch + 64);
-            Vector512<float> wl = Body512(w + k, mask), wh = Body512(w + k + 16, mask);
-            Vector512<float> vl = Body512(v + k, mask), vh = Body512(v + k + 16, mask);
+            Vector512<float> wl = ScaledValues512(w + k, mask), wh = ScaledValues512(w + k + 16, mask);
+            Vector512<float> vl = ScaledValues512(v + k, mask), vh = ScaledValues512(v + k + 16, mask);
             Vector512<float> xl = Avx512F.LoadVector512(x0 + k), xh = Avx512F.LoadVector512(x0 + k + 16);
             a0 = Avx512F.FusedMultiplyAdd(wl, xl, a0);
             a1 = Avx512F.FusedMultiplyAdd(wh, xh, a1);
@@ -856,8 +869,10 @@ public static class F16
         if (TCount.Count > 3) { acc[12] = f0; acc[13] = f1; acc[14] = f2; acc[15] = f3; }
     }
 
+    /// <summary><see cref="ScaledValues256"/> for sixteen halves (AVX-512F), with <paramref name="mask"/> =
+    /// Vector512.Create(<see cref="ScaledValueMask"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector512<float> Body512(short* halves, Vector512<int> mask) =>
+    internal static unsafe Vector512<float> ScaledValues512(short* halves, Vector512<int> mask) =>
         (Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Avx.LoadVector256(halves)), 13) & mask).AsSingle();
 
     /// <summary>

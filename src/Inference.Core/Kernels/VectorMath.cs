@@ -142,6 +142,29 @@ internal static class VectorMath
         return MathF.FusedMultiplyAdd(s2, j, s2) * s1;
     }
 
+    /// <summary>
+    /// <see cref="PolynomialExp(float)"/> on four lanes: the same operations lane by lane, so the same bits.
+    /// A vector with a lane past the polynomial's range (|n| &gt; 126, far below any soft-max weight that
+    /// matters) takes the scalar function for each lane.
+    /// </summary>
+    internal static Vector128<float> PolynomialExp(Vector128<float> x)
+    {
+        static Vector128<float> C(uint bits) => Vector128.Create(bits).AsSingle();
+        Vector128<float> r = C(0x4b400000);
+        Vector128<float> z = Vector128.FusedMultiplyAdd(x, C(0x3fb8aa3b), r);
+        Vector128<float> n = z - r;
+        if (Vector128.GreaterThanAny(Vector128.Abs(n), Vector128.Create(126f)))
+            return Vector128.Create(PolynomialExp(x[0]), PolynomialExp(x[1]), PolynomialExp(x[2]), PolynomialExp(x[3]));
+        Vector128<float> b = Vector128.FusedMultiplyAdd(-n, C(0x35bfbe8e), Vector128.FusedMultiplyAdd(-n, C(0x3f317200), x));
+        Vector128<float> k = ((z.AsUInt32() << 23) + Vector128.Create(0x3f800000u)).AsSingle();
+        Vector128<float> uu = b * b;
+        Vector128<float> j = Vector128.FusedMultiplyAdd(
+            Vector128.FusedMultiplyAdd(Vector128.FusedMultiplyAdd(C(0x3c072010), b, C(0x3d2b9f17)), uu,
+                Vector128.FusedMultiplyAdd(C(0x3e2aaf33), b, C(0x3efffedb))),
+            uu, C(0x3f7ffff6) * b);
+        return Vector128.FusedMultiplyAdd(k, j, k);
+    }
+
     /// <summary>z[i] = relu(z[i])² · u[i], computed as (r·r)·u like the scalar expression.</summary>
     public static void SquaredReluTimes(Span<float> z, ReadOnlySpan<float> u)
     {

@@ -21,8 +21,9 @@ namespace BitNet.Inference.Model;
 internal static class Attention
 {
     /// <summary>Which loops compute a KV group: the general per-head ones, or the fused four-head loops
-    /// on 256-bit (x86 AVX2) or 128-bit vectors (ARM64 AdvSimd, and x86 without AVX2).</summary>
-    internal enum Loops { General, Fused128, Fused256 }
+    /// on 256-bit (x86 AVX2) or 128-bit vectors (ARM64 AdvSimd, and x86 without AVX2); Fused512 is
+    /// Fused256 with the probabilities · values sums on 512-bit vectors (x86 AVX-512F).</summary>
+    internal enum Loops { General, Fused128, Fused256, Fused512 }
 
     /// <summary>Per-thread scratch: GroupSize × positions scores and one converted K/V row. Grown
     /// on demand, so after warm-up attention allocates nothing.</summary>
@@ -112,7 +113,7 @@ internal static class Attention
             int count = Math.Min(blockPositions, positions - first);
             ReadOnlySpan<Half> blockKeys = keys.Slice(blocks[b] * blockStride, (count - 1) * rowStride + headDim);
             Span<float> blockScores = scoreBuffer.AsSpan(first);
-            if (loops == Loops.Fused256)
+            if (loops is Loops.Fused256 or Loops.Fused512)
                 FourHeadScores(q16, blockKeys, rowStride, headDim, positions, count, scale, blockScores);
             else if (loops == Loops.Fused128)
                 FourHeadScores128(q16, blockKeys, rowStride, headDim, positions, count, scale, blockScores);
@@ -169,7 +170,9 @@ internal static class Attention
         foreach (int offset in rowOffsets[..positions])
             if (offset < 0 || offset > values.Length - headDim) throw new ArgumentException($"a value row at {offset} lies outside the cache");
         Span<float> partialRows = partialScratch[..(partials * width)];
-        if (loops == Loops.Fused256)
+        if (loops == Loops.Fused512)
+            FourHeadValuePartials512(probabilities, values, rowOffsets, headDim, positions, partials, partialRows);
+        else if (loops == Loops.Fused256)
             FourHeadValuePartials(probabilities, values, rowOffsets, headDim, positions, partials, partialRows);
         else if (loops == Loops.Fused128)
             FourHeadValuePartials128(probabilities, values, rowOffsets, headDim, positions, partials, partialRows);
@@ -197,6 +200,7 @@ internal static class Attention
     /// ones elsewhere (ARM64: Graviton's NEON registers are 128 bits wide).
     /// </summary>
     internal static Loops LoopsFor(int heads, int headDim) =>
+        CanUse(Loops.Fused512, heads, headDim) ? Loops.Fused512 :
         CanUse(Loops.Fused256, heads, headDim) ? Loops.Fused256 :
         CanUse(Loops.Fused128, heads, headDim) ? Loops.Fused128 : Loops.General;
 
@@ -206,6 +210,7 @@ internal static class Attention
         Loops.General => true,
         Loops.Fused256 => heads == 4 && headDim % 8 == 0 && Vector256.IsHardwareAccelerated,
         Loops.Fused128 => heads == 4 && headDim % 8 == 0 && Vector128.IsHardwareAccelerated,
+        Loops.Fused512 => heads == 4 && headDim % 64 == 0 && Vector256.IsHardwareAccelerated && Avx512F.IsSupported,
         _ => false,
     };
 
@@ -321,6 +326,72 @@ internal static class Attention
                     b1.Store(ob + headDim);
                     b2.Store(ob + 2 * headDim);
                     b3.Store(ob + 3 * headDim);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="FourHeadValuePartials"/> on 512-bit vectors: 64 dimensions per pass, four vectors per
+    /// head, so each position's four probabilities are broadcast once per 64 dimensions instead of once
+    /// per 16, and 16 FMA chains run side by side. Every lane takes the same FMAs in the same order as in
+    /// the 256-bit loop, so the partials are the same bit for bit. head_dim a multiple of 64.
+    /// </summary>
+    private static unsafe void FourHeadValuePartials512(ReadOnlySpan<float> probabilities, ReadOnlySpan<Half> values, ReadOnlySpan<int> rowOffsets,
+        int headDim, int positions, int partials, Span<float> partialRows)
+    {
+        int width = 4 * headDim;
+        fixed (float* p0 = probabilities)
+        fixed (Half* v0 = values)
+        fixed (int* offsets = rowOffsets)
+        fixed (float* rows = partialRows)
+        {
+            float* p1 = p0 + positions, p2 = p1 + positions, p3 = p2 + positions;
+            var mask = Vector512.Create(F16.ScaledValueMask);
+            for (int d = 0; d < headDim; d += 64)
+            {
+                short* vd = (short*)v0 + d;
+                for (int m = 0; m < partials; m++)
+                {
+                    // aH, bH, cH, eH: head H's dimensions d … d + 15, + 16 … 31, + 32 … 47, + 48 … 63.
+                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                    Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+                    Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
+                    Vector512<float> e0 = default, e1 = default, e2 = default, e3 = default;
+                    for (int j = m; j < positions; j += partials)
+                    {
+                        short* v = vd + offsets[j];
+                        if (d == 0)   // as in the 256-bit loop: the row's later lines, for the later passes
+                            for (int line = 64; line < headDim; line += 32) Sse.Prefetch0(v + line);
+                        Vector512<float> va = F16.ScaledValues512(v, mask), vb = F16.ScaledValues512(v + 16, mask);
+                        Vector512<float> vc = F16.ScaledValues512(v + 32, mask), ve = F16.ScaledValues512(v + 48, mask);
+                        Vector512<float> w0 = Vector512.Create(p0[j]), w1 = Vector512.Create(p1[j]);
+                        Vector512<float> w2 = Vector512.Create(p2[j]), w3 = Vector512.Create(p3[j]);
+                        a0 = Avx512F.FusedMultiplyAdd(w0, va, a0);
+                        a1 = Avx512F.FusedMultiplyAdd(w1, va, a1);
+                        a2 = Avx512F.FusedMultiplyAdd(w2, va, a2);
+                        a3 = Avx512F.FusedMultiplyAdd(w3, va, a3);
+                        b0 = Avx512F.FusedMultiplyAdd(w0, vb, b0);
+                        b1 = Avx512F.FusedMultiplyAdd(w1, vb, b1);
+                        b2 = Avx512F.FusedMultiplyAdd(w2, vb, b2);
+                        b3 = Avx512F.FusedMultiplyAdd(w3, vb, b3);
+                        c0 = Avx512F.FusedMultiplyAdd(w0, vc, c0);
+                        c1 = Avx512F.FusedMultiplyAdd(w1, vc, c1);
+                        c2 = Avx512F.FusedMultiplyAdd(w2, vc, c2);
+                        c3 = Avx512F.FusedMultiplyAdd(w3, vc, c3);
+                        e0 = Avx512F.FusedMultiplyAdd(w0, ve, e0);
+                        e1 = Avx512F.FusedMultiplyAdd(w1, ve, e1);
+                        e2 = Avx512F.FusedMultiplyAdd(w2, ve, e2);
+                        e3 = Avx512F.FusedMultiplyAdd(w3, ve, e3);
+                    }
+                    float* o = rows + (long)m * width + d;
+                    a0.Store(o); b0.Store(o + 16); c0.Store(o + 32); e0.Store(o + 48);
+                    o += headDim;
+                    a1.Store(o); b1.Store(o + 16); c1.Store(o + 32); e1.Store(o + 48);
+                    o += headDim;
+                    a2.Store(o); b2.Store(o + 16); c2.Store(o + 32); e2.Store(o + 48);
+                    o += headDim;
+                    a3.Store(o); b3.Store(o + 16); c3.Store(o + 32); e3.Store(o + 48);
                 }
             }
         }

@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using BitNet.Inference.Model;
 
 // In the Kernels namespace so that the ARM64 run under qemu (scripts/test-arm64.sh) checks the
@@ -26,6 +27,11 @@ public class AttentionLoopTests
             data.Add(37, false, 72, loops);    // the loops take 16 dimensions at a time: 72 leaves an odd 8
             data.Add(2, false, 8, loops);
         }
+        data.Add(1, false, 128, "Fused512");
+        data.Add(37, false, 128, "Fused512");
+        data.Add(300, false, 128, "Fused512");
+        data.Add(300, true, 128, "Fused512");
+        data.Add(37, false, 64, "Fused512");
         return data;
     }
 
@@ -37,7 +43,12 @@ public class AttentionLoopTests
         // 2B4T's shape: 4 query heads per KV head, head_dim 128 (and narrower heads).
         ModelConfig c = Config(heads: 8, kvHeads: 2, embd: 8 * headDim);
         if (!Attention.CanUse(loops, c.GroupSize, c.HeadDim))
-            Assert.Skip($"{loops} needs {(loops == Attention.Loops.Fused256 ? "Vector256" : "Vector128")} accelerated");
+            Assert.Skip(loops switch
+            {
+                Attention.Loops.Fused512 => "Fused512 needs AVX-512F",
+                Attention.Loops.Fused256 => "Fused256 needs Vector256 accelerated",
+                _ => "Fused128 needs Vector128 accelerated",
+            });
         var rng = new Random(positions);
         var q = new float[c.EmbeddingLength];
         for (int i = 0; i < q.Length; i++) q[i] = (float)(rng.NextDouble() * 4 - 2);
@@ -71,9 +82,11 @@ public class AttentionLoopTests
     [Fact]
     public void Loops_follow_the_vector_width_the_machine_accelerates()
     {
-        var expected = Vector256.IsHardwareAccelerated ? Attention.Loops.Fused256
+        var expected = Vector256.IsHardwareAccelerated ? (Avx512F.IsSupported ? Attention.Loops.Fused512 : Attention.Loops.Fused256)
             : Vector128.IsHardwareAccelerated ? Attention.Loops.Fused128 : Attention.Loops.General;
         Assert.Equal(expected, Attention.LoopsFor(heads: 4, headDim: 128));
+        // 512-bit value sums take 64 dimensions at a time; narrower multiples of 8 keep the 256-bit loops.
+        if (expected == Attention.Loops.Fused512) Assert.Equal(Attention.Loops.Fused256, Attention.LoopsFor(heads: 4, headDim: 72));
         Assert.Equal(Attention.Loops.General, Attention.LoopsFor(heads: 2, headDim: 128));   // only 4-head groups are fused
         Assert.Equal(Attention.Loops.General, Attention.LoopsFor(heads: 4, headDim: 12));    // nor heads of a width not a multiple of 8
     }

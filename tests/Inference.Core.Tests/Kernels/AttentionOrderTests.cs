@@ -65,6 +65,53 @@ public class AttentionOrderTests
     }
 
     [Theory]
+    [InlineData(1)]
+    [InlineData(8)]
+    [InlineData(13)]
+    [InlineData(150)]
+    [InlineData(1001)]
+    public void Soft_max_of_any_length_equals_the_scalar_order_bit_for_bit(int n)
+    {
+        var rng = new Random(n);
+        var scores = new float[n];
+        for (int i = 0; i < n; i++) scores[i] = (float)(rng.NextDouble() * 40 - 30) * (i % 11 == 5 ? 20 : 1);   // some far below the max
+        AssertSoftMaxInScalarOrder(scores);
+    }
+
+    [Fact]
+    public void Soft_max_sums_each_group_in_the_trees_order()
+    {
+        // Per group one weight of 1 and seven of e^−15.6 … e^−17.5 (a fifth to a whole ulp of 1): the
+        // tree, pairs of halves added in turn, and a left-to-right sum give three different floats.
+        float[] scores = [0f, -16.4f, -15.6f, -16.7f, -17.1f, -16.7f, -17.4f, -17.1f,
+            0f, -15.9f, -17f, -15.8f, -16.2f, -17.3f, -17.5f, -17.5f, -3f];
+        AssertSoftMaxInScalarOrder(scores);
+    }
+
+    /// <summary>SoftMax against its definition spelled out: the polynomial exp, SumOfEight per group
+    /// (missing lanes zero), the group sums in double.</summary>
+    private static void AssertSoftMaxInScalarOrder(float[] scores)
+    {
+        int n = scores.Length;
+        float max = scores.Max();
+        var e = scores.Select(x => VectorMath.PolynomialExp(x - max)).ToArray();
+        double sum = 0;
+        var group = new float[8];
+        for (int i = 0; i < n; i += 8)
+        {
+            for (int r = 0; r < 8; r++) group[r] = i + r < n ? e[i + r] : 0f;
+            sum += AttentionOrder.SumOfEight(group);
+        }
+        float inverse = (float)(1.0 / sum);
+
+        AttentionOrder.SoftMax(scores);
+
+        for (int i = 0; i < n; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(e[i] * inverse) == BitConverter.SingleToInt32Bits(scores[i]),
+                $"position {i}: scalar order {e[i] * inverse:R}, soft-max {scores[i]:R}");
+    }
+
+    [Theory]
     [InlineData(AttentionOrder.DecodePartials)]
     [InlineData(AttentionOrder.PromptPartials)]
     public void Combining_partial_rows_equals_combining_each_element(int partials)
@@ -98,6 +145,16 @@ public class AttentionOrderTests
                 data.Add(loops, partials, 77, 72);      // the loops take 16 dimensions at a time: 72 leaves an odd 8
                 data.Add(loops, partials, 45, 8);
             }
+        // The 512-bit loop takes 64 dimensions at a time (head_dim a multiple of 64).
+        foreach (int partials in new[] { AttentionOrder.DecodePartials, AttentionOrder.PromptPartials })
+        {
+            data.Add("Fused512", partials, 1, 128);
+            data.Add("Fused512", partials, 7, 128);
+            data.Add("Fused512", partials, 33, 128);
+            data.Add("Fused512", partials, 200, 128);
+            data.Add("Fused512", partials, 77, 64);
+            data.Add("Fused512", partials, 45, 192);
+        }
         return data;
     }
 

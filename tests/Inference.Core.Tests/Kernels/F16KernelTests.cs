@@ -79,6 +79,21 @@ public class F16KernelTests
     }
 
     [Fact]
+    public void Conversion_to_half_equals_the_cast_for_every_tail_length()
+    {
+        float[] tricky = [65520f, -65519.996f, 1e-30f, float.Epsilon, -0f, 0.00006103515625f, 2049f, 1.0009765625f, float.PositiveInfinity, float.NaN];
+        for (int length = 1; length <= 40; length++)
+        {
+            var source = new float[length];
+            for (int i = 0; i < length; i++) source[i] = tricky[(i * 7 + length) % tricky.Length] * (i % 3 == 0 ? -1 : 1);
+            var converted = new Half[length];
+            F16.ConvertToHalf(source, converted);
+            for (int i = 0; i < length; i++)
+                Assert.Equal(BitConverter.HalfToUInt16Bits((Half)source[i]), BitConverter.HalfToUInt16Bits(converted[i]));
+        }
+    }
+
+    [Fact]
     public void Rounding_through_half_equals_a_cast_there_and_back()
     {
         var rng = new Random(9);

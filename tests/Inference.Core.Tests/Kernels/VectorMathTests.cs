@@ -4,6 +4,27 @@ namespace BitNet.Inference.Tests.Kernels;
 
 public class VectorMathTests
 {
+    [Fact]
+    public void Polynomial_exp_on_four_lanes_equals_the_scalar_function_bit_for_bit()
+    {
+        var rng = new Random(11);
+        var inputs = new List<float> { 0f, -0f, 1f, -1f, 88.7f, 89f, -87.3f, -87.4f, -88f, -103f, -104f, -200f, -1e4f,
+            float.NegativeInfinity, 1e-30f, -1e-30f, float.NaN, 200f };
+        for (int i = 0; i < 20_000; i++) inputs.Add((float)(rng.NextDouble() * 170 - 85));    // within range: the vector path
+        for (int i = 0; i < 4_000; i++) inputs.Add((float)(rng.NextDouble() * 400 - 300));    // lanes past it: the scalar fallback
+        while (inputs.Count % 4 != 0) inputs.Add(0.5f);
+        for (int i = 0; i < inputs.Count; i += 4)
+        {
+            var lanes = VectorMath.PolynomialExp(System.Runtime.Intrinsics.Vector128.Create(inputs[i], inputs[i + 1], inputs[i + 2], inputs[i + 3]));
+            for (int l = 0; l < 4; l++)
+            {
+                float expected = VectorMath.PolynomialExp(inputs[i + l]);
+                Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(lanes[l]) || (float.IsNaN(expected) && float.IsNaN(lanes[l])),
+                    $"exp({inputs[i + l]:R}): scalar {expected:R}, lane {lanes[l]:R}");
+            }
+        }
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(9)]
