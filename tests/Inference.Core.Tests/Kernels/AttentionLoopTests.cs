@@ -79,6 +79,40 @@ public class AttentionLoopTests
         }
     }
 
+    [Theory]
+    [InlineData(1, false, 128)]
+    [InlineData(3, true, 128)]     // fewer positions than one pass of four: all in the 256-bit loop
+    [InlineData(37, false, 128)]   // blocks of 4 and a last odd one
+    [InlineData(300, true, 128)]
+    [InlineData(600, false, 128)]  // more than two tiles of values
+    [InlineData(45, true, 64)]
+    public void Loops_on_512_bit_vectors_give_the_256_bit_results_bit_for_bit(int positions, bool roundProbabilities, int headDim)
+    {
+        ModelConfig c = Config(heads: 8, kvHeads: 2, embd: 8 * headDim);
+        if (!Attention.CanUse(Attention.Loops.Fused512, c.GroupSize, c.HeadDim))
+            Assert.Skip("Fused512 needs AVX-512F");
+        var rng = new Random(positions + headDim);
+        var q = new float[c.EmbeddingLength];
+        for (int i = 0; i < q.Length; i++) q[i] = (float)(rng.NextDouble() * 4 - 2);
+        var keys = new Half[positions * c.KvDim];
+        var values = new Half[positions * c.KvDim];
+        for (int i = 0; i < keys.Length; i++)
+        {
+            keys[i] = (Half)((rng.NextDouble() * 2 - 1) * (i % 13 == 0 ? 50 : 1));
+            values[i] = (Half)(rng.NextDouble() * 2 - 1);
+        }
+        for (int group = 0; group < c.KvHeadCount; group++)
+        {
+            var narrow = new float[c.EmbeddingLength];
+            var wide = new float[c.EmbeddingLength];
+            Attention.ComputeGroup(c, q, keys, values, positions - 1, group, narrow, roundProbabilities, 0, Attention.Loops.Fused256);
+            Attention.ComputeGroup(c, q, keys, values, positions - 1, group, wide, roundProbabilities, 0, Attention.Loops.Fused512);
+            for (int i = 0; i < narrow.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(narrow[i]) == BitConverter.SingleToInt32Bits(wide[i]),
+                    $"group {group}, element {i}: 256-bit {narrow[i]:R}, 512-bit {wide[i]:R}");
+        }
+    }
+
     [Fact]
     public void Loops_follow_the_vector_width_the_machine_accelerates()
     {

@@ -152,6 +152,7 @@ public class AttentionOrderTests
             data.Add("Fused512", partials, 7, 128);
             data.Add("Fused512", partials, 33, 128);
             data.Add("Fused512", partials, 200, 128);
+            data.Add("Fused512", partials, 600, 128);    // tiles of 256 positions: two whole, one part
             data.Add("Fused512", partials, 77, 64);
             data.Add("Fused512", partials, 45, 192);
         }
