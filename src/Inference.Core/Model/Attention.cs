@@ -344,7 +344,8 @@ internal static class Attention
     /// at partialRows[m · 4·head_dim + h · head_dim + d]; p pre-scaled by 2^112, v read as v·2^−112,
     /// row j at values[rowOffsets[j]]. Sixteen dimensions per pass for one partial: 8 FMA chains (as in
     /// <see cref="FourHeadScores"/>), each p broadcast serving both halves, the chain running over the
-    /// partial's positions in registers. Every partial row is written (a partial without positions as 0).
+    /// partial's positions in registers, one tile of <see cref="ValueTilePositions"/> at a time. Every
+    /// partial row is written (a partial without positions as 0).
     /// </summary>
     private static unsafe void FourHeadValuePartials(ReadOnlySpan<float> probabilities, ReadOnlySpan<Half> values, ReadOnlySpan<int> rowOffsets,
         int headDim, int positions, int partials, Span<float> partialRows)
@@ -357,51 +358,69 @@ internal static class Attention
         {
             float* p1 = p0 + positions, p2 = p1 + positions, p3 = p2 + positions;
             var mask = Vector256.Create(F16.ScaledValueMask);
-            for (int d = 0; d < headDim; d += 16)
+            for (int t0 = 0; t0 < positions; t0 += ValueTilePositions)
             {
-                bool both = d + 16 <= headDim;   // a last odd 8 dimensions is read twice, its copy not stored
-                int second = both ? 8 : 0;
-                short* vd = (short*)v0 + d;
-                for (int m = 0; m < partials; m++)
+                int t1 = Math.Min(positions, t0 + ValueTilePositions);
+                for (int d = 0; d < headDim; d += 16)
                 {
-                    Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                    Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
-                    for (int j = m; j < positions; j += partials)
+                    bool both = d + 16 <= headDim;   // a last odd 8 dimensions is read twice, its copy not stored
+                    int second = both ? 8 : 0;
+                    short* vd = (short*)v0 + d;
+                    for (int m = 0; m < partials; m++)
                     {
-                        short* v = vd + offsets[j];
-                        // The first pass brings each row's other lines in as well: the later passes then
-                        // find them in cache instead of each fetching its own line from memory.
-                        if (d == 0 && Sse.IsSupported)
-                            for (int line = 32; line < headDim; line += 32) Sse.Prefetch0(v + line);
-                        Vector256<float> va = F16.ScaledValues256(v, mask), vb = F16.ScaledValues256(v + second, mask);
-                        Vector256<float> w0 = Vector256.Create(p0[j]), w1 = Vector256.Create(p1[j]);
-                        Vector256<float> w2 = Vector256.Create(p2[j]), w3 = Vector256.Create(p3[j]);
-                        a0 = Vector256.FusedMultiplyAdd(w0, va, a0);
-                        a1 = Vector256.FusedMultiplyAdd(w1, va, a1);
-                        a2 = Vector256.FusedMultiplyAdd(w2, va, a2);
-                        a3 = Vector256.FusedMultiplyAdd(w3, va, a3);
-                        b0 = Vector256.FusedMultiplyAdd(w0, vb, b0);
-                        b1 = Vector256.FusedMultiplyAdd(w1, vb, b1);
-                        b2 = Vector256.FusedMultiplyAdd(w2, vb, b2);
-                        b3 = Vector256.FusedMultiplyAdd(w3, vb, b3);
+                        // Zero at the first tile, else where the tile before left them (an odd last 8
+                        // dimensions' copy, never stored, equals the first: both read the same row).
+                        float* oa = rows + (long)m * width + d, ob = oa + second;
+                        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                        Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+                        if (t0 > 0)
+                        {
+                            a0 = Vector256.Load(oa); a1 = Vector256.Load(oa + headDim); a2 = Vector256.Load(oa + 2 * headDim); a3 = Vector256.Load(oa + 3 * headDim);
+                            b0 = Vector256.Load(ob); b1 = Vector256.Load(ob + headDim); b2 = Vector256.Load(ob + 2 * headDim); b3 = Vector256.Load(ob + 3 * headDim);
+                        }
+                        for (int j = t0 + m; j < t1; j += partials)
+                        {
+                            short* v = vd + offsets[j];
+                            // The first pass brings each row's other lines in as well, for the later passes,
+                            // and the next tile's row, for this pass there.
+                            if (d == 0 && Sse.IsSupported)
+                            {
+                                for (int line = 32; line < headDim; line += 32) Sse.Prefetch0(v + line);
+                                if (j + ValueTilePositions < positions)
+                                {
+                                    short* next = (short*)v0 + offsets[j + ValueTilePositions];
+                                    for (int line = 0; line < headDim; line += 32) Sse.Prefetch1(next + line);
+                                }
+                            }
+                            Vector256<float> va = F16.ScaledValues256(v, mask), vb = F16.ScaledValues256(v + second, mask);
+                            Vector256<float> w0 = Vector256.Create(p0[j]), w1 = Vector256.Create(p1[j]);
+                            Vector256<float> w2 = Vector256.Create(p2[j]), w3 = Vector256.Create(p3[j]);
+                            a0 = Vector256.FusedMultiplyAdd(w0, va, a0);
+                            a1 = Vector256.FusedMultiplyAdd(w1, va, a1);
+                            a2 = Vector256.FusedMultiplyAdd(w2, va, a2);
+                            a3 = Vector256.FusedMultiplyAdd(w3, va, a3);
+                            b0 = Vector256.FusedMultiplyAdd(w0, vb, b0);
+                            b1 = Vector256.FusedMultiplyAdd(w1, vb, b1);
+                            b2 = Vector256.FusedMultiplyAdd(w2, vb, b2);
+                            b3 = Vector256.FusedMultiplyAdd(w3, vb, b3);
+                        }
+                        a0.Store(oa);
+                        a1.Store(oa + headDim);
+                        a2.Store(oa + 2 * headDim);
+                        a3.Store(oa + 3 * headDim);
+                        if (!both) continue;
+                        b0.Store(ob);
+                        b1.Store(ob + headDim);
+                        b2.Store(ob + 2 * headDim);
+                        b3.Store(ob + 3 * headDim);
                     }
-                    float* oa = rows + (long)m * width + d, ob = oa + second;
-                    a0.Store(oa);
-                    a1.Store(oa + headDim);
-                    a2.Store(oa + 2 * headDim);
-                    a3.Store(oa + 3 * headDim);
-                    if (!both) continue;
-                    b0.Store(ob);
-                    b1.Store(ob + headDim);
-                    b2.Store(ob + 2 * headDim);
-                    b3.Store(ob + 3 * headDim);
                 }
             }
         }
     }
 
-    /// <summary>Positions per tile of the 512-bit value loop (a multiple of both partial counts): 64 KB of
-    /// value rows at head_dim 128, which stay in cache for both 64-dimension passes; each partial's
+    /// <summary>Positions per tile of the 256- and 512-bit value loops (a multiple of both partial counts): 64 KB of
+    /// value rows at head_dim 128, which stay in cache for every pass over the dimensions; each partial's
     /// accumulators are carried from tile to tile through its row of partials. The first pass over a
     /// tile prefetches the next one: rows taken 32 apart are a pattern the hardware prefetcher misses.</summary>
     private const int ValueTilePositions = 256;
