@@ -134,19 +134,6 @@ public static class F16
                 }
                 Vector256.Narrow(ToHalfBits(a), ToHalfBits(b)).CopyTo(halves.Slice(i, 16));
             }
-            // A short tail (a head's soft-max of 150 positions leaves 6) through one zero-padded chunk:
-            // the scalar cast costs more than the whole vector chunk.
-            int rest = bits.Length - i;
-            if (rest > 0)
-            {
-                Span<float> padded = stackalloc float[16];
-                padded.Clear();
-                source[i..].CopyTo(padded);
-                Span<Half> converted = stackalloc Half[16];
-                ConvertToHalf(padded, converted);
-                converted[..rest].CopyTo(destination[i..]);
-                return;
-            }
         }
         else if (Vector128.IsHardwareAccelerated)
         {
@@ -160,6 +147,19 @@ public static class F16
                 }
                 Vector128.Narrow(ToHalfBits(a), ToHalfBits(b)).CopyTo(halves.Slice(i, 8));
             }
+        }
+        // A short tail (a head's soft-max of 150 positions leaves 6) through one zero-padded chunk of 16,
+        // which either vector loop takes whole: the scalar cast costs more than the chunk.
+        int rest = bits.Length - i;
+        if (rest > 0 && Vector128.IsHardwareAccelerated)
+        {
+            Span<float> padded = stackalloc float[16];
+            padded.Clear();
+            source[i..].CopyTo(padded);
+            Span<Half> converted = stackalloc Half[16];
+            ConvertToHalf(padded, converted);
+            converted[..rest].CopyTo(destination[i..]);
+            return;
         }
         for (; i < bits.Length; i++)
             destination[i] = (Half)source[i];
@@ -873,7 +873,12 @@ public static class F16
     /// Vector512.Create(<see cref="ScaledValueMask"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static unsafe Vector512<float> ScaledValues512(short* halves, Vector512<int> mask) =>
-        (Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Avx.LoadVector256(halves)), 13) & mask).AsSingle();
+        ScaledValues512(Avx.LoadVector256(halves), mask);
+
+    /// <summary><see cref="ScaledValues512(short*, Vector512{int})"/> for sixteen halves already loaded (from two rows, say).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> ScaledValues512(Vector256<short> halves, Vector512<int> mask) =>
+        (Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(halves), 13) & mask).AsSingle();
 
     /// <summary>
     /// Eight halves at <paramref name="halves"/> as h·2^−112 (see <see cref="ToScaledValues"/>): widen,

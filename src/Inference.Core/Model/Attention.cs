@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using BitNet.Inference.Kernels;
@@ -22,7 +23,7 @@ internal static class Attention
 {
     /// <summary>Which loops compute a KV group: the general per-head ones, or the fused four-head loops
     /// on 256-bit (x86 AVX2) or 128-bit vectors (ARM64 AdvSimd, and x86 without AVX2); Fused512 is
-    /// Fused256 with the probabilities · values sums on 512-bit vectors (x86 AVX-512F).</summary>
+    /// Fused256's arithmetic, bit for bit, on 512-bit vectors (x86 AVX-512F).</summary>
     internal enum Loops { General, Fused128, Fused256, Fused512 }
 
     /// <summary>Per-thread scratch: GroupSize × positions scores and one converted K/V row. Grown
@@ -326,7 +327,7 @@ internal static class Attention
 
         // Two rows' eight halves each, widened side by side as k·2^−112.
         static Vector512<float> ScaledPair(short* low, short* high, Vector512<int> mask) =>
-            (Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Create(Vector128.Load(low), Vector128.Load(high))), 13) & mask).AsSingle();
+            F16.ScaledValues512(Vector256.Create(Vector128.Load(low), Vector128.Load(high)), mask);
 
         // A head's scores of four positions: each 8-lane half summed as Vector256.Sum sums the 256-bit loop's accumulators.
         static void StoreFour(float* destination, Vector512<float> first, Vector512<float> second, float scale)
@@ -381,17 +382,7 @@ internal static class Attention
                         for (int j = t0 + m; j < t1; j += partials)
                         {
                             short* v = vd + offsets[j];
-                            // The first pass brings each row's other lines in as well, for the later passes,
-                            // and the next tile's row, for this pass there.
-                            if (d == 0 && Sse.IsSupported)
-                            {
-                                for (int line = 32; line < headDim; line += 32) Sse.Prefetch0(v + line);
-                                if (j + ValueTilePositions < positions)
-                                {
-                                    short* next = (short*)v0 + offsets[j + ValueTilePositions];
-                                    for (int line = 0; line < headDim; line += 32) Sse.Prefetch1(next + line);
-                                }
-                            }
+                            if (d == 0) PrefetchValueRows(v, firstLine: 32, (short*)v0, offsets, j, positions, headDim);
                             Vector256<float> va = F16.ScaledValues256(v, mask), vb = F16.ScaledValues256(v + second, mask);
                             Vector256<float> w0 = Vector256.Create(p0[j]), w1 = Vector256.Create(p1[j]);
                             Vector256<float> w2 = Vector256.Create(p2[j]), w3 = Vector256.Create(p3[j]);
@@ -424,6 +415,23 @@ internal static class Attention
     /// accumulators are carried from tile to tile through its row of partials. The first pass over a
     /// tile prefetches the next one: rows taken 32 apart are a pattern the hardware prefetcher misses.</summary>
     private const int ValueTilePositions = 256;
+
+    /// <summary>
+    /// What the first pass over a tile of the value loops prefetches for position <paramref name="j"/>: its row
+    /// <paramref name="row"/> from half <paramref name="firstLine"/> on (the lines the later passes over the
+    /// dimensions read), and the row <see cref="ValueTilePositions"/> on, which this pass reads in the next tile.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void PrefetchValueRows(short* row, int firstLine, short* values, int* offsets, int j, int positions, int headDim)
+    {
+        if (!Sse.IsSupported) return;
+        for (int line = firstLine; line < headDim; line += 32) Sse.Prefetch0(row + line);
+        if (j + ValueTilePositions < positions)
+        {
+            short* next = values + offsets[j + ValueTilePositions];
+            for (int line = 0; line < headDim; line += 32) Sse.Prefetch1(next + line);
+        }
+    }
 
     /// <summary>
     /// <see cref="FourHeadValuePartials"/> on 512-bit vectors: 64 dimensions per pass, four vectors per
@@ -468,16 +476,7 @@ internal static class Attention
                         for (int j = t0 + m; j < t1; j += partials)
                         {
                             short* v = vd + offsets[j];
-                            if (d == 0)
-                            {
-                                // the row's later lines, for the later pass; the next tile's row, for this pass there
-                                for (int line = 64; line < headDim; line += 32) Sse.Prefetch0(v + line);
-                                if (j + ValueTilePositions < positions)
-                                {
-                                    short* next = (short*)v0 + offsets[j + ValueTilePositions];
-                                    for (int line = 0; line < headDim; line += 32) Sse.Prefetch1(next + line);
-                                }
-                            }
+                            if (d == 0) PrefetchValueRows(v, firstLine: 64, (short*)v0, offsets, j, positions, headDim);
                             Vector512<float> va = F16.ScaledValues512(v, mask), vb = F16.ScaledValues512(v + 16, mask);
                             Vector512<float> vc = F16.ScaledValues512(v + 32, mask), ve = F16.ScaledValues512(v + 48, mask);
                             Vector512<float> w0 = Vector512.Create(p0[j]), w1 = Vector512.Create(p1[j]);
