@@ -410,7 +410,7 @@ internal static class Attention
         }
     }
 
-    /// <summary>Positions per tile of the 256- and 512-bit value loops (a multiple of both partial counts): 64 KB of
+    /// <summary>Positions per tile of the value loops (a multiple of both partial counts): 64 KB of
     /// value rows at head_dim 128, which stay in cache for every pass over the dimensions; each partial's
     /// accumulators are carried from tile to tile through its row of partials. The first pass over a
     /// tile prefetches the next one: rows taken 32 apart are a pattern the hardware prefetcher misses.</summary>
@@ -568,7 +568,9 @@ internal static class Attention
 
     /// <summary>
     /// <see cref="FourHeadValuePartials"/> on 128-bit vectors: sixteen dimensions per pass as four vectors
-    /// per head (16 FMA chains), each chain over one partial's positions.
+    /// per head (16 FMA chains), each chain over one partial's positions, in the same tiles of
+    /// <see cref="ValueTilePositions"/> positions. The prefetches run only on x86 (a CPU without AVX2): .NET
+    /// exposes no prefetch instruction on ARM64 outside SVE.
     /// </summary>
     private static unsafe void FourHeadValuePartials128(ReadOnlySpan<float> probabilities, ReadOnlySpan<Half> values, ReadOnlySpan<int> rowOffsets,
         int headDim, int positions, int partials, Span<float> partialRows)
@@ -581,47 +583,61 @@ internal static class Attention
         {
             float* p1 = p0 + positions, p2 = p1 + positions, p3 = p2 + positions;
             var mask = Vector128.Create(F16.ScaledValueMask);
-            for (int d = 0; d < headDim; d += 16)
+            for (int t0 = 0; t0 < positions; t0 += ValueTilePositions)
             {
-                bool both = d + 16 <= headDim;   // a last odd 8 dimensions is read twice, its copy not stored
-                int second = both ? 8 : 0;
-                short* vd = (short*)v0 + d;
-                for (int m = 0; m < partials; m++)
+                int t1 = Math.Min(positions, t0 + ValueTilePositions);
+                for (int d = 0; d < headDim; d += 16)
                 {
-                    Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                    Vector128<float> c0 = default, c1 = default, c2 = default, c3 = default;
-                    Vector128<float> b0 = default, b1 = default, b2 = default, b3 = default;
-                    Vector128<float> e0 = default, e1 = default, e2 = default, e3 = default;
-                    for (int j = m; j < positions; j += partials)
+                    bool both = d + 16 <= headDim;   // a last odd 8 dimensions is read twice, its copy not stored
+                    int second = both ? 8 : 0;
+                    short* vd = (short*)v0 + d;
+                    for (int m = 0; m < partials; m++)
                     {
-                        short* v = vd + offsets[j];
-                        F16.ScaledValues128(v, mask, out Vector128<float> va, out Vector128<float> vaHigh);
-                        F16.ScaledValues128(v + second, mask, out Vector128<float> vb, out Vector128<float> vbHigh);
-                        Vector128<float> w0 = Vector128.Create(p0[j]), w1 = Vector128.Create(p1[j]);
-                        Vector128<float> w2 = Vector128.Create(p2[j]), w3 = Vector128.Create(p3[j]);
-                        a0 = Vector128.FusedMultiplyAdd(w0, va, a0);
-                        a1 = Vector128.FusedMultiplyAdd(w1, va, a1);
-                        a2 = Vector128.FusedMultiplyAdd(w2, va, a2);
-                        a3 = Vector128.FusedMultiplyAdd(w3, va, a3);
-                        c0 = Vector128.FusedMultiplyAdd(w0, vaHigh, c0);
-                        c1 = Vector128.FusedMultiplyAdd(w1, vaHigh, c1);
-                        c2 = Vector128.FusedMultiplyAdd(w2, vaHigh, c2);
-                        c3 = Vector128.FusedMultiplyAdd(w3, vaHigh, c3);
-                        b0 = Vector128.FusedMultiplyAdd(w0, vb, b0);
-                        b1 = Vector128.FusedMultiplyAdd(w1, vb, b1);
-                        b2 = Vector128.FusedMultiplyAdd(w2, vb, b2);
-                        b3 = Vector128.FusedMultiplyAdd(w3, vb, b3);
-                        e0 = Vector128.FusedMultiplyAdd(w0, vbHigh, e0);
-                        e1 = Vector128.FusedMultiplyAdd(w1, vbHigh, e1);
-                        e2 = Vector128.FusedMultiplyAdd(w2, vbHigh, e2);
-                        e3 = Vector128.FusedMultiplyAdd(w3, vbHigh, e3);
+                        // aH, cH: head H's dimensions d … d + 3, + 4 … 7; bH, eH: the same of the second 8.
+                        // Zero at the first tile, else where the tile before left them.
+                        float* oa = rows + (long)m * width + d, ob = oa + second;
+                        Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                        Vector128<float> c0 = default, c1 = default, c2 = default, c3 = default;
+                        Vector128<float> b0 = default, b1 = default, b2 = default, b3 = default;
+                        Vector128<float> e0 = default, e1 = default, e2 = default, e3 = default;
+                        if (t0 > 0)
+                        {
+                            a0 = Vector128.Load(oa); a1 = Vector128.Load(oa + headDim); a2 = Vector128.Load(oa + 2 * headDim); a3 = Vector128.Load(oa + 3 * headDim);
+                            c0 = Vector128.Load(oa + 4); c1 = Vector128.Load(oa + headDim + 4); c2 = Vector128.Load(oa + 2 * headDim + 4); c3 = Vector128.Load(oa + 3 * headDim + 4);
+                            b0 = Vector128.Load(ob); b1 = Vector128.Load(ob + headDim); b2 = Vector128.Load(ob + 2 * headDim); b3 = Vector128.Load(ob + 3 * headDim);
+                            e0 = Vector128.Load(ob + 4); e1 = Vector128.Load(ob + headDim + 4); e2 = Vector128.Load(ob + 2 * headDim + 4); e3 = Vector128.Load(ob + 3 * headDim + 4);
+                        }
+                        for (int j = t0 + m; j < t1; j += partials)
+                        {
+                            short* v = vd + offsets[j];
+                            if (d == 0) PrefetchValueRows(v, firstLine: 32, (short*)v0, offsets, j, positions, headDim);
+                            F16.ScaledValues128(v, mask, out Vector128<float> va, out Vector128<float> vaHigh);
+                            F16.ScaledValues128(v + second, mask, out Vector128<float> vb, out Vector128<float> vbHigh);
+                            Vector128<float> w0 = Vector128.Create(p0[j]), w1 = Vector128.Create(p1[j]);
+                            Vector128<float> w2 = Vector128.Create(p2[j]), w3 = Vector128.Create(p3[j]);
+                            a0 = Vector128.FusedMultiplyAdd(w0, va, a0);
+                            a1 = Vector128.FusedMultiplyAdd(w1, va, a1);
+                            a2 = Vector128.FusedMultiplyAdd(w2, va, a2);
+                            a3 = Vector128.FusedMultiplyAdd(w3, va, a3);
+                            c0 = Vector128.FusedMultiplyAdd(w0, vaHigh, c0);
+                            c1 = Vector128.FusedMultiplyAdd(w1, vaHigh, c1);
+                            c2 = Vector128.FusedMultiplyAdd(w2, vaHigh, c2);
+                            c3 = Vector128.FusedMultiplyAdd(w3, vaHigh, c3);
+                            b0 = Vector128.FusedMultiplyAdd(w0, vb, b0);
+                            b1 = Vector128.FusedMultiplyAdd(w1, vb, b1);
+                            b2 = Vector128.FusedMultiplyAdd(w2, vb, b2);
+                            b3 = Vector128.FusedMultiplyAdd(w3, vb, b3);
+                            e0 = Vector128.FusedMultiplyAdd(w0, vbHigh, e0);
+                            e1 = Vector128.FusedMultiplyAdd(w1, vbHigh, e1);
+                            e2 = Vector128.FusedMultiplyAdd(w2, vbHigh, e2);
+                            e3 = Vector128.FusedMultiplyAdd(w3, vbHigh, e3);
+                        }
+                        a0.Store(oa); a1.Store(oa + headDim); a2.Store(oa + 2 * headDim); a3.Store(oa + 3 * headDim);
+                        c0.Store(oa + 4); c1.Store(oa + headDim + 4); c2.Store(oa + 2 * headDim + 4); c3.Store(oa + 3 * headDim + 4);
+                        if (!both) continue;
+                        b0.Store(ob); b1.Store(ob + headDim); b2.Store(ob + 2 * headDim); b3.Store(ob + 3 * headDim);
+                        e0.Store(ob + 4); e1.Store(ob + headDim + 4); e2.Store(ob + 2 * headDim + 4); e3.Store(ob + 3 * headDim + 4);
                     }
-                    float* oa = rows + (long)m * width + d, ob = oa + second;
-                    a0.Store(oa); a1.Store(oa + headDim); a2.Store(oa + 2 * headDim); a3.Store(oa + 3 * headDim);
-                    c0.Store(oa + 4); c1.Store(oa + headDim + 4); c2.Store(oa + 2 * headDim + 4); c3.Store(oa + 3 * headDim + 4);
-                    if (!both) continue;
-                    b0.Store(ob); b1.Store(ob + headDim); b2.Store(ob + 2 * headDim); b3.Store(ob + 3 * headDim);
-                    e0.Store(ob + 4); e1.Store(ob + headDim + 4); e2.Store(ob + 2 * headDim + 4); e3.Store(ob + 3 * headDim + 4);
                 }
             }
         }

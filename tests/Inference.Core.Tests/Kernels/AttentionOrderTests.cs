@@ -142,7 +142,7 @@ public class AttentionOrderTests
                 data.Add(loops, partials, 7, 128);      // fewer positions than partials: the empty ones add zeros
                 data.Add(loops, partials, 33, 128);
                 data.Add(loops, partials, 200, 128);
-                data.Add(loops, partials, 600, 128);    // tiles of 256 positions in the 256-bit loop
+                data.Add(loops, partials, 600, 128);    // tiles of 256 positions in the fused loops: two whole, one part
                 data.Add(loops, partials, 300, 72);     // and with an odd 8 dimensions
                 data.Add(loops, partials, 77, 72);      // the loops take 16 dimensions at a time: 72 leaves an odd 8
                 data.Add(loops, partials, 45, 8);
