@@ -38,7 +38,7 @@ public delegate void F16DotRowsTokensKernel(
 /// |x| ≤ 65504 (an F16 value) keeps x·2^112 below float max.
 /// </summary>
 [SkipLocalsInit]   // the kernels' stack buffers are written in full before they are read
-public static class F16
+public static partial class F16
 {
     private const int BodyMask = unchecked((int)0x8FFFE000);
     private static readonly float TwoPow112 = BitConverter.Int32BitsToSingle((127 + 112) << 23);
@@ -463,7 +463,7 @@ public static class F16
     /// scaled inputs lie <paramref name="columns"/> apart from <paramref name="x"/>; token u's four accumulators
     /// are acc[4u … 4u + 3], loaded and stored around the loop. One line at <paramref name="prefetch"/> is
     /// prefetched per step (<see cref="PrefetchTarget"/>).</summary>
-    // Not inlined, as AccumulatePair512: its own method keeps its accumulators and pointers in registers.
+    // Not inlined: its own method keeps its accumulators and pointers in registers.
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Accumulate256<TCount>(short* w, float* x, int columns, int c0, int c1, Vector256<float>* acc, Vector256<int> mask,
         byte* prefetch)
@@ -527,30 +527,33 @@ public static class F16
     /// row by eight tokens spent more cycles on input loads than on FMAs); more than four tokens take
     /// the tile again from L2. The tile after next is prefetched while one is computed, two lines per step of
     /// the pair loop: issued as a burst of 32 before each call, the prefetches overlapped the FMAs less
-    /// (docs/performance.md). Without AVX-512F
-    /// (a Native AOT build for x86-64-v3) this is <see cref="DotRowsTokensAvx2"/>.
+    /// (docs/performance.md). The pair loop is emitted machine code (<see cref="Avx512PairLoops"/>), so Native
+    /// AOT binaries built for x86-64-v3 run it too; a tile's odd last row takes the AVX2 loop, whose
+    /// accumulators have the same layout. Where the pair loops cannot run this is <see cref="DotRowsTokensAvx2"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void DotRowsTokensAvx512(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int tokens, int rowStart, int rowCount,
         Span<float> dst, int dstStride)
     {
-        if (!Avx512F.IsSupported)
+        if (Avx512PairLoops.Instance is not { } loops)
         {
             DotRowsTokensAvx2(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride);
             return;
         }
         if (!Avx2.IsSupported || !Fma.IsSupported) throw new PlatformNotSupportedException("needs AVX2 and FMA");
-        const int group = 4;
+        const int group = Avx512PairLoops.MaxTokens;
         Span<int> vector = tokens <= 256 ? stackalloc int[tokens] : new int[tokens];
         Span<float> scaledAll = ScaleTokens(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride, vector, out int vectorTokens);
         int wide = columns & ~31;
-        Vector512<float>* acc = stackalloc Vector512<float>[TokenTileRows * group * 2];
+        // Per (row, token) the AVX2 loop's four 256-bit accumulators, which are the pair loop's two 512-bit ones.
+        Vector256<float>* acc = stackalloc Vector256<float>[TokenTileRows * group * 4];
+        Avx512PairLoops.Args args = default;
+        args.RowBytes = (nint)columns * sizeof(short);
         fixed (Half* m = matrix)
         fixed (float* scaled = scaledAll)
         fixed (float* d = dst)
         {
-            var mask = Vector512.Create(BodyMask);
-            var mask256 = Vector256.Create(BodyMask);
+            var mask = Vector256.Create(BodyMask);
             byte* end = (byte*)(m + (long)(rowStart + rowCount) * columns);
             for (int r0 = 0; r0 < rowCount; r0 += TokenTileRows)
             {
@@ -562,7 +565,7 @@ public static class F16
                 {
                     int g = Math.Min(group, vectorTokens - g0);
                     float* xg = scaled + (long)g0 * columns;
-                    new Span<Vector512<float>>(acc, tileRows * 2 * g).Clear();
+                    new Span<Vector256<float>>(acc, tileRows * 4 * g).Clear();
                     for (int c0 = 0; c0 < wide; c0 += TokenColumnBlock)
                     {
                         int c1 = Math.Min(wide, c0 + TokenColumnBlock);
@@ -570,142 +573,39 @@ public static class F16
                         for (; r + 2 <= tileRows; r += 2)
                         {
                             short* w = tile + (long)r * columns;
-                            byte* next = PrefetchTarget(ref ahead, end, g0 == 0, w, (c1 - c0) / 16 * 64);   // two rows' worth
-                            Vector512<float>* a = acc + r * 2 * g;
-                            switch (g)
-                            {
-                                case 1: AccumulatePair512<OneToken>(w, xg, columns, c0, c1, a, a + 2 * g, mask, next); break;
-                                case 2: AccumulatePair512<TwoTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask, next); break;
-                                case 3: AccumulatePair512<ThreeTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask, next); break;
-                                default: AccumulatePair512<FourTokens>(w, xg, columns, c0, c1, a, a + 2 * g, mask, next); break;
-                            }
+                            args.Ahead = PrefetchTarget(ref ahead, end, g0 == 0, w, (c1 - c0) / 16 * 64);   // two rows' worth
+                            args.Row = w + c0;
+                            float** inputs = &args.X0;
+                            for (int u = 0; u < g; u++) inputs[u] = xg + (long)u * columns + c0;
+                            args.Steps = (c1 - c0) / 32;
+                            args.Acc0 = (float*)(acc + r * 4 * g);
+                            args.Acc1 = (float*)(acc + (r + 1) * 4 * g);
+                            loops.Run(g, &args);
                         }
                         if (r < tileRows)
                         {
                             short* w = tile + (long)r * columns;
                             byte* next = PrefetchTarget(ref ahead, end, g0 == 0, w, (c1 - c0) / 32 * 64);
-                            Vector512<float>* a = acc + r * 2 * g;
+                            Vector256<float>* a = acc + r * 4 * g;
                             switch (g)
                             {
-                                case 1: Accumulate512<OneToken>(w, xg, columns, c0, c1, a, mask, next); break;
-                                case 2: Accumulate512<TwoTokens>(w, xg, columns, c0, c1, a, mask, next); break;
-                                case 3: Accumulate512<ThreeTokens>(w, xg, columns, c0, c1, a, mask, next); break;
-                                default: Accumulate512<FourTokens>(w, xg, columns, c0, c1, a, mask, next); break;
+                                case 1: Accumulate256<OneToken>(w, xg, columns, c0, c1, a, mask, next); break;
+                                case 2: Accumulate256<TwoTokens>(w, xg, columns, c0, c1, a, mask, next); break;
+                                case 3: Accumulate256<ThreeTokens>(w, xg, columns, c0, c1, a, mask, next); break;
+                                default: Accumulate256<FourTokens>(w, xg, columns, c0, c1, a, mask, next); break;
                             }
                         }
                     }
                     for (int r = 0; r < tileRows; r++)
                         for (int i = 0; i < g; i++)
                         {
-                            Vector512<float>* a = acc + (r * g + i) * 2;
-                            d[(long)vector[g0 + i] * dstStride + r0 + r] = FinishRow(tile + (long)r * columns, xg + (long)i * columns, columns,
-                                a[0].GetLower(), a[0].GetUpper(), a[1].GetLower(), a[1].GetUpper(), mask256);
+                            Vector256<float>* a = acc + (r * g + i) * 4;
+                            d[(long)vector[g0 + i] * dstStride + r0 + r] =
+                                FinishRow(tile + (long)r * columns, xg + (long)i * columns, columns, a[0], a[1], a[2], a[3], mask);
                         }
                 }
             }
         }
-    }
-
-    /// <summary><see cref="Accumulate256{TCount}"/> with 512-bit accumulators: token u's two are acc[2u], acc[2u + 1]; one line at
-    /// <paramref name="prefetch"/> is prefetched per step.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Accumulate512<TCount>(short* w, float* x, int columns, int c0, int c1, Vector512<float>* acc, Vector512<int> mask,
-        byte* prefetch)
-        where TCount : struct, ITokenCount
-    {
-        float* x0 = x, x1 = x + columns, x2 = x1 + columns, x3 = x2 + columns;
-        Vector512<float> a0 = acc[0], a1 = acc[1];
-        Vector512<float> b0 = default, b1 = default, e0 = default, e1 = default, f0 = default, f1 = default;
-        if (TCount.Count > 1) { b0 = acc[2]; b1 = acc[3]; }
-        if (TCount.Count > 2) { e0 = acc[4]; e1 = acc[5]; }
-        if (TCount.Count > 3) { f0 = acc[6]; f1 = acc[7]; }
-        for (int k = c0; k < c1; k += 32, prefetch += 64)
-        {
-            Sse.Prefetch0(prefetch);
-            Vector512<float> v = ScaledValues512(w + k, mask), u = ScaledValues512(w + k + 16, mask);
-            a0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x0 + k), a0);
-            a1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x0 + k + 16), a1);
-            if (TCount.Count > 1)
-            {
-                b0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x1 + k), b0);
-                b1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x1 + k + 16), b1);
-            }
-            if (TCount.Count > 2)
-            {
-                e0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x2 + k), e0);
-                e1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x2 + k + 16), e1);
-            }
-            if (TCount.Count > 3)
-            {
-                f0 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x3 + k), f0);
-                f1 = Avx512F.FusedMultiplyAdd(u, Avx512F.LoadVector512(x3 + k + 16), f1);
-            }
-        }
-        acc[0] = a0; acc[1] = a1;
-        if (TCount.Count > 1) { acc[2] = b0; acc[3] = b1; }
-        if (TCount.Count > 2) { acc[4] = e0; acc[5] = e1; }
-        if (TCount.Count > 3) { acc[6] = f0; acc[7] = f1; }
-    }
-
-    /// <summary>
-    /// <see cref="Accumulate512{TCount}"/> for two rows at once (up to four tokens): each token's input vector is
-    /// loaded once for both rows, which halves the loads per FMA. Row 0's accumulators are acc0[2u], acc0[2u + 1],
-    /// row 1's acc1[2u], acc1[2u + 1]; every lane takes the same FMAs in the same order as in the one-row loop.
-    /// </summary>
-    // Not inlined: inside the caller the JIT ran short of registers and reloaded the mask every step.
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void AccumulatePair512<TCount>(short* w, float* x, int columns, int c0, int c1, Vector512<float>* acc0,
-        Vector512<float>* acc1, Vector512<int> mask, byte* prefetch)
-        where TCount : struct, ITokenCount
-    {
-        short* v = w + columns;
-        float* x0 = x, x1 = x + columns, x2 = x1 + columns, x3 = x2 + columns;
-        Vector512<float> a0 = acc0[0], a1 = acc0[1], p0 = acc1[0], p1 = acc1[1];
-        Vector512<float> b0 = default, b1 = default, e0 = default, e1 = default, f0 = default, f1 = default;
-        Vector512<float> q0 = default, q1 = default, s0 = default, s1 = default, t0 = default, t1 = default;
-        if (TCount.Count > 1) { b0 = acc0[2]; b1 = acc0[3]; q0 = acc1[2]; q1 = acc1[3]; }
-        if (TCount.Count > 2) { e0 = acc0[4]; e1 = acc0[5]; s0 = acc1[4]; s1 = acc1[5]; }
-        if (TCount.Count > 3) { f0 = acc0[6]; f1 = acc0[7]; t0 = acc1[6]; t1 = acc1[7]; }
-        for (int k = c0; k < c1; k += 32, prefetch += 128)
-        {
-            Sse.Prefetch0(prefetch);
-            Sse.Prefetch0(prefetch + 64);
-            Vector512<float> wl = ScaledValues512(w + k, mask), wh = ScaledValues512(w + k + 16, mask);
-            Vector512<float> vl = ScaledValues512(v + k, mask), vh = ScaledValues512(v + k + 16, mask);
-            Vector512<float> xl = Avx512F.LoadVector512(x0 + k), xh = Avx512F.LoadVector512(x0 + k + 16);
-            a0 = Avx512F.FusedMultiplyAdd(wl, xl, a0);
-            a1 = Avx512F.FusedMultiplyAdd(wh, xh, a1);
-            p0 = Avx512F.FusedMultiplyAdd(vl, xl, p0);
-            p1 = Avx512F.FusedMultiplyAdd(vh, xh, p1);
-            if (TCount.Count > 1)
-            {
-                xl = Avx512F.LoadVector512(x1 + k); xh = Avx512F.LoadVector512(x1 + k + 16);
-                b0 = Avx512F.FusedMultiplyAdd(wl, xl, b0);
-                b1 = Avx512F.FusedMultiplyAdd(wh, xh, b1);
-                q0 = Avx512F.FusedMultiplyAdd(vl, xl, q0);
-                q1 = Avx512F.FusedMultiplyAdd(vh, xh, q1);
-            }
-            if (TCount.Count > 2)
-            {
-                xl = Avx512F.LoadVector512(x2 + k); xh = Avx512F.LoadVector512(x2 + k + 16);
-                e0 = Avx512F.FusedMultiplyAdd(wl, xl, e0);
-                e1 = Avx512F.FusedMultiplyAdd(wh, xh, e1);
-                s0 = Avx512F.FusedMultiplyAdd(vl, xl, s0);
-                s1 = Avx512F.FusedMultiplyAdd(vh, xh, s1);
-            }
-            if (TCount.Count > 3)
-            {
-                xl = Avx512F.LoadVector512(x3 + k); xh = Avx512F.LoadVector512(x3 + k + 16);
-                f0 = Avx512F.FusedMultiplyAdd(wl, xl, f0);
-                f1 = Avx512F.FusedMultiplyAdd(wh, xh, f1);
-                t0 = Avx512F.FusedMultiplyAdd(vl, xl, t0);
-                t1 = Avx512F.FusedMultiplyAdd(vh, xh, t1);
-            }
-        }
-        acc0[0] = a0; acc0[1] = a1; acc1[0] = p0; acc1[1] = p1;
-        if (TCount.Count > 1) { acc0[2] = b0; acc0[3] = b1; acc1[2] = q0; acc1[3] = q1; }
-        if (TCount.Count > 2) { acc0[4] = e0; acc0[5] = e1; acc1[4] = s0; acc1[5] = s1; }
-        if (TCount.Count > 3) { acc0[6] = f0; acc0[7] = f1; acc1[6] = t0; acc1[7] = t1; }
     }
 
     /// <summary>Portable 128-bit LM-head rows (ARM64 AdvSimd and any Vector128 platform).</summary>

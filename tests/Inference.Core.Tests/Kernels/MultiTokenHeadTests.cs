@@ -85,6 +85,19 @@ public class MultiTokenHeadTests
     }
 
     [Fact]
+    public void The_avx512_several_token_head_runs_the_emitted_pair_loops_wherever_the_cpu_has_avx512f()
+    {
+        // The bit-for-bit tests above compare DotRowsTokensAvx512 with the single-token kernel; this one
+        // makes sure that on an AVX-512F machine they compared the emitted loops, not the AVX2 fallback.
+        if (!BitNet.Inference.Kernels.X64.X64Cpu.HasAvx512F)
+            Assert.Skip("the emitted pair loops need AVX-512F (absent here, or switched off in the runtime)");
+        Assert.NotNull(F16.Avx512PairLoops.Instance);
+        byte[] code = F16.Avx512PairLoops.Emit(out int[] offsets);
+        Assert.Equal(F16.Avx512PairLoops.MaxTokens, offsets.Length);
+        Assert.All(offsets, offset => Assert.InRange(offset, 0, code.Length - 1));
+    }
+
+    [Fact]
     public void The_several_token_f16_kernels_stay_within_the_f16_tolerance_of_the_scalar_spec()
     {
         const int rows = 20, columns = 2560, tokens = 6;

@@ -14,23 +14,27 @@ internal static unsafe class X64Cpu
 {
     /// <summary>AVX-512F, AVX-512BW and AVX512-VNNI on the CPU, the opmask and all 32 zmm registers
     /// enabled by the OS, and (under the JIT) AVX-512 not switched off.</summary>
-    public static bool HasAvx512Vnni { get; } = DetectAvx512Vnni();
+    public static bool HasAvx512Vnni { get; } = DetectAvx512(bwAndVnni: true);
+
+    /// <summary>AVX-512F on the CPU, the opmask and all 32 zmm registers enabled by the OS, and (under
+    /// the JIT) AVX-512 not switched off: what the F16 head's emitted several-token loops need.</summary>
+    public static bool HasAvx512F { get; } = DetectAvx512(bwAndVnni: false);
 
     /// <summary>GFNI on the CPU (and, under the JIT, not switched off): vgf2p8affineqb, which unpacks
     /// 2-bit codes in one instruction. Intel Ice Lake and AMD Zen 4 have it; Cascade Lake has VNNI without it.</summary>
     public static bool HasGfni { get; } =
         X86Base.IsSupported && (X86Base.CpuId(7, 0).Ecx & (1 << 8)) != 0 && (!RuntimeFeature.IsDynamicCodeCompiled || Gfni.V512.IsSupported);
 
-    private static bool DetectAvx512Vnni()
+    private static bool DetectAvx512(bool bwAndVnni)
     {
         if (!X86Base.IsSupported || !ExecutableCode.IsAvailable) return false;
-        if (RuntimeFeature.IsDynamicCodeCompiled && !Avx512BW.IsSupported) return false;
+        if (RuntimeFeature.IsDynamicCodeCompiled && !(bwAndVnni ? Avx512BW.IsSupported : Avx512F.IsSupported)) return false;
         var leaf1 = X86Base.CpuId(1, 0);
         var leaf7 = X86Base.CpuId(7, 0);
         bool osSavesState = (leaf1.Ecx & (1 << 27)) != 0;     // OSXSAVE: xgetbv may be executed
         bool avx512f = (leaf7.Ebx & (1 << 16)) != 0, avx512bw = (leaf7.Ebx & (1 << 30)) != 0;
         bool vnni = (leaf7.Ecx & (1 << 11)) != 0;
-        if (!(osSavesState && avx512f && avx512bw && vnni)) return false;
+        if (!(osSavesState && avx512f && (!bwAndVnni || (avx512bw && vnni)))) return false;
         // XCR0 bits 1, 2 (xmm, ymm), 5, 6, 7 (opmask, upper halves of zmm0–15, zmm16–31).
         const ulong zmmState = 0b1110_0110;
         return (ReadXcr0() & zmmState) == zmmState;

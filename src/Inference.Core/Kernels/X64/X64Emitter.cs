@@ -16,7 +16,8 @@ internal readonly record struct Mem(Gpr Base, int Displacement = 0);
 /// <summary>
 /// Just enough of an x86-64 assembler to write the AVX-512 VNNI kernels that .NET 10 cannot express:
 /// its intrinsics reach vpdpbusd only through the VEX <c>AvxVnni</c> class, which CPUs with
-/// AVX512-VNNI but without AVX-VNNI (AMD Zen 4) report unsupported. Every instruction here is one the
+/// AVX512-VNNI but without AVX-VNNI (AMD Zen 4) report unsupported; and the F16 head's several-token
+/// loop, which a Native AOT binary for x86-64-v3 could not run as intrinsics. Every instruction here is one the
 /// kernels use, encoded from the Intel SDM (Vol. 2, §2.7 for EVEX); tests compare the bytes with GNU
 /// as. The kernels call nothing, so stack alignment does not matter; they save the callee-saved
 /// registers they borrow with push and pop.
@@ -147,6 +148,21 @@ internal sealed class X64Emitter
         EvexRegister(Map.M0F, Prefix.P66, w: false, 0x70, dst, new Zmm(0), src);
         Byte(immediate);
     }
+
+    /// <summary>vpmovsxwd dst, m256: 16 int16 sign-extended to int32 (EVEX.512.66.0F38.WIG 23 /r).</summary>
+    public void Vpmovsxwd(Zmm dst, Mem source) => EvexMemory(Map.M0F38, Prefix.P66, w: false, 0x23, dst.Number, source);
+
+    /// <summary>vpslld dst, src, imm8: each int32 shifted left (EVEX.512.66.0F.W0 72 /6 ib; dst in EVEX.vvvv).</summary>
+    public void Vpslld(Zmm dst, Zmm src, byte count)
+    {
+        Evex(Map.M0F, Prefix.P66, w: false, reg: 6, vvvv: dst.Number, rmLow: src.Number, rmHigh: src.Number >> 4);
+        Byte(0x72);
+        ModRmRegister(6, src.Number);
+        Byte(count);
+    }
+
+    /// <summary>vfmadd231ps acc, a, b: acc = a · b + acc, one rounding per lane (EVEX.512.66.0F38.W0 B8 /r).</summary>
+    public void Vfmadd231ps(Zmm acc, Zmm a, Zmm b) => EvexRegister(Map.M0F38, Prefix.P66, w: false, 0xB8, acc, a, b);
 
     /// <summary>vbroadcasti64x4 dst, m256: the 32 bytes at <paramref name="source"/> in both halves
     /// (EVEX.512.66.0F38.W1 5B /r).</summary>

@@ -1,0 +1,149 @@
+using System.Runtime.InteropServices;
+using BitNet.Inference.Kernels.X64;
+
+namespace BitNet.Inference.Kernels;
+
+public static partial class F16
+{
+    /// <summary>
+    /// The row-pair loop of <see cref="DotRowsTokensAvx512"/> as machine code emitted at first use, one
+    /// variant per token count 1 … 4, for the reason the VNNI kernels are emitted: a Native AOT binary built
+    /// for x86-64-v3 has every Avx512 intrinsic compiled out, yet runs code we emit wherever the CPU has
+    /// AVX-512F (<see cref="X64Cpu.HasAvx512F"/>), so the batched head of the AOT server gets 512-bit FMAs.
+    /// The instructions are those of the intrinsic loop it replaced: per 32 columns, each row's halves
+    /// widened as h · 2^−112 (vpmovsxwd, vpslld 13, vpandd with <see cref="BodyMask"/>; see
+    /// <see cref="ToScaledValues"/>), each token's two input vectors loaded once for both rows, and
+    /// every (row, token) pair of 512-bit accumulators taking one vfmadd231ps each, in column order.
+    /// </summary>
+    internal sealed unsafe class Avx512PairLoops
+    {
+        public const int MaxTokens = 4;
+        private readonly nint[] _entries;
+
+        private Avx512PairLoops(byte* start, int[] offsets)
+        {
+            _entries = new nint[offsets.Length];
+            for (int i = 0; i < offsets.Length; i++) _entries[i] = (nint)(start + offsets[i]);
+        }
+
+        private static readonly Lazy<Avx512PairLoops?> Loops = new(() => X64Cpu.HasAvx512F ? Map() : null);
+
+        /// <summary>The loops, or null where the CPU, the OS or the runtime (DOTNET_EnableAVX512=0) rules them out.</summary>
+        public static Avx512PairLoops? Instance => Loops.Value;
+
+        /// <summary>Runs the loop for <paramref name="tokens"/> tokens (1 … <see cref="MaxTokens"/>).</summary>
+        public void Run(int tokens, Args* args) =>
+            ((delegate* unmanaged[SuppressGCTransition]<Args*, void>)_entries[tokens - 1])(args);
+
+        private static Avx512PairLoops? Map()
+        {
+            byte[] code = Emit(out int[] offsets);
+            byte* start = (byte*)ExecutableCode.TryLoad(code);
+            return start == null ? null : new Avx512PairLoops(start, offsets);
+        }
+
+        /// <summary>What a loop reads from the pointer it is given (rdi).</summary>
+        [StructLayout(LayoutKind.Explicit)]
+        internal struct Args
+        {
+            public const int RowAt = 0, RowBytesAt = 8, XAt = 16, StepsAt = 48, AccAt = 56, AheadAt = 72;
+            /// <summary>The first row of the pair at the block's first column; the second is RowBytes on.</summary>
+            [FieldOffset(RowAt)] public short* Row;
+            [FieldOffset(RowBytesAt)] public nint RowBytes;
+            /// <summary>Token u's scaled inputs at the block's first column: X0 … X3 side by side.</summary>
+            [FieldOffset(XAt)] public float* X0;
+            [FieldOffset(XAt + 8)] public float* X1;
+            [FieldOffset(XAt + 16)] public float* X2;
+            [FieldOffset(XAt + 24)] public float* X3;
+            /// <summary>32-column steps in the block (at least 1).</summary>
+            [FieldOffset(StepsAt)] public nint Steps;
+            /// <summary>Each row's accumulators: token u's two 512-bit ones at 128·u and 128·u + 64 bytes.</summary>
+            [FieldOffset(AccAt)] public float* Acc0;
+            [FieldOffset(AccAt + 8)] public float* Acc1;
+            /// <summary>Two lines prefetched per step, from here on (<see cref="PrefetchTarget"/>).</summary>
+            [FieldOffset(AheadAt)] public byte* Ahead;
+        }
+
+        internal static byte[] Emit(out int[] offsets)
+        {
+            var asm = new X64Emitter();
+            int mask = asm.NewLabel();
+            offsets = new int[MaxTokens];
+            for (int tokens = 1; tokens <= MaxTokens; tokens++)
+            {
+                asm.Align(16);
+                offsets[tokens - 1] = asm.Length;
+                EmitLoop(asm, tokens, mask);
+            }
+            asm.Align(64);
+            asm.Bind(mask);
+            for (int i = 0; i < 16; i++) asm.Data(BitConverter.GetBytes(BodyMask));
+            return asm.ToArray();
+        }
+
+        // Registers: only caller-saved ones (no push or pop). Accumulator (row r, token u, half h) in
+        // zmm(8r + 2u + h); the two rows' widened halves in zmm16–19, a token's inputs in zmm20/21, the mask in zmm22.
+        private static void EmitLoop(X64Emitter asm, int tokens, int maskLabel)
+        {
+            Gpr args = Gpr.Rdi, first = Gpr.Rsi, second = Gpr.Rdx, steps = Gpr.R11, ahead = Gpr.Rax;
+            Gpr[] x = [Gpr.Rcx, Gpr.R8, Gpr.R9, Gpr.R10];
+            Zmm Total(int r, int u, int h) => new(8 * r + 2 * u + h);
+            Zmm firstLow = new(16), firstHigh = new(17), secondLow = new(18), secondHigh = new(19);
+            Zmm inputLow = new(20), inputHigh = new(21), mask = new(22);
+            int loop = asm.NewLabel();
+
+            asm.Vmovdqu64(mask, maskLabel);
+            asm.Mov(first, new Mem(args, Args.RowAt));
+            asm.Mov(second, new Mem(args, Args.RowBytesAt));
+            asm.Add(second, first);
+            for (int u = 0; u < tokens; u++) asm.Mov(x[u], new Mem(args, Args.XAt + 8 * u));
+            for (int r = 0; r < 2; r++)
+            {
+                asm.Mov(steps, new Mem(args, Args.AccAt + 8 * r));
+                for (int u = 0; u < tokens; u++)
+                    for (int h = 0; h < 2; h++) asm.Vmovdqu64(Total(r, u, h), new Mem(steps, 128 * u + 64 * h));
+            }
+            asm.Mov(ahead, new Mem(args, Args.AheadAt));
+            asm.Mov(steps, new Mem(args, Args.StepsAt));
+
+            asm.Bind(loop);
+            asm.Prefetcht0(new Mem(ahead));
+            asm.Prefetcht0(new Mem(ahead, 64));
+            asm.Add(ahead, 128);
+            Widen(firstLow, new Mem(first));
+            Widen(firstHigh, new Mem(first, 32));
+            Widen(secondLow, new Mem(second));
+            Widen(secondHigh, new Mem(second, 32));
+            for (int u = 0; u < tokens; u++)
+            {
+                asm.Vmovdqu64(inputLow, new Mem(x[u]));
+                asm.Vmovdqu64(inputHigh, new Mem(x[u], 64));
+                asm.Vfmadd231ps(Total(0, u, 0), firstLow, inputLow);
+                asm.Vfmadd231ps(Total(0, u, 1), firstHigh, inputHigh);
+                asm.Vfmadd231ps(Total(1, u, 0), secondLow, inputLow);
+                asm.Vfmadd231ps(Total(1, u, 1), secondHigh, inputHigh);
+                asm.Add(x[u], 128);
+            }
+            asm.Add(first, 64);
+            asm.Add(second, 64);
+            asm.Dec(steps);
+            asm.Jnz(loop);
+
+            for (int r = 0; r < 2; r++)
+            {
+                asm.Mov(steps, new Mem(args, Args.AccAt + 8 * r));
+                for (int u = 0; u < tokens; u++)
+                    for (int h = 0; h < 2; h++) asm.Vmovdqu64(new Mem(steps, 128 * u + 64 * h), Total(r, u, h));
+            }
+            asm.Vzeroupper();
+            asm.Ret();
+
+            void Widen(Zmm into, Mem halves)
+            {
+                asm.Vpmovsxwd(into, halves);
+                asm.Vpslld(into, into, 13);
+                asm.Vpandd(into, into, mask);
+            }
+        }
+    }
+}
