@@ -10,10 +10,10 @@ public static partial class F16
     /// variant per token count 1 … 4, for the reason the VNNI kernels are emitted: a Native AOT binary built
     /// for x86-64-v3 has every Avx512 intrinsic compiled out, yet runs code we emit wherever the CPU has
     /// AVX-512F (<see cref="X64Cpu.HasAvx512F"/>), so the batched head of the AOT server gets 512-bit FMAs.
-    /// The instructions are those of the intrinsic loop it replaced: per 32 columns, each row's halves
-    /// widened as h · 2^−112 (vpmovsxwd, vpslld 13, vpandd with <see cref="BodyMask"/>; see
-    /// <see cref="ToScaledValues"/>), each token's two input vectors loaded once for both rows, and
-    /// every (row, token) pair of 512-bit accumulators taking one vfmadd231ps each, in column order.
+    /// Per 32 columns: each row's halves widened as h · 2^−112 (vpmovsxwd, vpslld 13, vpandd with
+    /// <see cref="BodyMask"/>, as <see cref="ScaledValues512(short*, System.Runtime.Intrinsics.Vector512{int})"/>
+    /// does), each token's two input vectors loaded once for both rows, and every (row, token) pair of
+    /// 512-bit accumulators taking one vfmadd231ps each, in column order.
     /// </summary>
     internal sealed unsafe class Avx512PairLoops
     {
@@ -83,6 +83,7 @@ public static partial class F16
 
         // Registers: only caller-saved ones (no push or pop). Accumulator (row r, token u, half h) in
         // zmm(8r + 2u + h); the two rows' widened halves in zmm16–19, a token's inputs in zmm20/21, the mask in zmm22.
+        // r11 counts the steps in the loop and holds each row's accumulator address before and after it.
         private static void EmitLoop(X64Emitter asm, int tokens, int maskLabel)
         {
             Gpr args = Gpr.Rdi, first = Gpr.Rsi, second = Gpr.Rdx, steps = Gpr.R11, ahead = Gpr.Rax;
