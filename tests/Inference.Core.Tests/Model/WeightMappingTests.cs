@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using BitNet.Inference.Dummy;
 using BitNet.Inference.Gguf;
+using BitNet.Inference.Kernels;
 using BitNet.Inference.Memory;
 using BitNet.Inference.Model;
 using BitNet.Inference.Tests.Gguf;
@@ -106,6 +107,38 @@ public unsafe class WeightMappingTests
         int[] prompt = [1, 17, 250, 3, 99];
         Assert.Equal(mapped.Forward(b, prompt).ToArray(), memory.Forward(a, prompt).ToArray());
         for (int token = 5; token < 12; token++)   // single-token steps take the decode kernels
+            Assert.Equal(mapped.Forward(b, [token]).ToArray(), memory.Forward(a, [token]).ToArray());
+    }
+
+    /// <summary>
+    /// With the VNNI kernels, which read a group of 4 rows as one stream, private copies are rearranged into
+    /// four-row blocks (the same bytes, reordered), while mapped codes keep the file's order; the logits agree.
+    /// </summary>
+    [Fact]
+    public void Weights_in_memory_are_rearranged_into_four_row_blocks_for_the_vnni_kernels()
+    {
+        if (!KernelSet.Avx512VnniSet.IsSupported) Assert.Skip("the avx512vnni kernels, which read four-row blocks, cannot run here");
+        using var temp = new TempFolder();
+        string path = temp.File("tiny.gguf");
+        DummyModel.Write(path, DummyShape.Tiny, seed: 12);
+        using var memory = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, Kernel = "avx512vnni", Storage = WeightStorage.Memory });
+        using var mapped = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, Kernel = "avx512vnni", Storage = WeightStorage.Mapped });
+        var pairs = memory.Weights.Layers.SelectMany(l => l.TernaryMatrices).Zip(mapped.Weights.Layers.SelectMany(l => l.TernaryMatrices));
+        foreach (var (copy, file) in pairs)
+        {
+            Assert.Equal(I2sCodeOrder.FourRowBlocks, copy.CodeOrder);
+            Assert.Equal(I2sCodeOrder.Rows, file.CodeOrder);
+            byte[] back = copy.AllCodes.ToArray();
+            if (copy.Columns > I2sLayout.BlockElements && copy.Rows >= 4)   // one block per row reads the same either way
+                Assert.NotEqual(file.AllCodes.ToArray(), back);
+            I2sLayout.DeinterleaveFourRowBlocks(back, copy.Rows, copy.Columns, new byte[copy.Columns]);
+            Assert.Equal(file.AllCodes.ToArray(), back);
+        }
+        var a = memory.CreateState(32);
+        var b = mapped.CreateState(32);
+        int[] prompt = [1, 17, 250, 3, 99];
+        Assert.Equal(mapped.Forward(b, prompt).ToArray(), memory.Forward(a, prompt).ToArray());
+        for (int token = 5; token < 12; token++)
             Assert.Equal(mapped.Forward(b, [token]).ToArray(), memory.Forward(a, [token]).ToArray());
     }
 
