@@ -1,4 +1,7 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace BitNet.Inference.Kernels;
 
@@ -58,7 +61,7 @@ public static class I2sLayout
 
     private static void Rearrange(Span<byte> codes, int rows, int columns, Span<byte> scratch, bool toBlocks)
     {
-        int rowBytes = RowBytes(columns), groupBytes = 4 * rowBytes, blocks = columns / BlockElements;
+        int rowBytes = RowBytes(columns), groupBytes = 4 * rowBytes;
         if (columns % BlockElements != 0 || rows < 0 || codes.Length < (long)rows * rowBytes || scratch.Length < groupBytes)
             throw new ArgumentException($"{rows} rows of {columns} columns do not fit {codes.Length} bytes of codes and {scratch.Length} of scratch");
         scratch = scratch[..groupBytes];
@@ -66,13 +69,23 @@ public static class I2sLayout
         {
             Span<byte> group = codes.Slice(g * rowBytes, groupBytes);
             group.CopyTo(scratch);
-            for (int i = 0; i < 4; i++)
-                for (int b = 0; b < blocks; b++)
-                {
-                    int inRows = i * rowBytes + b * BlockBytes, inBlocks = (4 * b + i) * BlockBytes;
-                    scratch.Slice(toBlocks ? inRows : inBlocks, BlockBytes).CopyTo(group.Slice(toBlocks ? inBlocks : inRows, BlockBytes));
-                }
+            Regroup(scratch, group, columns, toBlocks);
         }
+    }
+
+    /// <summary>One group of 4 rows from one order into the other (<paramref name="toBlocks"/>: row order → four-row blocks).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // runs over every weight at load, before tiering would promote it
+    private static void Regroup(ReadOnlySpan<byte> from, Span<byte> to, int columns, bool toBlocks)
+    {
+        int rowBytes = RowBytes(columns), blocks = columns / BlockElements;
+        ref byte source = ref MemoryMarshal.GetReference(from);
+        ref byte destination = ref MemoryMarshal.GetReference(to);
+        for (int b = 0; b < blocks; b++)
+            for (int i = 0; i < 4; i++)
+            {
+                nuint inRows = (nuint)(i * rowBytes + b * BlockBytes), inBlocks = (nuint)((4 * b + i) * BlockBytes);
+                Vector256.LoadUnsafe(ref source, toBlocks ? inRows : inBlocks).StoreUnsafe(ref destination, toBlocks ? inBlocks : inRows);
+            }
     }
 
     /// <summary>
