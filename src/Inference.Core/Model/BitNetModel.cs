@@ -45,6 +45,26 @@ public sealed unsafe class BitNetModel : IDisposable
                 _embeddingFile = new EmbeddingFile(file, (byte*)weights.TokenEmbedding - (byte*)fileStart);
         }
         Residency = new WeightResidency(file, storage, StreamedRanges(), _matmul.Pool, options.Log);
+        if (storage == WeightStorage.Move && matmul.ReadsFourRowBlocks)
+            Residency.WhenMoved(stop => RearrangeMovedCodes(stop, options.Log));
+    }
+
+    /// <summary>
+    /// <see cref="WeightStorage.Move"/> with kernels that read four-row blocks: once the codes are private pages,
+    /// rearrange them matrix by matrix, each while no product runs (<see cref="MatMul.Exclusively"/>), so a
+    /// product reads a matrix whole in one order or the other. A decode step waits for one matrix at most.
+    /// </summary>
+    private void RearrangeMovedCodes(Func<bool> stop, Action<string>? log)
+    {
+        int rearranged = 0;
+        foreach (TernaryMatrix m in _weights.Layers.SelectMany(l => l.TernaryMatrices))
+        {
+            if (stop()) return;
+            if (m.IsConverted || m.CodeOrder != Kernels.I2sCodeOrder.Rows) continue;
+            Residency.WithWritable((nint)m.Codes, (long)m.Rows * m.RowBytes,
+                () => _matmul.Exclusively(() => { if (m.RearrangeIntoFourRowBlocks()) rearranged++; }));
+        }
+        log?.Invoke($"weights: {rearranged} moved ternary matrices rearranged into four-row blocks");
     }
 
     /// <summary>Where the streamed weights live and their move into private memory (<see cref="WeightStorage"/>).</summary>

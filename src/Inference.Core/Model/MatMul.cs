@@ -37,6 +37,12 @@ internal sealed unsafe class MatMul : IDisposable
     public int Threads { get; }
     /// <summary>The worker threads (the caller included) the products run on; other row-parallel work may share them.</summary>
     public WorkerPool Pool { get; }
+    /// <summary>Runs <paramref name="action"/> while no product runs (the lock every product takes).</summary>
+    public void Exclusively(Action action)
+    {
+        lock (_gate) action();
+    }
+
     /// <summary>Whether the kernels in use read ternary codes in <see cref="I2sCodeOrder.FourRowBlocks"/> order too.</summary>
     public bool ReadsFourRowBlocks => _kernels.DotI2sFourRowBlocks is not null;
     /// <summary>The int8 LM head when <see cref="LmHeadMode.Q8"/> or <see cref="LmHeadMode.Screened"/> is on, else null.</summary>
