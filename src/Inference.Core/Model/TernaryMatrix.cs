@@ -65,7 +65,8 @@ public sealed unsafe class TernaryMatrix
     {
         if (BlockScales is not null || CodeOrder == I2sCodeOrder.FourRowBlocks) return false;
         var codes = new Span<byte>(Codes, checked(Rows * RowBytes));
-        I2sLayout.InterleaveFourRowBlocks(codes, Rows, Columns, new byte[4 * RowBytes]);
+        Span<byte> scratch = Columns <= 16384 ? stackalloc byte[Columns] : new byte[Columns];   // one group: 4 · RowBytes
+        I2sLayout.InterleaveFourRowBlocks(codes, Rows, Columns, scratch);
         CodeOrder = I2sCodeOrder.FourRowBlocks;
         return true;
     }
