@@ -39,14 +39,36 @@ internal static partial class I2sKernels
         DotRowsAvx512Vnni(VnniKernels.Best ?? throw new PlatformNotSupportedException("these kernels need AVX-512BW and AVX512-VNNI on Linux x64"),
             weights, columns, activations, tokens, rowStart, rowCount, dots);
 
-    /// <summary>The kernels with one particular unpacking (tests run both where the CPU can).</summary>
+    /// <summary>
+    /// <see cref="DotRowsAvx512Vnni(ReadOnlySpan{byte}, int, ReadOnlySpan{sbyte}, int, int, int, Span{int})"/> for
+    /// codes in <see cref="I2sCodeOrder.FourRowBlocks"/> order; <paramref name="weights"/> holds the whole matrix
+    /// from row 0 (its groups of 4 rows are counted from there).
+    /// </summary>
+    public static void DotRowsAvx512VnniFourRowBlocks(
+        ReadOnlySpan<byte> weights, int columns, ReadOnlySpan<sbyte> activations, int tokens,
+        int rowStart, int rowCount, Span<int> dots) =>
+        DotRowsAvx512Vnni(VnniKernels.BestForFourRowBlocks ?? throw new PlatformNotSupportedException("these kernels need AVX-512BW and AVX512-VNNI on Linux x64"),
+            weights, columns, activations, tokens, rowStart, rowCount, dots);
+
+    /// <summary>The kernels with one particular unpacking and code order (tests run each where the CPU can).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void DotRowsAvx512Vnni(VnniKernels code,
         ReadOnlySpan<byte> weights, int columns, ReadOnlySpan<sbyte> activations, int tokens,
         int rowStart, int rowCount, Span<int> dots)
     {
         ValidateRows(weights, columns, activations, tokens, rowStart, rowCount, dots);
-        int rowBytes = columns / 4, blocks = columns / I2sLayout.BlockElements;
+        int rowBytes = columns / 4, blocks = columns / I2sLayout.BlockElements, end = rowStart + rowCount;
+        bool fourRowBlocks = code.Order == I2sCodeOrder.FourRowBlocks;
+        // Rows in interleaved groups (FourRowBlocks: the matrix's whole groups; row order: none).
+        int groupedRows = fourRowBlocks ? weights.Length / rowBytes / 4 * 4 : 0;
+        // The 4-row groups this range takes whole, rows [first, first + 4·groups); the rows around them go one by one.
+        int first = rowStart, groups = rowCount / 4;
+        if (fourRowBlocks)
+        {
+            first = Math.Min((rowStart + 3) & ~3, end);
+            groups = Math.Max(0, Math.Min(end, groupedRows) / 4 - first / 4);
+        }
+        int afterGroups = first + 4 * groups;
         var rows4 = code.Rows4;
         var row1 = code.Row1;
         // Where the 1-row kernel leaves its dot (in lane 0).
@@ -55,7 +77,8 @@ internal static partial class I2sKernels
         fixed (sbyte* a = activations)
         fixed (int* d = dots)
         {
-            byte* w0 = w + (long)rowStart * rowBytes;
+            byte* wg = w + (long)first * rowBytes;
+            var singles = new SingleRows(row1, w, columns, groupedRows, a, d, rowStart, rowCount, sums);
             // Several tokens (prefill, or a decode step of several sequences): 4 rows × 4 tokens at a time,
             // each block unpacked once for the four. Two or three tokens left over fill the empty slots
             // with the first of them again (their dots are dropped), which costs less than unpacking the
@@ -68,7 +91,6 @@ internal static partial class I2sKernels
                 Tokens4Args targs = default;
                 targs.RowBytes = rowBytes;
                 targs.Blocks = blocks;
-                int groups = rowCount / 4;
                 // A chunk of rows for every token group in turn: its codes come from cache after the first.
                 for (int g0 = 0; g0 < groups; g0 += Tokens4Chunk)
                 {
@@ -78,39 +100,54 @@ internal static partial class I2sKernels
                         int count = Math.Min(4, tokens - u0);
                         sbyte** q = &targs.Q0;
                         for (int u = 0; u < 4; u++) q[u] = a + (long)(u0 + Math.Min(u, count - 1)) * columns;
-                        targs.Rows = w0 + (long)4 * g0 * rowBytes;
+                        targs.Rows = wg + (long)4 * g0 * rowBytes;
                         targs.Staged = staged;
                         targs.Groups = chunk;
                         code.Tokens4(&targs);
                         // Group g's 16 dots: token u's four rows in staged[16g + 4u … 16g + 4u + 3].
                         for (int u = 0; u < count; u++)
                         {
-                            int* dt = d + (u0 + u) * rowCount + 4 * g0;
+                            int* dt = d + (u0 + u) * rowCount + (first - rowStart) + 4 * g0;
                             for (int g = 0; g < chunk; g++)
                                 for (int r = 0; r < 4; r++)
                                     dt[4 * g + r] = staged[16 * g + 4 * u + r];
                         }
                     }
                 }
-                for (int r = 4 * groups; r < rowCount; r++)
-                    for (int u = t0; u < Math.Min(tokens, t0 + groupTokens); u++)
-                    {
-                        row1(w0 + (long)r * rowBytes, a + (long)u * columns, blocks, sums);
-                        d[u * rowCount + r] = sums[0];
-                    }
-                t0 = Math.Min(tokens, t0 + groupTokens);
+                int t1 = Math.Min(tokens, t0 + groupTokens);
+                singles.Run(rowStart, first, t0, t1);
+                singles.Run(afterGroups, end, t0, t1);
+                t0 = t1;
             }
             // The last token, if one is left: 4 rows share each activation load, the whole range in one call.
             for (int t = t0; t < tokens; t++)
             {
-                sbyte* q = a + (long)t * columns;
-                int* dt = d + t * rowCount;
-                int groups = rowCount / 4;
-                if (groups > 0) rows4(w0, rowBytes, q, blocks, dt, groups);
-                for (int r = 4 * groups; r < rowCount; r++)
+                if (groups > 0) rows4(wg, rowBytes, a + (long)t * columns, blocks, d + t * rowCount + (first - rowStart), groups);
+                singles.Run(rowStart, first, t, t + 1);
+                singles.Run(afterGroups, end, t, t + 1);
+            }
+        }
+    }
+
+    /// <summary>The dots of rows outside a range's 4-row groups, one row and token per call of the 1-row kernel:
+    /// rows below <c>groupedRows</c> sit in a <see cref="I2sCodeOrder.FourRowBlocks"/> group (blocks 128 bytes
+    /// apart), the others in row order.</summary>
+    private readonly unsafe struct SingleRows(delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, nint, int*, nint, void> row1,
+        byte* weights, int columns, int groupedRows, sbyte* activations, int* dots, int rowStart, int rowCount, int* sums)
+    {
+        /// <summary>Rows [from, to) for tokens [t0, t1).</summary>
+        public void Run(int from, int to, int t0, int t1)
+        {
+            int rowBytes = columns / 4, blocks = columns / I2sLayout.BlockElements;
+            for (int r = from; r < to; r++)
+            {
+                bool grouped = r < groupedRows;
+                byte* row = weights + (long)(grouped ? r & ~3 : r) * rowBytes + (grouped ? (r & 3) * I2sLayout.BlockBytes : 0);
+                nint stride = grouped ? 4 * I2sLayout.BlockBytes : I2sLayout.BlockBytes;
+                for (int u = t0; u < t1; u++)
                 {
-                    row1(w0 + (long)r * rowBytes, q, blocks, sums);
-                    dt[r] = sums[0];
+                    row1(row, activations + (long)u * columns, blocks, sums, stride);
+                    dots[u * rowCount + r - rowStart] = sums[0];
                 }
             }
         }
@@ -133,8 +170,9 @@ internal static partial class I2sKernels
         /// <summary>(rows, rowBytes, q, blocks, dots, groups): groups of 4 rows × 1 token, dots stored in row order.</summary>
         public readonly delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, nint, void> Rows4;
 
-        /// <summary>(row, q, blocks, sums): 1 row × 1 token, the dot to sums[0].</summary>
-        public readonly delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, nint, int*, void> Row1;
+        /// <summary>(row, q, blocks, sums, blockStride): 1 row × 1 token, the dot to sums[0]; the row's blocks lie
+        /// blockStride bytes apart (32 in row order, 128 inside a group of <see cref="I2sCodeOrder.FourRowBlocks"/>).</summary>
+        public readonly delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, nint, int*, nint, void> Row1;
 
         /// <summary>(args): groups of 4 rows × 4 tokens, see <see cref="Tokens4Args"/>.</summary>
         public readonly delegate* unmanaged[SuppressGCTransition]<Tokens4Args*, void> Tokens4;
@@ -142,28 +180,43 @@ internal static partial class I2sKernels
         /// <summary>"gfni" or "shift".</summary>
         public string Unpack { get; }
 
-        private static readonly Lazy<VnniKernels?> GfniKernels = new(() => X64Cpu.HasAvx512Vnni && X64Cpu.HasGfni ? Map(gfni: true) : null);
-        private static readonly Lazy<VnniKernels?> ShiftKernels = new(() => X64Cpu.HasAvx512Vnni ? Map(gfni: false) : null);
+        /// <summary>The code order the 4-row kernels read (<see cref="I2sCodeOrder"/>).</summary>
+        public I2sCodeOrder Order { get; }
+
+        private static readonly Lazy<VnniKernels?> GfniKernels = new(() => X64Cpu.HasAvx512Vnni && X64Cpu.HasGfni ? Map(gfni: true, I2sCodeOrder.Rows) : null);
+        private static readonly Lazy<VnniKernels?> ShiftKernels = new(() => X64Cpu.HasAvx512Vnni ? Map(gfni: false, I2sCodeOrder.Rows) : null);
+        private static readonly Lazy<VnniKernels?> GfniBlockKernels = new(() => X64Cpu.HasAvx512Vnni && X64Cpu.HasGfni ? Map(gfni: true, I2sCodeOrder.FourRowBlocks) : null);
+        private static readonly Lazy<VnniKernels?> ShiftBlockKernels = new(() => X64Cpu.HasAvx512Vnni ? Map(gfni: false, I2sCodeOrder.FourRowBlocks) : null);
 
         /// <summary>The GFNI kernels where the CPU has GFNI, else the shift kernels; null without VNNI.</summary>
         public static VnniKernels? Best => GfniKernels.Value ?? ShiftKernels.Value;
 
-        /// <summary>The kernels with GFNI (null unless the CPU has it) or shift unpacking.</summary>
-        public static VnniKernels? WithUnpack(bool gfni) => gfni ? GfniKernels.Value : ShiftKernels.Value;
+        /// <summary><see cref="Best"/> for codes in <see cref="I2sCodeOrder.FourRowBlocks"/> order.</summary>
+        public static VnniKernels? BestForFourRowBlocks => GfniBlockKernels.Value ?? ShiftBlockKernels.Value;
 
-        private VnniKernels(byte* start, int rows4, int row1, int tokens4, string unpack)
+        /// <summary>The kernels with GFNI (null unless the CPU has it) or shift unpacking, for codes in <paramref name="order"/>.</summary>
+        public static VnniKernels? WithUnpack(bool gfni, I2sCodeOrder order = I2sCodeOrder.Rows) => (gfni, order) switch
+        {
+            (true, I2sCodeOrder.Rows) => GfniKernels.Value,
+            (false, I2sCodeOrder.Rows) => ShiftKernels.Value,
+            (true, _) => GfniBlockKernels.Value,
+            _ => ShiftBlockKernels.Value,
+        };
+
+        private VnniKernels(byte* start, int rows4, int row1, int tokens4, string unpack, I2sCodeOrder order)
         {
             Tokens4 = (delegate* unmanaged[SuppressGCTransition]<Tokens4Args*, void>)(start + tokens4);
             Rows4 = (delegate* unmanaged[SuppressGCTransition]<byte*, nint, sbyte*, nint, int*, nint, void>)(start + rows4);
-            Row1 = (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, nint, int*, void>)(start + row1);
+            Row1 = (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, nint, int*, nint, void>)(start + row1);
             Unpack = unpack;
+            Order = order;
         }
 
-        private static VnniKernels? Map(bool gfni)
+        private static VnniKernels? Map(bool gfni, I2sCodeOrder order)
         {
-            byte[] code = EmitVnniKernels(gfni, out int rows4, out int row1, out int tokens4);
+            byte[] code = EmitVnniKernels(gfni, order, out int rows4, out int row1, out int tokens4);
             byte* start = (byte*)ExecutableCode.TryLoad(code);
-            return start == null ? null : new VnniKernels(start, rows4, row1, tokens4, gfni ? "gfni" : "shift");
+            return start == null ? null : new VnniKernels(start, rows4, row1, tokens4, gfni ? "gfni" : "shift", order);
         }
     }
 
@@ -203,20 +256,20 @@ internal static partial class I2sKernels
     /// <summary>The three kernels in one block of code, with their entry offsets, then the constants:
     /// the unpacking's two vectors (affine matrices or shift counts, see <see cref="IAvx512Codes"/>) and
     /// its 3s, and the 4-row kernel's lane order.</summary>
-    internal static byte[] EmitVnniKernels(bool gfni, out int rows4, out int rows1, out int tokens4)
+    internal static byte[] EmitVnniKernels(bool gfni, I2sCodeOrder order, out int rows4, out int rows1, out int tokens4)
     {
         var asm = new X64Emitter();
         int first = asm.NewLabel(), second = asm.NewLabel(), threes = asm.NewLabel(), firstLanes = asm.NewLabel();
         var unpack = new EmittedUnpack(gfni, first, second, threes);
         int rows4Entry = asm.NewLabel(), rows1Entry = asm.NewLabel(), tokens4Entry = asm.NewLabel();
         asm.Bind(rows4Entry);
-        EmitRows4(asm, unpack, firstLanes);
+        EmitRows4(asm, unpack, order, firstLanes);
         asm.Align(16);
         asm.Bind(rows1Entry);
         EmitRow1(asm, unpack);
         asm.Align(16);
         asm.Bind(tokens4Entry);
-        EmitRows4Tokens4(asm, unpack);
+        EmitRows4Tokens4(asm, unpack, order);
 
         Vector512<byte> firstConstant, secondConstant;
         if (gfni) AffineCodes.Constants(out firstConstant, out secondConstant);
@@ -265,7 +318,7 @@ internal static partial class I2sKernels
     /// zmm24 and its codes in zmm25/26. The sum tree leaves (row r, token u) in lane 4u + r, stored as one
     /// 64-byte vector per group. Prefetches as <see cref="EmitRows4"/>.
     /// </summary>
-    private static void EmitRows4Tokens4(X64Emitter asm, EmittedUnpack unpack)
+    private static void EmitRows4Tokens4(X64Emitter asm, EmittedUnpack unpack, I2sCodeOrder order)
     {
         Gpr args = Gpr.Rdi, rows = Gpr.R8, rowBytes = Gpr.Rsi, staged = Gpr.R9, groups = Gpr.R12, left = Gpr.Rbp, ahead = Gpr.Rax;
         Gpr[] row = [Gpr.R10, Gpr.R11, Gpr.R13, Gpr.R14];          // not r12: as a base it needs a SIB byte
@@ -284,11 +337,9 @@ internal static partial class I2sKernels
         asm.Mov(staged, new Mem(args, Tokens4Args.StagedAt));
         asm.Mov(groups, new Mem(args, Tokens4Args.GroupsAt));
 
+        var rowBlocks = new GroupRows(asm, order, row, rowBytes);
         asm.Bind(group);
-        asm.Mov(row[0], rows);
-        for (int i = 1; i < 4; i++) { asm.Mov(row[i], row[i - 1]); asm.Add(row[i], rowBytes); }
-        asm.Mov(ahead, row[3]);                           // row 3 + 5 rows = row 8: two groups ahead
-        for (int i = 0; i < 5; i++) asm.Add(ahead, rowBytes);
+        rowBlocks.Start(rows, ahead);
         for (int u = 0; u < 4; u++) asm.Mov(q[u], new Mem(args, Tokens4Args.Q0At + 8 * u));
         asm.Mov(left, new Mem(args, Tokens4Args.BlocksAt));
         for (int i = 0; i < 16; i++) asm.Vpxord(new Zmm(i), new Zmm(i), new Zmm(i));
@@ -305,15 +356,15 @@ internal static partial class I2sKernels
         }
         for (int r = 0; r < 4; r++)
         {
-            asm.Vbroadcasti64x4(block, new Mem(row[r]));
+            asm.Vbroadcasti64x4(block, rowBlocks.Block(r));
             unpack.Unpack(asm, block, lo, hi);
             for (int u = 0; u < 4; u++)
             {
                 asm.Vpdpbusd(Total(r, u), lo, Low(u));
                 asm.Vpdpbusd(Total(r, u), hi, High(u));
             }
-            asm.Add(row[r], I2sLayout.BlockBytes);
         }
+        rowBlocks.Advance();
         asm.Dec(left);
         asm.Jnz(loop);
 
@@ -330,12 +381,12 @@ internal static partial class I2sKernels
     }
 
     /// <summary>
-    /// 1 row × 1 token: (row, q, blocks, sums); the dot to sums[0]. For the rows left over
+    /// 1 row × 1 token: (row, q, blocks, sums, blockStride); the dot to sums[0]. For the rows left over
     /// after the 4-row groups, which real shapes (multiples of 64 rows per thread) never have.
     /// </summary>
     private static void EmitRow1(X64Emitter asm, EmittedUnpack unpack)
     {
-        Gpr row = Gpr.Rdi, q = Gpr.Rsi, blocks = Gpr.Rdx, sums = Gpr.Rcx;
+        Gpr row = Gpr.Rdi, q = Gpr.Rsi, blocks = Gpr.Rdx, sums = Gpr.Rcx, blockStride = Gpr.R8;
         Zmm block = new(16), lo = new(18), hi = new(19);
         int loop = asm.NewLabel();
         unpack.LoadConstants(asm);
@@ -347,7 +398,7 @@ internal static partial class I2sKernels
         asm.Vmovdqu64(ActsHi, new Mem(q, 64));
         asm.Vpdpbusd(new Zmm(0), lo, ActsLo);
         asm.Vpdpbusd(new Zmm(0), hi, ActsHi);
-        asm.Add(row, I2sLayout.BlockBytes);
+        asm.Add(row, blockStride);
         asm.Add(q, I2sLayout.BlockElements);
         asm.Dec(blocks);
         asm.Jnz(loop);
@@ -363,7 +414,7 @@ internal static partial class I2sKernels
     /// does not follow (as in <see cref="Avx512Rows4{TCodes}"/>), so each block prefetches
     /// 128 bytes starting two groups ahead: the rate the loop consumes them.
     /// </summary>
-    private static void EmitRows4(X64Emitter asm, EmittedUnpack unpack, int firstLanes)
+    private static void EmitRows4(X64Emitter asm, EmittedUnpack unpack, I2sCodeOrder order, int firstLanes)
     {
         Gpr rows = Gpr.Rdi, rowBytes = Gpr.Rsi, q = Gpr.Rdx, blocks = Gpr.Rcx, dots = Gpr.R8, groups = Gpr.R9;
         Gpr[] row = [Gpr.R10, Gpr.R11, Gpr.R13, Gpr.R14];         // not r12: as a base it needs a SIB byte
@@ -376,11 +427,9 @@ internal static partial class I2sKernels
         unpack.LoadConstants(asm);
         asm.Vmovdqu64(lanes, firstLanes);
 
+        var rowBlocks = new GroupRows(asm, order, row, rowBytes);
         asm.Bind(group);
-        asm.Mov(row[0], rows);
-        for (int i = 1; i < 4; i++) { asm.Mov(row[i], row[i - 1]); asm.Add(row[i], rowBytes); }
-        asm.Mov(ahead, row[3]);                           // row 3 + 5 rows = row 8: two groups ahead
-        for (int i = 0; i < 5; i++) asm.Add(ahead, rowBytes);
+        rowBlocks.Start(rows, ahead);
         asm.Mov(acts, q);
         asm.Mov(left, blocks);
         for (int i = 0; i < 4; i++) asm.Vpxord(new Zmm(i), new Zmm(i), new Zmm(i));
@@ -393,12 +442,12 @@ internal static partial class I2sKernels
         asm.Vmovdqu64(ActsHi, new Mem(acts, 64));
         for (int i = 0; i < 4; i++)
         {
-            asm.Vbroadcasti64x4(block, new Mem(row[i]));
+            asm.Vbroadcasti64x4(block, rowBlocks.Block(i));
             unpack.Unpack(asm, block, lo, hi);
             asm.Vpdpbusd(new Zmm(i), lo, ActsLo);
             asm.Vpdpbusd(new Zmm(i), hi, ActsHi);
-            asm.Add(row[i], I2sLayout.BlockBytes);
         }
+        rowBlocks.Advance();
         asm.Add(acts, I2sLayout.BlockElements);
         asm.Dec(left);
         asm.Jnz(loop);
@@ -414,6 +463,35 @@ internal static partial class I2sKernels
         for (int i = borrowed.Length - 1; i >= 0; i--) asm.Pop(borrowed[i]);
         asm.Vzeroupper();
         asm.Ret();
+    }
+
+    /// <summary>
+    /// How the 4-row kernels address a group's blocks. In row order each row has its own pointer, rowBytes
+    /// apart, advancing one block per step; in <see cref="I2sCodeOrder.FourRowBlocks"/> order the group's four
+    /// blocks of a step are adjacent, so one pointer (the first of <c>rows</c>) serves them and the group is a
+    /// single sequential stream. Either way the group's codes are the 4·rowBytes bytes from its start, and the
+    /// prefetch runs over the same bytes two groups ahead, the rate the loop consumes them.
+    /// </summary>
+    private sealed class GroupRows(X64Emitter asm, I2sCodeOrder order, Gpr[] rows, Gpr rowBytes)
+    {
+        public void Start(Gpr groupStart, Gpr ahead)
+        {
+            asm.Mov(rows[0], groupStart);
+            if (order == I2sCodeOrder.Rows)
+                for (int i = 1; i < 4; i++) { asm.Mov(rows[i], rows[i - 1]); asm.Add(rows[i], rowBytes); }
+            asm.Mov(ahead, groupStart);
+            for (int i = 0; i < 8; i++) asm.Add(ahead, rowBytes);
+        }
+
+        public Mem Block(int row) => order == I2sCodeOrder.Rows ? new Mem(rows[row]) : new Mem(rows[0], row * I2sLayout.BlockBytes);
+
+        public void Advance()
+        {
+            if (order == I2sCodeOrder.Rows)
+                for (int i = 0; i < 4; i++) asm.Add(rows[i], I2sLayout.BlockBytes);
+            else
+                asm.Add(rows[0], 4 * I2sLayout.BlockBytes);
+        }
     }
 
     /// <summary>

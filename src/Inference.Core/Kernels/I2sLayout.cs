@@ -1,4 +1,7 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace BitNet.Inference.Kernels;
 
@@ -44,6 +47,48 @@ public static class I2sLayout
         BinaryPrimitives.ReadSingleLittleEndian(tensor.Slice((int)(elements / 4), 4));
 
     /// <summary>
+    /// Rearranges row-order codes (<paramref name="rows"/> rows of <paramref name="columns"/>) into
+    /// <see cref="I2sCodeOrder.FourRowBlocks"/> order, in place: within each whole group of 4 rows, block b of
+    /// row i moves to byte (4b + i)·32 of the group. Rows after the last whole group stay as they are.
+    /// <paramref name="scratch"/> holds at least one group (4 · columns / 4 bytes).
+    /// </summary>
+    public static void InterleaveFourRowBlocks(Span<byte> codes, int rows, int columns, Span<byte> scratch) =>
+        Rearrange(codes, rows, columns, scratch, toBlocks: true);
+
+    /// <summary>The inverse of <see cref="InterleaveFourRowBlocks"/>: back to row order, in place.</summary>
+    public static void DeinterleaveFourRowBlocks(Span<byte> codes, int rows, int columns, Span<byte> scratch) =>
+        Rearrange(codes, rows, columns, scratch, toBlocks: false);
+
+    private static void Rearrange(Span<byte> codes, int rows, int columns, Span<byte> scratch, bool toBlocks)
+    {
+        int rowBytes = RowBytes(columns), groupBytes = 4 * rowBytes;
+        if (columns % BlockElements != 0 || rows < 0 || codes.Length < (long)rows * rowBytes || scratch.Length < groupBytes)
+            throw new ArgumentException($"{rows} rows of {columns} columns do not fit {codes.Length} bytes of codes and {scratch.Length} of scratch");
+        scratch = scratch[..groupBytes];
+        for (int g = 0; g + 4 <= rows; g += 4)
+        {
+            Span<byte> group = codes.Slice(g * rowBytes, groupBytes);
+            group.CopyTo(scratch);
+            Regroup(scratch, group, columns, toBlocks);
+        }
+    }
+
+    /// <summary>One group of 4 rows from one order into the other (<paramref name="toBlocks"/>: row order → four-row blocks).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // runs over every weight at load, before tiering would promote it
+    private static void Regroup(ReadOnlySpan<byte> from, Span<byte> to, int columns, bool toBlocks)
+    {
+        int rowBytes = RowBytes(columns), blocks = columns / BlockElements;
+        ref byte source = ref MemoryMarshal.GetReference(from);
+        ref byte destination = ref MemoryMarshal.GetReference(to);
+        for (int b = 0; b < blocks; b++)
+            for (int i = 0; i < 4; i++)
+            {
+                nuint inRows = (nuint)(i * rowBytes + b * BlockBytes), inBlocks = (nuint)((4 * b + i) * BlockBytes);
+                Vector256.LoadUnsafe(ref source, toBlocks ? inRows : inBlocks).StoreUnsafe(ref destination, toBlocks ? inBlocks : inRows);
+            }
+    }
+
+    /// <summary>
     /// Pack ternary values (−1, 0, +1, row-major, length a multiple of 128) and a scale into I2_S
     /// bytes, tail included (the 28 padding bytes are written as zero).
     /// </summary>
@@ -71,4 +116,18 @@ public static class I2sLayout
             destination[block * BlockBytes + lane] |= (byte)(code << (6 - 2 * group));
         }
     }
+}
+
+/// <summary>
+/// How a ternary matrix's I2_S codes are ordered in memory. <see cref="Rows"/> is the file's: row after
+/// row. <see cref="FourRowBlocks"/> keeps each group of 4 rows (rows 4g … 4g + 3) in the same bytes but
+/// interleaves them block by block (row 0's block 0, row 1's block 0, …, row 0's block 1, …), so a kernel
+/// that reads the four rows together reads one sequential stream instead of four short ones: the
+/// hardware prefetcher follows it, and decode reads the weights faster. Rows after the last whole group
+/// stay in row order.
+/// </summary>
+public enum I2sCodeOrder
+{
+    Rows,
+    FourRowBlocks,
 }

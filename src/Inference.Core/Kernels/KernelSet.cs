@@ -20,6 +20,10 @@ internal sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRow
     /// <see cref="DotF16"/>'s; null where the set has none (its head then runs <see cref="DotF16"/> per token on cached tiles).</summary>
     public F16DotRowsTokensKernel? DotF16Tokens { get; init; }
 
+    /// <summary><see cref="DotI2s"/> for codes in <see cref="I2sCodeOrder.FourRowBlocks"/> order (the same dots); null
+    /// where the set reads row order only. A model whose weights are private copies rearranges them for it.</summary>
+    public I2sDotRowsKernel? DotI2sFourRowBlocks { get; init; }
+
     public static KernelSet Scalar { get; } = new("scalar", I2sKernels.DotRowsScalar, F16.DotRowsScalar, LmHeadQ8.DotRowsScalar, Q8ExactDots.RowsScalar);
     public static KernelSet Avx2Set { get; } = new("avx2", I2sKernels.DotRowsAvx2, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2) { DotF16Tokens = F16.DotRowsTokensAvx2 };
     // The LM-head rows use the 256-bit kernels here too: on AMD Zen 4 (which splits 512-bit ops in
@@ -32,7 +36,11 @@ internal sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRow
     public static KernelSet Avx512GfniSet { get; } = new("avx512gfni", I2sKernels.DotRowsAvx512Gfni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2) { DotF16Tokens = F16.DotRowsTokensAvx512 };
     /// <summary>AVX-512 with VNNI: prefill tiles accumulate with vpdpbusd (emitted machine code, Linux x64);
     /// decode is the avx512gfni kernel.</summary>
-    public static KernelSet Avx512VnniSet { get; } = new("avx512vnni", I2sKernels.DotRowsAvx512Vnni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2) { DotF16Tokens = F16.DotRowsTokensAvx512 };
+    public static KernelSet Avx512VnniSet { get; } = new("avx512vnni", I2sKernels.DotRowsAvx512Vnni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2)
+    {
+        DotF16Tokens = F16.DotRowsTokensAvx512,
+        DotI2sFourRowBlocks = I2sKernels.DotRowsAvx512VnniFourRowBlocks,
+    };
     public static KernelSet Neon { get; } = new("neon", I2sKernels.DotRowsAdvSimd, F16.DotRowsVector128, LmHeadQ8.DotRowsAdvSimd, Q8ExactDots.RowsAdvSimd) { DotF16Tokens = F16.DotRowsTokensVector128 };
     public static KernelSet NeonDotProd { get; } = new("dotprod", I2sKernels.DotRowsDotProd, F16.DotRowsVector128, LmHeadQ8.DotRowsAdvSimd, Q8ExactDots.RowsAdvSimd) { DotF16Tokens = F16.DotRowsTokensVector128 };
 

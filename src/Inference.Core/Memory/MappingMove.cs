@@ -42,6 +42,13 @@ internal sealed unsafe class MappingMove : IDisposable
     private volatile bool _stop;
     private long _movedBytes;
 
+    /// <summary>
+    /// Runs on the move's thread once every window was moved, before <see cref="Completion"/> completes (and
+    /// before <see cref="Dispose"/> returns, which it should poll: its argument says whether a stop was asked).
+    /// Set before the move starts.
+    /// </summary>
+    public Action<Func<bool>>? AfterMove { get; set; }
+
     private MappingMove(nint mappingStart, long mappingBytes, IEnumerable<(nint Start, long Bytes)> ranges, FileReader read, Action<string>? log)
     {
         _mappingStart = mappingStart;
@@ -127,8 +134,9 @@ internal sealed unsafe class MappingMove : IDisposable
     {
         try
         {
-            if (_windows.Count == 0 || !IsSupported) return;
-            MoveWindows();
+            if (!IsSupported) return;
+            if (_windows.Count > 0) MoveWindows();
+            if (IsComplete && !_stop) AfterMove?.Invoke(() => _stop);
         }
         catch (Exception e)
         {
@@ -188,6 +196,31 @@ internal sealed unsafe class MappingMove : IDisposable
     }
 
     /// <summary>Stop between windows and wait for the thread: the caller may unmap the file afterwards.</summary>
+    /// <summary>
+    /// Runs <paramref name="write"/> with the moved windows that hold [<paramref name="start"/>, + <paramref name="bytes"/>)
+    /// writable, then makes them read-only again. The windows are whole 2 MB pages of private memory (or the
+    /// mapping's ends), so changing their protection splits no huge page.
+    /// </summary>
+    public static void WithWritableWindows(nint mappingStart, long mappingBytes, nint start, long bytes, Action write)
+    {
+        var windows = Windows(mappingStart, mappingBytes, [(start, bytes)]);
+        nint from = windows[0].Start;
+        nuint length = (nuint)(windows[^1].Start + (nint)windows[^1].Bytes - from);
+        if (Mprotect(from, length, ProtRead | ProtWrite) != 0)
+            throw new InvalidOperationException($"mprotect failed (errno {Marshal.GetLastPInvokeError()})");
+        try
+        {
+            write();
+        }
+        catch
+        {
+            Mprotect(from, length, ProtRead);
+            throw;
+        }
+        if (Mprotect(from, length, ProtRead) != 0)
+            throw new InvalidOperationException($"mprotect failed (errno {Marshal.GetLastPInvokeError()})");
+    }
+
     public void Dispose()
     {
         Thread? thread;

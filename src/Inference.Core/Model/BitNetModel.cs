@@ -45,6 +45,26 @@ public sealed unsafe class BitNetModel : IDisposable
                 _embeddingFile = new EmbeddingFile(file, (byte*)weights.TokenEmbedding - (byte*)fileStart);
         }
         Residency = new WeightResidency(file, storage, StreamedRanges(), _matmul.Pool, options.Log);
+        if (storage == WeightStorage.Move && matmul.ReadsFourRowBlocks)
+            Residency.WhenMoved(stop => RearrangeMovedCodes(stop, options.Log));
+    }
+
+    /// <summary>
+    /// <see cref="WeightStorage.Move"/> with kernels that read four-row blocks: once the codes are private pages,
+    /// rearrange them matrix by matrix, each while no product runs (<see cref="MatMul.Exclusively"/>), so a
+    /// product reads a matrix whole in one order or the other. A decode step waits for one matrix at most.
+    /// </summary>
+    private void RearrangeMovedCodes(Func<bool> stop, Action<string>? log)
+    {
+        int rearranged = 0;
+        foreach (TernaryMatrix m in _weights.Layers.SelectMany(l => l.TernaryMatrices))
+        {
+            if (stop()) return;
+            if (m.IsConverted || m.CodeOrder != Kernels.I2sCodeOrder.Rows) continue;
+            Residency.WithWritable((nint)m.Codes, (long)m.Rows * m.RowBytes,
+                () => _matmul.Exclusively(() => { if (m.RearrangeIntoFourRowBlocks()) rearranged++; }));
+        }
+        log?.Invoke($"weights: {rearranged} moved ternary matrices rearranged into four-row blocks");
     }
 
     /// <summary>Where the streamed weights live and their move into private memory (<see cref="WeightStorage"/>).</summary>
@@ -67,7 +87,7 @@ public sealed unsafe class BitNetModel : IDisposable
     {
         var ranges = new List<(nint, long)>();
         foreach (LayerWeights layer in _weights.Layers)
-            foreach (TernaryMatrix m in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
+            foreach (TernaryMatrix m in layer.TernaryMatrices)
                 ranges.Add(((nint)m.Codes, (long)m.Rows * m.RowBytes));
         if (_options.LmHead == LmHeadMode.F16)
             ranges.Add(((nint)_weights.LmHead, HeadBytes));
@@ -115,6 +135,8 @@ public sealed unsafe class BitNetModel : IDisposable
             List<GgufTensorInfo> streamed = WeightResidency.StreamedTensors(file, config, options.LmHead);
             WeightStorage storage = WeightResidency.Prepare(file, streamed, options.Storage, matmul.Pool, options.Log);
             var weights = BitNetWeights.Load(file, config);
+            if (matmul.ReadsFourRowBlocks)
+                RearrangeWritableCodes(weights, privateCopies: storage == WeightStorage.Memory, matmul.Pool);
             return new BitNetModel(file, config, weights, options, matmul, storage);
         }
         catch
@@ -123,6 +145,21 @@ public sealed unsafe class BitNetModel : IDisposable
             file.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Puts the ternary codes the process may write (all of them when the weights are private copies, else
+    /// the matrices converted at load) into <see cref="Kernels.I2sCodeOrder.FourRowBlocks"/> order, one matrix
+    /// per piece on the pool. Codes still in the file's mapping keep row order (their pages are shared
+    /// with the page cache, and <see cref="WeightStorage.Move"/> replaces them in place).
+    /// </summary>
+    private static void RearrangeWritableCodes(BitNetWeights weights, bool privateCopies, Threading.WorkerPool pool)
+    {
+        var matrices = weights.Layers.SelectMany(l => l.TernaryMatrices).Where(m => privateCopies || m.IsConverted).ToList();
+        pool.ForPieces(matrices.Count, new Threading.RangeAction((start, end) =>
+        {
+            for (int i = start; i < end; i++) matrices[i].RearrangeIntoFourRowBlocks();
+        }), piece: 1);
     }
 
     /// <summary>A fresh sequence state with a KV cache of <paramref name="contextLength"/> positions (≤ 0: the trained context).</summary>

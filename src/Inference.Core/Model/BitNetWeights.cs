@@ -35,6 +35,9 @@ public sealed class OutputAdjustment
 /// <summary>One transformer block's weights. Shapes are [in, out] in GGUF ne order (2B4T sizes).</summary>
 public sealed class LayerWeights
 {
+    /// <summary>The layer's seven ternary matrices, in file order.</summary>
+    public IEnumerable<TernaryMatrix> TernaryMatrices => [Query, Key, Value, Output, Gate, Up, Down];
+
     /// <summary>attn_norm [embd] (2560), F32.</summary>
     public required float[] AttentionNorm { get; init; }
     /// <summary>attn_q [embd, embd] ([2560, 2560]).</summary>

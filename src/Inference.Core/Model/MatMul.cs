@@ -37,6 +37,14 @@ internal sealed unsafe class MatMul : IDisposable
     public int Threads { get; }
     /// <summary>The worker threads (the caller included) the products run on; other row-parallel work may share them.</summary>
     public WorkerPool Pool { get; }
+    /// <summary>Runs <paramref name="action"/> while no product runs (the lock every product takes).</summary>
+    public void Exclusively(Action action)
+    {
+        lock (_gate) action();
+    }
+
+    /// <summary>Whether the kernels in use read ternary codes in <see cref="I2sCodeOrder.FourRowBlocks"/> order too.</summary>
+    public bool ReadsFourRowBlocks => _kernels.DotI2sFourRowBlocks is not null;
     /// <summary>The int8 LM head when <see cref="LmHeadMode.Q8"/> or <see cref="LmHeadMode.Screened"/> is on, else null.</summary>
     public LmHeadQ8? QuantizedHead => _q8Head;
     /// <summary>The interval bounds of the screened head (<see cref="LmHeadMode.Screened"/>), else null.</summary>
@@ -164,7 +172,9 @@ internal sealed unsafe class MatMul : IDisposable
         {
             QuantizedActivations x = _x!;
             int tokens = x.Tokens, columns = x.Columns, rows = w.Rows;
-            var weights = new ReadOnlySpan<byte>(w.Codes, checked(rows * w.RowBytes));
+            var weights = w.AllCodes;
+            I2sDotRowsKernel dot = w.CodeOrder == I2sCodeOrder.Rows ? kernels.DotI2s
+                : kernels.DotI2sFourRowBlocks ?? throw new InvalidOperationException($"'{w.Name}' is in {w.CodeOrder} order, which the {kernels.Name} kernels do not read");
             ReadOnlySpan<sbyte> q = x.Values.AsSpan(0, tokens * columns);
             int chunk = Math.Max(4, (StagedDots / Math.Max(1, tokens)) & ~3);
             // Sized to this share's first chunk (≤ 64 KB, or one 4-row tile for very long batches);
@@ -174,7 +184,7 @@ internal sealed unsafe class MatMul : IDisposable
             {
                 int count = Math.Min(chunk, end - r0);
                 Span<int> d = dots[..(tokens * count)];
-                kernels.DotI2s(weights, columns, q, tokens, r0, count, d);
+                dot(weights, columns, q, tokens, r0, count, d);
                 for (int t = 0; t < tokens; t++)
                     I2sKernels.RescaleRow(d.Slice(t * count, count), x.Sums[t], x.Scales[t], w.Scale,
                         new Span<float>(y + (long)t * rows + r0, count));

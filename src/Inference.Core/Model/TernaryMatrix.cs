@@ -34,15 +34,42 @@ public sealed unsafe class TernaryMatrix
     /// <summary>Input features (ne0), a multiple of 128.</summary>
     public int Columns { get; }
     public int RowBytes => Columns / 4;
-    /// <summary>First byte of row 0's codes; row r starts at Codes + r·RowBytes.</summary>
+    /// <summary>First byte of row 0's codes; in row order row r starts at Codes + r·RowBytes.</summary>
     public byte* Codes { get; }
+    /// <summary>How the codes are ordered: as in the file, unless the model rearranged its private copy
+    /// for a kernel that reads <see cref="I2sCodeOrder.FourRowBlocks"/>.</summary>
+    public I2sCodeOrder CodeOrder { get; private set; }
     /// <summary>The per-tensor weight scale (from the I2_S tail, or the common TQ block scale).</summary>
     public float Scale { get; }
     public float[]? BlockScales { get; }
+    /// <summary>Whether the codes were decoded at load into memory this matrix owns (not I2_S in the file).</summary>
+    public bool IsConverted => _owned is not null;
     /// <summary>How the weights were stored in the file (I2_S, TQ1_0, TQ2_0, F32, F16 or BF16).</summary>
     public GgmlType SourceType { get; private init; }
 
-    public ReadOnlySpan<byte> Row(int row) => new(Codes + (long)row * RowBytes, RowBytes);
+    /// <summary>Row <paramref name="row"/>'s codes (row order only).</summary>
+    public ReadOnlySpan<byte> Row(int row) => CodeOrder == I2sCodeOrder.Rows
+        ? new(Codes + (long)row * RowBytes, RowBytes)
+        : throw new InvalidOperationException($"'{Name}' holds its codes in {CodeOrder} order");
+
+    /// <summary>All the codes, <see cref="Rows"/> · <see cref="RowBytes"/> bytes, in <see cref="CodeOrder"/>.</summary>
+    public ReadOnlySpan<byte> AllCodes => new(Codes, checked(Rows * RowBytes));
+
+    /// <summary>
+    /// Rearranges the codes in place into <see cref="I2sCodeOrder.FourRowBlocks"/> order. Only for codes the
+    /// process may write (a private copy of the file's, or a converted matrix) and before any product reads
+    /// them; matrices with <see cref="BlockScales"/> keep row order (their reference product reads rows).
+    /// Returns whether the codes were rearranged.
+    /// </summary>
+    internal bool RearrangeIntoFourRowBlocks()
+    {
+        if (BlockScales is not null || CodeOrder == I2sCodeOrder.FourRowBlocks) return false;
+        var codes = new Span<byte>(Codes, checked(Rows * RowBytes));
+        Span<byte> scratch = Columns <= 16384 ? stackalloc byte[Columns] : new byte[Columns];   // one group: 4 · RowBytes
+        I2sLayout.InterleaveFourRowBlocks(codes, Rows, Columns, scratch);
+        CodeOrder = I2sCodeOrder.FourRowBlocks;
+        return true;
+    }
 
     /// <summary>View an I2_S tensor in place (shape already checked by the caller).</summary>
     public static TernaryMatrix FromI2s(GgufFile file, GgufTensorInfo tensor)

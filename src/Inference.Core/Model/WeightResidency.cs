@@ -17,6 +17,10 @@ public sealed class WeightResidency : IDisposable
     private readonly List<(nint Start, long Bytes)> _streamed;
     /// <summary><see cref="WeightStorage.Move"/>: the move into private memory, running in the background.</summary>
     private readonly MappingMove? _move;
+    /// <summary>Move: the bytes of the windows moved at load (all of them were, when <see cref="BytesMovedAtLoad"/> equals it).</summary>
+    private readonly long _bytesToMoveAtLoad;
+    private readonly nint _mappingStart;
+    private readonly long _mappingBytes;
 
     /// <summary>
     /// Resolves <paramref name="requested"/> (Auto → Memory or Move) and, for <see cref="WeightStorage.Memory"/>,
@@ -53,6 +57,8 @@ public sealed class WeightResidency : IDisposable
     {
         Storage = storage;
         _streamed = streamed;
+        (_mappingStart, _) = file.Mapping;
+        _mappingBytes = file.FileSize;
         // Mapped weights: map their pages now, in bulk and in parallel, instead of one fault per page
         // during the first token (the file is usually in the page cache already). Copies are resident.
         if (storage is WeightStorage.Mapped or WeightStorage.Move)
@@ -73,14 +79,16 @@ public sealed class WeightResidency : IDisposable
             // Windows the page cache serves in 4 KB pages (a file partly cached so, or folios split
             // since): moved now, on every thread, so the first token streams nothing through 4 KB
             // file pages (several times slower than 2 MB ones on some virtual machines).
-            long moved = 0;
+            long moved = 0, planned = 0;
             SplitInTwo.Run(now.Count, (from, to) =>
             {
                 var part = MappingMove.Plan(fileStart, file.FileSize, now.GetRange(from, to - from), ReadUpToEnd, log);
                 part.RunHere();
                 Interlocked.Add(ref moved, part.MovedBytes);
+                Interlocked.Add(ref planned, part.TotalBytes);
             }, parallel: pool.Threads > 1);
             BytesMovedAtLoad = moved;
+            _bytesToMoveAtLoad = planned;
             log?.Invoke($"weights: {moved / (1 << 20)} MiB of the mapping in 4 KB pages moved into private memory at load");
         }
         _move = MappingMove.Plan(fileStart, file.FileSize, later, ReadUpToEnd, log);
@@ -114,6 +122,24 @@ public sealed class WeightResidency : IDisposable
     /// threads' page faults wait for. Does nothing for the other storages, or once started.
     /// </summary>
     public void StartMove() => _move?.StartInBackground();
+
+    /// <summary>
+    /// <see cref="WeightStorage.Move"/>: <paramref name="rewrite"/> runs on the move's thread once every streamed
+    /// window is private memory (at load and after), before <see cref="MoveCompletion"/> completes. Its argument
+    /// says whether the model is being disposed (stop between pieces of work). Set before the move starts;
+    /// nothing happens for the other storages, or when part of the move failed.
+    /// </summary>
+    internal void WhenMoved(Action<Func<bool>> rewrite)
+    {
+        if (_move is { } move && BytesMovedAtLoad == _bytesToMoveAtLoad) move.AfterMove = rewrite;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="write"/> with the moved pages holding [<paramref name="start"/>, + <paramref name="bytes"/>)
+    /// writable (they are read-only, as the mapping they replaced), for a <see cref="WhenMoved"/> rewrite.
+    /// </summary>
+    internal void WithWritable(nint start, long bytes, Action write) =>
+        MappingMove.WithWritableWindows(_mappingStart, _mappingBytes, start, bytes, write);
 
     /// <summary>Called after every forward pass: the first one starts the move.</summary>
     internal void AfterForwardPass()

@@ -137,6 +137,56 @@ public class I2sSimdKernelTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// The kernels for <see cref="I2sCodeOrder.FourRowBlocks"/> give the dots the scalar kernel gives on the same
+    /// codes in row order: for ranges that start or end inside a group, and for the rows after the last whole
+    /// group (263 rows: 65 groups and 3 rows left in row order).
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Vnni_kernels_on_four_row_blocks_equal_scalar_on_rows(bool gfni)
+    {
+        var code = I2sKernels.VnniKernels.WithUnpack(gfni, I2sCodeOrder.FourRowBlocks);
+        if (code is null) Assert.Skip($"the VNNI kernels with {(gfni ? "GFNI" : "shift")} unpacking cannot run on this CPU/runtime");
+        Assert.Equal(I2sCodeOrder.FourRowBlocks, code.Order);
+        var rng = new Random(gfni ? 13 : 14);
+        foreach (int columns in new[] { 128, 2560, 6912 })
+        {
+            const int rows = 263;
+            byte[] weights = RandomCodes(rng, rows, columns, maxCode: 3);
+            byte[] blocks = (byte[])weights.Clone();
+            I2sLayout.InterleaveFourRowBlocks(blocks, rows, columns, new byte[columns]);
+            foreach (int tokens in new[] { 1, 2, 3, 4, 5, 8, 9, 17 })
+            {
+                sbyte[] q = RandomActivations(rng, tokens, columns);
+                foreach (var (start, count) in new[] { (0, rows), (1, 67), (5, 3), (2, 258), (256, 7), (258, 5), (261, 2), (4, 256) })
+                {
+                    var dots = new int[tokens * count];
+                    I2sKernels.DotRowsAvx512Vnni(code, blocks, columns, q, tokens, start, count, dots);
+                    Assert.Equal(Reference(weights, columns, q, tokens, start, count), dots);
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Four_row_blocks_interleave_whole_groups_and_undo()
+    {
+        var rng = new Random(15);
+        const int rows = 10, columns = 256;
+        byte[] codes = RandomCodes(rng, rows, columns, maxCode: 3);
+        byte[] blocks = (byte[])codes.Clone();
+        I2sLayout.InterleaveFourRowBlocks(blocks, rows, columns, new byte[columns]);
+        int rowBytes = columns / 4;
+        // Group 1 (rows 4-7): row 6's block 1 is the group's seventh block, (4·1 + 2)·32 bytes in.
+        Assert.Equal(codes.AsSpan(6 * rowBytes + 32, 32).ToArray(), blocks.AsSpan(4 * rowBytes + 6 * 32, 32).ToArray());
+        Assert.Equal(codes.AsSpan(8 * rowBytes).ToArray(), blocks.AsSpan(8 * rowBytes).ToArray());   // rows 8-9: no whole group
+        Assert.NotEqual(codes, blocks);
+        I2sLayout.DeinterleaveFourRowBlocks(blocks, rows, columns, new byte[columns]);
+        Assert.Equal(codes, blocks);
+    }
+
     /// <summary>Not a check: records in the test log which instruction sets this run exercised.</summary>
     [Fact]
     public void Reports_the_kernel_sets_this_cpu_runs()

@@ -109,11 +109,13 @@ public class X64EmitterTests
     }
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void The_vnni_kernels_have_distinct_entries_before_their_64_byte_aligned_constants(bool gfni)
+    [InlineData(true, I2sCodeOrder.Rows)]
+    [InlineData(false, I2sCodeOrder.Rows)]
+    [InlineData(true, I2sCodeOrder.FourRowBlocks)]
+    [InlineData(false, I2sCodeOrder.FourRowBlocks)]
+    public void The_vnni_kernels_have_distinct_entries_before_their_64_byte_aligned_constants(bool gfni, I2sCodeOrder order)
     {
-        byte[] code = I2sKernels.EmitVnniKernels(gfni, out int rows4, out int rows1, out int tokens4);
+        byte[] code = I2sKernels.EmitVnniKernels(gfni, order, out int rows4, out int rows1, out int tokens4);
         Assert.Equal(0, rows4);
         Assert.True(rows4 < rows1 && rows1 < tokens4 && tokens4 < code.Length - 128, $"entries {rows4}, {rows1}, {tokens4} of {code.Length} bytes");
         Assert.Equal(0, code.Length % 64);

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using BitNet.Inference.Dummy;
 using BitNet.Inference.Gguf;
+using BitNet.Inference.Kernels;
 using BitNet.Inference.Memory;
 using BitNet.Inference.Model;
 using BitNet.Inference.Tests.Gguf;
@@ -109,6 +110,38 @@ public unsafe class WeightMappingTests
             Assert.Equal(mapped.Forward(b, [token]).ToArray(), memory.Forward(a, [token]).ToArray());
     }
 
+    /// <summary>
+    /// With the VNNI kernels, which read a group of 4 rows as one stream, private copies are rearranged into
+    /// four-row blocks (the same bytes, reordered), while mapped codes keep the file's order; the logits agree.
+    /// </summary>
+    [Fact]
+    public void Weights_in_memory_are_rearranged_into_four_row_blocks_for_the_vnni_kernels()
+    {
+        if (!KernelSet.Avx512VnniSet.IsSupported) Assert.Skip("the avx512vnni kernels, which read four-row blocks, cannot run here");
+        using var temp = new TempFolder();
+        string path = temp.File("tiny.gguf");
+        DummyModel.Write(path, DummyShape.Tiny, seed: 12);
+        using var memory = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, Kernel = "avx512vnni", Storage = WeightStorage.Memory });
+        using var mapped = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, Kernel = "avx512vnni", Storage = WeightStorage.Mapped });
+        var pairs = memory.Weights.Layers.SelectMany(l => l.TernaryMatrices).Zip(mapped.Weights.Layers.SelectMany(l => l.TernaryMatrices));
+        foreach (var (copy, file) in pairs)
+        {
+            Assert.Equal(I2sCodeOrder.FourRowBlocks, copy.CodeOrder);
+            Assert.Equal(I2sCodeOrder.Rows, file.CodeOrder);
+            byte[] back = copy.AllCodes.ToArray();
+            if (copy.Columns > I2sLayout.BlockElements && copy.Rows >= 4)   // one block per row reads the same either way
+                Assert.NotEqual(file.AllCodes.ToArray(), back);
+            I2sLayout.DeinterleaveFourRowBlocks(back, copy.Rows, copy.Columns, new byte[copy.Columns]);
+            Assert.Equal(file.AllCodes.ToArray(), back);
+        }
+        var a = memory.CreateState(32);
+        var b = mapped.CreateState(32);
+        int[] prompt = [1, 17, 250, 3, 99];
+        Assert.Equal(mapped.Forward(b, prompt).ToArray(), memory.Forward(a, prompt).ToArray());
+        for (int token = 5; token < 12; token++)
+            Assert.Equal(mapped.Forward(b, [token]).ToArray(), memory.Forward(a, [token]).ToArray());
+    }
+
     [Theory]
     [InlineData(LmHeadMode.F16)]
     [InlineData(LmHeadMode.Q8)]
@@ -159,6 +192,43 @@ public unsafe class WeightMappingTests
             Assert.True(Smaps.PresentPages((nint)moving.Weights.LmHead + (nint)(4 << 20), headBytes - (8 << 20)) == 0);
         Assert.True(moving.WeightMove.IsCompletedSuccessfully);
         Assert.InRange(moving.MovedWeightBytes, streamed, streamed + 2 * (2 << 20) * (7 * moving.Config.LayerCount + 1));
+    }
+
+    /// <summary>
+    /// Moved weights start in the file's order and, once every window is private memory, are rearranged into
+    /// four-row blocks for the VNNI kernels, matrix by matrix between products: tokens computed before, during
+    /// and after equal the mapped model's.
+    /// </summary>
+    [Fact]
+    public void Moved_weights_are_rearranged_into_four_row_blocks_once_moved_for_the_vnni_kernels()
+    {
+        if (!MappingMove.IsSupported) Assert.Skip("Linux only");
+        if (!KernelSet.Avx512VnniSet.IsSupported) Assert.Skip("the avx512vnni kernels, which read four-row blocks, cannot run here");
+        using var temp = new TempFolder();
+        string path = temp.File("small.gguf");
+        DummyModel.Write(path, DummyShape.Small, seed: 13);
+        using var mapped = BitNetModel.Load(path, new ModelLoadOptions { Threads = 1, Kernel = "avx512vnni", Storage = WeightStorage.Mapped });
+        var notes = new List<string>();
+        using var moving = BitNetModel.Load(path, new ModelLoadOptions { Threads = 2, Kernel = "avx512vnni", Storage = WeightStorage.Move, Log = notes.Add });
+        var matrices = moving.Weights.Layers.SelectMany(l => l.TernaryMatrices).ToList();
+        Assert.All(matrices, m => Assert.Equal(I2sCodeOrder.Rows, m.CodeOrder));
+        var a = mapped.CreateState(64);
+        var b = moving.CreateState(64);
+        int[] prompt = [1, 17, 250, 3, 99];
+        Assert.Equal(mapped.Forward(a, prompt).ToArray(), moving.Forward(b, prompt).ToArray());
+        for (int token = 4; !moving.WeightMove.IsCompleted && token < 60; token++)   // while the move and the rearrangement run
+            Assert.Equal(mapped.Forward(a, [token]).ToArray(), moving.Forward(b, [token]).ToArray());
+        Assert.True(SpinWait.SpinUntil(() => moving.WeightMove.IsCompleted, TimeSpan.FromMinutes(1)));
+        Assert.All(matrices, m => Assert.Equal(I2sCodeOrder.FourRowBlocks, m.CodeOrder));
+        Assert.Contains(notes, n => n.Contains($"{matrices.Count} moved ternary matrices rearranged into four-row blocks", StringComparison.Ordinal));
+        foreach (var (copy, file) in matrices.Zip(mapped.Weights.Layers.SelectMany(l => l.TernaryMatrices)))
+        {
+            byte[] back = copy.AllCodes.ToArray();
+            I2sLayout.DeinterleaveFourRowBlocks(back, copy.Rows, copy.Columns, new byte[copy.Columns]);
+            Assert.Equal(file.AllCodes.ToArray(), back);
+        }
+        for (int token = 60; token < 64; token++)
+            Assert.Equal(mapped.Forward(a, [token]).ToArray(), moving.Forward(b, [token]).ToArray());
     }
 
     [Fact]
