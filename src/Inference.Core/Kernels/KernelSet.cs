@@ -34,8 +34,8 @@ internal sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRow
     public static KernelSet Avx512Set { get; } = new("avx512", I2sKernels.DotRowsAvx512, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2) { DotF16Tokens = F16.DotRowsTokensAvx512 };
     /// <summary>AVX-512 with GFNI unpacking the 2-bit codes in one instruction per 64 (vgf2p8affineqb).</summary>
     public static KernelSet Avx512GfniSet { get; } = new("avx512gfni", I2sKernels.DotRowsAvx512Gfni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2) { DotF16Tokens = F16.DotRowsTokensAvx512 };
-    /// <summary>AVX-512 with VNNI: prefill tiles accumulate with vpdpbusd (emitted machine code, Linux x64);
-    /// decode is the avx512gfni kernel.</summary>
+    /// <summary>AVX-512 with VNNI: every I2_S product accumulates with vpdpbusd (emitted machine code, Linux x64),
+    /// on codes in row order or, once the model has them in private memory, in four-row blocks.</summary>
     public static KernelSet Avx512VnniSet { get; } = new("avx512vnni", I2sKernels.DotRowsAvx512Vnni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2)
     {
         DotF16Tokens = F16.DotRowsTokensAvx512,

@@ -150,8 +150,9 @@ public sealed unsafe class BitNetModel : IDisposable
     /// <summary>
     /// Puts the ternary codes the process may write (all of them when the weights are private copies, else
     /// the matrices converted at load) into <see cref="Kernels.I2sCodeOrder.FourRowBlocks"/> order, one matrix
-    /// per piece on the pool. Codes still in the file's mapping keep row order (their pages are shared
-    /// with the page cache, and <see cref="WeightStorage.Move"/> replaces them in place).
+    /// per piece on the pool. Codes still in the file's mapping keep row order for now: for good with
+    /// <see cref="WeightStorage.Mapped"/> (the page cache's pages), until the move ends with
+    /// <see cref="WeightStorage.Move"/> (<see cref="RearrangeMovedCodes"/>).
     /// </summary>
     private static void RearrangeWritableCodes(BitNetWeights weights, bool privateCopies, Threading.WorkerPool pool)
     {

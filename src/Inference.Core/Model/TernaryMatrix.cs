@@ -57,8 +57,9 @@ public sealed unsafe class TernaryMatrix
 
     /// <summary>
     /// Rearranges the codes in place into <see cref="I2sCodeOrder.FourRowBlocks"/> order. Only for codes the
-    /// process may write (a private copy of the file's, or a converted matrix) and before any product reads
-    /// them; matrices with <see cref="BlockScales"/> keep row order (their reference product reads rows).
+    /// process may write (a private copy of the file's, or a converted matrix) and while no product reads
+    /// them (at load, or under <see cref="MatMul.Exclusively"/>); matrices with <see cref="BlockScales"/> keep
+    /// row order (their reference product reads rows).
     /// Returns whether the codes were rearranged.
     /// </summary>
     internal bool RearrangeIntoFourRowBlocks()
