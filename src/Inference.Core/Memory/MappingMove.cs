@@ -176,8 +176,7 @@ internal sealed unsafe class MappingMove : IDisposable
                 int read = _read((long)start - _mappingStart, new Span<byte>((void*)piece, (int)bytes));
                 if (read < 0) throw new IOException($"reading {bytes} bytes at file offset {(long)start - _mappingStart} failed");
                 // Read-only like the mapping it replaces: a stray write faults instead of diverging from the file.
-                if (Mprotect(piece, (nuint)bytes, ProtRead) != 0)
-                    throw new InvalidOperationException($"mprotect failed (errno {Marshal.GetLastPInvokeError()})");
+                Protect(piece, (nuint)bytes, ProtRead);
                 nint moved = Mremap(piece, (nuint)bytes, (nuint)bytes, MremapMayMove | MremapFixed, start);
                 if (moved != start)
                     throw new InvalidOperationException($"mremap onto {start:x} failed (errno {Marshal.GetLastPInvokeError()})");
@@ -206,8 +205,7 @@ internal sealed unsafe class MappingMove : IDisposable
         var windows = Windows(mappingStart, mappingBytes, [(start, bytes)]);
         nint from = windows[0].Start;
         nuint length = (nuint)(windows[^1].Start + (nint)windows[^1].Bytes - from);
-        if (Mprotect(from, length, ProtRead | ProtWrite) != 0)
-            throw new InvalidOperationException($"mprotect failed (errno {Marshal.GetLastPInvokeError()})");
+        Protect(from, length, ProtRead | ProtWrite);
         try
         {
             write();
@@ -217,7 +215,12 @@ internal sealed unsafe class MappingMove : IDisposable
             Mprotect(from, length, ProtRead);
             throw;
         }
-        if (Mprotect(from, length, ProtRead) != 0)
+        Protect(from, length, ProtRead);
+    }
+
+    private static void Protect(nint start, nuint length, int protection)
+    {
+        if (Mprotect(start, length, protection) != 0)
             throw new InvalidOperationException($"mprotect failed (errno {Marshal.GetLastPInvokeError()})");
     }
 

@@ -163,7 +163,7 @@ public static class InferenceBenchmark
     {
         long bytes = 0;
         foreach (LayerWeights layer in model.Weights.Layers)
-            foreach (TernaryMatrix m in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
+            foreach (TernaryMatrix m in layer.TernaryMatrices)
                 bytes += (long)m.Rows * m.RowBytes;
         long head = (long)model.Config.VocabSize * model.Config.EmbeddingLength;
         int vocab = model.Config.VocabSize;

@@ -81,7 +81,7 @@ public unsafe class WeightMappingTests
         bool Mapped(void* p) => (nint)p >= start && (nint)p < start + (nint)bytes;
 
         foreach (LayerWeights layer in model.Weights.Layers)
-            foreach (TernaryMatrix m in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
+            foreach (TernaryMatrix m in layer.TernaryMatrices)
                 Assert.False(Mapped(m.Codes), $"{m.Name} is read through the mapping");
         // The F16 head is streamed, so copied; a head that is quantized at load is read once through the
         // mapping (then released) and afterwards only by pread: a copy would only add to the resident set.
@@ -176,7 +176,7 @@ public unsafe class WeightMappingTests
         bool InMapping(void* p) => (nint)p >= start && (nint)p < start + (nint)bytes;
         long streamed = 0;
         foreach (LayerWeights layer in moving.Weights.Layers)
-            foreach (TernaryMatrix m in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
+            foreach (TernaryMatrix m in layer.TernaryMatrices)
             {
                 Assert.True(InMapping(m.Codes), $"{m.Name} is not read at its place in the mapping");
                 Assert.Equal(0, Smaps.FilePages((nint)m.Codes, (long)m.Rows * m.RowBytes));
