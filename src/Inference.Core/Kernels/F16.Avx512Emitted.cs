@@ -46,7 +46,7 @@ public static partial class F16
         [StructLayout(LayoutKind.Explicit)]
         internal struct Args
         {
-            public const int RowAt = 0, RowBytesAt = 8, XAt = 16, StepsAt = 48, AccAt = 56, AheadAt = 72;
+            public const int RowAt = 0, RowBytesAt = 8, XAt = 16, StepsAt = 48, AccAt = 56, AheadAt = 72, AheadStepAt = 80;
             /// <summary>The first row of the pair at the block's first column; the second is RowBytes on.</summary>
             [FieldOffset(RowAt)] public short* Row;
             [FieldOffset(RowBytesAt)] public nint RowBytes;
@@ -60,8 +60,9 @@ public static partial class F16
             /// <summary>Each row's accumulators: token u's two 512-bit ones at 128·u and 128·u + 64 bytes.</summary>
             [FieldOffset(AccAt)] public float* Acc0;
             [FieldOffset(AccAt + 8)] public float* Acc1;
-            /// <summary>Two lines prefetched per step, from here on (<see cref="PrefetchTarget"/>).</summary>
+            /// <summary>Two lines prefetched per step, from here on (<see cref="PrefetchTarget"/>), advancing <see cref="AheadStep"/> bytes a step.</summary>
             [FieldOffset(AheadAt)] public byte* Ahead;
+            [FieldOffset(AheadStepAt)] public nint AheadStep;
         }
 
         internal static byte[] Emit(out int[] offsets)
@@ -110,7 +111,7 @@ public static partial class F16
             asm.Bind(loop);
             asm.Prefetcht0(new Mem(ahead));
             asm.Prefetcht0(new Mem(ahead, 64));
-            asm.Add(ahead, 128);
+            asm.Add(ahead, new Mem(args, Args.AheadStepAt));
             Widen(firstLow, new Mem(first));
             Widen(firstHigh, new Mem(first, 32));
             Widen(secondLow, new Mem(second));

@@ -345,6 +345,11 @@ public static partial class F16
     /// so it stays in L1 while the tile's rows go through it. A multiple of 32.</summary>
     private const int TokenColumnBlock = 512;
 
+    /// <summary>Columns per block of the 512-bit row-pair loops: four tokens' inputs are 20 KB, still inside
+    /// an AVX-512 core's 48 KB L1, and each call of the loop runs 2.5 times longer than with 512, which
+    /// pays its setup (16 accumulators loaded and stored) less often. A multiple of 32.</summary>
+    private const int PairColumnBlock = 1280;
+
     /// <summary>
     /// Scales every token's input by 2^112 into contiguous slots of the per-thread buffer and lists the tokens
     /// that could be scaled; the others get the reference result here and now. Returns the scaled inputs, which
@@ -448,13 +453,14 @@ public static partial class F16
     }
 
     /// <summary>
-    /// Where a row loop of the several-token kernels prefetches: in a tile's first token group, the next
-    /// <paramref name="bytes"/> of the tile after next (and <paramref name="ahead"/> moves past them), one line per
-    /// step of the loop; in later groups, or past the matrix's end, the loop's own rows, already cached.
+    /// Where a row loop of the several-token kernels prefetches: when it <paramref name="fetches"/> (the AVX2
+    /// loops in a tile's first token group, the 512-bit pair loops in every group), the next
+    /// <paramref name="bytes"/> of the tile after next (and <paramref name="ahead"/> moves past them); otherwise,
+    /// or past the matrix's end, the loop's own rows, already cached.
     /// </summary>
-    private static unsafe byte* PrefetchTarget(ref byte* ahead, byte* end, bool firstGroup, short* rows, int bytes)
+    private static unsafe byte* PrefetchTarget(ref byte* ahead, byte* end, bool fetches, short* rows, int bytes)
     {
-        byte* target = firstGroup && ahead < end ? ahead : (byte*)rows;
+        byte* target = fetches && ahead < end ? ahead : (byte*)rows;
         ahead += bytes;
         return target;
     }
@@ -525,9 +531,10 @@ public static partial class F16
     /// low half, k + 8 … k + 15 in its high half), so every lane takes the same FMAs in the same order and the
     /// results are <see cref="DotRowsAvx2"/>'s bit for bit. Each input vector loaded serves both rows (one
     /// row by eight tokens spent more cycles on input loads than on FMAs); more than four tokens take
-    /// the tile again from L2. The tile after next is prefetched while one is computed, two lines per step of
-    /// the pair loop: issued as a burst of 32 before each call, the prefetches overlapped the FMAs less
-    /// (docs/performance.md). The pair loop is emitted machine code (<see cref="Avx512PairLoops"/>), so Native
+    /// the tile again from L2. The tile after next is prefetched while one is computed, spread over all its
+    /// token groups (two lines per step of the pair loop for one group, a share of them for several, so memory
+    /// keeps streaming while the second group computes); issued as a burst of 32 before each call, the
+    /// prefetches overlapped the FMAs less (docs/performance.md). The pair loop is emitted machine code (<see cref="Avx512PairLoops"/>), so Native
     /// AOT binaries built for x86-64-v3 run it too; a tile's odd last row takes the AVX2 loop, whose
     /// accumulators have the same layout. Where the pair loops cannot run this is <see cref="DotRowsTokensAvx2"/>.
     /// </summary>
@@ -545,10 +552,13 @@ public static partial class F16
         Span<int> vector = tokens <= 256 ? stackalloc int[tokens] : new int[tokens];
         Span<float> scaledAll = ScaleTokens(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride, vector, out int vectorTokens);
         int wide = columns & ~31;
+        int groups = (vectorTokens + group - 1) / group;
+        long tileBytes = 2L * TokenTileRows * columns;
         // Per (row, token) the AVX2 loop's four 256-bit accumulators, which are the pair loop's two 512-bit ones.
         Vector256<float>* acc = stackalloc Vector256<float>[TokenTileRows * group * 4];
         Avx512PairLoops.Args args = default;
         args.RowBytes = (nint)columns * sizeof(short);
+        args.AheadStep = 128 / Math.Max(1, groups);
         fixed (Half* m = matrix)
         fixed (float* scaled = scaledAll)
         fixed (float* d = dst)
@@ -559,21 +569,23 @@ public static partial class F16
             {
                 int tileRows = Math.Min(TokenTileRows, rowCount - r0);
                 short* tile = (short*)(m + (long)(rowStart + r0) * columns);
-                // The tile after next, spread over this tile's first token group: one 64-byte line per 32 columns of a row.
-                byte* ahead = (byte*)(tile + 2L * TokenTileRows * columns);
+                // The tile after next, spread over all of this tile's token groups (group i fetches the i-th
+                // part), so memory keeps streaming while later groups compute from cache.
+                byte* tileAhead = (byte*)(tile + 2L * TokenTileRows * columns);
                 for (int g0 = 0; g0 < vectorTokens; g0 += group)
                 {
                     int g = Math.Min(group, vectorTokens - g0);
                     float* xg = scaled + (long)g0 * columns;
+                    byte* ahead = tileAhead + (long)(g0 / group) * tileBytes / groups;
                     new Span<Vector256<float>>(acc, tileRows * 4 * g).Clear();
-                    for (int c0 = 0; c0 < wide; c0 += TokenColumnBlock)
+                    for (int c0 = 0; c0 < wide; c0 += PairColumnBlock)
                     {
-                        int c1 = Math.Min(wide, c0 + TokenColumnBlock);
+                        int c1 = Math.Min(wide, c0 + PairColumnBlock);
                         int r = 0;
                         for (; r + 2 <= tileRows; r += 2)
                         {
                             short* w = tile + (long)r * columns;
-                            args.Ahead = PrefetchTarget(ref ahead, end, g0 == 0, w, (c1 - c0) / 16 * 64);   // two rows' worth
+                            args.Ahead = PrefetchTarget(ref ahead, end, true, w, (c1 - c0) / 16 * 64 / groups);   // two rows' worth
                             args.Row = w + c0;
                             float** inputs = &args.X0;
                             for (int u = 0; u < g; u++) inputs[u] = xg + (long)u * columns + c0;
@@ -585,7 +597,8 @@ public static partial class F16
                         if (r < tileRows)
                         {
                             short* w = tile + (long)r * columns;
-                            byte* next = PrefetchTarget(ref ahead, end, g0 == 0, w, (c1 - c0) / 32 * 64);
+                            // Its loop prefetches a line per 32 columns, one group's rate: later groups of several fetch nothing.
+                            byte* next = PrefetchTarget(ref ahead, end, groups == 1, w, (c1 - c0) / 32 * 64 / groups);
                             Vector256<float>* a = acc + r * 4 * g;
                             switch (g)
                             {

@@ -188,11 +188,13 @@ internal static partial class I2sKernels
         private static readonly Lazy<VnniKernels?> GfniBlockKernels = new(() => X64Cpu.HasAvx512Vnni && X64Cpu.HasGfni ? Map(gfni: true, I2sCodeOrder.FourRowBlocks) : null);
         private static readonly Lazy<VnniKernels?> ShiftBlockKernels = new(() => X64Cpu.HasAvx512Vnni ? Map(gfni: false, I2sCodeOrder.FourRowBlocks) : null);
 
-        /// <summary>The GFNI kernels where the CPU has GFNI, else the shift kernels; null without VNNI.</summary>
-        public static VnniKernels? Best => GfniKernels.Value ?? ShiftKernels.Value;
+        /// <summary>The GFNI kernels where the CPU has GFNI, else the shift kernels; null without VNNI. On Zen 5
+        /// the shift kernels: there the 4-token loop runs 12–20 % faster with them and decode the same.</summary>
+        public static VnniKernels? Best => X64Cpu.IsAmdZen5OrLater ? ShiftKernels.Value : GfniKernels.Value ?? ShiftKernels.Value;
 
         /// <summary><see cref="Best"/> for codes in <see cref="I2sCodeOrder.FourRowBlocks"/> order.</summary>
-        public static VnniKernels? BestForFourRowBlocks => GfniBlockKernels.Value ?? ShiftBlockKernels.Value;
+        public static VnniKernels? BestForFourRowBlocks =>
+            X64Cpu.IsAmdZen5OrLater ? ShiftBlockKernels.Value : GfniBlockKernels.Value ?? ShiftBlockKernels.Value;
 
         /// <summary>The kernels with GFNI (null unless the CPU has it) or shift unpacking, for codes in <paramref name="order"/>.</summary>
         public static VnniKernels? WithUnpack(bool gfni, I2sCodeOrder order = I2sCodeOrder.Rows) => (gfni, order) switch

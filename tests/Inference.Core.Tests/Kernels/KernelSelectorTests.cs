@@ -18,6 +18,19 @@ public class KernelSelectorTests
     }
 
     [Fact]
+    public void The_vnni_kernels_unpack_with_shifts_exactly_on_amd_family_1ah_and_later()
+    {
+        if (!OperatingSystem.IsLinux() || !System.Runtime.Intrinsics.X86.X86Base.IsSupported)
+            Assert.Skip("reads the CPU's vendor and family from /proc/cpuinfo (Linux x86-64)");
+        string[] lines = File.ReadAllLines("/proc/cpuinfo");
+        string Field(string name) => lines.First(l => l.StartsWith(name, StringComparison.Ordinal)).Split(':')[1].Trim();
+        bool zen5 = Field("vendor_id") == "AuthenticAMD" && int.Parse(Field("cpu family"), System.Globalization.CultureInfo.InvariantCulture) >= 0x1A;
+        Assert.Equal(zen5, BitNet.Inference.Kernels.X64.X64Cpu.IsAmdZen5OrLater);
+        if (I2sKernels.VnniKernels.Best is { } best)
+            Assert.Equal(zen5 || !BitNet.Inference.Kernels.X64.X64Cpu.HasGfni ? "shift" : "gfni", best.Unpack);
+    }
+
+    [Fact]
     public void Default_choice_is_the_first_supported_set_and_is_logged()
     {
         var log = new List<string>();

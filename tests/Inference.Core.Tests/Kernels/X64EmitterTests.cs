@@ -80,6 +80,8 @@ public class X64EmitterTests
         Assert.Equal("4c8b8778563412" + "488baf78563412", Hex(a => { a.Mov(Gpr.R8, new Mem(Gpr.Rdi, 0x12345678)); a.Mov(Gpr.Rbp, new Mem(Gpr.Rdi, 0x12345678)); }));
         Assert.Equal("4901f2", Hex(a => a.Add(Gpr.R10, Gpr.Rsi)));
         Assert.Equal("4881c778563412", Hex(a => a.Add(Gpr.Rdi, 0x12345678)));
+        Assert.Equal("48038750000000", Hex(a => a.Add(Gpr.Rax, new Mem(Gpr.Rdi, 0x50))));
+        Assert.Equal("4d038078563412", Hex(a => a.Add(Gpr.R8, new Mem(Gpr.R8, 0x12345678))));
         Assert.Equal("49ffc8", Hex(a => a.Dec(Gpr.R8)));
         Assert.Equal("c5f877c3", Hex(a => { a.Vzeroupper(); a.Ret(); }));
         Assert.Equal("0f188878563412", Hex(a => a.Prefetcht0(new Mem(Gpr.Rax, 0x12345678))));

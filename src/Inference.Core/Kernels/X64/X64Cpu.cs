@@ -25,6 +25,22 @@ internal static unsafe class X64Cpu
     public static bool HasGfni { get; } =
         X86Base.IsSupported && (X86Base.CpuId(7, 0).Ecx & (1 << 8)) != 0 && (!RuntimeFeature.IsDynamicCodeCompiled || Gfni.V512.IsSupported);
 
+    /// <summary>An AMD CPU of family 1Ah (Zen 5) or later, whose vector pipes run the VNNI loops' shift
+    /// unpacking alongside vpdpbusd, where vgf2p8affineqb competes with it (docs/kernels.md).</summary>
+    public static bool IsAmdZen5OrLater { get; } = DetectAmdFamily() >= 0x1A;
+
+    /// <summary>The CPU family (base + extended) of an AMD CPU, else 0.</summary>
+    private static int DetectAmdFamily()
+    {
+        if (!X86Base.IsSupported) return 0;
+        var vendor = X86Base.CpuId(0, 0);
+        // "AuthenticAMD" in ebx, edx, ecx.
+        if (vendor.Ebx != 0x68747541 || vendor.Edx != 0x69746E65 || vendor.Ecx != 0x444D4163) return 0;
+        int eax = X86Base.CpuId(1, 0).Eax;
+        int family = (eax >> 8) & 0xF;
+        return family == 0xF ? family + ((eax >> 20) & 0xFF) : family;
+    }
+
     private static bool DetectAvx512(bool bwAndVnni)
     {
         if (!X86Base.IsSupported || !ExecutableCode.IsAvailable) return false;

@@ -47,6 +47,15 @@ internal sealed class X64Emitter
     /// <summary>add dst, src (64-bit): REX.W 01 /r.</summary>
     public void Add(Gpr dst, Gpr src) { Rex(w: true, reg: (int)src, rm: (int)dst); Byte(0x01); ModRmRegister((int)src, (int)dst); }
 
+    /// <summary>add dst, [base + disp32] (64-bit): REX.W 03 /r.</summary>
+    public void Add(Gpr dst, Mem source)
+    {
+        RefuseSibBase(source);
+        Rex(w: true, reg: (int)dst, rm: (int)source.Base);
+        Byte(0x03);
+        ModRmMemory((int)dst, source);
+    }
+
     /// <summary>add dst, imm32 (64-bit, sign-extended): REX.W 81 /0 id.</summary>
     public void Add(Gpr dst, int immediate) { Rex(w: true, reg: 0, rm: (int)dst); Byte(0x81); ModRmRegister(0, (int)dst); Int32(immediate); }
 
