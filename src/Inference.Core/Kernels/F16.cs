@@ -532,11 +532,12 @@ public static partial class F16
     /// results are <see cref="DotRowsAvx2"/>'s bit for bit. Each input vector loaded serves both rows (one
     /// row by eight tokens spent more cycles on input loads than on FMAs); more than four tokens take
     /// the tile again from L2. The tile after next is prefetched while one is computed, spread over all its
-    /// token groups (two lines per step of the pair loop for one group, a share of them for several, so memory
-    /// keeps streaming while the second group computes); issued as a burst of 32 before each call, the
-    /// prefetches overlapped the FMAs less (docs/performance.md). The pair loop is emitted machine code (<see cref="Avx512PairLoops"/>), so Native
-    /// AOT binaries built for x86-64-v3 run it too; a tile's odd last row takes the AVX2 loop, whose
-    /// accumulators have the same layout. Where the pair loops cannot run this is <see cref="DotRowsTokensAvx2"/>.
+    /// token groups (two lines per step of the pair loop for one group, a share of them for several, so
+    /// memory keeps streaming while the second group computes); issued as a burst of 32 before each call,
+    /// the prefetches overlapped the FMAs less (docs/performance.md). The pair loop is emitted machine code
+    /// (<see cref="Avx512PairLoops"/>), so Native AOT binaries built for x86-64-v3 run it too; a tile's odd
+    /// last row takes the AVX2 loop, whose accumulators have the same layout. Where the pair loops cannot
+    /// run this is <see cref="DotRowsTokensAvx2"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void DotRowsTokensAvx512(ReadOnlySpan<Half> matrix, int columns, ReadOnlySpan<float> x, int tokens, int rowStart, int rowCount,

@@ -14,8 +14,8 @@ namespace BitNet.Inference.Kernels;
 /// .NET 10 exposes vpdpbusd only as VEX (<c>AvxVnni</c>), which Zen 4 does not have, so the inner loops
 /// are emitted as machine code (<see cref="X64Emitter"/>) at first use: a 4-row × 4-token loop for
 /// several tokens (prefill and batched decode steps), and 4-row and 1-row single-token loops. The codes
-/// are unpacked as <see cref="AffineCodes"/> does where
-/// the CPU has GFNI, else as <see cref="ShiftedCodes"/> does (Intel Cascade Lake has VNNI but no GFNI),
+/// are unpacked as <see cref="AffineCodes"/> does where the CPU has GFNI, else (Intel Cascade Lake has
+/// VNNI but no GFNI; and Zen 5, see <see cref="VnniKernels.Best"/>) as <see cref="ShiftedCodes"/> does,
 /// and each call ends by summing its accumulators across lanes. Being our own machine code, they
 /// also run in a Native AOT binary built for x86-64-v3, where every Avx512 intrinsic is compiled out;
 /// the C# around them (row chunks, token groups) uses no vector type at all. Results are the same exact
@@ -188,8 +188,8 @@ internal static partial class I2sKernels
         private static readonly Lazy<VnniKernels?> GfniBlockKernels = new(() => X64Cpu.HasAvx512Vnni && X64Cpu.HasGfni ? Map(gfni: true, I2sCodeOrder.FourRowBlocks) : null);
         private static readonly Lazy<VnniKernels?> ShiftBlockKernels = new(() => X64Cpu.HasAvx512Vnni ? Map(gfni: false, I2sCodeOrder.FourRowBlocks) : null);
 
-        /// <summary>The GFNI kernels where the CPU has GFNI, else the shift kernels; null without VNNI. On Zen 5
-        /// the shift kernels: there the 4-token loop runs 12–20 % faster with them and decode the same.</summary>
+        /// <summary>The GFNI kernels where the CPU has GFNI, else the shift kernels; null without VNNI. Zen 5 takes
+        /// the shift kernels: its vgf2p8affineqb competes with vpdpbusd for the same pipes, its shifts do not.</summary>
         public static VnniKernels? Best => X64Cpu.IsAmdZen5OrLater ? ShiftKernels.Value : GfniKernels.Value ?? ShiftKernels.Value;
 
         /// <summary><see cref="Best"/> for codes in <see cref="I2sCodeOrder.FourRowBlocks"/> order.</summary>
