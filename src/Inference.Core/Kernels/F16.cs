@@ -127,7 +127,10 @@ public static partial class F16
             for (; i + 16 <= bits.Length; i += 16)
             {
                 Vector256<int> a = Vector256.Create(bits.Slice(i, 8)), b = Vector256.Create(bits.Slice(i + 8, 8));
-                if (!Vector256.LessThanAll((a | b) & Vector256.Create(0x7F800000), Vector256.Create(0x7F800000)))
+                // Infinities and NaNs take the cast (each vector on its own: or-ing the two would merge the
+                // exponents of 1.5 and 2.5 into all ones).
+                var exponent = Vector256.Create(0x7F800000);
+                if (Vector256.EqualsAny(a & exponent, exponent) || Vector256.EqualsAny(b & exponent, exponent))
                 {
                     for (int k = i; k < i + 16; k++) destination[k] = (Half)source[k];
                     continue;
@@ -140,7 +143,8 @@ public static partial class F16
             for (; i + 8 <= bits.Length; i += 8)
             {
                 Vector128<int> a = Vector128.Create(bits.Slice(i, 4)), b = Vector128.Create(bits.Slice(i + 4, 4));
-                if (!Vector128.LessThanAll((a | b) & Vector128.Create(0x7F800000), Vector128.Create(0x7F800000)))
+                var exponent = Vector128.Create(0x7F800000);
+                if (Vector128.EqualsAny(a & exponent, exponent) || Vector128.EqualsAny(b & exponent, exponent))
                 {
                     for (int k = i; k < i + 8; k++) destination[k] = (Half)source[k];
                     continue;
