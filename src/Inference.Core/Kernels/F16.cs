@@ -558,7 +558,7 @@ public static partial class F16
         Span<float> scaledAll = ScaleTokens(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride, vector, out int vectorTokens);
         int wide = columns & ~31;
         int groups = (vectorTokens + group - 1) / group;
-        long tileBytes = 2L * TokenTileRows * columns;
+        long tileBytes = (long)TokenTileRows * columns * sizeof(short);
         // Per (row, token) the AVX2 loop's four 256-bit accumulators, which are the pair loop's two 512-bit ones.
         Vector256<float>* acc = stackalloc Vector256<float>[TokenTileRows * group * 4];
         Avx512PairLoops.Args args = default;
@@ -576,7 +576,7 @@ public static partial class F16
                 short* tile = (short*)(m + (long)(rowStart + r0) * columns);
                 // The tile after next, spread over all of this tile's token groups (group i fetches the i-th
                 // part), so memory keeps streaming while later groups compute from cache.
-                byte* tileAhead = (byte*)(tile + 2L * TokenTileRows * columns);
+                byte* tileAhead = (byte*)tile + 2 * tileBytes;
                 for (int g0 = 0; g0 < vectorTokens; g0 += group)
                 {
                     int g = Math.Min(group, vectorTokens - g0);

@@ -190,11 +190,13 @@ internal static partial class I2sKernels
 
         /// <summary>The GFNI kernels where the CPU has GFNI, else the shift kernels; null without VNNI. Zen 5 takes
         /// the shift kernels: its vgf2p8affineqb competes with vpdpbusd for the same pipes, its shifts do not.</summary>
-        public static VnniKernels? Best => X64Cpu.IsAmdZen5OrLater ? ShiftKernels.Value : GfniKernels.Value ?? ShiftKernels.Value;
+        public static VnniKernels? Best => Preferred(I2sCodeOrder.Rows);
 
         /// <summary><see cref="Best"/> for codes in <see cref="I2sCodeOrder.FourRowBlocks"/> order.</summary>
-        public static VnniKernels? BestForFourRowBlocks =>
-            X64Cpu.IsAmdZen5OrLater ? ShiftBlockKernels.Value : GfniBlockKernels.Value ?? ShiftBlockKernels.Value;
+        public static VnniKernels? BestForFourRowBlocks => Preferred(I2sCodeOrder.FourRowBlocks);
+
+        private static VnniKernels? Preferred(I2sCodeOrder order) =>
+            (X64Cpu.IsAmdZen5OrLater ? null : WithUnpack(gfni: true, order)) ?? WithUnpack(gfni: false, order);
 
         /// <summary>The kernels with GFNI (null unless the CPU has it) or shift unpacking, for codes in <paramref name="order"/>.</summary>
         public static VnniKernels? WithUnpack(bool gfni, I2sCodeOrder order = I2sCodeOrder.Rows) => (gfni, order) switch
