@@ -23,7 +23,7 @@ public static class NextToken
         {
             if (model.ForwardScreened(state, tokens))
             {
-                int count = sampler.SelectCandidates(state.ScreenLower!, state.ScreenUpper!, history, state.CandidateIds!);
+                int count = sampler.SelectCandidates(state.ScreenLower, state.ScreenUpper, history, state.CandidateIds!);
                 ReadOnlySpan<int> ids = state.CandidateIds!.AsSpan(0, count);
                 Span<float> exact = state.CandidateLogits!.AsSpan(0, count);
                 model.ExactLogits(state, ids, exact);

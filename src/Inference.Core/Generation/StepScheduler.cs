@@ -272,6 +272,7 @@ internal sealed class StepScheduler : IDisposable
             _model.PrepareHeadInputs(w, _headRows.AsSpan(0, next));
             int vocab = _model.Config.VocabSize;
             if (full > 0) _model.HeadLogits(w, 0, full, _logits);
+            if (next > full) _model.HeadBounds(w, full, next - full);
 
             long now = Stopwatch.GetTimestamp();
             foreach (SequenceRun s in _withLogits)
@@ -279,9 +280,10 @@ internal sealed class StepScheduler : IDisposable
                 ReadOnlySpan<float> logits = s.ScreenedHead ? default : _logits.AsSpan(s.HeadInput * vocab, vocab);
                 ReadOnlySpan<int> history = s.History.AsSpan(0, s.PromptLength + s.Generated);
                 int token;
-                if (s.ScreenedHead && _model.HeadBounds(w, s.HeadInput))
+                if (s.ScreenedHead && w.HasBounds(s.HeadInput - full))
                 {
-                    int count = s.Sampler!.SelectCandidates(w.ScreenLower!, w.ScreenUpper!, history, w.CandidateIds!);
+                    int screened = s.HeadInput - full;
+                    int count = s.Sampler!.SelectCandidates(w.ScreenLowerOf(screened), w.ScreenUpperOf(screened), history, w.CandidateIds!);
                     ReadOnlySpan<int> ids = w.CandidateIds!.AsSpan(0, count);
                     Span<float> exact = w.CandidateLogits!.AsSpan(0, count);
                     _model.ExactLogits(w, s.HeadInput, ids, exact);
@@ -289,7 +291,12 @@ internal sealed class StepScheduler : IDisposable
                 }
                 else
                 {
-                    if (s.ScreenedHead) logits = w.Logits;   // no bounds for this input: the full head was computed
+                    if (s.ScreenedHead)
+                    {
+                        // No bounds for this input (not finite): the full head.
+                        _model.HeadLogits(w, s.HeadInput, 1, w.Logits);
+                        logits = w.Logits;
+                    }
                     LogitsObserved?.Invoke(s.Request, s.Generated, logits);
                     token = s.Sampler!.Sample(logits, history);
                 }

@@ -220,7 +220,7 @@ public sealed unsafe class BitNetModel : IDisposable
     /// </summary>
     public void ExactLogits(InferenceState state, ReadOnlySpan<int> ids, Span<float> logits)
     {
-        if (!IsScreened || state.ScreenInput is null) throw new InvalidOperationException("the LM head is not screened (LmHeadMode.Screened)");
+        if (!IsScreened || state.ScreenInputs == 0) throw new InvalidOperationException("the LM head is not screened (LmHeadMode.Screened)");
         if (logits.Length < ids.Length) throw new ArgumentException($"{ids.Length} logits do not fit {logits.Length}", nameof(logits));
         for (int i = 0; i < ids.Length; i++)
             if ((uint)ids[i] >= (uint)Config.VocabSize || i > 0 && ids[i] <= ids[i - 1])
@@ -344,25 +344,24 @@ public sealed unsafe class BitNetModel : IDisposable
     }
 
     /// <summary>
-    /// Screened head (<see cref="IsScreened"/>) on a head input prepared by <see cref="PrepareHeadInputs"/>:
-    /// the bounds of every row into state.ScreenLower/ScreenUpper, or (false, the input not finite) the
-    /// full logits into state.Logits.
+    /// Screened head (<see cref="IsScreened"/>) on head inputs [first, first + count) prepared by
+    /// <see cref="PrepareHeadInputs"/>, in one pass over the int8 head: input first + i's bounds into
+    /// state.ScreenLowerOf(i)/ScreenUpperOf(i), the same whatever inputs share the pass. An input that is not
+    /// finite has none (state.HasBounds(i) false): its logits come from <see cref="HeadLogits"/>.
     /// </summary>
-    public bool HeadBounds(InferenceState state, int input)
+    public void HeadBounds(InferenceState state, int first, int count)
     {
         if (!IsScreened) throw new InvalidOperationException("the LM head is not screened (LmHeadMode.Screened)");
+        if (first < 0 || count <= 0 || first + count > state.BatchCapacity) throw new ArgumentOutOfRangeException(nameof(count));
         int embd = Config.EmbeddingLength;
-        Span<float> y = state.Normed.AsSpan(input * embd, embd);
-        state.ScreenIsValid = _matmul.HeadBounds(y, state.ScreenInput!, state.ScreenLower!, state.ScreenUpper!);
-        if (!state.ScreenIsValid)
-            _matmul.LmHead(_weights.LmHead, Config.VocabSize, embd, y, 1, state.Logits);
-        return state.ScreenIsValid;
+        state.EnsureScreenInputs(count);
+        _matmul.HeadBounds(state.Normed.AsSpan(first * embd, count * embd), count, state.ScreenInput, state.AllScreenLower, state.AllScreenUpper, state.ScreenUsable!);
     }
 
-    /// <summary>After <see cref="HeadBounds(InferenceState, int)"/>: the exact F16 logits of rows <paramref name="ids"/> (ascending) for that head input.</summary>
+    /// <summary>After <see cref="HeadBounds(InferenceState, int, int)"/>: the exact F16 logits of rows <paramref name="ids"/> (ascending) for head input <paramref name="input"/>.</summary>
     public void ExactLogits(InferenceState state, int input, ReadOnlySpan<int> ids, Span<float> logits)
     {
-        if (!IsScreened || state.ScreenInput is null) throw new InvalidOperationException("the LM head is not screened (LmHeadMode.Screened)");
+        if (!IsScreened || state.ScreenInputs == 0) throw new InvalidOperationException("the LM head is not screened (LmHeadMode.Screened)");
         int embd = Config.EmbeddingLength;
         _matmul.ExactHeadRows(ids, state.Normed.AsSpan(input * embd, embd), logits, state.StagedHeadRows!);
         state.ExactRowsComputed += ids.Length;
@@ -449,7 +448,7 @@ public sealed unsafe class BitNetModel : IDisposable
     private void ScreenedLogits(InferenceState s, int token)
     {
         Span<float> y = HeadInput(s, token, 1);
-        s.ScreenIsValid = _matmul.HeadBounds(y, s.ScreenInput!, s.ScreenLower!, s.ScreenUpper!);
+        s.ScreenIsValid = _matmul.HeadBounds(y, s.ScreenInput, s.ScreenLower, s.ScreenUpper);
         if (!s.ScreenIsValid)
             _matmul.LmHead(_weights.LmHead, Config.VocabSize, Config.EmbeddingLength, y, 1, s.Logits);
     }

@@ -31,9 +31,7 @@ public sealed class InferenceState
         Logits = new float[config.VocabSize];
         if (screenedHead)
         {
-            ScreenInput = new short[embd];
-            ScreenLower = new float[config.VocabSize];
-            ScreenUpper = new float[config.VocabSize];
+            EnsureScreenInputs(1);
             CandidateIds = new int[config.VocabSize];
             CandidateLogits = new float[config.VocabSize];
             StagedHeadRows = new Half[HeadRows.StagedRows * embd];
@@ -141,12 +139,43 @@ public sealed class InferenceState
     internal TokenSteps Steps { get; }
     internal float[] Logits { get; }         // [vocab] last token's logits (Forward)
 
-    // The screened head's buffers (null unless the model's head is screened).
-    /// <summary>The head input rounded to int16 [embd].</summary>
-    internal short[]? ScreenInput { get; }
-    /// <summary>Bounds of every row's F16 logit [vocab]; the sampler may apply its penalties to them in place.</summary>
-    public float[]? ScreenLower { get; }
-    public float[]? ScreenUpper { get; }
+    // The screened head's buffers (null unless the model's head is screened), for each of the head inputs of a
+    // step: one for Forward, up to one per sequence for a batched step (grown by EnsureScreenInputs, then reused).
+    /// <summary>The head inputs rounded to int16 [inputs × embd], from a 64-byte boundary (a 512-bit load across two
+    /// cache lines costs two).</summary>
+    internal Span<short> ScreenInput => _screenInput.AsSpan(_screenInputAt, ScreenInputs * Config.EmbeddingLength);
+    private short[]? _screenInput;
+    private int _screenInputAt;
+    private float[]? _screenLower, _screenUpper;
+    /// <summary>Per head input, whether it had bounds (a finite input) [inputs].</summary>
+    internal bool[]? ScreenUsable { get; private set; }
+    /// <summary>Bounds of every row's F16 logit for the first (or only) head input [vocab]; the sampler may apply its penalties to them in place.</summary>
+    public Span<float> ScreenLower => ScreenLowerOf(0);
+    public Span<float> ScreenUpper => ScreenUpperOf(0);
+    public Span<float> ScreenLowerOf(int input) => _screenLower.AsSpan(input * Config.VocabSize, Config.VocabSize);
+    public Span<float> ScreenUpperOf(int input) => _screenUpper.AsSpan(input * Config.VocabSize, Config.VocabSize);
+    /// <summary>Whether the screened head's last batched pass (BitNetModel.HeadBounds) gave input <paramref name="input"/> bounds.</summary>
+    public bool HasBounds(int input) => ScreenUsable![input];
+    /// <summary>Head inputs the screened buffers hold.</summary>
+    internal int ScreenInputs => ScreenUsable?.Length ?? 0;
+    /// <summary>The bounds of every head input, inputs × vocab, input after input.</summary>
+    internal Span<float> AllScreenLower => _screenLower;
+    internal Span<float> AllScreenUpper => _screenUpper;
+
+    /// <summary>Grows the screened head's buffers to <paramref name="inputs"/> head inputs (8 bytes per row each).</summary>
+    internal void EnsureScreenInputs(int inputs)
+    {
+        if (ScreenInputs >= inputs) return;
+        _screenInput = GC.AllocateArray<short>(inputs * Config.EmbeddingLength + 32, pinned: true);
+        unsafe
+        {
+            fixed (short* start = _screenInput) _screenInputAt = (int)((64 - (nint)start % 64) % 64 / sizeof(short));
+        }
+        _screenLower = new float[(long)inputs * Config.VocabSize];
+        _screenUpper = new float[(long)inputs * Config.VocabSize];
+        ScreenUsable = new bool[inputs];
+    }
+
     /// <summary>Whether the last ForwardScreened produced bounds (else Logits holds the full logits).</summary>
     internal bool ScreenIsValid { get; set; }
     /// <summary>Scratch for the sampler's candidate rows and their exact logits [vocab].</summary>

@@ -269,34 +269,52 @@ internal sealed unsafe class MatMul : IDisposable
     }
 
     /// <summary>
-    /// Bounds of every LM-head row for one token (screened head): exact int8 × int16 dots per piece,
-    /// then <see cref="LogitScreen.Bounds"/>.
+    /// Bounds of every LM-head row for one or more head inputs (screened head): exact int8 × int16 dots per
+    /// chunk of rows, every input's at once, then <see cref="LogitScreen.Bounds"/> for each usable input.
     /// </summary>
     [System.Runtime.CompilerServices.SkipLocalsInit]
     private sealed class ScreenJob(KernelSet kernels) : IRangeJob
     {
         private const int ChunkRows = 64;
         private LogitScreen? _screen;
-        private LogitScreen.Input _input;
+        private LogitScreen.Input[] _inputs = [];
+        private int _count;
         private short* _y16;
         private float* _lower, _upper;
 
-        public void Set(LogitScreen? screen, in LogitScreen.Input input, short* y16, float* lower, float* upper)
+        /// <summary>The inputs' prepared facts, grown to the most inputs seen (no allocation per step after that).</summary>
+        public Span<LogitScreen.Input> Inputs(int count)
         {
-            _screen = screen; _input = input; _y16 = y16; _lower = lower; _upper = upper;
+            if (_inputs.Length < count) _inputs = new LogitScreen.Input[count];
+            return _inputs.AsSpan(0, count);
+        }
+
+        public void Set(LogitScreen? screen, int count, short* y16, float* lower, float* upper)
+        {
+            _screen = screen; _count = count; _y16 = y16; _lower = lower; _upper = upper;
         }
 
         public void Run(int start, int end)
         {
             LogitScreen screen = _screen!;
-            int columns = screen.Columns;
-            var y16 = new ReadOnlySpan<short>(_y16, columns);
-            Span<long> dots = stackalloc long[ChunkRows];
+            int columns = screen.Columns, rows = screen.Rows;
+            var y16 = new ReadOnlySpan<short>(_y16, checked(_count * columns));
+            Span<long> dots = stackalloc long[ChunkRows * Q8ExactDots.MaxTokensPerPass];
             for (int r0 = start; r0 < end; r0 += ChunkRows)
             {
                 int count = Math.Min(ChunkRows, end - r0);
-                kernels.DotQ8Exact(screen.Head.Weights, columns, y16, r0, count, dots);
-                screen.Bounds(_input, r0, dots[..count], new Span<float>(_lower + r0, count), new Span<float>(_upper + r0, count));
+                for (int t0 = 0; t0 < _count; t0 += Q8ExactDots.MaxTokensPerPass)
+                {
+                    int tokens = Math.Min(Q8ExactDots.MaxTokensPerPass, _count - t0);
+                    kernels.DotQ8ExactTokens(screen.Head.Weights, columns, y16.Slice(t0 * columns, tokens * columns), tokens, r0, count, dots, ChunkRows);
+                    for (int t = 0; t < tokens; t++)
+                    {
+                        ref readonly LogitScreen.Input input = ref _inputs[t0 + t];
+                        if (!input.IsUsable) continue;
+                        long at = (long)(t0 + t) * rows + r0;
+                        screen.Bounds(input, r0, dots.Slice(t * ChunkRows, count), new Span<float>(_lower + at, count), new Span<float>(_upper + at, count));
+                    }
+                }
             }
         }
     }
@@ -307,23 +325,42 @@ internal sealed unsafe class MatMul : IDisposable
     /// </summary>
     internal bool HeadBounds(ReadOnlySpan<float> y, Span<short> y16, Span<float> lower, Span<float> upper)
     {
+        Span<bool> usable = stackalloc bool[1];
+        HeadBounds(y, 1, y16, lower, upper, usable);
+        return usable[0];
+    }
+
+    /// <summary>
+    /// Screened head, step 1 for <paramref name="count"/> inputs (y: count × columns) in one pass over the int8
+    /// rows: input i's bounds go to lower/upper[i · rows …], each what the one-input call gives. usable[i] is
+    /// false when input i is not finite (its bounds are left as they were; the caller uses the full head).
+    /// </summary>
+    internal void HeadBounds(ReadOnlySpan<float> y, int count, Span<short> y16, Span<float> lower, Span<float> upper, Span<bool> usable)
+    {
         LogitScreen screen = Screen ?? throw new InvalidOperationException("the LM head is not screened");
-        if (y.Length != screen.Columns || lower.Length < screen.Rows || upper.Length < screen.Rows)
+        int columns = screen.Columns;
+        long bounds = (long)count * screen.Rows;
+        if (count <= 0 || y.Length < count * columns || y16.Length < count * columns || lower.Length < bounds || upper.Length < bounds || usable.Length < count)
             throw new ArgumentException("the screened head's buffers do not match its shape");
-        LogitScreen.Input input = LogitScreen.Prepare(y, y16);
-        if (!input.IsUsable) return false;
         lock (_gate)
         {
+            Span<LogitScreen.Input> inputs = _screenJob.Inputs(count);
+            for (int i = 0; i < count; i++)
+            {
+                Span<short> y16i = y16.Slice(i * columns, columns);
+                inputs[i] = LogitScreen.Prepare(y.Slice(i * columns, columns), y16i);
+                usable[i] = inputs[i].IsUsable;
+                if (!usable[i]) y16i.Clear();   // the pass still runs over it; its dots are ignored
+            }
             fixed (short* py = y16)
             fixed (float* pl = lower)
             fixed (float* pu = upper)
             {
-                _screenJob.Set(screen, input, py, pl, pu);
+                _screenJob.Set(screen, count, py, pl, pu);
                 Pool.ForPieces(screen.Rows, _screenJob, HeadPieceRows);
-                _screenJob.Set(null, default, null, null, null);
+                _screenJob.Set(null, 0, null, null, null);
             }
         }
-        return true;
     }
 
     /// <summary>

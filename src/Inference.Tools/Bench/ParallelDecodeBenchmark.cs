@@ -25,9 +25,10 @@ public sealed record ParallelDecodeReport
 /// Decode with N sequences together, as the engine's scheduler runs them: each sequence evaluates its own
 /// prompt (pseudo-random tokens) in prompt chunks, then every step evaluates one token of every sequence
 /// in one forward pass over a shared paged KV cache (<see cref="BitNetModel.EvaluateRows"/>) and chooses
-/// each sequence's next token greedily from its own logits row. F16 and int8 heads (the screened head's
-/// per-row path is not batched). Several stream counts run interleaved, one repetition of each in turn,
-/// so that a shared machine's changing load falls on all of them alike.
+/// each sequence's next token greedily from its own logits row (with the screened head, from the exact
+/// logits of the rows its bounds leave, every sequence's bounds from one pass over the int8 head). Several
+/// stream counts run interleaved, one repetition of each in turn, so that a shared machine's changing load
+/// falls on all of them alike.
 /// </summary>
 public static class ParallelDecodeBenchmark
 {
@@ -45,7 +46,6 @@ public static class ParallelDecodeBenchmark
         ArgumentOutOfRangeException.ThrowIfLessThan(promptTokens, 2);
         ArgumentOutOfRangeException.ThrowIfLessThan(generatedTokens, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(repetitions, 1);
-        if (model.IsScreened) throw new NotSupportedException("the parallel decode benchmark runs the f16 and q8 heads (not screened)");
 
         var runs = new StreamRun[streamCounts.Count];
         for (int i = 0; i < runs.Length; i++)
@@ -77,6 +77,7 @@ public static class ParallelDecodeBenchmark
         private readonly int[] _next, _headRows;
         private readonly float[] _logits;
         private readonly bool _roundSingle;
+        private readonly Sampling.Sampler _greedy;
         private readonly List<double> _aggregate = [], _steps = [], _layers = [], _head = [];
         private long _held;
 
@@ -105,6 +106,7 @@ public static class ParallelDecodeBenchmark
             for (int i = 0; i < streams; i++) _headRows[i] = i;
             _logits = new float[(long)streams * _vocab];
             _roundSingle = model.RoundsAttentionProbabilities(1);
+            _greedy = new Sampling.Sampler(Generation.SamplingOptions.Greedy, _vocab);
         }
 
         /// <summary>JIT tiers and page-in, on a short run.</summary>
@@ -130,6 +132,32 @@ public static class ParallelDecodeBenchmark
             _aggregate.Add(_streams * _generatedTokens / ((double)total / Stopwatch.Frequency));
             _held = Math.Max(_held, _pool.UsedBlocks * _pool.BlockBytes);
             foreach (KvSequence sequence in _sequences) sequence.Clear();
+        }
+
+        /// <summary>The next tokens of streams [first, first + count) from head inputs 0 … count − 1, greedily.</summary>
+        private void ChooseNext(int first, int count)
+        {
+            if (!_model.IsScreened)
+            {
+                _model.HeadLogits(_state, 0, count, _logits);
+                for (int i = 0; i < count; i++) _next[first + i] = Sampling.Sampler.ArgMax(_logits.AsSpan(i * _vocab, _vocab));
+                return;
+            }
+            _model.HeadBounds(_state, 0, count);
+            for (int i = 0; i < count; i++)
+            {
+                if (!_state.HasBounds(i))
+                {
+                    _model.HeadLogits(_state, i, 1, _logits);
+                    _next[first + i] = Sampling.Sampler.ArgMax(_logits.AsSpan(0, _vocab));
+                    continue;
+                }
+                int candidates = _greedy.SelectCandidates(_state.ScreenLowerOf(i), _state.ScreenUpperOf(i), default, _state.CandidateIds!);
+                ReadOnlySpan<int> ids = _state.CandidateIds.AsSpan(0, candidates);
+                Span<float> exact = _state.CandidateLogits.AsSpan(0, candidates);
+                _model.ExactLogits(_state, i, ids, exact);
+                _next[first + i] = _greedy.Sample(ids, exact, default);
+            }
         }
 
         public ParallelDecodeReport Report()
@@ -164,8 +192,7 @@ public static class ParallelDecodeBenchmark
                 if (at + count == _promptTokens)
                 {
                     _model.PrepareHeadInputs(_state, [count - 1]);
-                    _model.HeadLogits(_state, 0, 1, _logits);
-                    _next[s] = Sampling.Sampler.ArgMax(_logits.AsSpan(0, _vocab));
+                    ChooseNext(s, 1);
                 }
             }
         }
@@ -183,9 +210,8 @@ public static class ParallelDecodeBenchmark
             long layersEnd = Stopwatch.GetTimestamp();
             for (int s = 0; s < _streams; s++) _sequences[s].Advance(1);
             _model.PrepareHeadInputs(_state, _headRows);
-            _model.HeadLogits(_state, 0, _streams, _logits);
+            ChooseNext(0, _streams);
             long headEnd = Stopwatch.GetTimestamp();
-            for (int s = 0; s < _streams; s++) _next[s] = Sampling.Sampler.ArgMax(_logits.AsSpan(s * _vocab, _vocab));
             layers = layersEnd - start;
             head = headEnd - layersEnd;
             return Stopwatch.GetTimestamp() - start;

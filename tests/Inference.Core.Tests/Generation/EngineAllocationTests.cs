@@ -34,12 +34,14 @@ public class EngineAllocationTests(EngineFixture fixture, ITestOutputHelper outp
 [Collection(nameof(EngineAllocationTests))]
 public class BatchedEngineAllocationTests(ITestOutputHelper output)
 {
-    [Fact]
-    public async Task Steps_of_four_generations_together_allocate_little_beyond_the_updates()
+    [Theory]
+    [InlineData(BitNet.Inference.Model.LmHeadMode.F16)]
+    [InlineData(BitNet.Inference.Model.LmHeadMode.Screened)]   // every sequence's bounds from one pass, then its candidate rows
+    public async Task Steps_of_four_generations_together_allocate_little_beyond_the_updates(BitNet.Inference.Model.LmHeadMode head)
     {
         using var engine = BitNetEngine.Load(new EngineOptions
         {
-            ModelPath = BitNet.Tests.Shared.SharedData.OracleModelPath, ContextLength = 128, Threads = 2, Parallel = 4,
+            ModelPath = BitNet.Tests.Shared.SharedData.OracleModelPath, ContextLength = 128, Threads = 2, Parallel = 4, LmHead = head,
         });
         string[] texts = ["Once upon a time", "The capital of France is", "def add(a, b):", "Hello there, how"];
         async Task<long> Allocated(int tokens)
@@ -52,7 +54,7 @@ public class BatchedEngineAllocationTests(ITestOutputHelper output)
         }
         long few = await Allocated(4), many = await Allocated(36);
         double perToken = (many - few) / (32.0 * texts.Length);
-        output.WriteLine($"allocated per generated token with 4 together: {perToken:F0} bytes (4 tokens: {few} B, 36 tokens: {many} B)");
+        output.WriteLine($"{head}: allocated per generated token with 4 together: {perToken:F0} bytes (4 tokens: {few} B, 36 tokens: {many} B)");
         Assert.True(perToken < 4096, $"{perToken:F0} bytes per token");
     }
 }

@@ -118,6 +118,45 @@ public class LogitScreenTests(ITestOutputHelper output)
         Assert.InRange(halfWidth / sd, 0.05, 1.0);
     }
 
+    [Theory]
+    [InlineData(6, 2560)]
+    [InlineData(3, 75)]
+    public unsafe void Bounds_of_several_inputs_from_one_pass_are_each_inputs_own_bit_for_bit(int inputs, int columns)
+    {
+        var rng = new Random(inputs * columns);
+        const int rows = 1100;   // more than one piece of the pool, not a multiple of the chunk
+        Half[] matrix = RandomHead(rng, rows, columns);
+        var y = new float[inputs * columns];
+        for (int i = 0; i < inputs; i++) RandomInput(rng, columns, outliers: i % 2 == 1).CopyTo(y, i * columns);
+        y[columns + 5] = float.NaN;   // input 1 has no bounds, whatever shares its pass
+
+        using var matmul = new MatMul(threads: 2);
+        fixed (Half* w = matrix)
+        {
+            matmul.EnableQuantizedHead(w, rows, columns, releaseReadPages: false, HeadRows.FromMemory(w, rows, columns));
+            var lower = new float[inputs * rows];
+            var upper = new float[inputs * rows];
+            var usable = new bool[inputs];
+            matmul.HeadBounds(y, inputs, new short[inputs * columns], lower, upper, usable);
+            for (int i = 0; i < inputs; i++)
+            {
+                var lowerAlone = new float[rows];
+                var upperAlone = new float[rows];
+                bool usableAlone = matmul.HeadBounds(y.AsSpan(i * columns, columns), new short[columns], lowerAlone, upperAlone);
+                Assert.Equal(usableAlone, usable[i]);
+                Assert.Equal(i != 1, usable[i]);
+                if (!usableAlone) continue;
+                for (int v = 0; v < rows; v++)
+                {
+                    Assert.True(BitConverter.SingleToInt32Bits(lowerAlone[v]) == BitConverter.SingleToInt32Bits(lower[i * rows + v]),
+                        $"{matmul.KernelName}: input {i}, row {v}: lower {lowerAlone[v]} alone, {lower[i * rows + v]} together");
+                    Assert.True(BitConverter.SingleToInt32Bits(upperAlone[v]) == BitConverter.SingleToInt32Bits(upper[i * rows + v]),
+                        $"{matmul.KernelName}: input {i}, row {v}: upper {upperAlone[v]} alone, {upper[i * rows + v]} together");
+                }
+            }
+        }
+    }
+
     [Fact]
     public void A_non_finite_input_has_no_bounds()
     {

@@ -45,6 +45,62 @@ public class Q8ExactDotsTests
         Assert.Equal(128L * 32768 * columns, dots[0]);
     }
 
+    public static TheoryData<string, int, int> SetsTokensAndWidths()
+    {
+        var data = new TheoryData<string, int, int>();
+        foreach (string set in OfThisArchitecture("scalar", "avx2", "avx512vnni", "neon", "dotprod"))
+            foreach (int tokens in new[] { 1, 2, 3, 4, 5, 8, 9 })
+                foreach (int columns in new[] { 17, 2560, 4111 })
+                    data.Add(set, tokens, columns);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(SetsTokensAndWidths))]
+    public void Several_tokens_dots_equal_each_tokens_scalar_dots(string setName, int tokens, int columns)
+    {
+        KernelSet set = RequireSet(setName);
+        var rng = new Random(columns * 7 + tokens);
+        const int rows = 5, stride = 8;
+        var matrix = new sbyte[(rows + 3) * columns];
+        var x = new short[tokens * columns];
+        for (int i = 0; i < matrix.Length; i++) matrix[i] = (sbyte)rng.Next(-128, 128);
+        for (int i = 0; i < x.Length; i++) x[i] = (short)rng.Next(-32768, 32768);
+
+        var actual = new long[tokens * stride];
+        Array.Fill(actual, long.MinValue);
+        set.DotQ8ExactTokens(matrix, columns, x, tokens, 3, rows, actual, stride);
+        var expected = new long[rows];
+        for (int t = 0; t < tokens; t++)
+        {
+            Q8ExactDots.RowsScalar(matrix, columns, x.AsSpan(t * columns, columns), 3, rows, expected);
+            Assert.Equal(expected, actual.AsSpan(t * stride, rows).ToArray());
+            Assert.All(actual.AsSpan(t * stride + rows, stride - rows).ToArray(), v => Assert.Equal(long.MinValue, v));   // past rowCount: untouched
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(WidestLaneSets))]
+    public void The_largest_products_for_several_tokens_do_not_overflow(string setName)
+    {
+        KernelSet set = RequireSet(setName);
+        const int columns = 3 * 4096 + 16, tokens = Q8ExactDots.MaxTokensPerPass + 1;
+        var matrix = Enumerable.Repeat((sbyte)-128, columns).ToArray();
+        var x = Enumerable.Repeat((short)-32768, tokens * columns).ToArray();
+        var dots = new long[tokens];
+        set.DotQ8ExactTokens(matrix, columns, x, tokens, 0, 1, dots, 1);
+        Assert.All(dots, d => Assert.Equal(128L * 32768 * columns, d));
+    }
+
+    [Fact]
+    public void Several_token_results_that_do_not_fit_their_stride_are_an_argument_error()
+    {
+        var matrix = new sbyte[4 * 8];
+        var x = new short[2 * 8];
+        Assert.Throws<ArgumentException>(() => Q8ExactDots.RowsTokensScalar(matrix, 8, x, 2, 0, 4, new long[8], 3));
+        Assert.Throws<ArgumentException>(() => Q8ExactDots.RowsTokensScalar(matrix, 8, x, 3, 0, 4, new long[12], 4));
+    }
+
     [Fact]
     public void The_scalar_dot_is_the_plain_sum_of_products()
     {

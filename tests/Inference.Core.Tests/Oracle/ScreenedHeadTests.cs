@@ -40,7 +40,7 @@ public class ScreenedHeadTests(OracleModelFixture f16, ScreenedModelFixture scre
             ReadOnlySpan<int> tokens = at == oracle.PromptIds.Length ? fed.AsSpan(0, at) : fed.AsSpan(at - 1, 1);
             float[] expected = f16.Model.Forward(reference, tokens).ToArray();
             Assert.True(screened.Model.ForwardScreened(state, tokens));
-            float[] lower = state.ScreenLower!, upper = state.ScreenUpper!;
+            Span<float> lower = state.ScreenLower, upper = state.ScreenUpper;
             for (int v = 0; v < vocab; v++)
                 Assert.True(lower[v] <= expected[v] && expected[v] <= upper[v],
                     $"step {steps}, row {v}: {expected[v]} outside [{lower[v]}, {upper[v]}]");
