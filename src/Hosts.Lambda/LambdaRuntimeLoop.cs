@@ -57,6 +57,8 @@ public sealed class LambdaRuntimeLoop(IRuntimeApi runtime, IEnvironment environm
             options = ApiOptions.FromEnvironment(environment);
             // One execution environment takes one event at a time: a second sequence would only hold KV memory.
             if (options.Parallel == 0) options = options with { Parallel = 1 };
+            // A cold start waits for the load: the f16 head needs no int8 copy made first.
+            options = options with { LmHead = options.LmHead ?? "f16" };
         }
         catch (ConfigurationException ex)
         {

@@ -24,8 +24,9 @@ public sealed record ApiOptions
 
     /// <summary>The context lengths a server takes (BITNET_CONTEXT_LENGTH, serve --ctx-size).</summary>
     public const int MinContextLength = 16, MaxContextLength = 1 << 20;
-    /// <summary>"f16", "q8" or "screened" (see <see cref="Model.LmHeadMode"/>).</summary>
-    public string LmHead { get; init; } = "f16";
+    /// <summary>"f16", "q8" or "screened" (see <see cref="Model.LmHeadMode"/>); null = the host's default
+    /// (<see cref="DefaultLmHead"/>, "f16" on Lambda).</summary>
+    public string? LmHead { get; init; }
     /// <summary>"auto" (default), "memory" (streamed weights copied into private memory), "mapped" (used through the file mapping) or "move" (mapped, then moved into memory in the background).</summary>
     public string Weights { get; init; } = "auto";
     /// <summary>"llama3", "default" or "falcon3"; null = the file's own.</summary>
@@ -59,6 +60,14 @@ public sealed record ApiOptions
     /// cache fit a 4 GB host beside the model; 8 was no better reliably.</summary>
     public const int DefaultParallel = 4;
 
+    /// <summary>The LM head of the server, `bitnet serve` and Azure when not set: the screened head chooses the f16
+    /// head's tokens and batches across sequences (one int8 pass bounds every sequence's logits), for about 0.4 s
+    /// more at load. Lambda, where a cold start waits for the load and one event runs at a time, keeps f16.</summary>
+    public const string DefaultLmHead = "screened";
+
+    /// <summary><see cref="LmHead"/>, or <see cref="DefaultLmHead"/> when it is null.</summary>
+    public string EffectiveLmHead => LmHead ?? DefaultLmHead;
+
     /// <summary><see cref="Parallel"/>, or <see cref="DefaultParallel"/> when it is 0.</summary>
     public int EffectiveParallel => Parallel > 0 ? Parallel : DefaultParallel;
 
@@ -74,7 +83,7 @@ public sealed record ApiOptions
             ModelId = env.GetVariable(EnvVars.ModelId),
             Threads = Int(env, EnvVars.Threads, defaults.Threads, min: 1, max: 1024),
             ContextLength = Int(env, EnvVars.ContextLength, defaults.ContextLength, min: MinContextLength, max: MaxContextLength),
-            LmHead = OneOf(env, EnvVars.LmHead, defaults.LmHead, [.. Model.LmHeadModes.Names]),
+            LmHead = env.GetVariable(EnvVars.LmHead) is null ? null : OneOf(env, EnvVars.LmHead, DefaultLmHead, [.. Model.LmHeadModes.Names]),
             Weights = OneOf(env, EnvVars.Weights, defaults.Weights, [.. Model.WeightStorages.Names]),
             PreTokenizer = env.GetVariable(EnvVars.PreTokenizer) is null ? null : OneOf(env, EnvVars.PreTokenizer, "llama3", "llama3", "default", "falcon3"),
             ChatTemplate = env.GetVariable(EnvVars.ChatTemplate) is null ? null

@@ -25,7 +25,8 @@ public static class EnvVars
     /// <summary>
     /// How the output head is computed: "f16" (exact, the reference), "q8" (int8, faster, slightly
     /// different logits) or "screened" (int8 bounds, exact F16 logits for the tokens that can be
-    /// sampled: f16's output at about q8's speed, for extra work at load). Default f16.
+    /// sampled: f16's output at about q8's speed, for extra work at load). Default screened (f16 on Lambda,
+    /// where a cold start waits for the load).
     /// </summary>
     public const string LmHead = "BITNET_LM_HEAD";
 

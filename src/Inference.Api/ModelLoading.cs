@@ -48,7 +48,7 @@ public static class ModelLoading
             ModelPath = path,
             Threads = options.Threads,
             ContextLength = options.ContextLength,
-            LmHead = LmHeadModes.Parse(options.LmHead),
+            LmHead = LmHeadModes.Parse(options.EffectiveLmHead),
             Storage = WeightStorages.Parse(options.Weights),
             PreTokenizer = options.PreTokenizer,
             ChatTemplate = options.ChatTemplate,

@@ -16,7 +16,8 @@ public sealed class ApiOptionsTests
         Assert.Equal(4096, options.ContextLength);
         Assert.Equal(32, options.QueueDepth);
         Assert.Equal(512, options.DefaultMaxTokens);
-        Assert.Equal("f16", options.LmHead);
+        Assert.Null(options.LmHead);
+        Assert.Equal("screened", options.EffectiveLmHead);
         Assert.Equal("auto", options.Weights);
         Assert.Equal(KeepWarmTouch.First, options.KeepWarmTouch);
         Assert.Equal(1 << 20, options.MaxRequestBytes);
@@ -55,7 +56,7 @@ public sealed class ApiOptionsTests
     {
         ApiOptions options = Parse((EnvVars.LmHead, value));
         Assert.Equal(value.Trim().ToLowerInvariant(), options.LmHead);
-        Assert.Equal(value.Trim().ToLowerInvariant(), BitNet.Inference.Model.LmHeadModes.Name(BitNet.Inference.Model.LmHeadModes.Parse(options.LmHead)));
+        Assert.Equal(value.Trim().ToLowerInvariant(), BitNet.Inference.Model.LmHeadModes.Name(BitNet.Inference.Model.LmHeadModes.Parse(options.EffectiveLmHead)));
     }
 
     [Theory]

@@ -135,6 +135,21 @@ public sealed class LambdaHostTests
         return (prelude, posted[(separator + 8)..]);
     }
 
+    [Theory]
+    [InlineData(null, "f16")]
+    [InlineData("screened", "screened")]
+    public async Task Lambda_loads_one_sequence_and_the_f16_head_unless_told_otherwise(string? lmHead, string expected)
+    {
+        ApiOptions? loaded = null;
+        var env = new Dictionary<string, string?>();
+        if (lmHead is not null) env[EnvVars.LmHead] = lmHead;
+        await using var lambda = await Harness.StartAsync(options => { loaded = options; return new FakeTextGenerator(); }, env);
+        await lambda.Runtime.Invoke(FunctionUrlEvent("POST", "/v1/completions", """{"prompt":"abc","max_tokens":1}"""));
+        Assert.NotNull(loaded);
+        Assert.Equal(expected, loaded.EffectiveLmHead);
+        Assert.Equal(1, loaded.EffectiveParallel);
+    }
+
     [Fact]
     public async Task Buffered_function_url_chat_answers_the_function_url_response_object()
     {
