@@ -23,9 +23,9 @@ public static class NextToken
         {
             if (model.ForwardScreened(state, tokens))
             {
-                int count = sampler.SelectCandidates(state.ScreenLower, state.ScreenUpper, history, state.CandidateIds!);
-                ReadOnlySpan<int> ids = state.CandidateIds!.AsSpan(0, count);
-                Span<float> exact = state.CandidateLogits!.AsSpan(0, count);
+                int count = sampler.SelectCandidates(state.ScreenLower, state.ScreenUpper, history, state.CandidateIds);
+                ReadOnlySpan<int> ids = state.CandidateIds[..count];
+                Span<float> exact = state.CandidateLogits[..count];
                 model.ExactLogits(state, ids, exact);
                 logits = default;
                 return sampler.Sample(ids, exact, history);

@@ -10,7 +10,7 @@ namespace BitNet.Inference.Generation;
 /// sampler, detokenizer and stop matcher, and where its updates go. Touched only by the scheduler's
 /// thread once enqueued (the caller keeps only <see cref="Retired"/> and the channel's reader).
 /// </summary>
-internal sealed class SequenceRun
+internal sealed class SequenceRun : IScreenedSequence
 {
     public SequenceRun(GenerationRequest request, KvCachePool pool, int contextLength, Tokenizer tokenizer,
         ChannelWriter<GenerationUpdate> output, long started, CancellationToken cancel)
@@ -62,6 +62,10 @@ internal sealed class SequenceRun
     /// <summary>The sequence's head input in the current step, or −1 when it has no logits row.</summary>
     public int HeadInput { get; set; } = -1;
     public bool ScreenedHead { get; set; }
+    /// <summary>With the screened head: how many candidate rows the step chose (their ids and exact logits in the
+    /// workspace's slot for the sequence), or −1 when its input had no bounds.</summary>
+    public int CandidateCount { get; set; }
+    public ReadOnlySpan<int> TokenHistory => History.AsSpan(0, PromptLength + Generated);
 
     // Prefix sharing: the sequence's first RegisteredBlocks blocks are known by their prefix hash.
     public int RegisteredBlocks { get; set; }

@@ -33,7 +33,8 @@ internal sealed class StepScheduler : IDisposable
     private readonly ConcurrentQueue<SequenceRun> _incoming = new();
     private readonly Queue<SequenceRun> _waiting = new();
     private readonly List<SequenceRun> _running;
-    private readonly List<SequenceRun> _withLogits;
+    private readonly List<SequenceRun> _withLogits, _screened;
+    private readonly ScreenedCandidates _candidates;
     private readonly Stack<Sampler> _samplers = new();
     private readonly int[] _headRows;
     private readonly float[] _logits;               // [parallel × vocab] full logits rows of a step
@@ -56,6 +57,8 @@ internal sealed class StepScheduler : IDisposable
         _workspace = model.CreateBatchState(pool, contextLength, parallel + promptBudget);
         _running = new List<SequenceRun>(parallel);
         _withLogits = new List<SequenceRun>(parallel);
+        _screened = new List<SequenceRun>(parallel);
+        _candidates = new ScreenedCandidates(model);
         _headRows = new int[parallel];
         _logits = new float[(long)parallel * model.Config.VocabSize];
         _thread = new Thread(Loop) { IsBackground = true, Name = "bitnet-scheduler" };
@@ -267,12 +270,17 @@ internal sealed class StepScheduler : IDisposable
                 if (!s.ScreenedHead) { s.HeadInput = full; _headRows[full++] = s.StepFirstRow + s.StepRows - 1; }
             }
             int next = full;
+            _screened.Clear();
             foreach (SequenceRun s in _withLogits)
-                if (s.ScreenedHead) { s.HeadInput = next; _headRows[next++] = s.StepFirstRow + s.StepRows - 1; }
+                if (s.ScreenedHead) { s.HeadInput = next; _headRows[next++] = s.StepFirstRow + s.StepRows - 1; _screened.Add(s); }
             _model.PrepareHeadInputs(w, _headRows.AsSpan(0, next));
             int vocab = _model.Config.VocabSize;
             if (full > 0) _model.HeadLogits(w, 0, full, _logits);
-            if (next > full) _model.HeadBounds(w, full, next - full);
+            if (next > full)
+            {
+                _model.HeadBounds(w, full, next - full);
+                _candidates.Choose(w, _screened, _screened.Count, full);
+            }
 
             long now = Stopwatch.GetTimestamp();
             foreach (SequenceRun s in _withLogits)
@@ -280,14 +288,10 @@ internal sealed class StepScheduler : IDisposable
                 ReadOnlySpan<float> logits = s.ScreenedHead ? default : _logits.AsSpan(s.HeadInput * vocab, vocab);
                 ReadOnlySpan<int> history = s.History.AsSpan(0, s.PromptLength + s.Generated);
                 int token;
-                if (s.ScreenedHead && w.HasBounds(s.HeadInput - full))
+                if (s.ScreenedHead && s.CandidateCount >= 0)
                 {
-                    int screened = s.HeadInput - full;
-                    int count = s.Sampler!.SelectCandidates(w.ScreenLowerOf(screened), w.ScreenUpperOf(screened), history, w.CandidateIds!);
-                    ReadOnlySpan<int> ids = w.CandidateIds!.AsSpan(0, count);
-                    Span<float> exact = w.CandidateLogits!.AsSpan(0, count);
-                    _model.ExactLogits(w, s.HeadInput, ids, exact);
-                    token = s.Sampler.Sample(ids, exact, history);
+                    int slot = s.HeadInput - full;
+                    token = s.Sampler!.Sample(w.CandidateIdsOf(slot)[..s.CandidateCount], w.CandidateLogitsOf(slot)[..s.CandidateCount], history);
                 }
                 else
                 {

@@ -225,8 +225,8 @@ public sealed unsafe class BitNetModel : IDisposable
         for (int i = 0; i < ids.Length; i++)
             if ((uint)ids[i] >= (uint)Config.VocabSize || i > 0 && ids[i] <= ids[i - 1])
                 throw new ArgumentException("row ids must be ascending vocabulary ids", nameof(ids));
-        _matmul.ExactHeadRows(ids, state.Normed.AsSpan(0, Config.EmbeddingLength), logits, state.StagedHeadRows!);
-        state.ExactRowsComputed += ids.Length;
+        _matmul.ExactHeadRows(ids, state.Normed.AsSpan(0, Config.EmbeddingLength), logits);
+        state.CountExactRows(ids.Length);
     }
 
     private enum Output { None, Last, All, LastScreened }
@@ -363,8 +363,8 @@ public sealed unsafe class BitNetModel : IDisposable
     {
         if (!IsScreened || state.ScreenInputs == 0) throw new InvalidOperationException("the LM head is not screened (LmHeadMode.Screened)");
         int embd = Config.EmbeddingLength;
-        _matmul.ExactHeadRows(ids, state.Normed.AsSpan(input * embd, embd), logits, state.StagedHeadRows!);
-        state.ExactRowsComputed += ids.Length;
+        _matmul.ExactHeadRows(ids, state.Normed.AsSpan(input * embd, embd), logits);
+        state.CountExactRows(ids.Length);
     }
 
     /// <summary>

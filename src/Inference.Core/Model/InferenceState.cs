@@ -32,9 +32,6 @@ public sealed class InferenceState
         if (screenedHead)
         {
             EnsureScreenInputs(1);
-            CandidateIds = new int[config.VocabSize];
-            CandidateLogits = new float[config.VocabSize];
-            StagedHeadRows = new Half[HeadRows.StagedRows * embd];
         }
         Steps = new TokenSteps(this);
         RowTokens = new int[n];
@@ -174,15 +171,22 @@ public sealed class InferenceState
         _screenLower = new float[(long)inputs * Config.VocabSize];
         _screenUpper = new float[(long)inputs * Config.VocabSize];
         ScreenUsable = new bool[inputs];
+        _candidateIds = new int[(long)inputs * Config.VocabSize];
+        _candidateLogits = new float[(long)inputs * Config.VocabSize];
     }
 
     /// <summary>Whether the last ForwardScreened produced bounds (else Logits holds the full logits).</summary>
     internal bool ScreenIsValid { get; set; }
-    /// <summary>Scratch for the sampler's candidate rows and their exact logits [vocab].</summary>
-    public int[]? CandidateIds { get; }
+    private int[]? _candidateIds;
+    private float[]? _candidateLogits;
+    /// <summary>Scratch for the sampler's candidate rows and their exact logits [vocab], per screened head input.</summary>
+    public Span<int> CandidateIdsOf(int input) => _candidateIds.AsSpan(input * Config.VocabSize, Config.VocabSize);
+    public Span<float> CandidateLogitsOf(int input) => _candidateLogits.AsSpan(input * Config.VocabSize, Config.VocabSize);
+    /// <summary>The first (or only) head input's <see cref="CandidateIdsOf"/> and <see cref="CandidateLogitsOf"/>.</summary>
+    public Span<int> CandidateIds => CandidateIdsOf(0);
+    public Span<float> CandidateLogits => CandidateLogitsOf(0);
     /// <summary>Rows whose exact logits were computed by ExactLogits since the state was created (the bench reports it).</summary>
-    public long ExactRowsComputed { get; internal set; }
-    public float[]? CandidateLogits { get; }
-    /// <summary>F16 head rows read for the exact logits [StagedRows × embd].</summary>
-    internal Half[]? StagedHeadRows { get; }
+    public long ExactRowsComputed => Interlocked.Read(ref _exactRowsComputed);
+    private long _exactRowsComputed;
+    internal void CountExactRows(int rows) => Interlocked.Add(ref _exactRowsComputed, rows);
 }

@@ -221,8 +221,6 @@ internal sealed unsafe class MatMul : IDisposable
         private HeadRows? _rows;
         private int _columns, _tokens, _headRows;
         private float* _x, _logits;
-        /// <summary>Staging for rows read through <see cref="HeadRows"/>, one per pool thread (reused).</summary>
-        [ThreadStatic] private static Half[]? _staged;
 
         /// <param name="tokens">Inputs at x + t·columns, logits at logits + t·headRows.</param>
         public void Set(Half* weights, LmHeadQ8? q8, HeadRows? rows, int columns, float* x, float* logits, int tokens = 1, int headRows = 0)
@@ -259,9 +257,7 @@ internal sealed unsafe class MatMul : IDisposable
                 kernels.DotQ8(q8.Weights, q8.Scales, _columns, x, start, end - start, dst);
             else if (_rows is { } rows)
             {
-                Half[] staged = _staged is { } b && b.Length == HeadRows.StagedRows * _columns
-                    ? b : _staged = new Half[HeadRows.StagedRows * _columns];
-                ReadRowsAndDot(kernels, rows, start, end - start, x, dst, staged);
+                ReadRowsAndDot(kernels, rows, start, end - start, x, dst, StagedRows(_columns));
             }
             else
                 kernels.DotF16(new ReadOnlySpan<Half>(_weights, checked(end * _columns)), _columns, x, start, end - start, dst);
@@ -366,11 +362,13 @@ internal sealed unsafe class MatMul : IDisposable
     /// <summary>
     /// Screened head, step 2: the exact F16 logits of rows <paramref name="ids"/> (ascending) for the
     /// input y, with the same kernel as the full head, so each equals the full head's value bit for bit.
-    /// Runs of consecutive ids are read together; <paramref name="staged"/> holds <see cref="HeadRows.StagedRows"/> rows.
+    /// Runs of consecutive ids are read together, through a staging buffer of the calling thread's own, so
+    /// several threads may ask at once (each for its own sequences).
     /// </summary>
-    internal void ExactHeadRows(ReadOnlySpan<int> ids, ReadOnlySpan<float> y, Span<float> logits, Span<Half> staged)
+    internal void ExactHeadRows(ReadOnlySpan<int> ids, ReadOnlySpan<float> y, Span<float> logits)
     {
         HeadRows rows = ExactRows ?? throw new InvalidOperationException("the LM head is not screened");
+        Span<Half> staged = StagedRows(rows.Columns);
         for (int i = 0; i < ids.Length;)
         {
             int run = 1;
@@ -378,6 +376,15 @@ internal sealed unsafe class MatMul : IDisposable
             ReadRowsAndDot(_kernels, rows, ids[i], run, y, logits.Slice(i, run), staged);
             i += run;
         }
+    }
+
+    /// <summary>Staging for head rows read through <see cref="HeadRows"/>, one per thread (allocated once, then reused).</summary>
+    [ThreadStatic] private static Half[]? _stagedRows;
+
+    internal static Span<Half> StagedRows(int columns)
+    {
+        int length = HeadRows.StagedRows * columns;
+        return _stagedRows is { } b && b.Length == length ? b : _stagedRows = new Half[length];
     }
 
     /// <summary>

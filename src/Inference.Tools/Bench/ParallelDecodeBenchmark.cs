@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using BitNet.Inference.Generation;
 using BitNet.Inference.Model;
 
 namespace BitNet.Inference.Bench;
@@ -78,6 +79,8 @@ public static class ParallelDecodeBenchmark
         private readonly float[] _logits;
         private readonly bool _roundSingle;
         private readonly Sampling.Sampler _greedy;
+        private readonly GreedyStream[] _screened;
+        private readonly ScreenedCandidates _candidates;
         private readonly List<double> _aggregate = [], _steps = [], _layers = [], _head = [];
         private long _held;
 
@@ -106,7 +109,11 @@ public static class ParallelDecodeBenchmark
             for (int i = 0; i < streams; i++) _headRows[i] = i;
             _logits = new float[(long)streams * _vocab];
             _roundSingle = model.RoundsAttentionProbabilities(1);
-            _greedy = new Sampling.Sampler(Generation.SamplingOptions.Greedy, _vocab);
+            _greedy = new Sampling.Sampler(SamplingOptions.Greedy, _vocab);
+            // One sampler per stream: selecting candidates uses the sampler's scratch, and streams run side by side.
+            _screened = new GreedyStream[streams];
+            for (int i = 0; i < streams; i++) _screened[i] = new GreedyStream(new Sampling.Sampler(SamplingOptions.Greedy, _vocab));
+            _candidates = new ScreenedCandidates(model);
         }
 
         /// <summary>JIT tiers and page-in, on a short run.</summary>
@@ -144,20 +151,28 @@ public static class ParallelDecodeBenchmark
                 return;
             }
             _model.HeadBounds(_state, 0, count);
+            for (int i = 0; i < count; i++) _screened[i].HeadInput = i;
+            _candidates.Choose(_state, _screened, count, 0);
             for (int i = 0; i < count; i++)
             {
-                if (!_state.HasBounds(i))
+                int candidates = _screened[i].CandidateCount;
+                if (candidates < 0)
                 {
                     _model.HeadLogits(_state, i, 1, _logits);
                     _next[first + i] = Sampling.Sampler.ArgMax(_logits.AsSpan(0, _vocab));
                     continue;
                 }
-                int candidates = _greedy.SelectCandidates(_state.ScreenLowerOf(i), _state.ScreenUpperOf(i), default, _state.CandidateIds!);
-                ReadOnlySpan<int> ids = _state.CandidateIds.AsSpan(0, candidates);
-                Span<float> exact = _state.CandidateLogits.AsSpan(0, candidates);
-                _model.ExactLogits(_state, i, ids, exact);
-                _next[first + i] = _greedy.Sample(ids, exact, default);
+                _next[first + i] = _greedy.Sample(_state.CandidateIdsOf(i)[..candidates], _state.CandidateLogitsOf(i)[..candidates], default);
             }
+        }
+
+        /// <summary>A stream as the screened head's candidate step sees it: greedy, no penalties, so no history.</summary>
+        private sealed class GreedyStream(Sampling.Sampler sampler) : IScreenedSequence
+        {
+            public int HeadInput { get; set; }
+            public Sampling.Sampler? Sampler => sampler;
+            public ReadOnlySpan<int> TokenHistory => default;
+            public int CandidateCount { get; set; }
         }
 
         public ParallelDecodeReport Report()

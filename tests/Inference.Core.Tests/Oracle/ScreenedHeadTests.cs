@@ -45,11 +45,11 @@ public class ScreenedHeadTests(OracleModelFixture f16, ScreenedModelFixture scre
                 Assert.True(lower[v] <= expected[v] && expected[v] <= upper[v],
                     $"step {steps}, row {v}: {expected[v]} outside [{lower[v]}, {upper[v]}]");
 
-            int count = sampler.SelectCandidates(lower, upper, fed.AsSpan(0, at), state.CandidateIds!);
+            int count = sampler.SelectCandidates(lower, upper, fed.AsSpan(0, at), state.CandidateIds);
             var exact = new float[count];
-            screened.Model.ExactLogits(state, state.CandidateIds.AsSpan(0, count), exact);
+            screened.Model.ExactLogits(state, state.CandidateIds[..count], exact);
             for (int i = 0; i < count; i++)
-                Assert.Equal(BitConverter.SingleToInt32Bits(expected[state.CandidateIds![i]]), BitConverter.SingleToInt32Bits(exact[i]));
+                Assert.Equal(BitConverter.SingleToInt32Bits(expected[state.CandidateIds[i]]), BitConverter.SingleToInt32Bits(exact[i]));
             steps++;
             candidates += count;
             most = Math.Max(most, count);
