@@ -54,7 +54,7 @@ internal sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRow
     public static KernelSet Avx512VnniSet { get; } = new("avx512vnni", I2sKernels.DotRowsAvx512Vnni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2)
     {
         DotF16Tokens = F16.DotRowsTokensAvx512,
-        DotQ8ExactTokens = Q8ExactDots.RowsTokensAvx512,
+        DotQ8ExactTokens = Q8ExactDots.RowsTokensAvx512Vnni,
         DotI2sFourRowBlocks = I2sKernels.DotRowsAvx512VnniFourRowBlocks,
     };
     public static KernelSet Neon { get; } = new("neon", I2sKernels.DotRowsAdvSimd, F16.DotRowsVector128, LmHeadQ8.DotRowsAdvSimd, Q8ExactDots.RowsAdvSimd)

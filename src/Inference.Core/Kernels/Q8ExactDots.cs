@@ -32,7 +32,7 @@ public delegate void Q8ExactDotRowsTokensKernel(
 /// = 128 steps, when a lane holds at most 2^30 &lt; 2^31.
 /// </summary>
 [SkipLocalsInit]
-internal static class Q8ExactDots
+internal static partial class Q8ExactDots
 {
     /// <summary>Vector steps (one pair of products per int32 lane each) between moves into the int64 total.</summary>
     public const int StepsPerFlush = 128;

@@ -39,6 +39,16 @@ public class X64EmitterTests
     }
 
     [Fact]
+    public void Encodes_the_int8_widening_and_the_word_dot_product()
+    {
+        Assert.Equal("62e27d48208678563412", Hex(a => a.Vpmovsxbw(new Zmm(16), new Mem(Gpr.Rsi, 0x12345678))));
+        Assert.Equal("62d27d4820a178563412", Hex(a => a.Vpmovsxbw(new Zmm(4), new Mem(Gpr.R9, 0x12345678))));
+        Assert.Equal("62f25d4852c5", Hex(a => a.Vpdpwssd(new Zmm(0), new Zmm(4), new Zmm(5))));
+        Assert.Equal("6232554052ff", Hex(a => a.Vpdpwssd(new Zmm(15), new Zmm(21), new Zmm(23))));
+        Assert.Equal("6202454852c7", Hex(a => a.Vpdpwssd(new Zmm(24), new Zmm(7), new Zmm(31))));
+    }
+
+    [Fact]
     public void Encodes_the_f16_widening_and_the_fma()
     {
         Assert.Equal("62e27d48238678563412", Hex(a => a.Vpmovsxwd(new Zmm(16), new Mem(Gpr.Rsi, 0x12345678))));

@@ -158,6 +158,12 @@ internal sealed class X64Emitter
         Byte(immediate);
     }
 
+    /// <summary>vpmovsxbw dst, m256: 32 int8 sign-extended to int16 (EVEX.512.66.0F38.WIG 20 /r).</summary>
+    public void Vpmovsxbw(Zmm dst, Mem source) => EvexMemory(Map.M0F38, Prefix.P66, w: false, 0x20, dst.Number, source);
+
+    /// <summary>vpdpwssd acc, a, b: each int32 lane += the two products of its int16 pairs (EVEX.512.66.0F38.W0 52 /r).</summary>
+    public void Vpdpwssd(Zmm acc, Zmm a, Zmm b) => EvexRegister(Map.M0F38, Prefix.P66, w: false, 0x52, acc, a, b);
+
     /// <summary>vpmovsxwd dst, m256: 16 int16 sign-extended to int32 (EVEX.512.66.0F38.WIG 23 /r).</summary>
     public void Vpmovsxwd(Zmm dst, Mem source) => EvexMemory(Map.M0F38, Prefix.P66, w: false, 0x23, dst.Number, source);
 
