@@ -20,11 +20,7 @@ public static partial class F16
         public const int MaxTokens = 4;
         private readonly nint[] _entries;
 
-        private Avx512PairLoops(byte* start, int[] offsets)
-        {
-            _entries = new nint[offsets.Length];
-            for (int i = 0; i < offsets.Length; i++) _entries[i] = (nint)(start + offsets[i]);
-        }
+        private Avx512PairLoops(nint[] entries) => _entries = entries;
 
         private static readonly Lazy<Avx512PairLoops?> Loops = new(() => X64Cpu.HasAvx512F ? Map() : null);
 
@@ -38,8 +34,7 @@ public static partial class F16
         private static Avx512PairLoops? Map()
         {
             byte[] code = Emit(out int[] offsets);
-            byte* start = (byte*)ExecutableCode.TryLoad(code);
-            return start == null ? null : new Avx512PairLoops(start, offsets);
+            return ExecutableCode.TryLoadEntries(code, offsets) is { } entries ? new Avx512PairLoops(entries) : null;
         }
 
         /// <summary>What a loop reads from the pointer it is given (rdi).</summary>

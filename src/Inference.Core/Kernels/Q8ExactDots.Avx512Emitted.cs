@@ -79,11 +79,7 @@ internal static partial class Q8ExactDots
     {
         private readonly nint[] _entries;
 
-        private VnniRowLoops(byte* start, int[] offsets)
-        {
-            _entries = new nint[offsets.Length];
-            for (int i = 0; i < offsets.Length; i++) _entries[i] = (nint)(start + offsets[i]);
-        }
+        private VnniRowLoops(nint[] entries) => _entries = entries;
 
         private static readonly Lazy<VnniRowLoops?> Loops = new(() => X64Cpu.HasAvx512Vnni ? Map() : null);
 
@@ -96,8 +92,7 @@ internal static partial class Q8ExactDots
         private static VnniRowLoops? Map()
         {
             byte[] code = Emit(out int[] offsets);
-            byte* start = (byte*)ExecutableCode.TryLoad(code);
-            return start == null ? null : new VnniRowLoops(start, offsets);
+            return ExecutableCode.TryLoadEntries(code, offsets) is { } entries ? new VnniRowLoops(entries) : null;
         }
 
         /// <summary>What a loop reads from the pointer it is given (rdi).</summary>

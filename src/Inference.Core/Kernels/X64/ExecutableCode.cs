@@ -30,6 +30,17 @@ internal static unsafe class ExecutableCode
         return (void*)pages;
     }
 
+    /// <summary>The entry points of <paramref name="code"/> (one routine at each of <paramref name="offsets"/>) once
+    /// loaded by <see cref="TryLoad"/>, or null where that fails.</summary>
+    public static nint[]? TryLoadEntries(ReadOnlySpan<byte> code, ReadOnlySpan<int> offsets)
+    {
+        byte* start = (byte*)TryLoad(code);
+        if (start == null) return null;
+        var entries = new nint[offsets.Length];
+        for (int i = 0; i < offsets.Length; i++) entries[i] = (nint)(start + offsets[i]);
+        return entries;
+    }
+
     /// <summary>Unmap code from <see cref="TryLoad"/> of <paramref name="length"/> bytes; it must not run again.</summary>
     public static void Unload(void* code, int length) => Munmap((nint)code, PageRounded(length));
 
