@@ -190,10 +190,18 @@ public class WorkerPoolTests
         // Both paths warmed up: a first call (JIT, tiering stubs) may allocate on this thread, a dispatch must not.
         for (int i = 0; i < 200; i++) pool.For(1000, job, 4);
         for (int i = 0; i < 200; i++) pool.ForPieces(1000, job, 64);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++) pool.For(1000, job, 4);
-        for (int i = 0; i < 1000; i++) pool.ForPieces(1000, job, 64);
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // A per-dispatch allocation shows in every window. One-off runtime work on this thread (seen once in a
+        // full parallel run: 8 KB) does not repeat, so up to three windows are measured and one must be clean.
+        long allocated = 0;
+        for (int window = 0; window < 3; window++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1000; i++) pool.For(1000, job, 4);
+            for (int i = 0; i < 1000; i++) pool.ForPieces(1000, job, 64);
+            allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            if (allocated == 0) break;
+        }
+        Assert.Equal(0, allocated);
     }
 
     [Fact]
