@@ -159,7 +159,8 @@ public sealed class InferenceState
     internal Span<float> AllScreenLower => _screenLower;
     internal Span<float> AllScreenUpper => _screenUpper;
 
-    /// <summary>Grows the screened head's buffers to <paramref name="inputs"/> head inputs (8 bytes per row each).</summary>
+    /// <summary>Grows the screened head's buffers to <paramref name="inputs"/> head inputs (16 bytes per vocabulary row each:
+    /// the bounds, the candidate ids and their logits).</summary>
     internal void EnsureScreenInputs(int inputs)
     {
         if (ScreenInputs >= inputs) return;
