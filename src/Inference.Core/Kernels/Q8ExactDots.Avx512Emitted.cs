@@ -8,8 +8,9 @@ internal static partial class Q8ExactDots
     /// <summary>
     /// <see cref="RowsTokensAvx512"/> with its row loop as emitted machine code where the CPU has AVX512-VNNI:
     /// per 32 columns one vpmovsxbw widens the row's weights, and each token takes one vpdpwssd (the pmaddwd and
-    /// the add in one instruction). The loop steps 64 columns; the last columns past a multiple of 64 are added here. Emitted for the reason the ternary VNNI kernels are: the Native AOT server
-    /// images are built for x86-64-v3, which compiles every Avx512 intrinsic out. Elsewhere it runs
+    /// the add in one instruction). The loop steps 64 columns; the columns past a multiple of 64 are added by
+    /// <see cref="TokenPass.Finish"/>. Emitted for the reason the ternary VNNI kernels are: the Native AOT
+    /// server images are built for x86-64-v3, which compiles every Avx512 intrinsic out. Elsewhere it runs
     /// <see cref="RowsTokensAvx512"/>.
     /// </summary>
     public static unsafe void RowsTokensAvx512Vnni(ReadOnlySpan<sbyte> matrix, int columns, ReadOnlySpan<short> x, int tokens, int rowStart, int rowCount,
@@ -23,8 +24,9 @@ internal static partial class Q8ExactDots
         Validate(matrix, columns, x, rowStart, rowCount, dst);
         ValidateTokens(columns, x, tokens, rowCount, dst, dstStride);
         int vec = columns & ~63;
-        // Each row's lanes for one flush block, reduced here in int64.
+        // Each row's lanes for one flush block, reduced here in int64 into the rows' totals.
         int* lanes = stackalloc int[RowsPerCall * MaxTokensPerPass * 16];
+        long* totals = stackalloc long[RowsPerCall * MaxTokensPerPass];
         fixed (sbyte* m = matrix)
         fixed (short* xs = x)
         fixed (long* d = dst)
@@ -33,12 +35,12 @@ internal static partial class Q8ExactDots
             {
                 int n = Math.Min(MaxTokensPerPass, tokens - t0);
                 short* xt = xs + (long)t0 * columns;
+                var pass = new TokenPass(m, columns, xt, n, d + (long)t0 * dstStride, dstStride);
                 for (int r0 = 0; r0 < rowCount; r0 += RowsPerCall)
                 {
                     int rows = Math.Min(RowsPerCall, rowCount - r0);
                     sbyte* w = m + (long)(rowStart + r0) * columns;
-                    for (int t = 0; t < n; t++)
-                        new Span<long>(d + (long)(t0 + t) * dstStride + r0, rows).Clear();
+                    new Span<long>(totals, RowsPerCall * MaxTokensPerPass).Clear();
                     for (int k0 = 0; k0 < vec; k0 += StepsPerFlush * 32)
                     {
                         var args = new VnniRowLoops.Args
@@ -49,19 +51,10 @@ internal static partial class Q8ExactDots
                         loops.Run(n, &args);
                         for (int r = 0; r < rows; r++)
                             for (int t = 0; t < n; t++)
-                                d[(long)(t0 + t) * dstStride + r0 + r] += LaneSum(lanes + (r * MaxTokensPerPass + t) * 16);
+                                totals[r * MaxTokensPerPass + t] += LaneSum(lanes + (r * MaxTokensPerPass + t) * 16);
                     }
                     for (int r = 0; r < rows; r++)
-                    {
-                        sbyte* row = w + (long)r * columns;
-                        for (int t = 0; t < n; t++)
-                        {
-                            short* xr = xt + (long)t * columns;
-                            long tail = 0;
-                            for (int k = vec; k < columns; k++) tail += row[k] * xr[k];
-                            d[(long)(t0 + t) * dstStride + r0 + r] += tail;
-                        }
-                    }
+                        pass.Finish(w + (long)r * columns, vec, r0 + r, totals + r * MaxTokensPerPass);
                 }
             }
         }

@@ -239,7 +239,7 @@ internal static partial class Q8ExactDots
 
         /// <summary>The columns past the vector steps one by one, then every token's total into dst.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void Finish(sbyte* w, int vec, int at, long* totals)
+        public void Finish(sbyte* w, int vec, int at, long* totals)
         {
             for (int t = 0; t < tokens; t++)
             {
