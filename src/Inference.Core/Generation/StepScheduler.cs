@@ -286,7 +286,7 @@ internal sealed class StepScheduler : IDisposable
             foreach (SequenceRun s in _withLogits)
             {
                 ReadOnlySpan<float> logits = s.ScreenedHead ? default : _logits.AsSpan(s.HeadInput * vocab, vocab);
-                ReadOnlySpan<int> history = s.History.AsSpan(0, s.PromptLength + s.Generated);
+                ReadOnlySpan<int> history = s.TokenHistory;
                 int token;
                 if (s.ScreenedHead && s.CandidateCount >= 0)
                 {

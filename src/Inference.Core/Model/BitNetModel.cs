@@ -448,7 +448,7 @@ public sealed unsafe class BitNetModel : IDisposable
     private void ScreenedLogits(InferenceState s, int token)
     {
         Span<float> y = HeadInput(s, token, 1);
-        s.ScreenIsValid = _matmul.HeadBounds(y, s.ScreenInput, s.ScreenLower, s.ScreenUpper);
+        _matmul.HeadBounds(y, 1, s.ScreenInput, s.AllScreenLower, s.AllScreenUpper, s.ScreenUsable!);
         if (!s.ScreenIsValid)
             _matmul.LmHead(_weights.LmHead, Config.VocabSize, Config.EmbeddingLength, y, 1, s.Logits);
     }

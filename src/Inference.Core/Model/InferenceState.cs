@@ -177,7 +177,7 @@ public sealed class InferenceState
     }
 
     /// <summary>Whether the last ForwardScreened produced bounds (else Logits holds the full logits).</summary>
-    internal bool ScreenIsValid { get; set; }
+    internal bool ScreenIsValid => HasBounds(0);
     private int[]? _candidateIds;
     private float[]? _candidateLogits;
     /// <summary>Scratch for the sampler's candidate rows and their exact logits [vocab], per screened head input.</summary>

@@ -78,7 +78,6 @@ public static class ParallelDecodeBenchmark
         private readonly int[] _next, _headRows;
         private readonly float[] _logits;
         private readonly bool _roundSingle;
-        private readonly Sampling.Sampler _greedy;
         private readonly GreedyStream[] _screened;
         private readonly ScreenedCandidates _candidates;
         private readonly List<double> _aggregate = [], _steps = [], _layers = [], _head = [];
@@ -109,7 +108,6 @@ public static class ParallelDecodeBenchmark
             for (int i = 0; i < streams; i++) _headRows[i] = i;
             _logits = new float[(long)streams * _vocab];
             _roundSingle = model.RoundsAttentionProbabilities(1);
-            _greedy = new Sampling.Sampler(SamplingOptions.Greedy, _vocab);
             // One sampler per stream: selecting candidates uses the sampler's scratch, and streams run side by side.
             _screened = new GreedyStream[streams];
             for (int i = 0; i < streams; i++) _screened[i] = new GreedyStream(new Sampling.Sampler(SamplingOptions.Greedy, _vocab));
@@ -162,7 +160,7 @@ public static class ParallelDecodeBenchmark
                     _next[first + i] = Sampling.Sampler.ArgMax(_logits.AsSpan(0, _vocab));
                     continue;
                 }
-                _next[first + i] = _greedy.Sample(_state.CandidateIdsOf(i)[..candidates], _state.CandidateLogitsOf(i)[..candidates], default);
+                _next[first + i] = _screened[i].Sampler!.Sample(_state.CandidateIdsOf(i)[..candidates], _state.CandidateLogitsOf(i)[..candidates], default);
             }
         }
 
