@@ -316,20 +316,10 @@ internal sealed unsafe class MatMul : IDisposable
     }
 
     /// <summary>
-    /// Screened head, step 1: bounds lower[v] ≤ logit_v ≤ upper[v] of every row for the input y (one
-    /// token). False when y is not finite: the caller must use the full head then.
-    /// </summary>
-    internal bool HeadBounds(ReadOnlySpan<float> y, Span<short> y16, Span<float> lower, Span<float> upper)
-    {
-        Span<bool> usable = stackalloc bool[1];
-        HeadBounds(y, 1, y16, lower, upper, usable);
-        return usable[0];
-    }
-
-    /// <summary>
-    /// Screened head, step 1 for <paramref name="count"/> inputs (y: count × columns) in one pass over the int8
-    /// rows: input i's bounds go to lower/upper[i · rows …], each what the one-input call gives. usable[i] is
-    /// false when input i is not finite (its bounds are left as they were; the caller uses the full head).
+    /// Screened head, step 1: bounds lower[v] ≤ logit_v ≤ upper[v] of every row for <paramref name="count"/>
+    /// inputs (y: count × columns) in one pass over the int8 rows: input i's bounds go to lower/upper[i · rows …],
+    /// the same whatever inputs share the pass. usable[i] is false when input i is not finite (its bounds are
+    /// left as they were; the caller uses the full head).
     /// </summary>
     internal void HeadBounds(ReadOnlySpan<float> y, int count, Span<short> y16, Span<float> lower, Span<float> upper, Span<bool> usable)
     {

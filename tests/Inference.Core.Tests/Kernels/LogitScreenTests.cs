@@ -142,10 +142,11 @@ public class LogitScreenTests(ITestOutputHelper output)
             {
                 var lowerAlone = new float[rows];
                 var upperAlone = new float[rows];
-                bool usableAlone = matmul.HeadBounds(y.AsSpan(i * columns, columns), new short[columns], lowerAlone, upperAlone);
-                Assert.Equal(usableAlone, usable[i]);
+                var usableAlone = new bool[1];
+                matmul.HeadBounds(y.AsSpan(i * columns, columns), 1, new short[columns], lowerAlone, upperAlone, usableAlone);
+                Assert.Equal(usableAlone[0], usable[i]);
                 Assert.Equal(i != 1, usable[i]);
-                if (!usableAlone) continue;
+                if (!usableAlone[0]) continue;
                 for (int v = 0; v < rows; v++)
                 {
                     Assert.True(BitConverter.SingleToInt32Bits(lowerAlone[v]) == BitConverter.SingleToInt32Bits(lower[i * rows + v]),
