@@ -30,15 +30,12 @@ public sealed partial class ContainerFileTests
 
         var build = file.Stages[0];
         Assert.Contains(build.Instructions, i => i is ("ARG", "TARGETARCH"));
-        string publish = Assert.Single(build.Instructions, i => i.Keyword == "RUN" && i.Arguments.Contains("dotnet publish")).Arguments;
-        Assert.Contains("src/Hosts.Lambda/Hosts.Lambda.csproj", publish);
-        Assert.Contains("-p:PublishAot=true", publish);
-        Assert.Contains("arm64) RID=linux-arm64", publish);
-        Assert.Contains("amd64) RID=linux-x64", publish);
+        AssertPublishesNative(build, "src/Hosts.Lambda/Hosts.Lambda.csproj", "\"$TARGETARCH\"");
         Assert.True(File.Exists(Path.Combine(RepoRoot(), "src/Hosts.Lambda/Hosts.Lambda.csproj")));
         Assert.Equal("bootstrap", AssemblyName("src/Hosts.Lambda/Hosts.Lambda.csproj"));
 
-        Assert.Contains(file.Stages[^1].Instructions, i => i.Keyword == "COPY" && i.Arguments.EndsWith("--from=build --chmod=755 /out/bootstrap /var/runtime/bootstrap"));
+        // The launcher is installed as bootstrap, the builds beside it as bootstrap-x64v3/v4 (amd64).
+        Assert.Contains(file.Stages[^1].Instructions, i => i.Keyword == "COPY" && i.Arguments == "--from=build --chmod=755 /out/ /var/runtime/");
         Assert.Contains(file.Stages[^1].Instructions, i => i.Keyword == "CMD");
         AssertModelBakedAt(file.Stages[^1], DeploymentPlanner.LambdaModelPath);
     }
@@ -72,8 +69,9 @@ public sealed partial class ContainerFileTests
         var file = Read("Dockerfile.server");
         Assert.Equal("mcr.microsoft.com/dotnet/runtime-deps:10.0", file.Stages[^1].Image);
         string binary = AssemblyName("src/Hosts.Server/Hosts.Server.csproj");
-        string publish = Assert.Single(file.Stages[0].Instructions, i => i.Keyword == "RUN" && i.Arguments.Contains("dotnet publish")).Arguments;
-        Assert.Contains("src/Hosts.Server/Hosts.Server.csproj", publish);
+        Assert.Equal("bitnet-server", binary);
+        AssertPublishesNative(file.Stages[0], "src/Hosts.Server/Hosts.Server.csproj", "\"${TARGETARCH:-amd64}\"");
+        Assert.Contains(file.Stages[^1].Instructions, i => i.Keyword == "COPY" && i.Arguments == "--from=build --chmod=755 /out/ /usr/local/bin/");
         Assert.Contains(file.Stages[^1].Instructions, i => i.Keyword == "ENTRYPOINT" && i.Arguments.Contains($"/usr/local/bin/{binary}"));
         Assert.Contains(file.Stages[^1].Instructions, i => i.Keyword == "HEALTHCHECK" && i.Arguments.Contains("http://127.0.0.1:8080/health"));
         Assert.Contains(file.Stages[^1].Instructions, i => i is ("EXPOSE", "8080"));
@@ -118,6 +116,14 @@ public sealed partial class ContainerFileTests
         Assert.Matches(@"memlock:\s+soft: -1\s+hard: -1", compose);
         Assert.Contains("IPC_LOCK", compose);
         Assert.Matches(@"cpus: \$\{BITNET_CPUS:-\d+\}", compose);
+    }
+
+    /// <summary>The build stage copies both scripts and publishes the project under its assembly name into /out.</summary>
+    private static void AssertPublishesNative(Dockerfile.Stage build, string project, string arch)
+    {
+        Assert.Contains(build.Instructions, i => i is ("COPY", "containers/publish-native.sh containers/start-x64.sh containers/"));
+        string publish = Assert.Single(build.Instructions, i => i.Keyword == "RUN" && i.Arguments.Contains("publish-native.sh")).Arguments;
+        Assert.Equal($"sh containers/publish-native.sh {project} {AssemblyName(project)} /out {arch}", publish);
     }
 
     private static void AssertModelBakedAt(Dockerfile.Stage stage, string path)

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Publishes a host with Native AOT for an image's platform as OUT/NAME (src/NativeAot.props sets the
+# instruction sets). arm64: one binary (ARMv8.2-A + dotprod). amd64: two, NAME-x64v3 (AVX2) and
+# NAME-x64v4 (AVX-512), and NAME is start-x64.sh, which starts the one the CPU runs.
+# Usage: publish-native.sh PROJECT NAME OUT TARGETARCH
+set -eu
+[ $# -eq 4 ] || { echo "usage: publish-native.sh PROJECT NAME OUT TARGETARCH" >&2; exit 2; }
+project=$1 name=$2 out=$3 arch=$4
+here=$(cd "$(dirname "$0")" && pwd)
+# Publishes into a scratch folder and keeps only the executable (not the stripped symbols beside it).
+publish() { # TARGET-FILE DOTNET-ARGS...
+  target=$1; shift
+  dotnet publish "$project" -c Release -p:PublishAot=true -p:StripSymbols=true -o "$out/.publish" "$@"
+  test -x "$out/.publish/$name"
+  mv "$out/.publish/$name" "$target"
+  rm -rf "$out/.publish"
+}
+mkdir -p "$out"
+case $arch in
+  arm64)
+    publish "$out/$name" -r linux-arm64 ;;
+  amd64)
+    # Separate intermediate folders: the two builds differ only in a property the native compile step
+    # does not track, so a shared one could hand the second publish the first one's object file.
+    for level in v3 v4; do
+      publish "$out/$name-x64$level" -r linux-x64 -p:BitNetX64Level=$level -p:IntermediateOutputPath=obj/x64$level/
+    done
+    cp "$here/start-x64.sh" "$out/$name"
+    chmod 755 "$out/$name" ;;
+  *)
+    echo "unsupported TARGETARCH '$arch' (use --platform linux/arm64 or linux/amd64)" >&2
+    exit 1 ;;
+esac
