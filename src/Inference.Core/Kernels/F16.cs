@@ -341,13 +341,22 @@ public static partial class F16
     /// their start can be 64-byte aligned: a 512-bit input load that straddles two cache lines costs two loads.</summary>
     [ThreadStatic] private static float[]? _scaledTokens;
 
+    /// <summary>Per-thread copy of a token group's scaled inputs for <see cref="AccumulatePair{TCount}"/>, interleaved
+    /// by 8 columns (token 0's columns k … k + 7, token 1's, …), 64-byte aligned.</summary>
+    [ThreadStatic] private static float[]? _interleavedTokens;
+
     /// <summary>Rows per tile of the several-token kernels: 80 KB of F16 at 2560 columns, inside L2 while every
     /// token group streams past it.</summary>
     private const int TokenTileRows = 16;
 
-    /// <summary>Columns per block of the several-token kernels: a block of four tokens' scaled inputs is 8 KB,
+    /// <summary>Columns per block of <see cref="DotRowsTokensVector128"/>: a block of four tokens' scaled inputs is 8 KB,
     /// so it stays in L1 while the tile's rows go through it. A multiple of 32.</summary>
     private const int TokenColumnBlock = 512;
+
+    /// <summary>Columns per block of <see cref="DotRowsTokensAvx2"/>: its pair loop runs 40 steps a call at 2560 columns,
+    /// and with blocks of 512 the start and end of its FMA chains showed more; four tokens' inputs (20 KB) still
+    /// mostly stay in L1. A multiple of 32.</summary>
+    private const int Avx2PairColumnBlock = 1280;
 
     /// <summary>Columns per block of the 512-bit row-pair loops: four tokens' inputs are 20 KB, still inside
     /// an AVX-512 core's 48 KB L1, and each call of the loop runs 2.5 times longer than with 512, which
@@ -392,11 +401,13 @@ public static partial class F16
     private readonly struct FourTokens : ITokenCount { public static int Count => 4; }
 
     /// <summary>
-    /// <see cref="DotRowsAvx2"/> for several tokens: each 8-half group of a row is widened once and feeds up to
-    /// four tokens' FMA chains (three where only 16 vector registers exist), with the single-token kernel's four
-    /// accumulators per token. Rows go in tiles of <see cref="TokenTileRows"/> and columns in blocks of
-    /// <see cref="TokenColumnBlock"/>, the accumulators kept in memory between blocks: every (row, token) sum
-    /// still takes the single-token kernel's FMAs in its order, so the results are its results bit for bit.
+    /// <see cref="DotRowsAvx2"/> for several tokens. Rows go in tiles of <see cref="TokenTileRows"/>, tokens in
+    /// groups of up to four (balanced: 5 → 3 + 2), columns in blocks of <see cref="Avx2PairColumnBlock"/>. Within a
+    /// block each pair of rows takes the single-token kernel's four accumulator slices one after the other: slice
+    /// j's 8 columns of both rows are widened once and meet each token's input (loaded once for both rows) by FMA,
+    /// so one load serves two FMAs; the accumulators stay in memory between slices and blocks. Every (row, token)
+    /// accumulator still takes the single-token kernel's FMAs in its order, so the results are its results bit for
+    /// bit. A group of one token, and a tile's odd last row, take the row loop (<see cref="Accumulate256{TCount}"/>).
     /// A token whose input cannot be scaled takes the reference path, as it does there.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -406,14 +417,33 @@ public static partial class F16
         if (!Avx2.IsSupported || !Fma.IsSupported) throw new PlatformNotSupportedException("needs AVX2 and FMA");
         Span<int> vector = tokens <= 256 ? stackalloc int[tokens] : new int[tokens];
         Span<float> scaledAll = ScaleTokens(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride, vector, out int vectorTokens);
-        // EVEX encoding (AVX-512VL) gives 32 vector registers: four tokens' 16 accumulators fit beside the widened weights.
-        int group = Avx512F.VL.IsSupported ? 4 : 3;
+        // Two rows by four tokens: eight accumulators, two widened weight vectors, the input and the mask fit in
+        // 16 registers, and eight independent FMA chains cover the FMA latency at two FMAs a cycle.
+        const int maxGroup = 4;
+        int groups = Math.Max(1, (vectorTokens + maxGroup - 1) / maxGroup);
         int wide = columns & ~31;
-        Vector256<float>* acc = stackalloc Vector256<float>[TokenTileRows * 4 * 4];
+        Vector256<float>* acc = stackalloc Vector256<float>[TokenTileRows * maxGroup * 4];
+        // The pair loop reads its group's inputs from a copy interleaved by 8 columns: a step's loads for all the
+        // tokens are one contiguous run (with the tokens a row apart, 4 KB multiples put them in the same L1 sets).
+        int interleavedLength = vectorTokens * wide + 15;
+        float[] interleavedBuffer = _interleavedTokens is { } reused && reused.Length >= interleavedLength
+            ? reused : (_interleavedTokens = GC.AllocateUninitializedArray<float>(interleavedLength, pinned: true));
         fixed (Half* m = matrix)
         fixed (float* scaled = scaledAll)
         fixed (float* d = dst)
+        fixed (float* interleavedStart = interleavedBuffer)
         {
+            float* interleaved = (float*)(((nint)interleavedStart + 63) & ~(nint)63);
+            for (int g0 = 0, gi = 0; g0 < vectorTokens; g0 += vectorTokens * (gi + 1) / groups - vectorTokens * gi / groups, gi++)
+            {
+                int g = vectorTokens * (gi + 1) / groups - vectorTokens * gi / groups;
+                for (int i = 0; i < g; i++)
+                {
+                    float* from = scaled + (long)(g0 + i) * columns, to = interleaved + (long)g0 * wide + 8 * i;
+                    for (int c = 0; c < wide; c += 8)
+                        Avx.Store(to + c * g, Avx.LoadVector256(from + c));
+                }
+            }
             var mask = Vector256.Create(BodyMask);
             byte* end = (byte*)(m + (long)(rowStart + rowCount) * columns);
             for (int r0 = 0; r0 < rowCount; r0 += TokenTileRows)
@@ -422,15 +452,34 @@ public static partial class F16
                 short* tile = (short*)(m + (long)(rowStart + r0) * columns);
                 // The tile after next, spread over this tile's first token group (see DotRowsTokensAvx512).
                 byte* ahead = (byte*)(tile + 2L * TokenTileRows * columns);
-                for (int g0 = 0; g0 < vectorTokens; g0 += group)
+                for (int g0 = 0, gi = 0; g0 < vectorTokens; g0 += vectorTokens * (gi + 1) / groups - vectorTokens * gi / groups, gi++)
                 {
-                    int g = Math.Min(group, vectorTokens - g0);
-                    float* xg = scaled + (long)g0 * columns;
+                    int g = vectorTokens * (gi + 1) / groups - vectorTokens * gi / groups;
+                    float* xg = scaled + (long)g0 * columns, xi = interleaved + (long)g0 * wide;
                     new Span<Vector256<float>>(acc, tileRows * 4 * g).Clear();
-                    for (int c0 = 0; c0 < wide; c0 += TokenColumnBlock)
+                    for (int c0 = 0; c0 < wide; c0 += Avx2PairColumnBlock)
                     {
-                        int c1 = Math.Min(wide, c0 + TokenColumnBlock);
-                        for (int r = 0; r < tileRows; r++)
+                        int c1 = Math.Min(wide, c0 + Avx2PairColumnBlock);
+                        int r = 0;
+                        // One token has only two chains per row pair: the row loop's four do better.
+                        if (g > 1)
+                            for (; r + 2 <= tileRows; r += 2)
+                            {
+                                short* w = tile + (long)r * columns;
+                                // A line per 64 columns of a slice: over the four slices, the pair's bytes.
+                                byte* next = PrefetchTarget(ref ahead, end, g0 == 0, w, (c1 - c0) / 32 * 128);
+                                Vector256<float>* a = acc + r * 4 * g;
+                                for (int j = 0; j < 4; j++, next += (c1 - c0))
+                                {
+                                    switch (g)
+                                    {
+                                        case 2: AccumulatePair<TwoTokens>(w + 8 * j, xi + (c0 + 8 * j) * g, columns, c0, c1, a + j, a + 4 * g + j, mask, next); break;
+                                        case 3: AccumulatePair<ThreeTokens>(w + 8 * j, xi + (c0 + 8 * j) * g, columns, c0, c1, a + j, a + 4 * g + j, mask, next); break;
+                                        default: AccumulatePair<FourTokens>(w + 8 * j, xi + (c0 + 8 * j) * g, columns, c0, c1, a + j, a + 4 * g + j, mask, next); break;
+                                    }
+                                }
+                            }
+                        for (; r < tileRows; r++)
                         {
                             short* w = tile + (long)r * columns;
                             byte* next = PrefetchTarget(ref ahead, end, g0 == 0, w, (c1 - c0) / 32 * 64);
@@ -454,6 +503,57 @@ public static partial class F16
                 }
             }
         }
+    }
+
+    /// <summary>One accumulator slice of two rows for <typeparamref name="TCount"/> tokens over columns [c0, c1)
+    /// (multiples of 32): every 32 columns k, the 8 halves at <paramref name="w"/> + k (and one row, <paramref
+    /// name="columns"/> halves, further) times each token's 8 inputs, which <paramref name="x"/> holds interleaved
+    /// (token u's at x + 8u, the next step's 32·Count floats further). Token u's accumulators are acc0[4u] and
+    /// acc1[4u]. One line at <paramref name="prefetch"/> is prefetched per two steps.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void AccumulatePair<TCount>(short* w, float* x, int columns, int c0, int c1, Vector256<float>* acc0,
+        Vector256<float>* acc1, Vector256<int> mask, byte* prefetch)
+        where TCount : struct, ITokenCount
+    {
+        short* w1 = w + columns;
+        int step = 32 * TCount.Count;
+        Vector256<float> a0 = acc0[0], b0 = acc1[0];
+        Vector256<float> a1 = acc0[4], b1 = acc1[4];
+        Vector256<float> a2 = default, b2 = default, a3 = default, b3 = default;
+        if (TCount.Count > 2) { a2 = acc0[8]; b2 = acc1[8]; }
+        if (TCount.Count > 3) { a3 = acc0[12]; b3 = acc1[12]; }
+        int k = c0;
+        for (; k + 64 <= c1; k += 64, x += 2 * step, prefetch += 64)
+        {
+            Sse.Prefetch0(prefetch);
+            Vector256<float> v = ScaledValues256(w + k, mask), u = ScaledValues256(w1 + k, mask);
+            Vector256<float> xv = Avx.LoadVector256(x);
+            a0 = Fma.MultiplyAdd(v, xv, a0); b0 = Fma.MultiplyAdd(u, xv, b0);
+            xv = Avx.LoadVector256(x + 8);
+            a1 = Fma.MultiplyAdd(v, xv, a1); b1 = Fma.MultiplyAdd(u, xv, b1);
+            if (TCount.Count > 2) { xv = Avx.LoadVector256(x + 16); a2 = Fma.MultiplyAdd(v, xv, a2); b2 = Fma.MultiplyAdd(u, xv, b2); }
+            if (TCount.Count > 3) { xv = Avx.LoadVector256(x + 24); a3 = Fma.MultiplyAdd(v, xv, a3); b3 = Fma.MultiplyAdd(u, xv, b3); }
+            v = ScaledValues256(w + k + 32, mask); u = ScaledValues256(w1 + k + 32, mask);
+            xv = Avx.LoadVector256(x + step);
+            a0 = Fma.MultiplyAdd(v, xv, a0); b0 = Fma.MultiplyAdd(u, xv, b0);
+            xv = Avx.LoadVector256(x + step + 8);
+            a1 = Fma.MultiplyAdd(v, xv, a1); b1 = Fma.MultiplyAdd(u, xv, b1);
+            if (TCount.Count > 2) { xv = Avx.LoadVector256(x + step + 16); a2 = Fma.MultiplyAdd(v, xv, a2); b2 = Fma.MultiplyAdd(u, xv, b2); }
+            if (TCount.Count > 3) { xv = Avx.LoadVector256(x + step + 24); a3 = Fma.MultiplyAdd(v, xv, a3); b3 = Fma.MultiplyAdd(u, xv, b3); }
+        }
+        if (k < c1)
+        {
+            Vector256<float> v = ScaledValues256(w + k, mask), u = ScaledValues256(w1 + k, mask);
+            Vector256<float> xv = Avx.LoadVector256(x);
+            a0 = Fma.MultiplyAdd(v, xv, a0); b0 = Fma.MultiplyAdd(u, xv, b0);
+            xv = Avx.LoadVector256(x + 8);
+            a1 = Fma.MultiplyAdd(v, xv, a1); b1 = Fma.MultiplyAdd(u, xv, b1);
+            if (TCount.Count > 2) { xv = Avx.LoadVector256(x + 16); a2 = Fma.MultiplyAdd(v, xv, a2); b2 = Fma.MultiplyAdd(u, xv, b2); }
+            if (TCount.Count > 3) { xv = Avx.LoadVector256(x + 24); a3 = Fma.MultiplyAdd(v, xv, a3); b3 = Fma.MultiplyAdd(u, xv, b3); }
+        }
+        acc0[0] = a0; acc1[0] = b0; acc0[4] = a1; acc1[4] = b1;
+        if (TCount.Count > 2) { acc0[8] = a2; acc1[8] = b2; }
+        if (TCount.Count > 3) { acc0[12] = a3; acc1[12] = b3; }
     }
 
     /// <summary>
