@@ -420,7 +420,9 @@ public static partial class F16
         // Two rows by four tokens: eight accumulators, two widened weight vectors, the input and the mask fit in
         // 16 registers, and eight independent FMA chains cover the FMA latency at two FMAs a cycle.
         const int maxGroup = 4;
-        int groups = Math.Max(1, (vectorTokens + maxGroup - 1) / maxGroup);
+        int groups = (vectorTokens + maxGroup - 1) / maxGroup;
+        // Groups as even as the count allows (5 tokens: 2 + 3), so no group is left with a lone token.
+        int GroupStart(int group) => vectorTokens * group / groups;
         int wide = columns & ~31;
         Vector256<float>* acc = stackalloc Vector256<float>[TokenTileRows * maxGroup * 4];
         // The pair loop reads its group's inputs from a copy interleaved by 8 columns: a step's loads for all the
@@ -434,9 +436,9 @@ public static partial class F16
         fixed (float* interleavedStart = interleavedBuffer)
         {
             float* interleaved = (float*)(((nint)interleavedStart + 63) & ~(nint)63);
-            for (int g0 = 0, gi = 0; g0 < vectorTokens; g0 += vectorTokens * (gi + 1) / groups - vectorTokens * gi / groups, gi++)
+            for (int gi = 0; gi < groups; gi++)
             {
-                int g = vectorTokens * (gi + 1) / groups - vectorTokens * gi / groups;
+                int g0 = GroupStart(gi), g = GroupStart(gi + 1) - g0;
                 for (int i = 0; i < g; i++)
                 {
                     float* from = scaled + (long)(g0 + i) * columns, to = interleaved + (long)g0 * wide + 8 * i;
@@ -452,9 +454,9 @@ public static partial class F16
                 short* tile = (short*)(m + (long)(rowStart + r0) * columns);
                 // The tile after next, spread over this tile's first token group (see DotRowsTokensAvx512).
                 byte* ahead = (byte*)(tile + 2L * TokenTileRows * columns);
-                for (int g0 = 0, gi = 0; g0 < vectorTokens; g0 += vectorTokens * (gi + 1) / groups - vectorTokens * gi / groups, gi++)
+                for (int gi = 0; gi < groups; gi++)
                 {
-                    int g = vectorTokens * (gi + 1) / groups - vectorTokens * gi / groups;
+                    int g0 = GroupStart(gi), g = GroupStart(gi + 1) - g0;
                     float* xg = scaled + (long)g0 * columns, xi = interleaved + (long)g0 * wide;
                     new Span<Vector256<float>>(acc, tileRows * 4 * g).Clear();
                     for (int c0 = 0; c0 < wide; c0 += Avx2PairColumnBlock)

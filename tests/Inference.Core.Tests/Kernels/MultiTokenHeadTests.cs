@@ -84,6 +84,38 @@ public class MultiTokenHeadTests
         }
     }
 
+    [Theory]
+    [InlineData("avx2")]
+    [InlineData("avx512")]
+    [InlineData("vector128")]
+    public void When_no_token_can_be_scaled_every_one_takes_the_reference_path(string kernel)
+    {
+        if (kernel != "vector128" && (!System.Runtime.Intrinsics.X86.Avx2.IsSupported || !System.Runtime.Intrinsics.X86.Fma.IsSupported))
+            Assert.Skip("needs AVX2 and FMA");
+        F16DotRowsTokensKernel together = kernel switch
+        {
+            "avx2" => F16.DotRowsTokensAvx2,
+            "avx512" => F16.DotRowsTokensAvx512,
+            _ => F16.DotRowsTokensVector128,
+        };
+        const int tokens = 5, rows = 19, columns = 96;
+        var rng = new Random(7);
+        var matrix = new Half[rows * columns];
+        for (int i = 0; i < matrix.Length; i++) matrix[i] = (Half)(rng.NextDouble() * 4 - 2);
+        var x = new float[tokens * columns];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 8 - 4);
+        for (int t = 0; t < tokens; t++) x[t * columns + t] = t % 2 == 0 ? 70000f : float.NaN;
+        var results = new float[tokens * rows];
+        results.AsSpan().Fill(12345f);
+        together(matrix, columns, x, tokens, 0, rows, results, rows);
+        for (int t = 0; t < tokens; t++)
+        {
+            var reference = new float[rows];
+            F16.DotRowsScalar(matrix, columns, x.AsSpan(t * columns, columns), 0, rows, reference);
+            Assert.Equal(reference.Select(BitConverter.SingleToInt32Bits), results.AsSpan(t * rows, rows).ToArray().Select(BitConverter.SingleToInt32Bits));
+        }
+    }
+
     [Fact]
     public void The_avx512_several_token_head_runs_the_emitted_pair_loops_wherever_the_cpu_has_avx512f()
     {
