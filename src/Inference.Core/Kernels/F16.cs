@@ -511,7 +511,7 @@ public static partial class F16
     /// (multiples of 32): every 32 columns k, the 8 halves at <paramref name="w"/> + k (and one row, <paramref
     /// name="columns"/> halves, further) times each token's 8 inputs, which <paramref name="x"/> holds interleaved
     /// (token u's at x + 8u, the next step's 32·Count floats further). Token u's accumulators are acc0[4u] and
-    /// acc1[4u]. One line at <paramref name="prefetch"/> is prefetched per two steps.</summary>
+    /// acc1[4u]. One prefetch at <paramref name="prefetch"/> per step, 32 bytes apart.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static unsafe void AccumulatePair<TCount>(short* w, float* x, int columns, int c0, int c1, Vector256<float>* acc0,
         Vector256<float>* acc1, Vector256<int> mask, byte* prefetch)
@@ -524,27 +524,10 @@ public static partial class F16
         Vector256<float> a2 = default, b2 = default, a3 = default, b3 = default;
         if (TCount.Count > 2) { a2 = acc0[8]; b2 = acc1[8]; }
         if (TCount.Count > 3) { a3 = acc0[12]; b3 = acc1[12]; }
-        int k = c0;
-        for (; k + 64 <= c1; k += 64, x += 2 * step, prefetch += 64)
+        // A line per two steps would be enough; one per step (the same line twice) keeps a single loop body.
+        for (int k = c0; k < c1; k += 32, x += step, prefetch += 32)
         {
             Sse.Prefetch0(prefetch);
-            Vector256<float> v = ScaledValues256(w + k, mask), u = ScaledValues256(w1 + k, mask);
-            Vector256<float> xv = Avx.LoadVector256(x);
-            a0 = Fma.MultiplyAdd(v, xv, a0); b0 = Fma.MultiplyAdd(u, xv, b0);
-            xv = Avx.LoadVector256(x + 8);
-            a1 = Fma.MultiplyAdd(v, xv, a1); b1 = Fma.MultiplyAdd(u, xv, b1);
-            if (TCount.Count > 2) { xv = Avx.LoadVector256(x + 16); a2 = Fma.MultiplyAdd(v, xv, a2); b2 = Fma.MultiplyAdd(u, xv, b2); }
-            if (TCount.Count > 3) { xv = Avx.LoadVector256(x + 24); a3 = Fma.MultiplyAdd(v, xv, a3); b3 = Fma.MultiplyAdd(u, xv, b3); }
-            v = ScaledValues256(w + k + 32, mask); u = ScaledValues256(w1 + k + 32, mask);
-            xv = Avx.LoadVector256(x + step);
-            a0 = Fma.MultiplyAdd(v, xv, a0); b0 = Fma.MultiplyAdd(u, xv, b0);
-            xv = Avx.LoadVector256(x + step + 8);
-            a1 = Fma.MultiplyAdd(v, xv, a1); b1 = Fma.MultiplyAdd(u, xv, b1);
-            if (TCount.Count > 2) { xv = Avx.LoadVector256(x + step + 16); a2 = Fma.MultiplyAdd(v, xv, a2); b2 = Fma.MultiplyAdd(u, xv, b2); }
-            if (TCount.Count > 3) { xv = Avx.LoadVector256(x + step + 24); a3 = Fma.MultiplyAdd(v, xv, a3); b3 = Fma.MultiplyAdd(u, xv, b3); }
-        }
-        if (k < c1)
-        {
             Vector256<float> v = ScaledValues256(w + k, mask), u = ScaledValues256(w1 + k, mask);
             Vector256<float> xv = Avx.LoadVector256(x);
             a0 = Fma.MultiplyAdd(v, xv, a0); b0 = Fma.MultiplyAdd(u, xv, b0);
