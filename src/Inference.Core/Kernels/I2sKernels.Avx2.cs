@@ -40,7 +40,8 @@ internal static partial class I2sKernels
             {
                 byte* w0 = w + (long)rowStart * rowBytes;
                 int t = 0;
-                // Prefill: 4 tokens share each unpacked weight block (one weight read, four uses).
+                // Prefill and batched steps: 4 tokens share each unpacked weight block, two rows each
+                // activation load (Avx2Rows2Tokens4); an odd last row goes alone.
                 for (; t + 4 <= tokens; t += 4)
                 {
                     int r = 0;
@@ -172,8 +173,10 @@ internal static partial class I2sKernels
     {
         var mask3 = Vector256.Create((byte)3);
         sbyte* q1 = q + columns, q2 = q1 + columns, q3 = q2 + columns;
-        int* totals = stackalloc int[8 * 8];
-        new Span<int>(totals, 64).Clear();
+        // Row i, token u's int32 sums at acc[4i + u]; they wait in memory between chunks: in registers they
+        // would crowd out the loop's.
+        Vector256<int>* acc = stackalloc Vector256<int>[8];
+        new Span<Vector256<int>>(acc, 8).Clear();
         for (int b0 = 0; b0 < blocks; b0 += Avx2ChunkBlocks)
         {
             int end = Math.Min(blocks, b0 + Avx2ChunkBlocks);
@@ -213,16 +216,13 @@ internal static partial class I2sKernels
                 x = Avx.LoadVector256(q2 + o + 96); s02 += Avx2.MultiplyAddAdjacent(c0, x); s12 += Avx2.MultiplyAddAdjacent(c1, x);
                 x = Avx.LoadVector256(q3 + o + 96); s03 += Avx2.MultiplyAddAdjacent(c0, x); s13 += Avx2.MultiplyAddAdjacent(c1, x);
             }
-            // The int32 sums wait in memory between chunks: in registers they would crowd out the loop's.
-            Vector256<int>* acc = (Vector256<int>*)totals;
             acc[0] = Avx2Widen(acc[0], s00); acc[1] = Avx2Widen(acc[1], s01); acc[2] = Avx2Widen(acc[2], s02); acc[3] = Avx2Widen(acc[3], s03);
             acc[4] = Avx2Widen(acc[4], s10); acc[5] = Avx2Widen(acc[5], s11); acc[6] = Avx2Widen(acc[6], s12); acc[7] = Avx2Widen(acc[7], s13);
         }
-        Vector256<int>* sums = (Vector256<int>*)totals;
         for (int u = 0; u < 4; u++)
         {
-            dst[u * stride] = Vector256.Sum(sums[u]);
-            dst[u * stride + 1] = Vector256.Sum(sums[4 + u]);
+            dst[u * stride] = Vector256.Sum(acc[u]);
+            dst[u * stride + 1] = Vector256.Sum(acc[4 + u]);
         }
     }
 
