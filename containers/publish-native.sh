@@ -20,8 +20,8 @@ case $arch in
   arm64)
     publish "$out/$name" -r linux-arm64 ;;
   amd64)
-    # Separate intermediate folders: the two builds differ only in a property the native compile step
-    # does not track, so a shared one could hand the second publish the first one's object file.
+    # Separate intermediate folders, a precaution: the two builds differ only in one property, and
+    # nothing the first one leaves in obj/ should be able to stand in for the second's output.
     for level in v3 v4; do
       publish "$out/$name-x64$level" -r linux-x64 -p:BitNetX64Level=$level -p:IntermediateOutputPath=obj/x64$level/
     done

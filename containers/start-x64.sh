@@ -1,7 +1,7 @@
 #!/bin/sh
 # Starts the build of this Native AOT host that the CPU runs best: "$0-x64v4" (x86-64-v4) where the CPU
 # has all five AVX-512 subsets that level requires, else "$0-x64v3". A v4 binary refuses to start without
-# them; where they exist it runs the C# vector code (attention, norms, the head's conversions) at 512 bits.
+# them; where they exist it runs the C# vector code (attention, norms) at 512 bits.
 # Installed under the host's own name (/var/runtime/bootstrap, /usr/local/bin/bitnet-server), so it
 # reads no arguments of its own: all of them, stdin and the exit code pass through exec.
 # BITNET_X64_LEVEL=v3 or v4 overrides the choice; BITNET_CPUINFO names another cpuinfo file (tests).
