@@ -425,8 +425,9 @@ public static partial class F16
         int GroupStart(int group) => vectorTokens * group / groups;
         int wide = columns & ~31;
         Vector256<float>* acc = stackalloc Vector256<float>[TokenTileRows * maxGroup * 4];
-        // The pair loop reads its group's inputs from a copy interleaved by 8 columns: a step's loads for all the
-        // tokens are one contiguous run (with the tokens a row apart, 4 KB multiples put them in the same L1 sets).
+        // The pair loop reads its group's inputs from a copy interleaved by 8 columns, slice by slice within each
+        // column block (SliceMajorOffset): a call's loads for all the tokens are one contiguous run (with the
+        // tokens a row apart, 4 KB multiples put them in the same L1 sets).
         int interleavedLength = vectorTokens * wide + 15;
         float[] interleavedBuffer = _interleavedTokens is { } reused && reused.Length >= interleavedLength
             ? reused : (_interleavedTokens = GC.AllocateUninitializedArray<float>(interleavedLength, pinned: true));
@@ -443,7 +444,7 @@ public static partial class F16
                 {
                     float* from = scaled + (long)(g0 + i) * columns, to = interleaved + (long)g0 * wide + 8 * i;
                     for (int c = 0; c < wide; c += 8)
-                        Avx.Store(to + c * g, Avx.LoadVector256(from + c));
+                        Avx.Store(to + SliceMajorOffset(c, wide) * g, Avx.LoadVector256(from + c));
                 }
             }
             var mask = Vector256.Create(BodyMask);
@@ -473,11 +474,12 @@ public static partial class F16
                                 Vector256<float>* a = acc + r * 4 * g;
                                 for (int j = 0; j < 4; j++, next += (c1 - c0))
                                 {
+                                    float* xj = xi + SliceMajorOffset(c0 + 8 * j, wide) * g;
                                     switch (g)
                                     {
-                                        case 2: AccumulatePair<TwoTokens>(w + 8 * j, xi + (c0 + 8 * j) * g, columns, c0, c1, a + j, a + 4 * g + j, mask, next); break;
-                                        case 3: AccumulatePair<ThreeTokens>(w + 8 * j, xi + (c0 + 8 * j) * g, columns, c0, c1, a + j, a + 4 * g + j, mask, next); break;
-                                        default: AccumulatePair<FourTokens>(w + 8 * j, xi + (c0 + 8 * j) * g, columns, c0, c1, a + j, a + 4 * g + j, mask, next); break;
+                                        case 2: AccumulatePair<TwoTokens>(w + 8 * j, xj, columns, c0, c1, a + j, a + 4 * g + j, mask, next); break;
+                                        case 3: AccumulatePair<ThreeTokens>(w + 8 * j, xj, columns, c0, c1, a + j, a + 4 * g + j, mask, next); break;
+                                        default: AccumulatePair<FourTokens>(w + 8 * j, xj, columns, c0, c1, a + j, a + 4 * g + j, mask, next); break;
                                     }
                                 }
                             }
@@ -507,10 +509,20 @@ public static partial class F16
         }
     }
 
+    /// <summary>Where the 8 inputs at column <paramref name="c"/> (a multiple of 8 below <paramref name="wide"/>) go in
+    /// <see cref="DotRowsTokensAvx2"/>'s copy, in units of one token's 8: each block of <see cref="Avx2PairColumnBlock"/>
+    /// columns holds its accumulator slices one after the other, so a call of <see cref="AccumulatePair{TCount}"/>
+    /// reads one contiguous run.</summary>
+    private static int SliceMajorOffset(int c, int wide)
+    {
+        int c0 = c - c % Avx2PairColumnBlock, steps = (Math.Min(wide, c0 + Avx2PairColumnBlock) - c0) / 32;
+        return c0 + (c % 32 / 8 * steps + (c - c0) / 32) * 8;
+    }
+
     /// <summary>One accumulator slice of two rows for <typeparamref name="TCount"/> tokens over columns [c0, c1)
     /// (multiples of 32): every 32 columns k, the 8 halves at <paramref name="w"/> + k (and one row, <paramref
     /// name="columns"/> halves, further) times each token's 8 inputs, which <paramref name="x"/> holds interleaved
-    /// (token u's at x + 8u, the next step's 32·Count floats further). Token u's accumulators are acc0[4u] and
+    /// (token u's at x + 8u, the next step's 8·Count floats further). Token u's accumulators are acc0[4u] and
     /// acc1[4u]. One prefetch at <paramref name="prefetch"/> per step, 32 bytes apart.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static unsafe void AccumulatePair<TCount>(short* w, float* x, int columns, int c0, int c1, Vector256<float>* acc0,
@@ -518,7 +530,7 @@ public static partial class F16
         where TCount : struct, ITokenCount
     {
         short* w1 = w + columns;
-        int step = 32 * TCount.Count;
+        int step = 8 * TCount.Count;
         Vector256<float> a0 = acc0[0], b0 = acc1[0];
         Vector256<float> a1 = acc0[4], b1 = acc1[4];
         Vector256<float> a2 = default, b2 = default, a3 = default, b3 = default;
