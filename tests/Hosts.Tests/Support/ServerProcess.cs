@@ -19,9 +19,14 @@ internal sealed class ServerProcess : IAsyncDisposable
     public static ServerProcess Start(params string[] args) => StartAs(null, args);
 
     /// <summary>The server run as another user (through runuser; the tests must run as root), or as this one when null.</summary>
-    public static ServerProcess StartAs(string? user, params string[] args)
+    public static ServerProcess StartAs(string? user, params string[] args) => Launch(Executable, user, args);
+
+    /// <summary>Another build of the server (a published binary, or the images' launcher script), as this user.</summary>
+    public static ServerProcess StartExecutable(string executable, params string[] args) => Launch(executable, null, args);
+
+    private static ServerProcess Launch(string executable, string? user, string[] args)
     {
-        var info = new ProcessStartInfo(user is null ? Executable : "runuser")
+        var info = new ProcessStartInfo(user is null ? executable : "runuser")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -29,7 +34,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         };
         if (user is not null)
         {
-            foreach (string arg in new[] { "-u", user, "--", Executable })
+            foreach (string arg in new[] { "-u", user, "--", executable })
                 info.ArgumentList.Add(arg);
             info.Environment["HOME"] = Path.GetTempPath();
         }
