@@ -426,7 +426,7 @@ public static partial class F16
         int wide = columns & ~31;
         Vector256<float>* acc = stackalloc Vector256<float>[TokenTileRows * maxGroup * 4];
         // The pair loop reads its group's inputs from a copy interleaved by 8 columns, slice by slice within each
-        // column block (SliceMajorOffset): a call's loads for all the tokens are one contiguous run (with the
+        // column block (SliceStart): a call's loads for all the tokens are one contiguous run (with the
         // tokens a row apart, 4 KB multiples put them in the same L1 sets).
         int interleavedLength = vectorTokens * wide + 15;
         float[] interleavedBuffer = _interleavedTokens is { } reused && reused.Length >= interleavedLength
@@ -443,8 +443,16 @@ public static partial class F16
                 for (int i = 0; i < g; i++)
                 {
                     float* from = scaled + (long)(g0 + i) * columns, to = interleaved + (long)g0 * wide + 8 * i;
-                    for (int c = 0; c < wide; c += 8)
-                        Avx.Store(to + SliceMajorOffset(c, wide) * g, Avx.LoadVector256(from + c));
+                    for (int c0 = 0; c0 < wide; c0 += Avx2PairColumnBlock)
+                    {
+                        int c1 = Math.Min(wide, c0 + Avx2PairColumnBlock);
+                        for (int j = 0; j < 4; j++)
+                        {
+                            float* slice = to + (long)SliceStart(c0, c1, j) * g;
+                            for (int c = c0 + 8 * j; c < c1; c += 32, slice += 8 * g)
+                                Avx.Store(slice, Avx.LoadVector256(from + c));
+                        }
+                    }
                 }
             }
             var mask = Vector256.Create(BodyMask);
@@ -474,7 +482,7 @@ public static partial class F16
                                 Vector256<float>* a = acc + r * 4 * g;
                                 for (int j = 0; j < 4; j++, next += (c1 - c0))
                                 {
-                                    float* xj = xi + SliceMajorOffset(c0 + 8 * j, wide) * g;
+                                    float* xj = xi + SliceStart(c0, c1, j) * g;
                                     switch (g)
                                     {
                                         case 2: AccumulatePair<TwoTokens>(w + 8 * j, xj, columns, c0, c1, a + j, a + 4 * g + j, mask, next); break;
@@ -509,15 +517,11 @@ public static partial class F16
         }
     }
 
-    /// <summary>Where the 8 inputs at column <paramref name="c"/> (a multiple of 8 below <paramref name="wide"/>) go in
-    /// <see cref="DotRowsTokensAvx2"/>'s copy, in units of one token's 8: each block of <see cref="Avx2PairColumnBlock"/>
-    /// columns holds its accumulator slices one after the other, so a call of <see cref="AccumulatePair{TCount}"/>
-    /// reads one contiguous run.</summary>
-    private static int SliceMajorOffset(int c, int wide)
-    {
-        int c0 = c - c % Avx2PairColumnBlock, steps = (Math.Min(wide, c0 + Avx2PairColumnBlock) - c0) / 32;
-        return c0 + (c % 32 / 8 * steps + (c - c0) / 32) * 8;
-    }
+    /// <summary>Where accumulator slice <paramref name="j"/> of the column block [<paramref name="c0"/>,
+    /// <paramref name="c1"/>) starts in <see cref="DotRowsTokensAvx2"/>'s copy of the inputs, in units of one
+    /// token's input: the block holds its four slices one after the other (each a quarter of the block), so a call
+    /// of <see cref="AccumulatePair{TCount}"/> reads one contiguous run.</summary>
+    private static int SliceStart(int c0, int c1, int j) => c0 + j * ((c1 - c0) / 4);
 
     /// <summary>One accumulator slice of two rows for <typeparamref name="TCount"/> tokens over columns [c0, c1)
     /// (multiples of 32): every 32 columns k, the 8 halves at <paramref name="w"/> + k (and one row, <paramref
