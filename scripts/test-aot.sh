@@ -3,8 +3,9 @@
 # src/NativeAot.props: x86-64-v3, armv8.2-a + dotprod) and runs the oracle through both binaries
 # (tests/Inference.Core.Tests, class AotBinaryOracleTests: tokenize, greedy generate, logits): the
 # x64 binary directly, the arm64 one under qemu-user. Then publishes bitnet-server and the Lambda
-# bootstrap for this machine's architecture as the images do (containers/publish-native.sh) and runs
-# them (tests/Hosts.Tests, class PublishedHostTests: best kernel set of this CPU, answers as the engine).
+# bootstrap as the images do (containers/publish-native.sh), for this machine's architecture and, on
+# x86-64, for arm64 too, and runs them (tests/Hosts.Tests, class PublishedHostTests: the kernel set
+# they must use, answers as the engine), the arm64 ones under qemu-user.
 #
 # What a fresh Debian/Ubuntu x86-64 machine needs, installed here when missing (as root):
 #   clang, lld, binutils-aarch64-linux-gnu, libc6-dev-arm64-cross, gcc-aarch64-linux-gnu (for its
@@ -65,25 +66,42 @@ code=$?
 sed -i 's/\x1b\[[0-9;]*m//g' "$log"
 grep -E 'oracle (capital|chat)|^failed |Assert|^\s*(total|failed|succeeded|skipped): ' "$log"
 
-# The hosts as the images publish them, for this machine's architecture (x86-64: the launcher and
-# its v3 and v4 builds).
-case $(uname -m) in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch=unknown ;; esac
-hosts="$out/hosts"
-rm -rf "$hosts"
+# The hosts as the images publish them (containers/publish-native.sh): for this machine's
+# architecture (x86-64: the launcher and its v3 and v4 builds), and on x86-64 also for arm64, run
+# under qemu through wrapper scripts of the hosts' names.
 hosts_code=0
-for host in "src/Hosts.Server/Hosts.Server.csproj bitnet-server" "src/Hosts.Lambda/Hosts.Lambda.csproj bootstrap"; do
-  set -- $host
-  echo "== publishing $1 as the images do (containers/publish-native.sh, $arch)"
-  sh containers/publish-native.sh "$1" "$2" "$hosts" "$arch" > "$out/$2.publish.log" 2>&1 ||
-    { grep -E 'error' "$out/$2.publish.log" | head -20; echo "publishing $2 failed"; hosts_code=1; }
-done
-ls -l "$hosts" | sed 1d
-
-echo "== the published hosts"
-(cd "$(dirname "$hosts_exe")" && BITNET_PUBLISHED_HOSTS="$hosts" \
-  "$hosts_exe" --progress off --output Detailed --filter-class 'BitNet.Hosts.Tests.PublishedHostTests') > "$log" 2>&1 || hosts_code=1
-sed -i 's/\x1b\[[0-9;]*m//g' "$log"
-grep -E "ready in|^failed |Assert|^\s*(total|failed|succeeded|skipped): " "$log"
+publish_hosts() { # FOLDER ARCH [PUBLISH-ARGUMENTS...]
+  local folder=$1 arch=$2 project name; shift 2
+  rm -rf "$folder"
+  for host in "src/Hosts.Server/Hosts.Server.csproj:bitnet-server" "src/Hosts.Lambda/Hosts.Lambda.csproj:bootstrap"; do
+    project=${host%%:*} name=${host##*:}
+    echo "== publishing $project as the images do (containers/publish-native.sh, $arch)"
+    sh containers/publish-native.sh "$project" "$name" "$folder" "$arch" "$@" > "$out/$name-$arch.publish.log" 2>&1 ||
+      { grep -E 'error' "$out/$name-$arch.publish.log" | head -20; echo "publishing $name for $arch failed"; hosts_code=1; }
+  done
+  ls -l "$folder" | sed 1d
+}
+test_hosts() { # FOLDER [KERNEL-SET]
+  echo "== the published hosts in $1"
+  (cd "$(dirname "$hosts_exe")" && BITNET_PUBLISHED_HOSTS="$1" BITNET_PUBLISHED_KERNELS="${2:-}" \
+    "$hosts_exe" --progress off --output Detailed --filter-class 'BitNet.Hosts.Tests.PublishedHostTests') > "$log" 2>&1 || hosts_code=1
+  sed -i 's/\x1b\[[0-9;]*m//g' "$log"
+  grep -E "ready in|^failed |Assert|^\s*(total|failed|succeeded|skipped): " "$log"
+}
+case $(uname -m) in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch=unknown ;; esac
+publish_hosts "$out/hosts" "$arch"
+test_hosts "$out/hosts"
+if [ "$arch" = amd64 ]; then
+  publish_hosts "$out/hosts-arm64" arm64 -p:LinkerFlavor=lld -p:ObjCopyName=aarch64-linux-gnu-objcopy
+  mkdir -p "$out/hosts-arm64-qemu"
+  for name in bitnet-server bootstrap; do
+    printf '#!/usr/bin/env bash\nLD_LIBRARY_PATH="%s" exec qemu-aarch64-static -L /usr/aarch64-linux-gnu "%s" "$@"\n' \
+      "$ssl_dir" "$out/hosts-arm64/$name" > "$out/hosts-arm64-qemu/$name"
+    chmod +x "$out/hosts-arm64-qemu/$name"
+  done
+  # The arm64 builds' baseline (armv8.2-a + dotprod), which qemu provides: they must use it.
+  test_hosts "$out/hosts-arm64-qemu" dotprod
+fi
 rm -f "$log"
 [ "$code" -eq 0 ] && code=$hosts_code
 exit "$code"

@@ -117,6 +117,21 @@ public sealed class NativeLauncherTests : IDisposable
         Assert.Equal(["bitnet-server"], Directory.GetFileSystemEntries(output).Select(Path.GetFileName));
     }
 
+    [Theory]
+    [InlineData("arm64", 1)]
+    [InlineData("amd64", 2)]
+    public void Further_arguments_reach_every_build_unsplit(string arch, int builds)
+    {
+        var run = Publish(arch, Path.Combine(_dir, "out"), false, "-p:LinkerFlavor=lld", "-p:Note=two words");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        string[] calls = File.ReadAllLines(Path.Combine(_dir, "dotnet.log"));
+        Assert.Equal(builds, calls.Length);
+        // The stand-in dotnet logs one line per argument count too: 'two words' must stay one argument.
+        foreach (string call in calls)
+            Assert.EndsWith(" -p:LinkerFlavor=lld -p:Note=two words", call);
+        Assert.Equal(Enumerable.Repeat(arch == "arm64" ? 12 : 14, builds), File.ReadAllLines(Path.Combine(_dir, "dotnet.argc")).Select(int.Parse));
+    }
+
     [Fact]
     public void Publishing_fails_for_an_unknown_platform_or_a_failed_build()
     {
@@ -158,13 +173,14 @@ public sealed class NativeLauncherTests : IDisposable
 
     /// <summary>Runs publish-native.sh for the server with a stand-in dotnet first on PATH, which logs its
     /// arguments and writes the executable (and a symbols file) where -o points.</summary>
-    private Result Publish(string arch, string output, bool dotnetFails = false)
+    private Result Publish(string arch, string output, bool dotnetFails = false, params string[] publishArguments)
     {
         string tools = Path.Combine(_dir, "tools");
         Directory.CreateDirectory(tools);
         WriteExecutable(Path.Combine(tools, "dotnet"), $$"""
             #!/bin/sh
             echo "$*" >> "{{_dir}}/dotnet.log"
+            echo "$#" >> "{{_dir}}/dotnet.argc"
             {{(dotnetFails ? "exit 3" : "")}}
             out=; prev=
             for a in "$@"; do [ "$prev" = -o ] && out=$a; prev=$a; done
@@ -175,7 +191,7 @@ public sealed class NativeLauncherTests : IDisposable
             : > "$out/bitnet-server.dbg"
             """);
         var start = new ProcessStartInfo("/bin/sh") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in new[] { Path.Combine(Containers(), "publish-native.sh"), "src/Hosts.Server/Hosts.Server.csproj", "bitnet-server", output, arch })
+        foreach (string a in new[] { Path.Combine(Containers(), "publish-native.sh"), "src/Hosts.Server/Hosts.Server.csproj", "bitnet-server", output, arch }.Concat(publishArguments))
             start.ArgumentList.Add(a);
         start.Environment["PATH"] = tools + ":" + Environment.GetEnvironmentVariable("PATH");
         return Run(start, "");

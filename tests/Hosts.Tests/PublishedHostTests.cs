@@ -14,12 +14,18 @@ namespace BitNet.Hosts.Tests;
 /// must load the model with the best kernel set this CPU has (a binary built for the default
 /// instruction-set baseline runs the scalar kernels: ILC folds the SIMD checks away) and answer as the
 /// engine does. scripts/test-aot.sh publishes them into one folder and names it in
-/// BITNET_PUBLISHED_HOSTS; without it these tests are skipped.
+/// BITNET_PUBLISHED_HOSTS; without it these tests are skipped. For binaries of another architecture
+/// (linux-arm64 under qemu, through wrapper scripts of the same names) BITNET_PUBLISHED_KERNELS names
+/// the set they must report instead of the one this process picks.
 /// </summary>
 [Trait("Category", TestCategories.Aot)]
 public sealed class PublishedHostTests(ITestOutputHelper output)
 {
     public const string FolderVariable = "BITNET_PUBLISHED_HOSTS";
+    public const string KernelsVariable = "BITNET_PUBLISHED_KERNELS";
+
+    /// <summary>Generous: under qemu a published arm64 host runs 10–50× slower.</summary>
+    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(5);
     private const string Prompt = "The capital of France is";
     private static readonly CancellationToken Ct = TestContext.Current.CancellationToken;
     private static readonly ChatMessage[] Chat = [new(ChatRole.User, "Say hi.")];
@@ -34,20 +40,22 @@ public sealed class PublishedHostTests(ITestOutputHelper output)
         return path;
     }
 
-    /// <summary>The set the engine in this process (JIT, which checks the CPU at run time) chose: what a published binary must report too.</summary>
-    private static string BestKernels => RealEngine.Instance.Model.KernelName;
+    /// <summary>The set the engine in this process (JIT, which checks the CPU at run time) chose: what a published
+    /// binary of this architecture must report too.</summary>
+    private static string BestKernels => Environment.GetEnvironmentVariable(KernelsVariable) is { Length: > 0 } named
+        ? named : RealEngine.Instance.Model.KernelName;
 
     [Fact]
-    public async Task The_published_server_runs_the_best_kernels_of_this_cpu_and_answers_as_the_engine()
+    public async Task The_published_server_uses_the_fastest_kernels_it_may_and_answers_as_the_engine()
     {
         await using var server = ServerProcess.StartExecutable(Published("bitnet-server"),
             "-m", SharedData.OracleModelPath, "--host", "127.0.0.1", "--port", "0");
-        string url = await server.ListeningAsync();
-        await server.ReadyAsync();
+        string url = await server.ListeningAsync(Patience);
+        await server.ReadyAsync(Patience);
         output.WriteLine(server.Stdout);
         Assert.Contains($" ({BestKernels}, ", server.Stdout);
 
-        using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromMinutes(2) };
+        using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = Patience };
         using HttpResponseMessage chat = await http.PostAsJsonAsync("/v1/chat/completions",
             new { messages = new[] { new { role = "user", content = Chat[0].Content } }, max_tokens = 8, temperature = 0 }, Ct);
         JsonElement chatBody = await ReadJsonAsync(chat);
@@ -59,7 +67,7 @@ public sealed class PublishedHostTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task The_published_lambda_bootstrap_runs_the_best_kernels_of_this_cpu_and_answers_as_the_engine()
+    public async Task The_published_lambda_bootstrap_uses_the_fastest_kernels_it_may_and_answers_as_the_engine()
     {
         await using FakeRuntimeApi runtime = await FakeRuntimeApi.StartAsync();
         var start = new ProcessStartInfo(Published("bootstrap"))
@@ -84,12 +92,13 @@ public sealed class PublishedHostTests(ITestOutputHelper output)
         try
         {
             // The first invocation waits for the init (the model load) to finish.
-            FakeRuntimeApi.Posted direct = await runtime.Invoke(JsonSerializer.Serialize(new { prompt = Prompt, n_predict = 8, temperature = 0 }));
+            FakeRuntimeApi.Posted direct = await runtime.Invoke(JsonSerializer.Serialize(new { prompt = Prompt, n_predict = 8, temperature = 0 }), wait: Patience);
             Assert.True(direct.Kind == "response", $"{direct.Kind}: {Encoding.UTF8.GetString(direct.Body)}\n{stderr}");
             Assert.Equal(await RealEngine.GreedyCompletionAsync(Prompt, 8), JsonDocument.Parse(direct.Body).RootElement.GetProperty("content").GetString());
 
             FakeRuntimeApi.Posted url = await runtime.Invoke(LambdaHostTests.FunctionUrlEvent("POST", "/v1/chat/completions",
-                JsonSerializer.Serialize(new { messages = new[] { new { role = "user", content = Chat[0].Content } }, max_tokens = 8, temperature = 0 })));
+                JsonSerializer.Serialize(new { messages = new[] { new { role = "user", content = Chat[0].Content } }, max_tokens = 8, temperature = 0 })),
+                wait: Patience);
             JsonElement response = JsonDocument.Parse(url.Body).RootElement;
             Assert.Equal(200, response.GetProperty("statusCode").GetInt32());
             JsonElement body = JsonDocument.Parse(response.GetProperty("body").GetString()!).RootElement;

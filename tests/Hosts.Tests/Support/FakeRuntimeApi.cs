@@ -58,15 +58,16 @@ internal sealed class FakeRuntimeApi : IAsyncDisposable
         return fake;
     }
 
-    /// <summary>Queues an event; the returned task completes with what the runtime posts for it.</summary>
-    public Task<Posted> Invoke(string eventJson, TimeSpan? timeLeft = null)
+    /// <summary>Queues an event; the returned task completes with what the runtime posts for it (and fails
+    /// after <paramref name="wait"/>, 30 s unless given).</summary>
+    public Task<Posted> Invoke(string eventJson, TimeSpan? timeLeft = null, TimeSpan? wait = null)
     {
         string id = Guid.NewGuid().ToString();
         var result = new TaskCompletionSource<Posted>(TaskCreationOptions.RunContinuationsAsynchronously);
         _results[id] = result;
         _events.Writer.TryWrite(new QueuedEvent(id, System.Text.Encoding.UTF8.GetBytes(eventJson),
             DateTimeOffset.UtcNow + (timeLeft ?? TimeSpan.FromMinutes(5)), $"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"));
-        return result.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        return result.Task.WaitAsync(wait ?? TimeSpan.FromSeconds(30));
     }
 
     /// <summary>Drop the connection of the next /next call once (a connection gone stale while frozen).</summary>

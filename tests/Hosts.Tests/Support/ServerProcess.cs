@@ -74,9 +74,9 @@ internal sealed class ServerProcess : IAsyncDisposable
     public int Id => _process.Id;
 
     /// <summary>The first URL the server printed as bound.</summary>
-    public Task<string> ListeningAsync() => _listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+    public Task<string> ListeningAsync(TimeSpan? timeout = null) => _listening.Task.WaitAsync(timeout ?? TimeSpan.FromSeconds(60));
 
-    public Task ReadyAsync() => _ready.Task.WaitAsync(TimeSpan.FromSeconds(120));
+    public Task ReadyAsync(TimeSpan? timeout = null) => _ready.Task.WaitAsync(timeout ?? TimeSpan.FromSeconds(120));
 
     /// <summary>Waits for the exit and returns the exit code (the output is complete then).</summary>
     public async Task<int> ExitCodeAsync(TimeSpan? timeout = null)
