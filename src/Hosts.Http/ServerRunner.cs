@@ -68,7 +68,7 @@ public static class ServerRunner
         {
             if (provider.State == GeneratorState.Ready)
             {
-                output.WriteLine($"bitnet: model '{provider.Generator!.Model.Id}' ready in {provider.LoadTime?.TotalSeconds:F2} s ({provider.Generator.Model.KernelName}, {provider.Generator.Model.Threads} threads)");
+                output.WriteLine($"bitnet: {provider.ReadySummary}");
                 return;
             }
             // Serving 503s forever helps nobody: a supervisor restarts a process that exits, not one that answers.

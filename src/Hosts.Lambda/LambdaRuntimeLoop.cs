@@ -76,7 +76,7 @@ public sealed class LambdaRuntimeLoop(IRuntimeApi runtime, IEnvironment environm
             await runtime.SendInitErrorAsync(LambdaError.From(failure, "Runtime.InitError"), cancellationToken);
             return false;
         }
-        Console.WriteLine($"bootstrap: model '{provider.Generator!.Model.Id}' ready in {provider.LoadTime?.TotalSeconds:F2} s ({provider.Generator.Model.KernelName}, {provider.Generator.Model.Threads} threads)");
+        Console.WriteLine($"bootstrap: {provider.ReadySummary}");
         Api = new InferenceApi(provider, options);
         return true;
     }

@@ -32,6 +32,11 @@ public sealed class GeneratorProvider
 
     public ITextGenerator? Generator => _generator;
 
+    /// <summary>What the hosts log once the model is ready: "model 'ID' ready in S s (KERNELS, N threads)".</summary>
+    public string ReadySummary => _generator is { Model: var model }
+        ? $"model '{model.Id}' ready in {LoadTime?.TotalSeconds:F2} s ({model.KernelName}, {model.Threads} threads)"
+        : throw new InvalidOperationException("the model is not ready");
+
     /// <summary>A provider that is ready from the start (tests, or a host that loaded the model itself).</summary>
     public static GeneratorProvider Ready(ITextGenerator generator)
     {
