@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
@@ -48,7 +47,7 @@ public sealed class PublishedHostTests(ITestOutputHelper output)
     [Fact]
     public async Task The_published_server_uses_the_fastest_kernels_it_may_and_answers_as_the_engine()
     {
-        await using var server = ServerProcess.StartExecutable(Published("bitnet-server"),
+        await using var server = ServerProcess.StartExecutable(Published("bitnet-server"), null,
             "-m", SharedData.OracleModelPath, "--host", "127.0.0.1", "--port", "0");
         string url = await server.ListeningAsync(Patience);
         await server.ReadyAsync(Patience);
@@ -70,50 +69,27 @@ public sealed class PublishedHostTests(ITestOutputHelper output)
     public async Task The_published_lambda_bootstrap_uses_the_fastest_kernels_it_may_and_answers_as_the_engine()
     {
         await using FakeRuntimeApi runtime = await FakeRuntimeApi.StartAsync();
-        var start = new ProcessStartInfo(Published("bootstrap"))
+        await using var bootstrap = ServerProcess.StartExecutable(Published("bootstrap"), new Dictionary<string, string>
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (string name in start.Environment.Keys.Where(k => k.StartsWith("BITNET_", StringComparison.Ordinal)).ToList())
-            start.Environment.Remove(name);
-        start.Environment["AWS_LAMBDA_RUNTIME_API"] = runtime.HostPort;
-        start.Environment["_HANDLER"] = "bitnet.handler";
-        start.Environment["BITNET_MODEL"] = SharedData.OracleModelPath;
-        start.Environment["BITNET_PREFETCH_MODEL"] = "false";
-        using var process = Process.Start(start)!;
-        var stdout = new StringBuilder();
-        var stderr = new StringBuilder();
-        process.OutputDataReceived += (_, e) => { lock (stdout) stdout.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { lock (stderr) stderr.AppendLine(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        try
-        {
-            // The first invocation waits for the init (the model load) to finish.
-            FakeRuntimeApi.Posted direct = await runtime.Invoke(JsonSerializer.Serialize(new { prompt = Prompt, n_predict = 8, temperature = 0 }), wait: Patience);
-            Assert.True(direct.Kind == "response", $"{direct.Kind}: {Encoding.UTF8.GetString(direct.Body)}\n{stderr}");
-            Assert.Equal(await RealEngine.GreedyCompletionAsync(Prompt, 8), JsonDocument.Parse(direct.Body).RootElement.GetProperty("content").GetString());
+            ["AWS_LAMBDA_RUNTIME_API"] = runtime.HostPort,
+            ["_HANDLER"] = "bitnet.handler",
+            ["BITNET_MODEL"] = SharedData.OracleModelPath,
+        });
+        // The first invocation waits for the init (the model load) to finish.
+        FakeRuntimeApi.Posted direct = await runtime.Invoke(JsonSerializer.Serialize(new { prompt = Prompt, n_predict = 8, temperature = 0 }), wait: Patience);
+        Assert.True(direct.Kind == "response", $"{direct.Kind}: {Encoding.UTF8.GetString(direct.Body)}\n{bootstrap.Stderr}");
+        Assert.Equal(await RealEngine.GreedyCompletionAsync(Prompt, 8), JsonDocument.Parse(direct.Body).RootElement.GetProperty("content").GetString());
 
-            FakeRuntimeApi.Posted url = await runtime.Invoke(LambdaHostTests.FunctionUrlEvent("POST", "/v1/chat/completions",
-                JsonSerializer.Serialize(new { messages = new[] { new { role = "user", content = Chat[0].Content } }, max_tokens = 8, temperature = 0 })),
-                wait: Patience);
-            JsonElement response = JsonDocument.Parse(url.Body).RootElement;
-            Assert.Equal(200, response.GetProperty("statusCode").GetInt32());
-            JsonElement body = JsonDocument.Parse(response.GetProperty("body").GetString()!).RootElement;
-            Assert.Equal(await RealEngine.GreedyChatAsync(Chat, 8), body.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString());
+        FakeRuntimeApi.Posted url = await runtime.Invoke(LambdaHostTests.FunctionUrlEvent("POST", "/v1/chat/completions",
+            JsonSerializer.Serialize(new { messages = new[] { new { role = "user", content = Chat[0].Content } }, max_tokens = 8, temperature = 0 })),
+            wait: Patience);
+        JsonElement response = JsonDocument.Parse(url.Body).RootElement;
+        Assert.Equal(200, response.GetProperty("statusCode").GetInt32());
+        JsonElement body = JsonDocument.Parse(response.GetProperty("body").GetString()!).RootElement;
+        Assert.Equal(await RealEngine.GreedyChatAsync(Chat, 8), body.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString());
 
-            string log;
-            lock (stdout) log = stdout.ToString();
-            output.WriteLine(log);
-            Assert.Contains($" ({BestKernels}, ", log);
-        }
-        finally
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync(Ct);
-        }
+        output.WriteLine(bootstrap.Stdout);
+        Assert.Contains($" ({BestKernels}, ", bootstrap.Stdout);
     }
 
     private static async Task<JsonElement> ReadJsonAsync(HttpResponseMessage response)

@@ -3,7 +3,8 @@ using System.Text;
 
 namespace BitNet.Hosts.Tests.Support;
 
-/// <summary>bitnet-server (the Hosts.Server executable next to the tests) as a real process, with its output captured.</summary>
+/// <summary>bitnet-server (the Hosts.Server executable next to the tests), or another host executable, as a real
+/// process with its output captured.</summary>
 internal sealed class ServerProcess : IAsyncDisposable
 {
     private readonly Process _process;
@@ -19,12 +20,14 @@ internal sealed class ServerProcess : IAsyncDisposable
     public static ServerProcess Start(params string[] args) => StartAs(null, args);
 
     /// <summary>The server run as another user (through runuser; the tests must run as root), or as this one when null.</summary>
-    public static ServerProcess StartAs(string? user, params string[] args) => Launch(Executable, user, args);
+    public static ServerProcess StartAs(string? user, params string[] args) => Launch(Executable, user, null, args);
 
-    /// <summary>Another build of the server (a published binary, or the images' launcher script), as this user.</summary>
-    public static ServerProcess StartExecutable(string executable, params string[] args) => Launch(executable, null, args);
+    /// <summary>Another host executable (a published binary, or the images' launcher script), as this user, with
+    /// <paramref name="environment"/> set on top of the clean one the server gets.</summary>
+    public static ServerProcess StartExecutable(string executable, IReadOnlyDictionary<string, string>? environment, params string[] args) =>
+        Launch(executable, null, environment, args);
 
-    private static ServerProcess Launch(string executable, string? user, string[] args)
+    private static ServerProcess Launch(string executable, string? user, IReadOnlyDictionary<string, string>? environment, string[] args)
     {
         var info = new ProcessStartInfo(user is null ? executable : "runuser")
         {
@@ -45,6 +48,8 @@ internal sealed class ServerProcess : IAsyncDisposable
             info.Environment.Remove(name);
         info.Environment["BITNET_PREFETCH_MODEL"] = "false";
         info.Environment["BITNET_THREADS"] = "1";
+        foreach ((string name, string value) in environment ?? new Dictionary<string, string>())
+            info.Environment[name] = value;
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };
         var server = new ServerProcess(process);
         process.OutputDataReceived += (_, e) => server.OnLine(e.Data, server._stdout);
