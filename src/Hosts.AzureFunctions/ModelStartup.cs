@@ -15,8 +15,9 @@ public sealed class ModelStartup(InferenceApi api, Func<ITextGenerator> load, IH
         _ = provider.LoadInBackground(load).ContinueWith(_ =>
         {
             if (provider.State == GeneratorState.Ready)
-                logger.LogInformation("model '{Model}' ready in {Seconds:F2} s ({Kernel}, {Threads} threads)",
-                    provider.Generator!.Model.Id, provider.LoadTime?.TotalSeconds, provider.Generator.Model.KernelName, provider.Generator.Model.Threads);
+                logger.LogInformation("model '{Model}' ready in {Seconds:F2} s ({Kernel}, {Threads} {ThreadNoun})",
+                    provider.Generator!.Model.Id, provider.LoadTime?.TotalSeconds, provider.Generator.Model.KernelName,
+                    provider.Generator.Model.Threads, GeneratorProvider.ThreadNoun(provider.Generator.Model.Threads));
             else
                 logger.LogError("the model failed to load: {Reason}", provider.FailureReason);
         }, TaskScheduler.Default);

@@ -34,8 +34,11 @@ public sealed class GeneratorProvider
 
     /// <summary>What the hosts log once the model is ready: "model 'ID' ready in S s (KERNELS, N threads)".</summary>
     public string ReadySummary => _generator is { Model: var model }
-        ? $"model '{model.Id}' ready in {LoadTime?.TotalSeconds:F2} s ({model.KernelName}, {model.Threads} threads)"
+        ? $"model '{model.Id}' ready in {LoadTime?.TotalSeconds:F2} s ({model.KernelName}, {model.Threads} {ThreadNoun(model.Threads)})"
         : throw new InvalidOperationException("the model is not ready");
+
+    /// <summary>"thread" or "threads" for a count, for the ready line and its structured twin.</summary>
+    public static string ThreadNoun(int threads) => threads == 1 ? "thread" : "threads";
 
     /// <summary>A provider that is ready from the start (tests, or a host that loaded the model itself).</summary>
     public static GeneratorProvider Ready(ITextGenerator generator)
