@@ -152,22 +152,10 @@ public static partial class F16
                             short* w = tile + (long)r * columns;
                             byte* next = PrefetchTarget(ref ahead, end, g0 == 0, w, (c1 - c0) / 32 * 64);
                             Vector256<float>* a = acc + r * 4 * g;
-                            switch (g)
-                            {
-                                case 1: Accumulate256<OneToken>(w, xg, columns, c0, c1, a, mask, next); break;
-                                case 2: Accumulate256<TwoTokens>(w, xg, columns, c0, c1, a, mask, next); break;
-                                case 3: Accumulate256<ThreeTokens>(w, xg, columns, c0, c1, a, mask, next); break;
-                                default: Accumulate256<FourTokens>(w, xg, columns, c0, c1, a, mask, next); break;
-                            }
+                            Accumulate256(g, w, xg, columns, c0, c1, a, mask, next);
                         }
                     }
-                    for (int r = 0; r < tileRows; r++)
-                        for (int i = 0; i < g; i++)
-                        {
-                            Vector256<float>* a = acc + (r * g + i) * 4;
-                            d[(long)vector[g0 + i] * dstStride + r0 + r] =
-                                FinishRow(tile + (long)r * columns, xg + (long)i * columns, columns, a[0], a[1], a[2], a[3], mask);
-                        }
+                    FinishTile(tile, tileRows, columns, xg, g, acc, mask, d, vector.Slice(g0, g), dstStride, r0);
                 }
             }
         }
@@ -272,6 +260,34 @@ public static partial class F16
         if (TCount.Count > 1) { acc[4] = b0; acc[5] = b1; acc[6] = b2; acc[7] = b3; }
         if (TCount.Count > 2) { acc[8] = e0; acc[9] = e1; acc[10] = e2; acc[11] = e3; }
         if (TCount.Count > 3) { acc[12] = f0; acc[13] = f1; acc[14] = f2; acc[15] = f3; }
+    }
+
+    /// <summary><see cref="Accumulate256{TCount}"/> for a token count (1 … 4) known at run time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Accumulate256(int tokens, short* w, float* x, int columns, int c0, int c1, Vector256<float>* acc,
+        Vector256<int> mask, byte* prefetch)
+    {
+        switch (tokens)
+        {
+            case 1: Accumulate256<OneToken>(w, x, columns, c0, c1, acc, mask, prefetch); break;
+            case 2: Accumulate256<TwoTokens>(w, x, columns, c0, c1, acc, mask, prefetch); break;
+            case 3: Accumulate256<ThreeTokens>(w, x, columns, c0, c1, acc, mask, prefetch); break;
+            default: Accumulate256<FourTokens>(w, x, columns, c0, c1, acc, mask, prefetch); break;
+        }
+    }
+
+    /// <summary>A tile's results for a group of tokens: row r of token i (of <paramref name="tokens"/>, which says
+    /// where each token's results go) from its four accumulators acc[4(r·g + i) …], finished by <see cref="FinishRow"/>.</summary>
+    private static unsafe void FinishTile(short* tile, int tileRows, int columns, float* xg, int g, Vector256<float>* acc,
+        Vector256<int> mask, float* d, ReadOnlySpan<int> tokens, long dstStride, int r0)
+    {
+        for (int r = 0; r < tileRows; r++)
+            for (int i = 0; i < g; i++)
+            {
+                Vector256<float>* a = acc + (r * g + i) * 4;
+                d[tokens[i] * dstStride + r0 + r] =
+                    FinishRow(tile + (long)r * columns, xg + (long)i * columns, columns, a[0], a[1], a[2], a[3], mask);
+            }
     }
 
     /// <summary>The end of <see cref="DotRowsAvx2"/>'s row for one token, from its four accumulators after the

@@ -144,22 +144,10 @@ public static partial class F16
                             // Its loop prefetches a line per 32 columns, one group's rate: later groups of several fetch nothing.
                             byte* next = PrefetchTarget(ref ahead, end, groups == 1, w, (c1 - c0) / 32 * 64 / groups);
                             Vector256<float>* a = acc + r * 4 * g;
-                            switch (g)
-                            {
-                                case 1: Accumulate256<OneToken>(w, xg, columns, c0, c1, a, mask, next); break;
-                                case 2: Accumulate256<TwoTokens>(w, xg, columns, c0, c1, a, mask, next); break;
-                                case 3: Accumulate256<ThreeTokens>(w, xg, columns, c0, c1, a, mask, next); break;
-                                default: Accumulate256<FourTokens>(w, xg, columns, c0, c1, a, mask, next); break;
-                            }
+                            Accumulate256(g, w, xg, columns, c0, c1, a, mask, next);
                         }
                     }
-                    for (int r = 0; r < tileRows; r++)
-                        for (int i = 0; i < g; i++)
-                        {
-                            Vector256<float>* a = acc + (r * g + i) * 4;
-                            d[(long)vector[g0 + i] * dstStride + r0 + r] =
-                                FinishRow(tile + (long)r * columns, xg + (long)i * columns, columns, a[0], a[1], a[2], a[3], mask);
-                        }
+                    FinishTile(tile, tileRows, columns, xg, g, acc, mask, d, vector.Slice(g0, g), dstStride, r0);
                 }
             }
         }
