@@ -45,7 +45,7 @@ public static partial class F16
                     }
                     for (; k < vecColumns; k += 8)
                         a0 = Fma.MultiplyAdd(ScaledValues256(w + k, mask), Avx.LoadVector256(xs + k), a0);
-                    dst[r] = Vector256.Sum((a0 + a1) + (a2 + a3)) + TailDot(w, xs, vecColumns, columns);
+                    dst[r] = HorizontalSum((a0 + a1) + (a2 + a3)) + TailDot(w, xs, vecColumns, columns);
                 }
             }
         }
@@ -277,28 +277,59 @@ public static partial class F16
     }
 
     /// <summary>A tile's results for a group of tokens: row r of token i (of <paramref name="tokens"/>, which says
-    /// where each token's results go) from its four accumulators acc[4(r·g + i) …], finished by <see cref="FinishRow"/>.</summary>
+    /// where each token's results go) from its four accumulators acc[4(r·g + i) …], finished as <see cref="DotRowsAvx2"/>
+    /// finishes a row. Four (row, token) sums are reduced together (<see cref="HorizontalSums"/>): three horizontal adds
+    /// for four results instead of two each.</summary>
     private static unsafe void FinishTile(short* tile, int tileRows, int columns, float* xg, int g, Vector256<float>* acc,
         Vector256<int> mask, float* d, ReadOnlySpan<int> tokens, long dstStride, int r0)
     {
-        for (int r = 0; r < tileRows; r++)
-            for (int i = 0; i < g; i++)
+        int count = tileRows * g, k = 0;
+        float* sums = stackalloc float[4];
+        for (; k < count; k += 4)
+        {
+            if (k + 4 <= count)
+                HorizontalSums(RowSum(k), RowSum(k + 1), RowSum(k + 2), RowSum(k + 3)).Store(sums);
+            else
+                for (int q = 0; k + q < count; q++) sums[q] = HorizontalSum(RowSum(k + q));
+            for (int q = 0; q < 4 && k + q < count; q++)
             {
-                Vector256<float>* a = acc + (r * g + i) * 4;
-                d[tokens[i] * dstStride + r0 + r] =
-                    FinishRow(tile + (long)r * columns, xg + (long)i * columns, columns, a[0], a[1], a[2], a[3], mask);
+                int r = (k + q) / g, i = (k + q) % g;
+                d[tokens[i] * dstStride + r0 + r] = sums[q] + TailDot(tile + (long)r * columns, xg + (long)i * columns, columns & ~7, columns);
             }
+        }
+
+        // Accumulator set k (row k / g, token k % g) with the 8-column steps that follow the 32-column ones.
+        Vector256<float> RowSum(int k) => AddPendingColumns(acc + 4 * k, tile + (long)(k / g) * columns, xg + (long)(k % g) * columns, columns, mask);
     }
 
-    /// <summary>The end of <see cref="DotRowsAvx2"/>'s row for one token, from its four accumulators after the
-    /// 32-column steps: the 8-column steps into the first, the reduction, the last columns one by one.</summary>
+    /// <summary>A row's four accumulators after the 32-column steps, with the 8-column steps into the first, added
+    /// as <see cref="DotRowsAvx2"/> adds them: (a0 + a1) + (a2 + a3).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe float FinishRow(short* w, float* xs, int columns, Vector256<float> a0, Vector256<float> a1, Vector256<float> a2,
-        Vector256<float> a3, Vector256<int> mask)
+    private static unsafe Vector256<float> AddPendingColumns(Vector256<float>* a, short* w, float* xs, int columns, Vector256<int> mask)
     {
-        int vecColumns = columns & ~7;
-        for (int k = columns & ~31; k < vecColumns; k += 8)
-            a0 = Fma.MultiplyAdd(ScaledValues256(w + k, mask), Avx.LoadVector256(xs + k), a0);
-        return Vector256.Sum((a0 + a1) + (a2 + a3)) + TailDot(w, xs, vecColumns, columns);
+        Vector256<float> a0 = a[0];
+        for (int c = columns & ~31; c < (columns & ~7); c += 8)
+            a0 = Fma.MultiplyAdd(ScaledValues256(w + c, mask), Avx.LoadVector256(xs + c), a0);
+        return (a0 + a[1]) + (a[2] + a[3]);
+    }
+
+    /// <summary>The sum of v's lanes in Vector256.Sum's order, written out so that the one-token and several-token
+    /// kernels agree by construction: ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7)).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float HorizontalSum(Vector256<float> v)
+    {
+        Vector256<float> pairs = Avx.HorizontalAdd(v, v);           // v0+v1, v2+v3, ·, · | v4+v5, v6+v7, ·, ·
+        Vector256<float> quads = Avx.HorizontalAdd(pairs, pairs);   // (v0+v1)+(v2+v3), … | (v4+v5)+(v6+v7), …
+        return quads.GetLower().ToScalar() + quads.GetUpper().ToScalar();
+    }
+
+    /// <summary><see cref="HorizontalSum"/> of four vectors at once: lane j of the result is vector j's sum, in the
+    /// same order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> HorizontalSums(Vector256<float> s0, Vector256<float> s1, Vector256<float> s2, Vector256<float> s3)
+    {
+        // hadd(a, b) = a0+a1, a2+a3, b0+b1, b2+b3 | a4+a5, a6+a7, b4+b5, b6+b7 (per 128-bit half).
+        Vector256<float> quads = Avx.HorizontalAdd(Avx.HorizontalAdd(s0, s1), Avx.HorizontalAdd(s2, s3));
+        return quads.GetLower() + quads.GetUpper();
     }
 }
