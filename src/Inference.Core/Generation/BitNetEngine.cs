@@ -58,15 +58,26 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         var file = GgufFile.Open(options.ModelPath);
         // The tokenizer is built from the metadata while the model reads its weights, instead of after
         // them: it shortens a cold start.
-        // Both only read the parsed file. A model that fails to load leaves the task to finish alone.
+        // Both only read the parsed file.
         Task<Tokenizer> tokenizerTask = Task.Run(() => Tokenizer.FromGguf(file, pre));
-        var model = BitNetModel.Load(file, new ModelLoadOptions
+        BitNetModel model;
+        try
         {
-            Threads = options.Threads,
-            LmHead = options.LmHead,
-            Storage = options.Storage,
-            Kernel = options.Kernel,
-        });
+            model = BitNetModel.Load(file, new ModelLoadOptions
+            {
+                Threads = options.Threads,
+                LmHead = options.LmHead,
+                Storage = options.Storage,
+                Kernel = options.Kernel,
+            });
+        }
+        catch
+        {
+            // The tokenizer reads its texts straight from the file's mapping: unmapping it under them is a crash.
+            try { tokenizerTask.Wait(); } catch (AggregateException) { }
+            file.Dispose();
+            throw;
+        }
         try
         {
             var tokenizer = tokenizerTask.GetAwaiter().GetResult();

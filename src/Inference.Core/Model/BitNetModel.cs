@@ -111,21 +111,31 @@ public sealed unsafe class BitNetModel : IDisposable
     internal Threading.WorkerPool Pool => _matmul.Pool;
 
     /// <summary>Open a GGUF model; throws <see cref="GgufFormatException"/> (or <see cref="ModelFormatException"/>) for bad files.</summary>
-    public static BitNetModel Load(string path, ModelLoadOptions? options = null) => Load(GgufFile.Open(path), options);
+    public static BitNetModel Load(string path, ModelLoadOptions? options = null)
+    {
+        var file = GgufFile.Open(path);
+        try
+        {
+            return Load(file, options);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>
-    /// Build the model on an opened file, which the model then owns (disposed with it, or here if
-    /// loading fails). For callers that read other things from the file meanwhile (the tokenizer).
+    /// Build the model on an opened file, which the model then owns (disposed with it). For callers
+    /// that read other things from the file meanwhile (the tokenizer): when loading fails the file
+    /// stays open, and the caller closes it once nothing reads its mapping any more.
     /// </summary>
     public static BitNetModel Load(GgufFile file, ModelLoadOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(file);
         options ??= new ModelLoadOptions();
         if (options.BatchSize < 1)
-        {
-            file.Dispose();
             throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be at least 1");
-        }
         MatMul? matmul = null;
         try
         {
@@ -142,7 +152,6 @@ public sealed unsafe class BitNetModel : IDisposable
         catch
         {
             matmul?.Dispose();
-            file.Dispose();
             throw;
         }
     }

@@ -36,20 +36,59 @@ public class ModelBadInputTests
     [Theory]
     [InlineData(WeightStorage.Memory)]
     [InlineData(WeightStorage.Mapped)]
-    public void A_model_that_fails_to_load_from_an_open_file_disposes_the_file(WeightStorage storage)
+    public void A_model_that_fails_to_load_from_an_open_file_leaves_the_file_to_its_caller(WeightStorage storage)
     {
         using var temp = new TempFolder();
         // A matrix with the wrong shape fails after the weights were copied (memory) or looked at (mapped).
         string path = Build(temp, tensor: t => t.Name == Names.FfnDown(1) ? (t.Type, [t.Shape[0], t.Shape[1] * 2]) : (t.Type, t.Shape));
-        var file = GgufFile.Open(path);
+        using var file = GgufFile.Open(path);
         var error = Assert.Throws<ModelFormatException>(() => BitNetModel.Load(file, new ModelLoadOptions { Threads = 2, Storage = storage }));
         Assert.Contains(Names.FfnDown(1), error.Message);
-        Assert.Throws<ObjectDisposedException>(() => file.Mapping);
+        Assert.True(file.Mapping.Bytes > 0);
 
         using var other = new TempFolder();
-        var good = GgufFile.Open(Build(other));
+        using var good = GgufFile.Open(Build(other));
         Assert.Throws<ArgumentOutOfRangeException>(() => BitNetModel.Load(good, new ModelLoadOptions { BatchSize = 0 }));
-        Assert.Throws<ObjectDisposedException>(() => good.Mapping);
+        Assert.True(good.Mapping.Bytes > 0);
+    }
+
+    [Fact]
+    public void An_engine_whose_model_fails_to_load_unmaps_the_file_only_after_the_tokenizer_is_done_with_it()
+    {
+        // The oracle model (Llama 3's vocabulary: the tokenizer copies its texts from the mapping for a
+        // while) with an architecture the model refuses at once, long before the tokenizer is done.
+        using var temp = new TempFolder();
+        byte[] bytes = File.ReadAllBytes(BitNet.Tests.Shared.SharedData.OracleModelPath);
+        int value = bytes.AsSpan().IndexOf("general.architecture"u8) + "general.architecture".Length + 4 + 8;
+        Assert.True(bytes.AsSpan(value).StartsWith("bitnet-b1.58"u8));
+        "mamba-b1.58x"u8.CopyTo(bytes.AsSpan(value));
+        string path = TinyModels.WriteCopy(temp, bytes);
+        // A tokenizer that finds the file closed fails unobserved (or, inside a copy, reads unmapped memory: a crash).
+        int closedUnderTheTokenizer = 0;
+        EventHandler<UnobservedTaskExceptionEventArgs> unobserved = (_, e) =>
+        {
+            if (e.Exception.InnerExceptions.Any(x => x is ObjectDisposedException)) Interlocked.Increment(ref closedUnderTheTokenizer);
+        };
+        TaskScheduler.UnobservedTaskException += unobserved;
+        try
+        {
+            for (int i = 0; i < 20; i++)
+            {
+                var error = Assert.Throws<ModelFormatException>(() =>
+                    BitNet.Inference.Generation.BitNetEngine.Load(new BitNet.Inference.Generation.EngineOptions { ModelPath = path, Threads = 1 }).Dispose());
+                Assert.Contains("unsupported architecture 'mamba-b1.58x'", error.Message);
+            }
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+        }
+        finally
+        {
+            TaskScheduler.UnobservedTaskException -= unobserved;
+        }
+        Assert.Equal(0, closedUnderTheTokenizer);
+        if (OperatingSystem.IsLinux())
+            Assert.DoesNotContain(path, File.ReadAllText("/proc/self/maps"));
     }
 
     [Fact]
