@@ -114,16 +114,15 @@ public sealed partial class InferenceApi
     }
 
     /// <summary>"none" and "auto" mean no tool call, which is what happens; anything that demands one is refused as tools are.</summary>
-    private static void CheckToolChoice(JsonElement? toolChoice)
+    private static void CheckToolChoice(ToolChoice? toolChoice)
     {
         switch (toolChoice)
         {
-            case null or { ValueKind: JsonValueKind.Null }:
-            case { ValueKind: JsonValueKind.String } s when s.GetString() is "none" or "auto":
+            case null or { Mode: "none" or "auto" }:
                 return;
-            case { ValueKind: JsonValueKind.String } s when s.GetString() is "required":
+            case { Mode: "required" }:
                 throw ApiException.BadRequest("tool_choice 'required' needs tools, which this model server does not support", "tool_choice", "unsupported_parameter");
-            case { ValueKind: JsonValueKind.Object }:
+            case { Function: true }:
                 throw ApiException.BadRequest("tool_choice naming a function needs tools, which this model server does not support", "tool_choice", "unsupported_parameter");
             default:
                 throw ApiException.BadRequest("tool_choice must be \"none\", \"auto\", \"required\" or {\"type\":\"function\",...}", "tool_choice", "invalid_value");

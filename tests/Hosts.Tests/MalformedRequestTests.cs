@@ -113,6 +113,8 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "tool_choice a function", "POST", Chat, WithMessages(""","tool_choice":{"type":"function","function":{"name":"f"}}"""), 400, "tool_choice" },
         { "tool_choice a number", "POST", Chat, WithMessages(""","tool_choice":5"""), 400, "tool_choice" },
         { "tool_choice unknown word", "POST", Chat, WithMessages(""","tool_choice":"always" """), 400, "tool_choice" },
+        { "tool_choice with a lone surrogate", "POST", Chat, WithMessages(""","tool_choice":"\ud800" """), 400, "tool_choice" },
+        { "tool_choice with invalid UTF-8", "POST", Chat, WithMessages(""","tool_choice":"<FF>" """), 400, "tool_choice" },
         { "content with a lone surrogate", "POST", Chat, """{"messages":[{"role":"user","content":"a\ud800b"}]}""", 400, "messages[0].content" },
         { "content part with a lone surrogate", "POST", Chat, """{"messages":[{"role":"user","content":[{"type":"text","text":"\udc00"}]}]}""", 400, "messages[0].content" },
         { "content with invalid UTF-8", "POST", Chat, """{"messages":[{"role":"user","content":"a<FF FE>b"}]}""", 400, "messages[0].content" },
@@ -196,6 +198,7 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "completions negative token id among others", "prompt token ids must be from 0 to 255 (the vocabulary); got -1" },
         { "completions token id beyond vocabulary", "prompt token ids must be from 0 to 255 (the vocabulary); got 999999" },
         { "completions fractional token id", "token ids must be integers in the vocabulary; got 1.5" },
+        { "tool_choice with a lone surrogate", "'tool_choice' is not valid text" },
         { "tool_choice required", "tool_choice 'required' needs tools, which this model server does not support" },
         { "seed below -1", "seed must be -1 (random) or a non-negative integer; got -5" },
     };

@@ -42,6 +42,29 @@ public sealed class StopSequencesConverter : JsonConverter<StopSequences>
     }
 }
 
+/// <summary>"tool_choice": null, "none" / "auto" / "required" / any other word (the handler judges it), or an object (a named function; its fields are not read).</summary>
+public sealed class ToolChoiceConverter : JsonConverter<ToolChoice>
+{
+    public override ToolChoice? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        switch (reader.TokenType)
+        {
+            case JsonTokenType.Null:
+                return null;
+            case JsonTokenType.String:
+                return new ToolChoice(reader.GetString(), Function: false);
+            case JsonTokenType.StartObject:
+                reader.Skip();
+                return new ToolChoice(null, Function: true);
+            default:
+                throw new JsonException("must be \"none\", \"auto\", \"required\" or {\"type\":\"function\",...}");
+        }
+    }
+
+    public override void Write(Utf8JsonWriter writer, ToolChoice value, JsonSerializerOptions options) =>
+        writer.WriteStringValue(value.Mode);
+}
+
 /// <summary>Message "content": a string, null, or an array of {"type":"text","text":...} parts (joined).</summary>
 public sealed class MessageContentConverter : JsonConverter<MessageContent>
 {

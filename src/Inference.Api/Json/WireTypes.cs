@@ -34,7 +34,8 @@ public sealed class ChatCompletionRequest
     /// <summary>Not supported; only checked so a request that needs tools is refused rather than misunderstood.</summary>
     public JsonElement? Tools { get; set; }
     /// <summary>"none" and "auto" are accepted (no tools: no tool call); "required" or a named function is refused like tools.</summary>
-    public JsonElement? ToolChoice { get; set; }
+    [JsonConverter(typeof(ToolChoiceConverter))]
+    public ToolChoice? ToolChoice { get; set; }
     public ResponseFormatWire? ResponseFormat { get; set; }
     /// <summary>Return each output token's log-probability (and <see cref="TopLogprobs"/> alternatives).</summary>
     public bool? Logprobs { get; set; }
@@ -51,6 +52,9 @@ public sealed class ChatMessageWire
 
 /// <summary>"content": a string, or an array of parts of which only {"type":"text","text":...} are supported.</summary>
 public sealed record MessageContent(string Text);
+
+/// <summary>"tool_choice": a string (<see cref="Mode"/>), or an object naming a function (<see cref="Function"/>).</summary>
+public sealed record ToolChoice(string? Mode, bool Function);
 
 /// <summary>"stop": a string or a list of strings.</summary>
 public sealed record StopSequences(IReadOnlyList<string> Values);
