@@ -36,7 +36,7 @@ public static class LambdaEvents
                 return LambdaEventKind.KeepWarm;
             return LambdaEventKind.Legacy;
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or ApiException)
         {
             return LambdaEventKind.Legacy; // the legacy decoder reports what is wrong with it
         }
@@ -57,7 +57,7 @@ public static class LambdaEvents
             foreach (JsonProperty header in headerObject.EnumerateObject())
             {
                 if (header.Value.ValueKind == JsonValueKind.String)
-                    headers[header.Name] = header.Value.GetString()!;
+                    headers[Name(header)] = Text(header.Value, "headers");
             }
         }
         return new ApiRequest(method, path, Body(root)) { Headers = headers, Deadline = deadline };
@@ -84,7 +84,7 @@ public static class LambdaEvents
     {
         if (!root.TryGetProperty("body", out JsonElement body) || body.ValueKind != JsonValueKind.String)
             return [];
-        string text = body.GetString()!;
+        string text = Text(body, "'body'");
         bool base64 = root.TryGetProperty("isBase64Encoded", out JsonElement flag) && flag.ValueKind == JsonValueKind.True;
         if (!base64)
             return Encoding.UTF8.GetBytes(text);
@@ -99,5 +99,34 @@ public static class LambdaEvents
     }
 
     private static string? String(JsonElement element, string name) =>
-        element.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+        element.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.String ? Text(value, $"'{name}'") : null;
+
+    /// <summary>A string of the event. JSON lets a string escape a lone surrogate ("\ud800"), which is no text:
+    /// that is the caller's mistake, refused with 400 like the same string in a request body.</summary>
+    private static string Text(JsonElement value, string what)
+    {
+        try
+        {
+            return value.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw NotText(what);
+        }
+    }
+
+    private static string Name(JsonProperty property)
+    {
+        try
+        {
+            return property.Name;
+        }
+        catch (InvalidOperationException)
+        {
+            throw NotText("headers");
+        }
+    }
+
+    private static ApiException NotText(string what) => ApiException.BadRequest(
+        $"the event's {what} is not valid text: it holds a lone UTF-16 surrogate (such as \\ud800 without its pair)", null, "invalid_encoding");
 }

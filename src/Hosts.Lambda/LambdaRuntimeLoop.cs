@@ -106,6 +106,11 @@ public sealed class LambdaRuntimeLoop(IRuntimeApi runtime, IEnvironment environm
                     break;
             }
         }
+        catch (ApiException ex)
+        {
+            // An event the host cannot read (a string that is no text): the caller's mistake, answered as the API answers its own.
+            response = ApiResponse.Json(ex.Status, InferenceApi.ErrorJson(ex));
+        }
         catch (Exception ex) when (ex is not RuntimeApiFatalException and not OperationCanceledException)
         {
             // Nothing was sent yet: the documented place for a failed invocation.

@@ -205,6 +205,41 @@ public sealed class LambdaHostTests
     }
 
     [Fact]
+    public async Task Event_strings_that_are_not_text_are_answered_400_not_reported_as_a_failed_invocation()
+    {
+        var fake = new FakeTextGenerator();
+        await using var lambda = await Harness.StartAsync(_ => fake);
+        const string chat = """{"messages":[{"role":"user","content":"hi"}],"max_tokens":2}""";
+        string[] functionUrlEvents =
+        [
+            FunctionUrlEvent("POST", "/v1/chat/completions", null).Replace("\"pathParameters\"", "\"body\": \"\\ud800\", \"pathParameters\""),
+            FunctionUrlEvent("POST", "/v1/chat\\ud800", chat),
+            FunctionUrlEvent("\\udc00", "/v1/chat/completions", chat),
+            FunctionUrlEvent("POST", "/v1/chat/completions", chat).Replace("\"header1\": \"value1\"", "\"header1\": \"\\ud800\""),
+            FunctionUrlEvent("POST", "/v1/chat/completions", chat).Replace("\"header1\"", "\"\\ud800\""),
+        ];
+        foreach (string invocation in functionUrlEvents)
+        {
+            FakeRuntimeApi.Posted posted = await lambda.Runtime.Invoke(invocation);
+            Assert.Equal("response", posted.Kind);
+            JsonElement response = JsonDocument.Parse(posted.Body).RootElement;
+            Assert.Equal(400, response.GetProperty("statusCode").GetInt32());
+            JsonElement error = JsonDocument.Parse(response.GetProperty("body").GetString()!).RootElement.GetProperty("error");
+            Assert.Contains("is not valid text", error.GetProperty("message").GetString());
+            Assert.Equal("invalid_encoding", error.GetProperty("code").GetString());
+        }
+
+        FakeRuntimeApi.Posted wrapped = await lambda.Runtime.Invoke("""{"body":"\ud800","isBase64Encoded":true}""");
+        Assert.Equal("response", wrapped.Kind);
+        Assert.Contains("is not valid text", JsonDocument.Parse(wrapped.Body).RootElement.GetProperty("error").GetProperty("message").GetString());
+
+        FakeRuntimeApi.Posted scheduled = await lambda.Runtime.Invoke("""{"source":"\ud800","detail-type":"Scheduled Event"}""");
+        Assert.Equal("response", scheduled.Kind);
+        Assert.Equal("prompt", JsonDocument.Parse(scheduled.Body).RootElement.GetProperty("error").GetProperty("param").GetString());
+        Assert.Equal(0, fake.Generations);
+    }
+
+    [Fact]
     public async Task Streaming_mode_posts_a_chunked_response_with_the_http_prelude_the_8_byte_separator_and_sse()
     {
         var fake = new FakeTextGenerator { TokenDelay = TimeSpan.FromMilliseconds(5) };
