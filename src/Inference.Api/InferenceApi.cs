@@ -72,8 +72,9 @@ public sealed partial class InferenceApi
             ("POST", "/v1/completions" or "/completions") => CompletionsAsync(request, cancellationToken),
             ("POST", "/completion" or "/") => LegacyAsync(request.Body, request.Deadline, cancellationToken),
             ("POST" or "GET", "/keep-warm") => Task.FromResult(KeepWarm()),
-            ("GET", "/v1/models" or "/models") => Task.FromResult(Models()),
-            ("GET", _) when path.StartsWith("/v1/models/", StringComparison.Ordinal) => Task.FromResult(Model(path["/v1/models/".Length..])),
+            // HEAD is GET without the content (RFC 9110), which the hosts leave out.
+            ("GET" or "HEAD", "/v1/models" or "/models") => Task.FromResult(Models()),
+            ("GET" or "HEAD", _) when path.StartsWith("/v1/models/", StringComparison.Ordinal) => Task.FromResult(Model(path["/v1/models/".Length..])),
             (_, "/v1/chat/completions" or "/chat/completions" or "/v1/completions" or "/completions" or "/completion" or "/v1/models" or "/models")
                 => throw MethodNotAllowed(method, path),
             _ => throw new ApiException(404, $"Unknown request URL: {method} {path}", "invalid_request_error", code: "unknown_url"),

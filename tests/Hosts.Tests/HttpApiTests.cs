@@ -157,6 +157,19 @@ public sealed class HttpApiTests
     }
 
     [Fact]
+    public async Task Head_on_the_model_routes_answers_as_get_does_without_a_body()
+    {
+        await using var server = await TestServer.StartAsync(new FakeTextGenerator());
+        foreach (var (path, status) in new[] { ("/v1/models", HttpStatusCode.OK), ("/v1/models/fake-model", HttpStatusCode.OK), ("/v1/models/other", HttpStatusCode.NotFound) })
+        {
+            using HttpResponseMessage head = await server.Client.SendAsync(new HttpRequestMessage(HttpMethod.Head, path), Ct);
+            Assert.Equal(status, head.StatusCode);
+            Assert.Equal("application/json", head.Content.Headers.ContentType?.MediaType);
+            Assert.Empty(await head.Content.ReadAsByteArrayAsync(Ct));
+        }
+    }
+
+    [Fact]
     public async Task Health_is_503_with_retry_after_while_loading_then_200_and_503_naming_a_load_failure()
     {
         var provider = new GeneratorProvider();
