@@ -154,8 +154,24 @@ internal sealed class ModelCommandOptions
     {
         string? text = parse.GetValue(prompt), path = parse.GetValue(file);
         if (text is not null && path is not null) throw new ArgumentException("give either --prompt or --file, not both");
-        if (path is not null) return File.ReadAllText(path, new System.Text.UTF8Encoding(false, true));
+        if (path is not null) return PromptFile(path);
         return text ?? throw new ArgumentException("--prompt (-p) or --file (-f) is required");
+    }
+
+    private static string PromptFile(string path)
+    {
+        if (Directory.Exists(path))
+            throw new ArgumentException($"'{path}' is a directory; -f takes a UTF-8 text file");
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"prompt file '{path}' not found", path);
+        try
+        {
+            return File.ReadAllText(path, new System.Text.UTF8Encoding(false, true));
+        }
+        catch (System.Text.DecoderFallbackException)
+        {
+            throw new ArgumentException($"prompt file '{path}' is not valid UTF-8");
+        }
     }
 
     public static Option<string?> PromptFileOption() => new("--file", "-f") { Description = "Read the prompt from this UTF-8 file (exactly, whitespace included)" };

@@ -80,6 +80,23 @@ public sealed class CliInputErrorTests : IDisposable
     }
 
     [Theory]
+    [InlineData("dir", "is a directory; -f takes a UTF-8 text file")]
+    [InlineData("missing", "not found")]
+    [InlineData("latin1", "is not valid UTF-8")]
+    public async Task A_prompt_file_that_cannot_be_read_as_text_is_named_in_one_line(string kind, string message)
+    {
+        string path = kind switch
+        {
+            "dir" => _dir,
+            "missing" => Path.Combine(_dir, "nope", "prompt.txt"),
+            _ => Path.Combine(_dir, "latin1.txt"),
+        };
+        if (kind == "latin1") File.WriteAllBytes(path, [(byte)'c', 0xE9, (byte)'t', (byte)'e']);
+        Assert.Equal(1, await Run(TokenizeCommand.Create(_out, _err), "-m", Model, "-f", path));
+        Assert.Equal($"error: {(kind == "dir" ? $"'{path}'" : $"prompt file '{path}'")} {message}", _err.ToString().Trim());
+    }
+
+    [Theory]
     [InlineData("-5", "--seed: seed must be -1 (random) or a non-negative integer; got -5")]
     [InlineData("abc", "--seed expects an integer; got 'abc'")]
     [InlineData("1.5", "--seed expects an integer; got '1.5'")]
