@@ -40,7 +40,13 @@ internal sealed class BpeMerges
     /// until no adjacent pair is a merge. Returns the new count. <paramref name="pairRanks"/> needs
     /// count − 1 entries, <paramref name="scratch"/> text.Length + 1 bytes.
     /// </summary>
-    public int Merge(ReadOnlySpan<byte> text, Span<int> starts, int count, Span<int> pairRanks, Span<byte> scratch)
+    public int Merge(ReadOnlySpan<byte> text, Span<int> starts, int count, Span<int> pairRanks, Span<byte> scratch) =>
+        count > RescanUpTo ? MergeThroughAHeap(text, starts, count, scratch) : MergeByRescanning(text, starts, count, pairRanks, scratch);
+
+    /// <summary>The longest piece merged by rescanning its pairs after each merge: quadratic, but faster than a heap for words.</summary>
+    internal const int RescanUpTo = 128;
+
+    internal int MergeByRescanning(ReadOnlySpan<byte> text, Span<int> starts, int count, Span<int> pairRanks, Span<byte> scratch)
     {
         int n = count;
         for (int i = 0; i + 1 < n; i++)
@@ -62,6 +68,57 @@ internal sealed class BpeMerges
             if (best + 1 < n) pairRanks[best] = RankOf(text, starts[best], starts[best + 1], starts[best + 2], scratch);
         }
         return n;
+    }
+
+    /// <summary>
+    /// The same merges for a long piece (a prompt can be one word of a megabyte, which rescanning
+    /// takes minutes over): the pairs wait in a heap ordered by (rank, position), as in llama.cpp,
+    /// over a linked list of symbols. An entry whose symbols have since merged with others is stale
+    /// and skipped: a symbol only ever grows to the right, so the pair is unchanged while its left
+    /// symbol is alive, still followed by the right one, and the right one still ends where it did.
+    /// </summary>
+    internal int MergeThroughAHeap(ReadOnlySpan<byte> text, Span<int> starts, int count, Span<byte> scratch)
+    {
+        int end = starts[count];
+        var start = new int[count];   // -1 once merged into its left neighbour
+        var next = new int[count];    // count after the last symbol
+        var prev = new int[count];    // -1 before the first
+        for (int i = 0; i < count; i++)
+        {
+            start[i] = starts[i];
+            next[i] = i + 1;
+            prev[i] = i - 1;
+        }
+        var pairs = new PriorityQueue<(int Left, int Right, int RightEnd), (int Rank, int Position)>(count);
+        for (int i = 0; i + 1 < count; i++)
+            QueuePair(pairs, text, start, next, end, i, scratch);
+        while (pairs.TryDequeue(out var pair, out _))
+        {
+            var (left, right, rightEnd) = pair;
+            if (start[left] < 0 || next[left] != right || EndOf(start, next, end, right) != rightEnd)
+                continue;
+            int after = next[right];
+            next[left] = after;
+            if (after < count) prev[after] = left;
+            start[right] = -1;
+            if (prev[left] >= 0) QueuePair(pairs, text, start, next, end, prev[left], scratch);
+            if (after < count) QueuePair(pairs, text, start, next, end, left, scratch);
+        }
+        int n = 0;
+        for (int i = 0; i < count; i = next[i])
+            starts[n++] = start[i];
+        starts[n] = end;
+        return n;
+    }
+
+    private static int EndOf(int[] start, int[] next, int end, int symbol) => next[symbol] < start.Length ? start[next[symbol]] : end;
+
+    private void QueuePair(PriorityQueue<(int, int, int), (int, int)> pairs, ReadOnlySpan<byte> text, int[] start, int[] next, int end, int left, Span<byte> scratch)
+    {
+        int right = next[left], rightEnd = EndOf(start, next, end, right);
+        int rank = RankOf(text, start[left], start[right], rightEnd, scratch);
+        if (rank != int.MaxValue)
+            pairs.Enqueue((left, right, rightEnd), (rank, start[left]));
     }
 
     /// <summary>The rank of the pair text[left .. middle) + text[middle .. end), or int.MaxValue when it is not a merge.</summary>

@@ -55,7 +55,7 @@ public class BpeMergesTests
     }
 
     /// <summary>The span-based loop on the byte-level text of <paramref name="characters"/>, its symbols as strings.</summary>
-    private static List<string> MergeSpans(BpeMerges merges, string characters)
+    private static List<string> MergeSpans(BpeMerges merges, string characters, bool? throughAHeap = null)
     {
         byte[] text = Encoding.UTF8.GetBytes(characters);
         var starts = new List<int>();
@@ -66,7 +66,14 @@ public class BpeMergesTests
         }
         starts.Add(text.Length);
         int[] startArray = [.. starts];
-        int count = merges.Merge(text, startArray, characters.Length, new int[characters.Length], new byte[text.Length + 1]);
+        int[] pairRanks = new int[characters.Length];
+        byte[] scratch = new byte[text.Length + 1];
+        int count = throughAHeap switch
+        {
+            true => merges.MergeThroughAHeap(text, startArray, characters.Length, scratch),
+            false => merges.MergeByRescanning(text, startArray, characters.Length, pairRanks, scratch),
+            null => merges.Merge(text, startArray, characters.Length, pairRanks, scratch),
+        };
         return [.. Enumerable.Range(0, count).Select(i => Encoding.UTF8.GetString(text.AsSpan(startArray[i]..startArray[i + 1])))];
     }
 
@@ -86,6 +93,37 @@ public class BpeMergesTests
             merged += characters.Length - expected.Count;
         }
         Assert.True(merged > 1000, $"only {merged} merges applied: the random table does not exercise them");
+    }
+
+    [Fact]
+    public void Long_pieces_merge_through_a_heap_as_strings_merge()
+    {
+        var (mergeList, texts) = RandomMerges(seed: 5);
+        var merges = BpeMerges.Build(mergeList);
+        var random = new Random(6);
+        for (int trial = 0; trial < 30; trial++)
+        {
+            // Known texts end to end, or one of them repeated (equal ranks side by side: the leftmost pair must win).
+            string repeated = texts[random.Next(texts.Count)];
+            var characters = new StringBuilder();
+            while (characters.Length <= BpeMerges.RescanUpTo + random.Next(400))
+                characters.Append(trial % 2 == 0 ? repeated : texts[random.Next(texts.Count)]);
+            string piece = characters.ToString();
+            Assert.Equal(MergeStrings([.. piece.Select(c => c.ToString())], mergeList), MergeSpans(merges, piece));
+        }
+    }
+
+    [Fact]
+    public void The_heap_and_the_rescanning_loop_merge_short_pieces_alike()
+    {
+        var (mergeList, texts) = RandomMerges(seed: 7);
+        var merges = BpeMerges.Build(mergeList);
+        var random = new Random(8);
+        for (int trial = 0; trial < 2000; trial++)
+        {
+            string characters = string.Concat(Enumerable.Range(0, random.Next(1, 8)).Select(_ => texts[random.Next(texts.Count)]));
+            Assert.Equal(MergeSpans(merges, characters, throughAHeap: false), MergeSpans(merges, characters, throughAHeap: true));
+        }
     }
 
     [Fact]

@@ -57,4 +57,23 @@ public class TokenizerTimingTests(ITestOutputHelper output)
         Assert.True(watch.ElapsedMilliseconds < 2000);
     }
 
+    [MachineDependent(TestCategories.NeedsTiming)]
+    [Theory]
+    [InlineData("a")]
+    [InlineData(" ")]
+    [InlineData("ab")]
+    [InlineData("!?")]
+    public void A_prompt_that_is_one_word_of_a_megabyte_is_encoded_in_seconds(string unit)
+    {
+        // One pre-tokenizer piece of a million bytes (a body within the servers' 1 MB limit): merging it by
+        // rescanning every pair after each merge took minutes.
+        string text = string.Concat(Enumerable.Repeat(unit, 1_000_000 / unit.Length));
+        var tokenizer = OracleTokenizer.Llama3;
+        var watch = Stopwatch.StartNew();
+        int[] ids = tokenizer.Encode(text);
+        watch.Stop();
+        output.WriteLine($"{unit.Length * (1_000_000 / unit.Length):N0} × '{unit}' → {ids.Length:N0} tokens in {watch.Elapsed.TotalMilliseconds:F0} ms");
+        Assert.Equal(text, tokenizer.Decode(ids[1..]));
+        Assert.True(watch.ElapsedMilliseconds < 10_000, $"took {watch.ElapsedMilliseconds} ms");
+    }
 }
