@@ -93,7 +93,10 @@ public sealed partial class InferenceApi
     internal static ReadOnlyMemory<byte> DecodeLegacyBody(ReadOnlyMemory<byte> body)
     {
         ReadOnlySpan<byte> trimmed = body.Span.Trim(" \t\r\n"u8);
-        if (trimmed.IsEmpty || trimmed[0] == (byte)'{' || trimmed[0] == (byte)'[')
+        // Base64 of a JSON object starts with 'e' ('{'), or with 'I', 'C' or 'D' (white space): a body that is a
+        // JSON scalar is JSON, for ParseBody to say it is not an object, not base64 to decode into garbage.
+        if (trimmed.IsEmpty || trimmed[0] is (byte)'{' or (byte)'[' or (byte)'-' or >= (byte)'0' and <= (byte)'9' ||
+            trimmed.SequenceEqual("null"u8) || trimmed.SequenceEqual("true"u8) || trimmed.SequenceEqual("false"u8))
             return body;
         string text = Encoding.UTF8.GetString(trimmed);
         if (text.StartsWith('"'))

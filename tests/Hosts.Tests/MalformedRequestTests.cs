@@ -162,6 +162,9 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "legacy keep_warm a string", "POST", "/", """{"keep_warm":"yes"}""", 400, "keep_warm" },
         { "legacy stream a string", "POST", Legacy, """{"prompt":"a","stream":"yes"}""", 400, "stream" },
         { "legacy quoted non-base64", "POST", Legacy, "\"%%%\"", 400, null },
+        { "legacy JSON null", "POST", Legacy, "null", 400, null },
+        { "legacy JSON true", "POST", "/", "true", 400, null },
+        { "legacy JSON number", "POST", Legacy, "1234", 400, null },
         { "legacy n_predict -2", "POST", Legacy, """{"prompt":"a","n_predict":-2}""", 400, "n_predict" },
         { "legacy prompt with invalid UTF-8", "POST", Legacy, """{"prompt":"<FF>"}""", 400, "prompt" },
         { "legacy parse_special a number", "POST", Legacy, """{"prompt":"a","parse_special":1}""", 400, "parse_special" },
@@ -201,6 +204,8 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "tool_choice with a lone surrogate", "'tool_choice' is not valid text" },
         { "tool_choice required", "tool_choice 'required' needs tools, which this model server does not support" },
         { "seed below -1", "seed must be -1 (random) or a non-negative integer; got -5" },
+        { "legacy JSON null", "the request body must be a JSON object, not null" },
+        { "legacy JSON number", "the request body must be a JSON object" },
     };
 
     [Theory]
