@@ -14,6 +14,8 @@ public sealed partial class InferenceApi
         ITextGenerator generator = ReadyGenerator();
         CheckModel(body.Model);
         CheckN(body.N);
+        if (body.Tools is { ValueKind: not (JsonValueKind.Array or JsonValueKind.Null) })
+            throw ApiException.BadRequest("'tools' must be an array", "tools", "invalid_type");
         if (body.Tools is { ValueKind: JsonValueKind.Array } tools && tools.GetArrayLength() > 0)
             throw ApiException.BadRequest("tools are not supported by this model server", "tools", "unsupported_parameter");
         CheckToolChoice(body.ToolChoice);

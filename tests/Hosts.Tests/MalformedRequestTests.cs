@@ -123,6 +123,8 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "n_predict -2 on chat", "POST", Chat, WithMessages(""","n_predict":-2"""), 400, "n_predict" },
         { "max_tokens -1 on chat", "POST", Chat, WithMessages(""","max_tokens":-1"""), 400, "max_tokens" },
         { "tools", "POST", Chat, WithMessages(""","tools":[{"type":"function","function":{"name":"f"}}]"""), 400, "tools" },
+        { "tools a string", "POST", Chat, WithMessages(""","tools":"f" """), 400, "tools" },
+        { "tools an object", "POST", Chat, WithMessages(""","tools":{"type":"function"}"""), 400, "tools" },
         { "response_format json_object", "POST", Chat, WithMessages(""","response_format":{"type":"json_object"}"""), 400, "response_format.type" },
         { "response_format a string", "POST", Chat, WithMessages(""","response_format":"json" """), 400, "response_format" },
         { "prompt longer than the context", "POST", Chat, $$"""{"messages":[{"role":"user","content":"{{LongText}}"}]}""", 400, "messages" },
@@ -206,6 +208,7 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "seed below -1", "seed must be -1 (random) or a non-negative integer; got -5" },
         { "legacy JSON null", "the request body must be a JSON object, not null" },
         { "legacy JSON number", "the request body must be a JSON object" },
+        { "tools a string", "'tools' must be an array" },
     };
 
     [Theory]
