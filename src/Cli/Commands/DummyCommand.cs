@@ -33,12 +33,7 @@ internal static class DummyCommand
             try
             {
                 var watch = Stopwatch.StartNew();
-                string path = parse.GetValue(output)!;
-                string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
-                if (Directory.Exists(path))
-                    throw new ArgumentException($"cannot write '{path}': it is a directory; give a file name such as {Path.Combine(path, "dummy.gguf")}");
-                if (folder is not null && !Directory.Exists(folder))
-                    throw new ArgumentException($"cannot write '{path}': the folder '{folder}' does not exist");
+                string path = ModelCommandOptions.OutputFile(parse.GetValue(output)!, "dummy.gguf");
                 DummyModel.Write(path, DummyShape.Parse(parse.GetValue(shape)!), parse.GetValue(seed), parse.GetValue(vocabFrom));
                 await stdout.WriteLineAsync($"wrote {path}: {new FileInfo(path).Length:N0} bytes in {watch.Elapsed.TotalSeconds:F1} s");
                 return 0;

@@ -30,6 +30,7 @@ internal static class LogitsCommand
             try
             {
                 int[] ids = ParseTokens(parse.GetValue(tokens)!);
+                string path = ModelCommandOptions.OutputFile(parse.GetValue(output)!, "logits.f32");
                 using var m = BitNetModel.Load(ModelCommandOptions.ResolveModelPath(parse.GetValue(model)), new ModelLoadOptions
                 {
                     Threads = ModelCommandOptions.CheckThreads(parse.GetValue(threads)),
@@ -39,7 +40,7 @@ internal static class LogitsCommand
                     throw new ArgumentException($"--tokens: token id {outside} is outside the vocabulary (0 to {m.Config.VocabSize - 1})");
                 int batch = parse.GetValue(promptLength) is > 0 and var p ? Math.Min(p, ids.Length) : ids.Length;
                 var state = m.CreateState(ids.Length); // a KV cache just large enough
-                await using var file = new FileStream(parse.GetValue(output)!, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
+                await using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
                 Write(m, state, ids, batch, file, cancellationToken);
                 await stderr.WriteLineAsync($"wrote {ids.Length} rows × {m.Config.VocabSize} logits to {file.Name}");
                 return 0;

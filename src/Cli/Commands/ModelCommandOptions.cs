@@ -158,6 +158,17 @@ internal sealed class ModelCommandOptions
         return text ?? throw new ArgumentException("--prompt (-p) or --file (-f) is required");
     }
 
+    /// <summary>A file to write, checked before any work: not a directory, in a folder that exists.</summary>
+    public static string OutputFile(string path, string exampleName)
+    {
+        if (Directory.Exists(path))
+            throw new ArgumentException($"cannot write '{path}': it is a directory; give a file name such as {Path.Combine(path, exampleName)}");
+        string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (folder is not null && !Directory.Exists(folder))
+            throw new ArgumentException($"cannot write '{path}': the folder '{folder}' does not exist");
+        return path;
+    }
+
     private static string PromptFile(string path)
     {
         if (Directory.Exists(path))

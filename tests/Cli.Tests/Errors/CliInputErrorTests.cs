@@ -123,6 +123,16 @@ public sealed class CliInputErrorTests : IDisposable
         Assert.Equal("error: cannot write '/nonexistent/dir/x.gguf': the folder '/nonexistent/dir' does not exist", _err.ToString().Trim());
     }
 
+    [Fact]
+    public async Task Logits_into_a_directory_or_a_missing_folder_says_so_before_loading_the_model()
+    {
+        Assert.Equal(1, await Run(LogitsCommand.Create(_err), "-m", Model, "--tokens", "128000", "-o", _dir, "-t", "1"));
+        Assert.Equal($"error: cannot write '{_dir}': it is a directory; give a file name such as {Path.Combine(_dir, "logits.f32")}", _err.ToString().Trim());
+        _err.GetStringBuilder().Clear();
+        Assert.Equal(1, await Run(LogitsCommand.Create(_err), "-m", Model, "--tokens", "128000", "-o", "/nonexistent/dir/x.f32", "-t", "1"));
+        Assert.Equal("error: cannot write '/nonexistent/dir/x.f32': the folder '/nonexistent/dir' does not exist", _err.ToString().Trim());
+    }
+
     [Theory]
     [InlineData("--min-p", "9")]
     [InlineData("--top-p", "7")]
