@@ -8,6 +8,12 @@ namespace BitNet.Inference.Api;
 // POST /v1/completions
 public sealed partial class InferenceApi
 {
+    private static void CheckPromptTokens(IReadOnlyList<int>? tokens, ITextGenerator generator)
+    {
+        if (tokens?.Where(t => t < 0 || t >= generator.Model.VocabSize).Cast<int?>().FirstOrDefault() is int bad)
+            throw ApiException.BadRequest($"prompt token ids must be from 0 to {generator.Model.VocabSize - 1} (the vocabulary); got {bad}", "prompt", "invalid_value");
+    }
+
     private async Task<ApiResponse> CompletionsAsync(ApiRequest request, CancellationToken cancellationToken)
     {
         CompletionRequest body = ParseBody(request.Body, ApiJsonContext.Wire.CompletionRequest);
@@ -23,8 +29,7 @@ public sealed partial class InferenceApi
         IReadOnlyList<int> prompt = input.Tokens ?? generator.Tokenize(input.Text!, addBos: true, parseSpecial: body.ParseSpecial == true);
         if (prompt.Count == 0)
             throw ApiException.BadRequest("'prompt' must not be empty", "prompt", "invalid_value");
-        if (input.Tokens?.Where(t => t < 0 || t >= generator.Model.VocabSize).Cast<int?>().FirstOrDefault() is int bad)
-            throw ApiException.BadRequest($"prompt token ids must be from 0 to {generator.Model.VocabSize - 1} (the vocabulary); got {bad}", "prompt", "invalid_value");
+        CheckPromptTokens(input.Tokens, generator);
         int context = generator.Model.ContextLength;
         (int? requested, string param) = body.MaxTokens is not null ? (body.MaxTokens, "max_tokens") : (NPredictLimit(body.NPredict), "n_predict");
         var generation = new GenerationRequest

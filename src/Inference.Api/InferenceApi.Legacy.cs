@@ -21,10 +21,11 @@ public sealed partial class InferenceApi
             if (request.KeepWarm == true)
                 return KeepWarm();
             ITextGenerator generator = ReadyGenerator();
-            if (string.IsNullOrEmpty(request.Prompt))
-                throw ApiException.BadRequest("'prompt' is required: a non-empty string", "prompt", "missing_required_parameter");
+            if (request.Prompt is not { } input || input.Text == "" || input.Tokens is { Count: 0 })
+                throw ApiException.BadRequest("'prompt' is required: a non-empty string or token ids", "prompt", "missing_required_parameter");
 
-            IReadOnlyList<int> prompt = generator.Tokenize(request.Prompt, addBos: true, parseSpecial: request.ParseSpecial == true);
+            CheckPromptTokens(input.Tokens, generator);
+            IReadOnlyList<int> prompt = input.Tokens ?? generator.Tokenize(input.Text!, addBos: true, parseSpecial: request.ParseSpecial == true);
             int context = generator.Model.ContextLength;
             var generation = new GenerationRequest
             {

@@ -129,6 +129,22 @@ public sealed class HttpApiTests
     }
 
     [Fact]
+    public async Task Legacy_prompt_may_be_token_ids_or_a_list_of_one_string_as_llama_cpp_takes_it()
+    {
+        var fake = new FakeTextGenerator();
+        await using var server = await TestServer.StartAsync(fake);
+        IReadOnlyList<int> tokens = fake.Tokenize("Once upon");
+        foreach (string prompt in new[] { JsonSerializer.Serialize(tokens), """["Once upon"]""" })
+        {
+            var response = await server.Client.PostAsync("/completion", Sse.Json($$"""{"prompt":{{prompt}},"n_predict":3}"""), Ct);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            JsonElement body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
+            Assert.Equal(FakeTextGenerator.Expected(tokens, 3), body.GetProperty("content").GetString());
+            Assert.Equal(tokens.Count, body.GetProperty("tokens_evaluated").GetInt32());
+        }
+    }
+
+    [Fact]
     public async Task Legacy_payload_streams_llama_cpp_style_pieces_then_the_full_answer()
     {
         var fake = new FakeTextGenerator();

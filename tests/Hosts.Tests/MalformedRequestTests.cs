@@ -156,6 +156,9 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "legacy base64 of text", "POST", Legacy, B64("hello there"), 400, null },
         { "legacy prompt missing", "POST", Legacy, """{"n_predict":5}""", 400, "prompt" },
         { "legacy prompt a number", "POST", Legacy, """{"prompt":5}""", 400, "prompt" },
+        { "legacy two prompts", "POST", Legacy, """{"prompt":["a","b"]}""", 400, "prompt" },
+        { "legacy empty token list", "POST", Legacy, """{"prompt":[]}""", 400, "prompt" },
+        { "legacy token id beyond vocabulary", "POST", Legacy, """{"prompt":[1,256]}""", 400, "prompt" },
         { "legacy n_predict a string", "POST", Legacy, """{"prompt":"a","n_predict":"5"}""", 400, "n_predict" },
         { "legacy n_predict 0", "POST", Legacy, """{"prompt":"a","n_predict":0}""", 400, "n_predict" },
         { "legacy n_predict beyond context", "POST", Legacy, """{"prompt":"a","n_predict":100000}""", 400, "n_predict" },
@@ -207,6 +210,7 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "tool_choice required", "tool_choice 'required' needs tools, which this model server does not support" },
         { "seed below -1", "seed must be -1 (random) or a non-negative integer; got -5" },
         { "legacy JSON null", "the request body must be a JSON object, not null" },
+        { "legacy token id beyond vocabulary", "prompt token ids must be from 0 to 255 (the vocabulary); got 256" },
         { "legacy JSON number", "the request body must be a JSON object" },
         { "tools a string", "'tools' must be an array" },
     };

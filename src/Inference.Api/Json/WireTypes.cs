@@ -108,7 +108,9 @@ public sealed record PromptInput(string? Text, IReadOnlyList<int>? Tokens);
 /// </summary>
 public sealed class LegacyCompletionRequest
 {
-    public string? Prompt { get; set; }
+    /// <summary>As on /v1/completions: a string, a list with one string, or token ids (llama.cpp's /completion takes them too).</summary>
+    [JsonConverter(typeof(PromptConverter))]
+    public PromptInput? Prompt { get; set; }
     public int? NPredict { get; set; }
     public float? Temperature { get; set; }
     public float? TopP { get; set; }
