@@ -7,7 +7,8 @@ namespace BitNet.Hosts.Lambda;
 /// <summary>What kind of event an invocation carries.</summary>
 public enum LambdaEventKind
 {
-    /// <summary>A function URL request (payload format 2.0: version, rawPath, requestContext.http.method).</summary>
+    /// <summary>An HTTP request: a function URL's or an HTTP API's (payload format 2.0: rawPath, requestContext.http.method),
+    /// or a REST API's (payload format 1.0: httpMethod, path), all answered with {"statusCode","headers","body"}.</summary>
     FunctionUrl,
     /// <summary>{"keep_warm": true}, or an EventBridge rule's {"source":"aws.events","detail-type":"Scheduled Event"}.</summary>
     KeepWarm,
@@ -28,7 +29,8 @@ public static class LambdaEvents
             if (root.ValueKind != JsonValueKind.Object)
                 return LambdaEventKind.Legacy;
             if (root.TryGetProperty("requestContext", out JsonElement context) && context.ValueKind == JsonValueKind.Object &&
-                context.TryGetProperty("http", out JsonElement http) && http.ValueKind == JsonValueKind.Object)
+                (context.TryGetProperty("http", out JsonElement http) && http.ValueKind == JsonValueKind.Object ||
+                 root.TryGetProperty("httpMethod", out JsonElement method) && method.ValueKind == JsonValueKind.String))
                 return LambdaEventKind.FunctionUrl;
             if (String(root, "source") == "aws.events" && String(root, "detail-type") == "Scheduled Event")
                 return LambdaEventKind.KeepWarm;
@@ -42,14 +44,24 @@ public static class LambdaEvents
         }
     }
 
-    /// <summary>A function URL event as a request: method, rawPath, headers, body (base64-decoded when isBase64Encoded).</summary>
+    /// <summary>An HTTP event as a request: method, path, headers, body (base64-decoded when isBase64Encoded).</summary>
     public static ApiRequest ToApiRequest(ReadOnlySpan<byte> json, DateTimeOffset? deadline)
     {
         using JsonDocument document = JsonDocument.Parse(json.ToArray());
         JsonElement root = document.RootElement;
-        JsonElement http = root.GetProperty("requestContext").GetProperty("http");
-        string method = String(http, "method") ?? "GET";
-        string path = String(root, "rawPath") ?? String(http, "path") ?? "/";
+        string? method, path;
+        if (root.GetProperty("requestContext").TryGetProperty("http", out JsonElement http) && http.ValueKind == JsonValueKind.Object)
+        {
+            method = String(http, "method");
+            path = String(root, "rawPath") ?? String(http, "path");
+        }
+        else
+        {
+            method = String(root, "httpMethod");
+            path = String(root, "path");
+        }
+        method ??= "GET";
+        path ??= "/";
 
         var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         if (root.TryGetProperty("headers", out JsonElement headerObject) && headerObject.ValueKind == JsonValueKind.Object)

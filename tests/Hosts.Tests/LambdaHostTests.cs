@@ -204,6 +204,52 @@ public sealed class LambdaHostTests
         Assert.Equal(200, JsonDocument.Parse(health.Body).RootElement.GetProperty("statusCode").GetInt32());
     }
 
+    /// <summary>A REST API proxy integration's request (payload format 1.0, as in the API Gateway docs), with our method, path and body.</summary>
+    private static string RestApiEvent(string method, string path, string body) => $$"""
+        {
+          "resource": "/{proxy+}",
+          "path": "{{path}}",
+          "httpMethod": "{{method}}",
+          "headers": { "content-type": "application/json", "Host": "abc.execute-api.us-east-1.amazonaws.com" },
+          "multiValueHeaders": { "content-type": ["application/json"] },
+          "queryStringParameters": null,
+          "multiValueQueryStringParameters": null,
+          "pathParameters": { "proxy": "{{path.TrimStart('/')}}" },
+          "stageVariables": null,
+          "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "1234567890",
+            "httpMethod": "{{method}}",
+            "path": "/prod{{path}}",
+            "protocol": "HTTP/1.1",
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "resourcePath": "/{proxy+}",
+            "stage": "prod"
+          },
+          "body": {{JsonSerializer.Serialize(body)}},
+          "isBase64Encoded": false
+        }
+        """;
+
+    [Fact]
+    public async Task A_rest_api_event_is_served_as_an_http_request_like_a_function_url_event()
+    {
+        var fake = new FakeTextGenerator();
+        await using var lambda = await Harness.StartAsync(_ => fake);
+        FakeRuntimeApi.Posted posted = await lambda.Runtime.Invoke(RestApiEvent("POST", "/v1/chat/completions",
+            """{"messages":[{"role":"user","content":"hi"}],"max_tokens":3}"""));
+
+        Assert.Equal("response", posted.Kind);
+        JsonElement response = JsonDocument.Parse(posted.Body).RootElement;
+        Assert.Equal(200, response.GetProperty("statusCode").GetInt32());
+        JsonElement body = JsonDocument.Parse(response.GetProperty("body").GetString()!).RootElement;
+        string expected = FakeTextGenerator.Expected(fake.Tokenize(fake.ApplyChatTemplate([new ChatMessage(ChatRole.User, "hi")])), 3);
+        Assert.Equal(expected, body.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString());
+
+        FakeRuntimeApi.Posted bad = await lambda.Runtime.Invoke(RestApiEvent("GET", "/v1/chat/completions", ""));
+        Assert.Equal(405, JsonDocument.Parse(bad.Body).RootElement.GetProperty("statusCode").GetInt32());
+    }
+
     [Fact]
     public async Task Event_strings_that_are_not_text_are_answered_400_not_reported_as_a_failed_invocation()
     {
