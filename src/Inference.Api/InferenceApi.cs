@@ -65,6 +65,9 @@ public sealed partial class InferenceApi
         Authorize(request);
         if (request.Body.Length > Options.MaxRequestBytes)
             throw new ApiException(413, $"the request body has {request.Body.Length} bytes; the limit is {Options.MaxRequestBytes}", "invalid_request_error", code: "request_too_large");
+        if (request.Body.Length > 0 && request.Header("content-encoding") is { } encoding && !encoding.Trim().Equals("identity", StringComparison.OrdinalIgnoreCase))
+            throw new ApiException(415, $"Content-Encoding '{encoding}' is not supported; send the body uncompressed",
+                "invalid_request_error", code: "unsupported_content_encoding");
 
         return (method, path) switch
         {

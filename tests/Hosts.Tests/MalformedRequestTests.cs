@@ -230,6 +230,24 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
     }
 
     [Fact]
+    public async Task A_compressed_body_is_refused_with_415_naming_its_encoding()
+    {
+        using var compressed = new MemoryStream();
+        using (var gzip = new System.IO.Compression.GZipStream(compressed, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true))
+            gzip.Write(Encoding.UTF8.GetBytes(WithMessages("")));
+        var content = new ByteArrayContent(compressed.ToArray()) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } };
+        content.Headers.ContentEncoding.Add("gzip");
+        int generationsBefore = fixture.Fake.Generations;
+        HttpResponseMessage response = await fixture.Server.Client.PostAsync(Chat, content, TestContext.Current.CancellationToken);
+        string text = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.Equal(415, (int)response.StatusCode);
+        JsonElement error = JsonDocument.Parse(text).RootElement.GetProperty("error");
+        Assert.Equal("Content-Encoding 'gzip' is not supported; send the body uncompressed", error.GetProperty("message").GetString());
+        Assert.Equal("unsupported_content_encoding", error.GetProperty("code").GetString());
+        Assert.Equal(generationsBefore, fixture.Fake.Generations);
+    }
+
+    [Fact]
     public void The_table_has_at_least_100_distinct_cases()
     {
         var rows = Cases.Select(row => (string)row.Data.Item1 + "|" + row.Data.Item3 + "|" + row.Data.Item4).ToList();
