@@ -14,6 +14,8 @@ public sealed class ApiException(int status, string message, string type, string
     public string? Code { get; } = code;
     /// <summary>When set, the response carries Retry-After (whole seconds).</summary>
     public TimeSpan? RetryAfter { get; init; }
+    /// <summary>For a 405: the methods the path takes, sent as the Allow header.</summary>
+    public string? Allow { get; init; }
 
     public static ApiException BadRequest(string message, string? param = null, string? code = null) =>
         new(400, message, "invalid_request_error", param, code);

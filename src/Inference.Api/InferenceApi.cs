@@ -58,9 +58,9 @@ public sealed partial class InferenceApi
         string method = request.Method.ToUpperInvariant();
 
         if (path is "/health" or "/v1/health")
-            return Task.FromResult(method is "GET" or "HEAD" ? Health() : throw MethodNotAllowed(method, path));
+            return Task.FromResult(method is "GET" or "HEAD" ? Health() : throw MethodNotAllowed(method, path, "GET, HEAD"));
         if (path is "/metrics")
-            return Task.FromResult(method is "GET" or "HEAD" ? Metrics() : throw MethodNotAllowed(method, path));
+            return Task.FromResult(method is "GET" or "HEAD" ? Metrics() : throw MethodNotAllowed(method, path, "GET, HEAD"));
 
         Authorize(request);
         if (request.Body.Length > Options.MaxRequestBytes)
@@ -68,6 +68,9 @@ public sealed partial class InferenceApi
         if (request.Body.Length > 0 && request.Header("content-encoding") is { } encoding && !encoding.Trim().Equals("identity", StringComparison.OrdinalIgnoreCase))
             throw new ApiException(415, $"Content-Encoding '{encoding}' is not supported; send the body uncompressed",
                 "invalid_request_error", code: "unsupported_content_encoding");
+        // RFC 8259 lets a parser ignore a byte order mark, and some clients (PowerShell, Windows editors) send one.
+        if (request.Body.Span.StartsWith("\uFEFF"u8))
+            request = request with { Body = request.Body[3..] };
 
         return (method, path) switch
         {
@@ -78,14 +81,16 @@ public sealed partial class InferenceApi
             // HEAD is GET without the content (RFC 9110), which the hosts leave out.
             ("GET" or "HEAD", "/v1/models" or "/models") => Task.FromResult(Models()),
             ("GET" or "HEAD", _) when path.StartsWith("/v1/models/", StringComparison.Ordinal) => Task.FromResult(Model(path["/v1/models/".Length..])),
-            (_, "/v1/chat/completions" or "/chat/completions" or "/v1/completions" or "/completions" or "/completion" or "/v1/models" or "/models")
-                => throw MethodNotAllowed(method, path),
+            (_, "/v1/chat/completions" or "/chat/completions" or "/v1/completions" or "/completions" or "/completion")
+                => throw MethodNotAllowed(method, path, "POST"),
+            (_, "/v1/models" or "/models") => throw MethodNotAllowed(method, path, "GET, HEAD"),
             _ => throw new ApiException(404, $"Unknown request URL: {method} {path}", "invalid_request_error", code: "unknown_url"),
         };
     }
 
-    private static ApiException MethodNotAllowed(string method, string path) =>
-        new(405, $"{method} is not allowed on {path}", "invalid_request_error", code: "method_not_allowed");
+    /// <summary>405 with the Allow header RFC 9110 asks of it.</summary>
+    private static ApiException MethodNotAllowed(string method, string path, string allowed) =>
+        new(405, $"{method} is not allowed on {path}", "invalid_request_error", code: "method_not_allowed") { Allow = allowed };
 
     private void Authorize(ApiRequest request)
     {
@@ -275,6 +280,8 @@ public sealed partial class InferenceApi
         var response = ApiResponse.Json(ex.Status, ErrorJson(ex));
         if (ex.RetryAfter is { } retry)
             response.Headers["retry-after"] = ((int)Math.Ceiling(retry.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (ex.Allow is { } allow)
+            response.Headers["allow"] = allow;
         return response;
     }
 

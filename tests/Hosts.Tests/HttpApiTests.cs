@@ -374,4 +374,37 @@ public sealed class HttpApiTests
             await Task.Delay(5, Ct);
         }
     }
+
+    [Theory]
+    [InlineData("PUT", "/v1/chat/completions", "POST")]
+    [InlineData("GET", "/v1/completions", "POST")]
+    [InlineData("GET", "/completion", "POST")]
+    [InlineData("DELETE", "/v1/models", "GET, HEAD")]
+    [InlineData("POST", "/health", "GET, HEAD")]
+    [InlineData("POST", "/metrics", "GET, HEAD")]
+    public async Task A_method_the_path_does_not_take_is_a_405_naming_the_methods_it_does(string method, string path, string allowed)
+    {
+        await using var server = await TestServer.StartAsync(new FakeTextGenerator());
+        var response = await server.Client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path), Ct);
+
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+        Assert.Equal(allowed, string.Join(", ", response.Content.Headers.Allow));
+        Assert.Equal("method_not_allowed", JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("error").GetProperty("code").GetString());
+    }
+
+    [Theory]
+    [InlineData("/v1/completions", """{"prompt":"hi","max_tokens":3}""")]
+    [InlineData("/completion", """{"prompt":"hi","n_predict":3}""")]
+    public async Task A_json_body_after_a_utf8_byte_order_mark_is_read_as_without_it(string path, string json)
+    {
+        var fake = new FakeTextGenerator();
+        await using var server = await TestServer.StartAsync(fake);
+        byte[] body = [0xEF, 0xBB, 0xBF, .. Encoding.UTF8.GetBytes(json)];
+        var content = new ByteArrayContent(body) { Headers = { ContentType = new("application/json") } };
+
+        var response = await server.Client.PostAsync(path, content, Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(fake.Tokenize("hi"), fake.LastRequest!.PromptTokens);
+    }
 }
