@@ -177,7 +177,10 @@ internal sealed class ModelCommandOptions
             throw new FileNotFoundException($"prompt file '{path}' not found", path);
         try
         {
-            return File.ReadAllText(path, new System.Text.UTF8Encoding(false, true));
+            // Bytes, not File.ReadAllText: that would take a UTF-16 or UTF-32 byte order mark as the file's encoding.
+            ReadOnlySpan<byte> bytes = File.ReadAllBytes(path);
+            if (bytes.StartsWith("\uFEFF"u8)) bytes = bytes[3..];
+            return new System.Text.UTF8Encoding(false, true).GetString(bytes);
         }
         catch (System.Text.DecoderFallbackException)
         {
@@ -185,7 +188,7 @@ internal sealed class ModelCommandOptions
         }
     }
 
-    public static Option<string?> PromptFileOption() => new("--file", "-f") { Description = "Read the prompt from this UTF-8 file (exactly, whitespace included)" };
+    public static Option<string?> PromptFileOption() => new("--file", "-f") { Description = "Read the prompt from this UTF-8 file (exactly, whitespace included; a byte order mark is skipped)" };
 
     public int ParseMaxTokens(ParseResult parse)
     {

@@ -48,6 +48,19 @@ public sealed class CliInputErrorTests : IDisposable
     }
 
     [Fact]
+    public async Task A_prompt_file_with_a_utf8_byte_order_mark_reads_as_its_text()
+    {
+        string plain = Path.Combine(_dir, "plain.txt"), marked = Path.Combine(_dir, "marked.txt");
+        File.WriteAllBytes(plain, "caf\u00e9 \n"u8.ToArray());
+        File.WriteAllBytes(marked, [0xEF, 0xBB, 0xBF, .. "caf\u00e9 \n"u8]);
+        Assert.Equal(0, await Run(TokenizeCommand.Create(_out, _err), "-m", Model, "-f", plain, "--no-bos"));
+        string expected = _out.ToString();
+        _out.GetStringBuilder().Clear();
+        Assert.Equal(0, await Run(TokenizeCommand.Create(_out, _err), "-m", Model, "-f", marked, "--no-bos"));
+        Assert.Equal(expected, _out.ToString());
+    }
+
+    [Fact]
     public async Task Inspect_bench_and_logits_fall_back_to_BITNET_MODEL()
     {
         var env = new Dictionary<string, string?> { ["BITNET_MODEL"] = Model };
@@ -83,15 +96,17 @@ public sealed class CliInputErrorTests : IDisposable
     [InlineData("dir", "is a directory; -f takes a UTF-8 text file")]
     [InlineData("missing", "not found")]
     [InlineData("latin1", "is not valid UTF-8")]
+    [InlineData("utf16", "is not valid UTF-8")]
     public async Task A_prompt_file_that_cannot_be_read_as_text_is_named_in_one_line(string kind, string message)
     {
         string path = kind switch
         {
             "dir" => _dir,
             "missing" => Path.Combine(_dir, "nope", "prompt.txt"),
-            _ => Path.Combine(_dir, "latin1.txt"),
+            _ => Path.Combine(_dir, kind + ".txt"),
         };
         if (kind == "latin1") File.WriteAllBytes(path, [(byte)'c', 0xE9, (byte)'t', (byte)'e']);
+        if (kind == "utf16") File.WriteAllBytes(path, [0xFF, 0xFE, (byte)'h', 0, (byte)'i', 0]);
         Assert.Equal(1, await Run(TokenizeCommand.Create(_out, _err), "-m", Model, "-f", path));
         Assert.Equal($"error: {(kind == "dir" ? $"'{path}'" : $"prompt file '{path}'")} {message}", _err.ToString().Trim());
     }
