@@ -8,10 +8,13 @@ namespace BitNet.Inference.Api;
 // POST /v1/completions
 public sealed partial class InferenceApi
 {
-    private static void CheckPromptTokens(IReadOnlyList<int>? tokens, ITextGenerator generator)
+    /// <summary>A completion prompt as token ids: given ids, checked against the vocabulary, or the text tokenized
+    /// with BOS (control-token texts only with parse_special). Serves /v1/completions and /completion.</summary>
+    private static IReadOnlyList<int> PromptTokens(PromptInput input, ITextGenerator generator, bool? parseSpecial)
     {
-        if (tokens?.Where(t => t < 0 || t >= generator.Model.VocabSize).Cast<int?>().FirstOrDefault() is int bad)
+        if (input.Tokens?.Where(t => t < 0 || t >= generator.Model.VocabSize).Cast<int?>().FirstOrDefault() is int bad)
             throw ApiException.BadRequest($"prompt token ids must be from 0 to {generator.Model.VocabSize - 1} (the vocabulary); got {bad}", "prompt", "invalid_value");
+        return input.Tokens ?? generator.Tokenize(input.Text!, addBos: true, parseSpecial: parseSpecial == true);
     }
 
     private async Task<ApiResponse> CompletionsAsync(ApiRequest request, CancellationToken cancellationToken)
@@ -26,10 +29,9 @@ public sealed partial class InferenceApi
             throw ApiException.BadRequest("suffix (insertion) is not supported by this model", "suffix", "unsupported_parameter");
 
         PromptInput input = body.Prompt ?? throw ApiException.BadRequest("'prompt' is required", "prompt", "missing_required_parameter");
-        IReadOnlyList<int> prompt = input.Tokens ?? generator.Tokenize(input.Text!, addBos: true, parseSpecial: body.ParseSpecial == true);
+        IReadOnlyList<int> prompt = PromptTokens(input, generator, body.ParseSpecial);
         if (prompt.Count == 0)
             throw ApiException.BadRequest("'prompt' must not be empty", "prompt", "invalid_value");
-        CheckPromptTokens(input.Tokens, generator);
         int context = generator.Model.ContextLength;
         (int? requested, string param) = body.MaxTokens is not null ? (body.MaxTokens, "max_tokens") : (NPredictLimit(body.NPredict), "n_predict");
         var generation = new GenerationRequest

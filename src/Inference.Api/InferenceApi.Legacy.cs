@@ -24,8 +24,7 @@ public sealed partial class InferenceApi
             if (request.Prompt is not { } input || input.Text == "" || input.Tokens is { Count: 0 })
                 throw ApiException.BadRequest("'prompt' is required: a non-empty string or token ids", "prompt", "missing_required_parameter");
 
-            CheckPromptTokens(input.Tokens, generator);
-            IReadOnlyList<int> prompt = input.Tokens ?? generator.Tokenize(input.Text!, addBos: true, parseSpecial: request.ParseSpecial == true);
+            IReadOnlyList<int> prompt = PromptTokens(input, generator, request.ParseSpecial);
             int context = generator.Model.ContextLength;
             var generation = new GenerationRequest
             {
