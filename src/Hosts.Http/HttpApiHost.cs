@@ -15,7 +15,7 @@ namespace BitNet.Hosts.Http;
 /// Kestrel in front of <see cref="InferenceApi"/>: the plain server and `bitnet serve` run this app, and
 /// the Azure Functions worker's HTTP function calls <see cref="ServeAsync"/> with the request its own
 /// Kestrel received. It only translates HTTP ↔ <see cref="ApiRequest"/>/<see cref="ApiResponse"/> and
-/// adds what belongs to an HTTP server: CORS, the request size limit, streaming writes with a flush per SSE frame, and a graceful shutdown (running streams finish, new
+/// adds what belongs to an HTTP server: CORS, the request size limits, streaming writes with a flush per SSE frame, and a graceful shutdown (running streams finish, new
 /// generations get 503, whatever still runs after the shutdown timeout is cancelled).
 /// A client's mistake in the HTTP exchange itself (a malformed chunked body, a body arriving too
 /// slowly, one too large, a connection dropped mid-body) gets the OpenAI error body when an answer
@@ -49,6 +49,11 @@ public static class HttpApiHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBytes;
+            // Kestrel answers a longer request line or more header bytes than its limits itself, with an empty body.
+            // Its limits sit above the API's (which answers 414 and 431 in the OpenAI error shape) and remain the hard
+            // ceiling on what one request's head may hold in memory.
+            kestrel.Limits.MaxRequestLineSize = 4 * InferenceApi.MaxTargetBytes;
+            kestrel.Limits.MaxRequestHeadersTotalSize = 4 * InferenceApi.MaxHeaderBytes;
             kestrel.AddServerHeader = false;
         });
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);
@@ -118,6 +123,7 @@ public static class HttpApiHost
         var request = new ApiRequest(context.Request.Method, context.Request.Path.Value ?? "/", body)
         {
             Headers = ApiRequest.HeaderMap(context.Request.Headers.Select(h => new KeyValuePair<string, string>(h.Key, h.Value.ToString()))),
+            Target = context.Features.Get<IHttpRequestFeature>()?.RawTarget,
         };
 
         ApiResponse response;

@@ -49,11 +49,12 @@ public static class LambdaEvents
     {
         using JsonDocument document = JsonDocument.Parse(json.ToArray());
         JsonElement root = document.RootElement;
-        string? method, path;
+        string? method, path, query = null;
         if (root.GetProperty("requestContext").TryGetProperty("http", out JsonElement http) && http.ValueKind == JsonValueKind.Object)
         {
             method = String(http, "method");
             path = String(root, "rawPath") ?? String(http, "path");
+            query = String(root, "rawQueryString");
         }
         else
         {
@@ -62,6 +63,7 @@ public static class LambdaEvents
         }
         method ??= "GET";
         path ??= "/";
+        string? target = string.IsNullOrEmpty(query) ? null : path + "?" + query;
 
         var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         if (root.TryGetProperty("headers", out JsonElement headerObject) && headerObject.ValueKind == JsonValueKind.Object)
@@ -72,7 +74,7 @@ public static class LambdaEvents
                     headers[Name(header)] = Text(header.Value, "headers");
             }
         }
-        return new ApiRequest(method, path, Body(root)) { Headers = headers, Deadline = deadline };
+        return new ApiRequest(method, path, Body(root)) { Headers = headers, Deadline = deadline, Target = target };
     }
 
     /// <summary>The payload of a direct invoke: the event itself, or its "body" field when it wraps one.</summary>

@@ -11,6 +11,10 @@ public sealed record ApiRequest(string Method, string Path, ReadOnlyMemory<byte>
     public IReadOnlyDictionary<string, string> Headers { get; init; } =
         new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>The request target as the client sent it (path and query, still percent-encoded), where the
+    /// transport has it; null stands for <see cref="Path"/>. Only its length is used: see <see cref="InferenceApi.MaxTargetBytes"/>.</summary>
+    public string? Target { get; init; }
+
     /// <summary>The transport's own deadline (Lambda invocation deadline minus a margin); the
     /// request timeout applies as well, whichever is earlier.</summary>
     public DateTimeOffset? Deadline { get; init; }

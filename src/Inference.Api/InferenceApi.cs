@@ -31,6 +31,10 @@ public sealed partial class InferenceApi
         _queue = new RequestQueue(options.QueueDepth);
     }
 
+    /// <summary>The longest request target (path and query as sent) and the most header bytes (names and values, in
+    /// all) a request may have: the usual limits of HTTP servers (Kestrel's defaults). Beyond them, 414 and 431.</summary>
+    public const int MaxTargetBytes = 8192, MaxHeaderBytes = 32768;
+
     public ApiOptions Options { get; }
     public GeneratorProvider Provider => _provider;
     public RequestQueue Queue => _queue;
@@ -54,6 +58,7 @@ public sealed partial class InferenceApi
 
     private Task<ApiResponse> RouteAsync(ApiRequest request, CancellationToken cancellationToken)
     {
+        CheckSizes(request);
         string path = request.Path.Length > 1 ? request.Path.TrimEnd('/') : request.Path;
         string method = request.Method.ToUpperInvariant();
 
@@ -86,6 +91,19 @@ public sealed partial class InferenceApi
             (_, "/v1/models" or "/models") => throw MethodNotAllowed(method, path, "GET, HEAD"),
             _ => throw new ApiException(404, $"Unknown request URL: {method} {path}", "invalid_request_error", code: "unknown_url"),
         };
+    }
+
+    /// <summary>414 for a URL, 431 for headers over the limits, whichever route they name.</summary>
+    private static void CheckSizes(ApiRequest request)
+    {
+        int target = Encoding.UTF8.GetByteCount(request.Target ?? request.Path);
+        if (target > MaxTargetBytes)
+            throw new ApiException(414, $"the request URL is {target} bytes long; the limit is {MaxTargetBytes}", "invalid_request_error", code: "url_too_long");
+        long headers = 0;
+        foreach (var (name, value) in request.Headers)
+            headers += Encoding.UTF8.GetByteCount(name) + Encoding.UTF8.GetByteCount(value);
+        if (headers > MaxHeaderBytes)
+            throw new ApiException(431, $"the request headers are {headers} bytes in all; the limit is {MaxHeaderBytes}", "invalid_request_error", code: "headers_too_large");
     }
 
     /// <summary>405 with the Allow header RFC 9110 asks of it.</summary>

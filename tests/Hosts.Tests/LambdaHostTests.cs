@@ -204,6 +204,21 @@ public sealed class LambdaHostTests
         Assert.Equal(200, JsonDocument.Parse(health.Body).RootElement.GetProperty("statusCode").GetInt32());
     }
 
+    [Fact]
+    public async Task A_function_url_event_with_a_url_over_8_KiB_gets_414_as_on_the_server()
+    {
+        await using var lambda = await Harness.StartAsync(_ => new FakeTextGenerator());
+        string longQuery = FunctionUrlEvent("GET", "/v1/models", null)
+            .Replace("parameter1=value1&parameter1=value2&parameter2=value", "pad=" + new string('x', 8192));
+        JsonElement response = JsonDocument.Parse((await lambda.Runtime.Invoke(longQuery)).Body).RootElement;
+        Assert.Equal(414, response.GetProperty("statusCode").GetInt32());
+        Assert.Equal("url_too_long", JsonDocument.Parse(response.GetProperty("body").GetString()!).RootElement
+            .GetProperty("error").GetProperty("code").GetString());
+
+        JsonElement served = JsonDocument.Parse((await lambda.Runtime.Invoke(FunctionUrlEvent("GET", "/v1/models", null))).Body).RootElement;
+        Assert.Equal(200, served.GetProperty("statusCode").GetInt32());
+    }
+
     /// <summary>A REST API proxy integration's request (payload format 1.0, as in the API Gateway docs), with our method, path and body.</summary>
     private static string RestApiEvent(string method, string path, string body) => $$"""
         {
