@@ -98,17 +98,18 @@ public sealed partial class InferenceApi
         if (trimmed.IsEmpty || trimmed[0] is (byte)'{' or (byte)'[' or (byte)'-' or >= (byte)'0' and <= (byte)'9' ||
             trimmed.SequenceEqual("null"u8) || trimmed.SequenceEqual("true"u8) || trimmed.SequenceEqual("false"u8))
             return body;
-        string text = Encoding.UTF8.GetString(trimmed);
-        if (text.StartsWith('"'))
+        string text;
+        try
         {
-            try
-            {
-                text = JsonSerializer.Deserialize(text, ApiJsonContext.Wire.String) ?? "";
-            }
-            catch (JsonException)
-            {
-                throw ApiException.BadRequest("the request body is not valid JSON", null, "invalid_json");
-            }
+            // From the bytes, so that invalid UTF-8 or an escaped lone surrogate ("\ud800") is refused as no text,
+            // as the same string is in any other body, not read as base64 of something.
+            text = trimmed[0] == (byte)'"'
+                ? JsonSerializer.Deserialize(trimmed, ApiJsonContext.Wire.String) ?? ""
+                : Encoding.UTF8.GetString(trimmed);
+        }
+        catch (JsonException ex)
+        {
+            throw JsonErrors.ToApiException(ex);
         }
         byte[] decoded = new byte[text.Length];
         if (!Convert.TryFromBase64String(text.Trim(), decoded, out int written))

@@ -173,6 +173,9 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "legacy n_predict -2", "POST", Legacy, """{"prompt":"a","n_predict":-2}""", 400, "n_predict" },
         { "legacy prompt with invalid UTF-8", "POST", Legacy, """{"prompt":"<FF>"}""", 400, "prompt" },
         { "legacy parse_special a number", "POST", Legacy, """{"prompt":"a","parse_special":1}""", 400, "parse_special" },
+        { "legacy quoted body with a lone surrogate", "POST", Legacy, "\"\\ud800\"", 400, null },
+        { "legacy quoted body with invalid UTF-8", "POST", "/", "\"eyJw<FF>\"", 400, null },
+        { "legacy prompt with a lone surrogate", "POST", Legacy, """{"prompt":"a\udc00"}""", 400, "prompt" },
         // Routes and sizes
         { "unknown route", "POST", "/v1/embeddings", """{"input":"x"}""", 404, null },
         { "unknown GET route", "GET", "/v2/models", "", 404, null },
@@ -213,6 +216,9 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "legacy token id beyond vocabulary", "prompt token ids must be from 0 to 255 (the vocabulary); got 256" },
         { "legacy JSON number", "the request body must be a JSON object" },
         { "tools a string", "'tools' must be an array" },
+        { "legacy quoted body with a lone surrogate", "the request body is not valid text: it holds invalid UTF-8 or a lone UTF-16 surrogate" },
+        { "legacy quoted body with invalid UTF-8", "the request body is not valid text" },
+        { "legacy prompt with a lone surrogate", "'prompt' is not valid text" },
     };
 
     [Theory]
