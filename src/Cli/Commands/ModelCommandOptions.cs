@@ -15,7 +15,7 @@ internal sealed class ModelCommandOptions
 {
     public readonly Option<string?> Model = ModelOption();
     public readonly Option<int> Threads = ThreadsOption();
-    public readonly Option<int> Context = NumberOption.Create("--ctx-size", "Context size in tokens (default: min(model's, 4096))", 0, "-c");
+    public readonly Option<int?> Context = ContextOption("min(model's, 4096)");
     public readonly Option<string?> Pre = new("--pre")
     {
         Description = "Pre-tokenizer: llama3 (Hugging Face-correct, default when the file names none) or default (bitnet.cpp parity for the published 2B4T file)",
@@ -64,6 +64,16 @@ internal sealed class ModelCommandOptions
     public static Option<int> ThreadsOption() =>
         NumberOption.Create("--threads", $"Compute threads, 1 to the processor count ({Environment.ProcessorCount}); default: the cores this process may use", 0, "-t");
 
+    /// <summary>-c for every command that takes it (generate, chat, serve); left out, the command's default.</summary>
+    public static Option<int?> ContextOption(string defaultText) => NumberOption.Optional<int>("--ctx-size",
+        $"Context window in tokens, {ApiOptions.MinContextLength} to {ApiOptions.MaxContextLength} (default: {defaultText})", "-c");
+
+    /// <summary>-c checked by one rule for every command: the server's range (that of BITNET_CONTEXT_LENGTH), before the model loads.</summary>
+    public static int? CheckContext(int? context) =>
+        context is null or (>= ApiOptions.MinContextLength and <= ApiOptions.MaxContextLength)
+            ? context
+            : throw new ArgumentException($"--ctx-size must be from {ApiOptions.MinContextLength} to {ApiOptions.MaxContextLength}; got {context}");
+
     /// <summary>-m, or the default model (throws FileNotFoundException saying how to get one).</summary>
     public string ResolveModelPath(ParseResult parse) => ResolveModelPath(parse.GetValue(Model));
 
@@ -85,13 +95,12 @@ internal sealed class ModelCommandOptions
     public BitNetEngine LoadEngine(ParseResult parse)
     {
         int threads = CheckThreads(parse.GetValue(Threads));
-        int context = parse.GetValue(Context);
-        if (context < 0) throw new ArgumentException($"--ctx-size must be 0 (the default) or more; got {context}");
+        int? context = CheckContext(parse.GetValue(Context));
         return BitNetEngine.Load(new EngineOptions
         {
             ModelPath = ResolveModelPath(parse),
             Threads = threads > 0 ? threads : CpuBudget.DefaultThreads(),
-            ContextLength = context,
+            ContextLength = context ?? 0, // 0: the engine's default
             PreTokenizer = parse.GetValue(Pre),
             ChatTemplate = parse.GetValue(ChatTemplate),
             LmHead = LmHeadModes.Parse(parse.GetValue(LmHead) ?? "f16"),

@@ -17,7 +17,7 @@ internal static class ServeCommand
         var host = new Option<string?>("--host") { Description = "Address to bind: an IP address of this machine, localhost, or a name resolving to one (default BITNET_HOST or 127.0.0.1; 0.0.0.0 for all interfaces)" };
         var port = NumberOption.Optional<int>("--port", "Port to bind, 1 to 65535 or 0 for any free port (default BITNET_PORT or 8080)");
         var threads = NumberOption.Optional<int>("--threads", $"Engine threads, 1 to {Environment.ProcessorCount} (default BITNET_THREADS or all cores)", "-t");
-        var context = NumberOption.Optional<int>("--ctx-size", $"Context window in tokens, {ApiOptions.MinContextLength} to {ApiOptions.MaxContextLength} (default BITNET_CONTEXT_LENGTH or 4096)", "-c");
+        var context = ModelCommandOptions.ContextOption("BITNET_CONTEXT_LENGTH or 4096");
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' (default BITNET_API_KEY)" };
         var strictModel = new Option<bool>("--strict-model")
         {
@@ -68,8 +68,7 @@ internal static class ServeCommand
                 // Unlike generate and chat, serve has no 0 for "the default": leaving the flag out is.
                 if (parseResult.GetValue(threads) is { } t && (t < 1 || t > Environment.ProcessorCount))
                     throw new ArgumentException($"--threads must be from 1 to {Environment.ProcessorCount} (the processors of this machine); got {t}");
-                if (parseResult.GetValue(context) is { } c && (c < ApiOptions.MinContextLength || c > ApiOptions.MaxContextLength))
-                    throw new ArgumentException($"--ctx-size must be from {ApiOptions.MinContextLength} to {ApiOptions.MaxContextLength}; got {c}");
+                ModelCommandOptions.CheckContext(parseResult.GetValue(context));
                 // Fail fast on a missing file instead of serving 503s forever (no -m: the default model is downloaded if needed).
                 if (options.ModelPath is { } path)
                     ModelCommandOptions.ResolveModelPath(path);

@@ -80,9 +80,29 @@ public sealed class CliInputErrorTests : IDisposable
     [Fact]
     public async Task A_context_too_small_puts_the_error_on_its_own_line()
     {
-        Assert.Equal(1, await Run(GenerateCommand.Create(_out, _err), "-m", Model, "-p", "hi", "-c", "1", "-n", "1", "-t", "1"));
-        Assert.Equal("hi" + Environment.NewLine, _out.ToString());
+        const string prompt = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen";
+        Assert.Equal(1, await Run(GenerateCommand.Create(_out, _err), "-m", Model, "-p", prompt, "-c", "16", "-n", "1", "-t", "1"));
+        Assert.Equal(prompt + Environment.NewLine, _out.ToString());
         Assert.StartsWith("error: ", _err.ToString());
+    }
+
+    /// <summary>Every command that takes -c checks it by one rule, serve's: 16 to 1048576 when given.</summary>
+    [Theory]
+    [InlineData("generate", "5")]
+    [InlineData("chat", "5")]
+    [InlineData("serve", "5")]
+    [InlineData("generate", "0")]
+    [InlineData("chat", "-1")]
+    [InlineData("generate", "1048577")]
+    public async Task A_context_size_out_of_range_is_one_line_and_a_nonzero_exit_for_every_command(string command, string size)
+    {
+        string[] args = command == "generate" ? ["-p", "hi", "-n", "1"] : [];
+        var (exit, stdout, stderr) = await CliProcess.RunAsync(null, [command, "-m", Model, "-t", "1", "-c", size, .. args]);
+        Assert.NotEqual(0, exit);
+        Assert.Equal($"error: --ctx-size must be from 16 to 1048576; got {size}", stderr.Trim());
+        AssertNoDotNetNoise(stderr);
+        Assert.DoesNotContain("listening", stdout);
+        Assert.DoesNotContain("chat with", stderr);
     }
 
     [Fact]
