@@ -7,16 +7,19 @@ namespace BitNet.Hosts.Lambda;
 /// <summary>What kind of event an invocation carries.</summary>
 public enum LambdaEventKind
 {
-    /// <summary>An HTTP request: a function URL's or an HTTP API's (payload format 2.0: rawPath, requestContext.http.method),
-    /// or a REST API's (payload format 1.0: httpMethod, path), all answered with {"statusCode","headers","body"}.</summary>
+    /// <summary>An HTTP request of a function URL or an HTTP API (payload format 2.0: rawPath, requestContext.http.method),
+    /// answered with {"statusCode","headers","body"}, or streamed when BITNET_LAMBDA_STREAMING is set.</summary>
     FunctionUrl,
+    /// <summary>An HTTP request of an API Gateway REST API (payload format 1.0: httpMethod, path), always answered
+    /// with one {"statusCode","headers","body"}: its proxy integration cannot read a streamed response.</summary>
+    RestApi,
     /// <summary>{"keep_warm": true}, or an EventBridge rule's {"source":"aws.events","detail-type":"Scheduled Event"}.</summary>
     KeepWarm,
     /// <summary>A direct invoke with the legacy /completion payload (JSON, base64 JSON, or {"body": ...}).</summary>
     Legacy,
 }
 
-/// <summary>Classifies events and turns a function URL event into an <see cref="ApiRequest"/>.
+/// <summary>Classifies events and turns an HTTP event (function URL, HTTP API or REST API) into an <see cref="ApiRequest"/>.
 /// JsonDocument only (no reflection): AOT-safe.</summary>
 public static class LambdaEvents
 {
@@ -28,10 +31,13 @@ public static class LambdaEvents
             JsonElement root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
                 return LambdaEventKind.Legacy;
-            if (root.TryGetProperty("requestContext", out JsonElement context) && context.ValueKind == JsonValueKind.Object &&
-                (context.TryGetProperty("http", out JsonElement http) && http.ValueKind == JsonValueKind.Object ||
-                 root.TryGetProperty("httpMethod", out JsonElement method) && method.ValueKind == JsonValueKind.String))
-                return LambdaEventKind.FunctionUrl;
+            if (root.TryGetProperty("requestContext", out JsonElement context) && context.ValueKind == JsonValueKind.Object)
+            {
+                if (context.TryGetProperty("http", out JsonElement http) && http.ValueKind == JsonValueKind.Object)
+                    return LambdaEventKind.FunctionUrl;
+                if (root.TryGetProperty("httpMethod", out JsonElement method) && method.ValueKind == JsonValueKind.String)
+                    return LambdaEventKind.RestApi;
+            }
             if (String(root, "source") == "aws.events" && String(root, "detail-type") == "Scheduled Event")
                 return LambdaEventKind.KeepWarm;
             if (root.TryGetProperty("keep_warm", out JsonElement keepWarm) && keepWarm.ValueKind == JsonValueKind.True)

@@ -8,9 +8,10 @@ namespace BitNet.Hosts.Lambda;
 
 /// <summary>
 /// The custom runtime: init (settings, model load, reported on /init/error when it fails), then
-/// next → handle → respond, forever. Function URL requests go through <see cref="InferenceApi"/>
-/// and come back buffered (function URL response JSON) or streamed (HTTP-integration prelude,
-/// 8 NUL bytes, the body) per BITNET_LAMBDA_STREAMING; keep-warm pings and the legacy
+/// next → handle → respond, forever. HTTP events go through <see cref="InferenceApi"/>: function URL
+/// requests come back buffered (function URL response JSON) or streamed (HTTP-integration prelude,
+/// 8 NUL bytes, the body) per BITNET_LAMBDA_STREAMING, REST API requests (payload format 1.0)
+/// always buffered; keep-warm pings and the legacy
 /// payload are answered as plain JSON. A server fault before the first byte is posted to /error,
 /// after it as the streaming trailers.
 /// </summary>
@@ -89,16 +90,15 @@ public sealed class LambdaRuntimeLoop(IRuntimeApi runtime, IEnvironment environm
         DateTimeOffset? deadline = invocation.Deadline - api.Options.LambdaDeadlineMargin;
 
         ApiResponse response;
-        bool functionUrl = false;
+        LambdaEventKind kind = LambdaEvents.Classify(invocation.Event);
         try
         {
-            switch (LambdaEvents.Classify(invocation.Event))
+            switch (kind)
             {
                 case LambdaEventKind.KeepWarm:
                     response = api.KeepWarm();
                     break;
-                case LambdaEventKind.FunctionUrl:
-                    functionUrl = true;
+                case LambdaEventKind.FunctionUrl or LambdaEventKind.RestApi:
                     response = await api.HandleAsync(LambdaEvents.ToApiRequest(invocation.Event, deadline), cancellationToken);
                     break;
                 default:
@@ -121,9 +121,10 @@ public sealed class LambdaRuntimeLoop(IRuntimeApi runtime, IEnvironment environm
 
         await using (response)
         {
-            if (!functionUrl)
+            if (kind is not (LambdaEventKind.FunctionUrl or LambdaEventKind.RestApi))
                 await runtime.SendResponseAsync(invocation, await response.ReadAllAsync(cancellationToken), "application/json", cancellationToken);
-            else if (api.Options.LambdaStreaming)
+            // Only a function URL in RESPONSE_STREAM mode reads the prelude; a REST API takes one proxy response.
+            else if (kind == LambdaEventKind.FunctionUrl && api.Options.LambdaStreaming)
                 await runtime.SendStreamingResponseAsync(invocation, HttpIntegrationContentType, (body, ct) => WriteStreamAsync(response, body, ct), cancellationToken);
             else
                 await SendBufferedAsync(invocation, response, cancellationToken);
@@ -168,7 +169,8 @@ public sealed class LambdaRuntimeLoop(IRuntimeApi runtime, IEnvironment environm
         }
     }
 
-    /// <summary>BUFFERED: the function URL response object {"statusCode","headers","body","isBase64Encoded"}.</summary>
+    /// <summary>BUFFERED: the function URL response object {"statusCode","headers","body","isBase64Encoded"}, which is also
+    /// the REST API proxy integration's response format.</summary>
     private async Task SendBufferedAsync(Invocation invocation, ApiResponse response, CancellationToken cancellationToken)
     {
         byte[] content = await response.ReadAllAsync(cancellationToken);

@@ -266,6 +266,45 @@ public sealed class LambdaHostTests
     }
 
     [Fact]
+    public async Task A_rest_api_event_is_answered_buffered_even_when_streaming_is_enabled()
+    {
+        // A REST API's proxy integration reads one JSON response; the streaming prelude would be a 502 there.
+        var fake = new FakeTextGenerator();
+        await using var lambda = await Harness.StartAsync(_ => fake, new() { [EnvVars.LambdaStreaming] = "true" });
+        foreach (bool stream in new[] { false, true })
+        {
+            FakeRuntimeApi.Posted posted = await lambda.Runtime.Invoke(RestApiEvent("POST", "/v1/chat/completions",
+                $$"""{"messages":[{"role":"user","content":"hi"}],"max_tokens":3,"stream":{{(stream ? "true" : "false")}}}"""));
+
+            Assert.Equal("response", posted.Kind);
+            Assert.Null(posted.ResponseMode);
+            Assert.Equal("application/json", posted.ContentType);
+            JsonElement response = JsonDocument.Parse(posted.Body).RootElement;
+            Assert.Equal(200, response.GetProperty("statusCode").GetInt32());
+            Assert.False(response.GetProperty("isBase64Encoded").GetBoolean());
+            string body = response.GetProperty("body").GetString()!;
+            string expected = FakeTextGenerator.Expected(fake.Tokenize(fake.ApplyChatTemplate([new ChatMessage(ChatRole.User, "hi")])), 3);
+            if (stream)
+            {
+                Assert.Equal("text/event-stream", response.GetProperty("headers").GetProperty("content-type").GetString());
+                var (frames, done) = Sse.Parse(body);
+                Assert.True(done);
+                Assert.Equal(expected, Sse.ChatText(frames));
+            }
+            else
+            {
+                Assert.Equal(expected, JsonDocument.Parse(body).RootElement.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString());
+            }
+        }
+
+        // A function URL event on the same runtime still streams.
+        FakeRuntimeApi.Posted url = await lambda.Runtime.Invoke(FunctionUrlEvent("POST", "/v1/chat/completions",
+            """{"messages":[{"role":"user","content":"hi"}],"max_tokens":3}"""));
+        Assert.Equal("streaming", url.ResponseMode);
+        Assert.Equal(200, SplitPrelude(url.Body).Prelude.GetProperty("statusCode").GetInt32());
+    }
+
+    [Fact]
     public async Task Event_strings_that_are_not_text_are_answered_400_not_reported_as_a_failed_invocation()
     {
         var fake = new FakeTextGenerator();
