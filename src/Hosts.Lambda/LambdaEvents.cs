@@ -7,19 +7,21 @@ namespace BitNet.Hosts.Lambda;
 /// <summary>What kind of event an invocation carries.</summary>
 public enum LambdaEventKind
 {
-    /// <summary>An HTTP request of a function URL or an HTTP API (payload format 2.0: rawPath, requestContext.http.method),
-    /// answered with {"statusCode","headers","body"}, or streamed when BITNET_LAMBDA_STREAMING is set.</summary>
+    /// <summary>An HTTP request of a function URL (payload format 2.0: rawPath, requestContext.http.method, a
+    /// requestContext.domainName on lambda-url), answered with {"statusCode","headers","body"}, or streamed when
+    /// BITNET_LAMBDA_STREAMING is set.</summary>
     FunctionUrl,
-    /// <summary>An HTTP request of an API Gateway REST API (payload format 1.0: httpMethod, path), always answered
-    /// with one {"statusCode","headers","body"}: its proxy integration cannot read a streamed response.</summary>
-    RestApi,
+    /// <summary>An HTTP request through API Gateway: a REST API's (payload format 1.0: httpMethod, path) or an HTTP
+    /// API's (format 2.0 with an execute-api or custom domainName). Always answered with one
+    /// {"statusCode","headers","body"}: their Lambda proxy integrations cannot read a streamed response.</summary>
+    ApiGateway,
     /// <summary>{"keep_warm": true}, or an EventBridge rule's {"source":"aws.events","detail-type":"Scheduled Event"}.</summary>
     KeepWarm,
     /// <summary>A direct invoke with the legacy /completion payload (JSON, base64 JSON, or {"body": ...}).</summary>
     Legacy,
 }
 
-/// <summary>Classifies events and turns an HTTP event (function URL, HTTP API or REST API) into an <see cref="ApiRequest"/>.
+/// <summary>Classifies events and turns an HTTP event (function URL or API Gateway) into an <see cref="ApiRequest"/>.
 /// JsonDocument only (no reflection): AOT-safe.</summary>
 public static class LambdaEvents
 {
@@ -34,9 +36,12 @@ public static class LambdaEvents
             if (root.TryGetProperty("requestContext", out JsonElement context) && context.ValueKind == JsonValueKind.Object)
             {
                 if (context.TryGetProperty("http", out JsonElement http) && http.ValueKind == JsonValueKind.Object)
-                    return LambdaEventKind.FunctionUrl;
+                    // Both carry format 2.0; a function URL's domain is <url-id>.lambda-url.<region>.on.aws.
+                    return String(context, "domainName") is { } domain && !domain.Contains(".lambda-url.", StringComparison.OrdinalIgnoreCase)
+                        ? LambdaEventKind.ApiGateway
+                        : LambdaEventKind.FunctionUrl;
                 if (root.TryGetProperty("httpMethod", out JsonElement method) && method.ValueKind == JsonValueKind.String)
-                    return LambdaEventKind.RestApi;
+                    return LambdaEventKind.ApiGateway;
             }
             if (String(root, "source") == "aws.events" && String(root, "detail-type") == "Scheduled Event")
                 return LambdaEventKind.KeepWarm;

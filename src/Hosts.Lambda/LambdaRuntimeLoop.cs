@@ -10,7 +10,7 @@ namespace BitNet.Hosts.Lambda;
 /// The custom runtime: init (settings, model load, reported on /init/error when it fails), then
 /// next → handle → respond, forever. HTTP events go through <see cref="InferenceApi"/>: function URL
 /// requests come back buffered (function URL response JSON) or streamed (HTTP-integration prelude,
-/// 8 NUL bytes, the body) per BITNET_LAMBDA_STREAMING, REST API requests (payload format 1.0)
+/// 8 NUL bytes, the body) per BITNET_LAMBDA_STREAMING, API Gateway requests (REST and HTTP APIs)
 /// always buffered; keep-warm pings and the legacy
 /// payload are answered as plain JSON. A server fault before the first byte is posted to /error,
 /// after it as the streaming trailers.
@@ -98,7 +98,7 @@ public sealed class LambdaRuntimeLoop(IRuntimeApi runtime, IEnvironment environm
                 case LambdaEventKind.KeepWarm:
                     response = api.KeepWarm();
                     break;
-                case LambdaEventKind.FunctionUrl or LambdaEventKind.RestApi:
+                case LambdaEventKind.FunctionUrl or LambdaEventKind.ApiGateway:
                     response = await api.HandleAsync(LambdaEvents.ToApiRequest(invocation.Event, deadline), cancellationToken);
                     break;
                 default:
@@ -121,9 +121,9 @@ public sealed class LambdaRuntimeLoop(IRuntimeApi runtime, IEnvironment environm
 
         await using (response)
         {
-            if (kind is not (LambdaEventKind.FunctionUrl or LambdaEventKind.RestApi))
+            if (kind is not (LambdaEventKind.FunctionUrl or LambdaEventKind.ApiGateway))
                 await runtime.SendResponseAsync(invocation, await response.ReadAllAsync(cancellationToken), "application/json", cancellationToken);
-            // Only a function URL in RESPONSE_STREAM mode reads the prelude; a REST API takes one proxy response.
+            // Only a function URL in RESPONSE_STREAM mode reads the prelude; API Gateway takes one proxy response.
             else if (kind == LambdaEventKind.FunctionUrl && api.Options.LambdaStreaming)
                 await runtime.SendStreamingResponseAsync(invocation, HttpIntegrationContentType, (body, ct) => WriteStreamAsync(response, body, ct), cancellationToken);
             else

@@ -220,6 +220,10 @@ public sealed class LambdaHostTests
     }
 
     /// <summary>A REST API proxy integration's request (payload format 1.0, as in the API Gateway docs), with our method, path and body.</summary>
+    /// <summary>An API Gateway HTTP API event (payload format 2.0): a function URL's shape on an execute-api domain.</summary>
+    private static string HttpApiEvent(string method, string path, string body) =>
+        FunctionUrlEvent(method, path, body).Replace("<url-id>.lambda-url.us-west-2.on.aws", "r3pmxmplak.execute-api.us-east-2.amazonaws.com");
+
     private static string RestApiEvent(string method, string path, string body) => $$"""
         {
           "resource": "/{proxy+}",
@@ -266,15 +270,18 @@ public sealed class LambdaHostTests
     }
 
     [Fact]
-    public async Task A_rest_api_event_is_answered_buffered_even_when_streaming_is_enabled()
+    public async Task API_Gateway_events_are_answered_buffered_even_when_streaming_is_enabled()
     {
-        // A REST API's proxy integration reads one JSON response; the streaming prelude would be a 502 there.
+        // API Gateway's proxy integrations (REST and HTTP APIs) read one JSON response; the streaming prelude
+        // would be a 502 there.
         var fake = new FakeTextGenerator();
         await using var lambda = await Harness.StartAsync(_ => fake, new() { [EnvVars.LambdaStreaming] = "true" });
-        foreach (bool stream in new[] { false, true })
+        foreach ((bool stream, bool restApi) in new[] { (false, true), (true, true), (false, false), (true, false) })
         {
-            FakeRuntimeApi.Posted posted = await lambda.Runtime.Invoke(RestApiEvent("POST", "/v1/chat/completions",
-                $$"""{"messages":[{"role":"user","content":"hi"}],"max_tokens":3,"stream":{{(stream ? "true" : "false")}}}"""));
+            string chat = $$"""{"messages":[{"role":"user","content":"hi"}],"max_tokens":3,"stream":{{(stream ? "true" : "false")}}}""";
+            FakeRuntimeApi.Posted posted = await lambda.Runtime.Invoke(restApi
+                ? RestApiEvent("POST", "/v1/chat/completions", chat)
+                : HttpApiEvent("POST", "/v1/chat/completions", chat));
 
             Assert.Equal("response", posted.Kind);
             Assert.Null(posted.ResponseMode);
