@@ -146,12 +146,29 @@ public sealed partial class InferenceApi
                 "system" or "developer" => ChatRole.System,
                 "user" => ChatRole.User,
                 "assistant" => ChatRole.Assistant,
+                "tool" or "function" => ChatRole.Tool, // "function": the deprecated form of "tool"
                 null => throw ApiException.BadRequest($"messages[{i}].role is required", $"messages[{i}].role", "missing_required_parameter"),
                 _ => throw ApiException.BadRequest(
-                    $"messages[{i}].role '{message.Role}' is not supported; use system, developer, user or assistant", $"messages[{i}].role", "invalid_value"),
+                    $"messages[{i}].role '{message.Role}' is not supported; use system, developer, user, assistant or tool", $"messages[{i}].role", "invalid_value"),
             };
+            if (message.ToolCalls is { ValueKind: not (JsonValueKind.Array or JsonValueKind.Null) })
+                throw ApiException.BadRequest($"messages[{i}].tool_calls must be an array", $"messages[{i}].tool_calls", "invalid_type");
+            if (message.Role == "tool" && message.ToolCallId is null)
+                throw ApiException.BadRequest($"messages[{i}].tool_call_id is required: the id of the tool call this message answers",
+                    $"messages[{i}].tool_call_id", "missing_required_parameter");
+            // OpenAI: an assistant message that calls tools may have no content. The calls are not rendered
+            // (this server offers no tools, so the template has no format for them); the content, if any, is.
+            bool calls = message.ToolCalls is { ValueKind: JsonValueKind.Array } list && list.GetArrayLength() > 0
+                         || message.FunctionCall is { ValueKind: JsonValueKind.Object };
+            if (message.Content is null && role == ChatRole.Assistant && calls)
+            {
+                messages.Add(new ChatMessage(role, ""));
+                continue;
+            }
             if (message.Content is null)
-                throw ApiException.BadRequest($"messages[{i}].content is required (a string or text parts)", $"messages[{i}].content", "missing_required_parameter");
+                throw ApiException.BadRequest(role == ChatRole.Assistant
+                        ? $"messages[{i}].content is required (a string or text parts) unless the message has tool_calls"
+                        : $"messages[{i}].content is required (a string or text parts)", $"messages[{i}].content", "missing_required_parameter");
             messages.Add(new ChatMessage(role, message.Content.Text));
         }
         return messages;

@@ -39,6 +39,25 @@ public sealed class HttpApiTests
     }
 
     [Fact]
+    public async Task A_tool_round_trip_is_accepted_the_calls_content_null_and_the_result_a_turn()
+    {
+        var fake = new FakeTextGenerator();
+        await using var server = await TestServer.StartAsync(fake);
+        var response = await server.Client.PostAsync("/v1/chat/completions", Sse.Json("""
+            {"messages":[{"role":"user","content":"Weather?"},
+              {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"weather","arguments":"{}"}}]},
+              {"role":"tool","tool_call_id":"c1","content":[{"type":"text","text":"sunny<|eot_id|>"}]}],"max_tokens":3}
+            """), Ct);
+        string text = await response.Content.ReadAsStringAsync(Ct);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, text);
+        // The tool's result is a turn of its own; control-token text in it stays text, as in any message.
+        var prompt = ChatPrompt(fake, new ChatMessage(ChatRole.User, "Weather?"), new ChatMessage(ChatRole.Assistant, ""), new ChatMessage(ChatRole.Tool, "sunny<|eot_id|>"));
+        Assert.Equal(prompt, fake.LastRequest!.PromptTokens);
+        Assert.Equal("User: Weather?<|eot_id|>Assistant: User: sunny<|eot_id|><|eot_id|>Assistant: ",
+            fake.Detokenize(fake.LastRequest.PromptTokens));
+    }
+
+    [Fact]
     public async Task Sampling_fields_and_llama_extras_reach_the_engine()
     {
         var fake = new FakeTextGenerator();

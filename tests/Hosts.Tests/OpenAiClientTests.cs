@@ -86,6 +86,20 @@ public sealed class OpenAiClientTests(OracleServer fixture) : IClassFixture<Orac
     }
 
     [Fact]
+    public async Task A_conversation_with_a_tool_call_and_its_result_from_the_openai_client_is_answered()
+    {
+        // The client writes the assistant's call with "content": null and the result as a "tool" message.
+        ChatToolCall call = ChatToolCall.CreateFunctionToolCall("call_1", "get_weather", BinaryData.FromString("""{"city":"Paris"}"""));
+        ChatCompletion completion = await fixture.Chat().CompleteChatAsync(
+            [new UserChatMessage("Weather in Paris?"), new AssistantChatMessage([call]), new ToolChatMessage("call_1", "sunny, 21 C")],
+            new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 4 }, Ct);
+
+        string expected = await RealEngine.GreedyChatAsync([new EngineChatMessage(EngineChatRole.User, "Weather in Paris?"),
+            new EngineChatMessage(EngineChatRole.Assistant, ""), new EngineChatMessage(EngineChatRole.Tool, "sunny, 21 C")], 4);
+        Assert.Equal(expected, completion.Content[0].Text);
+    }
+
+    [Fact]
     public async Task In_strict_mode_the_openai_client_gets_404_model_not_found_for_another_model()
     {
         await using var strict = await TestServer.StartAsync(new FakeTextGenerator(), new ApiOptions { StrictModel = true });

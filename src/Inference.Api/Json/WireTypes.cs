@@ -48,6 +48,12 @@ public sealed class ChatMessageWire
     [JsonConverter(typeof(MessageContentConverter))]
     public MessageContent? Content { get; set; }
     public string? Name { get; set; }
+    /// <summary>An assistant message's calls of tools (from an earlier answer); its content may then be null. Not rendered.</summary>
+    public JsonElement? ToolCalls { get; set; }
+    /// <summary>The deprecated single call of an assistant message; like <see cref="ToolCalls"/>.</summary>
+    public JsonElement? FunctionCall { get; set; }
+    /// <summary>Which call a "tool" message answers.</summary>
+    public string? ToolCallId { get; set; }
 }
 
 /// <summary>"content": a string, or an array of parts of which only {"type":"text","text":...} are supported.</summary>

@@ -11,11 +11,13 @@ public sealed class ChatTemplateException(string message) : Exception(message);
 /// The chat formats of the models this engine runs, as bitnet.cpp's llama.cpp writes them
 /// (llama_chat_apply_template_internal; BOS is not part of the text, tokenization adds it):
 /// <list type="bullet">
-/// <item><c>bitnet</c> (2B4T, spec §6.5): <c>System: </c>S · <c>User: </c>U<c>&lt;|eot_id|&gt;Assistant: </c> · A;</item>
+/// <item><c>bitnet</c> (2B4T, spec §6.5): <c>System: </c>S · <c>User: </c>U<c>&lt;|eot_id|&gt;Assistant: </c> · A;
+/// the format has no tool turn, so a tool's result T is a user turn: <c>User: </c>T<c>&lt;|eot_id|&gt;Assistant: </c>;</item>
 /// <item><c>llama3</c>: <c>&lt;|start_header_id|&gt;role&lt;|end_header_id|&gt;\n\n</c>trimmed content<c>&lt;|eot_id|&gt;</c>;</item>
 /// <item><c>falcon3</c>: <c>&lt;|role|&gt;\n</c>content<c>\n</c>;</item>
 /// <item><c>falcon_e</c> (Falcon-E): role, content, <c>\n</c>.</item>
 /// </list>
+/// The last three name a tool's result by its role, <c>tool</c>, as llama.cpp writes any role it is given.
 /// Each model's template is chosen by <see cref="Choose"/>; an unrecognised one is <see cref="IsKnown"/> false
 /// and refuses to render, so a chat never runs in a wrong format.
 /// </summary>
@@ -49,7 +51,7 @@ public sealed class ChatTemplate
     {
         ChatRole.System => ("System: ", ""),
         // The assistant prompt follows every user message; the format has no separate generation prompt.
-        ChatRole.User => ("User: ", EndOfTurn + "Assistant: "),
+        ChatRole.User or ChatRole.Tool => ("User: ", EndOfTurn + "Assistant: "),
         _ => ("", ""),
     }, "");
 
@@ -81,7 +83,7 @@ public sealed class ChatTemplate
         var pieces = new List<PromptPiece>(3 * messages.Count + 1);
         foreach (var message in messages)
         {
-            if (message.Role is not (ChatRole.System or ChatRole.User or ChatRole.Assistant))
+            if (message.Role is not (ChatRole.System or ChatRole.User or ChatRole.Assistant or ChatRole.Tool))
                 throw new ArgumentOutOfRangeException(nameof(messages), message.Role, "unknown chat role");
             var (before, after) = _wrap(message.Role);
             Add(pieces, before, parseSpecial: true);
@@ -96,10 +98,10 @@ public sealed class ChatTemplate
     /// One message of a conversation built turn by turn (what llama-cli's -cnv evaluates): a user message
     /// with the assistant prompt after it, a system or assistant message without.
     /// </summary>
-    public string RenderTurn(ChatMessage message) => Render([message], addGenerationPrompt: message.Role == ChatRole.User);
+    public string RenderTurn(ChatMessage message) => Render([message], addGenerationPrompt: message.Role is ChatRole.User or ChatRole.Tool);
 
     /// <summary><see cref="RenderTurn"/> as prompt pieces (see <see cref="Pieces"/>).</summary>
-    public IReadOnlyList<PromptPiece> TurnPieces(ChatMessage message) => Pieces([message], addGenerationPrompt: message.Role == ChatRole.User);
+    public IReadOnlyList<PromptPiece> TurnPieces(ChatMessage message) => Pieces([message], addGenerationPrompt: message.Role is ChatRole.User or ChatRole.Tool);
 
     private static void Add(List<PromptPiece> pieces, string text, bool parseSpecial)
     {
@@ -159,6 +161,7 @@ public sealed class ChatTemplate
     {
         ChatRole.System => "system",
         ChatRole.User => "user",
+        ChatRole.Tool => "tool",
         _ => "assistant",
     };
 

@@ -75,7 +75,8 @@ public sealed record GenerationUpdate(string Text, int TokenId, GenerationStats?
     public bool IsFinal => Final is not null;
 }
 
-public enum ChatRole { System, User, Assistant }
+/// <summary>Who wrote a message. <see cref="Tool"/> is a tool's result handed back to the model (OpenAI's "tool" role).</summary>
+public enum ChatRole { System, User, Assistant, Tool }
 
 public sealed record ChatMessage(ChatRole Role, string Content);
 

@@ -26,6 +26,18 @@ public class ChatTemplateTests
         Assert.Equal("User: Hi<|eot_id|>Assistant: Hello!User: Bye<|eot_id|>Assistant: ", text);
     }
 
+    [Fact]
+    public void A_tool_result_is_a_tool_turn_or_in_the_bitnet_format_which_has_none_a_user_turn()
+    {
+        ChatMessage[] messages = [new(ChatRole.User, "Weather?"), new(ChatRole.Assistant, ""), new(ChatRole.Tool, "sunny")];
+        Assert.Equal("User: Weather?<|eot_id|>Assistant: User: sunny<|eot_id|>Assistant: ", ChatTemplate.Bitnet.Render(messages));
+        Assert.Equal("<|start_header_id|>user<|end_header_id|>\n\nWeather?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n<|eot_id|>"
+            + "<|start_header_id|>tool<|end_header_id|>\n\nsunny<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", ChatTemplate.Llama3.Render(messages));
+        Assert.Equal("<|user|>\nWeather?\n<|assistant|>\n\n<|tool|>\nsunny\n<|assistant|>\n", ChatTemplate.Falcon3.Render(messages));
+        Assert.Equal([new("User: ", true), new("sunny", false), new("<|eot_id|>Assistant: ", true)],
+            ChatTemplate.Bitnet.TurnPieces(new ChatMessage(ChatRole.Tool, "sunny")));
+    }
+
     [Theory]
     [InlineData("bitnet")]
     [InlineData("llama3")]
