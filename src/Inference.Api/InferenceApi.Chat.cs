@@ -41,7 +41,7 @@ public sealed partial class InferenceApi
             PromptTokens = prompt,
             MaxTokens = CompletionBudget(requested, param, prompt.Count, context, "messages"),
             Sampling = Sampling(body.Temperature, body.TopP, body.TopK, body.MinP, body.RepeatPenalty, body.RepeatLastN,
-                body.PresencePenalty, body.FrequencyPenalty, body.Seed, context),
+                body.PresencePenalty, body.FrequencyPenalty, body.Seed, context, LogitBias(body.LogitBias, generator.Model.VocabSize)),
             Stop = StopList(body.Stop),
             TopLogprobs = ChatTopLogprobs(body.Logprobs, body.TopLogprobs),
         };

@@ -188,8 +188,28 @@ public sealed partial class InferenceApi
             "invalid_request_error", "model", "model_not_found");
     }
 
+    /// <summary>OpenAI's logit_bias: token ids (as keys) in the vocabulary, biases from -100 to 100.</summary>
+    private static Dictionary<int, float>? LogitBias(Dictionary<string, float>? wire, int vocabSize)
+    {
+        if (wire is not { Count: > 0 })
+            return null;
+        var bias = new Dictionary<int, float>(wire.Count);
+        foreach (var (key, value) in wire)
+        {
+            if (!int.TryParse(key, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int token) || token >= vocabSize)
+                throw ApiException.BadRequest(
+                    $"logit_bias keys must be token ids from 0 to {vocabSize - 1} (the vocabulary); got '{key}'", "logit_bias", "invalid_value");
+            if (!(value >= -100f && value <= 100f))
+                throw ApiException.BadRequest(
+                    string.Create(System.Globalization.CultureInfo.InvariantCulture, $"logit_bias values must be between -100 and 100; got {value} for token {key}"),
+                    "logit_bias", "invalid_value");
+            bias[token] = value;
+        }
+        return bias;
+    }
+
     private static SamplingOptions Sampling(float? temperature, float? topP, int? topK, float? minP, float? repeatPenalty,
-        int? repeatLastN, float? presence, float? frequency, long? seed, int contextLength)
+        int? repeatLastN, float? presence, float? frequency, long? seed, int contextLength, IReadOnlyDictionary<int, float>? logitBias = null)
     {
         var d = new SamplingOptions();
         Check(SamplingRules.Temperature(temperature), "temperature");
@@ -211,6 +231,7 @@ public sealed partial class InferenceApi
             PresencePenalty = presence ?? d.PresencePenalty,
             FrequencyPenalty = frequency ?? d.FrequencyPenalty,
             Seed = SamplingRules.SeedValue(seed),
+            LogitBias = logitBias,
         };
     }
 

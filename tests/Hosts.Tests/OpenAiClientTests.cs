@@ -100,6 +100,43 @@ public sealed class OpenAiClientTests(OracleServer fixture) : IClassFixture<Orac
     }
 
     [Fact]
+    public async Task Logit_bias_from_the_openai_client_bans_and_forces_tokens()
+    {
+        var question = new EngineChatMessage(EngineChatRole.User, Question);
+        IReadOnlyList<int> prompt = RealEngine.Instance.Tokenize(RealEngine.Instance.ApplyChatTemplate([question]), addBos: true, parseSpecial: true);
+        async Task<(int First, string Text)> EngineGreedy(Dictionary<int, float>? bias)
+        {
+            var text = new StringBuilder();
+            int first = -1;
+            await foreach (var update in RealEngine.Instance.GenerateAsync(new BitNet.Inference.Generation.GenerationRequest
+            {
+                PromptTokens = prompt, MaxTokens = 3, Sampling = BitNet.Inference.Generation.SamplingOptions.Greedy with { LogitBias = bias },
+            }, Ct))
+            {
+                if (first < 0) first = update.TokenId;
+                text.Append(update.Text);
+            }
+            return (first, text.ToString());
+        }
+
+        var (greedyFirst, greedyText) = await EngineGreedy(null);
+        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 3 };
+        options.LogitBiases[greedyFirst] = -100;   // bans the greedy first token
+        options.LogitBiases[791] = 5;
+        ChatCompletion biased = await fixture.Chat().CompleteChatAsync([new UserChatMessage(Question)], options, Ct);
+
+        var (biasedFirst, biasedText) = await EngineGreedy(new Dictionary<int, float> { [greedyFirst] = -100, [791] = 5 });
+        Assert.NotEqual(greedyFirst, biasedFirst);
+        Assert.NotEqual(greedyText, biasedText);
+        Assert.Equal(biasedText, biased.Content[0].Text);
+
+        options.LogitBiases.Clear();
+        options.LogitBiases[791] = 100;   // forces a token at every step
+        ChatCompletion forced = await fixture.Chat().CompleteChatAsync([new UserChatMessage(Question)], options, Ct);
+        Assert.Equal(string.Concat(Enumerable.Repeat(RealEngine.Instance.Detokenize([791]), 3)), forced.Content[0].Text);
+    }
+
+    [Fact]
     public async Task In_strict_mode_the_openai_client_gets_404_model_not_found_for_another_model()
     {
         await using var strict = await TestServer.StartAsync(new FakeTextGenerator(), new ApiOptions { StrictModel = true });

@@ -40,6 +40,10 @@ public sealed class ChatCompletionRequest
     /// <summary>Return each output token's log-probability (and <see cref="TopLogprobs"/> alternatives).</summary>
     public bool? Logprobs { get; set; }
     public int? TopLogprobs { get; set; }
+    /// <summary>Token id (as a string key) → bias from -100 to 100, added to that token's logit before sampling.</summary>
+    public Dictionary<string, float>? LogitBias { get; set; }
+    /// <summary>An end-user id (OpenAI's abuse monitoring); checked to be a string, otherwise unused.</summary>
+    public string? User { get; set; }
 }
 
 public sealed class ChatMessageWire
@@ -103,6 +107,10 @@ public sealed class CompletionRequest
     public int? RepeatLastN { get; set; }
     /// <summary>Raw prompt: control-token text in the prompt becomes control tokens (llama.cpp's /tokenize flag). Default false: plain text.</summary>
     public bool? ParseSpecial { get; set; }
+    /// <summary>Token id (as a string key) → bias from -100 to 100, added to that token's logit before sampling.</summary>
+    public Dictionary<string, float>? LogitBias { get; set; }
+    /// <summary>An end-user id (OpenAI's abuse monitoring); checked to be a string, otherwise unused.</summary>
+    public string? User { get; set; }
 }
 
 /// <summary>"prompt": a string, a list with one string, or a list of token ids.</summary>

@@ -22,6 +22,8 @@ public sealed record SamplingOptions
     public float PresencePenalty { get; init; }
     /// <summary>Null draws a random seed; a fixed seed makes sampling reproducible.</summary>
     public ulong? Seed { get; init; }
+    /// <summary>Added to the logits of these tokens before the penalties (OpenAI's and llama.cpp's logit_bias); null or empty: none.</summary>
+    public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
 
     public static SamplingOptions Greedy { get; } = new() { Temperature = 0f };
 }

@@ -4,7 +4,7 @@ namespace BitNet.Inference.Sampling;
 
 /// <summary>
 /// bitnet.cpp's sampler chain (spec §7.2), for one generation:
-/// penalties over the last RepeatLastN tokens → top_k → top_p (on the un-tempered softmax) →
+/// logit bias → penalties over the last RepeatLastN tokens → top_k → top_p (on the un-tempered softmax) →
 /// min_p → temperature → softmax → draw. Temperature ≤ 0 is greedy argmax (ties to the lowest id)
 /// after the penalties. The random draw ("coin", uniform in [0, 1)) comes in from outside, so
 /// <see cref="Sample(ReadOnlySpan{float}, ReadOnlySpan{int}, double)"/> is a pure function of its
@@ -39,7 +39,14 @@ public sealed class Sampler
         ArgumentNullException.ThrowIfNull(options);
         Options = options;
         Random = options.Seed is ulong seed ? new SamplerRandom(seed) : SamplerRandom.FromEntropy();
+        // As arrays, so that applying the bias per token allocates nothing.
+        KeyValuePair<int, float>[] bias = options.LogitBias is { Count: > 0 } given ? [.. given] : [];
+        _biasTokens = Array.ConvertAll(bias, b => b.Key);
+        _biasValues = Array.ConvertAll(bias, b => b.Value);
     }
+
+    private int[] _biasTokens = [];
+    private float[] _biasValues = [];
     public bool IsGreedy => Options.Temperature <= 0f;
 
     /// <summary>Choose the next token; the coin is drawn from <see cref="Random"/> (not at all when greedy).</summary>
@@ -84,6 +91,9 @@ public sealed class Sampler
         if (!CanSampleFromCandidates) throw new InvalidOperationException("this sampling chain needs every logit");
         if (lower.Length != VocabSize || upper.Length != VocabSize || ids.Length < VocabSize)
             throw new ArgumentException($"bounds and ids must cover the {VocabSize}-token vocabulary");
+        // A bias shifts a token's logit, and with it both of its bounds.
+        ApplyBias(lower, ids: default);
+        ApplyBias(upper, ids: default);
         ApplyPenalties(lower, ids: default, history);
         ApplyPenalties(upper, ids: default, history);
         int k = IsGreedy ? 1 : Options.TopK;
@@ -130,6 +140,7 @@ public sealed class Sampler
     {
         int n = logits.Length;
         logits.CopyTo(_logits);
+        ApplyBias(_logits.AsSpan(0, n), ids);
         ApplyPenalties(_logits.AsSpan(0, n), ids, history);
 
         if (IsGreedy)
@@ -154,6 +165,19 @@ public sealed class Sampler
             if (values[i] > bestValue) { bestValue = values[i]; best = i; }
         }
         return best;
+    }
+
+    // Adds each biased token's bias to its logit: values[i] is token i's logit, or token ids[i]'s when
+    // ids is given (ascending; tokens not among them are skipped), as in ApplyPenalties.
+    private void ApplyBias(Span<float> values, ReadOnlySpan<int> ids)
+    {
+        for (int i = 0; i < _biasTokens.Length; i++)
+        {
+            int token = _biasTokens[i];
+            if ((uint)token >= (uint)VocabSize) continue;
+            int at = ids.IsEmpty ? token : ids.BinarySearch(token);
+            if (at >= 0) values[at] += _biasValues[i];
+        }
     }
 
     // Repeat penalty divides a positive logit (multiplies a negative one) once per distinct token

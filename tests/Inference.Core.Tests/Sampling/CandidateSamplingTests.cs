@@ -11,7 +11,7 @@ public class CandidateSamplingTests
 {
     private const int Vocab = 3000;
 
-    public static TheoryData<string> Chains => new("greedy", "defaults", "top-k 1", "top-k 5 hot", "penalties", "repeat below 1", "ties");
+    public static TheoryData<string> Chains => new("greedy", "defaults", "top-k 1", "top-k 5 hot", "penalties", "repeat below 1", "ties", "logit bias");
 
     private static SamplingOptions Options(string chain, ulong seed) => chain switch
     {
@@ -22,6 +22,11 @@ public class CandidateSamplingTests
         "penalties" => new SamplingOptions { RepeatPenalty = 1.3f, FrequencyPenalty = 0.4f, PresencePenalty = 0.6f, RepeatLastN = 16, Seed = seed },
         "repeat below 1" => new SamplingOptions { RepeatPenalty = 0.7f, Temperature = 0f },
         "ties" => new SamplingOptions { TopK = 7, Seed = seed },
+        "logit bias" => new SamplingOptions
+        {
+            TopK = 5, RepeatPenalty = 1.2f, RepeatLastN = 16, Seed = seed,
+            LogitBias = new Dictionary<int, float> { [7] = 9f, [1500] = -100f, [2999] = 4.5f, [75] = -3f },
+        },
         _ => throw new ArgumentException(chain),
     };
 

@@ -16,6 +16,16 @@ public class SamplerTests
     }
 
     [Fact]
+    public void Logit_bias_is_added_before_the_choice_and_minus_100_bans_a_token()
+    {
+        float[] logits = [0f, 1f, 3f, 2f, -1f];
+        Assert.Equal(3, new Sampler(SamplingOptions.Greedy with { LogitBias = new Dictionary<int, float> { [2] = -100f } }, 5).Sample(logits, []));
+        Assert.Equal(4, new Sampler(SamplingOptions.Greedy with { LogitBias = new Dictionary<int, float> { [4] = 4.5f, [9] = 100f } }, 5).Sample(logits, []));
+        // Biased logits go through the filters: with top_k 1 only the boosted token is left to draw.
+        Assert.Equal(0, new Sampler(NoFilters with { TopK = 1, LogitBias = new Dictionary<int, float> { [0] = 10f } }, 5).Sample(logits, [], 0.99));
+    }
+
+    [Fact]
     public void Coin_walks_the_cumulative_distribution_of_the_softmax()
     {
         // logits ln(1), ln(2), ln(3), ln(4) → probabilities 0.1, 0.2, 0.3, 0.4, sorted best first: 3, 2, 1, 0.
