@@ -17,6 +17,8 @@ public sealed class Sampler
     private readonly float[] _logits;          // penalized copy of the input logits
     private readonly Candidate[] _candidates;  // kept tokens, best first
     private readonly int[] _counts;            // occurrences in the penalty window (zero between calls)
+    private int[] _biasTokens = [];            // logit_bias as arrays, so that applying it allocates nothing
+    private float[] _biasValues = [];
 
     public Sampler(SamplingOptions options, int vocabSize)
     {
@@ -39,14 +41,11 @@ public sealed class Sampler
         ArgumentNullException.ThrowIfNull(options);
         Options = options;
         Random = options.Seed is ulong seed ? new SamplerRandom(seed) : SamplerRandom.FromEntropy();
-        // As arrays, so that applying the bias per token allocates nothing.
         KeyValuePair<int, float>[] bias = options.LogitBias is { Count: > 0 } given ? [.. given] : [];
         _biasTokens = Array.ConvertAll(bias, b => b.Key);
         _biasValues = Array.ConvertAll(bias, b => b.Value);
     }
 
-    private int[] _biasTokens = [];
-    private float[] _biasValues = [];
     public bool IsGreedy => Options.Temperature <= 0f;
 
     /// <summary>Choose the next token; the coin is drawn from <see cref="Random"/> (not at all when greedy).</summary>
