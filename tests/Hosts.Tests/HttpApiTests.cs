@@ -164,6 +164,23 @@ public sealed class HttpApiTests
     }
 
     [Fact]
+    public async Task Completions_prompt_may_be_text_token_ids_or_a_list_of_one_of_either()
+    {
+        var fake = new FakeTextGenerator();
+        await using var server = await TestServer.StartAsync(fake);
+        IReadOnlyList<int> tokens = fake.Tokenize("Once upon");
+        string ids = JsonSerializer.Serialize(tokens);
+        foreach (string prompt in new[] { "\"Once upon\"", """["Once upon"]""", ids, $"[{ids}]" })
+        {
+            var response = await server.Client.PostAsync("/v1/completions", Sse.Json($$"""{"prompt":{{prompt}},"max_tokens":3}"""), Ct);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            JsonElement body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
+            Assert.Equal(FakeTextGenerator.Expected(tokens, 3), body.GetProperty("choices")[0].GetProperty("text").GetString());
+            Assert.Equal(tokens.Count, body.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+        }
+    }
+
+    [Fact]
     public async Task Legacy_payload_streams_llama_cpp_style_pieces_then_the_full_answer()
     {
         var fake = new FakeTextGenerator();

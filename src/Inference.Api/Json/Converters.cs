@@ -131,25 +131,44 @@ public sealed class PromptConverter : JsonConverter<PromptInput>
             case JsonTokenType.StartArray:
                 var strings = new List<string>();
                 var tokens = new List<int>();
+                int tokenLists = 0, looseIds = 0;   // [[ids]]: OpenAI's list of token-id prompts, of which one is supported
                 while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
                 {
                     if (reader.TokenType == JsonTokenType.String)
                         strings.Add(reader.GetString()!);
-                    else if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int id))
-                        tokens.Add(id); // the handler checks the range against the vocabulary
-                    else if (reader.TokenType == JsonTokenType.Number)
-                        throw new JsonException($"token ids must be integers in the vocabulary; got {Encoding.UTF8.GetString(reader.ValueSpan)}");
+                    else if (reader.TokenType == JsonTokenType.StartArray)
+                    {
+                        tokenLists++;
+                        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                            tokens.Add(TokenId(ref reader));
+                    }
                     else
-                        throw new JsonException("must be a string, an array of one string, or an array of token ids");
+                    {
+                        tokens.Add(TokenId(ref reader));
+                        looseIds++;
+                    }
                 }
+                if (tokenLists > 0 && looseIds > 0)
+                    throw new JsonException(Shapes);
                 if (strings.Count > 0 && tokens.Count > 0)
                     throw new JsonException("must not mix strings and token ids");
-                if (strings.Count > 1)
+                if (strings.Count + tokenLists > 1)
                     throw new JsonException("only one prompt per request is supported (n = 1)");
                 return strings.Count == 1 ? new PromptInput(strings[0], null) : new PromptInput(null, tokens);
             default:
-                throw new JsonException("must be a string, an array of one string, or an array of token ids");
+                throw new JsonException(Shapes);
         }
+    }
+
+    private const string Shapes = "must be a string, an array of token ids, or an array of one string or one array of token ids";
+
+    private static int TokenId(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int id))
+            return id; // the handler checks the range against the vocabulary
+        if (reader.TokenType == JsonTokenType.Number)
+            throw new JsonException($"token ids must be integers in the vocabulary; got {Encoding.UTF8.GetString(reader.ValueSpan)}");
+        throw new JsonException(Shapes);
     }
 
     public override void Write(Utf8JsonWriter writer, PromptInput value, JsonSerializerOptions options) =>
