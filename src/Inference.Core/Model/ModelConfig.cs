@@ -89,6 +89,16 @@ public sealed record ModelConfig
             RopeDimensionCount = file.ContainsKey(Names.RopeDimensionCount(arch)) ? Positive(Names.RopeDimensionCount(arch), 1 << 16) : embd / heads,
             RopeFrequencyScale = RopeScale(file, arch, Float),
         };
+        // The token embedding and LM head [embd, vocab] are one span of F16 values, and a ternary matrix's
+        // codes (a quarter byte per weight) one span of bytes: indexed with 32-bit counts, as .NET spans are.
+        if ((long)embd * config.VocabSize > int.MaxValue)
+            throw new ModelFormatException(
+                $"the token embedding [{Names.EmbeddingLength(arch)} = {embd}, vocab_size = {config.VocabSize}] would have " +
+                $"{(long)embd * config.VocabSize} elements; at most {int.MaxValue} are supported");
+        if ((long)embd * config.FeedForwardLength / 4 > int.MaxValue)
+            throw new ModelFormatException(
+                $"the feed-forward matrices [{Names.EmbeddingLength(arch)} = {embd}, {Names.FeedForwardLength(arch)} = {config.FeedForwardLength}] " +
+                $"would need {(long)embd * config.FeedForwardLength / 4} bytes of codes each; at most {int.MaxValue} are supported");
         if (embd % heads != 0)
             throw new ModelFormatException($"embedding length {embd} is not divisible by the head count {heads}");
         if (heads % kvHeads != 0)

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using BitNet.Inference.Dummy;
 using BitNet.Inference.Gguf;
 using BitNet.Inference.Model;
@@ -186,5 +187,41 @@ public class ModelBadInputTests
         using var temp = new TempFolder();
         string path = Build(temp, (k, v) => k == Names.BlockCount(DummyModel.Architecture) ? GgufValue.From("two") : v);
         Assert.Contains("metadata key 'bitnet-b1.58.block_count' is str, expected an integer", LoadFails(path).Message);
+    }
+
+    [Fact]
+    public void An_embedding_of_more_than_2_to_the_31_elements_is_refused_at_load()
+    {
+        // token_embd [128, 2^24] F16: 2^31 values, one more than a span indexes. The data is a sparse
+        // 4 GB tail; the old loader took it and the first forward pass overflowed in the LM head.
+        using var temp = new TempFolder();
+        string path = Build(temp, (k, v) => k == Names.Tokens || k == Names.VocabSize(DummyModel.Architecture) ? null : v);
+        byte[] bytes = File.ReadAllBytes(path);
+        int dims = ByteSearch.AfterString(bytes, Names.TokenEmbedding) + 4;
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(dims + 8), 1UL << 24);
+        long dataOffset;
+        using (var original = GgufFile.Open(path)) dataOffset = original.DataOffset;
+        long end = (bytes.Length - dataOffset + 31) / 32 * 32;
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(dims + 16 + 4), (ulong)end);
+        using (var stream = new FileStream(path, FileMode.Create))
+        {
+            stream.Write(bytes);
+            stream.SetLength(dataOffset + end + 128L * (1 << 24) * sizeof(ushort));   // sparse
+        }
+
+        var error = LoadFails(path);
+        Assert.Contains("the token embedding [bitnet-b1.58.embedding_length = 128, vocab_size = 16777216] would have 2147483648 elements; at most 2147483647 are supported", error.Message);
+    }
+
+    [Fact]
+    public void Feed_forward_matrices_of_more_than_2_GB_of_codes_are_refused_from_the_metadata()
+    {
+        using var temp = new TempFolder();
+        string arch = DummyModel.Architecture;
+        string path = Build(temp, (k, v) =>
+            k == Names.EmbeddingLength(arch) ? GgufValue.From(65536u) : k == Names.FeedForwardLength(arch) ? GgufValue.From(1u << 20) : v);
+        Assert.Contains(
+            "the feed-forward matrices [bitnet-b1.58.embedding_length = 65536, bitnet-b1.58.feed_forward_length = 1048576] would need " +
+            "17179869184 bytes of codes each; at most 2147483647 are supported", LoadFails(path).Message);
     }
 }
