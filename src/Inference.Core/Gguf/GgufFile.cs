@@ -358,7 +358,7 @@ public sealed unsafe class GgufFile : IDisposable
         for (ulong i = 0; i < kvCount; i++)
         {
             long keyAt = r.Position;
-            string key = r.String($"the key of metadata entry {i}");
+            string key = r.String($"the key of metadata entry {i}", MaxKeyBytes, "GGUF keys");
             long typeAt = r.Position;
             uint type = r.U32($"the value type of '{key}'");
             if (!GgufValue.IsDefined(type))
@@ -380,7 +380,7 @@ public sealed unsafe class GgufFile : IDisposable
         for (ulong i = 0; i < tensorCount; i++)
         {
             long at = r.Position;
-            string name = r.String($"the name of tensor {i}");
+            string name = r.String($"the name of tensor {i}", MaxTensorNameBytes, "GGUF tensor names");
             uint nDims = r.U32($"the dimension count of tensor '{name}'");
             if (nDims is < 1 or > 4)
                 throw new GgufFormatException($"{r.File}: tensor '{name}' has {nDims} dimensions at offset {r.Position - 4}, expected 1 to 4");
@@ -519,6 +519,11 @@ public sealed unsafe class GgufFile : IDisposable
         }
     }
 
+    /// <summary>The longest metadata key the GGUF specification allows (2^16 − 1 bytes).</summary>
+    public const int MaxKeyBytes = ushort.MaxValue;
+    /// <summary>The longest tensor name the GGUF specification allows (64 bytes; ggml itself keeps 63).</summary>
+    public const int MaxTensorNameBytes = 64;
+
     /// <summary>String arrays at least this long are decoded on two threads (a vocabulary; tests' small arrays stay on one).</summary>
     internal const int ParallelStringArray = 16384;
 
@@ -577,10 +582,19 @@ public sealed unsafe class GgufFile : IDisposable
         }
 
         /// <summary>A gguf string: u64 byte length, then UTF-8 bytes (no terminator), decoded in place.</summary>
-        public string String(string what)
+        public string String(string what) => String(what, int.MaxValue, "");
+
+        /// <summary>
+        /// A gguf string of at most <paramref name="maxBytes"/> bytes (<paramref name="kind"/> names the rule): a
+        /// name whose length was damaged is refused before it is decoded, or quoted in an error, whole.
+        /// </summary>
+        public string String(string what, int maxBytes, string kind)
         {
             long at = Position;
             ulong length = U64($"the length of {what}");
+            if (length > (ulong)maxBytes && length <= (ulong)Remaining)
+                throw new GgufFormatException(
+                    $"{File}: {what} at offset {at} is {length} bytes long; {kind} are at most {maxBytes} bytes");
             if (length > (ulong)Remaining || length > int.MaxValue)
                 throw new GgufFormatException(
                     $"{File}: truncated file while reading {what}: string length {length} at offset {at} exceeds the {Remaining} bytes that remain");

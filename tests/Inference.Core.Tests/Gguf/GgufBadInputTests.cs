@@ -140,6 +140,51 @@ public class GgufBadInputTests
         Assert.Contains($"string length {ulong.MaxValue} at offset {at} exceeds", OpenFails(file).Message);
     }
 
+    /// <summary><see cref="ValidFile"/> with 128 kB of tensor data after the header, room for a damaged length to point into.</summary>
+    private static byte[] FileWithRoomAfterTheHeader(string key = "some.count", string tensor = "norm.weight")
+    {
+        var w = new GgufWriter();
+        w.AddMetadata("general.architecture", GgufValue.From("bitnet-b1.58"));
+        w.AddMetadata(key, GgufValue.From(7u));
+        w.AddTensor(tensor, GgmlType.F32, [32768], new byte[131072]);
+        using var ms = new MemoryStream();
+        w.WriteTo(ms);
+        return ms.ToArray();
+    }
+
+    [Fact]
+    public void A_key_longer_than_the_specification_allows_is_refused_without_quoting_it()
+    {
+        // A damaged key length that still fits the file made the key swallow what follows (a 67 MB
+        // key from one flipped bit in a real model): 20 s, 1 GB and an error line of 143 MB.
+        byte[] file = FileWithRoomAfterTheHeader();
+        int at = ByteSearch.AfterString(file, "some.count") - "some.count".Length - 8;
+        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(at), 100_000);
+        var error = OpenFails(file);
+        Assert.Contains($"the key of metadata entry 1 at offset {at} is 100000 bytes long; GGUF keys are at most 65535 bytes", error.Message);
+        Assert.True(error.Message.Length < 200, error.Message);
+    }
+
+    [Fact]
+    public void A_tensor_name_longer_than_the_specification_allows_is_refused_without_quoting_it()
+    {
+        byte[] file = FileWithRoomAfterTheHeader();
+        int at = ByteSearch.AfterString(file, "norm.weight") - "norm.weight".Length - 8;
+        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(at), 65);
+        Assert.Contains($"the name of tensor 0 at offset {at} is 65 bytes long; GGUF tensor names are at most 64 bytes", OpenFails(file).Message);
+    }
+
+    [Fact]
+    public void Keys_and_tensor_names_as_long_as_the_specification_allows_open()
+    {
+        string key = new('k', 65535), name = new('t', 64);   // the specification's limits
+        using var temp = new TempFolder();
+        File.WriteAllBytes(temp.File("long.gguf"), FileWithRoomAfterTheHeader(key, name));
+        using var file = GgufFile.Open(temp.File("long.gguf"));
+        Assert.Equal(7, file.GetInteger(key));
+        Assert.Equal(name, file.Tensors[0].Name);
+    }
+
     [Fact]
     public void Absurd_tensor_count_is_rejected()
     {
