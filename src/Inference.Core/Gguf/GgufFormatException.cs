@@ -5,10 +5,11 @@ namespace BitNet.Inference.Gguf;
 /// loader error belongs to: the message names what was being read, where, and what was expected.
 /// Model-level errors derive from it (<c>BitNet.Inference.Model.ModelFormatException</c>).
 /// (It derives from IOException because System.IO.InvalidDataException is sealed.)
-/// Messages quote names and strings from the file, so control characters in them are escaped here.
+/// Messages quote names and strings from the file, so control characters in them are escaped here,
+/// and a message made long by them is shortened in the middle.
 /// </summary>
 public class GgufFormatException : IOException
 {
-    public GgufFormatException(string message) : base(PrintableText.Escape(message)) { }
-    public GgufFormatException(string message, Exception inner) : base(PrintableText.Escape(message), inner) { }
+    public GgufFormatException(string message) : base(PrintableText.EscapeMessage(message)) { }
+    public GgufFormatException(string message, Exception inner) : base(PrintableText.EscapeMessage(message), inner) { }
 }

@@ -10,6 +10,26 @@ namespace BitNet.Inference.Gguf;
 /// </summary>
 public static class PrintableText
 {
+    /// <summary>The longest error message made from text of a model file (<see cref="EscapeMessage"/>).</summary>
+    public const int MaxMessageChars = 1000;
+
+    /// <summary>
+    /// <see cref="Escape"/> for an error message, which quotes names and strings from the file: one
+    /// longer than <see cref="MaxMessageChars"/> (a 100 kB architecture name, a merge of a megabyte)
+    /// keeps its start and its end, where the offset is, and says how much of the middle it left out.
+    /// </summary>
+    public static string EscapeMessage(string message)
+    {
+        string escaped = Escape(message);
+        if (escaped.Length <= MaxMessageChars) return escaped;
+        int head = MaxMessageChars * 2 / 3, tail = MaxMessageChars / 4;
+        if (char.IsLowSurrogate(escaped[head])) head--;                        // keep pairs whole
+        if (char.IsLowSurrogate(escaped[escaped.Length - tail])) tail--;
+        return string.Concat(escaped.AsSpan(0, head),
+            $"… ({(escaped.Length - head - tail).ToString(CultureInfo.InvariantCulture)} characters left out) …",
+            escaped.AsSpan(escaped.Length - tail));
+    }
+
     public static string Escape(string text)
     {
         ArgumentNullException.ThrowIfNull(text);

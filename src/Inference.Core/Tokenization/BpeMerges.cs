@@ -136,4 +136,4 @@ internal sealed class BpeMerges
 }
 
 /// <summary>The tokenizer data in a model file is missing or inconsistent.</summary>
-public sealed class TokenizerException(string message) : Exception(Gguf.PrintableText.Escape(message));
+public sealed class TokenizerException(string message) : Exception(Gguf.PrintableText.EscapeMessage(message));

@@ -87,4 +87,37 @@ public class GgufMessageEscapingTests
     {
         Assert.Equal(@"a\uD800b🙂c\uDC00", PrintableText.Escape("a\uD800b🙂c\uDC00"));
     }
+
+    [Fact]
+    public void An_error_quoting_a_long_string_from_the_file_is_shortened_in_the_middle()
+    {
+        // An architecture of 100 kB made a 100 kB error line (the CLI's, the server's health reason).
+        var w = new GgufWriter();
+        w.AddMetadata("general.architecture", GgufValue.From(new string('x', 100_000) + "\u001b"));
+        using var temp = new TempFolder();
+        w.WriteTo(temp.File("long.gguf"));
+        string message = Assert.Throws<BitNet.Inference.Model.ModelFormatException>(
+            () => BitNet.Inference.Model.BitNetModel.Load(temp.File("long.gguf")).Dispose()).Message;
+        Assert.True(message.Length <= 1060, $"{message.Length} characters");
+        Assert.StartsWith("long.gguf: unsupported architecture 'xxx", message);
+        Assert.Contains(" characters left out) …", message);
+        Assert.EndsWith(@"xx\x1B' (supported: bitnet-b1.58, bitnet-25, bitnet, llama)", message);
+
+        var merge = Assert.Throws<TokenizerException>(() => Tokenizer.Create(["a", "b"], null, [new string('m', 1_000_000)], new TokenizerSettings()));
+        Assert.True(merge.Message.Length <= 1060, $"{merge.Message.Length} characters");
+        Assert.EndsWith("mmm') is not of the form 'left right'", merge.Message);
+    }
+
+    [Fact]
+    public void A_shortened_message_keeps_surrogate_pairs_whole()
+    {
+        foreach (int pad in new[] { 0, 1 })
+        {
+            string message = new GgufFormatException(new string('a', pad) + string.Concat(Enumerable.Repeat("🙂", 2000))).Message;
+            Assert.Contains("characters left out", message);
+            for (int i = 0; i < message.Length; i++)
+                Assert.False(char.IsHighSurrogate(message[i]) ? i + 1 == message.Length || !char.IsLowSurrogate(message[i + 1])
+                    : char.IsLowSurrogate(message[i]) && (i == 0 || !char.IsHighSurrogate(message[i - 1])), $"lone surrogate at {i}");
+        }
+    }
 }
