@@ -64,7 +64,7 @@ public sealed partial class InferenceApi
             await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
             {
                 text.Append(update.Text);
-                if (update.Logprobs is { } tokenLogprobs) tokens.Add(logprobs!.Chat(tokenLogprobs));
+                if (update.Logprobs is { } tokenLogprobs) tokens.AddRange(tokenLogprobs.Select(logprobs!.Chat));
                 stats = update.Final;
             }
             cancellationToken.ThrowIfCancellationRequested();
@@ -80,8 +80,9 @@ public sealed partial class InferenceApi
     private static async IAsyncEnumerable<ReadOnlyMemory<byte>> ChatFrames(GenerationSession session, string id, long created, string model, bool includeUsage,
         LogprobsWriter? logprobs)
     {
-        // Tokens whose text is held back (half a character, a possible stop string) keep their
-        // logprobs until a chunk with text, or the finish chunk, carries them.
+        // The engine sends a token's logprobs with the update that starts its text (GenerationUpdate.Logprobs);
+        // those of an update without text (the last, or a token that decodes to nothing) wait for the next
+        // chunk with text, or the finish chunk.
         var pending = new List<ChatTokenLogprob>();
         ReadOnlyMemory<byte> Frame(ChatDelta delta, string? finish)
         {
@@ -96,7 +97,7 @@ public sealed partial class InferenceApi
         yield return Frame(new ChatDelta("assistant", ""), null);
         await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
         {
-            if (update.Logprobs is { } tokenLogprobs) pending.Add(logprobs!.Chat(tokenLogprobs));
+            if (update.Logprobs is { } tokenLogprobs) pending.AddRange(tokenLogprobs.Select(logprobs!.Chat));
             if (update.Text.Length > 0)
                 yield return Frame(new ChatDelta(null, update.Text), null);
             if (update.Final is not { } stats)

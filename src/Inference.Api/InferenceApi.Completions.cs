@@ -69,7 +69,7 @@ public sealed partial class InferenceApi
             await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
             {
                 text.Append(update.Text);
-                if (update.Logprobs is { } tokenLogprobs) tokens.Add(tokenLogprobs);
+                if (update.Logprobs is { } tokenLogprobs) tokens.AddRange(tokenLogprobs);
                 stats = update.Final;
             }
             cancellationToken.ThrowIfCancellationRequested();
@@ -83,7 +83,7 @@ public sealed partial class InferenceApi
     private static async IAsyncEnumerable<ReadOnlyMemory<byte>> CompletionFrames(
         GenerationSession session, string id, long created, string model, string echo, bool includeUsage, LogprobsWriter? logprobs)
     {
-        // As in chat: held-back tokens' logprobs ride with the next chunk that has text, or the finish chunk.
+        // As in chat: logprobs of an update without text ride with the next chunk that has text, or the finish chunk.
         var pending = new List<BitNet.Inference.Sampling.TokenLogprobs>();
         ReadOnlyMemory<byte> Frame(string text, string? finish, Usage? usage, bool withChoice = true, bool withLogprobs = true)
         {
@@ -98,7 +98,7 @@ public sealed partial class InferenceApi
             yield return Frame(echo, null, null, withLogprobs: false);
         await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
         {
-            if (update.Logprobs is { } tokenLogprobs) pending.Add(tokenLogprobs);
+            if (update.Logprobs is { } tokenLogprobs) pending.AddRange(tokenLogprobs);
             if (update.Text.Length > 0)
                 yield return Frame(update.Text, null, null);
             if (update.Final is not { } stats)

@@ -239,6 +239,43 @@ public sealed class OpenAiClientTests(OracleServer fixture) : IClassFixture<Orac
     }
 
     [Fact]
+    public async Task Completion_logprobs_end_with_the_text_a_stop_string_cuts()
+    {
+        const string prompt = "The capital of France is";
+        var (_, whole) = await fixture.CompletionsAsync(
+            $$"""{"model":"{{OracleServer.ModelId}}","prompt":"{{prompt}}","max_tokens":8,"temperature":0,"logprobs":1}""");
+        string text = whole.GetProperty("choices")[0].GetProperty("text").GetString()!;
+        int[] offsets = whole.GetProperty("choices")[0].GetProperty("logprobs").GetProperty("text_offset").EnumerateArray().Select(o => o.GetInt32()).ToArray();
+        string[] tokens = whole.GetProperty("choices")[0].GetProperty("logprobs").GetProperty("tokens").EnumerateArray().Select(t => t.GetString()!).ToArray();
+        // A stop string from inside the fourth token's text into the sixth's: the fifth and sixth tokens are
+        // generated before it completes, then cut off with it.
+        Assert.True(tokens.Length == 8 && tokens[3].Length >= 2 && tokens[5].Length >= 1, $"the oracle model's answer changed: {JsonSerializer.Serialize(tokens)}");
+        string stop = text[(offsets[3] + 1)..(offsets[5] + 1)];
+        int cut = text.IndexOf(stop, StringComparison.Ordinal);
+        string[] kept = tokens.Where((_, i) => offsets[i] < cut).ToArray();
+
+        string request = $$"""{"model":"{{OracleServer.ModelId}}","prompt":"{{prompt}}","max_tokens":8,"temperature":0,"logprobs":1,"stop":{{JsonSerializer.Serialize(stop)}}""";
+        var (status, stopped) = await fixture.CompletionsAsync(request + "}");
+        Assert.Equal(200, status);
+        JsonElement choice = stopped.GetProperty("choices")[0];
+        Assert.Equal(text[..cut], choice.GetProperty("text").GetString());
+        Assert.Equal("stop", choice.GetProperty("finish_reason").GetString());
+        JsonElement logprobs = choice.GetProperty("logprobs");
+        Assert.Equal(kept, logprobs.GetProperty("tokens").EnumerateArray().Select(t => t.GetString()!));
+        Assert.Equal(offsets[..kept.Length], logprobs.GetProperty("text_offset").EnumerateArray().Select(o => o.GetInt32()));
+        Assert.Equal(kept.Length, logprobs.GetProperty("token_logprobs").GetArrayLength());
+
+        // Streamed: the same tokens, each once, over the chunks.
+        var response = await fixture.Server.Client.PostAsync("/v1/completions", Sse.Json(request + ""","stream":true}"""), Ct);
+        var (frames, done) = Sse.Parse(await response.Content.ReadAsStringAsync(Ct));
+        Assert.True(done);
+        string[] streamed = frames.SelectMany(f => f.GetProperty("choices").EnumerateArray())
+            .Where(c => c.TryGetProperty("logprobs", out JsonElement l) && l.ValueKind == JsonValueKind.Object)
+            .SelectMany(c => c.GetProperty("logprobs").GetProperty("tokens").EnumerateArray().Select(t => t.GetString()!)).ToArray();
+        Assert.Equal(kept, streamed);
+    }
+
+    [Fact]
     public async Task Logprob_requests_the_server_cannot_answer_are_4xx_naming_the_field()
     {
         var tooMany = await Assert.ThrowsAsync<ClientResultException>(() => fixture.Chat().CompleteChatAsync(

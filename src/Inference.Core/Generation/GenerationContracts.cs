@@ -69,10 +69,13 @@ public sealed record GenerationStats(
 /// <summary>
 /// One step of a generation stream. Text is the newly completed UTF-8 text (never half a
 /// character, never part of a stop string); it may be empty. The last update has Final set.
-/// Logprobs is set when the request asked for them and TokenId is a generated token that is part
-/// of the output (not an end-of-generation token).
+/// When the request asked for log-probabilities, Logprobs holds those of the generated tokens whose
+/// text starts in this update's Text, in order (null when none does): a token whose text is held back
+/// while it could begin a stop string comes with the update that releases it, and a token cut off by a
+/// stop string never comes. An end-of-generation token has none.
 /// </summary>
-public sealed record GenerationUpdate(string Text, int TokenId, GenerationStats? Final = null, Sampling.TokenLogprobs? Logprobs = null)
+public sealed record GenerationUpdate(string Text, int TokenId, GenerationStats? Final = null,
+    IReadOnlyList<Sampling.TokenLogprobs>? Logprobs = null)
 {
     public bool IsFinal => Final is not null;
 }

@@ -7,7 +7,7 @@ namespace BitNet.Inference.Generation;
 
 /// <summary>
 /// One generation inside the scheduler: its request, its positions in the shared KV pool, its own
-/// sampler, detokenizer and stop matcher, and where its updates go. Touched only by the scheduler's
+/// sampler and output text (detokenizer and stop matcher), and where its updates go. Touched only by the scheduler's
 /// thread once enqueued (the caller keeps only <see cref="Retired"/> and the channel's reader).
 /// </summary>
 internal sealed class SequenceRun : IScreenedSequence
@@ -20,8 +20,7 @@ internal sealed class SequenceRun : IScreenedSequence
         PromptLength = request.PromptTokens.Count;
         History = new int[contextLength + 1];
         for (int i = 0; i < PromptLength; i++) History[i] = request.PromptTokens[i];
-        Detokenizer = new StreamingDetokenizer(tokenizer);
-        Stops = new StopStringMatcher(request.Stop);
+        Text = new OutputText(tokenizer, request.Stop);
         Output = output;
         Cancel = cancel;
         Started = started;
@@ -34,8 +33,7 @@ internal sealed class SequenceRun : IScreenedSequence
     public int PromptLength { get; }
     /// <summary>The prompt, then every sampled token.</summary>
     public int[] History { get; }
-    public StreamingDetokenizer Detokenizer { get; }
-    public StopStringMatcher Stops { get; }
+    public OutputText Text { get; }
     public ChannelWriter<GenerationUpdate> Output { get; }
     public CancellationToken Cancel { get; }
     public bool AllowScreening { get; }

@@ -369,13 +369,13 @@ internal sealed class StepScheduler : IDisposable
         }
         // Only when asked: a pass over the vocabulary and an allocation per token.
         TokenLogprobs? logprobs = request.TopLogprobs is int top ? LogProbabilities.Of(logits, token, top) : null;
-        string text = s.Stops.Push(s.Detokenizer.Push(token), out bool stopped);
+        string text = s.Text.Push(token, logprobs, out bool stopped);
         if (stopped)
         {
-            End(s, Final(s, text, token, FinishReason.Stop, logprobs));
+            End(s, Final(s, text, token, FinishReason.Stop));
             return;
         }
-        s.Output.TryWrite(new GenerationUpdate(text, token, Logprobs: logprobs));
+        s.Output.TryWrite(new GenerationUpdate(text, token, Logprobs: s.Text.TakeLogprobs()));
         if (s.Generated >= request.MaxTokens || s.Kv.Length >= _contextLength)
             End(s, Final(s, FlushText(s), -1, FinishReason.Length));
     }
@@ -422,13 +422,10 @@ internal sealed class StepScheduler : IDisposable
         s.Retired.TrySetResult();
     }
 
-    private static string FlushText(SequenceRun s)
-    {
-        string tail = s.Stops.Push(s.Detokenizer.Flush(), out bool stopped);
-        return stopped ? tail : tail + s.Stops.Flush();
-    }
+    private static string FlushText(SequenceRun s) => s.Text.Flush();
 
-    private static GenerationUpdate Final(SequenceRun s, string text, int token, FinishReason reason, TokenLogprobs? logprobs = null)
+    /// <summary>The last update: its text, the log-probabilities still held for tokens whose text it releases, and the stats.</summary>
+    private static GenerationUpdate Final(SequenceRun s, string text, int token, FinishReason reason)
     {
         long now = Stopwatch.GetTimestamp();
         int completion = s.Generated;
@@ -441,7 +438,7 @@ internal sealed class StepScheduler : IDisposable
             PromptEvalTime: Stopwatch.GetElapsedTime(promptStart, promptEnd),
             GenerationTime: completion > 0 ? Stopwatch.GetElapsedTime(promptEnd, now) : TimeSpan.Zero,
             TimeToFirstToken: completion > 0 ? Stopwatch.GetElapsedTime(s.Started, s.FirstToken) : TimeSpan.Zero);
-        return new GenerationUpdate(text, token, stats, logprobs);
+        return new GenerationUpdate(text, token, stats, s.Text.TakeLogprobs());
     }
 
     private void Shutdown()

@@ -49,13 +49,13 @@ public class ScreenedEngineTests(EngineFixture f16) : IClassFixture<EngineFixtur
             var expected = await EngineFixture.Collect(f16.Engine, request);
             var actual = await EngineFixture.Collect(screened, request);
             Assert.Equal(EngineFixture.TokenIds(expected.Updates), EngineFixture.TokenIds(actual.Updates));
-            var expectedLogprobs = expected.Updates.Select(u => u.Logprobs).Where(l => l is not null).ToArray();
-            var actualLogprobs = actual.Updates.Select(u => u.Logprobs).Where(l => l is not null).ToArray();
+            var expectedLogprobs = expected.Updates.Where(u => u.Logprobs is not null).SelectMany(u => u.Logprobs!).ToArray();
+            var actualLogprobs = actual.Updates.Where(u => u.Logprobs is not null).SelectMany(u => u.Logprobs!).ToArray();
             Assert.Equal(expectedLogprobs.Length, actualLogprobs.Length);
             for (int i = 0; i < expectedLogprobs.Length; i++)
             {
-                Assert.Equal(expectedLogprobs[i]!.Chosen.Logprob, actualLogprobs[i]!.Chosen.Logprob);
-                Assert.Equal(expectedLogprobs[i]!.Top.Select(t => t.Token), actualLogprobs[i]!.Top.Select(t => t.Token));
+                Assert.Equal(expectedLogprobs[i].Chosen.Logprob, actualLogprobs[i].Chosen.Logprob);
+                Assert.Equal(expectedLogprobs[i].Top.Select(t => t.Token), actualLogprobs[i].Top.Select(t => t.Token));
             }
         }
     }
