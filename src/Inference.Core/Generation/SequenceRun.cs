@@ -7,8 +7,8 @@ namespace BitNet.Inference.Generation;
 
 /// <summary>
 /// One generation inside the scheduler: its request, its positions in the shared KV pool, its own
-/// sampler and output text (detokenizer and stop matcher), and where its updates go. Touched only by the scheduler's
-/// thread once enqueued (the caller keeps only <see cref="Retired"/> and the channel's reader).
+/// sampler and output text (detokenizer and stop matcher), and where its updates go. Touched only by
+/// the scheduler's thread once enqueued (the caller keeps only <see cref="Retired"/> and the channel's reader).
 /// </summary>
 internal sealed class SequenceRun : IScreenedSequence
 {

@@ -202,7 +202,7 @@ internal sealed class StepScheduler : IDisposable
                 if (DateTimeOffset.UtcNow + ahead >= d) end = FinishReason.Length;
             }
             if (end is FinishReason reason)
-                Retire(i, Final(s, s.InPrompt ? "" : FlushText(s), -1, reason));
+                Retire(i, Final(s, s.InPrompt ? "" : s.Text.Flush(), -1, reason));
         }
         if (_running.Count == 0) return;
 
@@ -364,7 +364,7 @@ internal sealed class StepScheduler : IDisposable
         GenerationRequest request = s.Request;
         if (request.StopOnEndOfGeneration && _tokenizer.IsEndOfGeneration(token))
         {
-            End(s, Final(s, FlushText(s), token, FinishReason.Stop));
+            End(s, Final(s, s.Text.Flush(), token, FinishReason.Stop));
             return;
         }
         // Only when asked: a pass over the vocabulary and an allocation per token.
@@ -377,7 +377,7 @@ internal sealed class StepScheduler : IDisposable
         }
         s.Output.TryWrite(new GenerationUpdate(text, token, Logprobs: s.Text.TakeLogprobs()));
         if (s.Generated >= request.MaxTokens || s.Kv.Length >= _contextLength)
-            End(s, Final(s, FlushText(s), -1, FinishReason.Length));
+            End(s, Final(s, s.Text.Flush(), -1, FinishReason.Length));
     }
 
     /// <summary>Send the final update; the sequence is released after the step.</summary>
@@ -421,8 +421,6 @@ internal sealed class StepScheduler : IDisposable
         s.Kv.Clear();
         s.Retired.TrySetResult();
     }
-
-    private static string FlushText(SequenceRun s) => s.Text.Flush();
 
     /// <summary>The last update: its text, the log-probabilities still held for tokens whose text it releases, and the stats.</summary>
     private static GenerationUpdate Final(SequenceRun s, string text, int token, FinishReason reason)
