@@ -73,6 +73,11 @@ public sealed partial class InferenceApi
         if (request.Body.Length > 0 && request.Header("content-encoding") is { } encoding && !encoding.Trim().Equals("identity", StringComparison.OrdinalIgnoreCase))
             throw new ApiException(415, $"Content-Encoding '{encoding}' is not supported; send the body uncompressed",
                 "invalid_request_error", code: "unsupported_content_encoding");
+        if (request.Body.Length > 0 && Charset(request.Header("content-type")) is { } charset &&
+            !(charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) || charset.Equals("utf8", StringComparison.OrdinalIgnoreCase) ||
+              charset.Equals("us-ascii", StringComparison.OrdinalIgnoreCase)))
+            throw new ApiException(415, $"charset '{charset}' is not supported; send the body as UTF-8 (JSON's encoding, RFC 8259)",
+                "invalid_request_error", code: "unsupported_charset");
         // RFC 8259 lets a parser ignore a byte order mark, and some clients (PowerShell, Windows editors) send one.
         if (request.Body.Span.StartsWith("\uFEFF"u8))
             request = request with { Body = request.Body[3..] };
@@ -104,6 +109,20 @@ public sealed partial class InferenceApi
             headers += Encoding.UTF8.GetByteCount(name) + Encoding.UTF8.GetByteCount(value);
         if (headers > MaxHeaderBytes)
             throw new ApiException(431, $"the request headers are {headers} bytes in all; the limit is {MaxHeaderBytes}", "invalid_request_error", code: "headers_too_large");
+    }
+
+    /// <summary>The charset parameter of a Content-Type (<c>application/json; charset=utf-16</c>), unquoted; null when none.
+    /// Any media type is taken as JSON (curl -d sends a form's), but a body declared in another encoding cannot be read.</summary>
+    private static string? Charset(string? contentType)
+    {
+        if (contentType is null) return null;
+        foreach (string parameter in contentType.Split(';').Skip(1))
+        {
+            int equals = parameter.IndexOf('=');
+            if (equals > 0 && parameter[..equals].Trim().Equals("charset", StringComparison.OrdinalIgnoreCase))
+                return parameter[(equals + 1)..].Trim().Trim('"');
+        }
+        return null;
     }
 
     /// <summary>405 with the Allow header RFC 9110 asks of it.</summary>

@@ -275,6 +275,28 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
     }
 
     [Fact]
+    public async Task A_body_declared_in_another_charset_is_refused_with_415_and_utf_8_is_served()
+    {
+        int generationsBefore = fixture.Fake.Generations;
+        var utf16 = new ByteArrayContent(Encoding.Unicode.GetBytes(WithMessages("")));
+        utf16.Headers.ContentType = MediaTypeHeaderValue.Parse("application/json; charset=utf-16");
+        HttpResponseMessage response = await fixture.Server.Client.PostAsync(Chat, utf16, TestContext.Current.CancellationToken);
+        Assert.Equal(415, (int)response.StatusCode);
+        JsonElement error = JsonDocument.Parse(await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken)).RootElement.GetProperty("error");
+        Assert.Equal("charset 'utf-16' is not supported; send the body as UTF-8 (JSON's encoding, RFC 8259)", error.GetProperty("message").GetString());
+        Assert.Equal("unsupported_charset", error.GetProperty("code").GetString());
+        Assert.Equal(generationsBefore, fixture.Fake.Generations);
+
+        foreach (string declared in new[] { "application/json; charset=UTF-8", "application/json;charset=\"utf-8\"", "text/plain; charset=us-ascii" })
+        {
+            var utf8 = new ByteArrayContent(Encoding.UTF8.GetBytes(WithMessages("")));
+            utf8.Headers.TryAddWithoutValidation("Content-Type", declared);
+            HttpResponseMessage served = await fixture.Server.Client.PostAsync(Chat, utf8, TestContext.Current.CancellationToken);
+            Assert.True(served.StatusCode == System.Net.HttpStatusCode.OK, $"{declared}: {(int)served.StatusCode}");
+        }
+    }
+
+    [Fact]
     public void The_table_has_at_least_100_distinct_cases()
     {
         var rows = Cases.Select(row => (string)row.Data.Item1 + "|" + row.Data.Item3 + "|" + row.Data.Item4).ToList();
