@@ -16,6 +16,8 @@ internal sealed class OutputText(Tokenizer tokenizer, IReadOnlyList<string> stop
     /// <summary>Held log-probabilities, each with the count of characters decoded before its token's.</summary>
     private Queue<(TokenLogprobs Logprobs, long Start)>? _held;
     private long _decoded, _released;
+    /// <summary>The generation ended without a stop string: every held token's log-probabilities may go.</summary>
+    private bool _allReleased;
 
     /// <summary>Add a sampled token (and its log-probabilities, if asked for). Returns the text that may go out
     /// now; when a stop string completed, <paramref name="stopped"/> is true and the text is what came before it.</summary>
@@ -32,7 +34,7 @@ internal sealed class OutputText(Tokenizer tokenizer, IReadOnlyList<string> stop
     {
         string tail = Release(_detokenizer.Flush(), out bool stopped);
         if (stopped) return tail;
-        _released = long.MaxValue;
+        _allReleased = true;
         return tail + _stops.Flush();
     }
 
@@ -41,7 +43,7 @@ internal sealed class OutputText(Tokenizer tokenizer, IReadOnlyList<string> stop
     public List<TokenLogprobs>? TakeLogprobs()
     {
         List<TokenLogprobs>? ready = null;
-        while (_held is not null && _held.TryPeek(out var held) && held.Start < _released)
+        while (_held is not null && _held.TryPeek(out var held) && (held.Start < _released || _allReleased))
         {
             (ready ??= []).Add(held.Logprobs);
             _held.Dequeue();
@@ -53,7 +55,7 @@ internal sealed class OutputText(Tokenizer tokenizer, IReadOnlyList<string> stop
     {
         _decoded += piece.Length;
         string text = _stops.Push(piece, out stopped);
-        if (_released != long.MaxValue) _released += text.Length;
+        _released += text.Length;
         return text;
     }
 }

@@ -17,8 +17,7 @@ public sealed class Sampler
     private readonly float[] _logits;          // penalized copy of the input logits
     private readonly Candidate[] _candidates;  // kept tokens, best first
     private readonly int[] _counts;            // occurrences in the penalty window (zero between calls)
-    private int[] _biasTokens = [];            // logit_bias as arrays, so that applying it allocates nothing
-    private float[] _biasValues = [];
+    private KeyValuePair<int, float>[] _bias = []; // logit_bias as an array, so that applying it allocates nothing
 
     public Sampler(SamplingOptions options, int vocabSize)
     {
@@ -41,9 +40,7 @@ public sealed class Sampler
         ArgumentNullException.ThrowIfNull(options);
         Options = options;
         Random = options.Seed is ulong seed ? new SamplerRandom(seed) : SamplerRandom.FromEntropy();
-        KeyValuePair<int, float>[] bias = options.LogitBias is { Count: > 0 } given ? [.. given] : [];
-        _biasTokens = Array.ConvertAll(bias, b => b.Key);
-        _biasValues = Array.ConvertAll(bias, b => b.Value);
+        _bias = options.LogitBias is { Count: > 0 } given ? [.. given] : [];
     }
 
     public bool IsGreedy => Options.Temperature <= 0f;
@@ -170,12 +167,11 @@ public sealed class Sampler
     // ids is given (ascending; tokens not among them are skipped), as in ApplyPenalties.
     private void ApplyBias(Span<float> values, ReadOnlySpan<int> ids)
     {
-        for (int i = 0; i < _biasTokens.Length; i++)
+        foreach ((int token, float bias) in _bias)
         {
-            int token = _biasTokens[i];
             if ((uint)token >= (uint)VocabSize) continue;
             int at = ids.IsEmpty ? token : ids.BinarySearch(token);
-            if (at >= 0) values[at] += _biasValues[i];
+            if (at >= 0) values[at] += bias;
         }
     }
 
