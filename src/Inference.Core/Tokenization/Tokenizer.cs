@@ -25,6 +25,11 @@ public sealed class Tokenizer
     private Tokenizer(IReadOnlyList<string> tokens, TokenType[] types, IReadOnlyList<string> merges, TokenizerSettings settings)
     {
         _types = types;
+        // Every id the file names must be a token; only a missing key falls back (EOT to <|eot_id|>).
+        BosId = CheckId(settings.BosId, tokens.Count, "BOS");
+        EosId = CheckId(settings.EosId, tokens.Count, "EOS");
+        int? eomId = CheckId(settings.EomId, tokens.Count, "EOM");
+        CheckId(settings.EotId, tokens.Count, "EOT");
         PreTokenizer = settings.PreTokenizer;
         AddBos = settings.AddBos;
 
@@ -54,15 +59,13 @@ public sealed class Tokenizer
         _pieceBytes = pieceBytes;
         _pieceOffsets = pieceOffsets;
         EotId = eotId;
-        BosId = CheckId(settings.BosId, "BOS");
-        EosId = CheckId(settings.EosId, "EOS");
 
         var endOfGeneration = new SortedSet<int>();
         foreach (string text in EndOfGenerationTexts)
             if (Find(text) is int id and >= 0) endOfGeneration.Add(id);
         if (EosId is int eos) endOfGeneration.Add(eos);
         if (EotId is int eot2) endOfGeneration.Add(eot2);
-        if (settings.EomId is int eom && eom >= 0 && eom < VocabSize) endOfGeneration.Add(eom);
+        if (eomId is int eom) endOfGeneration.Add(eom);
         _endOfGeneration = [.. endOfGeneration];
 
         _specialTokens = new SpecialTokens(_vocabulary, _types);
@@ -170,11 +173,11 @@ public sealed class Tokenizer
             : throw new TokenizerException($"metadata key '{key}' = {v} is not a valid token id");
     }
 
-    private int? CheckId(int? id, string what) => id switch
+    private static int? CheckId(int? id, int vocabSize, string what) => id switch
     {
         null => null,
-        int v when v >= 0 && v < VocabSize => v,
-        int v => throw new TokenizerException($"{what} token id {v} is outside the vocabulary (0..{VocabSize - 1})"),
+        int v when v >= 0 && v < vocabSize => v,
+        int v => throw new TokenizerException($"{what} token id {v} is outside the vocabulary (0..{vocabSize - 1})"),
     };
 
     private int CheckToken(int id) =>

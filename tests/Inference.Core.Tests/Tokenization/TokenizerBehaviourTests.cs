@@ -200,6 +200,11 @@ public class TokenizerBehaviourTests(ITestOutputHelper output)
         Assert.Contains("2 tokens but 1 token types", e1.Message);
         var e2 = Assert.Throws<TokenizerException>(() => Tokenizer.Create(["a", "b"], null, [], settings with { BosId = 7 }));
         Assert.Contains("BOS token id 7", e2.Message);
+        // EOT and EOM named by the file are checked too: an id past the vocabulary is not silently dropped.
+        Assert.Contains("EOT token id 2 is outside the vocabulary (0..1)",
+            Assert.Throws<TokenizerException>(() => Tokenizer.Create(["a", "b"], null, [], settings with { EotId = 2 })).Message);
+        Assert.Contains("EOM token id 9",
+            Assert.Throws<TokenizerException>(() => Tokenizer.Create(["a", "b"], null, [], settings with { EomId = 9 })).Message);
         var e3 = Assert.Throws<TokenizerException>(() => Tokenizer.Create(["a", "b"], null, ["ab"], settings));
         Assert.Contains("merge 0 ('ab')", e3.Message);
         Assert.Throws<TokenizerException>(() => Tokenizer.Create([], null, [], settings));
