@@ -165,6 +165,11 @@ public sealed unsafe class BitNetWeights
                 DownAdjustment = Adjustment(Names.FfnDown(l), embd, graph.FeedForwardBiases),
             };
         }
+        // llama.cpp refuses tensors it does not load; layers past block_count would be dropped silently.
+        foreach (var info in file.Tensors)
+            if (Names.LayerOf(info.Name) is int layer && layer >= config.LayerCount)
+                throw new ModelFormatException(
+                    $"tensor '{info.Name}' belongs to layer {layer}, but '{Names.BlockCount(config.Architecture)}' = {config.LayerCount}");
         float[] outputNorm = check.Norm(Names.OutputNorm, embd);
         float[]? ropeFactors = graph.RopeFrequencyFactors ? check.OptionalVector(Names.RopeFrequencies, config.RopeDimensionCount / 2) : null;
         if (ropeFactors is not null && ropeFactors.Any(f => !(f > 0) || float.IsInfinity(f)))

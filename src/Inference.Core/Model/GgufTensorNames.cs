@@ -60,6 +60,15 @@ public static class GgufTensorNames
     public static string FfnUp(int layer) => $"blk.{layer}.ffn_up.weight";
     public static string FfnSubNorm(int layer) => $"blk.{layer}.ffn_sub_norm.weight";
     public static string FfnDown(int layer) => $"blk.{layer}.ffn_down.weight";
+    /// <summary>The layer of a "blk.N." tensor, or null for a tensor outside the blocks.</summary>
+    public static int? LayerOf(string tensor)
+    {
+        if (!tensor.StartsWith("blk.", StringComparison.Ordinal)) return null;
+        int end = tensor.IndexOf('.', 4);
+        return end > 4 && int.TryParse(tensor.AsSpan(4, end - 4), System.Globalization.NumberStyles.None,
+            System.Globalization.CultureInfo.InvariantCulture, out int layer) ? layer : null;
+    }
+
     /// <summary>Optional rope_freqs [n_rot/2] (llama 3.1-style frequency factors), shared by every layer.</summary>
     public const string RopeFrequencies = "rope_freqs.weight";
 

@@ -190,6 +190,16 @@ public class ModelBadInputTests
     }
 
     [Fact]
+    public void A_block_count_below_the_files_layers_is_refused_naming_a_tensor_it_would_drop()
+    {
+        using var temp = new TempFolder();
+        Assert.Equal(2, DummyShape.Tiny.Layers);
+        string path = Build(temp, (k, v) => k == Names.BlockCount(DummyModel.Architecture) ? GgufValue.From(1u) : v);
+        var error = LoadFails(path);
+        Assert.Matches(@"tensor 'blk\.1\.[a-z_]+\.weight' belongs to layer 1, but 'bitnet-b1\.58\.block_count' = 1", error.Message);
+    }
+
+    [Fact]
     public void An_embedding_of_more_than_2_to_the_31_elements_is_refused_at_load()
     {
         // token_embd [128, 2^24] F16: 2^31 values, one more than a span indexes. The data is a sparse
