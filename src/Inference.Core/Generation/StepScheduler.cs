@@ -130,12 +130,34 @@ internal sealed class StepScheduler : IDisposable
             }
             else _waiting.Enqueue(sequence);
         }
-        while (_running.Count < _parallel && _waiting.Count > 0 && TryStart(_waiting.Peek()))
+        while (_running.Count < _parallel && _waiting.Count > 0 && !AwaitsPromptBlocks(_waiting.Peek()) && TryStart(_waiting.Peek()))
         {
             _running.Add(_waiting.Dequeue());
             Interlocked.Decrement(ref _waitingCount);
             Volatile.Write(ref _runningCount, _running.Count);
         }
+    }
+
+    /// <summary>
+    /// True while a running sequence is evaluating prompt blocks this one could share (the same tokens from
+    /// the start: n choices of one prompt, identical requests arriving together). Waiting for them costs a
+    /// few steps, which the two prompts would have split between them anyway; evaluating them twice costs
+    /// a whole prompt. The queue's head waits, so FIFO order holds.
+    /// </summary>
+    private bool AwaitsPromptBlocks(SequenceRun s)
+    {
+        if (!_sharePrefixes) return false;
+        int blockTokens = _pool.BlockTokens;
+        ReadOnlySpan<int> prompt = s.History.AsSpan(0, s.PromptLength);
+        foreach (SequenceRun r in _running)
+        {
+            if (!r.InPrompt || r.PromptLength < 2) continue;   // a one-token prompt registers nothing
+            // Blocks r will register that s would take: whole blocks of their common prefix, at most to s's n − 2.
+            int common = prompt.CommonPrefixLength(r.History.AsSpan(0, r.PromptLength));
+            int shareable = Math.Min(common, s.PromptLength - 2) / blockTokens;
+            if (shareable > r.RegisteredBlocks) return true;
+        }
+        return false;
     }
 
     /// <summary>

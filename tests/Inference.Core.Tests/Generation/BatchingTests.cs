@@ -181,6 +181,50 @@ public class BatchingTests(BatchingFixture fixture, ITestOutputHelper output) : 
     }
 
     [Fact]
+    public async Task Generations_arriving_together_with_a_common_prompt_evaluate_it_once()
+    {
+        // Three samples of one prompt (as n choices are) and a fourth question after the same system prompt,
+        // all enqueued at once on a cache that has never seen them: the first evaluates its prompt, the
+        // others wait for its blocks instead of evaluating the same tokens beside it.
+        const string systemPrompt = "You are the booking assistant of a small hotel by the sea. Guests ask about rooms, prices, breakfast, " +
+            "parking and the way from the station. Answer in two sentences at most, and offer to book a room when it fits. " +
+            "Rooms cost ninety euros a night, breakfast is served from seven to ten, and the car park behind the hotel is free for guests.";
+        GenerationRequest Ask(string question, SamplingOptions sampling) => new()
+        {
+            PromptTokens = Batched.Tokenize(Batched.ApplyChatTemplate([new ChatMessage(ChatRole.System, systemPrompt), new ChatMessage(ChatRole.User, question)])),
+            MaxTokens = 6, Sampling = sampling, StopOnEndOfGeneration = false,
+        };
+        var requests = new[]
+        {
+            Ask("Is breakfast included?", new SamplingOptions { Temperature = 0.8f, Seed = 1 }),
+            Ask("Is breakfast included?", new SamplingOptions { Temperature = 0.8f, Seed = 2 }),
+            Ask("Is breakfast included?", new SamplingOptions { Temperature = 0.8f, Seed = 3 }),
+            Ask("Can I park my car?", SamplingOptions.Greedy),
+        };
+        int block = Batched.KvCache.BlockTokens;
+        // Each later request shares the whole blocks of its longest common prefix with an earlier one, up to its n − 2.
+        int Shared(int i) => Enumerable.Range(0, i).Max(j =>
+            Math.Min(requests[i].PromptTokens.Zip(requests[j].PromptTokens).TakeWhile(p => p.First == p.Second).Count(), requests[i].PromptTokens.Count - 2) / block * block);
+        int[] shared = [0, .. Enumerable.Range(1, requests.Length - 1).Select(Shared)];
+        Assert.True(shared[3] >= 2 * block && shared[1] >= shared[3], $"shared blocks' tokens: {string.Join(", ", shared)}");
+
+        var solo = await Run(Solo, requests, together: false);
+        long reused = Batched.CurrentLoad.PromptTokensReused, evaluated = Batched.CurrentLoad.PromptTokensEvaluated;
+        var batched = await Run(Batched, requests, together: true);
+        var load = Batched.CurrentLoad;
+        output.WriteLine($"prompts of {string.Join(", ", requests.Select(r => r.PromptTokens.Count))} tokens; evaluated {load.PromptTokensEvaluated - evaluated}, reused {load.PromptTokensReused - reused}");
+        Assert.Equal(shared.Sum(), load.PromptTokensReused - reused);
+        Assert.Equal(requests.Sum(r => r.PromptTokens.Count) - shared.Sum(), load.PromptTokensEvaluated - evaluated);
+        Assert.True(batched.MostRunning >= 2, "the generations should have decoded together");
+        for (int i = 0; i < requests.Length; i++)
+        {
+            Assert.Equal(solo.Tokens[i], batched.Tokens[i]);
+            AssertSameLogits(solo.Logits[i], batched.Logits[i], i);
+        }
+        Assert.Equal(0, Batched.KvCache.UsedBlocks);
+    }
+
+    [Fact]
     public async Task A_screened_head_serving_several_generations_chooses_the_f16_heads_tokens()
     {
         using var screened = BitNetEngine.Load(new EngineOptions
