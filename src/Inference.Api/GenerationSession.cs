@@ -1,12 +1,16 @@
+using System.Runtime.ExceptionServices;
 using BitNet.Inference.Generation;
 
 namespace BitNet.Inference.Api;
 
 /// <summary>
-/// One generation from queue to last token. Starting it waits for the model (FIFO), starts the
-/// engine and waits for the first update, so everything that can be refused with a status
-/// (queue full, context too long, deadline passed while queued) is known before a host commits
-/// to a 200. Reading it yields every update; the last one always carries the stats.
+/// One request's generations from queue to last token: usually one, or OpenAI's n choices of one prompt
+/// (choice i sampled with seed + i when a seed is given), which decode side by side and share the
+/// prompt's KV blocks. Starting it waits for the model (FIFO; the request takes one place in the queue
+/// whatever its n), starts the engine and waits for every choice's first update, so everything that can
+/// be refused with a status (queue full, context too long, deadline passed while queued) is known before
+/// a host commits to a 200. Reading it yields every update of every choice, in the order they arrive;
+/// each choice's last one carries its stats.
 /// Two things end a generation early: the client going away (the engine sees the token within one
 /// token and the stream ends "cancelled") and the deadline (ends "length", as OpenAI reports a cut).
 /// Disposing releases the model to the next request.
@@ -18,24 +22,30 @@ internal sealed class GenerationSession : IAsyncDisposable
     private readonly CancellationTokenSource _linked;
     private readonly CancellationToken _client;
     private readonly int _promptTokens;
-    private IAsyncEnumerator<GenerationUpdate>? _updates;
-    private GenerationUpdate? _first;
-    private int _completionTokens;
-    private bool _finished;
+    private readonly Choice[] _choices;
 
-    private GenerationSession(RequestQueue.Lease lease, CancellationTokenSource deadline, CancellationTokenSource linked, int promptTokens, CancellationToken client)
+    private GenerationSession(RequestQueue.Lease lease, CancellationTokenSource deadline, CancellationTokenSource linked, int promptTokens,
+        int choices, CancellationToken client)
     {
         _lease = lease;
         _deadline = deadline;
         _linked = linked;
         _client = client;
         _promptTokens = promptTokens;
+        _choices = new Choice[choices];
+        for (int i = 0; i < choices; i++) _choices[i] = new Choice(this);
     }
+
+    /// <summary>The most choices (n) one request may ask for.</summary>
+    public const int MaxChoices = 16;
+
+    public int Choices => _choices.Length;
 
     public static async Task<GenerationSession> StartAsync(
         ITextGenerator generator, RequestQueue queue, GenerationRequest request, DateTimeOffset deadline,
-        string promptParam, CancellationToken clientToken)
+        string promptParam, int choices, CancellationToken clientToken)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(choices, 1);
         TimeSpan remaining = deadline - DateTimeOffset.UtcNow;
         var deadlineCts = new CancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
         var linked = CancellationTokenSource.CreateLinkedTokenSource(clientToken, deadlineCts.Token);
@@ -57,11 +67,38 @@ internal sealed class GenerationSession : IAsyncDisposable
             throw;
         }
 
-        var session = new GenerationSession(lease, deadlineCts, linked, request.PromptTokens.Count, clientToken);
+        var session = new GenerationSession(lease, deadlineCts, linked, request.PromptTokens.Count, choices, clientToken);
         try
         {
-            session._updates = generator.GenerateAsync(request with { Deadline = deadline }, linked.Token).GetAsyncEnumerator(linked.Token);
-            session._first = await session.NextAsync().ConfigureAwait(false);
+            // Every choice is enqueued in the engine before any is awaited, so they decode together.
+            var firsts = new Task<GenerationUpdate>[choices];
+            for (int i = 0; i < choices; i++)
+            {
+                GenerationRequest choice = i == 0 || request.Sampling.Seed is not ulong seed
+                    ? request with { Deadline = deadline }
+                    : request with { Deadline = deadline, Sampling = request.Sampling with { Seed = unchecked(seed + (ulong)i) } };
+                session._choices[i].Updates = generator.GenerateAsync(choice, linked.Token).GetAsyncEnumerator(linked.Token);
+                firsts[i] = session._choices[i].NextAsync();
+            }
+            // Every read is awaited before the session can be disposed; after a failure the others are cancelled.
+            ExceptionDispatchInfo? failure = null;
+            for (int i = 0; i < choices; i++)
+            {
+                try
+                {
+                    session._choices[i].First = await firsts[i].ConfigureAwait(false);
+                }
+                catch (Exception e) when (failure is null)
+                {
+                    failure = ExceptionDispatchInfo.Capture(e);
+                    await linked.CancelAsync().ConfigureAwait(false);
+                }
+                catch
+                {
+                    // a later choice ended by the cancellation above, or failing alike: the first failure is the answer
+                }
+            }
+            failure?.Throw();
             return session;
         }
         catch (ContextLengthExceededException ex)
@@ -78,46 +115,44 @@ internal sealed class GenerationSession : IAsyncDisposable
         }
     }
 
-    /// <summary>Every update, the first one included; the last has <see cref="GenerationUpdate.Final"/> set.</summary>
+    /// <summary>Every update of a one-choice session, the first one included; the last has <see cref="GenerationUpdate.Final"/> set.</summary>
     public async IAsyncEnumerable<GenerationUpdate> ReadAllAsync()
     {
-        GenerationUpdate update = _first ?? throw new InvalidOperationException("the session was not started");
-        while (true)
-        {
+        if (_choices.Length != 1) throw new InvalidOperationException("a session of several choices is read with ReadChoicesAsync");
+        await foreach ((_, GenerationUpdate update) in ReadChoicesAsync().ConfigureAwait(false))
             yield return update;
-            if (update.IsFinal)
-                yield break;
-            update = await NextAsync().ConfigureAwait(false);
-        }
     }
 
-    private async Task<GenerationUpdate> NextAsync()
+    /// <summary>Every update of every choice as it arrives, with the choice's index; each choice's last update has
+    /// <see cref="GenerationUpdate.Final"/> set, and the sequence ends after the last choice's.</summary>
+    public async IAsyncEnumerable<(int Choice, GenerationUpdate Update)> ReadChoicesAsync()
     {
-        GenerationUpdate? next = null;
-        try
+        if (_choices.Any(c => c.First is null)) throw new InvalidOperationException("the session was not started");
+        if (_choices.Length == 1)
         {
-            if (await _updates!.MoveNextAsync().ConfigureAwait(false))
-                next = _updates.Current;
-        }
-        catch (OperationCanceledException) when (_linked.IsCancellationRequested)
-        {
-            // An engine may throw instead of ending with a final "cancelled" update; same meaning.
-            _finished = true;
-            return new GenerationUpdate("", -1, Stats(Reason(FinishReason.Cancelled)));
+            Choice only = _choices[0];
+            GenerationUpdate update = only.First!;
+            while (true)
+            {
+                yield return (0, update);
+                if (update.IsFinal) yield break;
+                update = await only.NextAsync().ConfigureAwait(false);
+            }
         }
 
-        if (next is null) // ended without a final update: treat as a natural stop
+        // Several choices: each has one read outstanding; whichever completes first goes out next.
+        var reads = new Task<GenerationUpdate>?[_choices.Length];
+        for (int i = 0; i < reads.Length; i++) reads[i] = Task.FromResult(_choices[i].First!);
+        int open = reads.Length;
+        while (open > 0)
         {
-            _finished = true;
-            return new GenerationUpdate("", -1, Stats(FinishReason.Stop));
+            Task<GenerationUpdate> done = await Task.WhenAny(reads.Where(r => r is not null)!).ConfigureAwait(false);
+            int i = Array.IndexOf(reads, done);
+            GenerationUpdate update = await done.ConfigureAwait(false);
+            if (update.IsFinal) { reads[i] = null; open--; }
+            else reads[i] = _choices[i].NextAsync();
+            yield return (i, update);
         }
-        if (next.Final is { } final)
-        {
-            _finished = true;
-            return next with { Final = final with { FinishReason = Reason(final.FinishReason) } };
-        }
-        _completionTokens++;
-        return next;
     }
 
     /// <summary>A cut caused by our deadline (not by the client) is reported as "length".</summary>
@@ -126,19 +161,17 @@ internal sealed class GenerationSession : IAsyncDisposable
             ? FinishReason.Length
             : reported;
 
-    private GenerationStats Stats(FinishReason reason) =>
-        new(_promptTokens, _completionTokens, reason, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero);
-
     public async ValueTask DisposeAsync()
     {
         try
         {
             // Abandoned before its end (the host stopped reading): stop the engine, do not just walk away
             // from its stream, or it would keep computing tokens nobody reads while the next request waits.
-            if (!_finished)
+            if (_choices.Any(c => !c.Finished))
                 await _linked.CancelAsync().ConfigureAwait(false);
-            if (_updates is not null)
-                await _updates.DisposeAsync().ConfigureAwait(false);
+            foreach (Choice choice in _choices)
+                if (choice.Updates is not null)
+                    await choice.Updates.DisposeAsync().ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
@@ -149,5 +182,46 @@ internal sealed class GenerationSession : IAsyncDisposable
             _linked.Dispose();
             _deadline.Dispose();
         }
+    }
+
+    /// <summary>One generation of the session: its engine stream and what has been read of it.</summary>
+    private sealed class Choice(GenerationSession session)
+    {
+        public IAsyncEnumerator<GenerationUpdate>? Updates { get; set; }
+        public GenerationUpdate? First { get; set; }
+        public bool Finished { get; private set; }
+        private int _completionTokens;
+
+        public async Task<GenerationUpdate> NextAsync()
+        {
+            GenerationUpdate? next = null;
+            try
+            {
+                if (await Updates!.MoveNextAsync().ConfigureAwait(false))
+                    next = Updates.Current;
+            }
+            catch (OperationCanceledException) when (session._linked.IsCancellationRequested)
+            {
+                // An engine may throw instead of ending with a final "cancelled" update; same meaning.
+                Finished = true;
+                return new GenerationUpdate("", -1, Stats(session.Reason(FinishReason.Cancelled)));
+            }
+
+            if (next is null) // ended without a final update: treat as a natural stop
+            {
+                Finished = true;
+                return new GenerationUpdate("", -1, Stats(FinishReason.Stop));
+            }
+            if (next.Final is { } final)
+            {
+                Finished = true;
+                return next with { Final = final with { FinishReason = session.Reason(final.FinishReason) } };
+            }
+            _completionTokens++;
+            return next;
+        }
+
+        private GenerationStats Stats(FinishReason reason) =>
+            new(session._promptTokens, _completionTokens, reason, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero);
     }
 }

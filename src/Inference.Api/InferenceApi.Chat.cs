@@ -13,7 +13,7 @@ public sealed partial class InferenceApi
         ChatCompletionRequest body = ParseBody(request.Body, ApiJsonContext.Wire.ChatCompletionRequest);
         ITextGenerator generator = ReadyGenerator();
         CheckModel(body.Model);
-        CheckN(body.N);
+        int n = ChoiceCount(body.N);
         if (body.Tools is { ValueKind: not (JsonValueKind.Array or JsonValueKind.Null) })
             throw ApiException.BadRequest("'tools' must be an array", "tools", "invalid_type");
         if (body.Tools is { ValueKind: JsonValueKind.Array } tools && tools.GetArrayLength() > 0)
@@ -47,7 +47,7 @@ public sealed partial class InferenceApi
         };
 
         GenerationSession session = await GenerationSession.StartAsync(
-            generator, _queue, generation, DeadlineFor(request.Deadline), "messages", cancellationToken).ConfigureAwait(false);
+            generator, _queue, generation, DeadlineFor(request.Deadline), "messages", n, cancellationToken).ConfigureAwait(false);
         string id = NewId("chatcmpl-");
         long created = UnixNow();
         string model = generator.Model.Id;
@@ -58,60 +58,69 @@ public sealed partial class InferenceApi
 
         await using (session.ConfigureAwait(false))
         {
-            var text = new StringBuilder();
-            var tokens = new List<ChatTokenLogprob>();
-            GenerationStats? stats = null;
-            await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
+            var texts = new StringBuilder[n];
+            var tokens = new List<ChatTokenLogprob>[n];
+            var stats = new GenerationStats[n];
+            for (int i = 0; i < n; i++) (texts[i], tokens[i]) = (new StringBuilder(), []);
+            await foreach ((int i, GenerationUpdate update) in session.ReadChoicesAsync().ConfigureAwait(false))
             {
-                text.Append(update.Text);
-                if (update.Logprobs is { } tokenLogprobs) tokens.AddRange(tokenLogprobs.Select(logprobs!.Chat));
-                stats = update.Final;
+                texts[i].Append(update.Text);
+                if (update.Logprobs is { } tokenLogprobs) tokens[i].AddRange(tokenLogprobs.Select(logprobs!.Chat));
+                if (update.Final is { } final) stats[i] = final;
             }
             cancellationToken.ThrowIfCancellationRequested();
-            var response = new ChatCompletionResponse(id, "chat.completion", created, model,
-                [new ChatChoice(0, new AssistantMessage("assistant", text.ToString()), logprobs is null ? null : new ChatLogprobs(tokens, null),
-                    FinishReasonText(stats!.FinishReason))],
-                new Usage(stats.PromptTokens, stats.CompletionTokens, stats.PromptTokens + stats.CompletionTokens));
+            var choices = new ChatChoice[n];
+            for (int i = 0; i < n; i++)
+                choices[i] = new ChatChoice(i, new AssistantMessage("assistant", texts[i].ToString()), logprobs is null ? null : new ChatLogprobs(tokens[i], null),
+                    FinishReasonText(stats[i].FinishReason));
+            var response = new ChatCompletionResponse(id, "chat.completion", created, model, choices, UsageOf(stats));
             return ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(response, ApiJsonContext.Wire.ChatCompletionResponse));
         }
     }
 
-    /// <summary>OpenAI's chunk sequence: a role chunk, content deltas, a finish chunk, the optional usage chunk, [DONE].</summary>
+    /// <summary>OpenAI's chunk sequence: a role chunk per choice, content deltas, a finish chunk per choice, the optional
+    /// usage chunk, [DONE]. Choices' chunks interleave as their tokens come.</summary>
     private static async IAsyncEnumerable<ReadOnlyMemory<byte>> ChatFrames(GenerationSession session, string id, long created, string model, bool includeUsage,
         LogprobsWriter? logprobs)
     {
         // The engine sends a token's logprobs with the update that starts its text (GenerationUpdate.Logprobs);
         // those of an update without text (the last, or a token that decodes to nothing) wait for the next
         // chunk with text, or the finish chunk.
-        var pending = new List<ChatTokenLogprob>();
-        ReadOnlyMemory<byte> Frame(ChatDelta delta, string? finish)
+        var pending = new List<ChatTokenLogprob>[session.Choices];
+        var stats = new GenerationStats[session.Choices];
+        ReadOnlyMemory<byte> Frame(int choice, ChatDelta delta, string? finish)
         {
-            ChatLogprobs? chunkLogprobs = logprobs is null || delta.Role is not null || (pending.Count == 0 && delta.Content is null)
-                ? null : new ChatLogprobs([.. pending], null);
-            if (chunkLogprobs is not null) pending.Clear();
+            List<ChatTokenLogprob> waiting = pending[choice];
+            ChatLogprobs? chunkLogprobs = logprobs is null || delta.Role is not null || (waiting.Count == 0 && delta.Content is null)
+                ? null : new ChatLogprobs([.. waiting], null);
+            if (chunkLogprobs is not null) waiting.Clear();
             return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
-                new ChatCompletionChunk(id, "chat.completion.chunk", created, model, [new ChatChunkChoice(0, delta, chunkLogprobs, finish)], null),
+                new ChatCompletionChunk(id, "chat.completion.chunk", created, model, [new ChatChunkChoice(choice, delta, chunkLogprobs, finish)], null),
                 ApiJsonContext.Wire.ChatCompletionChunk));
         }
 
-        yield return Frame(new ChatDelta("assistant", ""), null);
-        await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
+        for (int i = 0; i < pending.Length; i++)
         {
-            if (update.Logprobs is { } tokenLogprobs) pending.AddRange(tokenLogprobs.Select(logprobs!.Chat));
+            pending[i] = [];
+            yield return Frame(i, new ChatDelta("assistant", ""), null);
+        }
+        await foreach ((int i, GenerationUpdate update) in session.ReadChoicesAsync().ConfigureAwait(false))
+        {
+            if (update.Logprobs is { } tokenLogprobs) pending[i].AddRange(tokenLogprobs.Select(logprobs!.Chat));
             if (update.Text.Length > 0)
-                yield return Frame(new ChatDelta(null, update.Text), null);
-            if (update.Final is not { } stats)
+                yield return Frame(i, new ChatDelta(null, update.Text), null);
+            if (update.Final is not { } final)
                 continue;
-            if (stats.FinishReason == FinishReason.Cancelled)
+            if (final.FinishReason == FinishReason.Cancelled)
                 yield break; // the client is gone; nobody reads a finish chunk
-            yield return Frame(new ChatDelta(null, null), FinishReasonText(stats.FinishReason));
-            if (includeUsage)
-            {
-                yield return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
-                    new ChatCompletionChunk(id, "chat.completion.chunk", created, model, [],
-                        new Usage(stats.PromptTokens, stats.CompletionTokens, stats.PromptTokens + stats.CompletionTokens)),
-                    ApiJsonContext.Wire.ChatCompletionChunk));
-            }
+            stats[i] = final;
+            yield return Frame(i, new ChatDelta(null, null), FinishReasonText(final.FinishReason));
+        }
+        if (includeUsage)
+        {
+            yield return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
+                new ChatCompletionChunk(id, "chat.completion.chunk", created, model, [], UsageOf(stats)),
+                ApiJsonContext.Wire.ChatCompletionChunk));
         }
         yield return SseDone;
     }

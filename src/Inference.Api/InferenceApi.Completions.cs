@@ -22,9 +22,10 @@ public sealed partial class InferenceApi
         CompletionRequest body = ParseBody(request.Body, ApiJsonContext.Wire.CompletionRequest);
         ITextGenerator generator = ReadyGenerator();
         CheckModel(body.Model);
-        CheckN(body.N);
-        if (body.BestOf is { } bestOf && bestOf != 1)
-            throw ApiException.BadRequest($"best_of must be 1; got {bestOf}", "best_of", "invalid_value");
+        int n = ChoiceCount(body.N);
+        // best_of > n would rank candidates by their log-probability; best_of = n is n plain choices.
+        if (body.BestOf is { } bestOf && bestOf != n)
+            throw ApiException.BadRequest($"best_of must equal n ({n}): candidates are not ranked; got {bestOf}", "best_of", "invalid_value");
         if (!string.IsNullOrEmpty(body.Suffix))
             throw ApiException.BadRequest("suffix (insertion) is not supported by this model", "suffix", "unsupported_parameter");
 
@@ -50,10 +51,11 @@ public sealed partial class InferenceApi
                 throw ApiException.BadRequest("logprobs with echo (the prompt tokens' logprobs) is not supported", "logprobs", "unsupported_parameter");
         }
         string echo = body.Echo == true ? input.Text ?? generator.Detokenize(prompt) : "";
-        LogprobsWriter? logprobs = body.Logprobs is null ? null : new LogprobsWriter(generator, echo.Length);
+        // Text offsets run on from each choice's own text: one writer a choice.
+        LogprobsWriter[]? logprobs = body.Logprobs is null ? null : [.. Enumerable.Range(0, n).Select(_ => new LogprobsWriter(generator, echo.Length))];
 
         GenerationSession session = await GenerationSession.StartAsync(
-            generator, _queue, generation, DeadlineFor(request.Deadline), "prompt", cancellationToken).ConfigureAwait(false);
+            generator, _queue, generation, DeadlineFor(request.Deadline), "prompt", n, cancellationToken).ConfigureAwait(false);
         string id = NewId("cmpl-");
         long created = UnixNow();
         string model = generator.Model.Id;
@@ -63,52 +65,61 @@ public sealed partial class InferenceApi
 
         await using (session.ConfigureAwait(false))
         {
-            var text = new StringBuilder(echo);
-            var tokens = new List<BitNet.Inference.Sampling.TokenLogprobs>();
-            GenerationStats? stats = null;
-            await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
+            var texts = new StringBuilder[n];
+            var tokens = new List<BitNet.Inference.Sampling.TokenLogprobs>[n];
+            var stats = new GenerationStats[n];
+            for (int i = 0; i < n; i++) (texts[i], tokens[i]) = (new StringBuilder(echo), []);
+            await foreach ((int i, GenerationUpdate update) in session.ReadChoicesAsync().ConfigureAwait(false))
             {
-                text.Append(update.Text);
-                if (update.Logprobs is { } tokenLogprobs) tokens.AddRange(tokenLogprobs);
-                stats = update.Final;
+                texts[i].Append(update.Text);
+                if (update.Logprobs is { } tokenLogprobs) tokens[i].AddRange(tokenLogprobs);
+                if (update.Final is { } final) stats[i] = final;
             }
             cancellationToken.ThrowIfCancellationRequested();
-            var response = new CompletionResponse(id, "text_completion", created, model,
-                [new CompletionChoice(text.ToString(), 0, logprobs?.Completion(tokens), FinishReasonText(stats!.FinishReason))],
-                new Usage(stats.PromptTokens, stats.CompletionTokens, stats.PromptTokens + stats.CompletionTokens));
+            var choices = new CompletionChoice[n];
+            for (int i = 0; i < n; i++)
+                choices[i] = new CompletionChoice(texts[i].ToString(), i, logprobs?[i].Completion(tokens[i]), FinishReasonText(stats[i].FinishReason));
+            var response = new CompletionResponse(id, "text_completion", created, model, choices, UsageOf(stats));
             return ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(response, ApiJsonContext.Wire.CompletionResponse));
         }
     }
 
     private static async IAsyncEnumerable<ReadOnlyMemory<byte>> CompletionFrames(
-        GenerationSession session, string id, long created, string model, string echo, bool includeUsage, LogprobsWriter? logprobs)
+        GenerationSession session, string id, long created, string model, string echo, bool includeUsage, LogprobsWriter[]? logprobs)
     {
         // As in chat: logprobs of an update without text ride with the next chunk that has text, or the finish chunk.
-        var pending = new List<BitNet.Inference.Sampling.TokenLogprobs>();
-        ReadOnlyMemory<byte> Frame(string text, string? finish, Usage? usage, bool withChoice = true, bool withLogprobs = true)
+        var pending = new List<BitNet.Inference.Sampling.TokenLogprobs>[session.Choices];
+        var stats = new GenerationStats[session.Choices];
+        ReadOnlyMemory<byte> Frame(int choice, string text, string? finish, bool withLogprobs = true)
         {
-            CompletionLogprobs? chunkLogprobs = logprobs is null || !withLogprobs ? null : logprobs.Completion(pending);
-            if (chunkLogprobs is not null) pending.Clear();
+            CompletionLogprobs? chunkLogprobs = logprobs is null || !withLogprobs ? null : logprobs[choice].Completion(pending[choice]);
+            if (chunkLogprobs is not null) pending[choice].Clear();
             return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
-                new CompletionResponse(id, "text_completion", created, model, withChoice ? [new CompletionChoice(text, 0, chunkLogprobs, finish)] : [], usage),
+                new CompletionResponse(id, "text_completion", created, model, [new CompletionChoice(text, choice, chunkLogprobs, finish)], null),
                 ApiJsonContext.Wire.CompletionResponse));
         }
 
-        if (echo.Length > 0)
-            yield return Frame(echo, null, null, withLogprobs: false);
-        await foreach (GenerationUpdate update in session.ReadAllAsync().ConfigureAwait(false))
+        for (int i = 0; i < pending.Length; i++)
         {
-            if (update.Logprobs is { } tokenLogprobs) pending.AddRange(tokenLogprobs);
-            if (update.Text.Length > 0)
-                yield return Frame(update.Text, null, null);
-            if (update.Final is not { } stats)
-                continue;
-            if (stats.FinishReason == FinishReason.Cancelled)
-                yield break;
-            yield return Frame("", FinishReasonText(stats.FinishReason), null);
-            if (includeUsage)
-                yield return Frame("", null, new Usage(stats.PromptTokens, stats.CompletionTokens, stats.PromptTokens + stats.CompletionTokens), withChoice: false, withLogprobs: false);
+            pending[i] = [];
+            if (echo.Length > 0)
+                yield return Frame(i, echo, null, withLogprobs: false);
         }
+        await foreach ((int i, GenerationUpdate update) in session.ReadChoicesAsync().ConfigureAwait(false))
+        {
+            if (update.Logprobs is { } tokenLogprobs) pending[i].AddRange(tokenLogprobs);
+            if (update.Text.Length > 0)
+                yield return Frame(i, update.Text, null);
+            if (update.Final is not { } final)
+                continue;
+            if (final.FinishReason == FinishReason.Cancelled)
+                yield break;
+            stats[i] = final;
+            yield return Frame(i, "", FinishReasonText(final.FinishReason));
+        }
+        if (includeUsage)
+            yield return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
+                new CompletionResponse(id, "text_completion", created, model, [], UsageOf(stats)), ApiJsonContext.Wire.CompletionResponse));
         yield return SseDone;
     }
 }

@@ -36,7 +36,7 @@ public sealed partial class InferenceApi
             };
 
             GenerationSession session = await GenerationSession.StartAsync(
-                generator, _queue, generation, DeadlineFor(transportDeadline), "prompt", cancellationToken).ConfigureAwait(false);
+                generator, _queue, generation, DeadlineFor(transportDeadline), "prompt", 1, cancellationToken).ConfigureAwait(false);
             if (request.Stream == true)
                 return ApiResponse.ServerSentEvents(LegacyFrames(session, generator.Model.Id), session);
             await using var owned = session;

@@ -289,10 +289,19 @@ public sealed partial class InferenceApi
             throw ApiException.BadRequest($"{param} must be between 0 and {BitNet.Inference.Sampling.LogProbabilities.MaxTop}; got {count}", param, "invalid_value");
     }
 
-    private static void CheckN(int? n)
+    /// <summary>How many choices a request asks for (OpenAI's n): 1 when absent.</summary>
+    private static int ChoiceCount(int? n) => n switch
     {
-        if (n is { } value && value != 1)
-            throw ApiException.BadRequest($"n must be 1 (one model instance generates one choice); got {value}", "n", "invalid_value");
+        null => 1,
+        >= 1 and <= GenerationSession.MaxChoices => n.Value,
+        _ => throw ApiException.BadRequest($"n must be from 1 to {GenerationSession.MaxChoices}; got {n}", "n", "invalid_value"),
+    };
+
+    /// <summary>Usage of a request's choices: the prompt once (they share it), every choice's completion tokens.</summary>
+    private static Usage UsageOf(GenerationStats[] choices)
+    {
+        int prompt = choices[0].PromptTokens, completion = choices.Sum(c => c.CompletionTokens);
+        return new Usage(prompt, completion, prompt + completion);
     }
 
     /// <summary>

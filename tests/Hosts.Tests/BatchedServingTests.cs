@@ -126,4 +126,138 @@ public sealed class BatchedServingTests
         Assert.Single(texts.Distinct());   // the same greedy request gives the same text beside others
         Assert.Equal(0, engine.KvCache.UsedBlocks);
     }
+
+    private const string HotelSystemPrompt = "You are the booking assistant of a small hotel by the sea. Guests ask about rooms, prices, breakfast, " +
+        "parking and the way from the station. Answer in two sentences at most, and offer to book a room when it fits. " +
+        "Rooms cost ninety euros a night, breakfast is served from seven to ten, and the car park behind the hotel is free for guests.";
+
+    private static string ChoicesBody(bool chat, string extra) => chat
+        ? $$"""{"messages":[{"role":"system","content":"{{HotelSystemPrompt}}"},{"role":"user","content":"Is breakfast included?"}],"max_tokens":8,"temperature":0.9{{extra}}}"""
+        : $$"""{"prompt":"{{HotelSystemPrompt}} Guest: Is breakfast included? Assistant:","max_tokens":8,"temperature":0.9{{extra}}}""";
+
+    /// <summary>Every choice's text by index, and the usage, of a response streamed or not.</summary>
+    private static (string[] Texts, string[] Finishes, JsonElement Usage) Choices(string body, bool chat, int n)
+    {
+        var texts = new string[n];
+        var finishes = new string[n];
+        if (!body.StartsWith("data:", StringComparison.Ordinal))
+        {
+            using var json = JsonDocument.Parse(body);
+            JsonElement[] choices = [.. json.RootElement.GetProperty("choices").EnumerateArray()];
+            Assert.Equal(n, choices.Length);
+            for (int i = 0; i < n; i++)
+            {
+                Assert.Equal(i, choices[i].GetProperty("index").GetInt32());
+                texts[i] = chat ? choices[i].GetProperty("message").GetProperty("content").GetString()! : choices[i].GetProperty("text").GetString()!;
+                finishes[i] = choices[i].GetProperty("finish_reason").GetString()!;
+            }
+            return (texts, finishes, json.RootElement.GetProperty("usage").Clone());
+        }
+        var (frames, done) = Sse.Parse(body);
+        Assert.True(done);
+        var parts = Enumerable.Range(0, n).Select(_ => new System.Text.StringBuilder()).ToArray();
+        var roles = new int[n];
+        JsonElement usage = default;
+        foreach (JsonElement frame in frames)
+        {
+            if (frame.TryGetProperty("usage", out var u) && u.ValueKind == JsonValueKind.Object) usage = u.Clone();
+            foreach (JsonElement choice in frame.GetProperty("choices").EnumerateArray())
+            {
+                int i = choice.GetProperty("index").GetInt32();
+                Assert.Null(finishes[i]);   // nothing of a choice after its finish chunk
+                if (chat)
+                {
+                    JsonElement delta = choice.GetProperty("delta");
+                    if (delta.TryGetProperty("role", out _)) roles[i]++;
+                    else Assert.Equal(1, roles[i]);   // a choice's role chunk comes first
+                    if (delta.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.String) parts[i].Append(content.GetString());
+                }
+                else parts[i].Append(choice.GetProperty("text").GetString());
+                if (choice.GetProperty("finish_reason") is { ValueKind: JsonValueKind.String } finish) finishes[i] = finish.GetString()!;
+            }
+        }
+        if (chat) Assert.All(roles, r => Assert.Equal(1, r));
+        return ([.. parts.Select(p => p.ToString())], finishes, usage);
+    }
+
+    [Theory]
+    [InlineData(4, true, false)]
+    [InlineData(4, true, true)]
+    [InlineData(4, false, true)]
+    [InlineData(1, false, false)]
+    public async Task Each_of_n_choices_equals_a_lone_request_seeded_with_the_seed_plus_its_index(int parallel, bool chat, bool stream)
+    {
+        const int n = 3, seed = 42;
+        using var engine = Load(parallel);
+        await using var server = await TestServer.StartAsync(engine);
+        string path = chat ? "/v1/chat/completions" : "/v1/completions";
+        string streaming = stream ? ""","stream":true,"stream_options":{"include_usage":true}""" : "";
+
+        var solo = new string[n];
+        var soloFinishes = new string[n];
+        int promptTokens = 0, completionTokens = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var response = await server.Client.PostAsync(path, Sse.Json(ChoicesBody(chat, $$""","seed":{{seed + i}}""")), Ct);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var (texts, finishes, usage) = Choices(await response.Content.ReadAsStringAsync(Ct), chat, 1);
+            (solo[i], soloFinishes[i]) = (texts[0], finishes[0]);
+            promptTokens = usage.GetProperty("prompt_tokens").GetInt32();
+            completionTokens += usage.GetProperty("completion_tokens").GetInt32();
+        }
+        Assert.True(solo.Distinct().Count() > 1, "different seeds should give different samples");
+
+        long reused = engine.CurrentLoad.PromptTokensReused;
+        var together = await server.Client.PostAsync(path, Sse.Json(ChoicesBody(chat, $$""","seed":{{seed}},"n":{{n}}{{streaming}}""")), Ct);
+        Assert.Equal(HttpStatusCode.OK, together.StatusCode);
+        var (choiceTexts, choiceFinishes, choiceUsage) = Choices(await together.Content.ReadAsStringAsync(Ct), chat, n);
+        Assert.Equal(solo, choiceTexts);
+        Assert.Equal(soloFinishes, choiceFinishes);
+        Assert.Equal(promptTokens, choiceUsage.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(completionTokens, choiceUsage.GetProperty("completion_tokens").GetInt32());
+        // The lone requests registered the prompt's blocks; each choice takes them (none evaluates them again).
+        int sharedPerChoice = (promptTokens - 2) / engine.KvCache.BlockTokens * engine.KvCache.BlockTokens;
+        Assert.True(sharedPerChoice > 0);
+        Assert.Equal(n * sharedPerChoice, engine.CurrentLoad.PromptTokensReused - reused);
+        Assert.Equal(0, engine.KvCache.UsedBlocks);
+    }
+
+    [Fact]
+    public async Task N_choices_arriving_on_a_cold_cache_evaluate_their_prompt_once()
+    {
+        const int n = 4;
+        using var engine = Load(parallel: 4);
+        await using var server = await TestServer.StartAsync(engine);
+        var response = await server.Client.PostAsync("/v1/chat/completions", Sse.Json(ChoicesBody(chat: true, $$""","n":{{n}}""")), Ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var (_, _, usage) = Choices(await response.Content.ReadAsStringAsync(Ct), chat: true, n);
+        int prompt = usage.GetProperty("prompt_tokens").GetInt32();
+        int shared = (prompt - 2) / engine.KvCache.BlockTokens * engine.KvCache.BlockTokens;
+        Assert.Equal((n - 1) * shared, engine.CurrentLoad.PromptTokensReused);
+        Assert.Equal(n * prompt - (n - 1) * shared, engine.CurrentLoad.PromptTokensEvaluated);
+    }
+
+    [Fact]
+    public async Task Each_choice_lists_the_logprobs_of_its_own_tokens_with_offsets_into_its_own_text()
+    {
+        using var engine = Load(parallel: 2);
+        await using var server = await TestServer.StartAsync(engine);
+        var response = await server.Client.PostAsync("/v1/completions",
+            Sse.Json("""{"prompt":"Once upon a time","max_tokens":8,"temperature":1,"seed":7,"n":2,"logprobs":1}"""), Ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct));
+        var choices = json.RootElement.GetProperty("choices").EnumerateArray().ToArray();
+        Assert.NotEqual(choices[0].GetProperty("text").GetString(), choices[1].GetProperty("text").GetString());
+        foreach (JsonElement choice in choices)
+        {
+            JsonElement logprobs = choice.GetProperty("logprobs");
+            string[] tokens = [.. logprobs.GetProperty("tokens").EnumerateArray().Select(t => t.GetString()!)];
+            int[] offsets = [.. logprobs.GetProperty("text_offset").EnumerateArray().Select(o => o.GetInt32())];
+            // Offsets count the text's characters before each token (a token may hold part of a character).
+            Assert.NotEmpty(tokens);
+            Assert.Equal(0, offsets[0]);
+            for (int t = 1; t < tokens.Length; t++) Assert.InRange(offsets[t], offsets[t - 1], offsets[t - 1] + tokens[t - 1].Length);
+            Assert.InRange(offsets[^1], 0, choice.GetProperty("text").GetString()!.Length);
+        }
+    }
 }
