@@ -79,7 +79,8 @@ public sealed partial class InferenceApi
     }
 
     /// <summary>OpenAI's chunk sequence: a role chunk per choice, content deltas, a finish chunk per choice, the optional
-    /// usage chunk, [DONE]. Choices' chunks interleave as their tokens come.</summary>
+    /// usage chunk, [DONE]. Choices' chunks interleave as their tokens come. With the usage chunk (include_usage),
+    /// the chunks before it carry "usage": null.</summary>
     private static async IAsyncEnumerable<ReadOnlyMemory<byte>> ChatFrames(GenerationSession session, string id, long created, string model, bool includeUsage,
         LogprobsWriter? logprobs)
     {
@@ -94,9 +95,12 @@ public sealed partial class InferenceApi
             ChatLogprobs? chunkLogprobs = logprobs is null || delta.Role is not null || (waiting.Count == 0 && delta.Content is null)
                 ? null : new ChatLogprobs([.. waiting], null);
             if (chunkLogprobs is not null) waiting.Clear();
-            return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
-                new ChatCompletionChunk(id, "chat.completion.chunk", created, model, [new ChatChunkChoice(choice, delta, chunkLogprobs, finish)], null),
-                ApiJsonContext.Wire.ChatCompletionChunk));
+            ChatChunkChoice[] choices = [new ChatChunkChoice(choice, delta, chunkLogprobs, finish)];
+            return SseFrame(includeUsage
+                ? JsonSerializer.SerializeToUtf8Bytes(new UsageStreamChunk<ChatChunkChoice>(id, "chat.completion.chunk", created, model, choices, null),
+                    ApiJsonContext.Wire.ChatUsageChunk)
+                : JsonSerializer.SerializeToUtf8Bytes(new ChatCompletionChunk(id, "chat.completion.chunk", created, model, choices),
+                    ApiJsonContext.Wire.ChatCompletionChunk));
         }
 
         for (int i = 0; i < pending.Length; i++)
@@ -119,8 +123,8 @@ public sealed partial class InferenceApi
         if (includeUsage)
         {
             yield return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
-                new ChatCompletionChunk(id, "chat.completion.chunk", created, model, [], UsageOf(stats)),
-                ApiJsonContext.Wire.ChatCompletionChunk));
+                new UsageStreamChunk<ChatChunkChoice>(id, "chat.completion.chunk", created, model, [], UsageOf(stats)),
+                ApiJsonContext.Wire.ChatUsageChunk));
         }
         yield return SseDone;
     }

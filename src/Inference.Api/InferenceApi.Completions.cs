@@ -94,9 +94,13 @@ public sealed partial class InferenceApi
         {
             CompletionLogprobs? chunkLogprobs = logprobs is null || !withLogprobs ? null : logprobs[choice].Completion(pending[choice]);
             if (chunkLogprobs is not null) pending[choice].Clear();
-            return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
-                new CompletionResponse(id, "text_completion", created, model, [new CompletionChoice(text, choice, chunkLogprobs, finish)], null),
-                ApiJsonContext.Wire.CompletionResponse));
+            CompletionChoice[] choices = [new CompletionChoice(text, choice, chunkLogprobs, finish)];
+            // With include_usage, as in chat: "usage" in every chunk, null until the last.
+            return SseFrame(includeUsage
+                ? JsonSerializer.SerializeToUtf8Bytes(new UsageStreamChunk<CompletionChoice>(id, "text_completion", created, model, choices, null),
+                    ApiJsonContext.Wire.CompletionUsageChunk)
+                : JsonSerializer.SerializeToUtf8Bytes(new CompletionResponse(id, "text_completion", created, model, choices, null),
+                    ApiJsonContext.Wire.CompletionResponse));
         }
 
         for (int i = 0; i < pending.Length; i++)
@@ -119,7 +123,7 @@ public sealed partial class InferenceApi
         }
         if (includeUsage)
             yield return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
-                new CompletionResponse(id, "text_completion", created, model, [], UsageOf(stats)), ApiJsonContext.Wire.CompletionResponse));
+                new UsageStreamChunk<CompletionChoice>(id, "text_completion", created, model, [], UsageOf(stats)), ApiJsonContext.Wire.CompletionUsageChunk));
         yield return SseDone;
     }
 }

@@ -93,6 +93,35 @@ public sealed class HttpApiTests
         Assert.Equal(4, frames[^1].GetProperty("usage").GetProperty("completion_tokens").GetInt32());
     }
 
+    [Theory]
+    [InlineData("/v1/chat/completions", """{"messages":[{"role":"user","content":"hello"}],"max_tokens":4,"stream":true,"logprobs":true}""")]
+    [InlineData("/v1/completions", """{"prompt":"abc","max_tokens":4,"stream":true,"logprobs":1}""")]
+    public async Task Streams_with_include_usage_send_usage_null_in_every_chunk_before_the_usage_chunk(string path, string request)
+    {
+        var fake = new FakeTextGenerator();
+        await using var server = await TestServer.StartAsync(fake);
+        async Task<List<JsonElement>> Frames(string streamOptions)
+        {
+            string body = request[..^1] + streamOptions + "}";
+            var (frames, done) = Sse.Parse(await (await server.Client.PostAsync(path, Sse.Json(body), Ct)).Content.ReadAsStringAsync(Ct));
+            Assert.True(done);
+            return frames;
+        }
+
+        List<JsonElement> frames = await Frames(""","stream_options":{"include_usage":true}""");
+        Assert.True(frames.Count >= 4, $"{frames.Count} frames");
+        Assert.All(frames[..^1], f => Assert.Equal(JsonValueKind.Null, f.GetProperty("usage").ValueKind));
+        Assert.Equal(4, frames[^1].GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        Assert.Equal(0, frames[^1].GetProperty("choices").GetArrayLength());
+
+        foreach (string without in new[] { "", ""","stream_options":{"include_usage":false}""", ""","stream_options":{}""" })
+        {
+            List<JsonElement> plain = await Frames(without);
+            Assert.All(plain, f => Assert.False(f.TryGetProperty("usage", out _), $"{without}: {f}"));
+            Assert.All(plain, f => Assert.NotEqual(0, f.GetProperty("choices").GetArrayLength()));
+        }
+    }
+
     [Fact]
     public async Task Stop_string_ends_with_finish_reason_stop()
     {

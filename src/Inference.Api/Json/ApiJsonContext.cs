@@ -19,6 +19,8 @@ namespace BitNet.Inference.Api.Json;
 [JsonSerializable(typeof(LegacyCompletionRequest))]
 [JsonSerializable(typeof(ChatCompletionResponse))]
 [JsonSerializable(typeof(ChatCompletionChunk))]
+[JsonSerializable(typeof(UsageStreamChunk<ChatChunkChoice>), TypeInfoPropertyName = "ChatUsageChunk")]
+[JsonSerializable(typeof(UsageStreamChunk<CompletionChoice>), TypeInfoPropertyName = "CompletionUsageChunk")]
 [JsonSerializable(typeof(CompletionResponse))]
 [JsonSerializable(typeof(LegacyCompletionResponse))]
 [JsonSerializable(typeof(LegacyStreamChunk))]

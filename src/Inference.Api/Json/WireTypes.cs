@@ -176,13 +176,23 @@ public sealed record ChatTopLogprob(string Token, float Logprob, IReadOnlyList<i
 
 public sealed record AssistantMessage(string Role, string Content);
 
+/// <summary>A chunk of a chat stream that did not ask for usage: it has no "usage" field.</summary>
 public sealed record ChatCompletionChunk(
     string Id,
     string Object,
     long Created,
     string Model,
-    IReadOnlyList<ChatChunkChoice> Choices,
-    Usage? Usage);
+    IReadOnlyList<ChatChunkChoice> Choices);
+
+/// <summary>A chunk of a stream with <c>stream_options.include_usage</c> (chat or completions): as OpenAI
+/// sends it, every chunk has "usage", null until the last chunk, which has the counts and no choices.</summary>
+public sealed record UsageStreamChunk<TChoice>(
+    string Id,
+    string Object,
+    long Created,
+    string Model,
+    IReadOnlyList<TChoice> Choices,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] Usage? Usage);
 
 public sealed record ChatChunkChoice(
     int Index,
