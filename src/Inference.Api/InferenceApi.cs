@@ -172,20 +172,24 @@ public sealed partial class InferenceApi
         return transportDeadline is { } t && t < own ? t : own;
     }
 
-    /// <summary>Reads a JSON body with the source-generated serializer; JSON and type errors become 400s naming the field.</summary>
+    /// <summary>Reads a JSON body with the source-generated serializer; JSON and type errors become 400s naming the field,
+    /// and so does a string anywhere in the body that is not text.</summary>
     private static T ParseBody<T>(ReadOnlyMemory<byte> body, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> typeInfo) where T : class
     {
         if (body.Span.Trim(" \t\r\n"u8).IsEmpty)
             throw ApiException.BadRequest("the request body is empty; send a JSON object");
+        T request;
         try
         {
-            return JsonSerializer.Deserialize(body.Span, typeInfo)
-                   ?? throw ApiException.BadRequest("the request body must be a JSON object, not null");
+            request = JsonSerializer.Deserialize(body.Span, typeInfo)
+                      ?? throw ApiException.BadRequest("the request body must be a JSON object, not null");
         }
         catch (JsonException ex)
         {
             throw JsonErrors.ToApiException(ex);
         }
+        JsonText.Check(body); // the strings the serializer skipped (ignored fields) or matched as bytes (keys)
+        return request;
     }
 
     /// <summary>

@@ -257,6 +257,51 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         Assert.Contains(message, JsonDocument.Parse(text).RootElement.GetProperty("error").GetProperty("message").GetString());
     }
 
+    /// <summary>Strings that are not text where no field of ours is read: an ignored field's value, an object's key, at any depth.</summary>
+    public static readonly TheoryData<string, string, string?> TextOutsideTheReadFields = new()
+    {
+        // path, body, param
+        { Chat, WithMessages(""","metadata":{"note":"\ud800"}"""), "metadata.note" },
+        { Chat, WithMessages(""","metadata":{"note":"a<FF>b"}"""), "metadata.note" },
+        { Chat, WithMessages(""","extra":[1,{"a":["x","\udc00"]}]"""), "extra[1].a[1]" },
+        { Chat, WithMessages(""","\ud800":1"""), null },
+        { Chat, WithMessages(""","k<C0>":1"""), null },
+        { Chat, """{"messages":[{"role":"user","content":"hi","x\udfff":true}]}""", "messages[0]" },
+        { Chat, """{"messages":[{"role":"user","content":"hi","<ED A0 80>":true}]}""", "messages[0]" },
+        { Chat, """{"messages":[{"role":"user","content":[{"type":"text","text":"hi","<FE>":1}]}]}""", "messages[0].content" },
+        { Chat, WithMessages(""","response_format":{"type":"text","\ud800":0}"""), "response_format" },
+        { Chat, WithMessages(""","logit_bias":{"\ud800":1}"""), "logit_bias" },
+        { Completions, """{"prompt":"a","user_data":"\ud83d"}""", "user_data" },
+        { Completions, """{"prompt":"a","x":"\ud83d\u0041"}""", "x" },
+        { Legacy, """{"prompt":"a","cache_prompt":"\udc00\ud800"}""", "cache_prompt" },
+        { "/", B64("""{"prompt":"a","\ud800":1}"""), null },
+    };
+
+    [Theory]
+    [MemberData(nameof(TextOutsideTheReadFields))]
+    public async Task A_string_that_is_not_text_is_refused_as_invalid_encoding_wherever_it_is(string path, string body, string? param)
+    {
+        int generationsBefore = fixture.Fake.Generations;
+        var content = new ByteArrayContent(Bytes(body)) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } };
+        HttpResponseMessage response = await fixture.Server.Client.PostAsync(path, content, TestContext.Current.CancellationToken);
+        string text = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.True(response.StatusCode == System.Net.HttpStatusCode.BadRequest, $"{(int)response.StatusCode}: {text}");
+        JsonElement error = JsonDocument.Parse(text).RootElement.GetProperty("error");
+        Assert.Equal("invalid_encoding", error.GetProperty("code").GetString());
+        Assert.Equal(param, error.GetProperty("param").GetString());
+        Assert.Contains("is not valid text: it holds invalid UTF-8 or a lone UTF-16 surrogate", error.GetProperty("message").GetString());
+        Assert.Equal(generationsBefore, fixture.Fake.Generations);
+    }
+
+    [Fact]
+    public async Task Surrogate_pairs_and_escaped_backslashes_in_ignored_fields_and_keys_are_text()
+    {
+        string body = WithMessages(""","metadata":{"\ud83d\ude00":"\\ud800 \\\ud83d\ude00 \\\\udc00","k\u00e9":["\uD83D\uDE00\\"]}""");
+        HttpResponseMessage response = await fixture.Server.Client.PostAsync(Chat,
+            new StringContent(body, Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+    }
+
     [Fact]
     public async Task A_compressed_body_is_refused_with_415_naming_its_encoding()
     {

@@ -12,12 +12,7 @@ internal static class JsonErrors
     {
         string? param = Param(ex.Path);
         if (IsBadText(ex))
-        {
-            const string what = "is not valid text: it holds invalid UTF-8 or a lone UTF-16 surrogate (such as \\ud800 without its pair)";
-            return param is null
-                ? ApiException.BadRequest($"the request body {what}", null, "invalid_encoding")
-                : ApiException.BadRequest($"'{param}' {what}", param, "invalid_encoding");
-        }
+            return BadText(param);
         string raw = ex.Message;
         int pathAt = raw.IndexOf(" Path: ", StringComparison.Ordinal);
         string message = pathAt >= 0 ? raw[..pathAt] : raw;
@@ -42,6 +37,15 @@ internal static class JsonErrors
         return param is null
             ? ApiException.BadRequest($"the request body is not valid: {message}", null, "invalid_json")
             : ApiException.BadRequest($"'{param}' {message}", param, "invalid_type");
+    }
+
+    /// <summary>The 400 for a string that is not text, in the field <paramref name="param"/> (null: the body).</summary>
+    public static ApiException BadText(string? param)
+    {
+        const string what = "is not valid text: it holds invalid UTF-8 or a lone UTF-16 surrogate (such as \\ud800 without its pair)";
+        return param is null
+            ? ApiException.BadRequest($"the request body {what}", null, "invalid_encoding")
+            : ApiException.BadRequest($"'{param}' {what}", param, "invalid_encoding");
     }
 
     /// <summary>A string the reader could not turn into text (System.Text.Json reports it as a type mismatch, with the cause inside).</summary>
