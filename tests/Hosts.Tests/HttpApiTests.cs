@@ -73,6 +73,32 @@ public sealed class HttpApiTests
     }
 
     [Fact]
+    public async Task Integer_fields_take_integral_numbers_written_with_a_point_or_an_exponent()
+    {
+        var fake = new FakeTextGenerator();
+        await using var server = await TestServer.StartAsync(fake);
+        async Task<GenerationRequest> Served(string path, string body)
+        {
+            HttpResponseMessage response = await server.Client.PostAsync(path, Sse.Json(body), Ct);
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{body}: {await response.Content.ReadAsStringAsync(Ct)}");
+            return fake.LastRequest!;
+        }
+
+        GenerationRequest chat = await Served("/v1/chat/completions",
+            """{"messages":[{"role":"user","content":"x"}],"max_tokens":3.0,"top_k":7e0,"seed":4.2e1,"n":1.0,"repeat_last_n":-0.0,"logprobs":true,"top_logprobs":2.00}""");
+        Assert.Equal((3, 7, 42UL, 0, 2), (chat.MaxTokens, chat.Sampling.TopK, chat.Sampling.Seed, chat.Sampling.RepeatLastN, chat.TopLogprobs));
+        Assert.Equal(2, (await Served("/v1/chat/completions", """{"messages":[{"role":"user","content":"x"}],"max_completion_tokens":2E+0}""")).MaxTokens);
+        Assert.Equal(4, (await Served("/v1/chat/completions", """{"messages":[{"role":"user","content":"x"}],"n_predict":0.4e1}""")).MaxTokens);
+
+        GenerationRequest completion = await Served("/v1/completions", """{"prompt":[5.0,6e0,70e-1],"max_tokens":0.2e1,"logprobs":1.0,"best_of":1e0,"n":1.00}""");
+        Assert.Equal([5, 6, 7], completion.PromptTokens);
+        Assert.Equal((2, 1), (completion.MaxTokens, completion.TopLogprobs));
+
+        GenerationRequest legacy = await Served("/completion", """{"prompt":"a","n_predict":2.0,"top_k":1E1,"repeat_last_n":6.4e1,"seed":1e18}""");
+        Assert.Equal((2, 10, 64, 1_000_000_000_000_000_000UL), (legacy.MaxTokens, legacy.Sampling.TopK, legacy.Sampling.RepeatLastN, legacy.Sampling.Seed));
+    }
+
+    [Fact]
     public async Task Streaming_chat_sends_role_chunk_deltas_finish_chunk_usage_and_done()
     {
         var fake = new FakeTextGenerator();

@@ -4,8 +4,9 @@ namespace BitNet.Inference.Api.Json;
 
 /// <summary>
 /// Source-generated (AOT-safe) serializers for every wire type. snake_case names, case-sensitive
-/// like OpenAI, numbers must be JSON numbers (no "5" for 5), nulls omitted unless a property says
-/// otherwise (OpenAI writes "finish_reason": null, "logprobs": null).
+/// like OpenAI, numbers must be JSON numbers (no "5" for 5; an integer may be written 5.0 or 5e0, see
+/// <see cref="JsonIntegers"/>), nulls omitted unless a property says otherwise (OpenAI writes
+/// "finish_reason": null, "logprobs": null).
 /// </summary>
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
@@ -13,7 +14,8 @@ namespace BitNet.Inference.Api.Json;
     NumberHandling = JsonNumberHandling.Strict,
     AllowTrailingCommas = false,
     ReadCommentHandling = System.Text.Json.JsonCommentHandling.Disallow,
-    MaxDepth = 64)]
+    MaxDepth = 64,
+    Converters = [typeof(IntegralInt32Converter), typeof(IntegralInt64Converter)])]
 [JsonSerializable(typeof(ChatCompletionRequest))]
 [JsonSerializable(typeof(CompletionRequest))]
 [JsonSerializable(typeof(LegacyCompletionRequest))]

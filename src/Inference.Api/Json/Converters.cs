@@ -1,8 +1,52 @@
+using System.Buffers;
+using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace BitNet.Inference.Api.Json;
+
+/// <summary>
+/// How every integer of a request is read (max_tokens, n, seed, top_k, logprobs, prompt token ids, …): a JSON
+/// number whose value is an integer in the field's range, however it is written (5, 5.0, 5e0, 0.5e1; -0.0 is 0),
+/// as OpenAI and llama.cpp accept an integral float. A fraction (1.5, 1e-1) or a value out of range (1e400) is
+/// not one. Decided on the digits, exactly (no rounding through a double): 1.0000000000000000000001 is refused.
+/// </summary>
+public static class JsonIntegers
+{
+    private const NumberStyles Integral = NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent;
+
+    public static bool TryGet(ref Utf8JsonReader reader, long min, long max, out long value)
+    {
+        value = 0;
+        if (reader.TokenType != JsonTokenType.Number)
+            return false;
+        // .NET's integer parsing takes a decimal point and an exponent only when the digits they leave after the
+        // point are zeros; the plain integer, by far the usual form, takes the reader's own fast path.
+        bool integral = reader.TryGetInt64(out value) || long.TryParse(
+            reader.HasValueSequence ? reader.ValueSequence.ToArray() : reader.ValueSpan, Integral, CultureInfo.InvariantCulture, out value);
+        return integral && value >= min && value <= max;
+    }
+}
+
+/// <summary>Every <c>int</c> of the wire types (registered for the whole <see cref="ApiJsonContext"/>): read by
+/// <see cref="JsonIntegers"/>; anything else is the serializer's usual "must be an integer" naming the field.</summary>
+public sealed class IntegralInt32Converter : JsonConverter<int>
+{
+    public override int Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        JsonIntegers.TryGet(ref reader, int.MinValue, int.MaxValue, out long value) ? (int)value : throw new JsonException();
+
+    public override void Write(Utf8JsonWriter writer, int value, JsonSerializerOptions options) => writer.WriteNumberValue(value);
+}
+
+/// <summary>Every <c>long</c> of the wire types, as <see cref="IntegralInt32Converter"/>.</summary>
+public sealed class IntegralInt64Converter : JsonConverter<long>
+{
+    public override long Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        JsonIntegers.TryGet(ref reader, long.MinValue, long.MaxValue, out long value) ? value : throw new JsonException();
+
+    public override void Write(Utf8JsonWriter writer, long value, JsonSerializerOptions options) => writer.WriteNumberValue(value);
+}
 
 // Converters for the fields OpenAI lets take more than one shape. They read with Utf8JsonReader
 // only (no reflection), so they are AOT-safe. A JsonException thrown here carries our message;
@@ -164,8 +208,8 @@ public sealed class PromptConverter : JsonConverter<PromptInput>
 
     private static int TokenId(ref Utf8JsonReader reader)
     {
-        if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int id))
-            return id; // the handler checks the range against the vocabulary
+        if (JsonIntegers.TryGet(ref reader, int.MinValue, int.MaxValue, out long id))
+            return (int)id; // the handler checks the range against the vocabulary
         if (reader.TokenType == JsonTokenType.Number)
             throw new JsonException($"token ids must be integers in the vocabulary; got {Encoding.UTF8.GetString(reader.ValueSpan)}");
         throw new JsonException(Shapes);
