@@ -49,11 +49,12 @@ public static class HttpApiHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBytes;
-            // Kestrel answers a longer request line or more header bytes than its limits itself, with an empty body.
-            // Its limits sit above the API's (which answers 414 and 431 in the OpenAI error shape) and remain the hard
-            // ceiling on what one request's head may hold in memory.
+            // Kestrel answers a longer request line, more header bytes or more header fields than its limits itself, with
+            // an empty body. Its limits sit above the API's (which answers 414 and 431 in the OpenAI error shape) and
+            // remain the hard ceiling on what one request's head may hold in memory.
             kestrel.Limits.MaxRequestLineSize = 4 * InferenceApi.MaxTargetBytes;
             kestrel.Limits.MaxRequestHeadersTotalSize = 4 * InferenceApi.MaxHeaderBytes;
+            kestrel.Limits.MaxRequestHeaderCount = 4 * InferenceApi.MaxHeaderCount;
             kestrel.AddServerHeader = false;
         });
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);

@@ -31,9 +31,10 @@ public sealed partial class InferenceApi
         _queue = new RequestQueue(options.QueueDepth);
     }
 
-    /// <summary>The longest request target (path and query as sent) and the most header bytes (names and values, in
-    /// all) a request may have: the usual limits of HTTP servers (Kestrel's defaults). Beyond them, 414 and 431.</summary>
-    public const int MaxTargetBytes = 8192, MaxHeaderBytes = 32768;
+    /// <summary>The longest request target (path and query as sent), the most header bytes (names and values, in
+    /// all) and the most header fields (by name: a name sent twice is one field, its values joined) a request may
+    /// have: the usual limits of HTTP servers (Kestrel's defaults). Beyond them, 414 and 431.</summary>
+    public const int MaxTargetBytes = 8192, MaxHeaderBytes = 32768, MaxHeaderCount = 100;
 
     public ApiOptions Options { get; }
     public GeneratorProvider Provider => _provider;
@@ -104,6 +105,9 @@ public sealed partial class InferenceApi
         int target = Encoding.UTF8.GetByteCount(request.Target ?? request.Path);
         if (target > MaxTargetBytes)
             throw new ApiException(414, $"the request URL is {target} bytes long; the limit is {MaxTargetBytes}", "invalid_request_error", code: "url_too_long");
+        if (request.Headers.Count > MaxHeaderCount)
+            throw new ApiException(431, $"the request has {request.Headers.Count} header fields; the limit is {MaxHeaderCount}", "invalid_request_error",
+                code: "too_many_headers");
         long headers = 0;
         foreach (var (name, value) in request.Headers)
             headers += Encoding.UTF8.GetByteCount(name) + Encoding.UTF8.GetByteCount(value);

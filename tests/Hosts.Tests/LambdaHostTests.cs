@@ -219,6 +219,18 @@ public sealed class LambdaHostTests
         Assert.Equal(200, served.GetProperty("statusCode").GetInt32());
     }
 
+    [Fact]
+    public async Task A_function_url_event_with_more_than_100_header_fields_gets_431_as_on_the_server()
+    {
+        await using var lambda = await Harness.StartAsync(_ => new FakeTextGenerator());
+        string fields = string.Concat(Enumerable.Range(0, 100).Select(i => $"\"x-field-{i}\": \"1\", "));
+        string crowded = FunctionUrlEvent("GET", "/v1/models", null).Replace("\"header1\"", fields + "\"header1\"");
+        JsonElement response = JsonDocument.Parse((await lambda.Runtime.Invoke(crowded)).Body).RootElement;
+        Assert.Equal(431, response.GetProperty("statusCode").GetInt32());
+        Assert.Equal("the request has 103 header fields; the limit is 100", JsonDocument.Parse(response.GetProperty("body").GetString()!).RootElement
+            .GetProperty("error").GetProperty("message").GetString());
+    }
+
     /// <summary>A REST API proxy integration's request (payload format 1.0, as in the API Gateway docs), with our method, path and body.</summary>
     /// <summary>An API Gateway HTTP API event (payload format 2.0): a function URL's shape on an execute-api domain.</summary>
     private static string HttpApiEvent(string method, string path, string body) =>

@@ -16,7 +16,7 @@ public sealed class RequestSizeLimitServer : IAsyncLifetime
 }
 
 /// <summary>
-/// A request URL over 8 KiB gets 414 and header fields over 32 KiB in all get 431, through the real
+/// A request URL over 8 KiB gets 414, and header fields over 32 KiB in all or more than 100 of them get 431, through the real
 /// Kestrel host, in the OpenAI error shape like every other refusal (Kestrel's own answers to these
 /// have an empty body). Up to the limits, requests are served; far beyond them Kestrel's hard ceiling
 /// still refuses without buffering more.
@@ -24,7 +24,7 @@ public sealed class RequestSizeLimitServer : IAsyncLifetime
 public sealed class RequestSizeLimitTests(RequestSizeLimitServer fixture) : IClassFixture<RequestSizeLimitServer>
 {
     private static readonly CancellationToken Ct = TestContext.Current.CancellationToken;
-    private const int TargetLimit = 8192, HeaderLimit = 32768;
+    private const int TargetLimit = 8192, HeaderLimit = 32768, HeaderCountLimit = 100;
 
     private HttpClient Client => fixture.Server.Client;
 
@@ -98,6 +98,33 @@ public sealed class RequestSizeLimitTests(RequestSizeLimitServer fixture) : ICla
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 
+    /// <summary>A GET with <paramref name="extra"/> header fields besides those HttpClient sends (Host).</summary>
+    private static HttpRequestMessage WithHeaderFields(int extra)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
+        for (int i = 0; i < extra; i++)
+            request.Headers.Add($"X-Field-{i}", "1");
+        return request;
+    }
+
+    [Fact]
+    public async Task More_than_100_header_fields_get_431_in_the_openai_error_shape()
+    {
+        HttpResponseMessage response = await Client.SendAsync(WithHeaderFields(HeaderCountLimit + 20), Ct);
+        Assert.Equal(HttpStatusCode.RequestHeaderFieldsTooLarge, response.StatusCode);
+        JsonElement error = await ErrorOf(response);
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Equal("too_many_headers", error.GetProperty("code").GetString());
+        Assert.Matches($"^the request has 12[0-9] header fields; the limit is {HeaderCountLimit}$", error.GetProperty("message").GetString());
+    }
+
+    [Fact]
+    public async Task Up_to_100_header_fields_are_served()
+    {
+        HttpResponseMessage response = await Client.SendAsync(WithHeaderFields(HeaderCountLimit - 5), Ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
     [Fact]
     public async Task Far_beyond_the_limits_the_server_still_refuses_and_keeps_serving()
     {
@@ -109,6 +136,9 @@ public sealed class RequestSizeLimitTests(RequestSizeLimitServer fixture) : ICla
             request.Headers.Add($"X-Pad-{i}", new string('h', 16_000));
         HttpResponseMessage headers = await Client.SendAsync(request, Ct);
         Assert.Equal(HttpStatusCode.RequestHeaderFieldsTooLarge, headers.StatusCode);
+
+        HttpResponseMessage fields = await Client.SendAsync(WithHeaderFields(5 * HeaderCountLimit), Ct);
+        Assert.Equal(HttpStatusCode.RequestHeaderFieldsTooLarge, fields.StatusCode);
 
         Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync("/health", Ct)).StatusCode);
     }
