@@ -13,7 +13,8 @@ namespace BitNet.Inference.Api;
 /// Azure) translates its transport to these two types and nothing else.
 ///
 /// Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET /metrics,
-/// POST /completion and POST / (llama.cpp's /completion payload, also as base64), POST /keep-warm.
+/// POST /completion and POST / (llama.cpp's /completion payload, also as base64), POST /tokenize, POST /detokenize,
+/// POST /keep-warm.
 /// Client mistakes become 4xx in the OpenAI error shape here, in one place; only a fault of the
 /// server (an engine exception) escapes, and each host reports it as its transport expects.
 /// </summary>
@@ -89,12 +90,15 @@ public sealed partial class InferenceApi
             ("POST", "/v1/completions" or "/completions") => CompletionsAsync(request, cancellationToken),
             ("POST", "/completion" or "/") => LegacyAsync(request.Body, request.Deadline, cancellationToken),
             ("POST" or "GET", "/keep-warm") => Task.FromResult(KeepWarm()),
+            ("POST", "/tokenize") => Task.FromResult(Tokenize(request.Body)),
+            ("POST", "/detokenize") => Task.FromResult(Detokenize(request.Body)),
             // HEAD is GET without the content (RFC 9110), which the hosts leave out.
             ("GET" or "HEAD", "/v1/models" or "/models") => Task.FromResult(Models()),
             ("GET" or "HEAD", _) when path.StartsWith("/v1/models/", StringComparison.Ordinal) => Task.FromResult(Model(path["/v1/models/".Length..])),
             (_, "/v1/chat/completions" or "/chat/completions" or "/v1/completions" or "/completions" or "/completion")
                 => throw MethodNotAllowed(method, path, "POST"),
             (_, "/v1/models" or "/models") => throw MethodNotAllowed(method, path, "GET, HEAD"),
+            (_, "/tokenize" or "/detokenize") => throw MethodNotAllowed(method, path, "POST"),
             _ => throw new ApiException(404, $"Unknown request URL: {method} {path}", "invalid_request_error", code: "unknown_url"),
         };
     }

@@ -31,6 +31,9 @@ namespace BitNet.Inference.Api.Json;
 [JsonSerializable(typeof(HealthResponse))]
 [JsonSerializable(typeof(BatchingHealth))]
 [JsonSerializable(typeof(KeepWarmResponse))]
+[JsonSerializable(typeof(TokenizeRequest))]
+[JsonSerializable(typeof(DetokenizeRequest))]
+[JsonSerializable(typeof(DetokenizeResponse))]
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(string))]
 public sealed partial class ApiJsonContext : JsonSerializerContext;

@@ -281,3 +281,22 @@ public sealed record ErrorBody(
     string Type,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Param,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Code);
+
+/// <summary>llama.cpp's POST /tokenize body.</summary>
+public sealed class TokenizeRequest
+{
+    public string? Content { get; set; }
+    /// <summary>Add BOS (when the model adds one to prompts).</summary>
+    public bool? AddSpecial { get; set; }
+    /// <summary>Control-token text (&lt;|eot_id|&gt;) becomes its token; off by default, unlike llama.cpp.</summary>
+    public bool? ParseSpecial { get; set; }
+    public bool? WithPieces { get; set; }
+}
+
+/// <summary>llama.cpp's POST /detokenize body.</summary>
+public sealed class DetokenizeRequest
+{
+    public List<int>? Tokens { get; set; }
+}
+
+public sealed record DetokenizeResponse(string Content);
