@@ -170,8 +170,22 @@ internal sealed class GenerationSession : IAsyncDisposable
             if (_choices.Any(c => !c.Finished))
                 await _linked.CancelAsync().ConfigureAwait(false);
             foreach (Choice choice in _choices)
+            {
+                // A reader of several choices may leave reads outstanding; an enumerator is disposed only between reads.
+                if (choice.Reading is { IsCompleted: false } reading)
+                {
+                    try
+                    {
+                        await reading.ConfigureAwait(false);
+                    }
+                    catch
+                    {
+                        // its outcome no longer matters; the engine ends the cancelled generation within one step
+                    }
+                }
                 if (choice.Updates is not null)
                     await choice.Updates.DisposeAsync().ConfigureAwait(false);
+            }
         }
         catch (OperationCanceledException)
         {
@@ -190,9 +204,13 @@ internal sealed class GenerationSession : IAsyncDisposable
         public IAsyncEnumerator<GenerationUpdate>? Updates { get; set; }
         public GenerationUpdate? First { get; set; }
         public bool Finished { get; private set; }
+        /// <summary>The last read started, which may still be under way.</summary>
+        public Task<GenerationUpdate>? Reading { get; private set; }
         private int _completionTokens;
 
-        public async Task<GenerationUpdate> NextAsync()
+        public Task<GenerationUpdate> NextAsync() => Reading = ReadAsync();
+
+        private async Task<GenerationUpdate> ReadAsync()
         {
             GenerationUpdate? next = null;
             try

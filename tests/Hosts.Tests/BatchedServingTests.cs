@@ -260,4 +260,27 @@ public sealed class BatchedServingTests
             Assert.InRange(offsets[^1], 0, choice.GetProperty("text").GetString()!.Length);
         }
     }
+
+    [Fact]
+    public async Task A_client_leaving_a_stream_of_several_choices_ends_all_of_them_and_frees_their_blocks()
+    {
+        using var engine = Load(parallel: 4);
+        var observed = new ObservingGenerator(engine);
+        await using var server = await TestServer.StartAsync(observed);
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = Sse.Json("""{"messages":[{"role":"user","content":"Write a very long essay."}],"max_tokens":300,"temperature":1,"n":3,"stream":true}"""),
+        };
+        using (HttpResponseMessage response = await server.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            await Sse.ReadDataFramesAsync(response, 8, Ct);
+        } // gone after the role chunks and a few tokens
+
+        await HttpApiTests.WaitUntil(() => !server.Api.Queue.Busy && engine.CurrentLoad.Running == 0);
+        Assert.Equal(0, engine.KvCache.UsedBlocks);
+        Assert.True(engine.CurrentLoad.GeneratedTokens < 3 * 300, "the choices should have been cancelled");
+        var next = await server.Client.PostAsync("/v1/completions", Sse.Json("""{"prompt":"Hi","max_tokens":2,"n":2}"""), Ct);
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+    }
 }
