@@ -22,10 +22,10 @@ internal static class BenchCommand
     internal static Command Create(TextWriter stdout, TextWriter stderr, bool interactive)
     {
         var model = ModelCommandOptions.ModelOption();
-        var prompt = new Option<int>("--prompt-tokens", "-p") { Description = "Prompt length evaluated as one batch (prefill)", DefaultValueFactory = _ => 128 };
-        var generate = new Option<int>("--gen-tokens", "-n") { Description = "Tokens generated one at a time (decode)", DefaultValueFactory = _ => 64 };
+        var prompt = NumberOption.Create("--prompt-tokens", "Prompt length evaluated as one batch (prefill)", 128, "-p");
+        var generate = NumberOption.Create("--gen-tokens", "Tokens generated one at a time (decode)", 64, "-n");
         var threads = ModelCommandOptions.ThreadsOption();
-        var repetitions = new Option<int>("--repetitions", "-r") { Description = "Repetitions; medians are reported", DefaultValueFactory = _ => 5 };
+        var repetitions = NumberOption.Create("--repetitions", "Repetitions; medians are reported", 5, "-r");
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table" };
         var lmHead = new Option<string>("--lm-head") { Description = "LM head: f16 (exact, default), q8 (int8 rows, half the bytes) or screened (int8 bounds, then exact F16 logits for the rows that can win: f16's tokens at about q8's cost)", DefaultValueFactory = _ => "f16" };
         lmHead.AcceptOnlyFromAmong([.. LmHeadModes.Names]);

@@ -18,17 +18,19 @@ internal static class BenchCostCommand
     {
         var url = new Option<string>("--url") { Description = "Base URL of the server (e.g. http://127.0.0.1:8080 or a function URL)", Required = true };
         var hardware = new Option<string>("--hardware") { Description = "Price-table name (lambda-arm64-2048, azure-ep1, aws-c7g.xlarge, local, ...) or any name with --price-per-hour", Required = true };
-        var pricePerHour = new Option<double?>("--price-per-hour") { Description = "Hourly price in USD; overrides the table" };
-        var concurrency = new Option<int>("--concurrency", "-c") { Description = "Parallel clients", DefaultValueFactory = _ => 1 };
-        var requests = new Option<int>("--requests", "-n") { Description = "Measured requests", DefaultValueFactory = _ => 8 };
-        var maxTokens = new Option<int>("--max-tokens") { Description = "max_tokens per request", DefaultValueFactory = _ => 64 };
-        var warmup = new Option<int>("--warmup") { Description = "Unmeasured warm-up requests first", DefaultValueFactory = _ => 2 };
+        var pricePerHour = NumberOption.Optional<double>("--price-per-hour", "Hourly price in USD; overrides the table")
+            .Must(p => p >= 0 && double.IsFinite(p), "a price of 0 or more");
+        var concurrency = NumberOption.Create("--concurrency", "Parallel clients", 1, "-c");
+        var requests = NumberOption.Create("--requests", "Measured requests", 8, "-n");
+        var maxTokens = NumberOption.Create("--max-tokens", "max_tokens per request", 64);
+        var warmup = NumberOption.Create("--warmup", "Unmeasured warm-up requests first", 2);
         var prices = new Option<FileInfo?>("--prices") { Description = "JSON price table overriding/adding rows" };
         var prompt = new Option<string>("--prompt") { Description = "Prompt text", DefaultValueFactory = _ => "Explain in a few sentences why the sky is blue." };
         var endpoint = new Option<string>("--endpoint") { Description = "completions (/v1/completions) or chat (/v1/chat/completions)", DefaultValueFactory = _ => "completions" };
         endpoint.AcceptOnlyFromAmong("completions", "chat");
         var apiKey = new Option<string?>("--api-key") { Description = "Bearer token (default: BITNET_API_KEY)" };
-        var pid = new Option<int?>("--pid") { Description = "PID of a local server: peak memory from /proc when the server does not report it" };
+        var pid = NumberOption.Optional<int>("--pid", "PID of a local server: peak memory from /proc when the server does not report it")
+            .Must(p => p >= 1, "a process id (1 or more)");
         var sweep = new Option<string?>("--sweep")
         {
             Description = "Run once per concurrency level, e.g. 1,2,4,8 (overrides --concurrency; each level sends at least 2 × its concurrency requests) and write a sweep report comparing them",

@@ -16,13 +16,13 @@ internal static class InspectCommand
     internal static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var model = ModelCommandOptions.ModelOption("GGUF file to describe");
-        var items = new Option<int>("--array-items") { Description = "Array elements shown before summarizing", DefaultValueFactory = _ => 8 };
+        var items = NumberOption.Create("--array-items", "Array elements shown before summarizing", 8).Must(n => n >= 0, "0 or more");
         var command = new Command("inspect", "Show a GGUF file's metadata, tensors, types and sizes") { model, items };
         command.SetAction(async (parse, _) =>
         {
             try
             {
-                await stdout.WriteAsync(Describe(ModelCommandOptions.ResolveModelPath(parse.GetValue(model)), Math.Max(0, parse.GetValue(items))));
+                await stdout.WriteAsync(Describe(ModelCommandOptions.ResolveModelPath(parse.GetValue(model)), parse.GetValue(items)));
                 return 0;
             }
             catch (Exception e) when (ModelCommandOptions.IsUserError(e))

@@ -19,7 +19,8 @@ internal static class LogitsCommand
         var model = ModelCommandOptions.ModelOption();
         var tokens = new Option<string>("--tokens") { Description = "Comma-separated token ids, e.g. 128000,791,6864", Required = true };
         var output = new Option<string>("--output", "-o") { Description = "Output file (float32 little-endian, tokens × n_vocab)", Required = true };
-        var promptLength = new Option<int>("--prompt-length") { Description = "Tokens evaluated as one batch; the rest go one at a time (default: all)" };
+        var promptLength = NumberOption.Create("--prompt-length", "Tokens evaluated as one batch; the rest go one at a time (default or 0: all)", 0)
+            .Must(n => n >= 0, "0 (all of them) or more");
         var threads = ModelCommandOptions.ThreadsOption();
         var kernel = new Option<string?>("--kernel") { Description = "Kernel family (scalar forces the reference kernel)" };
         var command = new Command("logits", "Write the logits of a token sequence in the oracle's float32 layout")

@@ -21,17 +21,18 @@ internal static class TiersCommand
     {
         var tiers = new Option<string>("--tiers") { Description = "Memory tiers in MB, comma-separated", DefaultValueFactory = _ => "2048,4096,10240" };
         var nPredict = new Option<string>("--n-predict") { Description = "Warm runs' n_predict values, comma-separated", DefaultValueFactory = _ => "10,50,100" };
-        var coldN = new Option<int>("--cold-n-predict") { Description = "n_predict of the cold-start run", DefaultValueFactory = _ => 10 };
+        var coldN = NumberOption.Create("--cold-n-predict", "n_predict of the cold-start run", 10);
         var urlPerTier = new Option<string[]>("--url-per-tier") { Description = "MB=URL of a deployed tier (repeatable); measures those instead of emulating locally", AllowMultipleArgumentsPerToken = false };
         var model = new Option<string?>("--model", "-m") { Description = "Model for local runs (default: BITNET_MODEL or the pulled default model)" };
         var prompt = new Option<string>("--prompt", "-p") { Description = "Prompt", DefaultValueFactory = _ => "The capital of France is" };
-        var target = new Option<double?>("--target-seconds") { Description = "Latency target for the largest n_predict; recommends the cheapest tier meeting it" };
+        var target = NumberOption.Optional<double>("--target-seconds", "Latency target for the largest n_predict; recommends the cheapest tier meeting it")
+            .Must(s => s > 0 && double.IsFinite(s), "a number of seconds above 0");
         var arch = new Option<string>("--arch") { Description = "Lambda architecture to price: arm64 or x86_64", DefaultValueFactory = _ => "arm64" };
         arch.AcceptOnlyFromAmong("arm64", "x86_64");
         var prices = new Option<FileInfo?>("--prices") { Description = "JSON price table overriding/adding rows" };
         var results = new Option<DirectoryInfo?>("--results") { Description = "Also write raw/tiers-*.json and reports/tiers-*.md under this folder" };
         var bitnet = new Option<string?>("--bitnet") { Description = "Command that runs `bitnet` for local child processes (default: this executable)" };
-        var cores = new Option<int?>("--cores") { Description = "Cores this machine may use for emulation (default: all)" };
+        var cores = NumberOption.Optional<int>("--cores", "Cores this machine may use for emulation (default: all)").Must(n => n >= 1, "1 or more");
         var apiKey = new Option<string?>("--api-key") { Description = "Bearer token for --url-per-tier (default: BITNET_API_KEY)" };
 
         var command = new Command("tiers", "Lambda memory-tier table: cold start, warm n_predict 10/50/100, $/invocation, $/1M tokens, and the cheapest tier meeting a latency target")
