@@ -64,9 +64,18 @@ internal static class BenchCommand
             int[] streams = [];
             if (parseResult.GetValue(parallel) is { } list)
             {
-                if (!TryParseStreams(list, out streams) || p < 2 || n < 1)
+                try
                 {
-                    stderr.WriteLine("error: --parallel takes stream counts from 1 to 256 separated by commas (e.g. 4 or 1,2,4,8), with -p at least 2 and -n at least 1");
+                    streams = ParseStreams(list, "--parallel");
+                }
+                catch (ArgumentException e)
+                {
+                    stderr.WriteLine($"error: {e.Message} (e.g. 4 or 1,2,4,8)");
+                    return Task.FromResult(2);
+                }
+                if (p < 2 || n < 1)
+                {
+                    stderr.WriteLine("error: --parallel needs -p at least 2 and -n at least 1");
                     return Task.FromResult(2);
                 }
                 if (!streams.Contains(1)) streams = [1, .. streams];   // the single-stream figure of the same run
@@ -123,21 +132,9 @@ internal static class BenchCommand
         return report!;
     }
 
-    internal static bool TryParseStreams(string text, out int[] streams)
-    {
-        var parsed = new List<int>();
-        foreach (string part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            if (!int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out int value) || value < 1 || value > 256)
-            {
-                streams = [];
-                return false;
-            }
-            if (!parsed.Contains(value)) parsed.Add(value);
-        }
-        streams = [.. parsed.Order()];
-        return streams.Length > 0;
-    }
+    /// <summary>Stream counts (bench --parallel) or concurrency levels (bench-cost --sweep): 1 to 256, each once, in order.</summary>
+    internal static int[] ParseStreams(string text, string flag) =>
+        [.. NumberList.Parse(text, flag, flag == "--sweep" ? "concurrency level" : "stream count", 1, 256).Distinct().Order()];
 
     /// <summary>Progress&lt;T&gt; posts to the thread pool; the display must update in order, on this thread.</summary>
     private sealed class SynchronousProgress(Action<BenchmarkProgress> handler) : IProgress<BenchmarkProgress>

@@ -62,12 +62,7 @@ internal static class BenchCostCommand
                     Pid = parse.GetValue(pid),
                 };
 
-                int[] levels = [c];
-                if (parse.GetValue(sweep) is { } list)
-                {
-                    if (!BenchCommand.TryParseStreams(list, out levels))
-                        throw new ArgumentException($"--sweep '{list}' is not a list of concurrency levels from 1 to 256 (e.g. 1,2,4,8)");
-                }
+                int[] levels = parse.GetValue(sweep) is { } list ? BenchCommand.ParseStreams(list, "--sweep") : [c];
 
                 using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
                 var runner = new BenchRunner(http);

@@ -74,11 +74,5 @@ internal static class LogitsCommand
         }
     }
 
-    internal static int[] ParseTokens(string text)
-    {
-        string[] parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        if (parts.Length == 0) throw new ArgumentException("--tokens needs at least one token id");
-        return parts.Select(p => int.TryParse(p, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int id) && id >= 0
-            ? id : throw new ArgumentException($"--tokens: '{p}' is not a token id (a non-negative integer)")).ToArray();
-    }
+    internal static int[] ParseTokens(string text) => NumberList.Parse(text, "--tokens", "token id", 0, int.MaxValue);
 }

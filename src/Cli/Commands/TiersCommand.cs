@@ -43,11 +43,9 @@ internal static class TiersCommand
         {
             try
             {
-                int[] memory = ParseInts(parse.GetValue(tiers)!, "--tiers");
-                int[] ns = ParseInts(parse.GetValue(nPredict)!, "--n-predict");
-                foreach (int m in memory)
-                    if (m is < 128 or > 10240) throw new ArgumentException($"--tiers: {m} MB is outside Lambda's 128-10240 MB");
-                if (ns.Any(n => n < 1) || parse.GetValue(coldN) < 1) throw new ArgumentException("n_predict values must be at least 1");
+                int[] memory = NumberList.Parse(parse.GetValue(tiers)!, "--tiers", "Lambda memory size in MB", 128, 10240);
+                int[] ns = NumberList.Parse(parse.GetValue(nPredict)!, "--n-predict", "n_predict value", 1, int.MaxValue);
+                if (parse.GetValue(coldN) < 1) throw new ArgumentException("n_predict values must be at least 1");
 
                 PriceTable table = parse.GetValue(prices) is { } file ? PriceTable.WithOverrides(file.FullName) : PriceTable.Default;
                 string architecture = parse.GetValue(arch)!;
@@ -155,17 +153,5 @@ internal static class TiersCommand
         int[] fitting = [.. memory.Where(mb => mb >= required)];
         return fitting.Length > 0 ? fitting
             : throw new ArgumentException($"no tier in --tiers can hold the model: it needs at least {required} MB");
-    }
-
-    private static int[] ParseInts(string text, string option)
-    {
-        try
-        {
-            return [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture))];
-        }
-        catch (FormatException)
-        {
-            throw new ArgumentException($"{option} '{text}' must be whole numbers separated by commas");
-        }
     }
 }
