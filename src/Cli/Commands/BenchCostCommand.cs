@@ -24,7 +24,7 @@ internal static class BenchCostCommand
         var requests = NumberOption.Create("--requests", "Measured requests", 8, "-n");
         var maxTokens = NumberOption.Create("--max-tokens", "max_tokens per request", 64);
         var warmup = NumberOption.Create("--warmup", "Unmeasured warm-up requests first", 2);
-        var prices = new Option<FileInfo?>("--prices") { Description = "JSON price table overriding/adding rows" };
+        var prices = new Option<string?>("--prices") { Description = "JSON price table overriding/adding rows" };
         var prompt = new Option<string>("--prompt") { Description = "Prompt text", DefaultValueFactory = _ => "Explain in a few sentences why the sky is blue." };
         var endpoint = new Option<string>("--endpoint") { Description = "completions (/v1/completions) or chat (/v1/chat/completions)", DefaultValueFactory = _ => "completions" };
         endpoint.AcceptOnlyFromAmong("completions", "chat");
@@ -35,7 +35,7 @@ internal static class BenchCostCommand
         {
             Description = "Run once per concurrency level, e.g. 1,2,4,8 (overrides --concurrency; each level sends at least 2 × its concurrency requests) and write a sweep report comparing them",
         };
-        var results = new Option<DirectoryInfo>("--results") { Description = "Results folder (raw/ and reports/ inside)", DefaultValueFactory = _ => new DirectoryInfo("results") };
+        var results = new Option<string>("--results") { Description = "Results folder (raw/ and reports/ inside)", DefaultValueFactory = _ => "results" };
 
         var command = new Command("bench-cost", "Benchmark an OpenAI-compatible endpoint and price it in $ per million tokens at 100/70/50 % utilisation")
         {
@@ -53,7 +53,7 @@ internal static class BenchCostCommand
                 if (m < 1) throw new ArgumentException("--max-tokens must be at least 1");
                 if (w < 0) throw new ArgumentException("--warmup must be 0 or more");
 
-                PriceTable table = parse.GetValue(prices) is { } file ? PriceTable.WithOverrides(file.FullName) : PriceTable.Default;
+                PriceTable table = parse.GetValue(prices) is { } file ? PriceTable.WithOverrides(file) : PriceTable.Default;
                 ResolvedPrice price = table.Resolve(parse.GetValue(hardware)!, parse.GetValue(pricePerHour));
                 var settings = new BenchSettings
                 {
@@ -66,7 +66,7 @@ internal static class BenchCostCommand
 
                 using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
                 var runner = new BenchRunner(http);
-                string root = parse.GetValue(results)!.FullName;
+                string root = ModelCommandOptions.OutputFolder(parse.GetValue(results)!, "--results");
                 string rawDir = Path.Combine(root, "raw"), reportDir = Path.Combine(root, "reports");
                 Directory.CreateDirectory(rawDir);
                 Directory.CreateDirectory(reportDir);

@@ -50,6 +50,7 @@ internal static class ConvertCommand
                     stderr.WriteLine("error: give the output path (or --estimate-only)");
                     return 2;
                 }
+                ModelCommandOptions.OutputFile(target, "model-i2_s.gguf", source, parse.GetValue(vocabFrom));
                 var clock = Stopwatch.StartNew();
                 var result = NaiveTernaryConverter.Convert(source, target, parse.GetValue(vocabFrom), new SynchronousProgress(stderr));
                 foreach (string warning in result.Warnings)
@@ -57,7 +58,8 @@ internal static class ConvertCommand
                 stdout.WriteLine($"wrote {target}: {Mb(new FileInfo(target).Length)}, {result.TernaryTensorCount} of {result.TensorCount} tensors ternary, {clock.Elapsed.TotalSeconds:0.0} s");
                 return 0;
             }
-            catch (Exception e) when (e is ConversionException or BitNet.Inference.Gguf.GgufFormatException or IOException or UnauthorizedAccessException)
+            catch (Exception e) when (e is ConversionException or BitNet.Inference.Gguf.GgufFormatException or IOException or UnauthorizedAccessException
+                or ArgumentException)
             {
                 stderr.WriteLine($"error: {e.Message}");
                 return 1;

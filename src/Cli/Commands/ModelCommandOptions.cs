@@ -167,15 +167,32 @@ internal sealed class ModelCommandOptions
         return text ?? throw new ArgumentException("--prompt (-p) or --file (-f) is required");
     }
 
-    /// <summary>A file to write, checked before any work: not a directory, in a folder that exists.</summary>
-    public static string OutputFile(string path, string exampleName)
+    /// <summary>
+    /// A file to write, checked before any work: a name, not a directory, in a folder that exists, and
+    /// none of <paramref name="inputs"/> (writing over the file being read would replace it).
+    /// </summary>
+    public static string OutputFile(string path, string exampleName, params string?[] inputs)
     {
+        if (path.Length == 0)
+            throw new ArgumentException($"cannot write '': give a file name such as {exampleName}");
+        if (inputs.Any(input => !string.IsNullOrEmpty(input) && Path.GetFullPath(input) == Path.GetFullPath(path)))
+            throw new ArgumentException($"cannot write '{path}': it is one of the inputs; give another file name");
         if (Directory.Exists(path))
             throw new ArgumentException($"cannot write '{path}': it is a directory; give a file name such as {Path.Combine(path, exampleName)}");
         string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
         if (folder is not null && !Directory.Exists(folder))
             throw new ArgumentException($"cannot write '{path}': the folder '{folder}' does not exist");
         return path;
+    }
+
+    /// <summary>A folder to write results into (created if missing), checked before any work: a name, not a file.</summary>
+    public static string OutputFolder(string path, string flag)
+    {
+        if (path.Length == 0)
+            throw new ArgumentException($"{flag} is empty; give a folder");
+        if (File.Exists(path))
+            throw new ArgumentException($"{flag} '{path}' is a file; give a folder (results are written inside it)");
+        return Path.GetFullPath(path);
     }
 
     private static string PromptFile(string path)

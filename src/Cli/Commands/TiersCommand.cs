@@ -29,8 +29,8 @@ internal static class TiersCommand
             .Must(s => s > 0 && double.IsFinite(s), "a number of seconds above 0");
         var arch = new Option<string>("--arch") { Description = "Lambda architecture to price: arm64 or x86_64", DefaultValueFactory = _ => "arm64" };
         arch.AcceptOnlyFromAmong("arm64", "x86_64");
-        var prices = new Option<FileInfo?>("--prices") { Description = "JSON price table overriding/adding rows" };
-        var results = new Option<DirectoryInfo?>("--results") { Description = "Also write raw/tiers-*.json and reports/tiers-*.md under this folder" };
+        var prices = new Option<string?>("--prices") { Description = "JSON price table overriding/adding rows" };
+        var results = new Option<string?>("--results") { Description = "Also write raw/tiers-*.json and reports/tiers-*.md under this folder" };
         var bitnet = new Option<string?>("--bitnet") { Description = "Command that runs `bitnet` for local child processes (default: this executable)" };
         var cores = NumberOption.Optional<int>("--cores", "Cores this machine may use for emulation (default: all)").Must(n => n >= 1, "1 or more");
         var apiKey = new Option<string?>("--api-key") { Description = "Bearer token for --url-per-tier (default: BITNET_API_KEY)" };
@@ -47,7 +47,8 @@ internal static class TiersCommand
                 int[] ns = NumberList.Parse(parse.GetValue(nPredict)!, "--n-predict", "n_predict value", 1, int.MaxValue);
                 if (parse.GetValue(coldN) < 1) throw new ArgumentException("n_predict values must be at least 1");
 
-                PriceTable table = parse.GetValue(prices) is { } file ? PriceTable.WithOverrides(file.FullName) : PriceTable.Default;
+                PriceTable table = parse.GetValue(prices) is { } file ? PriceTable.WithOverrides(file) : PriceTable.Default;
+                string? resultsDir = parse.GetValue(results) is { } folder ? ModelCommandOptions.OutputFolder(folder, "--results") : null;
                 string architecture = parse.GetValue(arch)!;
 
                 ITierRunner runner;
@@ -92,15 +93,15 @@ internal static class TiersCommand
                 await stdout.WriteLineAsync($"Lambda {architecture} tiers, {source}:");
                 await stdout.WriteAsync(markdown);
                 await stdout.WriteLineAsync($"recommendation: {text}");
-                if (parse.GetValue(results) is { } dir)
+                if (resultsDir is { } dir)
                 {
                     string id = $"tiers-{clock():yyyyMMdd-HHmmss}";
-                    Directory.CreateDirectory(Path.Combine(dir.FullName, "raw"));
-                    Directory.CreateDirectory(Path.Combine(dir.FullName, "reports"));
-                    await File.WriteAllTextAsync(Path.Combine(dir.FullName, "raw", id + ".json"), JsonSerializer.Serialize(report, CostJsonContext.Default.TierReport), cancellationToken);
-                    await File.WriteAllTextAsync(Path.Combine(dir.FullName, "reports", id + ".md"),
+                    Directory.CreateDirectory(Path.Combine(dir, "raw"));
+                    Directory.CreateDirectory(Path.Combine(dir, "reports"));
+                    await File.WriteAllTextAsync(Path.Combine(dir, "raw", id + ".json"), JsonSerializer.Serialize(report, CostJsonContext.Default.TierReport), cancellationToken);
+                    await File.WriteAllTextAsync(Path.Combine(dir, "reports", id + ".md"),
                         $"# Lambda memory tiers ({architecture})\n\nSource: {source}.\n\n{markdown}\n**Recommendation:** {text}\n", cancellationToken);
-                    await stdout.WriteLineAsync($"results: {Path.Combine(dir.FullName, "raw", id + ".json")}");
+                    await stdout.WriteLineAsync($"results: {Path.Combine(dir, "raw", id + ".json")}");
                 }
                 return 0;
             }

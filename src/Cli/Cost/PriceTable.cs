@@ -62,6 +62,12 @@ public sealed class PriceTable
     /// <summary>The built-in table with the file's rows added or replacing rows of the same name.</summary>
     public static PriceTable WithOverrides(string path)
     {
+        if (path.Length == 0)
+            throw new ArgumentException("--prices is empty; give a JSON price file");
+        if (Directory.Exists(path))
+            throw new ArgumentException($"'{path}' is a directory; --prices takes a JSON price file");
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"price file '{path}' not found", path);
         List<PriceEntry>? overrides;
         try
         {
@@ -69,7 +75,9 @@ public sealed class PriceTable
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"price file {path}: {e.Message} (expected a JSON array of {{\"name\", \"kind\": \"hourly\"|\"lambda\", \"hourlyUsd\" | \"perGbSecondUsd\", \"perMillionRequestsUsd\"}})", e);
+            // The message, not JsonException's: that names the .NET type it was converting to.
+            string where = e.LineNumber is long line ? $" (line {line + 1}, byte {e.BytePositionInLine + 1})" : "";
+            throw new InvalidDataException($"price file {path} is not a JSON array of {{\"name\", \"kind\": \"hourly\"|\"lambda\", \"hourlyUsd\" | \"perGbSecondUsd\", \"perMillionRequestsUsd\"}}{where}", e);
         }
         var merged = BuiltIn.ToDictionary(e => e.Name, StringComparer.OrdinalIgnoreCase);
         foreach (var entry in overrides ?? [])

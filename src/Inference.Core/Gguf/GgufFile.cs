@@ -32,8 +32,11 @@ public sealed unsafe class GgufFile : IDisposable
 
     private GgufFile(string path)
     {
+        if (string.IsNullOrEmpty(path))
+            throw new FileNotFoundException("no GGUF file given: the path is empty");
         Path = System.IO.Path.GetFullPath(path);
         var info = new FileInfo(Path);
+        if (Directory.Exists(Path)) throw new IOException($"'{Path}' is a directory, not a GGUF file");
         if (!info.Exists) throw new FileNotFoundException($"GGUF file not found: {Path}", Path);
         FileSize = info.Length;
         _metadata = new Dictionary<string, GgufValue>(StringComparer.Ordinal);

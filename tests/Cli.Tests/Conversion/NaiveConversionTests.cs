@@ -279,6 +279,40 @@ public sealed class NaiveConversionTests : IDisposable
         Assert.Contains("does not exist", stderr.ToString());
     }
 
+    /// <summary>The output is checked before the input is read: nothing is converted into a folder, a missing folder or over an input.</summary>
+    [Theory]
+    [InlineData("folder", "cannot write '{out}': it is a directory; give a file name such as {out}/model-i2_s.gguf")]
+    [InlineData("missing-folder", "cannot write '{out}': the folder '{dir}/nope' does not exist")]
+    [InlineData("empty", "cannot write '': give a file name such as model-i2_s.gguf")]
+    [InlineData("input", "cannot write '{out}': it is one of the inputs; give another file name")]
+    [InlineData("vocabulary", "cannot write '{out}': it is one of the inputs; give another file name")]
+    public async Task Convert_refuses_an_output_path_it_cannot_or_must_not_write_before_converting(string kind, string message)
+    {
+        string input = Path.Combine(WriteCheckpointDirectory(TinyCheckpoint()), "model.safetensors");
+        string vocabulary = _temp.Combine("vocab.gguf");
+        new GgufWriter().AddMetadata("tokenizer.ggml.tokens", GgufValue.From(TwoTokens)).WriteTo(vocabulary);
+        byte[] inputBytes = File.ReadAllBytes(input), vocabularyBytes = File.ReadAllBytes(vocabulary);
+        string output = kind switch
+        {
+            "folder" => _temp.Path,
+            "missing-folder" => _temp.Combine("nope", "out.gguf"),
+            "empty" => "",
+            "input" => input,
+            _ => vocabulary,
+        };
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int exit = await new RootCommand { ConvertCommand.Create(stdout, stderr) }
+            .Parse(["convert", "--naive", input, output, "--vocab-from", vocabulary]).InvokeAsync(cancellationToken: TestContext.Current.CancellationToken);
+
+        Assert.Equal(1, exit);
+        Assert.Equal("error: " + message.Replace("{out}", output).Replace("{dir}", _temp.Path), stderr.ToString().Trim());
+        Assert.Equal("", stdout.ToString());
+        Assert.Equal(inputBytes, File.ReadAllBytes(input));
+        Assert.Equal(vocabularyBytes, File.ReadAllBytes(vocabulary));
+        Assert.Empty(Directory.EnumerateFiles(_temp.Path, "*.partial", SearchOption.AllDirectories));
+    }
+
     private static byte[] F32Bytes(float[] values)
     {
         var bytes = new byte[values.Length * 4];

@@ -1,0 +1,59 @@
+using BitNet.Tests.Shared;
+
+namespace BitNet.Cli.Tests.Errors;
+
+/// <summary>
+/// Paths given to the commands that read or write files besides the model (dummy and convert
+/// --vocab-from, logits and dummy -o, bench-cost and tiers --prices and --results): an empty path,
+/// a folder where a file belongs, a file where a folder belongs or a missing file is one line naming
+/// it, before any work, never a .NET message or type name.
+/// </summary>
+public sealed class PathErrorTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("bitnet-cli-paths-").FullName;
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+    }
+
+    public static TheoryData<string, string[]> BadPaths => new()
+    {
+        { "error: cannot write '': give a file name such as dummy.gguf", ["dummy", "--shape", "tiny", "-o", ""] },
+        { "error: cannot write '': give a file name such as logits.f32", ["logits", "-m", SharedData.OracleModelPath, "--tokens", "1", "-o", ""] },
+        { "error: no GGUF file given: the path is empty", ["dummy", "--shape", "tiny", "-o", "DIR/d.gguf", "--vocab-from", ""] },
+        { "error: 'DIR' is a directory, not a GGUF file", ["dummy", "--shape", "tiny", "-o", "DIR/d.gguf", "--vocab-from", "DIR"] },
+        { "error: --prices is empty; give a JSON price file", ["bench-cost", "--url", "http://127.0.0.1:1", "--hardware", "local", "--results", "DIR", "--prices", ""] },
+        { "error: 'DIR' is a directory; --prices takes a JSON price file", ["bench-cost", "--url", "http://127.0.0.1:1", "--hardware", "local", "--results", "DIR", "--prices", "DIR"] },
+        { "error: price file 'DIR/none.json' not found", ["bench-cost", "--url", "http://127.0.0.1:1", "--hardware", "local", "--results", "DIR", "--prices", "DIR/none.json"] },
+        { "error: 'DIR' is a directory; --prices takes a JSON price file", ["tiers", "-m", "/nonexistent.gguf", "--prices", "DIR"] },
+        { "error: --results is empty; give a folder", ["bench-cost", "--url", "http://127.0.0.1:1", "--hardware", "local", "--results", ""] },
+        { "error: --results 'DIR/file.txt' is a file; give a folder (results are written inside it)", ["bench-cost", "--url", "http://127.0.0.1:1", "--hardware", "local", "--results", "DIR/file.txt"] },
+        { "error: --results 'DIR/file.txt' is a file; give a folder (results are written inside it)", ["tiers", "-m", "/nonexistent.gguf", "--results", "DIR/file.txt"] },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadPaths))]
+    public async Task A_path_that_cannot_be_used_is_one_line_naming_it_before_any_work(string message, string[] args)
+    {
+        File.WriteAllText(Path.Combine(_dir, "file.txt"), "not a folder");
+        var (exit, stdout, stderr) = await CliProcess.RunAsync(null, [.. args.Select(a => a.Replace("DIR", _dir, StringComparison.Ordinal))]);
+        Assert.NotEqual(0, exit);
+        Assert.Equal(message.Replace("DIR", _dir, StringComparison.Ordinal), stderr.Trim());
+        Assert.Equal("", stdout);
+        Assert.Equal(["file.txt"], Directory.EnumerateFileSystemEntries(_dir).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public async Task A_price_file_that_is_not_a_price_table_names_the_file_and_the_place_not_a_dotnet_type()
+    {
+        string prices = Path.Combine(_dir, "prices.json");
+        File.WriteAllText(prices, """{"local": {"hourlyUsd": 1}}""");
+        var (exit, _, stderr) = await CliProcess.RunAsync(null, "bench-cost", "--url", "http://127.0.0.1:1", "--hardware", "local",
+            "--results", _dir, "--prices", prices);
+        Assert.Equal(1, exit);
+        Assert.StartsWith($"error: price file {prices} is not a JSON array of {{\"name\"", stderr.Trim());
+        Assert.EndsWith("(line 1, byte 2)", stderr.Trim());
+        Assert.DoesNotContain("System.", stderr);
+    }
+}
