@@ -278,18 +278,31 @@ public static class NaiveTernaryConverter
             {
                 throw new ConversionException($"{configPath}: {e.Message}", e);
             }
-            uint Required(string key) => config.TryGetProperty(key, out var v) && v.TryGetUInt32(out uint u)
-                ? u : throw new ConversionException($"{configPath}: '{key}' is missing or not a positive integer");
-            float Optional(string key, float fallback) => config.TryGetProperty(key, out var v) && v.TryGetDouble(out double d) ? (float)d : fallback;
+            if (config.ValueKind != JsonValueKind.Object)
+                throw new ConversionException($"{configPath}: expected a JSON object of hyperparameters, not {config.ValueKind.ToString().ToLowerInvariant()}");
+            // A key that is there must hold a usable value: a string, 0 or a negative number is refused, not replaced by a default.
+            uint Positive(string key, uint? fallback) =>
+                !config.TryGetProperty(key, out var v) && fallback is { } f ? f
+                : v.ValueKind == JsonValueKind.Number && v.TryGetUInt32(out uint u) && u > 0 ? u
+                : throw new ConversionException($"{configPath}: '{key}' is {(v.ValueKind == JsonValueKind.Undefined ? "missing" : $"{v.GetRawText()}")}; expected a positive integer");
+            uint Required(string key) => Positive(key, null);
+            float Optional(string key, float fallback) =>
+                !config.TryGetProperty(key, out var v) ? fallback
+                : v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double d) && d > 0 && float.IsFinite((float)d) ? (float)d
+                : throw new ConversionException($"{configPath}: '{key}' is {v.GetRawText()}; expected a positive number");
 
             uint hidden = Required("hidden_size"), heads = Required("num_attention_heads");
-            uint kvHeads = config.TryGetProperty("num_key_value_heads", out var kv) && kv.TryGetUInt32(out uint k) ? k : heads;
+            uint kvHeads = Positive("num_key_value_heads", heads);
+            if (hidden % heads != 0)
+                throw new ConversionException($"{configPath}: hidden_size {hidden} is not a multiple of num_attention_heads {heads}");
+            if (heads % kvHeads != 0)
+                throw new ConversionException($"{configPath}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
             string a = Architecture;
             string name = config.TryGetProperty("_name_or_path", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : Path.GetFileName(Path.GetDirectoryName(configPath)) ?? "bitnet";
             Metadata.Add(new("general.architecture", GgufValue.From(a)));
             Metadata.Add(new("general.name", GgufValue.From(name)));
             Metadata.Add(new($"{a}.vocab_size", GgufValue.From(Required("vocab_size"))));
-            Metadata.Add(new($"{a}.context_length", GgufValue.From(config.TryGetProperty("max_position_embeddings", out var c) && c.TryGetUInt32(out uint ctx) ? ctx : 4096u)));
+            Metadata.Add(new($"{a}.context_length", GgufValue.From(Positive("max_position_embeddings", 4096u))));
             Metadata.Add(new($"{a}.embedding_length", GgufValue.From(hidden)));
             Metadata.Add(new($"{a}.block_count", GgufValue.From(Required("num_hidden_layers"))));
             Metadata.Add(new($"{a}.feed_forward_length", GgufValue.From(Required("intermediate_size"))));

@@ -70,7 +70,18 @@ public sealed unsafe class SafetensorsFile : IDisposable
             _ => throw new ConversionException($"{Path}: tensor '{name}' is {entry.DType}; only F32, F16 and BF16 can be converted"),
         };
         long[] ne = entry.Shape.Length == 0 ? [1] : [.. entry.Shape.Reverse()];
-        long expected = ne.Aggregate(1L, (a, b) => a * b) * SourceTensor.ElementSize(dtype);
+        string shape = $"[{string.Join(", ", entry.Shape)}]";
+        if (ne.Any(d => d < 1))
+            throw new ConversionException($"{Path}: tensor '{name}' has shape {shape}; every dimension must be at least 1");
+        long expected;
+        try
+        {
+            expected = checked(ne.Aggregate(1L, (a, b) => a * b) * SourceTensor.ElementSize(dtype));
+        }
+        catch (OverflowException)
+        {
+            throw new ConversionException($"{Path}: tensor '{name}' has shape {shape}, more bytes than a file can hold");
+        }
         if (expected != entry.End - entry.Begin)
             throw new ConversionException($"{Path}: tensor '{name}' shape [{string.Join(", ", entry.Shape)}] needs {expected} bytes but has {entry.End - entry.Begin}");
         return new SourceTensor(ggufName, ne, dtype, _base + DataStart + entry.Begin, entry.End - entry.Begin);

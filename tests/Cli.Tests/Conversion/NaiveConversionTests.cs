@@ -279,6 +279,50 @@ public sealed class NaiveConversionTests : IDisposable
         Assert.Contains("does not exist", stderr.ToString());
     }
 
+    /// <summary>Every hyperparameter config.json gives is checked: a string, 0, a negative number or heads that do not divide are refused by name.</summary>
+    [Theory]
+    [InlineData("\"num_attention_heads\":2", "\"num_attention_heads\":\"2\"", "'num_attention_heads' is \"2\"; expected a positive integer")]
+    [InlineData("\"num_attention_heads\":2", "\"num_attention_heads\":0", "'num_attention_heads' is 0; expected a positive integer")]
+    [InlineData("\"num_attention_heads\":2", "\"num_attention_heads\":3", "hidden_size 128 is not a multiple of num_attention_heads 3")]
+    [InlineData("\"hidden_size\":128", "\"hidden_size\":0", "'hidden_size' is 0; expected a positive integer")]
+    [InlineData("\"vocab_size\":64", "\"vocab_size\":-64", "'vocab_size' is -64; expected a positive integer")]
+    [InlineData("\"num_key_value_heads\":1", "\"num_key_value_heads\":0", "'num_key_value_heads' is 0; expected a positive integer")]
+    [InlineData("\"max_position_embeddings\":512", "\"max_position_embeddings\":0", "'max_position_embeddings' is 0; expected a positive integer")]
+    [InlineData("\"rms_norm_eps\":1e-5", "\"rms_norm_eps\":\"NaN\"", "'rms_norm_eps' is \"NaN\"; expected a positive number")]
+    [InlineData("\"rope_theta\":500000.0", "\"rope_theta\":-1", "'rope_theta' is -1; expected a positive number")]
+    [InlineData("\"num_hidden_layers\":1,", "", "'num_hidden_layers' is missing; expected a positive integer")]
+    public void A_config_json_value_that_cannot_describe_a_model_is_named(string from, string to, string message)
+    {
+        string dir = WriteCheckpointDirectory(TinyCheckpoint());
+        string config = Path.Combine(dir, "config.json");
+        string text = File.ReadAllText(config);
+        Assert.Contains(from, text);
+        File.WriteAllText(config, text.Replace(from, to, StringComparison.Ordinal));
+        Assert.Equal($"{config}: {message}", Assert.Throws<ConversionException>(() => NaiveTernaryConverter.Estimate(dir)).Message);
+    }
+
+    [Fact]
+    public void A_config_json_that_is_not_an_object_is_named()
+    {
+        string dir = WriteCheckpointDirectory(TinyCheckpoint());
+        File.WriteAllText(Path.Combine(dir, "config.json"), "[]");
+        Assert.EndsWith("config.json: expected a JSON object of hyperparameters, not array",
+            Assert.Throws<ConversionException>(() => NaiveTernaryConverter.Estimate(dir)).Message);
+    }
+
+    [Theory]
+    [InlineData(-128L, "has shape [-128, -128]; every dimension must be at least 1")]
+    [InlineData(1L << 40, "has shape [1099511627776, 1099511627776], more bytes than a file can hold")]
+    public void A_safetensors_shape_that_is_negative_or_too_large_is_named(long dimension, string message)
+    {
+        var tensors = TinyCheckpoint();
+        int q = tensors.FindIndex(t => t.Name == "model.layers.0.self_attn.q_proj.weight");
+        tensors[q] = tensors[q] with { Shape = [dimension, dimension] };
+        string dir = WriteCheckpointDirectory(tensors);
+        Assert.Equal($"{Path.Combine(dir, "model.safetensors")}: tensor 'model.layers.0.self_attn.q_proj.weight' {message}",
+            Assert.Throws<ConversionException>(() => NaiveTernaryConverter.Estimate(dir)).Message);
+    }
+
     /// <summary>The output is checked before the input is read: nothing is converted into a folder, a missing folder or over an input.</summary>
     [Theory]
     [InlineData("folder", "cannot write '{out}': it is a directory; give a file name such as {out}/model-i2_s.gguf")]
