@@ -52,7 +52,7 @@ internal static class ConvertCommand
                 }
                 ModelCommandOptions.OutputFile(target, "model-i2_s.gguf", source, parse.GetValue(vocabFrom));
                 var clock = Stopwatch.StartNew();
-                var result = NaiveTernaryConverter.Convert(source, target, parse.GetValue(vocabFrom), new SynchronousProgress(stderr));
+                var result = NaiveTernaryConverter.Convert(source, target, parse.GetValue(vocabFrom), new SynchronousProgress(stderr), runnable: true);
                 foreach (string warning in result.Warnings)
                     stderr.WriteLine($"warning: {warning}");
                 stdout.WriteLine($"wrote {target}: {Mb(new FileInfo(target).Length)}, {result.TernaryTensorCount} of {result.TensorCount} tensors ternary, {clock.Elapsed.TotalSeconds:0.0} s");

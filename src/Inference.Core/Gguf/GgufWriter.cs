@@ -84,13 +84,18 @@ public sealed class GgufWriter
         return size;
     }
 
-    public void WriteTo(string path)
+    /// <summary>
+    /// Writes the file as <c>path.partial</c>, then moves it to <paramref name="path"/>; <paramref name="check"/>,
+    /// when given, reads the complete partial file first and throws to leave <paramref name="path"/> untouched.
+    /// </summary>
+    public void WriteTo(string path, Action<string>? check = null)
     {
         string temp = path + ".partial";
         try
         {
             using (var file = AlignedWriteStream.Create(temp))   // 2 MB writes: the page cache keeps it in 2 MB folios
                 WriteTo(file);
+            check?.Invoke(temp);
             File.Move(temp, path, overwrite: true);
         }
         finally

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text.Json;
 using BitNet.Inference.Gguf;
 using BitNet.Inference.Kernels;
+using BitNet.Inference.Model;
 
 namespace BitNet.Inference.Conversion;
 
@@ -52,16 +53,35 @@ public static class NaiveTernaryConverter
             Warnings: source.Warnings);
     }
 
-    /// <summary>Converts <paramref name="input"/> to an I2_S GGUF at <paramref name="output"/>; reports each tensor as it is written.</summary>
-    public static ConversionEstimate Convert(string input, string output, string? vocabularyFrom = null, IProgress<string>? progress = null)
+    /// <summary>
+    /// Converts <paramref name="input"/> to an I2_S GGUF at <paramref name="output"/>; reports each tensor as it is written.
+    /// With <paramref name="runnable"/>, the written file must pass the engine's load checks (hyperparameters, and every
+    /// tensor's name, type and shape against them), else nothing is written: a config.json that disagrees with the
+    /// tensors (more layers than the checkpoint has, another vocabulary size) makes a file no command could run.
+    /// </summary>
+    public static ConversionEstimate Convert(string input, string output, string? vocabularyFrom = null, IProgress<string>? progress = null,
+        bool runnable = false)
     {
         using var source = ConversionInput.Open(input, vocabularyFrom);
         var writer = BuildWriter(source, progress);
         var estimate = new ConversionEstimate(source.InputBytes, writer.PlanFileSize(), WorkingBufferBytes,
             source.Tensors.Select(t => t.ElementCount * SourceTensor.ElementSize(t.DType)).DefaultIfEmpty(0).Max(),
             source.Tensors.Count, source.Tensors.Count(t => OutputType(t) == GgmlType.I2_S), source.Warnings);
-        writer.WriteTo(output);
+        writer.WriteTo(output, runnable ? CheckRunnable : null);
         return estimate;
+    }
+
+    private static void CheckRunnable(string path)
+    {
+        using var file = GgufFile.Open(path);
+        try
+        {
+            BitNetWeights.Load(file, ModelConfig.FromGguf(file));
+        }
+        catch (ModelFormatException e)
+        {
+            throw new ConversionException($"the converted model would not load, so nothing was written: {e.Message}", e);
+        }
     }
 
     /// <summary>I2_S for the ternary projections, F16 for embeddings / output head, F32 for the rest.</summary>

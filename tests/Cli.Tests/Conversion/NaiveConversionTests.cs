@@ -323,6 +323,27 @@ public sealed class NaiveConversionTests : IDisposable
             Assert.Throws<ConversionException>(() => NaiveTernaryConverter.Estimate(dir)).Message);
     }
 
+    /// <summary>A config.json that disagrees with the tensors would make a GGUF no command can run: convert refuses and writes nothing.</summary>
+    [Theory]
+    [InlineData("\"num_hidden_layers\":1", "\"num_hidden_layers\":2", "tensor 'blk.1.attn_norm.weight' (norm weight) is missing")]
+    [InlineData("\"vocab_size\":64", "\"vocab_size\":99", "tensor 'token_embd.weight' has shape [128, 64], expected [128, 99] (token embedding [embedding_length, vocab_size])")]
+    public async Task Convert_refuses_a_checkpoint_whose_output_the_engine_would_not_load(string from, string to, string reason)
+    {
+        string dir = WriteCheckpointDirectory(TinyCheckpoint());
+        string config = Path.Combine(dir, "config.json");
+        File.WriteAllText(config, File.ReadAllText(config).Replace(from, to, StringComparison.Ordinal));
+        string output = _temp.Combine("out.gguf");
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int exit = await new RootCommand { ConvertCommand.Create(stdout, stderr) }
+            .Parse(["convert", "--naive", dir, output]).InvokeAsync(cancellationToken: TestContext.Current.CancellationToken);
+
+        Assert.Equal(1, exit);
+        Assert.Equal($"error: the converted model would not load, so nothing was written: {reason}", stderr.ToString().Trim().Split('\n')[^1]);
+        Assert.False(File.Exists(output));
+        Assert.False(File.Exists(output + ".partial"));
+    }
+
     /// <summary>The output is checked before the input is read: nothing is converted into a folder, a missing folder or over an input.</summary>
     [Theory]
     [InlineData("folder", "cannot write '{out}': it is a directory; give a file name such as {out}/model-i2_s.gguf")]
