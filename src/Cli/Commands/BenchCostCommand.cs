@@ -45,8 +45,7 @@ internal static class BenchCostCommand
         {
             try
             {
-                if (!Uri.TryCreate(parse.GetValue(url)!.TrimEnd('/') + "/", UriKind.Absolute, out Uri? baseUri) || baseUri.Scheme is not ("http" or "https"))
-                    throw new ArgumentException($"--url '{parse.GetValue(url)}' is not an http(s) URL");
+                Uri baseUri = BenchSettings.BaseUrl(parse.GetValue(url)!, "--url");
                 int n = parse.GetValue(requests), c = parse.GetValue(concurrency), m = parse.GetValue(maxTokens), w = parse.GetValue(warmup);
                 if (n < 1) throw new ArgumentException("--requests must be at least 1");
                 if (c < 1) throw new ArgumentException("--concurrency must be at least 1");
@@ -81,10 +80,10 @@ internal static class BenchCostCommand
                     DateTimeOffset started = clock();
                     await stderr.WriteLineAsync($"bench-cost: {levelSettings.Warmup} warm-up + {levelSettings.Requests} requests, concurrency {level}, max_tokens {m} → {baseUri}");
                     var (samples, wall, model) = await runner.RunAsync(levelSettings, new Progress<int>(), cancellationToken);
+                    if (samples.All(s => s.Error is not null))   // before the probes: a server that failed everything is not asked more
+                        throw new HttpRequestException($"every request failed; first error: {samples[0].Error}");
                     var (peak, peakSource) = await runner.PeakMemoryAsync(levelSettings, cancellationToken);
                     BenchNumbers numbers = BenchAnalysis.Summarise(samples, wall, level, m, peak, peakSource);
-                    if (numbers.Errors == numbers.Requests)
-                        throw new HttpRequestException($"every request failed; first error: {samples[0].Error}");
                     errors += numbers.Errors;
 
                     string runId = $"{started:yyyyMMdd-HHmmss}-{Sanitise(price.Hardware)}{(levels.Length > 1 ? $"-c{level}" : "")}";

@@ -61,10 +61,11 @@ internal static class TiersCommand
                     foreach (string pair in urls)
                     {
                         int eq = pair.IndexOf('=');
-                        if (eq <= 0 || !int.TryParse(pair[..eq], NumberStyles.Integer, CultureInfo.InvariantCulture, out int mb)
-                            || !Uri.TryCreate(pair[(eq + 1)..].TrimEnd('/') + "/", UriKind.Absolute, out var uri))
+                        if (eq <= 0 || !int.TryParse(pair[..eq], NumberStyles.Integer, CultureInfo.InvariantCulture, out int mb))
                             throw new ArgumentException($"--url-per-tier '{pair}' must look like 2048=https://xyz.lambda-url.us-east-1.on.aws");
-                        map[mb] = uri;
+                        if (mb is < 128 or > 10240)
+                            throw new ArgumentException($"--url-per-tier '{pair}': {mb} MB is outside Lambda's 128-10240 MB");
+                        map[mb] = BenchSettings.BaseUrl(pair[(eq + 1)..], $"--url-per-tier '{pair}':");
                     }
                     memory = [.. map.Keys.Order()];
                     runner = new UrlTierRunner(map, http, parse.GetValue(prompt)!, parse.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("BITNET_API_KEY"));

@@ -18,6 +18,14 @@ public sealed record BenchSettings
     public string? ApiKey { get; init; }
     public int? Pid { get; init; }
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    /// <summary>The most the peak-memory probes (/metrics, then /health) may take together.</summary>
+    public TimeSpan ProbeTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>An http(s) base URL, ending in '/' so endpoints resolve under it; else an ArgumentException naming <paramref name="what"/>.</summary>
+    public static Uri BaseUrl(string text, string what) =>
+        Uri.TryCreate(text.TrimEnd('/') + "/", UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https" && uri.Host.Length > 0
+            ? uri
+            : throw new ArgumentException($"{what} '{text}' is not an http(s) URL");
 }
 
 public sealed record PriceInfo(string Kind, double HourlyUsd, double PerGbSecondUsd, double PerRequestUsd, double? MemoryGb, string Source);

@@ -76,15 +76,25 @@ public sealed class BenchRunner(HttpClient http)
             }
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(timeout.Token));
             string? line;
+            int events = 0;
+            var other = new StringBuilder();   // the start of what was not an event, to quote
             while ((line = await reader.ReadLineAsync(timeout.Token)) is not null)
             {
                 if (!line.StartsWith("data:", StringComparison.Ordinal))
+                {
+                    if (other.Length < 300 && line.Length > 0)
+                        other.Append(other.Length > 0 ? " " : "").Append(line);
                     continue;
+                }
                 string data = line[5..].Trim();
                 if (data == "[DONE]")
                     break;
                 using var json = JsonDocument.Parse(data);
                 var root = json.RootElement;
+                if (root.ValueKind != JsonValueKind.Object)
+                    return (new RequestSample(Stopwatch.GetElapsedTime(start).TotalSeconds, ttft, usageTokens ?? chunks,
+                        $"a stream event is not a JSON object: {Truncate(data)}"), model);
+                events++;
                 if (root.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String)
                     model ??= m.GetString();
                 if (root.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object
@@ -105,6 +115,9 @@ public sealed class BenchRunner(HttpClient http)
                     }
                 }
             }
+            if (events == 0)   // a 200 that is not a completion stream (an HTML page, a JSON reply ignoring "stream") measures nothing
+                return (new RequestSample(Stopwatch.GetElapsedTime(start).TotalSeconds, null, 0,
+                    $"HTTP {(int)response.StatusCode} ({response.Content.Headers.ContentType?.MediaType ?? "no content type"}) without completion events: {Truncate(other.ToString())}"), model);
             return (new RequestSample(Stopwatch.GetElapsedTime(start).TotalSeconds, ttft, usageTokens ?? chunks, null), model);
         }
         catch (Exception e) when (e is HttpRequestException or IOException or JsonException
@@ -121,12 +134,16 @@ public sealed class BenchRunner(HttpClient http)
     public async Task<(long? Bytes, string Source)> PeakMemoryAsync(BenchSettings settings, CancellationToken cancellationToken)
     {
         string[] gauges = ["process_peak_resident_memory_bytes", "bitnet_peak_resident_bytes", "process_resident_memory_bytes"];
+        // Both probes together get ProbeTimeout: a server that never answers them costs that, not the run.
+        using var probe = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        probe.CancelAfter(settings.ProbeTimeout);
+        bool TimedOut(Exception e) => e is OperationCanceledException && !cancellationToken.IsCancellationRequested;
         try
         {
-            using var metrics = await http.GetAsync(new Uri(settings.Url, "metrics"), cancellationToken);
+            using var metrics = await http.GetAsync(new Uri(settings.Url, "metrics"), probe.Token);
             if (metrics.IsSuccessStatusCode)
             {
-                string text = await metrics.Content.ReadAsStringAsync(cancellationToken);
+                string text = await metrics.Content.ReadAsStringAsync(probe.Token);
                 foreach (string gauge in gauges)
                     foreach (string line in text.Split('\n'))
                         if (line.StartsWith(gauge, StringComparison.Ordinal) && line.Length > gauge.Length && line[gauge.Length] is ' ' or '{'
@@ -134,20 +151,20 @@ public sealed class BenchRunner(HttpClient http)
                             return ((long)value, $"/metrics {gauge}");
             }
         }
-        catch (HttpRequestException) { }
+        catch (Exception e) when (e is HttpRequestException || TimedOut(e)) { }
 
         try
         {
-            using var health = await http.GetAsync(new Uri(settings.Url, "health"), cancellationToken);
+            using var health = await http.GetAsync(new Uri(settings.Url, "health"), probe.Token);
             if (health.IsSuccessStatusCode)
             {
-                using var json = JsonDocument.Parse(await health.Content.ReadAsStringAsync(cancellationToken));
+                using var json = JsonDocument.Parse(await health.Content.ReadAsStringAsync(probe.Token));
                 foreach (string field in new[] { "peak_resident_bytes", "peak_rss_bytes", "resident_bytes", "rss_bytes" })
                     if (json.RootElement.ValueKind == JsonValueKind.Object && json.RootElement.TryGetProperty(field, out var v) && v.TryGetInt64(out long bytes))
                         return (bytes, $"/health {field}");
             }
         }
-        catch (Exception e) when (e is HttpRequestException or JsonException) { }
+        catch (Exception e) when (e is HttpRequestException or JsonException || TimedOut(e)) { }
 
         if (settings.Pid is { } pid && IsLoopback(settings.Url) && ReadVmHwm(pid) is { } hwm)
             return (hwm, $"/proc/{pid}/status VmHWM");

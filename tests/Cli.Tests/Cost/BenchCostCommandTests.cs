@@ -160,6 +160,29 @@ public sealed class BenchCostCommandTests : IDisposable
         Assert.Contains("warm-up request failed", _err.ToString());
     }
 
+    [Theory]
+    [InlineData("plain", "every request failed; first error: HTTP 200 (application/json) without completion events: {\"choices\":[{\"text\":\"hi\"}]}")]
+    [InlineData("array", "every request failed; first error: a stream event is not a JSON object: [1,2]")]
+    public async Task An_answer_that_is_not_a_completion_stream_fails_the_requests_instead_of_pricing_nothing(string kind, string message)
+    {
+        if (kind == "plain") _server.PlainReply = "{\"choices\":[{\"text\":\"hi\"}]}";
+        else _server.RawEvent = "[1,2]";
+        Assert.Equal(1, await Run("--hardware", "local", "--requests", "2", "--warmup", "0"));
+        Assert.Equal($"error: {message}", _err.ToString().Trim().Split('\n')[^1]);
+        Assert.False(Directory.Exists(_temp.Combine("raw")) && Directory.EnumerateFiles(_temp.Combine("raw")).Any());
+    }
+
+    [Fact]
+    public async Task A_server_whose_metrics_never_answer_is_measured_without_peak_memory_in_bounded_time()
+    {
+        _server.StallProbes = true;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int exit = await Run("--hardware", "local", "--requests", "2", "--warmup", "0").WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+        Assert.True(exit == 0, _err.ToString());
+        Assert.InRange(clock.Elapsed.TotalSeconds, 0, 30);
+        Assert.Equal("n/a", RawResult("20261123-030000-local").GetProperty("results").GetProperty("peakMemorySource").GetString());
+    }
+
     private static void AssertClose(double expected, double actual) =>
         Assert.InRange(actual, expected * 0.995 - 1e-4, expected * 1.005 + 1e-4);
 }

@@ -31,6 +31,13 @@ internal sealed class FakeOpenAiServer : IDisposable
     public long? MetricsPeakBytes { get; set; }
     public bool SendUsage { get; set; } = true;
     public int FailEveryNth { get; set; }
+    /// <summary>Answer completions with this body as a plain 200 application/json reply, not a stream.</summary>
+    public string? PlainReply { get; set; }
+    /// <summary>Stream this one event (then [DONE]) instead of the token chunks.</summary>
+    public string? RawEvent { get; set; }
+    /// <summary>Never answer /metrics and /health (until disposed).</summary>
+    public bool StallProbes { get; set; }
+    private readonly CancellationTokenSource _stopping = new();
     public int MaxConcurrentSeen;
     public ConcurrentQueue<string> Bodies { get; } = new();
     private int _count;
@@ -52,6 +59,12 @@ internal sealed class FakeOpenAiServer : IDisposable
         try
         {
             string path = context.Request.Url!.AbsolutePath;
+            if (StallProbes && path is "/metrics" or "/health")
+            {
+                try { await Task.Delay(Timeout.Infinite, _stopping.Token); } catch (OperationCanceledException) { }
+                response.Abort();
+                return;
+            }
             if (path == "/metrics")
             {
                 if (MetricsPeakBytes is not { } peak) { response.StatusCode = 404; response.Close(); return; }
@@ -67,6 +80,19 @@ internal sealed class FakeOpenAiServer : IDisposable
             {
                 response.StatusCode = 503;
                 Write(response, "application/json", "{\"error\":{\"message\":\"busy\"}}");
+                return;
+            }
+
+            if (PlainReply is { } plain)
+            {
+                Write(response, "application/json", plain);
+                return;
+            }
+            if (RawEvent is { } raw)
+            {
+                response.ContentType = "text/event-stream";
+                await SendAsync(response.OutputStream, $"data: {raw}\n\ndata: [DONE]\n\n");
+                response.Close();
                 return;
             }
 
@@ -115,7 +141,9 @@ internal sealed class FakeOpenAiServer : IDisposable
         // Close alone: on Unix (the managed HttpListener) Stop then Close removes the listener twice,
         // and the second removal binds the port again to look for it ("Address already in use" when
         // anything took the port in between, such as the next test's fake server).
+        _stopping.Cancel();
         _listener.Close();
         try { _loop.Wait(TimeSpan.FromSeconds(2)); } catch (AggregateException) { }
+        _stopping.Dispose();
     }
 }

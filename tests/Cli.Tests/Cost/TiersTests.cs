@@ -105,6 +105,24 @@ public sealed class TiersTests : IDisposable
         Assert.Contains("2048=https://", _err.ToString());
     }
 
+    [Theory]
+    [InlineData("2048=", "--url-per-tier '2048=': '' is not an http(s) URL")]
+    [InlineData("2048=ftp://example.com/", "--url-per-tier '2048=ftp://example.com/': 'ftp://example.com/' is not an http(s) URL")]
+    [InlineData("64=http://127.0.0.1:1", "--url-per-tier '64=http://127.0.0.1:1': 64 MB is outside Lambda's 128-10240 MB")]
+    public async Task A_tier_url_that_is_not_http_or_a_tier_outside_lambdas_range_is_one_line(string pair, string message)
+    {
+        Assert.Equal(1, await Run("--url-per-tier", pair, "--n-predict", "1"));
+        Assert.Equal($"error: {message}", _err.ToString().Trim());
+    }
+
+    [Fact]
+    public async Task A_tier_url_answering_without_a_completion_stream_is_an_error_not_zero_tokens()
+    {
+        using var server = new FakeOpenAiServer { PlainReply = "<html>hello</html>" };
+        Assert.Equal(1, await Run("--url-per-tier", $"2048={server.BaseUrl}", "--n-predict", "1"));
+        Assert.EndsWith($"error: {server.BaseUrl}: HTTP 200 (application/json) without completion events: <html>hello</html>", _err.ToString().Trim());
+    }
+
     [Fact]
     public async Task Deployed_tiers_are_measured_through_their_urls()
     {
