@@ -24,6 +24,12 @@ public sealed record ApiOptions
 
     /// <summary>The context lengths a server takes (BITNET_CONTEXT_LENGTH, serve --ctx-size).</summary>
     public const int MinContextLength = 16, MaxContextLength = 1 << 20;
+    /// <summary>The most generations decoding together (BITNET_PARALLEL, serve --parallel).</summary>
+    public const int MaxParallel = 256;
+    /// <summary>The smallest KV cache that may be asked for (BITNET_KV_CACHE_TOKENS, serve --kv-cache-tokens).</summary>
+    public const int MinKvCacheTokens = 16;
+    /// <summary>The prompt tokens per batch step a server takes (BITNET_PROMPT_TOKENS_PER_STEP, serve --prompt-tokens-per-step).</summary>
+    public const int MinPromptTokensPerStep = 3, MaxPromptTokensPerStep = 4096;
     /// <summary>"f16", "q8" or "screened" (see <see cref="Model.LmHeadMode"/>); null = the host's default
     /// (<see cref="DefaultLmHead"/>, "f16" on Lambda).</summary>
     public string? LmHead { get; init; }
@@ -90,9 +96,9 @@ public sealed record ApiOptions
                 : OneOf(env, EnvVars.ChatTemplate, "bitnet", [.. Generation.ChatTemplate.Known.Select(t => t.Name)]),
             PrefetchModel = Bool(env, EnvVars.PrefetchModel, defaults.PrefetchModel),
             QueueDepth = Int(env, EnvVars.QueueDepth, defaults.QueueDepth, min: 0, max: 100_000),
-            Parallel = Int(env, EnvVars.Parallel, defaults.Parallel, min: 1, max: 256),
-            KvCacheTokens = Int(env, EnvVars.KvCacheTokens, 0, min: 16, max: int.MaxValue),
-            PromptTokensPerStep = Int(env, EnvVars.PromptTokensPerStep, defaults.PromptTokensPerStep, min: 3, max: 4096),
+            Parallel = Int(env, EnvVars.Parallel, defaults.Parallel, min: 1, max: MaxParallel),
+            KvCacheTokens = Int(env, EnvVars.KvCacheTokens, 0, min: MinKvCacheTokens, max: int.MaxValue),
+            PromptTokensPerStep = Int(env, EnvVars.PromptTokensPerStep, defaults.PromptTokensPerStep, min: MinPromptTokensPerStep, max: MaxPromptTokensPerStep),
             ApiKey = env.GetVariable(EnvVars.ApiKey),
             StrictModel = Bool(env, EnvVars.StrictModel, defaults.StrictModel),
             DefaultMaxTokens = Int(env, EnvVars.DefaultMaxTokens, defaults.DefaultMaxTokens, min: 1, max: 1 << 20),

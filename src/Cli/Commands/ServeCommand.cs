@@ -25,9 +25,9 @@ internal static class ServeCommand
         };
 
         var chatTemplate = ModelCommandOptions.ChatTemplateOption();
-        var parallel = NumberOption.Optional<int>("--parallel", $"Most requests decoding together in one batch (default BITNET_PARALLEL or {ApiOptions.DefaultParallel})", "-np");
+        var parallel = NumberOption.Optional<int>("--parallel", $"Most requests decoding together in one batch, 1 to {ApiOptions.MaxParallel} (default BITNET_PARALLEL or {ApiOptions.DefaultParallel})", "-np");
         var kvTokens = NumberOption.Optional<long>("--kv-cache-tokens", "KV cache positions shared by all requests (default BITNET_KV_CACHE_TOKENS, else parallel × context within the memory limit)");
-        var promptStep = NumberOption.Optional<int>("--prompt-tokens-per-step", "Prompt tokens evaluated per batch step beside the decoding requests (default BITNET_PROMPT_TOKENS_PER_STEP or 64)");
+        var promptStep = NumberOption.Optional<int>("--prompt-tokens-per-step", $"Prompt tokens evaluated per batch step beside the decoding requests, {ApiOptions.MinPromptTokensPerStep} to {ApiOptions.MaxPromptTokensPerStep} (default BITNET_PROMPT_TOKENS_PER_STEP or 64)");
 
         var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health, /metrics), decoding up to --parallel requests together");
         foreach (Option option in new Option[] { model, host, port, threads, context, apiKey, strictModel, chatTemplate, parallel, kvTokens, promptStep })
@@ -58,9 +58,18 @@ internal static class ServeCommand
                 KvCacheTokens = parseResult.GetValue(kvTokens) ?? options.KvCacheTokens,
                 PromptTokensPerStep = parseResult.GetValue(promptStep) ?? options.PromptTokensPerStep,
             };
-            if (options.Parallel < 0 || options.KvCacheTokens < 0 || options.PromptTokensPerStep < 3)
+            // The flags take what the BITNET_* variables take (and 0 for "the default" where the variable may be left unset).
+            string? problem =
+                options.Parallel is < 0 or > ApiOptions.MaxParallel
+                    ? $"--parallel must be from 1 to {ApiOptions.MaxParallel} (0: the default, {ApiOptions.DefaultParallel}); got {options.Parallel}"
+                : options.KvCacheTokens is not 0 and (< ApiOptions.MinKvCacheTokens or > int.MaxValue)
+                    ? $"--kv-cache-tokens must be from {ApiOptions.MinKvCacheTokens} to {int.MaxValue} (0: parallel × context within the memory limit); got {options.KvCacheTokens}"
+                : options.PromptTokensPerStep is < ApiOptions.MinPromptTokensPerStep or > ApiOptions.MaxPromptTokensPerStep
+                    ? $"--prompt-tokens-per-step must be from {ApiOptions.MinPromptTokensPerStep} to {ApiOptions.MaxPromptTokensPerStep}; got {options.PromptTokensPerStep}"
+                : null;
+            if (problem is not null)
             {
-                await Console.Error.WriteLineAsync("error: --parallel and --kv-cache-tokens must be 0 or more, --prompt-tokens-per-step at least 3");
+                await Console.Error.WriteLineAsync($"error: {problem}");
                 return 2;
             }
             try

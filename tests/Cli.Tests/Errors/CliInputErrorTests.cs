@@ -225,6 +225,11 @@ public sealed class CliInputErrorTests : IDisposable
                 { "-t", beyond, threads + beyond },
                 { "-t", "0", threads + "0" },
                 { "--ctx-size", "15", "--ctx-size must be from 16 to 1048576; got 15" },
+                // The flags that size the batch take the BITNET_* variables' ranges (beyond them: a .NET overflow at load, or a cache that holds nothing).
+                { "-np", "100000", "--parallel must be from 1 to 256 (0: the default, 4); got 100000" },
+                { "--kv-cache-tokens", "8", "--kv-cache-tokens must be from 16 to 2147483647 (0: parallel × context within the memory limit); got 8" },
+                { "--kv-cache-tokens", "9000000000000", "--kv-cache-tokens must be from 16 to 2147483647 (0: parallel × context within the memory limit); got 9000000000000" },
+                { "--prompt-tokens-per-step", "2000000000", "--prompt-tokens-per-step must be from 3 to 4096; got 2000000000" },
             };
         }
     }
