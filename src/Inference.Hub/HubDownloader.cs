@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
@@ -44,8 +45,34 @@ public sealed class HubDownloader : IDisposable
         { Timeout = Timeout.InfiniteTimeSpan };
     }
 
-    /// <summary>The hub base URL: <c>HF_ENDPOINT</c> or https://huggingface.co.</summary>
-    public Uri Endpoint => new((_env.GetVariable("HF_ENDPOINT") ?? DefaultEndpoint).TrimEnd('/') + "/");
+    /// <summary>The hub base URL: <c>HF_ENDPOINT</c> or https://huggingface.co; a <see cref="HubException"/> when HF_ENDPOINT is not an http(s) URL.</summary>
+    public Uri Endpoint
+    {
+        get
+        {
+            string text = _env.GetVariable("HF_ENDPOINT") ?? DefaultEndpoint;
+            return Uri.TryCreate(text.TrimEnd('/') + "/", UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https" && uri.Host.Length > 0
+                ? uri
+                : throw new HubException($"HF_ENDPOINT='{text}' is not an http(s) URL; unset it for {DefaultEndpoint}, or give a mirror's address such as https://hf-mirror.com");
+        }
+    }
+
+    /// <summary>
+    /// How long the hub may stay silent, as huggingface_hub reads it: HF_HUB_ETAG_TIMEOUT for a metadata request,
+    /// HF_HUB_DOWNLOAD_TIMEOUT for a download's response and each read of its body (seconds, default 10 each).
+    /// A server that accepts the connection and never answers is then an error, not a pull that waits forever.
+    /// </summary>
+    private TimeSpan SilenceLimit(string variable)
+    {
+        string? text = _env.GetVariable(variable);
+        if (text is null)
+            return TimeSpan.FromSeconds(10);
+        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) && seconds > 0 && seconds <= 86_400
+            ? TimeSpan.FromSeconds(seconds)
+            : throw new HubException($"{variable}='{text}' is not a number of seconds from 0 to 86400");
+    }
+
+    private const string MetadataTimeout = "HF_HUB_ETAG_TIMEOUT", DownloadTimeout = "HF_HUB_DOWNLOAD_TIMEOUT";
 
     /// <summary>The resolve URL of a file.</summary>
     public Uri ResolveUri(ModelReference reference) =>
@@ -77,7 +104,7 @@ public sealed class HubDownloader : IDisposable
         for (int hop = 0; hop <= MaxRedirects; hop++)
         {
             using var request = NewRequest(HttpMethod.Head, uri, includeToken: IsHubHost(uri));
-            using HttpResponseMessage response = await SendAsync(request, reference, cancellationToken).ConfigureAwait(false);
+            using HttpResponseMessage response = await SendAsync(request, reference, MetadataTimeout, cancellationToken).ConfigureAwait(false);
             // The hub puts the facts on its own response (often a 302 to the CDN); keep the first values seen.
             commit ??= Header(response, "X-Repo-Commit");
             etag ??= NormalizeETag(Header(response, "X-Linked-Etag"));
@@ -165,21 +192,25 @@ public sealed class HubDownloader : IDisposable
             byte[] buffer = new byte[BufferSize];
             long done = offset;
             progress?.Report(new DownloadProgress(reference.File, done, total, offset));
+            TimeSpan idleLimit = SilenceLimit(DownloadTimeout);
+            using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             try
             {
                 int read;
-                while ((read = await body.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+                while ((read = await body.ReadAsync(buffer, Rearm(idle, idleLimit)).ConfigureAwait(false)) > 0)
                 {
                     await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
                     done += read;
                     progress?.Report(new DownloadProgress(reference.File, done, total, offset));
                 }
             }
-            catch (Exception e) when (e is IOException or HttpRequestException)
+            catch (Exception e) when (e is IOException or HttpRequestException
+                || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
             {
                 await file.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                string why = e is OperationCanceledException ? $"no data for {idleLimit.TotalSeconds:0.#} s, {DownloadTimeout}" : e.Message;
                 throw new HubTransferInterruptedException(
-                    $"download of {reference} stopped at {done:N0} of {total?.ToString("N0") ?? "?"} bytes ({e.Message}); " +
+                    $"download of {reference} stopped at {done:N0} of {total?.ToString("N0") ?? "?"} bytes ({why}); " +
                     "run the same pull again to resume", e);
             }
             if (total is { } t && done < t)
@@ -197,7 +228,7 @@ public sealed class HubDownloader : IDisposable
             var request = NewRequest(HttpMethod.Get, uri, includeToken: IsHubHost(uri));
             if (offset > 0)
                 request.Headers.Range = new RangeHeaderValue(offset, null);
-            HttpResponseMessage response = await SendAsync(request, reference, cancellationToken, HttpCompletionOption.ResponseHeadersRead).ConfigureAwait(false);
+            HttpResponseMessage response = await SendAsync(request, reference, DownloadTimeout, cancellationToken, HttpCompletionOption.ResponseHeadersRead).ConfigureAwait(false);
             if (IsRedirect(response.StatusCode) && response.Headers.Location is { } location)
             {
                 uri = location.IsAbsoluteUri ? location : new Uri(uri, location);
@@ -274,12 +305,22 @@ public sealed class HubDownloader : IDisposable
         return request;
     }
 
-    private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, ModelReference reference, CancellationToken cancellationToken,
-        HttpCompletionOption completion = HttpCompletionOption.ResponseContentRead)
+    /// <summary>The token, cancelled after <paramref name="limit"/> from now (each call restarts the clock).</summary>
+    private static CancellationToken Rearm(CancellationTokenSource source, TimeSpan limit)
     {
+        source.CancelAfter(limit);
+        return source.Token;
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, ModelReference reference, string timeoutVariable,
+        CancellationToken cancellationToken, HttpCompletionOption completion = HttpCompletionOption.ResponseContentRead)
+    {
+        TimeSpan limit = SilenceLimit(timeoutVariable);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(limit);
         try
         {
-            return await _http.SendAsync(request, completion, cancellationToken).ConfigureAwait(false);
+            return await _http.SendAsync(request, completion, timeout.Token).ConfigureAwait(false);
         }
         catch (HttpRequestException e)
         {
@@ -290,7 +331,8 @@ public sealed class HubDownloader : IDisposable
         catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
             throw new HubUnreachableException(
-                $"timed out connecting to {request.RequestUri?.GetLeftPart(UriPartial.Authority)} to fetch {reference}; check the network", e);
+                $"{request.RequestUri?.GetLeftPart(UriPartial.Authority)} did not answer within {limit.TotalSeconds:0.#} s ({timeoutVariable}) " +
+                $"to fetch {reference}; check the network, or raise {timeoutVariable}", e);
         }
         catch (SocketException e)
         {

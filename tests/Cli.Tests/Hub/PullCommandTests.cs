@@ -1,4 +1,7 @@
 using System.CommandLine;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
 using BitNet.Cli.Commands;
 using BitNet.Inference.Hub;
 
@@ -17,8 +20,12 @@ public sealed class PullCommandTests : IDisposable
         _temp.Dispose();
     }
 
-    private DictionaryEnvironment Env(string? endpoint = null) => new(
-        new Dictionary<string, string?> { ["HF_ENDPOINT"] = endpoint ?? _hub.BaseUrl, ["HF_HOME"] = _temp.Combine("hf") },
+    private DictionaryEnvironment Env(string? endpoint = null, params (string Name, string Value)[] more) => new(
+        new Dictionary<string, string?>(more.Select(v => KeyValuePair.Create(v.Name, (string?)v.Value)))
+        {
+            ["HF_ENDPOINT"] = endpoint ?? _hub.BaseUrl,
+            ["HF_HOME"] = _temp.Combine("hf"),
+        },
         _temp.Combine("home"));
 
     private Task<int> Run(IEnvironment env, params string[] args)
@@ -79,5 +86,115 @@ public sealed class PullCommandTests : IDisposable
         Assert.Contains("give the other commands its path", _err.ToString());
         Assert.Equal(2, await Run(Env(), "not-a-repo"));
         Assert.Contains("org/name", _err.ToString());
+    }
+
+    [Theory]
+    [InlineData("not a url")]
+    [InlineData("ftp://127.0.0.1/")]
+    [InlineData("http://127.0.0.1:99999")]
+    public async Task An_HF_ENDPOINT_that_is_not_an_http_url_is_one_line_naming_it(string endpoint)
+    {
+        foreach (string[] args in new[] { new[] { "org/m:x.gguf" }, ["org/m:x.gguf", "--dry-run"] })
+        {
+            _err.GetStringBuilder().Clear();
+            Assert.Equal(1, await Run(Env(endpoint), args));
+            Assert.Equal($"error: HF_ENDPOINT='{endpoint}' is not an http(s) URL; unset it for https://huggingface.co, or give a mirror's address such as https://hf-mirror.com",
+                _err.ToString().Trim());
+        }
+    }
+
+    [Fact]
+    public async Task A_hub_that_accepts_the_connection_and_never_answers_is_an_error_after_HF_HUB_ETAG_TIMEOUT()
+    {
+        using var silent = new SilentHub(bodyBytesBeforeStalling: null);
+        var env = Env(silent.BaseUrl, ("HF_HUB_ETAG_TIMEOUT", "0.5"));
+        int exit = await Run(env, "org/m:x.gguf", "--dry-run").WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+        Assert.Equal(1, exit);
+        Assert.Equal($"error: {silent.BaseUrl.TrimEnd('/')} did not answer within 0.5 s (HF_HUB_ETAG_TIMEOUT) to fetch org/m:x.gguf; " +
+            "check the network, or raise HF_HUB_ETAG_TIMEOUT", _err.ToString().Trim());
+    }
+
+    [Fact]
+    public async Task A_download_that_stops_sending_is_interrupted_after_HF_HUB_DOWNLOAD_TIMEOUT_and_resumable()
+    {
+        using var stalling = new SilentHub(bodyBytesBeforeStalling: 10);
+        var env = Env(stalling.BaseUrl, ("HF_HUB_DOWNLOAD_TIMEOUT", "0.5"));
+        int exit = await Run(env, "org/m:x.gguf").WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+        Assert.Equal(1, exit);
+        Assert.Equal("error: download of org/m:x.gguf stopped at 10 of 100 bytes (no data for 0.5 s, HF_HUB_DOWNLOAD_TIMEOUT); run the same pull again to resume",
+            _err.ToString().Trim().Split('\n')[^1]);
+    }
+
+    /// <summary>
+    /// A hub that takes connections and reads requests but answers nothing, or (with <c>bodyBytesBeforeStalling</c>)
+    /// answers HEAD with a 100-byte file and GET with that many bytes of it, then nothing more.
+    /// </summary>
+    private sealed class SilentHub : IDisposable
+    {
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        private readonly CancellationTokenSource _stop = new();
+        private readonly List<TcpClient> _clients = [];
+
+        public SilentHub(int? bodyBytesBeforeStalling)
+        {
+            _listener.Start();
+            BaseUrl = $"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/";
+            _ = Task.Run(async () =>
+            {
+                while (!_stop.IsCancellationRequested)
+                {
+                    TcpClient client;
+                    try { client = await _listener.AcceptTcpClientAsync(_stop.Token); }
+                    catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException) { return; }
+                    lock (_clients) _clients.Add(client);
+                    _ = Task.Run(() => AnswerAsync(client, bodyBytesBeforeStalling));
+                }
+            });
+        }
+
+        public string BaseUrl { get; }
+
+        private async Task AnswerAsync(TcpClient client, int? bodyBytes)
+        {
+            try
+            {
+                var stream = client.GetStream();
+                var buffer = new byte[4096];
+                string pending = "";
+                while (true)   // one connection carries the HEAD, then the GET (keep-alive)
+                {
+                    int end;
+                    while ((end = pending.IndexOf("\r\n\r\n", StringComparison.Ordinal)) < 0)
+                    {
+                        int read = await stream.ReadAsync(buffer, _stop.Token);
+                        if (read == 0) return;
+                        pending += Encoding.ASCII.GetString(buffer, 0, read);
+                    }
+                    string request = pending[..end];
+                    pending = pending[(end + 4)..];
+                    if (bodyBytes is not { } n)
+                        return;   // silent: the connection stays open until the test ends
+                    if (request.StartsWith("HEAD", StringComparison.Ordinal))
+                    {
+                        await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nETag: \"{new string('a', 64)}\"\r\nContent-Length: 100\r\n\r\n"), _stop.Token);
+                        continue;
+                    }
+                    await stream.WriteAsync(Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"), _stop.Token);
+                    await stream.WriteAsync(new byte[n], _stop.Token);   // then nothing more
+                    return;
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException) { }
+        }
+
+        public void Dispose()
+        {
+            _stop.Cancel();
+            _listener.Stop();
+            lock (_clients)
+                foreach (var client in _clients)
+                    client.Dispose();
+            _stop.Dispose();
+        }
     }
 }
