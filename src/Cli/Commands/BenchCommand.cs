@@ -58,7 +58,7 @@ internal static class BenchCommand
             }
             catch (Exception e) when (e is ArgumentException or IOException)
             {
-                stderr.WriteLine($"error: {e.Message}");
+                stderr.WriteLine(ModelCommandOptions.ErrorLine(e));
                 return Task.FromResult(e is ArgumentException ? 2 : 1);
             }
             int[] streams = [];
@@ -70,7 +70,7 @@ internal static class BenchCommand
                 }
                 catch (ArgumentException e)
                 {
-                    stderr.WriteLine($"error: {e.Message} (e.g. 4 or 1,2,4,8)");
+                    stderr.WriteLine($"{ModelCommandOptions.ErrorLine(e)} (e.g. 4 or 1,2,4,8)");
                     return Task.FromResult(2);
                 }
                 if (p < 2 || n < 1)
@@ -108,7 +108,7 @@ internal static class BenchCommand
             }
             catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or NotSupportedException or ModelFormatException)
             {
-                stderr.WriteLine($"error: {e.Message}");
+                stderr.WriteLine(ModelCommandOptions.ErrorLine(e));
                 return Task.FromResult(1);
             }
         });

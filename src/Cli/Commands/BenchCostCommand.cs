@@ -119,7 +119,7 @@ internal static class BenchCostCommand
             }
             catch (Exception e) when (e is ArgumentException or InvalidDataException or HttpRequestException or IOException)
             {
-                await stderr.WriteLineAsync($"error: {e.Message}");
+                await stderr.WriteLineAsync(ModelCommandOptions.ErrorLine(e));
                 return 1;
             }
         });

@@ -57,7 +57,7 @@ internal static class ChatCommand
                     }
                     catch (ContextLengthExceededException e)
                     {
-                        await stderr.WriteLineAsync($"error: {e.Message}");
+                        await stderr.WriteLineAsync(ModelCommandOptions.ErrorLine(e));
                         continue;
                     }
                     await stdout.WriteLineAsync();
@@ -70,7 +70,7 @@ internal static class ChatCommand
             }
             catch (Exception e) when (ModelCommandOptions.IsUserError(e))
             {
-                await stderr.WriteLineAsync($"error: {e.Message}");
+                await stderr.WriteLineAsync(ModelCommandOptions.ErrorLine(e));
                 return 1;
             }
         });

@@ -61,7 +61,7 @@ internal static class ConvertCommand
             catch (Exception e) when (e is ConversionException or BitNet.Inference.Gguf.GgufFormatException or IOException or UnauthorizedAccessException
                 or ArgumentException)
             {
-                stderr.WriteLine($"error: {e.Message}");
+                stderr.WriteLine(ModelCommandOptions.ErrorLine(e));
                 return 1;
             }
         });

@@ -40,7 +40,7 @@ internal static class DummyCommand
             }
             catch (Exception e) when (ModelCommandOptions.IsUserError(e))
             {
-                await stderr.WriteLineAsync($"error: {e.Message}");
+                await stderr.WriteLineAsync(ModelCommandOptions.ErrorLine(e));
                 return 1;
             }
         });

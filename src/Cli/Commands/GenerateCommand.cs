@@ -74,7 +74,7 @@ internal static class GenerateCommand
             {
                 if (lineOpen)
                     await stdout.WriteLineAsync(); // the error starts its own line, not glued to the echoed prompt
-                await stderr.WriteLineAsync($"error: {e.Message}");
+                await stderr.WriteLineAsync(ModelCommandOptions.ErrorLine(e));
                 return 1;
             }
         });

@@ -27,7 +27,7 @@ internal static class InspectCommand
             }
             catch (Exception e) when (ModelCommandOptions.IsUserError(e))
             {
-                await stderr.WriteLineAsync($"error: {e.Message}");
+                await stderr.WriteLineAsync(ModelCommandOptions.ErrorLine(e));
                 return 1;
             }
         });

@@ -48,7 +48,7 @@ internal static class LogitsCommand
             }
             catch (Exception e) when (ModelCommandOptions.IsUserError(e))
             {
-                await stderr.WriteLineAsync($"error: {e.Message}");
+                await stderr.WriteLineAsync(ModelCommandOptions.ErrorLine(e));
                 return 1;
             }
         });

@@ -228,6 +228,19 @@ internal sealed class ModelCommandOptions
           or ContextLengthExceededException or UnauthorizedAccessException
           or BitNet.Inference.Tokenization.TokenizerException or ChatTemplateException;   // GGUF/model format errors are IOExceptions
 
+    /// <summary>
+    /// The line a command prints for an error it reports: "error: " and the message, without the
+    /// " (Parameter 'name')" (and "Actual value was …") that .NET appends to an argument exception's
+    /// message for a developer; the user gave a flag, not that parameter.
+    /// </summary>
+    public static string ErrorLine(Exception e)
+    {
+        string message = e.Message;
+        if (e is ArgumentException { ParamName: { } name } && message.IndexOf($" (Parameter '{name}')", StringComparison.Ordinal) is var at and >= 0)
+            message = message[..at];
+        return $"error: {message}";
+    }
+
     /// <summary>One line of timings, llama.cpp style, for stderr.</summary>
     public static string Timings(GenerationStats stats)
     {

@@ -35,7 +35,7 @@ internal static class PullCommand
             }
             catch (FormatException e)
             {
-                await stderr.WriteLineAsync($"error: {e.Message}");
+                await stderr.WriteLineAsync(ModelCommandOptions.ErrorLine(e));
                 return 2;
             }
 
@@ -69,7 +69,7 @@ internal static class PullCommand
             }
             catch (HubException e)
             {
-                await stderr.WriteLineAsync($"error: {e.Message}");
+                await stderr.WriteLineAsync(ModelCommandOptions.ErrorLine(e));
                 return 1;
             }
         });

@@ -41,7 +41,7 @@ internal static class ServeCommand
             }
             catch (ConfigurationException ex)
             {
-                await Console.Error.WriteLineAsync($"error: {ex.Message}");
+                await Console.Error.WriteLineAsync(ModelCommandOptions.ErrorLine(ex));
                 return 2;
             }
             options = options with
@@ -84,7 +84,7 @@ internal static class ServeCommand
             }
             catch (Exception ex) when (ex is ArgumentException or IOException)
             {
-                await Console.Error.WriteLineAsync($"error: {ex.Message}");
+                await Console.Error.WriteLineAsync(ModelCommandOptions.ErrorLine(ex));
                 return ex is FileNotFoundException ? 1 : 2;
             }
             return await ServerRunner.RunAsync(options, cancellationToken: cancellationToken);

@@ -109,7 +109,7 @@ internal static class TiersCommand
             catch (Exception e) when (e is ArgumentException or InvalidOperationException or HttpRequestException or IOException or InvalidDataException
                 or System.ComponentModel.Win32Exception)
             {
-                await stderr.WriteLineAsync($"error: {e.Message}");
+                await stderr.WriteLineAsync(ModelCommandOptions.ErrorLine(e));
                 return 1;
             }
         });

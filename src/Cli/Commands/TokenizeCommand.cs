@@ -44,7 +44,7 @@ internal static class TokenizeCommand
             }
             catch (Exception e) when (ModelCommandOptions.IsUserError(e))
             {
-                await stderr.WriteLineAsync($"error: {e.Message}");
+                await stderr.WriteLineAsync(ModelCommandOptions.ErrorLine(e));
                 return 1;
             }
         });

@@ -247,6 +247,17 @@ public sealed class CliInputErrorTests : IDisposable
         AssertNoDotNetNoise(stderr);
     }
 
+    [Theory]
+    [InlineData("bench", "-p", "2", "-n", "1", "-r", "1", "--no-probe")]
+    [InlineData("logits", "--tokens", "1", "-o", "OUT")]
+    public async Task An_unknown_kernel_is_named_without_a_dotnet_parameter_name(params string[] args)
+    {
+        string[] resolved = [.. args.Select(a => a == "OUT" ? Path.Combine(_dir, "x.f32") : a)];
+        var (exit, _, stderr) = await CliProcess.RunAsync(null, [.. resolved, "-m", Model, "-t", "1", "--kernel", "zz"]);
+        Assert.NotEqual(0, exit);
+        Assert.Equal("error: unknown kernel 'zz'; choose one of avx512vnni, avx512gfni, avx512, avx2, dotprod, neon, scalar", stderr.Trim());
+    }
+
     [Fact]
     public async Task Chat_takes_s_as_the_seed_and_sys_as_the_system_prompt_like_llama_cpp()
     {
