@@ -43,6 +43,7 @@ internal static class LogitsCommand
                 var state = m.CreateState(ids.Length); // a KV cache just large enough
                 await using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
                 Write(m, state, ids, batch, file, cancellationToken);
+                await file.FlushAsync(cancellationToken);   // a full disk fails here, before "wrote" is printed
                 await stderr.WriteLineAsync($"wrote {ids.Length} rows × {m.Config.VocabSize} logits to {file.Name}");
                 return 0;
             }

@@ -259,6 +259,16 @@ public sealed class CliInputErrorTests : IDisposable
     }
 
     [Fact]
+    public async Task Logits_into_a_full_disk_is_an_error_without_a_wrote_line()
+    {
+        Assert.SkipUnless(File.Exists("/dev/full"), "needs /dev/full");
+        Assert.Equal(1, await Run(LogitsCommand.Create(_err), "-m", Model, "--tokens", "128000", "-o", "/dev/full", "-t", "1"));
+        Assert.DoesNotContain("wrote", _err.ToString());
+        Assert.StartsWith("error: ", _err.ToString());
+        Assert.Single(_err.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
     public async Task Chat_takes_s_as_the_seed_and_sys_as_the_system_prompt_like_llama_cpp()
     {
         var first = new StringWriter();
