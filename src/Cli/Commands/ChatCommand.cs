@@ -30,6 +30,9 @@ internal static class ChatCommand
                 using var engine = options.LoadEngine(parse);
 
                 var conversation = new ChatConversation(engine, parse.GetValue(system));
+                if (!conversation.Fits(""))   // every turn would fail: say so once, before the prompt
+                    throw new ArgumentException($"the system prompt (-sys) takes {conversation.SystemTokens} of the {engine.ContextLength} tokens of context, " +
+                        "leaving no room for a turn; shorten it or raise --ctx-size");
 
                 await stderr.WriteLineAsync($"chat with {engine.Model.Id} ({engine.ContextLength} tokens of context); /exit or end of input to quit");
                 while (!cancellationToken.IsCancellationRequested)

@@ -17,6 +17,7 @@ public sealed class ChatConversation
     private readonly ITextGenerator _generator;
     private readonly string? _systemPrompt;
     private readonly List<int> _tokens = [];
+    private int _systemLength;   // BOS and the system message: where a restart begins
 
     public ChatConversation(ITextGenerator generator, string? systemPrompt = null)
     {
@@ -28,6 +29,20 @@ public sealed class ChatConversation
 
     /// <summary>Every token of the conversation so far.</summary>
     public IReadOnlyList<int> Tokens => _tokens;
+
+    /// <summary>Tokens the conversation always begins with: BOS and the system message.</summary>
+    public int SystemTokens => _systemLength;
+
+    /// <summary>
+    /// True when <paramref name="userMessage"/> as the first turn, and one token of reply, fit the context;
+    /// false for every message when the system message leaves no room for a turn.
+    /// </summary>
+    public bool Fits(string userMessage)
+    {
+        ArgumentNullException.ThrowIfNull(userMessage);
+        var turn = _generator.Tokenize(_generator.ChatTemplate.TurnPieces(new ChatMessage(ChatRole.User, userMessage)), addBos: false);
+        return _systemLength + turn.Count + 1 <= _generator.Model.ContextLength;
+    }
 
     /// <summary>True when the last turn did not fit and the conversation restarted from the system message.</summary>
     public bool LastTurnRestarted { get; private set; }
@@ -68,5 +83,6 @@ public sealed class ChatConversation
         _tokens.AddRange(_generator.Tokenize("", addBos: true));
         if (_systemPrompt is not null)
             _tokens.AddRange(_generator.Tokenize(_generator.ChatTemplate.TurnPieces(new ChatMessage(ChatRole.System, _systemPrompt)), addBos: false));
+        _systemLength = _tokens.Count;
     }
 }

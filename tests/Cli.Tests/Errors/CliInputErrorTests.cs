@@ -269,6 +269,16 @@ public sealed class CliInputErrorTests : IDisposable
     }
 
     [Fact]
+    public async Task Chat_refuses_a_system_prompt_that_leaves_no_room_for_a_turn_before_the_first_prompt()
+    {
+        string system = string.Join(' ', Enumerable.Repeat("word", 40));
+        Assert.Equal(1, await Run(ChatCommand.Create(new StringReader("Hello\nAgain\n"), _out, _err), "-m", Model, "-sys", system, "-c", "32", "-n", "1", "-t", "1"));
+        Assert.Matches(@"^error: the system prompt \(-sys\) takes \d+ of the 32 tokens of context, leaving no room for a turn; shorten it or raise --ctx-size$",
+            _err.ToString().Trim());
+        Assert.Equal("", _out.ToString());
+    }
+
+    [Fact]
     public async Task Chat_takes_s_as_the_seed_and_sys_as_the_system_prompt_like_llama_cpp()
     {
         var first = new StringWriter();
