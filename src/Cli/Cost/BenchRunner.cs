@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using BitNet.Inference.Gguf;
 
 namespace BitNet.Cli.Cost;
 
@@ -72,7 +73,7 @@ public sealed class BenchRunner(HttpClient http)
             {
                 string text = await response.Content.ReadAsStringAsync(timeout.Token);
                 return (new RequestSample(Stopwatch.GetElapsedTime(start).TotalSeconds, null, 0,
-                    $"HTTP {(int)response.StatusCode}: {Truncate(text)}"), null);
+                    $"HTTP {(int)response.StatusCode}: {Quote(text)}"), null);
             }
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(timeout.Token));
             string? line;
@@ -93,7 +94,7 @@ public sealed class BenchRunner(HttpClient http)
                 var root = json.RootElement;
                 if (root.ValueKind != JsonValueKind.Object)
                     return (new RequestSample(Stopwatch.GetElapsedTime(start).TotalSeconds, ttft, usageTokens ?? chunks,
-                        $"a stream event is not a JSON object: {Truncate(data)}"), model);
+                        $"a stream event is not a JSON object: {Quote(data)}"), model);
                 events++;
                 if (root.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String)
                     model ??= m.GetString();
@@ -117,7 +118,7 @@ public sealed class BenchRunner(HttpClient http)
             }
             if (events == 0)   // a 200 that is not a completion stream (an HTML page, a JSON reply ignoring "stream") measures nothing
                 return (new RequestSample(Stopwatch.GetElapsedTime(start).TotalSeconds, null, 0,
-                    $"HTTP {(int)response.StatusCode} ({response.Content.Headers.ContentType?.MediaType ?? "no content type"}) without completion events: {Truncate(other.ToString())}"), model);
+                    $"HTTP {(int)response.StatusCode} ({response.Content.Headers.ContentType?.MediaType ?? "no content type"}) without completion events: {Quote(other.ToString())}"), model);
             return (new RequestSample(Stopwatch.GetElapsedTime(start).TotalSeconds, ttft, usageTokens ?? chunks, null), model);
         }
         catch (Exception e) when (e is HttpRequestException or IOException or JsonException
@@ -186,7 +187,8 @@ public sealed class BenchRunner(HttpClient http)
     private static bool IsLoopback(Uri url) =>
         url.IsLoopback || (IPAddress.TryParse(url.Host, out var ip) && IPAddress.IsLoopback(ip));
 
-    private static string Truncate(string text) => text.Length <= 300 ? text : text[..300] + "...";
+    /// <summary>A server's own text in an error: its start, with control characters made visible (ESC must not drive the terminal).</summary>
+    private static string Quote(string text) => PrintableText.Escape(text.Length <= 300 ? text : text[..300] + "...");
 }
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(string))]

@@ -173,6 +173,15 @@ public sealed class BenchCostCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task A_servers_text_quoted_in_an_error_has_its_control_characters_escaped()
+    {
+        _server.PlainReply = "\u001b[2J\u0007<html>";
+        Assert.Equal(1, await Run("--hardware", "local", "--requests", "1", "--warmup", "0"));
+        Assert.EndsWith("without completion events: \\x1B[2J\\x07<html>", _err.ToString().Trim());
+        Assert.DoesNotContain('\u001b', _err.ToString());
+    }
+
+    [Fact]
     public async Task A_server_whose_metrics_never_answer_is_measured_without_peak_memory_in_bounded_time()
     {
         _server.StallProbes = true;
