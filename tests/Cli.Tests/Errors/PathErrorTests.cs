@@ -56,4 +56,30 @@ public sealed class PathErrorTests : IDisposable
         Assert.EndsWith("(line 1, byte 2)", stderr.Trim());
         Assert.DoesNotContain("System.", stderr);
     }
+
+    [Fact]
+    public async Task Dummy_refuses_to_replace_a_pipe_with_the_model()
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "statx is Linux's");
+        string fifo = Path.Combine(_dir, "pipe");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [fifo]))
+            await mkfifo.WaitForExitAsync(TestContext.Current.CancellationToken);
+        var (exit, _, stderr) = await CliProcess.RunAsync(null, "dummy", "--shape", "tiny", "-o", fifo);
+        Assert.Equal(1, exit);
+        Assert.Equal($"error: cannot write '{fifo}': it is a device, pipe or socket, which the finished file would replace; give a file name", stderr.Trim());
+        Assert.Equal(0, new FileInfo(fifo).Length);   // still the pipe, not a 165 kB file moved over it
+        Assert.False(File.Exists(fifo + ".partial"));
+    }
+
+    [Fact]
+    public async Task Dummy_writes_through_a_symbolic_link_and_keeps_the_link()
+    {
+        string target = Path.Combine(_dir, "target.gguf"), link = Path.Combine(_dir, "link.gguf");
+        File.WriteAllText(target, "old");
+        File.CreateSymbolicLink(link, target);
+        var (exit, _, stderr) = await CliProcess.RunAsync(null, "dummy", "--shape", "tiny", "-o", link);
+        Assert.True(exit == 0, stderr);
+        Assert.Equal(target, new FileInfo(link).LinkTarget);
+        Assert.True(new FileInfo(target).Length > 1000);
+    }
 }
