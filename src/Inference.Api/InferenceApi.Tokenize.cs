@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Text;
 using System.Text.Json;
 using BitNet.Inference.Api.Json;
 using BitNet.Inference.Generation;
@@ -62,10 +61,8 @@ public sealed partial class InferenceApi
         for (int i = 0; i < tokens.Count; i++)
             if ((uint)tokens[i] >= (uint)vocab)
                 throw ApiException.BadRequest($"token ids must be from 0 to {vocab - 1} (the vocabulary); got {tokens[i]}", $"tokens[{i}]", "invalid_value");
-        // Bytes joined first, so a character split across tokens comes out whole.
-        var bytes = new List<byte>();
-        foreach (int token in tokens) bytes.AddRange(generator.TokenBytes(token));
-        string content = Encoding.UTF8.GetString(bytes.ToArray());
+        // The engine joins the tokens' bytes before decoding, so a character split across tokens comes out whole.
+        string content = generator.Detokenize(tokens, renderSpecial: true);
         return ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(new DetokenizeResponse(content), ApiJsonContext.Wire.DetokenizeResponse));
     }
 }
