@@ -51,6 +51,9 @@ internal sealed class LogitsRecorder
 
     public List<float[]> Rows(GenerationRequest request) => _rows[request];
 
+    /// <summary>The rows of a request, or null if it produced none (cancelled before its first token).</summary>
+    public List<float[]>? TryRows(GenerationRequest request) => _rows.TryGetValue(request, out var rows) ? rows : null;
+
     public void Detach() => _engine.LogitsObserved = null;
 }
 
@@ -339,6 +342,103 @@ public class BatchingTests(BatchingFixture fixture, ITestOutputHelper output) : 
             AssertSameLogits(solo.Logits[i], recorder.Rows(requests[i]), i);
         }
         Assert.Equal(0, small.KvCache.UsedBlocks);
+    }
+
+    /// <summary>
+    /// Held-out compositions: requests arrive at random times with prompts that share system prompts (or
+    /// repeat, or end on a block boundary), greedy or seeded, some cancelled at a random token or a random
+    /// moment, in a pool too small for every running sequence's blocks. Whatever ran beside what, every
+    /// generation gives its solo tokens and logits (a cancelled one, a prefix of them) and the pool ends empty.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task Random_arrivals_cancellations_and_shared_prefixes_in_a_full_pool_never_change_a_generation(int seed)
+    {
+        var random = new Random(seed);
+        int[] chunkChoices = [3, 7, 16, 64];
+        int chunk = chunkChoices[random.Next(chunkChoices.Length)];
+        // 8 blocks of 32 for up to 4 sequences of up to 3 blocks: requests wait for blocks as well as for places.
+        using var engine = BitNetEngine.Load(new EngineOptions
+        {
+            ModelPath = SharedData.OracleModelPath, ContextLength = 128, KvCacheTokens = 256, Threads = 2, Parallel = 4,
+            PromptTokensPerStep = chunk,
+        });
+        string[] systems =
+        [
+            "You are a careful assistant for a library. You answer questions about books, authors, opening hours and loans, briefly.",
+            "You are a travel agent. Suggest one destination, one hotel and one dish to try, in that order, in a single sentence each.",
+            "Answer in French.",
+        ];
+        int block = engine.KvCache.BlockTokens;
+        const int count = 20;
+        var requests = new GenerationRequest[count];
+        var cancelAtToken = new int[count];
+        var cancels = new CancellationTokenSource[count];
+        var delays = new int[count];
+        for (int i = 0; i < count; i++)
+        {
+            string text = Texts[random.Next(Texts.Length)];
+            var prompt = engine.Tokenize(engine.ApplyChatTemplate(
+                [new ChatMessage(ChatRole.System, systems[random.Next(systems.Length)]), new ChatMessage(ChatRole.User, text)]), parseSpecial: true);
+            if (random.Next(4) == 0 && prompt.Count > block) prompt = prompt.Take(prompt.Count / block * block).ToArray();
+            var sampling = random.Next(2) == 0 ? SamplingOptions.Greedy : new SamplingOptions { Temperature = 0.9f, Seed = (ulong)random.Next(1000) };
+            requests[i] = new GenerationRequest { PromptTokens = prompt, MaxTokens = 1 + random.Next(10), Sampling = sampling, StopOnEndOfGeneration = false };
+            Assert.True(prompt.Count + requests[i].MaxTokens <= 3 * block, $"request {i} needs more than 3 blocks");
+            cancelAtToken[i] = random.Next(5) == 0 ? random.Next(requests[i].MaxTokens) : -1;
+            cancels[i] = new CancellationTokenSource();
+            if (random.Next(8) == 0) cancels[i].CancelAfter(random.Next(5, 80));
+            delays[i] = random.Next(60);
+        }
+        var index = new Dictionary<GenerationRequest, int>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < count; i++) index[requests[i]] = i;
+
+        var solo = await Run(Solo, requests, together: false);
+        var recorder = new LogitsRecorder(engine);
+        int mostWaiting = 0;
+        engine.LogitsObserved += (request, generated, _) =>
+        {
+            int i = index[request];
+            if (cancelAtToken[i] == generated) cancels[i].Cancel();
+            mostWaiting = Math.Max(mostWaiting, engine.CurrentLoad.Waiting);
+        };
+        async Task<(int[] Tokens, FinishReason Finish)> Arrive(int i)
+        {
+            await Task.Delay(delays[i], TestContext.Current.CancellationToken);
+            var tokens = new List<int>();
+            FinishReason finish = FinishReason.Stop;
+            await foreach (var update in engine.GenerateAsync(requests[i], cancels[i].Token))
+            {
+                if (update.TokenId >= 0) tokens.Add(update.TokenId);
+                if (update.IsFinal) finish = update.Final!.FinishReason;
+            }
+            return (tokens.ToArray(), finish);
+        }
+        var results = await Task.WhenAll(Enumerable.Range(0, count).Select(Arrive));
+        engine.LogitsObserved = null;
+
+        var load = engine.CurrentLoad;
+        output.WriteLine($"seed {seed}: prompt chunks of {chunk}, up to {recorder.MostRunning} running and {mostWaiting} waiting; " +
+            $"prompt tokens evaluated {load.PromptTokensEvaluated}, reused {load.PromptTokensReused}; " +
+            $"{results.Count(r => r.Finish == FinishReason.Cancelled)} cancelled");
+        for (int i = 0; i < count; i++)
+        {
+            var (tokens, finish) = results[i];
+            bool mayBeCancelled = cancels[i].IsCancellationRequested;
+            Assert.True(finish == FinishReason.Length || mayBeCancelled && finish == FinishReason.Cancelled, $"request {i} finished with {finish}");
+            if (finish == FinishReason.Length) Assert.Equal(solo.Tokens[i], tokens);
+            else Assert.Equal(solo.Tokens[i].Take(tokens.Length), tokens);
+            var rows = recorder.TryRows(requests[i]) ?? [];
+            Assert.True(finish == FinishReason.Cancelled || rows.Count == solo.Logits[i].Count, $"request {i}: {rows.Count} logits rows, solo {solo.Logits[i].Count}");
+            AssertSameLogits(solo.Logits[i].Take(rows.Count).ToList(), rows, i);
+        }
+        Assert.True(recorder.MostRunning >= 2, "requests should have run together");
+        Assert.True(load.PromptTokensReused > 0, "prompts sharing a system prompt should have shared its blocks");
+        Assert.Equal(0, engine.KvCache.UsedBlocks);
+        Assert.Equal(engine.KvCache.BlockCount, engine.KvCache.FreeBlocks);
+        Assert.Equal((0, 0), (load.Running, load.Waiting));
+        foreach (var cancel in cancels) cancel.Dispose();
     }
 }
 
