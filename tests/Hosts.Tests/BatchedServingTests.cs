@@ -215,10 +215,9 @@ public sealed class BatchedServingTests
         Assert.Equal(soloFinishes, choiceFinishes);
         Assert.Equal(promptTokens, choiceUsage.GetProperty("prompt_tokens").GetInt32());
         Assert.Equal(completionTokens, choiceUsage.GetProperty("completion_tokens").GetInt32());
-        // The lone requests registered the prompt's blocks; each choice takes them (none evaluates them again).
-        int sharedPerChoice = (promptTokens - 2) / engine.KvCache.BlockTokens * engine.KvCache.BlockTokens;
-        Assert.True(sharedPerChoice > 0);
-        Assert.Equal(n * sharedPerChoice, engine.CurrentLoad.PromptTokensReused - reused);
+        // The lone requests registered the prompt's positions; each choice takes all but the last two (which
+        // every prompt evaluates) from the cache.
+        Assert.Equal(n * (promptTokens - 2), engine.CurrentLoad.PromptTokensReused - reused);
         Assert.Equal(0, engine.KvCache.UsedBlocks);
     }
 
@@ -232,7 +231,7 @@ public sealed class BatchedServingTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var (_, _, usage) = Choices(await response.Content.ReadAsStringAsync(Ct), chat: true, n);
         int prompt = usage.GetProperty("prompt_tokens").GetInt32();
-        int shared = (prompt - 2) / engine.KvCache.BlockTokens * engine.KvCache.BlockTokens;
+        int shared = prompt - 2;   // the first choice evaluates the prompt; the others only its last two tokens
         Assert.Equal((n - 1) * shared, engine.CurrentLoad.PromptTokensReused);
         Assert.Equal(n * prompt - (n - 1) * shared, engine.CurrentLoad.PromptTokensEvaluated);
     }

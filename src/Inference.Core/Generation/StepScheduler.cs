@@ -139,65 +139,103 @@ internal sealed class StepScheduler : IDisposable
     }
 
     /// <summary>
-    /// True while a running sequence is evaluating prompt blocks this one could share (the same tokens from
-    /// the start: n choices of one prompt, identical requests arriving together). Waiting for them costs a
-    /// few steps, which the two prompts would have split between them anyway; evaluating them twice costs
-    /// a whole prompt. The queue's head waits, so FIFO order holds.
+    /// True while a running sequence is evaluating prompt positions this one could take from it (the same
+    /// tokens from the start: n choices of one prompt, identical requests or a common system prompt arriving
+    /// together) and the cache does not hold them yet. Waiting costs a few steps, which the two prompts would
+    /// have split between them anyway; evaluating them twice costs a whole prompt. The queue's head waits,
+    /// so FIFO order holds.
     /// </summary>
     private bool AwaitsPromptBlocks(SequenceRun s)
     {
         if (!_sharePrefixes) return false;
-        int blockTokens = _pool.BlockTokens;
         ReadOnlySpan<int> prompt = s.History.AsSpan(0, s.PromptLength);
+        int reach = CacheReach(s.PromptLength), cached = -1;
         foreach (SequenceRun r in _running)
         {
             if (!r.InPrompt || r.PromptLength < 2) continue;   // a one-token prompt registers nothing
-            // Blocks r will register that s would take: whole blocks of their common prefix, at most to s's n − 2.
-            int common = prompt.CommonPrefixLength(r.History.AsSpan(0, r.PromptLength));
-            int shareable = Math.Min(common, s.PromptLength - 2) / blockTokens;
-            if (shareable > r.RegisteredBlocks) return true;
+            // Positions of their common prefix that r has still to evaluate (r registers each step's as it goes).
+            int wanted = Math.Min(prompt.CommonPrefixLength(r.History.AsSpan(0, r.PromptLength)), reach);
+            if (wanted <= r.Kv.Length) continue;
+            if (cached < 0) cached = WalkCache(prompt, reach, null).Length;
+            if (wanted > cached) return true;
         }
         return false;
     }
 
     /// <summary>
-    /// Take the sequence's shared prefix blocks, and promise it blocks for its whole length (prompt plus
-    /// every token it may generate), so a running sequence never finds the pool empty. False (nothing
-    /// held) when the pool cannot promise that now.
+    /// Prompt positions a sequence may take from the cache: all but the last two, which are evaluated again
+    /// so that the first logits row comes from a multi-token prompt chunk, as with a fresh cache.
+    /// </summary>
+    private static int CacheReach(int promptLength) => Math.Max(0, promptLength - 2);
+
+    /// <summary>What the cache holds of a prompt's first <paramref name="reach"/> positions, and where.</summary>
+    /// <param name="Length">Positions held: whole shared blocks, then the run to copy.</param>
+    /// <param name="Hash">The prefix hash of the whole blocks.</param>
+    /// <param name="RunBlock">The registered block whose first positions continue them (−1: none), and how many do.</param>
+    private readonly record struct CachedPrompt(int Length, ulong Hash, int RunBlock, int Run);
+
+    /// <summary>
+    /// Walk the cache along a prompt: whole registered blocks found by their prefix hash (appended to
+    /// <paramref name="into"/> with a reference each, when given), then the registered block after them
+    /// that begins with the longest run of the prompt's next positions (pinned when <paramref name="into"/> is given).
+    /// </summary>
+    private CachedPrompt WalkCache(ReadOnlySpan<int> prompt, int reach, KvSequence? into)
+    {
+        int blockTokens = _pool.BlockTokens, parent = -1, length = 0;
+        ulong hash = 0;
+        while (length + blockTokens <= reach)
+        {
+            ReadOnlySpan<int> tokens = prompt.Slice(length, blockTokens);
+            ulong h = KvCachePool.PrefixHash(hash, tokens);
+            int block = into is null ? _pool.Find(h, parent, tokens) : _pool.TryShare(h, parent, tokens);
+            if (block < 0) break;
+            into?.AppendShared(block);
+            (hash, parent, length) = (h, block, length + blockTokens);
+        }
+        int room = Math.Min(reach - length, blockTokens), run = 0;
+        int runBlock = room > 0 ? _pool.LongestRun(hash, parent, prompt.Slice(length, room), pin: into is not null, out run) : -1;
+        return new CachedPrompt(length + run, hash, runBlock, run);
+    }
+
+    /// <summary>
+    /// Take the sequence's cached prefix (shared whole blocks, then a copied run), and promise it blocks for
+    /// its whole length (prompt plus every token it may generate), so a running sequence never finds the
+    /// pool empty. False (nothing held) when the pool cannot promise that now.
     /// </summary>
     private bool TryStart(SequenceRun s)
     {
         int n = s.PromptLength, blockTokens = _pool.BlockTokens;
-        ReadOnlySpan<int> prompt = s.History.AsSpan(0, n);
+        int pinned = -1, run = 0;
         if (_sharePrefixes)
         {
-            // Whole blocks only, and at least the last two prompt tokens are evaluated again: the first
-            // logits row comes from a multi-token prompt chunk, as with a fresh cache.
-            int parent = -1;
-            ulong hash = 0;
-            for (int b = 0; (b + 1) * blockTokens <= n - 2; b++)
-            {
-                ReadOnlySpan<int> tokens = prompt.Slice(b * blockTokens, blockTokens);
-                ulong h = KvCachePool.PrefixHash(hash, tokens);
-                int block = _pool.TryShare(h, parent, tokens);
-                if (block < 0) break;
-                s.Kv.AppendShared(block);
-                hash = h;
-                parent = block;
-            }
-            s.ChainHash = hash;
+            CachedPrompt cached = WalkCache(s.History.AsSpan(0, n), CacheReach(n), s.Kv);
+            s.ChainHash = cached.Hash;
             s.RegisteredBlocks = s.Kv.BlockCount;
+            (pinned, run) = (cached.RunBlock, cached.Run);
         }
         int length = (int)Math.Min((long)n + s.Request.MaxTokens - 1, _contextLength);
         s.PromisedBlocks = Math.Max(s.Kv.BlockCount, (length + blockTokens - 1) / blockTokens);
         int promised = 0;
         foreach (SequenceRun other in _running) promised += other.BlocksStillToTake;
+        if (pinned >= 0 && s.BlocksStillToTake > _pool.FreeBlocks - promised)
+        {
+            // The pinned block may be the one the promise needs: go without the copy.
+            _pool.Release(pinned);
+            (pinned, run) = (-1, 0);
+        }
         if (s.BlocksStillToTake > _pool.FreeBlocks - promised)
         {
             s.Kv.Clear();
             s.RegisteredBlocks = 0;
             s.ChainHash = 0;
             return false;
+        }
+        if (pinned >= 0)
+        {
+            Reserve(s, run);
+            _pool.CopyPositions(pinned, s.Kv.Block(s.Kv.BlockCount - 1), run);
+            s.Kv.Advance(run);
+            _pool.Release(pinned);
         }
         s.ReusedPromptTokens = s.Kv.Length;
         LastPromptTokensEvaluated = n - s.Kv.Length;
@@ -363,19 +401,22 @@ internal sealed class StepScheduler : IDisposable
             throw new InvalidOperationException("the KV pool broke its promise to a running sequence");   // admission prevents it
     }
 
-    /// <summary>Offer the sequence's full blocks of prompt positions (evaluated in multi-token chunks) for sharing.</summary>
+    /// <summary>
+    /// Offer the sequence's prompt positions evaluated so far (in multi-token chunks) for sharing: its full
+    /// blocks, and the first positions of the block it is filling, which grow with each chunk.
+    /// </summary>
     private void RegisterPromptBlocks(SequenceRun s)
     {
         if (!_sharePrefixes) return;
         int blockTokens = _pool.BlockTokens, evaluated = Math.Min(s.Kv.Length, s.PromptLength);
         if (s.PromptLength < 2) return;   // a one-token prompt is evaluated as decode
-        while ((s.RegisteredBlocks + 1) * blockTokens <= evaluated)
+        while (s.RegisteredBlocks * blockTokens < evaluated)
         {
-            int b = s.RegisteredBlocks;
-            ReadOnlySpan<int> tokens = s.History.AsSpan(b * blockTokens, blockTokens);
-            ulong h = KvCachePool.PrefixHash(s.ChainHash, tokens);
-            _pool.Register(s.Kv.Block(b), h, b == 0 ? -1 : s.Kv.Block(b - 1), tokens);
-            s.ChainHash = h;
+            int b = s.RegisteredBlocks, count = Math.Min(blockTokens, evaluated - b * blockTokens);
+            ReadOnlySpan<int> tokens = s.History.AsSpan(b * blockTokens, count);
+            _pool.Register(s.Kv.Block(b), s.ChainHash, b == 0 ? -1 : s.Kv.Block(b - 1), tokens);
+            if (count < blockTokens) break;
+            s.ChainHash = KvCachePool.PrefixHash(s.ChainHash, tokens);
             s.RegisteredBlocks++;
         }
     }

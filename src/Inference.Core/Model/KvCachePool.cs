@@ -5,9 +5,12 @@ namespace BitNet.Inference.Model;
 /// <see cref="BlockTokens"/> consecutive positions of one sequence, for every layer: per layer, keys
 /// and values head-major [kv head][slot][head_dim], so attention streams one KV head's rows of a block
 /// contiguously. Sequences (<see cref="KvSequence"/>) take blocks as they grow and return them when they
-/// end. Full blocks of prompt tokens can be registered under a hash of the whole prefix that ends with
-/// them; a later sequence with the same prefix takes them instead of evaluating it again (reference
-/// counted), and a registered block whose last user ended stays cached until the space is needed.
+/// end. Blocks of prompt positions can be registered after the prefix that comes before them: a full
+/// block is found by a hash of the whole prefix that ends with it, and a later sequence with the same
+/// prefix takes it instead of evaluating it again (reference counted); the first positions of any
+/// registered block (a prompt's last, partly filled block, or a block where two prompts part) can be
+/// copied into a block of the later sequence's own. A registered block whose last user ended stays
+/// cached until the space is needed.
 /// Thread-safe; the forward pass reads and writes the storage without the lock (each block belongs to
 /// the sequences that hold it).
 /// </summary>
@@ -24,11 +27,11 @@ public sealed class KvCachePool
     // Registered blocks whose references fell to 0, least recently released first (an intrusive list).
     private readonly int[] _cachedPrevious, _cachedNext;
     private int _cachedFirst = -1, _cachedLast = -1, _cachedCount;
-    // Prefix registry: a block's key is the hash of every token up to its end; its tokens and the block
-    // before it are kept to check a hit exactly.
+    // Prefix registry: a full block's key is the hash of every token up to its end. Each registered block
+    // keeps its registered tokens, the block before it and that block's prefix hash, to check a hit exactly.
     private readonly Dictionary<ulong, int> _byPrefix;
-    private readonly ulong[] _prefixHash;
-    private readonly bool[] _registered;
+    private readonly ulong[] _prefixHash, _parentHash;
+    private readonly int[] _registeredTokens;   // 0: not registered
     private readonly int[] _parent;
     private readonly int[] _blockTokens;
 
@@ -60,7 +63,8 @@ public sealed class KvCachePool
         _cachedNext = new int[blocks];
         _byPrefix = new Dictionary<ulong, int>(blocks);
         _prefixHash = new ulong[blocks];
-        _registered = new bool[blocks];
+        _parentHash = new ulong[blocks];
+        _registeredTokens = new int[blocks];
         _parent = new int[blocks];
         _blockTokens = new int[(long)blocks * blockTokens];
     }
@@ -121,7 +125,7 @@ public sealed class KvCachePool
         {
             if (_references[block] <= 0) throw new InvalidOperationException($"block {block} is not held");
             if (--_references[block] > 0) return;
-            if (_registered[block])
+            if (_registeredTokens[block] > 0)
             {
                 _cachedPrevious[block] = _cachedLast;
                 _cachedNext[block] = -1;
@@ -153,7 +157,7 @@ public sealed class KvCachePool
     }
 
     /// <summary>
-    /// Find the registered block for the prefix <paramref name="hash"/> whose own positions hold
+    /// Find the registered full block for the prefix <paramref name="hash"/> whose own positions hold
     /// <paramref name="tokens"/> and which follows <paramref name="parent"/> (−1 for the first block), and
     /// take a reference on it. −1 when there is none.
     /// </summary>
@@ -161,38 +165,109 @@ public sealed class KvCachePool
     {
         lock (_gate)
         {
+            int block = Find(hash, parent, tokens);
+            if (block >= 0) Pin(block);
+            return block;
+        }
+    }
+
+    /// <summary>Like <see cref="TryShare"/> without taking a reference: whether the cache holds the block now.</summary>
+    public int Find(ulong hash, int parent, ReadOnlySpan<int> tokens)
+    {
+        lock (_gate)
+        {
             if (!_byPrefix.TryGetValue(hash, out int block)) return -1;
-            if (_parent[block] != parent || !tokens.SequenceEqual(_blockTokens.AsSpan(block * BlockTokens, BlockTokens)))
+            if (_parent[block] != parent || !tokens.SequenceEqual(RegisteredTokens(block)))
                 return -1;
-            if (_references[block] == 0) Uncache(block);
-            _references[block]++;
             return block;
         }
     }
 
     /// <summary>
-    /// Offer a full block of prompt positions, computed as part of a multi-token batch, for sharing under
-    /// the prefix hash <paramref name="hash"/>. A prefix already registered keeps its first block.
+    /// The registered block that follows <paramref name="parent"/> (−1 for the first block) after the prefix
+    /// hashed as <paramref name="parentHash"/> and whose registered positions begin with the longest run of
+    /// <paramref name="tokens"/>: that run's length in <paramref name="length"/>, −1 (and 0) when no block
+    /// begins with the first token. With <paramref name="pin"/>, a reference is taken on the block, to be
+    /// released after its positions were copied (<see cref="CopyPositions"/>).
     /// </summary>
-    public void Register(int block, ulong hash, int parent, ReadOnlySpan<int> tokens)
+    public int LongestRun(ulong parentHash, int parent, ReadOnlySpan<int> tokens, bool pin, out int length)
     {
-        if (tokens.Length != BlockTokens) throw new ArgumentException($"a block holds {BlockTokens} tokens", nameof(tokens));
         lock (_gate)
         {
-            if (_registered[block] || _byPrefix.ContainsKey(hash)) return;
-            _byPrefix.Add(hash, block);
-            _registered[block] = true;
-            _prefixHash[block] = hash;
-            _parent[block] = parent;
-            tokens.CopyTo(_blockTokens.AsSpan(block * BlockTokens, BlockTokens));
+            int best = -1;
+            length = 0;
+            if (tokens.IsEmpty) return -1;
+            for (int b = 0; b < BlockCount; b++)
+            {
+                if (_registeredTokens[b] <= length || _parent[b] != parent || _parentHash[b] != parentHash) continue;
+                int run = tokens.CommonPrefixLength(RegisteredTokens(b));
+                if (run > length) (best, length) = (b, run);
+            }
+            if (best >= 0 && pin) Pin(best);
+            return best;
         }
+    }
+
+    private void Pin(int block)
+    {
+        if (_references[block] == 0) Uncache(block);
+        _references[block]++;
+    }
+
+    private ReadOnlySpan<int> RegisteredTokens(int block) => _blockTokens.AsSpan(block * BlockTokens, _registeredTokens[block]);
+
+    /// <summary>
+    /// Offer the first positions of <paramref name="block"/>, which hold <paramref name="tokens"/> evaluated as
+    /// prompt positions in multi-token chunks, for sharing after the prefix hashed as
+    /// <paramref name="parentHash"/> that ends with block <paramref name="parent"/> (−1 for none). A block's
+    /// registered positions may grow as its prompt is evaluated, never change. A full block is also found by
+    /// its prefix hash (<see cref="TryShare"/>) unless another block already holds that prefix.
+    /// </summary>
+    public void Register(int block, ulong parentHash, int parent, ReadOnlySpan<int> tokens)
+    {
+        if (tokens.IsEmpty || tokens.Length > BlockTokens) throw new ArgumentException($"a block holds 1 to {BlockTokens} tokens", nameof(tokens));
+        lock (_gate)
+        {
+            int registered = _registeredTokens[block];
+            if (registered > 0 && (_parent[block] != parent || _parentHash[block] != parentHash
+                || registered > tokens.Length || !tokens.StartsWith(RegisteredTokens(block))))
+                throw new InvalidOperationException($"block {block} is registered for other positions");
+            _parent[block] = parent;
+            _parentHash[block] = parentHash;
+            tokens.CopyTo(_blockTokens.AsSpan(block * BlockTokens, tokens.Length));
+            _registeredTokens[block] = tokens.Length;
+            if (tokens.Length == BlockTokens && registered < BlockTokens)
+            {
+                ulong hash = PrefixHash(parentHash, tokens);
+                _prefixHash[block] = hash;
+                _byPrefix.TryAdd(hash, block);   // a prefix already registered keeps its first block
+            }
+        }
+    }
+
+    /// <summary>
+    /// Copy the first <paramref name="count"/> positions of <paramref name="from"/> (keys and values of every
+    /// layer) into <paramref name="to"/>. Neither block may be written meanwhile.
+    /// </summary>
+    public void CopyPositions(int from, int to, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, BlockTokens);
+        int run = count * Config.HeadDim;
+        for (int l = 0; l < Config.LayerCount; l++)
+            for (int h = 0; h < Config.KvHeadCount; h++)
+            {
+                Array.Copy(Keys[l], Offset(from, h), Keys[l], Offset(to, h), run);
+                Array.Copy(Values[l], Offset(from, h), Values[l], Offset(to, h), run);
+            }
     }
 
     private void Unregister(int block)
     {
-        if (!_registered[block]) return;
-        _byPrefix.Remove(_prefixHash[block]);
-        _registered[block] = false;
+        if (_registeredTokens[block] == 0) return;
+        if (_registeredTokens[block] == BlockTokens && _byPrefix.TryGetValue(_prefixHash[block], out int owner) && owner == block)
+            _byPrefix.Remove(_prefixHash[block]);
+        _registeredTokens[block] = 0;
     }
 
     private void Uncache(int block)

@@ -165,17 +165,17 @@ public class BatchingTests(BatchingFixture fixture, ITestOutputHelper output) : 
         var requests = questions.Select(Ask).ToArray();
         int block = Batched.KvCache.BlockTokens;
         int common = Enumerable.Range(0, first.PromptTokens.Count).TakeWhile(i => requests.All(r => r.PromptTokens[i] == first.PromptTokens[i])).Count();
-        int sharedPerRequest = common / block * block;
-        Assert.True(sharedPerRequest >= 2 * block, $"the system prompt ({common} common tokens) should fill two blocks of {block}");
+        Assert.True(common > 2 * block && common % block != 0 && requests.All(r => r.PromptTokens.Count - 2 >= common),
+            $"the system prompt ({common} common tokens) should fill two blocks of {block} and part of a third");
 
         var solo = await Run(Solo, requests, together: false);
         await EngineFixture.Collect(Batched, first);   // evaluates the system prompt once
         long reused = Batched.CurrentLoad.PromptTokensReused, evaluated = Batched.CurrentLoad.PromptTokensEvaluated;
         var batched = await Run(Batched, requests, together: true);
         var load = Batched.CurrentLoad;
-        output.WriteLine($"system prompt: {common} common tokens, {sharedPerRequest} shared per request; evaluated {load.PromptTokensEvaluated - evaluated}, reused {load.PromptTokensReused - reused}");
-        Assert.Equal(requests.Length * sharedPerRequest, load.PromptTokensReused - reused);
-        Assert.Equal(requests.Sum(r => r.PromptTokens.Count) - requests.Length * sharedPerRequest, load.PromptTokensEvaluated - evaluated);
+        output.WriteLine($"system prompt: {common} common tokens, each request's taken from the cache (two whole blocks shared, the rest copied); evaluated {load.PromptTokensEvaluated - evaluated}, reused {load.PromptTokensReused - reused}");
+        Assert.Equal(requests.Length * common, load.PromptTokensReused - reused);
+        Assert.Equal(requests.Sum(r => r.PromptTokens.Count) - requests.Length * common, load.PromptTokensEvaluated - evaluated);
         for (int i = 0; i < requests.Length; i++)
         {
             Assert.Equal(solo.Tokens[i], batched.Tokens[i]);
@@ -183,18 +183,40 @@ public class BatchingTests(BatchingFixture fixture, ITestOutputHelper output) : 
         }
     }
 
+    [Theory]
+    [InlineData(32)]   // ends on a block boundary
+    [InlineData(45)]   // ends inside a block
+    public async Task A_repeated_prompt_evaluates_only_its_last_two_tokens_and_keeps_its_logits(int length)
+    {
+        int[] prompt = Batched.Tokenize("Lighthouse keepers on remote islands kept logbooks of weather, passing ships, supplies and repairs; " +
+            "one such log, kept for forty years on a rock in the North Sea, records every storm, every wreck, every visitor " +
+            "and every delivery of oil, bread and letters.").Take(length).ToArray();
+        Assert.Equal(length, prompt.Length);
+        var request = new GenerationRequest { PromptTokens = prompt, MaxTokens = 4, Sampling = SamplingOptions.Greedy, StopOnEndOfGeneration = false };
+        var solo = await Run(Solo, [request], together: false);
+        await Run(Batched, [request], together: false);
+        var again = await Run(Batched, [request], together: false);
+        Assert.Equal(2, Batched.LastPromptTokensEvaluated);
+        Assert.Equal(solo.Tokens[0], again.Tokens[0]);
+        AssertSameLogits(solo.Logits[0], again.Logits[0], 0);
+    }
+
     [Fact]
     public async Task Generations_arriving_together_with_a_common_prompt_evaluate_it_once()
     {
         // Three samples of one prompt (as n choices are) and a fourth question after the same system prompt,
-        // all enqueued at once on a cache that has never seen them: the first evaluates its prompt, the
-        // others wait for its blocks instead of evaluating the same tokens beside it.
+        // all enqueued at once on an empty cache (a fresh engine: any chat prompt shares its first tokens with
+        // another's): the first evaluates its prompt, the others wait for it instead of evaluating the same tokens beside it.
+        using var engine = BitNetEngine.Load(new EngineOptions
+        {
+            ModelPath = SharedData.OracleModelPath, ContextLength = 256, Threads = 2, Parallel = 8, PromptTokensPerStep = 7,
+        });
         const string systemPrompt = "You are the booking assistant of a small hotel by the sea. Guests ask about rooms, prices, breakfast, " +
             "parking and the way from the station. Answer in two sentences at most, and offer to book a room when it fits. " +
             "Rooms cost ninety euros a night, breakfast is served from seven to ten, and the car park behind the hotel is free for guests.";
         GenerationRequest Ask(string question, SamplingOptions sampling) => new()
         {
-            PromptTokens = Batched.Tokenize(Batched.ApplyChatTemplate([new ChatMessage(ChatRole.System, systemPrompt), new ChatMessage(ChatRole.User, question)])),
+            PromptTokens = engine.Tokenize(engine.ApplyChatTemplate([new ChatMessage(ChatRole.System, systemPrompt), new ChatMessage(ChatRole.User, question)])),
             MaxTokens = 6, Sampling = sampling, StopOnEndOfGeneration = false,
         };
         var requests = new[]
@@ -204,27 +226,27 @@ public class BatchingTests(BatchingFixture fixture, ITestOutputHelper output) : 
             Ask("Is breakfast included?", new SamplingOptions { Temperature = 0.8f, Seed = 3 }),
             Ask("Can I park my car?", SamplingOptions.Greedy),
         };
-        int block = Batched.KvCache.BlockTokens;
-        // Each later request shares the whole blocks of its longest common prefix with an earlier one, up to its n − 2.
+        int block = engine.KvCache.BlockTokens;
+        // Each later request takes its longest common prefix with an earlier one, up to its n − 2: whole blocks
+        // shared, the rest copied.
         int Shared(int i) => Enumerable.Range(0, i).Max(j =>
-            Math.Min(requests[i].PromptTokens.Zip(requests[j].PromptTokens).TakeWhile(p => p.First == p.Second).Count(), requests[i].PromptTokens.Count - 2) / block * block);
+            Math.Min(requests[i].PromptTokens.Zip(requests[j].PromptTokens).TakeWhile(p => p.First == p.Second).Count(), requests[i].PromptTokens.Count - 2));
         int[] shared = [0, .. Enumerable.Range(1, requests.Length - 1).Select(Shared)];
-        Assert.True(shared[3] >= 2 * block && shared[1] >= shared[3], $"shared blocks' tokens: {string.Join(", ", shared)}");
+        Assert.True(shared[3] >= 2 * block && shared[3] % block != 0 && shared[1] > shared[3], $"shared tokens: {string.Join(", ", shared)}");
 
         var solo = await Run(Solo, requests, together: false);
-        long reused = Batched.CurrentLoad.PromptTokensReused, evaluated = Batched.CurrentLoad.PromptTokensEvaluated;
-        var batched = await Run(Batched, requests, together: true);
-        var load = Batched.CurrentLoad;
-        output.WriteLine($"prompts of {string.Join(", ", requests.Select(r => r.PromptTokens.Count))} tokens; evaluated {load.PromptTokensEvaluated - evaluated}, reused {load.PromptTokensReused - reused}");
-        Assert.Equal(shared.Sum(), load.PromptTokensReused - reused);
-        Assert.Equal(requests.Sum(r => r.PromptTokens.Count) - shared.Sum(), load.PromptTokensEvaluated - evaluated);
+        var batched = await Run(engine, requests, together: true);
+        var load = engine.CurrentLoad;
+        output.WriteLine($"prompts of {string.Join(", ", requests.Select(r => r.PromptTokens.Count))} tokens; evaluated {load.PromptTokensEvaluated}, reused {load.PromptTokensReused}");
+        Assert.Equal(shared.Sum(), load.PromptTokensReused);
+        Assert.Equal(requests.Sum(r => r.PromptTokens.Count) - shared.Sum(), load.PromptTokensEvaluated);
         Assert.True(batched.MostRunning >= 2, "the generations should have decoded together");
         for (int i = 0; i < requests.Length; i++)
         {
             Assert.Equal(solo.Tokens[i], batched.Tokens[i]);
             AssertSameLogits(solo.Logits[i], batched.Logits[i], i);
         }
-        Assert.Equal(0, Batched.KvCache.UsedBlocks);
+        Assert.Equal(0, engine.KvCache.UsedBlocks);
     }
 
     [Fact]

@@ -58,7 +58,7 @@ public class KvCachePoolTests
         Assert.True(owner.TryReserve(4));
         int block = owner.Block(0);
         ulong hash = KvCachePool.PrefixHash(0, Tokens(1, 4));
-        pool.Register(block, hash, -1, Tokens(1, 4));
+        pool.Register(block, 0, -1, Tokens(1, 4));
 
         Assert.Equal(block, pool.TryShare(hash, -1, Tokens(1, 4)));
         Assert.Equal(2, pool.References(block));
@@ -80,8 +80,8 @@ public class KvCachePoolTests
         Assert.True(a.TryReserve(8));
         ulong h0 = KvCachePool.PrefixHash(0, Tokens(0, 4)), h1 = KvCachePool.PrefixHash(h0, Tokens(4, 4));
         int first = a.Block(0), second = a.Block(1);
-        pool.Register(first, h0, -1, Tokens(0, 4));
-        pool.Register(second, h1, first, Tokens(4, 4));
+        pool.Register(first, 0, -1, Tokens(0, 4));
+        pool.Register(second, h0, first, Tokens(4, 4));
         a.Clear();   // the later block is released first, so it is the first to be reused
         Assert.Equal(2, pool.CachedBlocks);
 
@@ -93,6 +93,58 @@ public class KvCachePoolTests
         Assert.Equal(second, b.Block(1));
         Assert.Equal(-1, pool.TryShare(h1, first, Tokens(4, 4)));   // its prefix was forgotten
         Assert.Equal(first, pool.TryShare(h0, -1, Tokens(0, 4)));   // the prefix's first block is still cached
+    }
+
+    [Fact]
+    public void The_first_positions_of_a_registered_block_are_found_by_their_longest_run_and_copied()
+    {
+        var pool = new KvCachePool(Config, blocks: 4, blockTokens: 4);
+        var owner = new KvSequence(pool, 16);
+        Assert.True(owner.TryReserve(6));
+        int first = owner.Block(0), second = owner.Block(1);
+        pool.Register(first, 0, -1, Tokens(0, 4));
+        ulong h0 = KvCachePool.PrefixHash(0, Tokens(0, 4));
+        pool.Register(second, h0, first, Tokens(4, 1));   // a prompt's last block, one position evaluated
+        pool.Register(second, h0, first, Tokens(4, 2));   // the next chunk's position too
+        for (int l = 0; l < Config.LayerCount; l++)
+            for (int i = 0; i < pool.BlockTokens * Config.KvDim; i++)
+            {
+                pool.Keys[l][pool.Offset(second, 0) + i] = (Half)(l + 1 + i);
+                pool.Values[l][pool.Offset(second, 0) + i] = (Half)(-l - 1 - i);
+            }
+
+        Assert.Equal(second, pool.LongestRun(h0, first, [4, 5, 9], pin: false, out int run));
+        Assert.Equal(2, run);
+        Assert.Equal(second, pool.LongestRun(h0, first, [4, 9], pin: false, out run));
+        Assert.Equal(1, run);
+        Assert.Equal(-1, pool.LongestRun(h0, first, [5, 4], pin: false, out run));       // no block begins with 5
+        Assert.Equal(-1, pool.LongestRun(h0 ^ 1, first, [4, 5], pin: false, out run));   // after another prefix
+        Assert.Equal(-1, pool.LongestRun(h0, -1, [4, 5], pin: false, out run));          // after another block
+        Assert.Equal(first, pool.LongestRun(0, -1, [0, 1, 2, 3], pin: false, out run));  // a whole block's first positions too
+        Assert.Equal(4, run);
+        Assert.Equal(-1, pool.Find(KvCachePool.PrefixHash(h0, [4, 5, 6, 7]), first, [4, 5, 6, 7]));   // a partial block has no prefix hash
+
+        Assert.Equal(second, pool.LongestRun(h0, first, [4, 5], pin: true, out run));
+        Assert.Equal(2, pool.References(second));
+        var copy = new KvSequence(pool, 16);
+        Assert.True(copy.TryReserve(1));
+        int target = copy.Block(0);
+        pool.CopyPositions(second, target, run);
+        pool.Release(second);
+        Assert.Equal(1, pool.References(second));
+        for (int l = 0; l < Config.LayerCount; l++)
+            for (int h = 0; h < Config.KvHeadCount; h++)
+            {
+                var keys = pool.Keys[l].AsSpan(pool.Offset(target, h), pool.BlockTokens * Config.HeadDim);
+                var values = pool.Values[l].AsSpan(pool.Offset(target, h), pool.BlockTokens * Config.HeadDim);
+                Assert.True(keys[..(run * Config.HeadDim)].SequenceEqual(pool.Keys[l].AsSpan(pool.Offset(second, h), run * Config.HeadDim)));
+                Assert.True(values[..(run * Config.HeadDim)].SequenceEqual(pool.Values[l].AsSpan(pool.Offset(second, h), run * Config.HeadDim)));
+                Assert.All(keys[(run * Config.HeadDim)..].ToArray(), k => Assert.Equal((Half)0, k));
+            }
+
+        // Registered positions may grow, never change.
+        Assert.Throws<InvalidOperationException>(() => pool.Register(second, h0, first, [4, 9]));
+        Assert.Throws<InvalidOperationException>(() => pool.Register(second, h0, first, [4]));
     }
 
     [Fact]
