@@ -1,7 +1,7 @@
-using System.Text;
 using System.Text.Json;
 using BitNet.Inference.Api.Json;
 using BitNet.Inference.Generation;
+using BitNet.Inference.Sampling;
 
 namespace BitNet.Inference.Api;
 
@@ -58,22 +58,11 @@ public sealed partial class InferenceApi
 
         await using (session.ConfigureAwait(false))
         {
-            var texts = new StringBuilder[n];
-            var tokens = new List<ChatTokenLogprob>[n];
-            var stats = new GenerationStats[n];
-            for (int i = 0; i < n; i++) (texts[i], tokens[i]) = (new StringBuilder(), []);
-            await foreach ((int i, GenerationUpdate update) in session.ReadChoicesAsync().ConfigureAwait(false))
-            {
-                texts[i].Append(update.Text);
-                if (update.Logprobs is { } tokenLogprobs) tokens[i].AddRange(tokenLogprobs.Select(logprobs!.Chat));
-                if (update.Final is { } final) stats[i] = final;
-            }
+            ChoiceOutput[] outputs = await ChoiceOutput.ReadAllAsync(session, "", logprobs is null ? null : () => logprobs).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
-            var choices = new ChatChoice[n];
-            for (int i = 0; i < n; i++)
-                choices[i] = new ChatChoice(i, new AssistantMessage("assistant", texts[i].ToString()), logprobs is null ? null : new ChatLogprobs(tokens[i], null),
-                    FinishReasonText(stats[i].FinishReason));
-            var response = new ChatCompletionResponse(id, "chat.completion", created, model, choices, UsageOf(stats));
+            ChatChoice[] choices = Array.ConvertAll(outputs, c => new ChatChoice(c.Index, new AssistantMessage("assistant", c.Text), c.Writer?.Chat(c.PendingLogprobs),
+                FinishReasonText(c.Final!.FinishReason)));
+            var response = new ChatCompletionResponse(id, "chat.completion", created, model, choices, UsageOf(outputs));
             return ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(response, ApiJsonContext.Wire.ChatCompletionResponse));
         }
     }
@@ -87,15 +76,14 @@ public sealed partial class InferenceApi
         // The engine sends a token's logprobs with the update that starts its text (GenerationUpdate.Logprobs);
         // those of an update without text (the last, or a token that decodes to nothing) wait for the next
         // chunk with text, or the finish chunk.
-        var pending = new List<ChatTokenLogprob>[session.Choices];
-        var stats = new GenerationStats[session.Choices];
-        ReadOnlyMemory<byte> Frame(int choice, ChatDelta delta, string? finish)
+        ChoiceOutput[] outputs = ChoiceOutput.Of(session, null, logprobs is null ? null : () => logprobs);
+        ReadOnlyMemory<byte> Frame(ChoiceOutput choice, ChatDelta delta, string? finish)
         {
-            List<ChatTokenLogprob> waiting = pending[choice];
-            ChatLogprobs? chunkLogprobs = logprobs is null || delta.Role is not null || (waiting.Count == 0 && delta.Content is null)
-                ? null : new ChatLogprobs([.. waiting], null);
+            List<TokenLogprobs> waiting = choice.PendingLogprobs;
+            ChatLogprobs? chunkLogprobs = choice.Writer is null || delta.Role is not null || (waiting.Count == 0 && delta.Content is null)
+                ? null : choice.Writer.Chat(waiting);
             if (chunkLogprobs is not null) waiting.Clear();
-            ChatChunkChoice[] choices = [new ChatChunkChoice(choice, delta, chunkLogprobs, finish)];
+            ChatChunkChoice[] choices = [new ChatChunkChoice(choice.Index, delta, chunkLogprobs, finish)];
             return SseFrame(includeUsage
                 ? JsonSerializer.SerializeToUtf8Bytes(new UsageStreamChunk<ChatChunkChoice>(id, "chat.completion.chunk", created, model, choices, null),
                     ApiJsonContext.Wire.ChatUsageChunk)
@@ -103,27 +91,24 @@ public sealed partial class InferenceApi
                     ApiJsonContext.Wire.ChatCompletionChunk));
         }
 
-        for (int i = 0; i < pending.Length; i++)
-        {
-            pending[i] = [];
-            yield return Frame(i, new ChatDelta("assistant", ""), null);
-        }
+        foreach (ChoiceOutput choice in outputs)
+            yield return Frame(choice, new ChatDelta("assistant", ""), null);
         await foreach ((int i, GenerationUpdate update) in session.ReadChoicesAsync().ConfigureAwait(false))
         {
-            if (update.Logprobs is { } tokenLogprobs) pending[i].AddRange(tokenLogprobs.Select(logprobs!.Chat));
+            ChoiceOutput choice = outputs[i];
+            choice.Add(update);
             if (update.Text.Length > 0)
-                yield return Frame(i, new ChatDelta(null, update.Text), null);
+                yield return Frame(choice, new ChatDelta(null, update.Text), null);
             if (update.Final is not { } final)
                 continue;
             if (final.FinishReason == FinishReason.Cancelled)
                 yield break; // the client is gone; nobody reads a finish chunk
-            stats[i] = final;
-            yield return Frame(i, new ChatDelta(null, null), FinishReasonText(final.FinishReason));
+            yield return Frame(choice, new ChatDelta(null, null), FinishReasonText(final.FinishReason));
         }
         if (includeUsage)
         {
             yield return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
-                new UsageStreamChunk<ChatChunkChoice>(id, "chat.completion.chunk", created, model, [], UsageOf(stats)),
+                new UsageStreamChunk<ChatChunkChoice>(id, "chat.completion.chunk", created, model, [], UsageOf(outputs)),
                 ApiJsonContext.Wire.ChatUsageChunk));
         }
         yield return SseDone;

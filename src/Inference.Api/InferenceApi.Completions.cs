@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using BitNet.Inference.Api.Json;
 using BitNet.Inference.Generation;
@@ -52,7 +51,7 @@ public sealed partial class InferenceApi
         }
         string echo = body.Echo == true ? input.Text ?? generator.Detokenize(prompt) : "";
         // Text offsets run on from each choice's own text: one writer a choice.
-        LogprobsWriter[]? logprobs = body.Logprobs is null ? null : [.. Enumerable.Range(0, n).Select(_ => new LogprobsWriter(generator, echo.Length))];
+        Func<LogprobsWriter>? writer = body.Logprobs is null ? null : () => new LogprobsWriter(generator, echo.Length);
 
         GenerationSession session = await GenerationSession.StartAsync(
             generator, _queue, generation, DeadlineFor(request.Deadline), "prompt", n, cancellationToken).ConfigureAwait(false);
@@ -61,40 +60,29 @@ public sealed partial class InferenceApi
         string model = generator.Model.Id;
 
         if (body.Stream == true)
-            return ApiResponse.ServerSentEvents(CompletionFrames(session, id, created, model, echo, body.StreamOptions?.IncludeUsage == true, logprobs), session);
+            return ApiResponse.ServerSentEvents(CompletionFrames(session, id, created, model, echo, body.StreamOptions?.IncludeUsage == true, writer), session);
 
         await using (session.ConfigureAwait(false))
         {
-            var texts = new StringBuilder[n];
-            var tokens = new List<BitNet.Inference.Sampling.TokenLogprobs>[n];
-            var stats = new GenerationStats[n];
-            for (int i = 0; i < n; i++) (texts[i], tokens[i]) = (new StringBuilder(echo), []);
-            await foreach ((int i, GenerationUpdate update) in session.ReadChoicesAsync().ConfigureAwait(false))
-            {
-                texts[i].Append(update.Text);
-                if (update.Logprobs is { } tokenLogprobs) tokens[i].AddRange(tokenLogprobs);
-                if (update.Final is { } final) stats[i] = final;
-            }
+            ChoiceOutput[] outputs = await ChoiceOutput.ReadAllAsync(session, echo, writer).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
-            var choices = new CompletionChoice[n];
-            for (int i = 0; i < n; i++)
-                choices[i] = new CompletionChoice(texts[i].ToString(), i, logprobs?[i].Completion(tokens[i]), FinishReasonText(stats[i].FinishReason));
-            var response = new CompletionResponse(id, "text_completion", created, model, choices, UsageOf(stats));
+            CompletionChoice[] choices = Array.ConvertAll(outputs, c => new CompletionChoice(c.Text, c.Index, c.Writer?.Completion(c.PendingLogprobs),
+                FinishReasonText(c.Final!.FinishReason)));
+            var response = new CompletionResponse(id, "text_completion", created, model, choices, UsageOf(outputs));
             return ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(response, ApiJsonContext.Wire.CompletionResponse));
         }
     }
 
     private static async IAsyncEnumerable<ReadOnlyMemory<byte>> CompletionFrames(
-        GenerationSession session, string id, long created, string model, string echo, bool includeUsage, LogprobsWriter[]? logprobs)
+        GenerationSession session, string id, long created, string model, string echo, bool includeUsage, Func<LogprobsWriter>? writer)
     {
         // As in chat: logprobs of an update without text ride with the next chunk that has text, or the finish chunk.
-        var pending = new List<BitNet.Inference.Sampling.TokenLogprobs>[session.Choices];
-        var stats = new GenerationStats[session.Choices];
-        ReadOnlyMemory<byte> Frame(int choice, string text, string? finish, bool withLogprobs = true)
+        ChoiceOutput[] outputs = ChoiceOutput.Of(session, null, writer);
+        ReadOnlyMemory<byte> Frame(ChoiceOutput choice, string text, string? finish, bool withLogprobs = true)
         {
-            CompletionLogprobs? chunkLogprobs = logprobs is null || !withLogprobs ? null : logprobs[choice].Completion(pending[choice]);
-            if (chunkLogprobs is not null) pending[choice].Clear();
-            CompletionChoice[] choices = [new CompletionChoice(text, choice, chunkLogprobs, finish)];
+            CompletionLogprobs? chunkLogprobs = choice.Writer is null || !withLogprobs ? null : choice.Writer.Completion(choice.PendingLogprobs);
+            if (chunkLogprobs is not null) choice.PendingLogprobs.Clear();
+            CompletionChoice[] choices = [new CompletionChoice(text, choice.Index, chunkLogprobs, finish)];
             // With include_usage, as in chat: "usage" in every chunk, null until the last.
             return SseFrame(includeUsage
                 ? JsonSerializer.SerializeToUtf8Bytes(new UsageStreamChunk<CompletionChoice>(id, "text_completion", created, model, choices, null),
@@ -103,27 +91,26 @@ public sealed partial class InferenceApi
                     ApiJsonContext.Wire.CompletionResponse));
         }
 
-        for (int i = 0; i < pending.Length; i++)
+        foreach (ChoiceOutput choice in outputs)
         {
-            pending[i] = [];
             if (echo.Length > 0)
-                yield return Frame(i, echo, null, withLogprobs: false);
+                yield return Frame(choice, echo, null, withLogprobs: false);
         }
         await foreach ((int i, GenerationUpdate update) in session.ReadChoicesAsync().ConfigureAwait(false))
         {
-            if (update.Logprobs is { } tokenLogprobs) pending[i].AddRange(tokenLogprobs);
+            ChoiceOutput choice = outputs[i];
+            choice.Add(update);
             if (update.Text.Length > 0)
-                yield return Frame(i, update.Text, null);
+                yield return Frame(choice, update.Text, null);
             if (update.Final is not { } final)
                 continue;
             if (final.FinishReason == FinishReason.Cancelled)
                 yield break;
-            stats[i] = final;
-            yield return Frame(i, "", FinishReasonText(final.FinishReason));
+            yield return Frame(choice, "", FinishReasonText(final.FinishReason));
         }
         if (includeUsage)
             yield return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
-                new UsageStreamChunk<CompletionChoice>(id, "text_completion", created, model, [], UsageOf(stats)), ApiJsonContext.Wire.CompletionUsageChunk));
+                new UsageStreamChunk<CompletionChoice>(id, "text_completion", created, model, [], UsageOf(outputs)), ApiJsonContext.Wire.CompletionUsageChunk));
         yield return SseDone;
     }
 }

@@ -310,9 +310,9 @@ public sealed partial class InferenceApi
     };
 
     /// <summary>Usage of a request's choices: the prompt once (they share it), every choice's completion tokens.</summary>
-    private static Usage UsageOf(GenerationStats[] choices)
+    private static Usage UsageOf(ChoiceOutput[] choices)
     {
-        int prompt = choices[0].PromptTokens, completion = choices.Sum(c => c.CompletionTokens);
+        int prompt = choices[0].Final!.PromptTokens, completion = choices.Sum(c => c.Final!.CompletionTokens);
         return new Usage(prompt, completion, prompt + completion);
     }
 

@@ -8,7 +8,8 @@ namespace BitNet.Inference.Api;
 /// <summary>
 /// Writes the engine's per-token log-probabilities (<see cref="GenerationUpdate.Logprobs"/>) in the
 /// API's two forms: chat's list of {token, logprob, bytes, top_logprobs} and the legacy completions'
-/// parallel lists with text offsets. One per response; token texts are looked up once each.
+/// parallel lists with text offsets. Token texts are looked up once each. Chat's choices share one;
+/// the offsets run on from a completion choice's own text, so each of those has its own.
 /// </summary>
 internal sealed class LogprobsWriter(ITextGenerator generator, int textStart)
 {
@@ -26,7 +27,15 @@ internal sealed class LogprobsWriter(ITextGenerator generator, int textStart)
         return entry;
     }
 
-    public ChatTokenLogprob Chat(TokenLogprobs logprobs)
+    /// <summary>Chat's form for <paramref name="tokens"/>.</summary>
+    public ChatLogprobs Chat(IReadOnlyList<TokenLogprobs> tokens)
+    {
+        var content = new ChatTokenLogprob[tokens.Count];
+        for (int i = 0; i < content.Length; i++) content[i] = Chat(tokens[i]);
+        return new ChatLogprobs(content, null);
+    }
+
+    private ChatTokenLogprob Chat(TokenLogprobs logprobs)
     {
         var (text, bytes, _) = Token(logprobs.Chosen.Token);
         var top = new ChatTopLogprob[logprobs.Top.Count];
