@@ -52,13 +52,15 @@ public sealed partial class InferenceApi
         long created = UnixNow();
         string model = generator.Model.Id;
 
-        LogprobsWriter? logprobs = generation.TopLogprobs is null ? null : new LogprobsWriter(generator, 0);
+        // Chat's logprobs have no text offsets: the choices share one writer.
+        LogprobsWriter? shared = generation.TopLogprobs is null ? null : new LogprobsWriter(generator, 0);
+        Func<LogprobsWriter>? writer = shared is null ? null : () => shared;
         if (body.Stream == true)
-            return ApiResponse.ServerSentEvents(ChatFrames(session, id, created, model, body.StreamOptions?.IncludeUsage == true, logprobs), session);
+            return ApiResponse.ServerSentEvents(ChatFrames(session, id, created, model, body.StreamOptions?.IncludeUsage == true, writer), session);
 
         await using (session.ConfigureAwait(false))
         {
-            ChoiceOutput[] outputs = await ChoiceOutput.ReadAllAsync(session, "", logprobs is null ? null : () => logprobs).ConfigureAwait(false);
+            ChoiceOutput[] outputs = await ChoiceOutput.ReadAllAsync(session, "", writer).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
             ChatChoice[] choices = Array.ConvertAll(outputs, c => new ChatChoice(c.Index, new AssistantMessage("assistant", c.Text), c.Writer?.Chat(c.PendingLogprobs),
                 FinishReasonText(c.Final!.FinishReason)));
@@ -70,13 +72,12 @@ public sealed partial class InferenceApi
     /// <summary>OpenAI's chunk sequence: a role chunk per choice, content deltas, a finish chunk per choice, the optional
     /// usage chunk, [DONE]. Choices' chunks interleave as their tokens come. With the usage chunk (include_usage),
     /// the chunks before it carry "usage": null.</summary>
-    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> ChatFrames(GenerationSession session, string id, long created, string model, bool includeUsage,
-        LogprobsWriter? logprobs)
+    private static IAsyncEnumerable<ReadOnlyMemory<byte>> ChatFrames(GenerationSession session, string id, long created, string model, bool includeUsage,
+        Func<LogprobsWriter>? writer)
     {
         // The engine sends a token's logprobs with the update that starts its text (GenerationUpdate.Logprobs);
         // those of an update without text (the last, or a token that decodes to nothing) wait for the next
         // chunk with text, or the finish chunk.
-        ChoiceOutput[] outputs = ChoiceOutput.Of(session, null, logprobs is null ? null : () => logprobs);
         ReadOnlyMemory<byte> Frame(ChoiceOutput choice, ChatDelta delta, string? finish)
         {
             List<TokenLogprobs> waiting = choice.PendingLogprobs;
@@ -91,27 +92,12 @@ public sealed partial class InferenceApi
                     ApiJsonContext.Wire.ChatCompletionChunk));
         }
 
-        foreach (ChoiceOutput choice in outputs)
-            yield return Frame(choice, new ChatDelta("assistant", ""), null);
-        await foreach ((int i, GenerationUpdate update) in session.ReadChoicesAsync().ConfigureAwait(false))
-        {
-            ChoiceOutput choice = outputs[i];
-            choice.Add(update);
-            if (update.Text.Length > 0)
-                yield return Frame(choice, new ChatDelta(null, update.Text), null);
-            if (update.Final is not { } final)
-                continue;
-            if (final.FinishReason == FinishReason.Cancelled)
-                yield break; // the client is gone; nobody reads a finish chunk
-            yield return Frame(choice, new ChatDelta(null, null), FinishReasonText(final.FinishReason));
-        }
-        if (includeUsage)
-        {
-            yield return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
-                new UsageStreamChunk<ChatChunkChoice>(id, "chat.completion.chunk", created, model, [], UsageOf(outputs)),
-                ApiJsonContext.Wire.ChatUsageChunk));
-        }
-        yield return SseDone;
+        return ChoiceFrames(session, ChoiceOutput.Of(session, null, writer),
+            choice => Frame(choice, new ChatDelta("assistant", ""), null),
+            (choice, text) => Frame(choice, new ChatDelta(null, text), null),
+            (choice, finish) => Frame(choice, new ChatDelta(null, null), finish),
+            includeUsage ? usage => SseFrame(JsonSerializer.SerializeToUtf8Bytes(
+                new UsageStreamChunk<ChatChunkChoice>(id, "chat.completion.chunk", created, model, [], usage), ApiJsonContext.Wire.ChatUsageChunk)) : null);
     }
 
     /// <summary>"none" and "auto" mean no tool call, which is what happens; anything that demands one is refused as tools are.</summary>

@@ -73,11 +73,10 @@ public sealed partial class InferenceApi
         }
     }
 
-    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> CompletionFrames(
+    private static IAsyncEnumerable<ReadOnlyMemory<byte>> CompletionFrames(
         GenerationSession session, string id, long created, string model, string echo, bool includeUsage, Func<LogprobsWriter>? writer)
     {
         // As in chat: logprobs of an update without text ride with the next chunk that has text, or the finish chunk.
-        ChoiceOutput[] outputs = ChoiceOutput.Of(session, null, writer);
         ReadOnlyMemory<byte> Frame(ChoiceOutput choice, string text, string? finish, bool withLogprobs = true)
         {
             CompletionLogprobs? chunkLogprobs = choice.Writer is null || !withLogprobs ? null : choice.Writer.Completion(choice.PendingLogprobs);
@@ -91,26 +90,11 @@ public sealed partial class InferenceApi
                     ApiJsonContext.Wire.CompletionResponse));
         }
 
-        foreach (ChoiceOutput choice in outputs)
-        {
-            if (echo.Length > 0)
-                yield return Frame(choice, echo, null, withLogprobs: false);
-        }
-        await foreach ((int i, GenerationUpdate update) in session.ReadChoicesAsync().ConfigureAwait(false))
-        {
-            ChoiceOutput choice = outputs[i];
-            choice.Add(update);
-            if (update.Text.Length > 0)
-                yield return Frame(choice, update.Text, null);
-            if (update.Final is not { } final)
-                continue;
-            if (final.FinishReason == FinishReason.Cancelled)
-                yield break;
-            yield return Frame(choice, "", FinishReasonText(final.FinishReason));
-        }
-        if (includeUsage)
-            yield return SseFrame(JsonSerializer.SerializeToUtf8Bytes(
-                new UsageStreamChunk<CompletionChoice>(id, "text_completion", created, model, [], UsageOf(outputs)), ApiJsonContext.Wire.CompletionUsageChunk));
-        yield return SseDone;
+        return ChoiceFrames(session, ChoiceOutput.Of(session, null, writer),
+            echo.Length > 0 ? choice => Frame(choice, echo, null, withLogprobs: false) : null,
+            (choice, text) => Frame(choice, text, null),
+            (choice, finish) => Frame(choice, "", finish),
+            includeUsage ? usage => SseFrame(JsonSerializer.SerializeToUtf8Bytes(
+                new UsageStreamChunk<CompletionChoice>(id, "text_completion", created, model, [], usage), ApiJsonContext.Wire.CompletionUsageChunk)) : null);
     }
 }

@@ -316,6 +316,34 @@ public sealed partial class InferenceApi
         return new Usage(prompt, completion, prompt + completion);
     }
 
+    /// <summary>The chunk order chat and /v1/completions share: an opening chunk per choice, when there are any; a chunk
+    /// per piece of text as the choices' tokens come; a finish chunk per choice; the usage chunk, when asked for; [DONE].</summary>
+    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> ChoiceFrames(GenerationSession session, ChoiceOutput[] choices,
+        Func<ChoiceOutput, ReadOnlyMemory<byte>>? opening, Func<ChoiceOutput, string, ReadOnlyMemory<byte>> text,
+        Func<ChoiceOutput, string, ReadOnlyMemory<byte>> finish, Func<Usage, ReadOnlyMemory<byte>>? usage)
+    {
+        if (opening is not null)
+        {
+            foreach (ChoiceOutput choice in choices)
+                yield return opening(choice);
+        }
+        await foreach ((int i, GenerationUpdate update) in session.ReadChoicesAsync().ConfigureAwait(false))
+        {
+            ChoiceOutput choice = choices[i];
+            choice.Add(update);
+            if (update.Text.Length > 0)
+                yield return text(choice, update.Text);
+            if (update.Final is not { } final)
+                continue;
+            if (final.FinishReason == FinishReason.Cancelled)
+                yield break; // the client is gone; nobody reads a finish chunk
+            yield return finish(choice, FinishReasonText(final.FinishReason));
+        }
+        if (usage is not null)
+            yield return usage(UsageOf(choices));
+        yield return SseDone;
+    }
+
     /// <summary>
     /// Completion tokens for a prompt: the requested number (which must be ≥ 1 and fit the context
     /// together with the prompt), or the configured default capped by the room left.
