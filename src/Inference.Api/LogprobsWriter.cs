@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Text;
+using System.Text.Unicode;
 using BitNet.Inference.Api.Json;
 using BitNet.Inference.Generation;
 using BitNet.Inference.Sampling;
@@ -14,7 +16,8 @@ namespace BitNet.Inference.Api;
 internal sealed class LogprobsWriter(ITextGenerator generator, int textStart)
 {
     private readonly Dictionary<int, (string Text, int[] Bytes, byte[] Raw)> _tokens = [];
-    private readonly Decoder _offsets = new UTF8Encoding(false).GetDecoder();
+    private readonly byte[] _open = new byte[3]; // the first bytes of a character whose last has not come yet
+    private int _openCount;
     private int _chars = textStart;
 
     private (string Text, int[] Bytes, byte[] Raw) Token(int id)
@@ -63,9 +66,29 @@ internal sealed class LogprobsWriter(ITextGenerator generator, int textStart)
             foreach (TokenLogprob alternative in token.Top)
                 top.TryAdd(Token(alternative.Token).Text, alternative.Logprob);   // two tokens may read alike; the likelier is kept
             tops.Add(top);
-            offsets.Add(_chars);
-            _chars += _offsets.GetCharCount(raw, 0, raw.Length, flush: false);
+            offsets.Add(Advance(raw));
         }
         return new CompletionLogprobs(texts, logprobs, tops, offsets);
+    }
+
+    /// <summary>The offset of the token with bytes <paramref name="raw"/> (the characters of the text before it), and the
+    /// text taken on past it. A character spread over tokens starts at its first token; first bytes that the next token
+    /// does not continue are a U+FFFD of the text before that token.</summary>
+    private int Advance(byte[] raw)
+    {
+        int length = _openCount + raw.Length;
+        Span<byte> bytes = length <= 256 ? stackalloc byte[length] : new byte[length];
+        Span<char> chars = length <= 256 ? stackalloc char[length] : new char[length];
+        _open.AsSpan(0, _openCount).CopyTo(bytes);
+        raw.CopyTo(bytes[_openCount..]);
+        int offset = _chars;
+        if (_openCount > 0 && raw.Length > 0 &&
+            Utf8.ToUtf16(bytes[..(_openCount + 1)], chars, out _, out _, replaceInvalidSequences: false, isFinalBlock: false) == OperationStatus.InvalidData)
+            offset++;
+        Utf8.ToUtf16(bytes, chars, out int read, out int written, replaceInvalidSequences: true, isFinalBlock: false);
+        _chars += written;
+        _openCount = length - read;
+        bytes[read..].CopyTo(_open);
+        return offset;
     }
 }

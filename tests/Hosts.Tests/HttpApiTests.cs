@@ -1,9 +1,11 @@
 using System.Net;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using BitNet.Hosts.Tests.Support;
 using BitNet.Inference.Api;
 using BitNet.Inference.Generation;
+using BitNet.Inference.Sampling;
 
 namespace BitNet.Hosts.Tests;
 
@@ -173,6 +175,27 @@ public sealed class HttpApiTests
         Assert.Equal("abc" + FakeTextGenerator.Expected(fake.Tokenize("abc"), 3), text);
         Assert.Equal("text_completion", frames[0].GetProperty("object").GetString());
         Assert.Equal("length", frames[^1].GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Text_offsets_stay_on_the_text_after_characters_spread_over_several_tokens(bool stream)
+    {
+        // One UTF-8 byte a token: é takes 2, € 3, 😀 4 (two UTF-16 chars). A token's offset counts the characters
+        // before it, so every byte of a character starts where the character does; the first two bytes of a € that
+        // "y" does not finish are a U+FFFD before the "y".
+        await using var server = await TestServer.StartAsync(new ByteTokens([.. "é€😀x"u8, 0xE2, 0x82, .. "y"u8]));
+        string streaming = stream ? ""","stream":true""" : "";
+        var response = await server.Client.PostAsync("/v1/completions", Sse.Json($$"""{"prompt":"abc","max_tokens":10,"logprobs":0{{streaming}}}"""), Ct);
+        string body = await response.Content.ReadAsStringAsync(Ct);
+
+        List<JsonElement> choices = stream
+            ? [.. Sse.Parse(body).Frames.Select(f => f.GetProperty("choices")[0])]
+            : [JsonDocument.Parse(body).RootElement.GetProperty("choices")[0]];
+        Assert.Equal("é€😀x\uFFFDy", string.Concat(choices.Select(c => c.GetProperty("text").GetString())));
+        int[] offsets = [.. choices.SelectMany(c => c.GetProperty("logprobs").GetProperty("text_offset").EnumerateArray()).Select(o => o.GetInt32())];
+        Assert.Equal([0, 0, 1, 1, 1, 2, 2, 2, 2, 4, 5, 5, 6], offsets);
     }
 
     [Fact]
@@ -497,5 +520,33 @@ public sealed class HttpApiTests
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(fake.Tokenize("hi"), fake.LastRequest!.PromptTokens);
+    }
+
+    /// <summary>Generates its bytes one a token (the token id is the byte); each update carries its token's logprob and
+    /// the characters the token completes, as the engine's detokenizer sends them.</summary>
+    private sealed class ByteTokens(byte[] bytes) : ITextGenerator
+    {
+        private readonly FakeTextGenerator _fake = new();
+
+        public ModelInfo Model => _fake.Model;
+        public IReadOnlyList<int> Tokenize(string text, bool addBos = true, bool parseSpecial = true) => _fake.Tokenize(text, addBos, parseSpecial);
+        public string Detokenize(IReadOnlyList<int> tokens, bool renderSpecial = false) => _fake.Detokenize(tokens, renderSpecial);
+        public byte[] TokenBytes(int token) => [(byte)token];
+        public string ApplyChatTemplate(IReadOnlyList<ChatMessage> messages) => _fake.ApplyChatTemplate(messages);
+        public long TouchWeights() => 0;
+
+        public async IAsyncEnumerable<GenerationUpdate> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+        {
+            await Task.Yield();
+            Decoder decoder = Encoding.UTF8.GetDecoder();
+            var chars = new char[2];
+            foreach (byte token in bytes)
+            {
+                int count = decoder.GetChars([token], 0, 1, chars, 0, flush: false);
+                yield return new GenerationUpdate(new string(chars, 0, count), token, null, [new TokenLogprobs(new TokenLogprob(token, -1f), [])]);
+            }
+            yield return new GenerationUpdate("", -1,
+                new GenerationStats(request.PromptTokens.Count, bytes.Length, FinishReason.Stop, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero));
+        }
     }
 }
