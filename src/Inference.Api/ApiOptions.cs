@@ -49,7 +49,9 @@ public sealed record ApiOptions
     public int PromptTokensPerStep { get; init; } = 64;
     public string? ApiKey { get; init; }
     public int DefaultMaxTokens { get; init; } = 512;
-    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(300);
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(DefaultRequestTimeoutSeconds);
+    /// <summary>The deadline of a request, queue wait included, when <see cref="EnvVars.RequestTimeoutSeconds"/> is not set.</summary>
+    public const int DefaultRequestTimeoutSeconds = 300;
     public long MaxRequestBytes { get; init; } = 1 << 20;
     public IReadOnlyList<string> CorsOrigins { get; init; } = [];
     public KeepWarmTouch KeepWarmTouch { get; init; } = KeepWarmTouch.First;
@@ -102,7 +104,7 @@ public sealed record ApiOptions
             ApiKey = env.GetVariable(EnvVars.ApiKey),
             StrictModel = Bool(env, EnvVars.StrictModel, defaults.StrictModel),
             DefaultMaxTokens = Int(env, EnvVars.DefaultMaxTokens, defaults.DefaultMaxTokens, min: 1, max: 1 << 20),
-            RequestTimeout = TimeSpan.FromSeconds(Int(env, EnvVars.RequestTimeoutSeconds, 300, min: 1, max: 86_400)),
+            RequestTimeout = TimeSpan.FromSeconds(Int(env, EnvVars.RequestTimeoutSeconds, DefaultRequestTimeoutSeconds, min: 1, max: 86_400)),
             MaxRequestBytes = Int(env, EnvVars.MaxRequestBytes, (int)defaults.MaxRequestBytes, min: 1024, max: int.MaxValue),
             CorsOrigins = List(env, EnvVars.CorsOrigins),
             KeepWarmTouch = OneOf(env, EnvVars.KeepWarmTouch, "first", "first", "always", "never") switch
