@@ -27,7 +27,7 @@ internal static class BenchCostCommand
         var prices = new Option<string?>("--prices") { Description = "JSON price table overriding/adding rows" };
         var prompt = new Option<string>("--prompt") { Description = "Prompt text", DefaultValueFactory = _ => "Explain in a few sentences why the sky is blue." };
         var endpoint = new Option<string>("--endpoint") { Description = "completions (/v1/completions) or chat (/v1/chat/completions)", DefaultValueFactory = _ => "completions" };
-        endpoint.AcceptOnlyFromAmong("completions", "chat");
+        endpoint.OneOf("completions", "chat");
         var apiKey = new Option<string?>("--api-key") { Description = "Bearer token (default: BITNET_API_KEY)" };
         var pid = NumberOption.Optional<int>("--pid", "PID of a local server: peak memory from /proc when the server does not report it")
             .Must(p => p >= 1, "a process id (1 or more)");

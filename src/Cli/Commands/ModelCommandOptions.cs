@@ -38,8 +38,8 @@ internal sealed class ModelCommandOptions
 
     public ModelCommandOptions()
     {
-        Pre.AcceptOnlyFromAmong("llama3", "default", "falcon3");
-        LmHead.AcceptOnlyFromAmong([.. LmHeadModes.Names]);
+        Pre.OneOf("llama3", "default", "falcon3");
+        LmHead.OneOf([.. LmHeadModes.Names]);
     }
 
     public void AddModelOptionsTo(Command command)
@@ -115,7 +115,7 @@ internal sealed class ModelCommandOptions
         {
             Description = "Chat format: bitnet, llama3, falcon3 or falcon_e (default: the one the model file names or implies; required when the file's template is unknown)",
         };
-        option.AcceptOnlyFromAmong([.. Inference.Generation.ChatTemplate.Known.Select(t => t.Name)]);
+        option.OneOf([.. Inference.Generation.ChatTemplate.Known.Select(t => t.Name)]);
         return option;
     }
 
@@ -127,7 +127,7 @@ internal sealed class ModelCommandOptions
             Description = "Where the streamed weights live: auto (default: move if the page cache holds the file in 2 MB folios, else memory), memory (copied at load into private memory), mapped (used in place through the memory-mapped file, shared between processes) or move (mapped at load, then moved into private memory in the background)",
             DefaultValueFactory = _ => "auto",
         };
-        option.AcceptOnlyFromAmong([.. WeightStorages.Names]);
+        option.OneOf([.. WeightStorages.Names]);
         return option;
     }
 

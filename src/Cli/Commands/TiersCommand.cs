@@ -28,7 +28,7 @@ internal static class TiersCommand
         var target = NumberOption.Optional<double>("--target-seconds", "Latency target for the largest n_predict; recommends the cheapest tier meeting it")
             .Must(s => s > 0 && double.IsFinite(s), "a number of seconds above 0");
         var arch = new Option<string>("--arch") { Description = "Lambda architecture to price: arm64 or x86_64", DefaultValueFactory = _ => "arm64" };
-        arch.AcceptOnlyFromAmong("arm64", "x86_64");
+        arch.OneOf("arm64", "x86_64");
         var prices = new Option<string?>("--prices") { Description = "JSON price table overriding/adding rows" };
         var results = new Option<string?>("--results") { Description = "Also write raw/tiers-*.json and reports/tiers-*.md under this folder" };
         var bitnet = new Option<string?>("--bitnet") { Description = "Command that runs `bitnet` for local child processes (default: this executable)" };
