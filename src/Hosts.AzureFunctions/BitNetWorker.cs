@@ -1,5 +1,7 @@
+using BitNet.Hosts.Http;
 using BitNet.Inference.Api;
 using BitNet.Inference.Generation;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Azure.Functions.Worker.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -10,7 +12,7 @@ namespace BitNet.Hosts.AzureFunctions;
 /// <summary>
 /// What the worker adds to the Functions host's services: one <see cref="InferenceApi"/> for both functions,
 /// the model loaded in the background once the worker starts (health answers 503 "Loading model" until then,
-/// as on the plain server), and new generations refused once the worker is stopping.
+/// as on the plain server), new generations refused once the worker is stopping, and the plain server's Kestrel limits.
 /// </summary>
 public static class BitNetWorker
 {
@@ -31,6 +33,9 @@ public static class BitNetWorker
             sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<ModelStartup>>()));
         // Running streams get this long to finish when the worker is stopped, as on the plain server.
         services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);
+        // The worker's own Kestrel receives the requests: with its default limits it, not the API, would refuse a long
+        // URL or many headers (an empty 414/431 instead of the OpenAI error shape the plain server answers).
+        services.Configure<KestrelServerOptions>(kestrel => HttpApiHost.ConfigureKestrel(kestrel, options));
         return services;
     }
 }

@@ -46,17 +46,7 @@ public static class HttpApiHost
                 services.GetRequiredService<InFlightRequests>(), services.GetRequiredService<IHostApplicationLifetime>(),
                 services.GetRequiredService<IOptions<HostOptions>>().Value, options.ShutdownTimeout));
         builder.WebHost.UseUrls(url);
-        builder.WebHost.ConfigureKestrel(kestrel =>
-        {
-            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBytes;
-            // Kestrel answers a longer request line, more header bytes or more header fields than its limits itself, with
-            // an empty body. Its limits sit above the API's (which answers 414 and 431 in the OpenAI error shape) and
-            // remain the hard ceiling on what one request's head may hold in memory.
-            kestrel.Limits.MaxRequestLineSize = 4 * InferenceApi.MaxTargetBytes;
-            kestrel.Limits.MaxRequestHeadersTotalSize = 4 * InferenceApi.MaxHeaderBytes;
-            kestrel.Limits.MaxRequestHeaderCount = 4 * InferenceApi.MaxHeaderCount;
-            kestrel.AddServerHeader = false;
-        });
+        builder.WebHost.ConfigureKestrel(kestrel => ConfigureKestrel(kestrel, options));
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);
         if (options.CorsOrigins.Count > 0)
         {
@@ -77,6 +67,23 @@ public static class HttpApiHost
             app.UseCors();
         app.Map("/{**path}", context => ServeAsync(api, context));
         return app;
+    }
+
+    /// <summary>
+    /// The Kestrel settings of every server in front of the API: this app's and the Azure Functions worker's.
+    /// Kestrel answers a longer request line, more header bytes or more header fields than its limits itself, with
+    /// an empty body. Its limits sit above the API's (which answers 414 and 431 in the OpenAI error shape) and
+    /// remain the hard ceiling on what one request's head may hold in memory.
+    /// </summary>
+    public static void ConfigureKestrel(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions kestrel, ApiOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(kestrel);
+        ArgumentNullException.ThrowIfNull(options);
+        kestrel.Limits.MaxRequestBodySize = options.MaxRequestBytes;
+        kestrel.Limits.MaxRequestLineSize = 4 * InferenceApi.MaxTargetBytes;
+        kestrel.Limits.MaxRequestHeadersTotalSize = 4 * InferenceApi.MaxHeaderBytes;
+        kestrel.Limits.MaxRequestHeaderCount = 4 * InferenceApi.MaxHeaderCount;
+        kestrel.AddServerHeader = false;
     }
 
     /// <summary>Translates one HTTP exchange, whichever ASP.NET Core server received it.</summary>

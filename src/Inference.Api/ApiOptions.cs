@@ -26,8 +26,10 @@ public sealed record ApiOptions
     public const int MinContextLength = 16, MaxContextLength = 1 << 20;
     /// <summary>The most generations decoding together (BITNET_PARALLEL, serve --parallel).</summary>
     public const int MaxParallel = 256;
-    /// <summary>The smallest KV cache that may be asked for (BITNET_KV_CACHE_TOKENS, serve --kv-cache-tokens).</summary>
-    public const int MinKvCacheTokens = 16;
+    /// <summary>The KV cache sizes that may be asked for (BITNET_KV_CACHE_TOKENS, serve --kv-cache-tokens): at most every
+    /// generation's whole context at the largest parallel and context, 2^28 positions. A model may hold fewer
+    /// (<see cref="Model.KvCachePool.MaxTokens"/>, 3.3 million for 2B4T), which the engine reports when it loads.</summary>
+    public const int MinKvCacheTokens = 16, MaxKvCacheTokens = MaxParallel * MaxContextLength;
     /// <summary>The prompt tokens per batch step a server takes (BITNET_PROMPT_TOKENS_PER_STEP, serve --prompt-tokens-per-step).</summary>
     public const int MinPromptTokensPerStep = 3, MaxPromptTokensPerStep = 4096;
     /// <summary>"f16", "q8" or "screened" (see <see cref="Model.LmHeadMode"/>); null = the host's default
@@ -49,7 +51,9 @@ public sealed record ApiOptions
     public int PromptTokensPerStep { get; init; } = 64;
     public string? ApiKey { get; init; }
     public int DefaultMaxTokens { get; init; } = 512;
-    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(300);
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(DefaultRequestTimeoutSeconds);
+    /// <summary>The deadline of a request, queue wait included, when <see cref="EnvVars.RequestTimeoutSeconds"/> is not set.</summary>
+    public const int DefaultRequestTimeoutSeconds = 300;
     public long MaxRequestBytes { get; init; } = 1 << 20;
     public IReadOnlyList<string> CorsOrigins { get; init; } = [];
     public KeepWarmTouch KeepWarmTouch { get; init; } = KeepWarmTouch.First;
@@ -97,12 +101,12 @@ public sealed record ApiOptions
             PrefetchModel = Bool(env, EnvVars.PrefetchModel, defaults.PrefetchModel),
             QueueDepth = Int(env, EnvVars.QueueDepth, defaults.QueueDepth, min: 0, max: 100_000),
             Parallel = Int(env, EnvVars.Parallel, defaults.Parallel, min: 1, max: MaxParallel),
-            KvCacheTokens = Int(env, EnvVars.KvCacheTokens, 0, min: MinKvCacheTokens, max: int.MaxValue),
+            KvCacheTokens = Int(env, EnvVars.KvCacheTokens, 0, min: MinKvCacheTokens, max: MaxKvCacheTokens),
             PromptTokensPerStep = Int(env, EnvVars.PromptTokensPerStep, defaults.PromptTokensPerStep, min: MinPromptTokensPerStep, max: MaxPromptTokensPerStep),
             ApiKey = env.GetVariable(EnvVars.ApiKey),
             StrictModel = Bool(env, EnvVars.StrictModel, defaults.StrictModel),
             DefaultMaxTokens = Int(env, EnvVars.DefaultMaxTokens, defaults.DefaultMaxTokens, min: 1, max: 1 << 20),
-            RequestTimeout = TimeSpan.FromSeconds(Int(env, EnvVars.RequestTimeoutSeconds, 300, min: 1, max: 86_400)),
+            RequestTimeout = TimeSpan.FromSeconds(Int(env, EnvVars.RequestTimeoutSeconds, DefaultRequestTimeoutSeconds, min: 1, max: 86_400)),
             MaxRequestBytes = Int(env, EnvVars.MaxRequestBytes, (int)defaults.MaxRequestBytes, min: 1024, max: int.MaxValue),
             CorsOrigins = List(env, EnvVars.CorsOrigins),
             KeepWarmTouch = OneOf(env, EnvVars.KeepWarmTouch, "first", "first", "always", "never") switch

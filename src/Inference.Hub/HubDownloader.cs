@@ -135,7 +135,7 @@ public sealed class HubDownloader : IDisposable
         HubFileMetadata meta = await GetMetadataAsync(reference, cancellationToken).ConfigureAwait(false);
         string repoDir = ModelLocator.RepoCacheDirectory(reference, _env);
         string blobs = Path.Combine(repoDir, "blobs");
-        Directory.CreateDirectory(blobs);
+        CreateCacheFolder(blobs);
         string blob = Path.Combine(blobs, meta.ETag);
 
         if (!File.Exists(blob) || (meta.Size is { } expected && new FileInfo(blob).Length != expected))
@@ -153,6 +153,27 @@ public sealed class HubDownloader : IDisposable
             await File.WriteAllTextAsync(refFile, meta.Commit, cancellationToken).ConfigureAwait(false);
         }
         return snapshot;
+    }
+
+    /// <summary>Creates a folder of the cache; a cache that cannot hold one is a <see cref="HubException"/> naming it and the variables that place it.</summary>
+    private void CreateCacheFolder(string folder)
+    {
+        string cache = ModelLocator.HubCacheDirectory(_env);
+        if (SpecialFiles.PseudoFileSystemProblem(folder) is { } problem)
+            throw new HubException($"cannot write the Hugging Face cache '{cache}': {problem}; set HF_HUB_CACHE or HF_HOME to a folder on a disk");
+        try
+        {
+            Directory.CreateDirectory(folder);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            string? file = null;
+            for (string? at = Path.GetFullPath(folder); at is not null && file is null; at = Path.GetDirectoryName(at))
+                file = File.Exists(at) ? at : null;
+            string why = file is not null ? $"'{file}' is a file, not a folder"
+                : e is UnauthorizedAccessException ? "this user may not create folders there" : e.Message.TrimEnd('.');
+            throw new HubException($"cannot write the Hugging Face cache '{cache}': {why}; set HF_HUB_CACHE or HF_HOME to a folder this user may write", e);
+        }
     }
 
     private async Task DownloadBlobAsync(ModelReference reference, HubFileMetadata meta, string blob,

@@ -3,12 +3,15 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using BitNet.Hosts.AzureFunctions;
+using BitNet.Hosts.Http;
 using BitNet.Hosts.Tests.Support;
 using BitNet.Inference.Api;
 using BitNet.Inference.Generation;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace BitNet.Hosts.Tests;
 
@@ -220,14 +223,61 @@ public sealed class AzureFunctionTests
         await worker.DisposeAsync();
     }
 
+    /// <summary>What the Functions host passes the worker; the worker's own hosted services read it when built (nothing connects).</summary>
+    private static readonly string[] HostArgs = ["--Functions:Worker:HostEndpoint=http://127.0.0.1:9", "--Functions:Worker:WorkerId=test",
+        "--Functions:Worker:RequestId=test", "--Functions:Worker:GrpcMaxMessageLength=2147483647"];
+
+    [Fact]
+    public async Task The_workers_kestrel_has_the_plain_servers_request_limits()
+    {
+        var options = new ApiOptions { MaxRequestBytes = 4096 };
+        using var worker = BitNetWorker.CreateHost(HostArgs, options, _ => new FakeTextGenerator());
+        await using var server = HttpApiHost.Create(new InferenceApi(new GeneratorProvider(), options), "http://127.0.0.1:0");
+        var ours = server.Services.GetRequiredService<IOptions<KestrelServerOptions>>().Value;
+        var theirs = worker.Services.GetRequiredService<IOptions<KestrelServerOptions>>().Value;
+
+        Assert.Equal(ours.Limits.MaxRequestLineSize, theirs.Limits.MaxRequestLineSize);
+        Assert.Equal(ours.Limits.MaxRequestHeadersTotalSize, theirs.Limits.MaxRequestHeadersTotalSize);
+        Assert.Equal(ours.Limits.MaxRequestHeaderCount, theirs.Limits.MaxRequestHeaderCount);
+        Assert.Equal(options.MaxRequestBytes, theirs.Limits.MaxRequestBodySize);
+        Assert.Equal(ours.AddServerHeader, theirs.AddServerHeader);
+        // Above the API's own limits, so that the API, not Kestrel, answers a request just over them.
+        Assert.True(theirs.Limits.MaxRequestLineSize > InferenceApi.MaxTargetBytes);
+        Assert.True(theirs.Limits.MaxRequestHeadersTotalSize > InferenceApi.MaxHeaderBytes);
+        Assert.True(theirs.Limits.MaxRequestHeaderCount > InferenceApi.MaxHeaderCount);
+    }
+
+    [Fact]
+    public async Task Through_the_worker_a_long_url_large_headers_and_many_header_fields_get_the_openai_error_shape()
+    {
+        await using var worker = await AzureWorker.StartAsync(new FakeTextGenerator());
+        var url = await worker.Client.GetAsync("/v1/models?pad=" + new string('x', InferenceApi.MaxTargetBytes), Ct);
+        var large = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
+        for (int i = 0; i < 5; i++)
+            large.Headers.Add($"X-Pad-{i}", new string('h', InferenceApi.MaxHeaderBytes / 4));
+        var many = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
+        for (int i = 0; i < InferenceApi.MaxHeaderCount + 20; i++)
+            many.Headers.Add($"X-Field-{i}", "1");
+
+        foreach (var (response, status, code) in new[]
+        {
+            (url, HttpStatusCode.RequestUriTooLong, "url_too_long"),
+            (await worker.Client.SendAsync(large, Ct), HttpStatusCode.RequestHeaderFieldsTooLarge, "headers_too_large"),
+            (await worker.Client.SendAsync(many, Ct), HttpStatusCode.RequestHeaderFieldsTooLarge, "too_many_headers"),
+        })
+        {
+            Assert.Equal(status, response.StatusCode);
+            string text = await response.Content.ReadAsStringAsync(Ct);
+            Assert.True(text.Length > 0, $"{(int)status} with an empty body: Kestrel refused it, not the API");
+            Assert.Equal(code, JsonDocument.Parse(text).RootElement.GetProperty("error").GetProperty("code").GetString());
+        }
+    }
+
     [Fact]
     public async Task The_worker_program_starts_the_model_load_as_a_hosted_service_that_both_functions_share()
     {
         var fake = new FakeTextGenerator();
-        // What the Functions host passes the worker; the worker's own hosted services read it when built (nothing connects).
-        string[] hostArgs = ["--Functions:Worker:HostEndpoint=http://127.0.0.1:9", "--Functions:Worker:WorkerId=test",
-            "--Functions:Worker:RequestId=test", "--Functions:Worker:GrpcMaxMessageLength=2147483647"];
-        using var host = BitNetWorker.CreateHost(hostArgs, new ApiOptions(), _ => fake);
+        using var host = BitNetWorker.CreateHost(HostArgs, new ApiOptions(), _ => fake);
         ModelStartup startup = Assert.Single(host.Services.GetServices<IHostedService>().OfType<ModelStartup>());
         var api = host.Services.GetRequiredService<InferenceApi>();
         Assert.Equal(GeneratorState.Loading, api.Provider.State);

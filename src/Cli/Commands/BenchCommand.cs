@@ -28,7 +28,7 @@ internal static class BenchCommand
         var repetitions = NumberOption.Create("--repetitions", "Repetitions; medians are reported", 5, "-r");
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table" };
         var lmHead = new Option<string>("--lm-head") { Description = "LM head: f16 (exact, default), q8 (int8 rows, half the bytes) or screened (int8 bounds, then exact F16 logits for the rows that can win: f16's tokens at about q8's cost)", DefaultValueFactory = _ => "f16" };
-        lmHead.AcceptOnlyFromAmong([.. LmHeadModes.Names]);
+        lmHead.OneOf([.. LmHeadModes.Names]);
         var kernel = new Option<string?>("--kernel") { Description = "Force a kernel set: avx512vnni, avx512gfni, avx512, avx2, dotprod, neon, scalar (default: best supported)" };
         var noProbe = new Option<bool>("--no-probe") { Description = "Skip the memory-bandwidth probe" };
         var parallel = new Option<string?>("--parallel", "-np")

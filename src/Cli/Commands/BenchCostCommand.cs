@@ -27,7 +27,7 @@ internal static class BenchCostCommand
         var prices = new Option<string?>("--prices") { Description = "JSON price table overriding/adding rows" };
         var prompt = new Option<string>("--prompt") { Description = "Prompt text", DefaultValueFactory = _ => "Explain in a few sentences why the sky is blue." };
         var endpoint = new Option<string>("--endpoint") { Description = "completions (/v1/completions) or chat (/v1/chat/completions)", DefaultValueFactory = _ => "completions" };
-        endpoint.AcceptOnlyFromAmong("completions", "chat");
+        endpoint.OneOf("completions", "chat");
         var apiKey = new Option<string?>("--api-key") { Description = "Bearer token (default: BITNET_API_KEY)" };
         var pid = NumberOption.Optional<int>("--pid", "PID of a local server: peak memory from /proc when the server does not report it")
             .Must(p => p >= 1, "a process id (1 or more)");
@@ -35,11 +35,12 @@ internal static class BenchCostCommand
         {
             Description = "Run once per concurrency level, e.g. 1,2,4,8 (overrides --concurrency; each level sends at least 2 × its concurrency requests) and write a sweep report comparing them",
         };
+        var idleTimeout = IdleTimeoutOption();
         var results = new Option<string>("--results") { Description = "Results folder (raw/ and reports/ inside)", DefaultValueFactory = _ => "results" };
 
         var command = new Command("bench-cost", "Benchmark an OpenAI-compatible endpoint and price it in $ per million tokens at 100/70/50 % utilisation")
         {
-            url, hardware, pricePerHour, concurrency, requests, maxTokens, warmup, prices, prompt, endpoint, apiKey, pid, results, sweep,
+            url, hardware, pricePerHour, concurrency, requests, maxTokens, warmup, prices, prompt, endpoint, apiKey, pid, results, sweep, idleTimeout,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -58,7 +59,7 @@ internal static class BenchCostCommand
                 {
                     Url = baseUri, Endpoint = parse.GetValue(endpoint)!, Prompt = parse.GetValue(prompt)!, MaxTokens = m, Requests = n,
                     Concurrency = c, Warmup = w, ApiKey = parse.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("BITNET_API_KEY"),
-                    Pid = parse.GetValue(pid),
+                    Pid = parse.GetValue(pid), IdleTimeout = TimeSpan.FromSeconds(parse.GetValue(idleTimeout)),
                 };
 
                 int[] levels = parse.GetValue(sweep) is { } list ? BenchCommand.ParseStreams(list, "--sweep") : [c];
@@ -125,6 +126,13 @@ internal static class BenchCostCommand
         });
         return command;
     }
+
+    /// <summary>--idle-timeout of bench-cost and tiers: how long a server may send nothing before the run stops.</summary>
+    internal static Option<double> IdleTimeoutOption() =>
+        NumberOption.Create<double>("--idle-timeout",
+            $"Seconds a server may send nothing (before its answer or within it) before the run stops with an error; the default outlasts the longest our server keeps a request queued (BITNET_REQUEST_TIMEOUT_SECONDS, {Inference.Api.ApiOptions.DefaultRequestTimeoutSeconds})",
+            BenchSettings.DefaultIdleTimeoutSeconds)
+            .Must(s => s > 0 && s <= 86_400, "a number of seconds above 0, at most 86400");
 
     /// <summary>Every readable run in results/raw, oldest first (files that are not runs are skipped).</summary>
     internal static List<BenchRun> LoadRuns(string rawDir)

@@ -23,7 +23,7 @@ internal static class DummyCommand
                 "llama3-8b (Llama3-8B-1.58, 3.9 GB), falcon3-1b, falcon3-3b, falcon3-7b, falcon3-10b (Falcon3 1.58-bit)",
             DefaultValueFactory = _ => "small",
         };
-        shape.AcceptOnlyFromAmong([.. DummyShape.All.Select(s => s.Name)]);
+        shape.OneOf([.. DummyShape.All.Select(s => s.Name)]);
         var seed = NumberOption.Create<ulong>("--seed", "Random seed (same seed, same file)", 1, "-s");
         var vocabFrom = new Option<string?>("--vocab-from") { Description = "Copy the tokenizer.* keys (vocabulary, merges, special ids, chat template) from this GGUF" };
         var command = new Command("dummy", "Write a random ternary model in a published model's GGUF layout") { output, shape, seed, vocabFrom };

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using BitNet.Inference.Api;
 using BitNet.Inference.Generation;
+using BitNet.Inference.Gguf;
 using BitNet.Inference.Hub;
 using BitNet.Inference.Model;
 using BitNet.Inference.Threading;
@@ -38,8 +39,8 @@ internal sealed class ModelCommandOptions
 
     public ModelCommandOptions()
     {
-        Pre.AcceptOnlyFromAmong("llama3", "default", "falcon3");
-        LmHead.AcceptOnlyFromAmong([.. LmHeadModes.Names]);
+        Pre.OneOf("llama3", "default", "falcon3");
+        LmHead.OneOf([.. LmHeadModes.Names]);
     }
 
     public void AddModelOptionsTo(Command command)
@@ -115,7 +116,7 @@ internal sealed class ModelCommandOptions
         {
             Description = "Chat format: bitnet, llama3, falcon3 or falcon_e (default: the one the model file names or implies; required when the file's template is unknown)",
         };
-        option.AcceptOnlyFromAmong([.. Inference.Generation.ChatTemplate.Known.Select(t => t.Name)]);
+        option.OneOf([.. Inference.Generation.ChatTemplate.Known.Select(t => t.Name)]);
         return option;
     }
 
@@ -127,7 +128,7 @@ internal sealed class ModelCommandOptions
             Description = "Where the streamed weights live: auto (default: move if the page cache holds the file in 2 MB folios, else memory), memory (copied at load into private memory), mapped (used in place through the memory-mapped file, shared between processes) or move (mapped at load, then moved into private memory in the background)",
             DefaultValueFactory = _ => "auto",
         };
-        option.AcceptOnlyFromAmong([.. WeightStorages.Names]);
+        option.OneOf([.. WeightStorages.Names]);
         return option;
     }
 
@@ -168,8 +169,9 @@ internal sealed class ModelCommandOptions
     }
 
     /// <summary>
-    /// A file to write, checked before any work: a name, not a directory, in a folder that exists, and
-    /// none of <paramref name="inputs"/> (writing over the file being read would replace it).
+    /// A file to write, checked before any work: a name, not a directory, in a folder that exists, not on the
+    /// kernel's pseudo file systems (/proc, /sys), and none of <paramref name="inputs"/> (writing over the file
+    /// being read would replace it).
     /// </summary>
     public static string OutputFile(string path, string exampleName, params string?[] inputs)
     {
@@ -182,16 +184,20 @@ internal sealed class ModelCommandOptions
         string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
         if (folder is not null && !Directory.Exists(folder))
             throw new ArgumentException($"cannot write '{path}': the folder '{folder}' does not exist");
+        if (SpecialFiles.PseudoFileSystemProblem(path) is { } problem)
+            throw new ArgumentException($"cannot write '{path}': {problem}; give a path on a disk");
         return path;
     }
 
-    /// <summary>A folder to write results into (created if missing), checked before any work: a name, not a file.</summary>
+    /// <summary>A folder to write results into (created if missing), checked before any work: a name, not a file, not under /proc or /sys.</summary>
     public static string OutputFolder(string path, string flag)
     {
         if (path.Length == 0)
             throw new ArgumentException($"{flag} is empty; give a folder");
         if (File.Exists(path))
             throw new ArgumentException($"{flag} '{path}' is a file; give a folder (results are written inside it)");
+        if (SpecialFiles.PseudoFileSystemProblem(path) is { } problem)
+            throw new ArgumentException($"{flag} '{path}': {problem}; give a folder on a disk");
         return Path.GetFullPath(path);
     }
 

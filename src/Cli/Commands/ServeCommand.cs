@@ -62,8 +62,8 @@ internal static class ServeCommand
             string? problem =
                 options.Parallel is < 0 or > ApiOptions.MaxParallel
                     ? $"--parallel must be from 1 to {ApiOptions.MaxParallel} (0: the default, {ApiOptions.DefaultParallel}); got {options.Parallel}"
-                : options.KvCacheTokens is not 0 and (< ApiOptions.MinKvCacheTokens or > int.MaxValue)
-                    ? $"--kv-cache-tokens must be from {ApiOptions.MinKvCacheTokens} to {int.MaxValue} (0: parallel × context within the memory limit); got {options.KvCacheTokens}"
+                : options.KvCacheTokens is not 0 and (< ApiOptions.MinKvCacheTokens or > ApiOptions.MaxKvCacheTokens)
+                    ? $"--kv-cache-tokens must be from {ApiOptions.MinKvCacheTokens} to {ApiOptions.MaxKvCacheTokens} (0: parallel × context within the memory limit); got {options.KvCacheTokens}"
                 : options.PromptTokensPerStep is < ApiOptions.MinPromptTokensPerStep or > ApiOptions.MaxPromptTokensPerStep
                     ? $"--prompt-tokens-per-step must be from {ApiOptions.MinPromptTokensPerStep} to {ApiOptions.MaxPromptTokensPerStep}; got {options.PromptTokensPerStep}"
                 : null;

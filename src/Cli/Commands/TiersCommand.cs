@@ -28,16 +28,17 @@ internal static class TiersCommand
         var target = NumberOption.Optional<double>("--target-seconds", "Latency target for the largest n_predict; recommends the cheapest tier meeting it")
             .Must(s => s > 0 && double.IsFinite(s), "a number of seconds above 0");
         var arch = new Option<string>("--arch") { Description = "Lambda architecture to price: arm64 or x86_64", DefaultValueFactory = _ => "arm64" };
-        arch.AcceptOnlyFromAmong("arm64", "x86_64");
+        arch.OneOf("arm64", "x86_64");
         var prices = new Option<string?>("--prices") { Description = "JSON price table overriding/adding rows" };
         var results = new Option<string?>("--results") { Description = "Also write raw/tiers-*.json and reports/tiers-*.md under this folder" };
         var bitnet = new Option<string?>("--bitnet") { Description = "Command that runs `bitnet` for local child processes (default: this executable)" };
         var cores = NumberOption.Optional<int>("--cores", "Cores this machine may use for emulation (default: all)").Must(n => n >= 1, "1 or more");
         var apiKey = new Option<string?>("--api-key") { Description = "Bearer token for --url-per-tier (default: BITNET_API_KEY)" };
+        var idleTimeout = BenchCostCommand.IdleTimeoutOption();
 
         var command = new Command("tiers", "Lambda memory-tier table: cold start, warm n_predict 10/50/100, $/invocation, $/1M tokens, and the cheapest tier meeting a latency target")
         {
-            tiers, nPredict, coldN, urlPerTier, model, prompt, target, arch, prices, results, bitnet, cores, apiKey,
+            tiers, nPredict, coldN, urlPerTier, model, prompt, target, arch, prices, results, bitnet, cores, apiKey, idleTimeout,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -68,7 +69,10 @@ internal static class TiersCommand
                         map[mb] = BenchSettings.BaseUrl(pair[(eq + 1)..], $"--url-per-tier '{pair}':");
                     }
                     memory = [.. map.Keys.Order()];
-                    runner = new UrlTierRunner(map, http, parse.GetValue(prompt)!, parse.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("BITNET_API_KEY"));
+                    runner = new UrlTierRunner(map, http, parse.GetValue(prompt)!, parse.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("BITNET_API_KEY"))
+                    {
+                        IdleTimeout = TimeSpan.FromSeconds(parse.GetValue(idleTimeout)),
+                    };
                     source = "deployed function URLs";
                 }
                 else

@@ -2,6 +2,11 @@ using System.Text.Json.Serialization;
 
 namespace BitNet.Cli.Cost;
 
+/// <summary>The server sent nothing for <see cref="BenchSettings.IdleTimeout"/>: the run stops, since every later request would wait as long.</summary>
+public sealed class ServerSilentException(Uri url, TimeSpan limit) : HttpRequestException(
+    string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"{url} sent nothing for {limit.TotalSeconds:0.###} s; stopped waiting (--idle-timeout sets how long a server may stay silent)"));
+
 /// <summary>One measured request.</summary>
 public sealed record RequestSample(double LatencySeconds, double? TtftSeconds, int Tokens, string? Error);
 
@@ -18,6 +23,11 @@ public sealed record BenchSettings
     public string? ApiKey { get; init; }
     public int? Pid { get; init; }
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    /// <summary>How long the server may send nothing, before its answer starts or between bytes of it (--idle-timeout).</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(DefaultIdleTimeoutSeconds);
+    /// <summary>Longer than our server keeps a request silent: queued and starting, it answers (or refuses with 503) within
+    /// its request deadline, <see cref="BitNet.Inference.Api.ApiOptions.DefaultRequestTimeoutSeconds"/> unless configured.</summary>
+    public const int DefaultIdleTimeoutSeconds = BitNet.Inference.Api.ApiOptions.DefaultRequestTimeoutSeconds + 60;
     /// <summary>The most the peak-memory probes (/metrics, then /health) may take together.</summary>
     public TimeSpan ProbeTimeout { get; init; } = TimeSpan.FromSeconds(5);
 

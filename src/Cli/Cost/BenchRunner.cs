@@ -13,6 +13,8 @@ namespace BitNet.Cli.Cost;
 /// <see cref="BenchSettings.Requests"/> requests over <see cref="BenchSettings.Concurrency"/> parallel
 /// clients. Time to first token is the first SSE chunk carrying text; tokens are the usage the server
 /// reports in its final chunk, else the number of text chunks (one token each on our server).
+/// A server that sends nothing for <see cref="BenchSettings.IdleTimeout"/> (before its answer or within it)
+/// stops the run with a <see cref="ServerSilentException"/>: every later request would wait as long.
 /// </summary>
 public sealed class BenchRunner(HttpClient http)
 {
@@ -29,13 +31,30 @@ public sealed class BenchRunner(HttpClient http)
         var samples = new RequestSample[settings.Requests];
         string? model = null;
         int next = -1, done = 0;
+        ServerSilentException? silent = null;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var clock = Stopwatch.StartNew();
         var workers = Enumerable.Range(0, Math.Min(settings.Concurrency, settings.Requests)).Select(_ => Task.Run(async () =>
         {
             int index;
             while ((index = Interlocked.Increment(ref next)) < settings.Requests)
             {
-                var (sample, seenModel) = await SendAsync(settings, cancellationToken);
+                RequestSample sample;
+                string? seenModel;
+                try
+                {
+                    (sample, seenModel) = await SendAsync(settings, stop.Token);
+                }
+                catch (ServerSilentException e)
+                {
+                    Interlocked.CompareExchange(ref silent, e, null);
+                    await stop.CancelAsync();
+                    return;
+                }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+                {
+                    return;   // another request found the server silent
+                }
                 samples[index] = sample;
                 if (seenModel is not null)
                     Interlocked.CompareExchange(ref model, seenModel, null);
@@ -43,6 +62,8 @@ public sealed class BenchRunner(HttpClient http)
             }
         }, cancellationToken));
         await Task.WhenAll(workers);
+        if (silent is not null)
+            throw silent;
         return (samples, clock.Elapsed.TotalSeconds, model);
     }
 
@@ -61,6 +82,9 @@ public sealed class BenchRunner(HttpClient http)
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(settings.RequestTimeout);
+        // Restarted by every read of the body (SilenceClockStream): the limit is on silence, not on the answer's length.
+        using var silence = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+        silence.CancelAfter(settings.IdleTimeout);
         long start = Stopwatch.GetTimestamp();
         double? ttft = null;
         int chunks = 0;
@@ -68,18 +92,19 @@ public sealed class BenchRunner(HttpClient http)
         string? model = null;
         try
         {
-            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, silence.Token);
+            silence.CancelAfter(settings.IdleTimeout);
             if (!response.IsSuccessStatusCode)
             {
-                string text = await response.Content.ReadAsStringAsync(timeout.Token);
+                string text = await response.Content.ReadAsStringAsync(silence.Token);
                 return (new RequestSample(Stopwatch.GetElapsedTime(start).TotalSeconds, null, 0,
                     $"HTTP {(int)response.StatusCode}: {Quote(text)}"), null);
             }
-            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(timeout.Token));
+            using var reader = new StreamReader(new SilenceClockStream(await response.Content.ReadAsStreamAsync(silence.Token), silence, settings.IdleTimeout));
             string? line;
             int events = 0;
             var other = new StringBuilder();   // the start of what was not an event, to quote
-            while ((line = await reader.ReadLineAsync(timeout.Token)) is not null)
+            while ((line = await reader.ReadLineAsync(silence.Token)) is not null)
             {
                 if (!line.StartsWith("data:", StringComparison.Ordinal))
                 {
@@ -120,6 +145,10 @@ public sealed class BenchRunner(HttpClient http)
                 return (new RequestSample(Stopwatch.GetElapsedTime(start).TotalSeconds, null, 0,
                     $"HTTP {(int)response.StatusCode} ({response.Content.Headers.ContentType?.MediaType ?? "no content type"}) without completion events: {Quote(other.ToString())}"), model);
             return (new RequestSample(Stopwatch.GetElapsedTime(start).TotalSeconds, ttft, usageTokens ?? chunks, null), model);
+        }
+        catch (Exception e) when ((e is OperationCanceledException or IOException) && silence.IsCancellationRequested && !timeout.IsCancellationRequested)
+        {
+            throw new ServerSilentException(uri, settings.IdleTimeout);
         }
         catch (Exception e) when (e is HttpRequestException or IOException or JsonException
             || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
@@ -189,6 +218,43 @@ public sealed class BenchRunner(HttpClient http)
 
     /// <summary>A server's own text in an error: its start, with control characters made visible (ESC must not drive the terminal).</summary>
     private static string Quote(string text) => PrintableText.Escape(text.Length <= 300 ? text : text[..300] + "...");
+}
+
+/// <summary>A response body each read of which first restarts the silence clock, so the limit holds between bytes.</summary>
+internal sealed class SilenceClockStream(Stream inner, CancellationTokenSource silence, TimeSpan limit) : Stream
+{
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        silence.CancelAfter(limit);
+        return inner.Read(buffer, offset, count);
+    }
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        silence.CancelAfter(limit);
+        return inner.ReadAsync(buffer, cancellationToken);
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+            inner.Dispose();
+        base.Dispose(disposing);
+    }
 }
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(string))]

@@ -160,12 +160,15 @@ public sealed partial class LocalTierRunner(IReadOnlyList<string> command, strin
 /// </summary>
 public sealed class UrlTierRunner(IReadOnlyDictionary<int, Uri> urls, HttpClient http, string prompt, string? apiKey) : ITierRunner
 {
+    /// <summary>How long a tier may send nothing before the measurement stops (<see cref="BenchSettings.IdleTimeout"/>).</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(BenchSettings.DefaultIdleTimeoutSeconds);
+
     public async Task<TierMeasurement> MeasureAsync(int memoryMb, int coldNPredict, IReadOnlyList<int> warmNPredicts, CancellationToken cancellationToken)
     {
         var runner = new BenchRunner(http);
         async Task<TierRun> Once(int n)
         {
-            var settings = new BenchSettings { Url = urls[memoryMb], Prompt = prompt, MaxTokens = n, Requests = 1, Warmup = 0, Concurrency = 1, ApiKey = apiKey };
+            var settings = new BenchSettings { Url = urls[memoryMb], Prompt = prompt, MaxTokens = n, Requests = 1, Warmup = 0, Concurrency = 1, ApiKey = apiKey, IdleTimeout = IdleTimeout };
             var (samples, _, _) = await runner.RunAsync(settings, null, cancellationToken);
             var sample = samples[0];
             if (sample.Error is not null)

@@ -31,7 +31,7 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         var config = model.Config;
         int parallel = Math.Max(1, options.Parallel);
         long tokens = options.KvCacheTokens > 0 ? options.KvCacheTokens
-            : KvBudget.DefaultTokens(config, parallel, contextLength, new FileInfo(options.ModelPath).Length);
+            : Math.Min(KvBudget.DefaultTokens(config, parallel, contextLength, new FileInfo(options.ModelPath).Length), KvCachePool.MaxTokens(config));
         var pool = new KvCachePool(config, KvBudget.Blocks(tokens, contextLength));
         _scheduler = new StepScheduler(model, tokenizer, pool, contextLength, parallel, Math.Max(3, options.PromptTokensPerStep), options.ReusePromptPrefix);
         Model = new ModelInfo(
@@ -63,6 +63,7 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         BitNetModel model;
         try
         {
+            CheckKvCache(ModelConfig.FromGguf(file), options);   // before the weights load, which takes seconds
             model = BitNetModel.Load(file, new ModelLoadOptions
             {
                 Threads = options.Threads,
@@ -84,7 +85,7 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
             if (tokenizer.VocabSize != model.Config.VocabSize)
                 throw new TokenizerException(
                     $"the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}");
-            int context = options.ContextLength > 0 ? options.ContextLength : Math.Min(model.Config.ContextLength, 4096);
+            int context = ContextOf(options, model.Config);
             var chatTemplate = ChatTemplate.Choose(file, text => tokenizer.TryGetId(text, out _), options.ChatTemplate);
             return new BitNetEngine(model, tokenizer, chatTemplate, options, context);
         }
@@ -93,6 +94,26 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The context window: the one asked for, else the model's up to 4096.</summary>
+    private static int ContextOf(EngineOptions options, ModelConfig config) =>
+        options.ContextLength > 0 ? options.ContextLength : Math.Min(config.ContextLength, 4096);
+
+    /// <summary>
+    /// The KV cache holds at least one context, and at most <see cref="KvCachePool.MaxTokens"/> positions; more is
+    /// an <see cref="ArgumentException"/> saying so (its message without a parameter name: hosts show it as it is).
+    /// </summary>
+    private static void CheckKvCache(ModelConfig config, EngineOptions options)
+    {
+        int context = ContextOf(options, config);
+        long max = KvCachePool.MaxTokens(config);
+        if (options.KvCacheTokens > max)
+            throw new ArgumentException($"a KV cache of {options.KvCacheTokens} tokens is more than this model allows: at most {max} " +
+                $"(a layer's keys, {config.KvDim} values a token, are one array of at most {Array.MaxLength} values)");
+        if (context > max)
+            throw new ArgumentException($"a context of {context} tokens is more than this model allows: at most {max} " +
+                $"(a layer's keys, {config.KvDim} values a token, are one array of at most {Array.MaxLength} values)");
     }
 
     public ModelInfo Model { get; }

@@ -88,12 +88,15 @@ public sealed class GgufWriter
     /// Writes the file as <c>path.partial</c>, then moves it to <paramref name="path"/>; <paramref name="check"/>,
     /// when given, reads the complete partial file first and throws to leave <paramref name="path"/> untouched.
     /// A symbolic link is written through (its final target gets the file, the link stays); a device, pipe
-    /// or socket is refused, since the move would replace it (as root, /dev/null or /dev/stdout itself).
+    /// or socket is refused, since the move would replace it (as root, /dev/null or /dev/stdout itself), and so is
+    /// a path on the kernel's pseudo file systems (/proc, /sys).
     /// </summary>
     public void WriteTo(string path, Action<string>? check = null)
     {
         if (SpecialFiles.IsSpecial(path))
             throw new IOException($"cannot write '{path}': it is a device, pipe or socket, which the finished file would replace; give a file name");
+        if (SpecialFiles.PseudoFileSystemProblem(path) is { } problem)
+            throw new IOException($"cannot write '{path}': {problem}; give a path on a disk");
         if (new FileInfo(path).LinkTarget is not null && File.ResolveLinkTarget(path, returnFinalTarget: true) is { } target)
             path = target.FullName;
         string temp = path + ".partial";

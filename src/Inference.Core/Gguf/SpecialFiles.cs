@@ -3,18 +3,20 @@ using System.Runtime.InteropServices;
 namespace BitNet.Inference.Gguf;
 
 /// <summary>
-/// Whether a path names a device, pipe or socket rather than a regular file, which .NET does not tell
-/// (its attributes read Normal for /dev/null). A writer that moves a finished file into place must not
-/// do so over one: as root, <c>bitnet dummy -o /dev/null</c> would replace the device with a regular file.
-/// Linux only (statx, whose buffer layout is the same on every architecture); elsewhere, or when the
-/// call is missing, the answer is false and writers behave as before.
+/// Paths a writer must not write to, which .NET does not tell from others. A device, pipe or socket (its
+/// attributes read Normal for /dev/null): a writer that moves a finished file into place must not do so
+/// over one, as root <c>bitnet dummy -o /dev/null</c> would replace the device with a regular file. And
+/// the kernel's pseudo file systems (/proc, /sys, ...), whose files are settings and reports, not storage:
+/// nothing can be created there, and as root writing an existing one (/proc/sys/..., /proc/sysrq-trigger)
+/// would act on the kernel. Linux only (statx and statfs); elsewhere, or when the calls are missing, the
+/// answers are false and null and writers behave as before. Public for the CLI's and the hub cache's checks.
 /// </summary>
-internal static partial class SpecialFiles
+public static partial class SpecialFiles
 {
     private const int AtFdCwd = -100, StatxType = 0x1, ModeOffset = 28, TypeMask = 0xF000, RegularType = 0x8000, DirectoryType = 0x4000;
 
     /// <summary>True when <paramref name="path"/> exists (following symbolic links) and is neither a regular file nor a directory.</summary>
-    public static unsafe bool IsSpecial(string path)
+    internal static unsafe bool IsSpecial(string path)
     {
         if (!OperatingSystem.IsLinux() || path.Length == 0)
             return false;
@@ -31,6 +33,43 @@ internal static partial class SpecialFiles
         int type = *(ushort*)(buffer + ModeOffset) & TypeMask;
         return type is not (RegularType or DirectoryType);
     }
+
+    /// <summary>statfs(2) magic numbers of the kernel's pseudo file systems, with their names.</summary>
+    private static readonly Dictionary<long, string> PseudoFileSystems = new()
+    {
+        [0x9fa0] = "proc", [0x62656572] = "sysfs", [0x27e0eb] = "cgroup", [0x63677270] = "cgroup2", [0x64626720] = "debugfs",
+        [0x74726163] = "tracefs", [0x73636673] = "securityfs", [0x62656570] = "configfs", [0xcafe4a11] = "bpf",
+        [0xde5e81e4] = "efivarfs", [0x6165676c] = "pstore",
+    };
+
+    /// <summary>
+    /// The kernel pseudo file system (such as "proc" or "sysfs") that <paramref name="path"/> lies on, following
+    /// symbolic links; for a path that does not exist, that of the nearest folder above it that does. Null elsewhere.
+    /// </summary>
+    public static unsafe string? PseudoFileSystem(string path)
+    {
+        if (!OperatingSystem.IsLinux() || !Environment.Is64BitProcess || path.Length == 0)
+            return null;
+        byte* buffer = stackalloc byte[256];   // struct statfs, whose first field is f_type (a long on 64-bit Linux)
+        try
+        {
+            for (string? at = Path.GetFullPath(path); at is not null; at = Path.GetDirectoryName(at))
+                if (Statfs(at, buffer) == 0)
+                    return PseudoFileSystems.GetValueOrDefault(*(long*)buffer);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+        }
+        return null;
+    }
+
+    /// <summary>"it is on the kernel's proc file system, ...": why <paramref name="path"/> cannot be written, or null when nothing says it cannot.</summary>
+    public static string? PseudoFileSystemProblem(string path) => PseudoFileSystem(path) is { } system
+        ? $"it is on the kernel's {system} file system, whose files are settings and reports, not storage"
+        : null;
+
+    [LibraryImport("libc.so.6", EntryPoint = "statfs", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial int Statfs(string path, byte* buffer);
 
     [LibraryImport("libc.so.6", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static unsafe partial int Statx(int directory, string path, int flags, uint mask, byte* buffer);

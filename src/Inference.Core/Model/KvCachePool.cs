@@ -72,6 +72,14 @@ public sealed class KvCachePool
     /// <summary>Bytes one cached position takes: keys and values of every layer, F16.</summary>
     public static long BytesPerToken(ModelConfig config) => 2L * 2 * config.LayerCount * config.KvDim;
 
+    /// <summary>The most positions a pool of <paramref name="blockTokens"/>-position blocks can hold for this model:
+    /// each layer's keys (and values) are one array, of at most <see cref="Array.MaxLength"/> elements.</summary>
+    public static long MaxTokens(ModelConfig config, int blockTokens = DefaultBlockTokens)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return Array.MaxLength / ((long)blockTokens * config.KvDim) * blockTokens;
+    }
+
     /// <summary>Blocks of <paramref name="blockTokens"/> positions that fit <paramref name="bytes"/> (at least one).</summary>
     public static int BlocksForBytes(ModelConfig config, long bytes, int blockTokens = DefaultBlockTokens) =>
         (int)Math.Clamp(bytes / (BytesPerToken(config) * blockTokens), 1, int.MaxValue);

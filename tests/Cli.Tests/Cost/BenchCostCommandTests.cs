@@ -1,7 +1,10 @@
 using System.CommandLine;
 using System.Text.Json;
 using BitNet.Cli.Commands;
+using BitNet.Cli.Cost;
 using BitNet.Cli.Tests.Hub;
+using BitNet.Inference.Api;
+using BitNet.Inference.Hub;
 
 namespace BitNet.Cli.Tests.Cost;
 
@@ -19,10 +22,12 @@ public sealed class BenchCostCommandTests : IDisposable
         _temp.Dispose();
     }
 
-    private Task<int> Run(params string[] args)
+    private Task<int> Run(params string[] args) => RunAt(_server.BaseUrl, args);
+
+    private Task<int> RunAt(string url, params string[] args)
     {
         var root = new RootCommand { BenchCostCommand.Create(_out, _err, () => _now) };
-        return root.Parse(["bench-cost", "--url", _server.BaseUrl, "--results", _temp.Path, .. args])
+        return root.Parse(["bench-cost", "--url", url, "--results", _temp.Path, .. args])
             .InvokeAsync(cancellationToken: TestContext.Current.CancellationToken);
     }
 
@@ -190,6 +195,58 @@ public sealed class BenchCostCommandTests : IDisposable
         Assert.True(exit == 0, _err.ToString());
         Assert.InRange(clock.Elapsed.TotalSeconds, 0, 30);
         Assert.Equal("n/a", RawResult("20261123-030000-local").GetProperty("results").GetProperty("peakMemorySource").GetString());
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("2")]
+    public async Task A_server_that_accepts_and_never_answers_stops_the_run_after_the_idle_timeout(string warmup)
+    {
+        using var silent = new SilentServer();
+        int exit = await RunAt(silent.BaseUrl, "--hardware", "local", "--requests", "3", "--warmup", warmup, "--idle-timeout", "1.5")
+            .WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+        Assert.Equal(1, exit);
+        Assert.Equal($"error: {silent.BaseUrl}v1/completions sent nothing for 1.5 s; stopped waiting (--idle-timeout sets how long a server may stay silent)",
+            _err.ToString().Trim().Split('\n')[^1]);
+        Assert.Equal(1, silent.Connections);   // no request is sent after the first that got no answer
+        Assert.False(Directory.Exists(_temp.Combine("raw")) && Directory.EnumerateFiles(_temp.Combine("raw")).Any());
+    }
+
+    [Fact]
+    public async Task A_stream_that_stops_sending_midway_stops_the_run_after_the_idle_timeout()
+    {
+        using var stalling = new SilentServer("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" +
+            "data: {\"model\":\"fake\",\"choices\":[{\"index\":0,\"text\":\"t0\"}]}\n\n");
+        int exit = await RunAt(stalling.BaseUrl, "--hardware", "local", "--requests", "2", "--warmup", "0", "--idle-timeout", "1")
+            .WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+        Assert.Equal(1, exit);
+        Assert.Equal($"error: {stalling.BaseUrl}v1/completions sent nothing for 1 s; stopped waiting (--idle-timeout sets how long a server may stay silent)",
+            _err.ToString().Trim().Split('\n')[^1]);
+        Assert.Equal(1, stalling.Connections);
+    }
+
+    [Fact]
+    public async Task A_stream_that_keeps_sending_is_measured_however_much_longer_than_the_idle_timeout_it_lasts()
+    {
+        _server.FirstTokenDelay = TimeSpan.FromMilliseconds(400);
+        _server.TokenDelay = TimeSpan.FromMilliseconds(400);
+        _server.TokensPerReply = 8;
+        int exit = await Run("--hardware", "local", "--requests", "1", "--warmup", "0", "--max-tokens", "8", "--idle-timeout", "2");
+        Assert.True(exit == 0, _err.ToString());
+        var results = RawResult("20261123-030000-local").GetProperty("results");
+        Assert.Equal(0, results.GetProperty("errors").GetInt32());
+        Assert.True(results.GetProperty("latencyP50Ms").GetDouble() > 2000);   // longer than the idle timeout, in bytes sent more often
+        Assert.Equal(8, results.GetProperty("totalTokens").GetInt64());
+    }
+
+    [Fact]
+    public void The_default_idle_timeout_outlasts_the_longest_our_server_keeps_a_queued_request_silent()
+    {
+        // A server started without BITNET_REQUEST_TIMEOUT_SECONDS answers a queued request, or refuses it with 503, within this.
+        TimeSpan serverDeadline = ApiOptions.FromEnvironment(new DictionaryEnvironment(new Dictionary<string, string?>(), "/")).RequestTimeout;
+        Assert.True(new BenchSettings { Url = new Uri("http://127.0.0.1/") }.IdleTimeout > serverDeadline);
+        Assert.True(TimeSpan.FromSeconds(CommandCatalog.Parse(["bench-cost", "--url", "http://x", "--hardware", "local"])
+            .GetValue<double>("--idle-timeout")) > serverDeadline);
     }
 
     private static void AssertClose(double expected, double actual) =>

@@ -124,6 +124,18 @@ public sealed class TiersTests : IDisposable
     }
 
     [Fact]
+    public async Task A_tier_url_that_accepts_and_never_answers_is_an_error_after_the_idle_timeout()
+    {
+        using var silent = new SilentServer();
+        int exit = await Run("--url-per-tier", $"2048={silent.BaseUrl}", "--n-predict", "1", "--idle-timeout", "1")
+            .WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+        Assert.Equal(1, exit);
+        Assert.Equal($"error: {silent.BaseUrl}v1/completions sent nothing for 1 s; stopped waiting (--idle-timeout sets how long a server may stay silent)",
+            _err.ToString().Trim().Split('\n')[^1]);
+        Assert.Equal(1, silent.Connections);
+    }
+
+    [Fact]
     public async Task Deployed_tiers_are_measured_through_their_urls()
     {
         using var small = new FakeOpenAiServer { TokenDelay = TimeSpan.FromMilliseconds(4) };

@@ -227,8 +227,10 @@ public sealed class CliInputErrorTests : IDisposable
                 { "--ctx-size", "15", "--ctx-size must be from 16 to 1048576; got 15" },
                 // The flags that size the batch take the BITNET_* variables' ranges (beyond them: a .NET overflow at load, or a cache that holds nothing).
                 { "-np", "100000", "--parallel must be from 1 to 256 (0: the default, 4); got 100000" },
-                { "--kv-cache-tokens", "8", "--kv-cache-tokens must be from 16 to 2147483647 (0: parallel × context within the memory limit); got 8" },
-                { "--kv-cache-tokens", "9000000000000", "--kv-cache-tokens must be from 16 to 2147483647 (0: parallel × context within the memory limit); got 9000000000000" },
+                { "--kv-cache-tokens", "8", "--kv-cache-tokens must be from 16 to 268435456 (0: parallel × context within the memory limit); got 8" },
+                { "--kv-cache-tokens", "9000000000000", "--kv-cache-tokens must be from 16 to 268435456 (0: parallel × context within the memory limit); got 9000000000000" },
+                { "--kv-cache-tokens", "2147483647", "--kv-cache-tokens must be from 16 to 268435456 (0: parallel × context within the memory limit); got 2147483647" },
+                { "--kv-cache-tokens", "2147483000", "--kv-cache-tokens must be from 16 to 268435456 (0: parallel × context within the memory limit); got 2147483000" },
                 { "--prompt-tokens-per-step", "2000000000", "--prompt-tokens-per-step must be from 3 to 4096; got 2000000000" },
             };
         }
@@ -244,6 +246,35 @@ public sealed class CliInputErrorTests : IDisposable
         Assert.DoesNotContain("or 0 for the default", stderr);
         Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.DoesNotContain("listening", stdout);
+        AssertNoDotNetNoise(stderr);
+    }
+
+    [Theory]
+    [InlineData("2147483647")]
+    [InlineData("2147483000")]
+    public async Task Serve_refuses_a_kv_cache_variable_beyond_its_range_in_one_line(string value)
+    {
+        var (exit, stdout, stderr) = await CliProcess.RunAsync(new Dictionary<string, string?> { [EnvVars.KvCacheTokens] = value }, "serve", "-m", Model, "--port", "0");
+        Assert.Equal(2, exit);
+        Assert.Equal($"error: {EnvVars.KvCacheTokens}='{value}' is not valid: expected an integer from 16 to {ApiOptions.MaxKvCacheTokens}", stderr.Trim());
+        Assert.DoesNotContain("listening", stdout);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Serve_with_a_kv_cache_beyond_what_the_model_holds_exits_with_one_line_saying_how_many_it_holds(bool asFlag)
+    {
+        string tokens = ApiOptions.MaxKvCacheTokens.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var (exit, _, stderr) = asFlag
+            ? await CliProcess.RunAsync(null, "serve", "-m", Model, "--port", "0", "--kv-cache-tokens", tokens)
+            : await CliProcess.RunAsync(new Dictionary<string, string?> { [EnvVars.KvCacheTokens] = tokens }, "serve", "-m", Model, "--port", "0");
+        Assert.Equal(1, exit);
+        long max;
+        using (var file = BitNet.Inference.Gguf.GgufFile.Open(Model))
+            max = BitNet.Inference.Model.KvCachePool.MaxTokens(BitNet.Inference.Model.ModelConfig.FromGguf(file));
+        string line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith($"bitnet: the model failed to load: a KV cache of {tokens} tokens is more than this model allows: at most {max} (", line);
         AssertNoDotNetNoise(stderr);
     }
 

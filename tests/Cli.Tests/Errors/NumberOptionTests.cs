@@ -31,6 +31,7 @@ public sealed class NumberOptionTests
     [InlineData("--cold-n-predict expects an integer; got 'ten'", "tiers", "--cold-n-predict", "ten")]
     [InlineData("--target-seconds expects a number; got ''", "tiers", "--target-seconds", "")]
     [InlineData("--cores expects an integer; got 'all'", "tiers", "--cores", "all")]
+    [InlineData("--idle-timeout expects a number; got '5s'", "bench-cost", "--url", "http://x", "--hardware", "local", "--idle-timeout", "5s")]
     public void A_number_option_that_does_not_parse_names_the_option_not_a_dotnet_type(string message, params string[] args)
     {
         string error = ParseError(args);
@@ -49,6 +50,8 @@ public sealed class NumberOptionTests
     [InlineData("--target-seconds must be a number of seconds above 0; got Infinity", "tiers", "--target-seconds", "Infinity")]
     [InlineData("--target-seconds must be a number of seconds above 0; got NaN", "tiers", "--target-seconds", "NaN")]
     [InlineData("--cores must be 1 or more; got 0", "tiers", "--cores", "0")]
+    [InlineData("--idle-timeout must be a number of seconds above 0, at most 86400; got 0", "bench-cost", "--url", "http://x", "--hardware", "local", "--idle-timeout", "0")]
+    [InlineData("--idle-timeout must be a number of seconds above 0, at most 86400; got 1e9", "tiers", "--idle-timeout", "1e9")]
     public void A_number_outside_an_options_range_is_refused_while_parsing(string message, params string[] args) =>
         Assert.Equal(message, ParseError(args));
 

@@ -57,6 +57,53 @@ public sealed class PathErrorTests : IDisposable
         Assert.DoesNotContain("System.", stderr);
     }
 
+    /// <summary>Paths on the kernel's pseudo file systems whose writing fails without side effects: nothing can be created in /proc or /sys.</summary>
+    public static TheoryData<string, string, string[]> KernelPaths => new()
+    {
+        { "/proc/version", "proc", ["dummy", "--shape", "tiny", "-o", "/proc/version"] },
+        { "/proc/x.gguf", "proc", ["dummy", "--shape", "tiny", "-o", "/proc/x.gguf"] },
+        { "/sys/x.gguf", "sysfs", ["dummy", "--shape", "tiny", "-o", "/sys/x.gguf"] },
+        { "/proc/x.f32", "proc", ["logits", "-m", SharedData.OracleModelPath, "--tokens", "1", "-o", "/proc/x.f32"] },
+        { "/proc/x.gguf", "proc", ["convert", "--naive", "DIR/none.safetensors", "/proc/x.gguf"] },
+    };
+
+    [Theory]
+    [MemberData(nameof(KernelPaths))]
+    public async Task An_output_file_on_the_kernels_pseudo_file_systems_is_one_line_naming_it(string path, string system, string[] args)
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "/proc and /sys are Linux's");
+        var (exit, stdout, stderr) = await CliProcess.RunAsync(null, [.. args.Select(a => a.Replace("DIR", _dir, StringComparison.Ordinal))]);
+        Assert.NotEqual(0, exit);
+        Assert.Equal($"error: cannot write '{path}': it is on the kernel's {system} file system, whose files are settings and reports, not storage; give a path on a disk",
+            stderr.Trim());
+        Assert.Equal("", stdout);
+    }
+
+    [Theory]
+    [InlineData("/proc/bitnet-results", "proc", "bench-cost", "--url", "http://127.0.0.1:1", "--hardware", "local", "--results")]
+    [InlineData("/sys/bitnet-results", "sysfs", "tiers", "-m", "/nonexistent.gguf", "--results")]
+    public async Task A_results_folder_on_the_kernels_pseudo_file_systems_is_one_line_naming_it(string folder, string system, params string[] args)
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "/proc and /sys are Linux's");
+        var (exit, _, stderr) = await CliProcess.RunAsync(null, [.. args, folder]);
+        Assert.Equal(1, exit);
+        Assert.Equal($"error: --results '{folder}': it is on the kernel's {system} file system, whose files are settings and reports, not storage; give a folder on a disk",
+            stderr.Trim());
+    }
+
+    [Fact]
+    public async Task Dummy_refuses_a_symbolic_link_into_proc()
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "/proc is Linux's");
+        string link = Path.Combine(_dir, "version.gguf");
+        File.CreateSymbolicLink(link, "/proc/version");
+        var (exit, _, stderr) = await CliProcess.RunAsync(null, "dummy", "--shape", "tiny", "-o", link);
+        Assert.Equal(1, exit);
+        Assert.Equal($"error: cannot write '{link}': it is on the kernel's proc file system, whose files are settings and reports, not storage; give a path on a disk",
+            stderr.Trim());
+        Assert.Equal("/proc/version", new FileInfo(link).LinkTarget);
+    }
+
     [Fact]
     public async Task Dummy_refuses_to_replace_a_pipe_with_the_model()
     {

@@ -88,6 +88,29 @@ public sealed class PullCommandTests : IDisposable
         Assert.Contains("org/name", _err.ToString());
     }
 
+    [Fact]
+    public async Task A_hub_cache_on_the_kernels_pseudo_file_systems_is_one_line_naming_it_and_the_variables()
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "/proc is Linux's");
+        _hub.Add("org/m", "x.gguf", [1, 2, 3]);
+        Assert.Equal(1, await Run(Env(null, ("HF_HUB_CACHE", "/proc/bitnet-hub")), "org/m:x.gguf"));
+        Assert.Equal("error: cannot write the Hugging Face cache '/proc/bitnet-hub': it is on the kernel's proc file system, whose files are settings and reports, " +
+            "not storage; set HF_HUB_CACHE or HF_HOME to a folder on a disk", _err.ToString().Trim());
+        Assert.DoesNotContain(_hub.Requests, r => r.Method == "GET");
+    }
+
+    [Fact]
+    public async Task A_hub_cache_that_is_a_file_is_one_line_naming_it_and_the_variables()
+    {
+        string file = _temp.Combine("not-a-folder");
+        File.WriteAllText(file, "x");
+        _hub.Add("org/m", "x.gguf", [1, 2, 3]);
+        Assert.Equal(1, await Run(Env(null, ("HF_HUB_CACHE", file)), "org/m:x.gguf"));
+        Assert.Equal($"error: cannot write the Hugging Face cache '{file}': '{file}' is a file, not a folder; set HF_HUB_CACHE or HF_HOME to a folder this user may write",
+            _err.ToString().Trim());
+        Assert.Equal("x", File.ReadAllText(file));
+    }
+
     [Theory]
     [InlineData("not a url")]
     [InlineData("ftp://127.0.0.1/")]

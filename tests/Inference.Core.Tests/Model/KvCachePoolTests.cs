@@ -14,6 +14,19 @@ public class KvCachePoolTests
 
     private static int[] Tokens(int start, int count) => Enumerable.Range(start, count).ToArray();
 
+    [Theory]
+    [InlineData(8)]
+    [InlineData(KvCachePool.DefaultBlockTokens)]
+    public void The_most_tokens_a_pool_holds_are_the_whole_blocks_whose_layer_array_fits_and_one_block_more_is_refused(int blockTokens)
+    {
+        long max = KvCachePool.MaxTokens(Config, blockTokens);
+        Assert.Equal(0, max % blockTokens);
+        Assert.True(max * Config.KvDim <= Array.MaxLength);
+        Assert.True((max + blockTokens) * Config.KvDim > Array.MaxLength);
+        // Refused before anything is allocated.
+        Assert.Throws<ArgumentOutOfRangeException>(() => new KvCachePool(Config, (int)(max / blockTokens) + 1, blockTokens));
+    }
+
     [Fact]
     public void A_sequence_takes_blocks_as_it_grows_and_returns_them_when_cleared()
     {
