@@ -202,7 +202,7 @@ public sealed class BenchCostCommandTests : IDisposable
     [InlineData("2")]
     public async Task A_server_that_accepts_and_never_answers_stops_the_run_after_the_idle_timeout(string warmup)
     {
-        using var silent = new SilentServer();
+        using var silent = new StallingServer();
         int exit = await RunAt(silent.BaseUrl, "--hardware", "local", "--requests", "3", "--warmup", warmup, "--idle-timeout", "1.5")
             .WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
         Assert.Equal(1, exit);
@@ -215,7 +215,7 @@ public sealed class BenchCostCommandTests : IDisposable
     [Fact]
     public async Task A_stream_that_stops_sending_midway_stops_the_run_after_the_idle_timeout()
     {
-        using var stalling = new SilentServer("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" +
+        using var stalling = StallingServer.AnswerThenStall("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" +
             "data: {\"model\":\"fake\",\"choices\":[{\"index\":0,\"text\":\"t0\"}]}\n\n");
         int exit = await RunAt(stalling.BaseUrl, "--hardware", "local", "--requests", "2", "--warmup", "0", "--idle-timeout", "1")
             .WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);

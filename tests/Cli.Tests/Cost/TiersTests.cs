@@ -126,7 +126,7 @@ public sealed class TiersTests : IDisposable
     [Fact]
     public async Task A_tier_url_that_accepts_and_never_answers_is_an_error_after_the_idle_timeout()
     {
-        using var silent = new SilentServer();
+        using var silent = new StallingServer();
         int exit = await Run("--url-per-tier", $"2048={silent.BaseUrl}", "--n-predict", "1", "--idle-timeout", "1")
             .WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
         Assert.Equal(1, exit);

@@ -1,6 +1,4 @@
 using System.CommandLine;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using BitNet.Cli.Commands;
 using BitNet.Inference.Hub;
@@ -129,7 +127,7 @@ public sealed class PullCommandTests : IDisposable
     [Fact]
     public async Task A_hub_that_accepts_the_connection_and_never_answers_is_an_error_after_HF_HUB_ETAG_TIMEOUT()
     {
-        using var silent = new SilentHub(bodyBytesBeforeStalling: null);
+        using var silent = SilentHub(bodyBytesBeforeStalling: null);
         var env = Env(silent.BaseUrl, ("HF_HUB_ETAG_TIMEOUT", "0.5"));
         int exit = await Run(env, "org/m:x.gguf", "--dry-run").WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
         Assert.Equal(1, exit);
@@ -140,7 +138,7 @@ public sealed class PullCommandTests : IDisposable
     [Fact]
     public async Task A_download_that_stops_sending_is_interrupted_after_HF_HUB_DOWNLOAD_TIMEOUT_and_resumable()
     {
-        using var stalling = new SilentHub(bodyBytesBeforeStalling: 10);
+        using var stalling = SilentHub(bodyBytesBeforeStalling: 10);
         var env = Env(stalling.BaseUrl, ("HF_HUB_DOWNLOAD_TIMEOUT", "0.5"));
         int exit = await Run(env, "org/m:x.gguf").WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
         Assert.Equal(1, exit);
@@ -149,75 +147,12 @@ public sealed class PullCommandTests : IDisposable
     }
 
     /// <summary>
-    /// A hub that takes connections and reads requests but answers nothing, or (with <c>bodyBytesBeforeStalling</c>)
+    /// A hub that reads requests but answers nothing, or (with <paramref name="bodyBytesBeforeStalling"/>)
     /// answers HEAD with a 100-byte file and GET with that many bytes of it, then nothing more.
     /// </summary>
-    private sealed class SilentHub : IDisposable
-    {
-        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-        private readonly CancellationTokenSource _stop = new();
-        private readonly List<TcpClient> _clients = [];
-
-        public SilentHub(int? bodyBytesBeforeStalling)
-        {
-            _listener.Start();
-            BaseUrl = $"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/";
-            _ = Task.Run(async () =>
-            {
-                while (!_stop.IsCancellationRequested)
-                {
-                    TcpClient client;
-                    try { client = await _listener.AcceptTcpClientAsync(_stop.Token); }
-                    catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException) { return; }
-                    lock (_clients) _clients.Add(client);
-                    _ = Task.Run(() => AnswerAsync(client, bodyBytesBeforeStalling));
-                }
-            });
-        }
-
-        public string BaseUrl { get; }
-
-        private async Task AnswerAsync(TcpClient client, int? bodyBytes)
-        {
-            try
-            {
-                var stream = client.GetStream();
-                var buffer = new byte[4096];
-                string pending = "";
-                while (true)   // one connection carries the HEAD, then the GET (keep-alive)
-                {
-                    int end;
-                    while ((end = pending.IndexOf("\r\n\r\n", StringComparison.Ordinal)) < 0)
-                    {
-                        int read = await stream.ReadAsync(buffer, _stop.Token);
-                        if (read == 0) return;
-                        pending += Encoding.ASCII.GetString(buffer, 0, read);
-                    }
-                    string request = pending[..end];
-                    pending = pending[(end + 4)..];
-                    if (bodyBytes is not { } n)
-                        return;   // silent: the connection stays open until the test ends
-                    if (request.StartsWith("HEAD", StringComparison.Ordinal))
-                    {
-                        await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nETag: \"{new string('a', 64)}\"\r\nContent-Length: 100\r\n\r\n"), _stop.Token);
-                        continue;
-                    }
-                    await stream.WriteAsync(Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"), _stop.Token);
-                    await stream.WriteAsync(new byte[n], _stop.Token);   // then nothing more
-                    return;
-                }
-            }
-            catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException) { }
-        }
-
-        public void Dispose()
-        {
-            _stop.Cancel();
-            _listener.Stop();
-            lock (_clients)
-                foreach (var client in _clients)
-                    client.Dispose();
-            _stop.Dispose();
-        }
-    }
+    private static StallingServer SilentHub(int? bodyBytesBeforeStalling) => new(head =>
+        bodyBytesBeforeStalling is not { } n ? null
+        : head.StartsWith("HEAD", StringComparison.Ordinal)
+            ? Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nETag: \"{new string('a', 64)}\"\r\nContent-Length: 100\r\n\r\n")
+            : [.. Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"), .. new byte[n]]);
 }
