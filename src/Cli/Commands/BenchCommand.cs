@@ -22,7 +22,7 @@ internal static class BenchCommand
     internal static Command Create(TextWriter stdout, TextWriter stderr, bool interactive)
     {
         var model = ModelCommandOptions.ModelOption();
-        var prompt = NumberOption.Create("--prompt-tokens", "Prompt length evaluated as one batch (prefill)", 128, "-p");
+        var prompt = NumberOption.Create("--prompt-tokens", $"Prompt length evaluated as one batch (prefill; batches of {ModelLoadOptions.MaxBatchSize} beyond that)", 128, "-p");
         var generate = NumberOption.Create("--gen-tokens", "Tokens generated one at a time (decode)", 64, "-n");
         var threads = ModelCommandOptions.ThreadsOption();
         var repetitions = NumberOption.Create("--repetitions", "Repetitions; medians are reported", 5, "-r");
@@ -86,7 +86,7 @@ internal static class BenchCommand
                 LmHead = LmHeadModes.Parse(parseResult.GetValue(lmHead)!),
                 Storage = WeightStorages.Parse(parseResult.GetValue(weights)!),
                 Kernel = parseResult.GetValue(kernel),
-                BatchSize = Math.Max(p, 1),
+                BatchSize = Math.Min(p, ModelLoadOptions.MaxBatchSize),
             };
             bool asJson = parseResult.GetValue(json);
             try
@@ -94,6 +94,12 @@ internal static class BenchCommand
                 long start = Stopwatch.GetTimestamp();
                 using BitNetModel loaded = BitNetModel.Load(path, options);
                 double loadSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                long positions = (long)p + n + 1, most = Math.Min(KvCachePool.MaxTokens(loaded.Config), MaxPositions);
+                if (positions > most)
+                {
+                    stderr.WriteLine($"error: -p {p} and -n {n} need {positions} positions of KV cache; at most {most} fit this model");
+                    return Task.FromResult(2);
+                }
                 BenchmarkReport report = interactive && !asJson
                     ? RunWithProgress(loaded, path, loadSeconds, p, n, r, !parseResult.GetValue(noProbe), cancellationToken)
                     : InferenceBenchmark.Run(loaded, Path.GetFileName(path), loadSeconds, p, n, r, !parseResult.GetValue(noProbe),
@@ -114,6 +120,9 @@ internal static class BenchCommand
         });
         return command;
     }
+
+    /// <summary>The longest sequence a bench runs, as serve's largest --ctx-size.</summary>
+    private const long MaxPositions = 1 << 20;
 
     private static BenchmarkReport RunWithProgress(BitNetModel model, string path, double loadSeconds, int p, int n, int r, bool probe, CancellationToken ct)
     {

@@ -134,8 +134,8 @@ public sealed unsafe class BitNetModel : IDisposable
     {
         ArgumentNullException.ThrowIfNull(file);
         options ??= new ModelLoadOptions();
-        if (options.BatchSize < 1)
-            throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be at least 1");
+        if (options.BatchSize is < 1 or > ModelLoadOptions.MaxBatchSize)
+            throw new ArgumentOutOfRangeException(nameof(options), options.BatchSize, $"BatchSize must be 1 to {ModelLoadOptions.MaxBatchSize}");
         MatMul? matmul = null;
         try
         {

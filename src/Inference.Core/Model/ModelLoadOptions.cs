@@ -94,8 +94,11 @@ public sealed record ModelLoadOptions
     public string? Kernel { get; init; }
     /// <summary>Receives one-line notes from loading, e.g. which kernel set was chosen ("kernels: i2s-avx512 …").</summary>
     public Action<string>? Log { get; init; }
-    /// <summary>Tokens evaluated together during prompt processing (bounds the activation buffers).</summary>
+    /// <summary>Tokens evaluated together during prompt processing (bounds the activation buffers), 1 to <see cref="MaxBatchSize"/>.</summary>
     public int BatchSize { get; init; } = 64;
+
+    /// <summary>The largest <see cref="BatchSize"/>: a matrix product stages each thread's dots on its stack, 4 rows × the batch's tokens.</summary>
+    public const int MaxBatchSize = 4096;
 
     /// <summary>
     /// Tests only: force (true) or forbid (false) the F16 rounding of the attention probabilities and the

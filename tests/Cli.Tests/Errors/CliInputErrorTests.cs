@@ -279,6 +279,19 @@ public sealed class CliInputErrorTests : IDisposable
     }
 
     [Theory]
+    [InlineData("1048576", "1")]     // one position past serve's largest context
+    [InlineData("100000000", "1")]   // past a layer's largest array (an overflow before)
+    [InlineData("1", "2147483646")]
+    public async Task A_bench_longer_than_a_cache_can_hold_is_one_line(string promptTokens, string genTokens)
+    {
+        var (exit, _, stderr) = await CliProcess.RunAsync(null, "bench", "-m", Model, "-p", promptTokens, "-n", genTokens, "-r", "1", "-t", "1", "--no-probe");
+        Assert.Equal(2, exit);
+        string line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Matches($@"^error: -p {promptTokens} and -n {genTokens} need \d+ positions of KV cache; at most 1048576 fit this model$", line);
+        AssertNoDotNetNoise(stderr);
+    }
+
+    [Theory]
     [InlineData("bench", "-p", "2", "-n", "1", "-r", "1", "--no-probe")]
     [InlineData("logits", "--tokens", "1", "-o", "OUT")]
     public async Task An_unknown_kernel_is_named_without_a_dotnet_parameter_name(params string[] args)

@@ -50,6 +50,7 @@ public class ModelBadInputTests
         using var other = new TempFolder();
         using var good = GgufFile.Open(Build(other));
         Assert.Throws<ArgumentOutOfRangeException>(() => BitNetModel.Load(good, new ModelLoadOptions { BatchSize = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => BitNetModel.Load(good, new ModelLoadOptions { BatchSize = ModelLoadOptions.MaxBatchSize + 1 }));
         Assert.True(good.Mapping.Bytes > 0);
     }
 
