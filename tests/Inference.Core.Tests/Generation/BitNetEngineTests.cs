@@ -182,14 +182,16 @@ public class BitNetEngineTests(EngineFixture fixture, ITestOutputHelper output) 
         // The scheduler thread may run ahead of this reader (updates wait in the channel), so "within one
         // token" counts from what the engine had generated when the cancellation came, not from what was read
         // (its counter is added after a step's updates are sent, so it can also trail the reader by a step).
+        // The counter is read after cancelling: read before, a pause of this thread between the two (a busy
+        // machine) would let the scheduler run on, uncancelled, and count against it.
         long before = Engine.CurrentLoad.GeneratedTokens, atCancel = 0;
         await foreach (var u in Engine.GenerateAsync(Greedy(Engine.Tokenize("Once upon a time"), 400), cts.Token).WithCancellation(CancellationToken.None))
         {
             updates.Add(u);
             if (updates.Count == 3)
             {
-                atCancel = Math.Max(Engine.CurrentLoad.GeneratedTokens - before, updates.Count);
                 cts.Cancel();
+                atCancel = Math.Max(Engine.CurrentLoad.GeneratedTokens - before, updates.Count);
             }
         }
         var stats = updates[^1].Final!;
