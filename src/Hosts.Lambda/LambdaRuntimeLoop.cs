@@ -102,7 +102,8 @@ public sealed class LambdaRuntimeLoop(IRuntimeApi runtime, IEnvironment environm
                     response = await api.HandleAsync(LambdaEvents.ToApiRequest(invocation.Event, deadline), cancellationToken);
                     break;
                 default:
-                    response = await api.LegacyAsync(LambdaEvents.LegacyPayload(invocation.Event), deadline, cancellationToken);
+                    // A direct invoke returns one payload, posted as JSON below: it cannot carry SSE frames.
+                    response = await api.LegacyAsync(LambdaEvents.LegacyPayload(invocation.Event), deadline, canStream: false, cancellationToken);
                     break;
             }
         }

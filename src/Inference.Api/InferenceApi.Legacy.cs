@@ -12,8 +12,11 @@ namespace BitNet.Inference.Api;
 // per piece, then the full answer). {"keep_warm": true} on the same route is a keep-warm ping.
 public sealed partial class InferenceApi
 {
-    /// <summary>Answers a legacy payload (never throws for client mistakes: they become 4xx responses).</summary>
-    public async Task<ApiResponse> LegacyAsync(ReadOnlyMemory<byte> body, DateTimeOffset? transportDeadline, CancellationToken cancellationToken = default)
+    /// <summary>Answers a legacy payload (never throws for client mistakes: they become 4xx responses).
+    /// <paramref name="canStream"/>: whether the transport can carry a stream. A direct invoke returns one JSON payload,
+    /// so there "stream": true is answered with the whole answer, as if it were absent, not with SSE frames.</summary>
+    public async Task<ApiResponse> LegacyAsync(ReadOnlyMemory<byte> body, DateTimeOffset? transportDeadline, bool canStream = true,
+        CancellationToken cancellationToken = default)
     {
         try
         {
@@ -37,7 +40,7 @@ public sealed partial class InferenceApi
 
             GenerationSession session = await GenerationSession.StartAsync(
                 generator, _queue, generation, DeadlineFor(transportDeadline), "prompt", 1, cancellationToken).ConfigureAwait(false);
-            if (request.Stream == true)
+            if (request.Stream == true && canStream)
                 return ApiResponse.ServerSentEvents(LegacyFrames(session, generator.Model.Id), session);
             await using var owned = session;
             var text = new StringBuilder();

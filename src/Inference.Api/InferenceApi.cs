@@ -88,7 +88,7 @@ public sealed partial class InferenceApi
         {
             ("POST", "/v1/chat/completions" or "/chat/completions") => ChatCompletionsAsync(request, cancellationToken),
             ("POST", "/v1/completions" or "/completions") => CompletionsAsync(request, cancellationToken),
-            ("POST", "/completion" or "/") => LegacyAsync(request.Body, request.Deadline, cancellationToken),
+            ("POST", "/completion" or "/") => LegacyAsync(request.Body, request.Deadline, cancellationToken: cancellationToken),
             ("POST" or "GET", "/keep-warm") => Task.FromResult(KeepWarm()),
             ("POST", "/tokenize") => Task.FromResult(Tokenize(request.Body)),
             ("POST", "/detokenize") => Task.FromResult(Detokenize(request.Body)),

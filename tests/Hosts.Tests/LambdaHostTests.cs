@@ -543,4 +543,20 @@ public sealed class LambdaHostTests
         Assert.Equal("response", bad.Kind);
         Assert.Contains("prompt", JsonDocument.Parse(bad.Body).RootElement.GetProperty("error").GetProperty("message").GetString());
     }
+
+    [Fact]
+    public async Task A_direct_invoke_asking_to_stream_gets_the_whole_answer_as_one_json_payload()
+    {
+        // A direct invoke returns one payload, posted as JSON: SSE frames ("data: {...}") there would be no JSON at all.
+        var fake = new FakeTextGenerator();
+        await using var lambda = await Harness.StartAsync(_ => fake, new() { [EnvVars.LambdaStreaming] = "true" });
+        FakeRuntimeApi.Posted posted = await lambda.Runtime.Invoke("""{"prompt":"Hello","n_predict":4,"stream":true}""");
+
+        Assert.Equal("response", posted.Kind);
+        JsonElement body = JsonDocument.Parse(posted.Body).RootElement;
+        Assert.Equal(FakeTextGenerator.Expected(fake.Tokenize("Hello"), 4), body.GetProperty("content").GetString());
+        Assert.Equal(4, body.GetProperty("tokens_predicted").GetInt32());
+        Assert.True(body.GetProperty("stop").GetBoolean());
+    }
+
 }
