@@ -46,9 +46,12 @@ internal static class ChatCommand
                         continue;
 
                     GenerationStats? stats = null;
+                    // Ctrl+C during a reply stops the reply and returns to the prompt (llama-cli's interactive mode);
+                    // at the prompt it ends the chat.
+                    using var interrupt = Interrupt.Start(cancellationToken);
                     try
                     {
-                        await foreach (var update in conversation.SendAsync(line, maxTokens, sampling, cancellationToken))
+                        await foreach (var update in conversation.SendAsync(line, maxTokens, sampling, interrupt.Token))
                         {
                             if (update.Text.Length > 0)
                             {
@@ -66,7 +69,7 @@ internal static class ChatCommand
                     await stdout.WriteLineAsync();
                     if (conversation.LastTurnRestarted)
                         await stderr.WriteLineAsync("[the context was full: the conversation restarted from the system prompt]");
-                    if (stats is { FinishReason: FinishReason.Cancelled })
+                    if (stats is { FinishReason: FinishReason.Cancelled } && !interrupt.Pressed)
                         break;
                 }
                 return 0;

@@ -56,7 +56,8 @@ internal static class GenerateCommand
                     lineOpen = true;
                 }
                 GenerationStats? stats = null;
-                await foreach (var update in engine.GenerateAsync(request, cancellationToken))
+                using var interrupt = Interrupt.Start(cancellationToken); // Ctrl+C stops the generation: the line ends, timings follow
+                await foreach (var update in engine.GenerateAsync(request, interrupt.Token))
                 {
                     if (update.Text.Length > 0)
                     {
