@@ -247,6 +247,7 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         { "tools a string", "'tools' must be an array" },
         { "logit_bias above 100", "logit_bias values must be between -100 and 100; got 101 for token 5" },
         { "logit_bias key beyond vocabulary", "logit_bias keys must be token ids from 0 to 255 (the vocabulary); got '256'" },
+        { "logit_bias an array", "'logit_bias' must be an object" },
         { "legacy quoted body with a lone surrogate", "the request body is not valid text: it holds invalid UTF-8 or a lone UTF-16 surrogate" },
         { "legacy quoted body with invalid UTF-8", "the request body is not valid text" },
         { "legacy prompt with a lone surrogate", "'prompt' is not valid text" },

@@ -83,6 +83,7 @@ internal static class JsonErrors
             "System.Boolean" => "a boolean (true or false)",
             "System.String" => "a string",
             _ when t.StartsWith("System.Collections.Generic.List", StringComparison.Ordinal) => "an array",
+            _ when t.StartsWith("System.Collections.Generic.Dictionary", StringComparison.Ordinal) => "an object",
             _ when t.StartsWith("BitNet.", StringComparison.Ordinal) => "a JSON object",
             _ => "of another type",
         };
