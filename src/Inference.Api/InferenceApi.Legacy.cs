@@ -63,7 +63,8 @@ public sealed partial class InferenceApi
     private static LegacyCompletionResponse LegacyResult(string content, string model, GenerationStats stats) => new(
         content, model, stats.CompletionTokens, stats.PromptTokens,
         Stop: true,
-        StopType: stats.FinishReason == FinishReason.Stop ? "eos" : "limit",
+        StopType: stats.StopString is not null ? "word" : stats.FinishReason == FinishReason.Stop ? "eos" : "limit",
+        StoppingWord: stats.StopString ?? "",
         FinishReason: FinishReasonText(stats.FinishReason),
         Timings(stats));
 

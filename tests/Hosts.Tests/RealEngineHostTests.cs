@@ -46,6 +46,33 @@ public sealed class RealEngineHostTests
     }
 
     [Fact]
+    public async Task The_legacy_answer_names_the_stop_string_that_ended_it_as_llama_cpp_does()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        string full = await RealEngine.GreedyCompletionAsync("The capital of France is", 8);
+        int cut = full.Length / 2;
+        string stop = full.Substring(cut, Math.Min(3, full.Length - cut));
+        await using var server = await TestServer.StartAsync(RealEngine.Instance);
+
+        foreach (bool stream in new[] { false, true })
+        {
+            string payload = JsonSerializer.Serialize(new { prompt = "The capital of France is", n_predict = 8, temperature = 0, stop = new[] { "zzz", stop }, stream });
+            HttpResponseMessage response = await server.Client.PostAsync("/completion", Sse.Json(payload), ct);
+            string body = await response.Content.ReadAsStringAsync(ct);
+            JsonElement answer = stream ? Sse.Parse(body).Frames[^1] : JsonDocument.Parse(body).RootElement;
+            Assert.Equal("word", answer.GetProperty("stop_type").GetString());
+            Assert.Equal(stop, answer.GetProperty("stopping_word").GetString());
+            if (!stream) Assert.Equal(full[..full.IndexOf(stop, StringComparison.Ordinal)], answer.GetProperty("content").GetString());
+        }
+
+        HttpResponseMessage unstopped = await server.Client.PostAsync("/completion",
+            Sse.Json("""{"prompt":"The capital of France is","n_predict":4,"temperature":0}"""), ct);
+        JsonElement limit = JsonDocument.Parse(await unstopped.Content.ReadAsStringAsync(ct)).RootElement;
+        Assert.Equal("limit", limit.GetProperty("stop_type").GetString());
+        Assert.Equal("", limit.GetProperty("stopping_word").GetString());
+    }
+
+    [Fact]
     public async Task Lambda_answers_the_seed_payload_and_a_streamed_function_url_chat_with_the_engines_greedy_output()
     {
         FakeRuntimeApi runtime = await FakeRuntimeApi.StartAsync();

@@ -231,8 +231,9 @@ public sealed record LegacyCompletionResponse(
     int TokensPredicted,
     int TokensEvaluated,
     bool Stop,
-    // "eos" (end-of-generation token or a stop string), "limit" (n_predict, context or deadline).
+    // "eos" (end-of-generation token), "word" (a stop string: StoppingWord), "limit" (n_predict, context or deadline).
     string StopType,
+    string StoppingWord,
     string FinishReason,
     LegacyTimings Timings);
 

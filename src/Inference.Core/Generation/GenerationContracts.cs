@@ -57,14 +57,15 @@ public enum FinishReason
     Cancelled,
 }
 
-/// <summary>Counts and timings of a finished generation.</summary>
+/// <summary>Counts and timings of a finished generation; <see cref="StopString"/> is the stop string that ended it, if one did.</summary>
 public sealed record GenerationStats(
     int PromptTokens,
     int CompletionTokens,
     FinishReason FinishReason,
     TimeSpan PromptEvalTime,
     TimeSpan GenerationTime,
-    TimeSpan TimeToFirstToken);
+    TimeSpan TimeToFirstToken,
+    string? StopString = null);
 
 /// <summary>
 /// One step of a generation stream. Text is the newly completed UTF-8 text (never half a

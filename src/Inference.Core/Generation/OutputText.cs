@@ -19,6 +19,9 @@ internal sealed class OutputText(Tokenizer tokenizer, IReadOnlyList<string> stop
     /// <summary>The generation ended without a stop string: every held token's log-probabilities may go.</summary>
     private bool _allReleased;
 
+    /// <summary>The stop string that ended the generation, else null.</summary>
+    public string? StopString => _stops.Matched;
+
     /// <summary>Add a sampled token (and its log-probabilities, if asked for). Returns the text that may go out
     /// now; when a stop string completed, <paramref name="stopped"/> is true and the text is what came before it.</summary>
     public string Push(int token, TokenLogprobs? logprobs, out bool stopped)

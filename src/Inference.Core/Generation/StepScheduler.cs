@@ -498,7 +498,8 @@ internal sealed class StepScheduler : IDisposable
             reason,
             PromptEvalTime: Stopwatch.GetElapsedTime(promptStart, promptEnd),
             GenerationTime: completion > 0 ? Stopwatch.GetElapsedTime(promptEnd, now) : TimeSpan.Zero,
-            TimeToFirstToken: completion > 0 ? Stopwatch.GetElapsedTime(s.Started, s.FirstToken) : TimeSpan.Zero);
+            TimeToFirstToken: completion > 0 ? Stopwatch.GetElapsedTime(s.Started, s.FirstToken) : TimeSpan.Zero,
+            StopString: s.Text.StopString);
         return new GenerationUpdate(text, token, stats, s.Text.TakeLogprobs());
     }
 

@@ -18,6 +18,9 @@ internal sealed class StopStringMatcher
         _stops = stops.Where(s => !string.IsNullOrEmpty(s)).Distinct().ToArray();
     }
 
+    /// <summary>The stop string that completed (the one starting first, the first listed on a tie), else null.</summary>
+    public string? Matched { get; private set; }
+
     /// <summary>Text held back because it is a prefix of some stop string.</summary>
     public string Pending => _pending.ToString();
 
@@ -35,14 +38,16 @@ internal sealed class StopStringMatcher
         string pending = _pending.ToString();
 
         int stopAt = -1;
+        string? matched = null;
         foreach (string stop in _stops)
         {
             int i = pending.IndexOf(stop, StringComparison.Ordinal);
-            if (i >= 0 && (stopAt < 0 || i < stopAt)) stopAt = i;
+            if (i >= 0 && (stopAt < 0 || i < stopAt)) (stopAt, matched) = (i, stop);
         }
         if (stopAt >= 0)
         {
             stopped = true;
+            Matched = matched;
             _pending.Clear();
             return pending[..stopAt];
         }

@@ -135,8 +135,10 @@ public class BitNetEngineTests(EngineFixture fixture, ITestOutputHelper output) 
         var (updates, stats) = await EngineFixture.Collect(Engine, Greedy(prompt, 8) with { Stop = [stop] });
         string text = string.Concat(updates.Select(u => u.Text));
         Assert.Equal(FinishReason.Stop, stats.FinishReason);
+        Assert.Equal(stop, stats.StopString);
         Assert.Equal(full[..full.IndexOf(stop, StringComparison.Ordinal)], text);
         Assert.DoesNotContain(stop, text);
+        Assert.Null(all.Last().Final!.StopString);
     }
 
     [Fact]

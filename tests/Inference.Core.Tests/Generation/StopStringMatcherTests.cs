@@ -32,6 +32,18 @@ public class StopStringMatcherTests
         var m = new StopStringMatcher(["bb", "a"]);
         Assert.Equal("xx", m.Push("xxabb", out bool stopped));
         Assert.True(stopped);
+        Assert.Equal("a", m.Matched);
+    }
+
+    [Fact]
+    public void The_matched_stop_string_is_named_only_once_one_completes()
+    {
+        var m = new StopStringMatcher(["END", "ENDING"]);
+        m.Push("the EN", out _);
+        Assert.Null(m.Matched);
+        m.Push("D", out bool stopped);
+        Assert.True(stopped);
+        Assert.Equal("END", m.Matched);
     }
 
     [Fact]
