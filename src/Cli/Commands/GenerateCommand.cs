@@ -10,7 +10,7 @@ namespace BitNet.Cli.Commands;
 /// </summary>
 internal static class GenerateCommand
 {
-    public static Command Create() => Create(Console.Out, Console.Error);
+    public static Command Create() => Create(PipedOutput.OpenStandardOutput(), Console.Error);
 
     internal static Command Create(TextWriter stdout, TextWriter stderr)
     {
@@ -70,6 +70,10 @@ internal static class GenerateCommand
                 await stdout.WriteLineAsync();
                 await stderr.WriteLineAsync(ModelCommandOptions.Timings(stats!));
                 return stats!.FinishReason == FinishReason.Cancelled ? 130 : 0;
+            }
+            catch (OutputClosedException)
+            {
+                return 141; // what a shell reports for a writer ended by SIGPIPE: nobody reads, so nothing more is said
             }
             catch (Exception e) when (ModelCommandOptions.IsUserError(e))
             {
