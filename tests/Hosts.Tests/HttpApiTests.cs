@@ -27,7 +27,7 @@ public sealed class HttpApiTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         JsonElement body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
 
-        var prompt = ChatPrompt(fake, new ChatMessage(ChatRole.System, "be brief"), new ChatMessage(ChatRole.User, "hi there"));
+        var prompt = ChatPrompt(fake, new ChatMessage(ChatRole.System, "be brief"), new ChatMessage(ChatRole.User, "hi\n there"));
         Assert.Equal("chat.completion", body.GetProperty("object").GetString());
         Assert.StartsWith("chatcmpl-", body.GetProperty("id").GetString());
         Assert.Equal("fake-model", body.GetProperty("model").GetString());

@@ -109,7 +109,8 @@ public sealed class ToolChoiceConverter : JsonConverter<ToolChoice>
         writer.WriteStringValue(value.Mode);
 }
 
-/// <summary>Message "content": a string, null, or an array of {"type":"text","text":...} parts (joined).</summary>
+/// <summary>Message "content": a string, null, or an array of {"type":"text","text":...} parts, joined with a line
+/// break between them as llama.cpp's server and vLLM do (so separate blocks do not run into one word).</summary>
 public sealed class MessageContentConverter : JsonConverter<MessageContent>
 {
     public override MessageContent? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
@@ -122,10 +123,12 @@ public sealed class MessageContentConverter : JsonConverter<MessageContent>
                 return new MessageContent(reader.GetString()!);
             case JsonTokenType.StartArray:
                 var text = new System.Text.StringBuilder();
+                int parts = 0;
                 while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
                 {
                     if (reader.TokenType != JsonTokenType.StartObject)
                         throw new JsonException("content parts must be objects like {\"type\":\"text\",\"text\":\"...\"}");
+                    if (parts++ > 0) text.Append('\n');
                     text.Append(ReadTextPart(ref reader));
                 }
                 return new MessageContent(text.ToString());
