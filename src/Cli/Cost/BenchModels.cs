@@ -32,6 +32,9 @@ public static class RunInterruption
 /// <summary>A concurrency sweep that stopped at <paramref name="Concurrency"/>: why, and the levels never run.</summary>
 public sealed record SweepInterruption(int Concurrency, string Reason, IReadOnlyList<int> NotRun);
 
+/// <summary>A tier table that stopped at the tier of <paramref name="MemoryMb"/>: why, and the tiers never measured.</summary>
+public sealed record TierInterruption(int MemoryMb, string Reason, IReadOnlyList<int> NotMeasured);
+
 /// <summary>One measured request.</summary>
 public sealed record RequestSample(double LatencySeconds, double? TtftSeconds, int Tokens, string? Error);
 

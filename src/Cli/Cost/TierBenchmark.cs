@@ -20,7 +20,9 @@ public sealed record TierRow(int MemoryMb, double VcpuShare, int Threads, TierRu
     public TierRun Reference => Warm.MaxBy(r => r.NPredict)!;
 }
 
-public sealed record TierReport(string Source, string Architecture, double? TargetSeconds, IReadOnlyList<TierRow> Rows, int? RecommendedMemoryMb, string Recommendation);
+/// <summary>The tier table; <paramref name="Interrupted"/> names the tier it stopped at when it is partial.</summary>
+public sealed record TierReport(string Source, string Architecture, double? TargetSeconds, IReadOnlyList<TierRow> Rows, int? RecommendedMemoryMb, string Recommendation,
+    TierInterruption? Interrupted = null);
 
 /// <summary>Measures a tier: a cold start (new process or first request) and warm runs at each n_predict.</summary>
 public interface ITierRunner
