@@ -9,7 +9,7 @@ namespace BitNet.Cli.Commands;
 /// `bitnet bench-cost --url URL --hardware NAME [--sweep 1,2,4,8]`: measure an OpenAI-compatible endpoint
 /// under load and price it in $ per million tokens; writes results/raw/{run}.json and results/reports/{run}.md
 /// (+ .svg), and with --sweep one run per concurrency level plus results/reports/{sweep}.md comparing them. A sweep
-/// stopped at a level (a silent server, every request failing, cancellation) reports the levels before it in {sweep}-partial.md.
+/// stopped at a level (a silent server, every request failing, Ctrl-C) reports the levels before it in {sweep}-partial.md.
 /// </summary>
 internal static class BenchCostCommand
 {
@@ -45,7 +45,8 @@ internal static class BenchCostCommand
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            CancellationToken stop = cancellationToken;
+            using var signals = new StopSignals(cancellationToken);
+            CancellationToken stop = signals.Token;
             try
             {
                 Uri baseUri = BenchSettings.BaseUrl(parse.GetValue(url)!, "--url");

@@ -11,7 +11,7 @@ namespace BitNet.Cli.Commands;
 /// `bitnet tiers`: the memory-tier table — per Lambda memory tier a cold start and warm runs at
 /// n_predict 10/50/100, with $/invocation and $/1M tokens, and the cheapest tier meeting a latency
 /// target. Measured against deployed URLs (--url-per-tier) or emulated locally (child processes
-/// with the tier's share of cores). A run stopped at a tier (a silent or failing URL, a failed child, cancellation)
+/// with the tier's share of cores). A run stopped at a tier (a silent or failing URL, a failed child, Ctrl-C)
 /// prints and writes the tiers measured before it, marked partial, then the error.
 /// </summary>
 internal static class TiersCommand
@@ -43,7 +43,8 @@ internal static class TiersCommand
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            CancellationToken stop = cancellationToken;
+            using var signals = new StopSignals(cancellationToken);
+            CancellationToken stop = signals.Token;
             try
             {
                 int[] memory = NumberList.Parse(parse.GetValue(tiers)!, "--tiers", "Lambda memory size in MB", 128, 10240);

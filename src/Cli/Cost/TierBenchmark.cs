@@ -131,7 +131,15 @@ public sealed partial class LocalTierRunner(IReadOnlyList<string> command, strin
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {command[0]}");
         var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
         var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-        await process.WaitForExitAsync(cancellationToken);
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);   // a cancelled run leaves no child computing behind it
+            throw;
+        }
         double wall = clock.Elapsed.TotalSeconds;
         string errors = await stderr;
         await stdout;

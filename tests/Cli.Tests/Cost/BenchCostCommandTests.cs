@@ -1,7 +1,9 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Text.Json;
 using BitNet.Cli.Commands;
 using BitNet.Cli.Cost;
+using BitNet.Cli.Tests.Errors;
 using BitNet.Cli.Tests.Hub;
 using BitNet.Inference.Api;
 using BitNet.Inference.Hub;
@@ -299,6 +301,34 @@ public sealed class BenchCostCommandTests : IDisposable
         string report = File.ReadAllText(_temp.Combine("reports", PartialSweepReport));
         Assert.Contains("- **Partial:** concurrency 2 was interrupted: the run was cancelled (Ctrl-C or a termination signal). Not run: concurrency 4.", report);
         Assert.Equal(["1"], SweepRows(report).Select(r => r.Split('|')[1].Trim()));
+    }
+
+    /// <summary>
+    /// SIGTERM, handled as Ctrl-C is (SIGINT itself may be ignored by a process started in the background,
+    /// as a test run can be, so the test sends the signal that never is).
+    /// </summary>
+    [Fact]
+    public async Task A_sweep_stopped_by_a_signal_reports_the_levels_it_measured_and_exits_130()
+    {
+        Assert.SkipWhen(OperatingSystem.IsWindows(), "sends SIGTERM with kill(1)");
+        int pid = 0, signalled = 0;
+        // Level 2 sends two requests: one signal only (a second one would end the process at once, as it should).
+        using var server = StallingServer.AnswerThenStall(2, "/v1/completions", CompletionResponse(3), stalled: () =>
+        {
+            if (Interlocked.Exchange(ref signalled, 1) == 0)
+                Process.Start("kill", ["-TERM", Volatile.Read(ref pid).ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+        });
+        var (exit, stdout, stderr) = await CliProcess.RunAsync(null, process => Volatile.Write(ref pid, process.Id),
+            "bench-cost", "--url", server.BaseUrl, "--results", _temp.Path, "--hardware", "local", "--price-per-hour", "0.2",
+            "--requests", "1", "--warmup", "0", "--max-tokens", "3", "--sweep", "1,2,4");
+
+        Assert.True(exit == 130, stderr);
+        Assert.Equal("error: the run was cancelled (Ctrl-C or a termination signal)", stderr.Trim().Split('\n')[^1]);
+        string report = Assert.Single(Directory.GetFiles(_temp.Combine("reports"), "*-local-sweep-partial.md"));
+        Assert.Contains($"sweep:   {report} (partial: concurrency 2 was interrupted)", stdout);
+        Assert.Contains("- **Partial:** concurrency 2 was interrupted: the run was cancelled (Ctrl-C or a termination signal). Not run: concurrency 4.",
+            File.ReadAllText(report));
+        Assert.Equal(["1"], SweepRows(File.ReadAllText(report)).Select(r => r.Split('|')[1].Trim()));
     }
 
     [Fact]
