@@ -8,7 +8,8 @@ namespace BitNet.Cli.Commands;
 /// <summary>
 /// `bitnet bench-cost --url URL --hardware NAME [--sweep 1,2,4,8]`: measure an OpenAI-compatible endpoint
 /// under load and price it in $ per million tokens; writes results/raw/{run}.json and results/reports/{run}.md
-/// (+ .svg), and with --sweep one run per concurrency level plus results/reports/{sweep}.md comparing them.
+/// (+ .svg), and with --sweep one run per concurrency level plus results/reports/{sweep}.md comparing them. A sweep
+/// stopped at a level (a silent server, every request failing, Ctrl-C) reports the levels before it in {sweep}-partial.md.
 /// </summary>
 internal static class BenchCostCommand
 {
@@ -44,6 +45,8 @@ internal static class BenchCostCommand
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
+            using var signals = new StopSignals(cancellationToken);
+            CancellationToken stop = signals.Token;
             try
             {
                 Uri baseUri = BenchSettings.BaseUrl(parse.GetValue(url)!, "--url");
@@ -74,16 +77,33 @@ internal static class BenchCostCommand
                 DateTimeOffset sweepStarted = clock();
                 var runs = new List<BenchRun>();
                 int errors = 0;
-                foreach (int level in levels)
+                SweepInterruption? interrupted = null;
+                Exception? stoppedBy = null;
+                for (int index = 0; index < levels.Length; index++)
                 {
+                    int level = levels[index];
                     var levelSettings = levels.Length == 1 ? settings
                         : settings with { Concurrency = level, Requests = Math.Max(n, 2 * level), Warmup = runs.Count == 0 ? w : 0 };
                     DateTimeOffset started = clock();
                     await stderr.WriteLineAsync($"bench-cost: {levelSettings.Warmup} warm-up + {levelSettings.Requests} requests, concurrency {level}, max_tokens {m} → {baseUri}");
-                    var (samples, wall, model) = await runner.RunAsync(levelSettings, new Progress<int>(), cancellationToken);
-                    if (samples.All(s => s.Error is not null))   // before the probes: a server that failed everything is not asked more
-                        throw new HttpRequestException($"every request failed; first error: {samples[0].Error}");
-                    var (peak, peakSource) = await runner.PeakMemoryAsync(levelSettings, cancellationToken);
+                    IReadOnlyList<RequestSample> samples;
+                    double wall;
+                    string? model, peakSource;
+                    long? peak;
+                    try
+                    {
+                        (samples, wall, model) = await runner.RunAsync(levelSettings, new Progress<int>(), stop);
+                        if (samples.All(s => s.Error is not null))   // before the probes: a server that failed everything is not asked more
+                            throw new HttpRequestException($"every request failed; first error: {samples[0].Error}");
+                        (peak, peakSource) = await runner.PeakMemoryAsync(levelSettings, stop);
+                    }
+                    catch (Exception e) when (runs.Count > 0 && (e is HttpRequestException || RunInterruption.IsCancellation(e, stop)))
+                    {
+                        // The levels already measured still get their sweep report, marked partial, before the error.
+                        interrupted = new SweepInterruption(level, RunInterruption.Reason(e, stop), levels[(index + 1)..]);
+                        stoppedBy = e;
+                        break;
+                    }
                     BenchNumbers numbers = BenchAnalysis.Summarise(samples, wall, level, m, peak, peakSource);
                     errors += numbers.Errors;
 
@@ -94,13 +114,14 @@ internal static class BenchCostCommand
                         numbers.Errors > 0 ? $"{numbers.Errors} of {numbers.Requests} requests failed; first: {samples.First(s => s.Error is not null).Error}" : "");
                     runs.Add(run);
 
+                    // Written whatever the token says: a Ctrl-C during these few writes must not lose a measured level.
                     string rawPath = Path.Combine(rawDir, runId + ".json");
-                    await File.WriteAllTextAsync(rawPath, JsonSerializer.Serialize(run, CostJsonContext.Default.BenchRun), cancellationToken);
+                    await File.WriteAllTextAsync(rawPath, JsonSerializer.Serialize(run, CostJsonContext.Default.BenchRun), CancellationToken.None);
                     var comparison = LoadRuns(rawDir);
                     string svgName = runId + ".svg";
-                    await File.WriteAllTextAsync(Path.Combine(reportDir, svgName), CostReport.Svg(comparison), cancellationToken);
+                    await File.WriteAllTextAsync(Path.Combine(reportDir, svgName), CostReport.Svg(comparison), CancellationToken.None);
                     string reportPath = Path.Combine(reportDir, runId + ".md");
-                    await File.WriteAllTextAsync(reportPath, CostReport.Markdown(run, comparison, svgName), cancellationToken);
+                    await File.WriteAllTextAsync(reportPath, CostReport.Markdown(run, comparison, svgName), CancellationToken.None);
 
                     await stdout.WriteLineAsync(string.Create(inv, $"{price.Hardware}{(levels.Length > 1 ? $" concurrency {level}" : "")}: {numbers.TokensPerSecond:0.00} tokens/s, TTFT p50 {numbers.TtftP50Ms:0} ms, latency p50 {numbers.LatencyP50Ms:0} ms / p99 {numbers.LatencyP99Ms:0} ms, peak memory {(peak is { } p ? $"{p / 1048576.0:0} MiB" : "n/a")}"));
                     await stdout.WriteLineAsync(string.Create(inv, $"$/hr {CostReport.Money(price.HourlyUsd)}; $/1M tokens: {string.Join(", ", run.Cost.Select(x => $"{x.Utilisation:P0} {CostReport.Money(x.UsdPerMillionTokens)}"))}"));
@@ -109,22 +130,33 @@ internal static class BenchCostCommand
                 }
                 if (levels.Length > 1)
                 {
-                    string sweepId = $"{sweepStarted:yyyyMMdd-HHmmss}-{Sanitise(price.Hardware)}-sweep";
+                    // A partial sweep gets a name of its own, so it is never taken for a whole one.
+                    string sweepId = $"{sweepStarted:yyyyMMdd-HHmmss}-{Sanitise(price.Hardware)}-sweep{(interrupted is null ? "" : "-partial")}";
                     string svgName = sweepId + ".svg";
-                    await File.WriteAllTextAsync(Path.Combine(reportDir, svgName), CostReport.SweepSvg(runs), cancellationToken);
+                    await File.WriteAllTextAsync(Path.Combine(reportDir, svgName), CostReport.SweepSvg(runs), CancellationToken.None);
                     string sweepPath = Path.Combine(reportDir, sweepId + ".md");
-                    await File.WriteAllTextAsync(sweepPath, CostReport.SweepMarkdown(runs, svgName), cancellationToken);
-                    await stdout.WriteLineAsync($"sweep:   {sweepPath}");
+                    await File.WriteAllTextAsync(sweepPath, CostReport.SweepMarkdown(runs, svgName, interrupted), CancellationToken.None);
+                    await stdout.WriteLineAsync($"sweep:   {sweepPath}{(interrupted is null ? "" : $" (partial: concurrency {interrupted.Concurrency} was interrupted)")}");
                 }
+                if (stoppedBy is not null)
+                    return await StoppedAsync(stderr, stoppedBy, stop);
                 return errors > 0 ? 3 : 0;
             }
-            catch (Exception e) when (e is ArgumentException or InvalidDataException or HttpRequestException or IOException)
+            catch (Exception e) when (e is ArgumentException or InvalidDataException or HttpRequestException or IOException
+                || RunInterruption.IsCancellation(e, stop))
             {
-                await stderr.WriteLineAsync(ModelCommandOptions.ErrorLine(e));
-                return 1;
+                return await StoppedAsync(stderr, e, stop);
             }
         });
         return command;
+    }
+
+    /// <summary>The error line of a run that stopped (bench-cost, tiers) and its exit code: 130 once the user cancelled it, else 1.</summary>
+    internal static async Task<int> StoppedAsync(TextWriter stderr, Exception e, CancellationToken stop)
+    {
+        bool cancelled = stop.IsCancellationRequested;
+        await stderr.WriteLineAsync(cancelled ? $"error: {RunInterruption.CancelledReason}" : ModelCommandOptions.ErrorLine(e));
+        return cancelled ? RunInterruption.CancelledExitCode : 1;
     }
 
     /// <summary>--idle-timeout of bench-cost and tiers: how long a server may send nothing before the run stops.</summary>

@@ -11,7 +11,8 @@ namespace BitNet.Cli.Commands;
 /// `bitnet tiers`: the memory-tier table — per Lambda memory tier a cold start and warm runs at
 /// n_predict 10/50/100, with $/invocation and $/1M tokens, and the cheapest tier meeting a latency
 /// target. Measured against deployed URLs (--url-per-tier) or emulated locally (child processes
-/// with the tier's share of cores).
+/// with the tier's share of cores). A run stopped at a tier (a silent or failing URL, a failed child, Ctrl-C)
+/// prints and writes the tiers measured before it, marked partial, then the error.
 /// </summary>
 internal static class TiersCommand
 {
@@ -42,6 +43,8 @@ internal static class TiersCommand
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
+            using var signals = new StopSignals(cancellationToken);
+            CancellationToken stop = signals.Token;
             try
             {
                 int[] memory = NumberList.Parse(parse.GetValue(tiers)!, "--tiers", "Lambda memory size in MB", 128, 10240);
@@ -85,40 +88,68 @@ internal static class TiersCommand
                 }
 
                 var rows = new List<TierRow>();
-                foreach (int mb in memory)
+                TierInterruption? interrupted = null;
+                Exception? stoppedBy = null;
+                for (int index = 0; index < memory.Length; index++)
                 {
+                    int mb = memory[index];
                     await stderr.WriteLineAsync($"tiers: measuring {mb} MB...");
-                    var measurement = await runner.MeasureAsync(mb, parse.GetValue(coldN), ns, cancellationToken);
+                    TierMeasurement measurement;
+                    try
+                    {
+                        measurement = await runner.MeasureAsync(mb, parse.GetValue(coldN), ns, stop);
+                    }
+                    catch (Exception e) when (rows.Count > 0 && (IsMeasurementFailure(e) || RunInterruption.IsCancellation(e, stop)))
+                    {
+                        // The tiers already measured are still printed and written, marked partial, before the error.
+                        interrupted = new TierInterruption(mb, RunInterruption.Reason(e, stop), memory[(index + 1)..]);
+                        stoppedBy = e;
+                        break;
+                    }
                     rows.Add(TierMath.Price(measurement, table.Resolve($"lambda-{architecture}-{mb}")));
                 }
                 var (recommended, text) = TierMath.Recommend(rows, parse.GetValue(target));
-                var report = new TierReport(source, architecture, parse.GetValue(target), rows, recommended, text);
-
+                var report = new TierReport(source, architecture, parse.GetValue(target), rows, recommended, text, interrupted);
                 string markdown = TierMath.Table(report);
-                await stdout.WriteLineAsync($"Lambda {architecture} tiers, {source}:");
+                string among = interrupted is null ? "" : " among the measured tiers";
+                string notMeasured = interrupted is null ? "" : string.Join(", ", interrupted.NotMeasured.Select(mb => $"{mb} MB"));
+
+                await stdout.WriteLineAsync($"Lambda {architecture} tiers, {source}{(interrupted is null ? "" : " (partial)")}:");
                 await stdout.WriteAsync(markdown);
-                await stdout.WriteLineAsync($"recommendation: {text}");
+                if (interrupted is not null)
+                    await stdout.WriteLineAsync($"partial: {interrupted.MemoryMb} MB was interrupted: {interrupted.Reason}{(notMeasured.Length > 0 ? $"; not measured: {notMeasured}" : "")}");
+                await stdout.WriteLineAsync($"recommendation{among}: {text}");
                 if (resultsDir is { } dir)
                 {
-                    string id = $"tiers-{clock():yyyyMMdd-HHmmss}";
+                    // A partial table gets a name of its own, so it is never taken for a whole one.
+                    string id = $"tiers-{clock():yyyyMMdd-HHmmss}{(interrupted is null ? "" : "-partial")}";
+                    string title = interrupted is null ? architecture : $"{architecture}, partial";
+                    string partial = interrupted is null ? ""
+                        : $"**Partial:** {interrupted.MemoryMb} MB was interrupted: {RunInterruption.Sentence(interrupted.Reason)}{(notMeasured.Length > 0 ? $" Not measured: {notMeasured}." : "")}\n\n";
                     Directory.CreateDirectory(Path.Combine(dir, "raw"));
                     Directory.CreateDirectory(Path.Combine(dir, "reports"));
-                    await File.WriteAllTextAsync(Path.Combine(dir, "raw", id + ".json"), JsonSerializer.Serialize(report, CostJsonContext.Default.TierReport), cancellationToken);
+                    // Written whatever the token says: a Ctrl-C now must not lose the tiers measured.
+                    await File.WriteAllTextAsync(Path.Combine(dir, "raw", id + ".json"), JsonSerializer.Serialize(report, CostJsonContext.Default.TierReport), CancellationToken.None);
                     await File.WriteAllTextAsync(Path.Combine(dir, "reports", id + ".md"),
-                        $"# Lambda memory tiers ({architecture})\n\nSource: {source}.\n\n{markdown}\n**Recommendation:** {text}\n", cancellationToken);
+                        $"# Lambda memory tiers ({title})\n\nSource: {source}.\n\n{partial}{markdown}\n**Recommendation{among}:** {text}\n",
+                        CancellationToken.None);
                     await stdout.WriteLineAsync($"results: {Path.Combine(dir, "raw", id + ".json")}");
                 }
+                if (stoppedBy is not null)
+                    return await BenchCostCommand.StoppedAsync(stderr, stoppedBy, stop);
                 return 0;
             }
-            catch (Exception e) when (e is ArgumentException or InvalidOperationException or HttpRequestException or IOException or InvalidDataException
-                or System.ComponentModel.Win32Exception)
+            catch (Exception e) when (e is ArgumentException || IsMeasurementFailure(e) || RunInterruption.IsCancellation(e, stop))
             {
-                await stderr.WriteLineAsync(ModelCommandOptions.ErrorLine(e));
-                return 1;
+                return await BenchCostCommand.StoppedAsync(stderr, e, stop);
             }
         });
         return command;
     }
+
+    /// <summary>A tier that could not be measured: a URL that failed or went silent, a child run that failed or could not start.</summary>
+    private static bool IsMeasurementFailure(Exception e) =>
+        e is InvalidOperationException or HttpRequestException or IOException or InvalidDataException or System.ComponentModel.Win32Exception;
 
     /// <summary>How to start `bitnet` again: the given command, this apphost, or `dotnet bitnet.dll`.</summary>
     private static string[] ChildCommand(string? configured)

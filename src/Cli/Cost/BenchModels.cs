@@ -7,6 +7,34 @@ public sealed class ServerSilentException(Uri url, TimeSpan limit) : HttpRequest
     string.Create(System.Globalization.CultureInfo.InvariantCulture,
         $"{url} sent nothing for {limit.TotalSeconds:0.###} s; stopped waiting (--idle-timeout sets how long a server may stay silent)"));
 
+/// <summary>
+/// Why a run of several measurements (a sweep's levels, the tiers) stopped before its last one. What was
+/// measured before it is still reported, marked partial: a sweep can take many minutes.
+/// </summary>
+public static class RunInterruption
+{
+    /// <summary>The reason given when the user stops the run (<see cref="StopSignals"/>).</summary>
+    public const string CancelledReason = "the run was cancelled (Ctrl-C or a termination signal)";
+
+    /// <summary>The shell's code for a run ended by Ctrl-C, which `generate` returns too.</summary>
+    public const int CancelledExitCode = 130;
+
+    /// <summary>Whether <paramref name="e"/> is the cancellation the user asked for through <paramref name="token"/>.</summary>
+    public static bool IsCancellation(Exception e, CancellationToken token) => e is OperationCanceledException && token.IsCancellationRequested;
+
+    /// <summary>The reason for a report: once the user cancelled, whatever failed failed because of it; else the error's message.</summary>
+    public static string Reason(Exception e, CancellationToken token) => token.IsCancellationRequested ? CancelledReason : e.Message;
+
+    /// <summary>"reason." without doubling a final full stop.</summary>
+    public static string Sentence(string reason) => reason.TrimEnd('.') + ".";
+}
+
+/// <summary>A concurrency sweep that stopped at <paramref name="Concurrency"/>: why, and the levels never run.</summary>
+public sealed record SweepInterruption(int Concurrency, string Reason, IReadOnlyList<int> NotRun);
+
+/// <summary>A tier table that stopped at the tier of <paramref name="MemoryMb"/>: why, and the tiers never measured.</summary>
+public sealed record TierInterruption(int MemoryMb, string Reason, IReadOnlyList<int> NotMeasured);
+
 /// <summary>One measured request.</summary>
 public sealed record RequestSample(double LatencySeconds, double? TtftSeconds, int Tokens, string? Error);
 

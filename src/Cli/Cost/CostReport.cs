@@ -93,14 +93,22 @@ public static class CostReport
     /// <summary>
     /// A concurrency sweep (one run per level, same endpoint and hardware): tokens/s and how it scales from
     /// the first level, TTFT, latency and $ per million tokens at each level, with <see cref="SweepSvg"/>.
+    /// A sweep that stopped early (<paramref name="interrupted"/>) is titled partial and names the level it stopped at, and why.
     /// </summary>
-    public static string SweepMarkdown(IReadOnlyList<BenchRun> runs, string svgFileName)
+    public static string SweepMarkdown(IReadOnlyList<BenchRun> runs, string svgFileName, SweepInterruption? interrupted = null)
     {
         ArgumentOutOfRangeException.ThrowIfZero(runs.Count);
         BenchRun first = runs[0];
         var md = new StringBuilder();
-        md.AppendLine(Inv, $"# Concurrency sweep on {first.Hardware}");
+        md.AppendLine(Inv, $"# Concurrency sweep on {first.Hardware}{(interrupted is null ? "" : " (partial)")}");
         md.AppendLine();
+        if (interrupted is { } stop)
+        {
+            md.Append(Inv, $"- **Partial:** concurrency {stop.Concurrency} was interrupted: {RunInterruption.Sentence(stop.Reason)}");
+            if (stop.NotRun.Count > 0)
+                md.Append(Inv, $" Not run: concurrency {string.Join(", ", stop.NotRun)}.");
+            md.AppendLine(" The table and the chart hold the levels that completed.");
+        }
         md.AppendLine(Inv, $"- Endpoint: `{first.Url}` ({first.Endpoint}), model `{first.Model}`, up to {first.Results.MaxTokens} tokens per request");
         md.AppendLine(Inv, $"- Hardware: **{first.Hardware}** ({first.Price.Kind}, {Money(first.HourlyUsd)}/h; price source: {first.Price.Source}), started {first.StartedAt:u}");
         md.AppendLine();

@@ -20,7 +20,9 @@ public sealed record TierRow(int MemoryMb, double VcpuShare, int Threads, TierRu
     public TierRun Reference => Warm.MaxBy(r => r.NPredict)!;
 }
 
-public sealed record TierReport(string Source, string Architecture, double? TargetSeconds, IReadOnlyList<TierRow> Rows, int? RecommendedMemoryMb, string Recommendation);
+/// <summary>The tier table; <paramref name="Interrupted"/> names the tier it stopped at when it is partial.</summary>
+public sealed record TierReport(string Source, string Architecture, double? TargetSeconds, IReadOnlyList<TierRow> Rows, int? RecommendedMemoryMb, string Recommendation,
+    TierInterruption? Interrupted = null);
 
 /// <summary>Measures a tier: a cold start (new process or first request) and warm runs at each n_predict.</summary>
 public interface ITierRunner
@@ -129,7 +131,15 @@ public sealed partial class LocalTierRunner(IReadOnlyList<string> command, strin
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {command[0]}");
         var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
         var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-        await process.WaitForExitAsync(cancellationToken);
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);   // a cancelled run leaves no child computing behind it
+            throw;
+        }
         double wall = clock.Elapsed.TotalSeconds;
         string errors = await stderr;
         await stdout;

@@ -31,8 +31,11 @@ public sealed record EngineOptions
     /// <summary>Most generations decoding together in one batch; more wait. At least 1.</summary>
     public int Parallel { get; init; } = 1;
     /// <summary>KV cache positions shared by all generations; 0 = <see cref="KvBudget.DefaultTokens"/> (Parallel
-    /// × context, capped by the memory the process may use). Never less than one whole context.</summary>
+    /// × context, capped by the memory the process may use). Never less than one whole context. A size whose bytes
+    /// and the weights' exceed that memory is refused at load.</summary>
     public long KvCacheTokens { get; init; }
     /// <summary>Prompt tokens evaluated per batch step, beside the decoding generations' tokens (at least 3).</summary>
     public int PromptTokensPerStep { get; init; } = 64;
+    /// <summary>Tests only: the memory limit the KV cache is sized by and checked against; null = <see cref="KvBudget.MemoryLimitBytes"/>.</summary>
+    internal long? MemoryLimitBytes { get; init; }
 }

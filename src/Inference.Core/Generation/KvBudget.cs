@@ -1,4 +1,5 @@
 using System.Globalization;
+using BitNet.Inference.Gguf;
 using BitNet.Inference.Model;
 
 namespace BitNet.Inference.Generation;
@@ -37,6 +38,22 @@ public static class KvBudget
             return megabytes << 20;
         long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         return available > 0 ? available : null;
+    }
+
+    /// <summary>
+    /// What the weights take of the memory limit, beside the KV cache: the model file (a fair bound) when they are
+    /// read into private memory; with <see cref="WeightStorage.Mapped"/>, the file less the tensors used in place
+    /// from the mapping, plus the int8 head that q8 and screened build.
+    /// </summary>
+    internal static long WeightBytes(GgufFile file, ModelConfig config, WeightStorage storage, LmHeadMode head)
+    {
+        if (storage != WeightStorage.Mapped)
+            return file.FileSize;
+        // Mapped pages are page cache, which the kernel drops and reads again (or charges to another process mapping
+        // the file): they never get this process killed, so only what it holds privately counts.
+        long inPlace = WeightResidency.StreamedTensors(file, config, LmHeadMode.F16).Sum(t => t.ByteSize);
+        long int8Head = head == LmHeadMode.F16 ? 0 : (long)config.VocabSize * config.EmbeddingLength;
+        return file.FileSize - inPlace + int8Head;
     }
 
     /// <summary>Blocks of the pool for <paramref name="tokens"/> positions, at least one whole context.</summary>

@@ -414,9 +414,9 @@ internal sealed class StepScheduler : IDisposable
         {
             int b = s.RegisteredBlocks, count = Math.Min(blockTokens, evaluated - b * blockTokens);
             ReadOnlySpan<int> tokens = s.History.AsSpan(b * blockTokens, count);
-            _pool.Register(s.Kv.Block(b), s.ChainHash, b == 0 ? -1 : s.Kv.Block(b - 1), tokens);
+            ulong hash = _pool.Register(s.Kv.Block(b), s.ChainHash, b == 0 ? -1 : s.Kv.Block(b - 1), tokens);
             if (count < blockTokens) break;
-            s.ChainHash = KvCachePool.PrefixHash(s.ChainHash, tokens);
+            s.ChainHash = hash;
             s.RegisteredBlocks++;
         }
     }

@@ -231,7 +231,9 @@ public sealed class KvCachePool
     /// registered positions may grow as its prompt is evaluated, never change. A full block is also found by
     /// its prefix hash (<see cref="TryShare"/>) unless another block already holds that prefix.
     /// </summary>
-    public void Register(int block, ulong parentHash, int parent, ReadOnlySpan<int> tokens)
+    /// <returns>A full block's prefix hash (<see cref="PrefixHash"/> of <paramref name="parentHash"/> and
+    /// <paramref name="tokens"/>), the next block's parent hash; 0 while the block is not full.</returns>
+    public ulong Register(int block, ulong parentHash, int parent, ReadOnlySpan<int> tokens)
     {
         if (tokens.IsEmpty || tokens.Length > BlockTokens) throw new ArgumentException($"a block holds 1 to {BlockTokens} tokens", nameof(tokens));
         lock (_gate)
@@ -244,12 +246,15 @@ public sealed class KvCachePool
             _parentHash[block] = parentHash;
             tokens.CopyTo(_blockTokens.AsSpan(block * BlockTokens, tokens.Length));
             _registeredTokens[block] = tokens.Length;
-            if (tokens.Length == BlockTokens && registered < BlockTokens)
+            if (tokens.Length < BlockTokens)
+                return 0;
+            if (registered < BlockTokens)
             {
                 ulong hash = PrefixHash(parentHash, tokens);
                 _prefixHash[block] = hash;
                 _byPrefix.TryAdd(hash, block);   // a prefix already registered keeps its first block
             }
+            return _prefixHash[block];
         }
     }
 

@@ -1,7 +1,9 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Text.Json;
 using BitNet.Cli.Commands;
 using BitNet.Cli.Cost;
+using BitNet.Cli.Tests.Errors;
 using BitNet.Cli.Tests.Hub;
 using BitNet.Inference.Api;
 using BitNet.Inference.Hub;
@@ -237,6 +239,111 @@ public sealed class BenchCostCommandTests : IDisposable
         Assert.Equal(0, results.GetProperty("errors").GetInt32());
         Assert.True(results.GetProperty("latencyP50Ms").GetDouble() > 2000);   // longer than the idle timeout, in bytes sent more often
         Assert.Equal(8, results.GetProperty("totalTokens").GetInt64());
+    }
+
+    /// <summary>A whole streamed completion of <paramref name="tokens"/> one-token chunks and its usage, as one HTTP/1.1 response.</summary>
+    private static string CompletionResponse(int tokens)
+    {
+        var body = new System.Text.StringBuilder();
+        for (int i = 0; i < tokens; i++)
+            body.Append("data: {\"model\":\"fake\",\"choices\":[{\"index\":0,\"text\":\"t").Append(i).Append(" \"}]}\n\n");
+        body.Append("data: {\"model\":\"fake\",\"choices\":[],\"usage\":{\"completion_tokens\":").Append(tokens).Append("}}\n\ndata: [DONE]\n\n");
+        return $"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {body.Length}\r\n\r\n{body}";
+    }
+
+    private const string SweepReport = "20261123-030000-local-sweep.md", PartialSweepReport = "20261123-030000-local-sweep-partial.md";
+
+    /// <summary>The sweep report's table rows (concurrency first), and the partial report's line naming the interrupted level.</summary>
+    private static List<string> SweepRows(string report) =>
+        [.. report.Split('\n').Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\| [0-9]+ \|"))];
+
+    /// <summary>Level 1 measured (2 requests), then a server that goes silent: the sweep of 1,2 is cut at level 2.</summary>
+    [Fact]
+    public async Task A_sweep_whose_server_goes_silent_reports_the_levels_it_measured_and_names_the_one_it_stopped_at()
+    {
+        using var server = StallingServer.AnswerThenStall(2, "/v1/completions", CompletionResponse(3));
+        int exit = await RunAt(server.BaseUrl, "--hardware", "local", "--price-per-hour", "0.2", "--requests", "1", "--warmup", "0", "--max-tokens", "3",
+            "--sweep", "1,2", "--idle-timeout", "1").WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+        Assert.Equal(1, exit);
+        string silence = $"{server.BaseUrl}v1/completions sent nothing for 1 s; stopped waiting (--idle-timeout sets how long a server may stay silent)";
+        Assert.Equal($"error: {silence}", _err.ToString().Trim().Split('\n')[^1]);   // the error comes last, after the report
+        var level1 = RawResult("20261123-030000-local-c1").GetProperty("results");
+        Assert.Equal(6, level1.GetProperty("totalTokens").GetInt64());
+        Assert.False(File.Exists(_temp.Combine("raw", "20261123-030000-local-c2.json")));
+
+        Assert.False(File.Exists(_temp.Combine("reports", SweepReport)));   // a partial sweep is never taken for a whole one
+        string report = File.ReadAllText(_temp.Combine("reports", PartialSweepReport));
+        Assert.Contains("# Concurrency sweep on local (partial)", report);
+        Assert.Contains($"- **Partial:** concurrency 2 was interrupted: {silence}", report);
+        string row = Assert.Single(SweepRows(report));
+        Assert.StartsWith(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"| 1 | {level1.GetProperty("tokensPerSecond").GetDouble():0.00} | 1.00× |"), row);
+        Assert.Contains("concurrency 1", File.ReadAllText(_temp.Combine("reports", "20261123-030000-local-sweep-partial.svg")));
+
+        string stdout = _out.ToString();
+        Assert.Contains("local concurrency 1: ", stdout);
+        Assert.Contains($"sweep:   {_temp.Combine("reports", PartialSweepReport)} (partial: concurrency 2 was interrupted)", stdout);
+    }
+
+    [Fact]
+    public async Task A_sweep_cancelled_midway_reports_the_levels_it_measured_and_exits_130()
+    {
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        // The first request of level 2 gets no answer and cancels the command's token.
+        using var server = StallingServer.AnswerThenStall(2, "/v1/completions", CompletionResponse(3), stalled: cancel.Cancel);
+        var root = new RootCommand { BenchCostCommand.Create(_out, _err, () => _now) };
+        int exit = await root.Parse(["bench-cost", "--url", server.BaseUrl, "--results", _temp.Path, "--hardware", "local", "--price-per-hour", "0.2",
+                "--requests", "1", "--warmup", "0", "--max-tokens", "3", "--sweep", "1,2,4"])
+            .InvokeAsync(cancellationToken: cancel.Token).WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+        Assert.Equal(130, exit);
+        Assert.Equal("error: the run was cancelled (Ctrl-C or a termination signal)", _err.ToString().Trim().Split('\n')[^1]);
+        string report = File.ReadAllText(_temp.Combine("reports", PartialSweepReport));
+        Assert.Contains("- **Partial:** concurrency 2 was interrupted: the run was cancelled (Ctrl-C or a termination signal). Not run: concurrency 4.", report);
+        Assert.Equal(["1"], SweepRows(report).Select(r => r.Split('|')[1].Trim()));
+    }
+
+    /// <summary>
+    /// SIGTERM, handled as Ctrl-C is (SIGINT itself may be ignored by a process started in the background,
+    /// as a test run can be, so the test sends the signal that never is).
+    /// </summary>
+    [Fact]
+    public async Task A_sweep_stopped_by_a_signal_reports_the_levels_it_measured_and_exits_130()
+    {
+        Assert.SkipWhen(OperatingSystem.IsWindows(), "sends SIGTERM with kill(1)");
+        int pid = 0, signalled = 0;
+        // Level 2 sends two requests: one signal only (a second one would end the process at once, as it should).
+        using var server = StallingServer.AnswerThenStall(2, "/v1/completions", CompletionResponse(3), stalled: () =>
+        {
+            if (Interlocked.Exchange(ref signalled, 1) == 0)
+                Process.Start("kill", ["-TERM", Volatile.Read(ref pid).ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+        });
+        var (exit, stdout, stderr) = await CliProcess.RunAsync(null, process => Volatile.Write(ref pid, process.Id),
+            "bench-cost", "--url", server.BaseUrl, "--results", _temp.Path, "--hardware", "local", "--price-per-hour", "0.2",
+            "--requests", "1", "--warmup", "0", "--max-tokens", "3", "--sweep", "1,2,4");
+
+        Assert.True(exit == 130, stderr);
+        Assert.Equal("error: the run was cancelled (Ctrl-C or a termination signal)", stderr.Trim().Split('\n')[^1]);
+        string report = Assert.Single(Directory.GetFiles(_temp.Combine("reports"), "*-local-sweep-partial.md"));
+        Assert.Contains($"sweep:   {report} (partial: concurrency 2 was interrupted)", stdout);
+        Assert.Contains("- **Partial:** concurrency 2 was interrupted: the run was cancelled (Ctrl-C or a termination signal). Not run: concurrency 4.",
+            File.ReadAllText(report));
+        Assert.Equal(["1"], SweepRows(File.ReadAllText(report)).Select(r => r.Split('|')[1].Trim()));
+    }
+
+    [Fact]
+    public async Task A_sweep_whose_server_drops_every_connection_reports_the_levels_it_measured()
+    {
+        using var server = StallingServer.AnswerThenStall(2, "/v1/completions", CompletionResponse(3), close: true);
+        int exit = await RunAt(server.BaseUrl, "--hardware", "local", "--price-per-hour", "0.2", "--requests", "1", "--warmup", "0", "--max-tokens", "3",
+            "--sweep", "1,2").WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+        Assert.Equal(1, exit);
+        string error = _err.ToString().Trim().Split('\n')[^1];
+        Assert.StartsWith("error: every request failed; first error: ", error);
+        string report = File.ReadAllText(_temp.Combine("reports", PartialSweepReport));
+        Assert.Contains($"- **Partial:** concurrency 2 was interrupted: {error["error: ".Length..]}", report);
+        Assert.Equal(["1"], SweepRows(report).Select(r => r.Split('|')[1].Trim()));
     }
 
     [Fact]

@@ -136,6 +136,59 @@ public sealed class TiersTests : IDisposable
     }
 
     [Fact]
+    public async Task Deployed_tiers_cut_short_by_a_silent_tier_print_and_write_the_tiers_measured_before_it()
+    {
+        using var small = new FakeOpenAiServer();
+        using var silent = new StallingServer();
+        using var large = new FakeOpenAiServer();
+        int exit = await Run("--url-per-tier", $"2048={small.BaseUrl}", "--url-per-tier", $"4096={silent.BaseUrl}", "--url-per-tier", $"10240={large.BaseUrl}",
+            "--n-predict", "10", "--idle-timeout", "1", "--results", _temp.Path).WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+        Assert.Equal(1, exit);
+        string silence = $"{silent.BaseUrl}v1/completions sent nothing for 1 s; stopped waiting (--idle-timeout sets how long a server may stay silent)";
+        Assert.Equal($"error: {silence}", _err.ToString().Trim().Split('\n')[^1]);
+        Assert.Empty(large.Bodies);   // nothing is sent after the tier that went silent
+
+        string stdout = _out.ToString();
+        Assert.Contains("Lambda arm64 tiers, deployed function URLs (partial):", stdout);
+        Assert.Contains("| 2048 MB |", stdout);
+        Assert.DoesNotContain("| 4096 MB |", stdout);
+        Assert.Contains($"partial: 4096 MB was interrupted: {silence}; not measured: 10240 MB", stdout);
+        Assert.Contains("recommendation among the measured tiers: cheapest per invocation: 2048 MB", stdout);
+
+        var report = JsonDocument.Parse(File.ReadAllText(_temp.Combine("raw", "tiers-20261123-040000-partial.json"))).RootElement;
+        Assert.Equal([2048], report.GetProperty("rows").EnumerateArray().Select(r => r.GetProperty("memoryMb").GetInt32()));
+        var interrupted = report.GetProperty("interrupted");
+        Assert.Equal(4096, interrupted.GetProperty("memoryMb").GetInt32());
+        Assert.Equal(silence, interrupted.GetProperty("reason").GetString());
+        Assert.Equal([10240], interrupted.GetProperty("notMeasured").EnumerateArray().Select(m => m.GetInt32()));
+        string markdown = File.ReadAllText(_temp.Combine("reports", "tiers-20261123-040000-partial.md"));
+        Assert.Contains($"**Partial:** 4096 MB was interrupted: {silence}. Not measured: 10240 MB.", markdown);
+        Assert.Contains("| 2048 MB |", markdown);
+        Assert.Contains($"results: {_temp.Combine("raw", "tiers-20261123-040000-partial.json")}", stdout);
+    }
+
+    [Fact]
+    public async Task Deployed_tiers_cancelled_midway_print_the_tiers_measured_and_exit_130()
+    {
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        using var small = new FakeOpenAiServer();
+        using var cancelling = new StallingServer(_ =>
+        {
+            cancel.Cancel();   // as Ctrl-C does, while the second tier's first request waits
+            return null;
+        });
+        int exit = await new RootCommand { TiersCommand.Create(_out, _err, () => new DateTimeOffset(2026, 11, 23, 4, 0, 0, TimeSpan.Zero)) }
+            .Parse(["tiers", "--url-per-tier", $"2048={small.BaseUrl}", "--url-per-tier", $"4096={cancelling.BaseUrl}", "--n-predict", "10"])
+            .InvokeAsync(cancellationToken: cancel.Token).WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+        Assert.Equal(130, exit);
+        Assert.Equal("error: the run was cancelled (Ctrl-C or a termination signal)", _err.ToString().Trim().Split('\n')[^1]);
+        Assert.Contains("| 2048 MB |", _out.ToString());
+        Assert.Contains("partial: 4096 MB was interrupted: the run was cancelled (Ctrl-C or a termination signal)\n", _out.ToString().Replace("\r", ""));
+    }
+
+    [Fact]
     public async Task Deployed_tiers_are_measured_through_their_urls()
     {
         using var small = new FakeOpenAiServer { TokenDelay = TimeSpan.FromMilliseconds(4) };

@@ -279,6 +279,24 @@ public sealed class CliInputErrorTests : IDisposable
     }
 
     [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Serve_with_a_kv_cache_beyond_the_memory_limit_exits_with_one_line_saying_how_many_tokens_fit(bool asFlag)
+    {
+        // The limit the engine sizes the cache by, set here so the test does not depend on this machine's memory.
+        var environment = new Dictionary<string, string?> { ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = "128" };
+        if (!asFlag)
+            environment[EnvVars.KvCacheTokens] = "1000000";
+        string[] args = asFlag ? ["serve", "-m", Model, "--port", "0", "--kv-cache-tokens", "1000000"] : ["serve", "-m", Model, "--port", "0"];
+        var (exit, _, stderr) = await CliProcess.RunAsync(environment, args);
+        Assert.Equal(1, exit);
+        string line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Matches(@"^bitnet: the model failed to load: a KV cache of 1000000 tokens needs 1\.9 GiB beside 70\.7 MiB of weights, " +
+            @"more than the 128\.0 MiB of memory this process may use; at most \d+ tokens fit$", line);
+        AssertNoDotNetNoise(stderr);
+    }
+
+    [Theory]
     [InlineData("1048576", "1")]     // one position past serve's largest context
     [InlineData("100000000", "1")]   // past a layer's largest array (an overflow before)
     [InlineData("1", "2147483646")]

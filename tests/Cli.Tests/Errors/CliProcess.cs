@@ -7,7 +7,12 @@ internal static class CliProcess
 {
     public static string Executable => Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "bitnet.exe" : "bitnet");
 
-    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(IReadOnlyDictionary<string, string?>? environment, params string[] args)
+    public static Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(IReadOnlyDictionary<string, string?>? environment, params string[] args) =>
+        RunAsync(environment, null, args);
+
+    /// <param name="started">Sees the process once it runs (to signal it, say).</param>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(IReadOnlyDictionary<string, string?>? environment,
+        Action<Process>? started, params string[] args)
     {
         var info = new ProcessStartInfo(Executable)
         {
@@ -23,6 +28,7 @@ internal static class CliProcess
         foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
             info.Environment[name] = value;
         using Process process = Process.Start(info)!;
+        started?.Invoke(process);
         process.StandardInput.Close();
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();

@@ -109,6 +109,22 @@ public class KvCachePoolTests
     }
 
     [Fact]
+    public void Registering_a_full_block_returns_its_prefix_hash_and_a_partial_one_returns_0()
+    {
+        var pool = new KvCachePool(Config, blocks: 3, blockTokens: 4);
+        var owner = new KvSequence(pool, 12);
+        Assert.True(owner.TryReserve(12));
+        ulong h0 = KvCachePool.PrefixHash(0, Tokens(0, 4));
+        Assert.Equal(h0, pool.Register(owner.Block(0), 0, -1, Tokens(0, 4)));
+        Assert.Equal(h0, pool.Register(owner.Block(0), 0, -1, Tokens(0, 4)));   // registered again: the same hash
+        Assert.Equal(0UL, pool.Register(owner.Block(1), h0, owner.Block(0), Tokens(4, 3)));
+        ulong h1 = pool.Register(owner.Block(1), h0, owner.Block(0), Tokens(4, 4));   // the block filled up
+        Assert.Equal(KvCachePool.PrefixHash(h0, Tokens(4, 4)), h1);
+        Assert.Equal(owner.Block(1), pool.Find(h1, owner.Block(0), Tokens(4, 4)));
+        Assert.Equal(KvCachePool.PrefixHash(h1, Tokens(8, 4)), pool.Register(owner.Block(2), h1, owner.Block(1), Tokens(8, 4)));
+    }
+
+    [Fact]
     public void The_first_positions_of_a_registered_block_are_found_by_their_longest_run_and_copied()
     {
         var pool = new KvCachePool(Config, blocks: 4, blockTokens: 4);
