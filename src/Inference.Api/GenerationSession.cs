@@ -9,25 +9,23 @@ namespace BitNet.Inference.Api;
 /// prompt's KV blocks. Starting it waits for the model (FIFO; the request takes one place in the queue
 /// whatever its n), starts the engine and waits for every choice's first update, so everything that can
 /// be refused with a status (queue full, context too long, deadline passed while queued) is known before
-/// a host commits to a 200. Reading it yields every update of every choice, in the order they arrive;
-/// each choice's last one carries its stats.
+/// a host commits to a 200 (a stream that has to wait for a place is answered before: <see cref="QueuedStream"/>).
+/// Reading it yields every update of every choice, in the order they arrive; each choice's last one carries its stats.
 /// Two things end a generation early: the client going away (the engine sees the token within one
 /// token and the stream ends "cancelled") and the deadline (ends "length", as OpenAI reports a cut).
 /// Disposing releases the model to the next request.
 /// </summary>
 internal sealed class GenerationSession : IAsyncDisposable
 {
-    private readonly RequestQueue.Lease _lease;
     private readonly CancellationTokenSource _deadline;
     private readonly CancellationTokenSource _linked;
     private readonly CancellationToken _client;
     private readonly int _promptTokens;
     private readonly Choice[] _choices;
+    private RequestQueue.Lease? _lease;
 
-    private GenerationSession(RequestQueue.Lease lease, CancellationTokenSource deadline, CancellationTokenSource linked, int promptTokens,
-        int choices, CancellationToken client)
+    private GenerationSession(CancellationTokenSource deadline, CancellationTokenSource linked, int promptTokens, int choices, CancellationToken client)
     {
-        _lease = lease;
         _deadline = deadline;
         _linked = linked;
         _client = client;
@@ -41,57 +39,81 @@ internal sealed class GenerationSession : IAsyncDisposable
 
     public int Choices => _choices.Length;
 
-    public static async Task<GenerationSession> StartAsync(
+    public static Task<GenerationSession> StartAsync(
         ITextGenerator generator, RequestQueue queue, GenerationRequest request, DateTimeOffset deadline,
-        string promptParam, int choices, CancellationToken clientToken)
+        string promptParam, int choices, CancellationToken clientToken) =>
+        Start(generator, queue, request, deadline, promptParam, choices, clientToken).Started;
+
+    /// <summary>
+    /// Enters the queue and starts the session, as <see cref="StartAsync"/> does, and tells at once whether the request
+    /// has to wait for a place (<c>Waiting</c>; false when it got one or was refused with 429).
+    /// <paramref name="leaveQueue"/> gives up a place still waited for (the start then fails with
+    /// <see cref="OperationCanceledException"/>); once the request runs it has no effect.
+    /// </summary>
+    public static (bool Waiting, Task<GenerationSession> Started) Start(
+        ITextGenerator generator, RequestQueue queue, GenerationRequest request, DateTimeOffset deadline,
+        string promptParam, int choices, CancellationToken clientToken, CancellationToken leaveQueue = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(choices, 1);
         TimeSpan remaining = deadline - DateTimeOffset.UtcNow;
         var deadlineCts = new CancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
         var linked = CancellationTokenSource.CreateLinkedTokenSource(clientToken, deadlineCts.Token);
-        RequestQueue.Lease lease;
+        var session = new GenerationSession(deadlineCts, linked, request.PromptTokens.Count, choices, clientToken);
+        // Leaving the queue must not cancel a generation that has begun: the wait gets a token of its own.
+        CancellationTokenSource? wait = leaveQueue.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(linked.Token, leaveQueue) : null;
+        ValueTask<RequestQueue.Lease> entering = queue.EnterAsync(wait?.Token ?? linked.Token);
+        return (!entering.IsCompleted, session.StartAsync(entering, wait, generator, request with { Deadline = deadline }, promptParam));
+    }
+
+    private async Task<GenerationSession> StartAsync(ValueTask<RequestQueue.Lease> entering, CancellationTokenSource? wait,
+        ITextGenerator generator, GenerationRequest request, string promptParam)
+    {
         try
         {
-            lease = await queue.EnterAsync(linked.Token).ConfigureAwait(false);
+            try
+            {
+                _lease = await entering.ConfigureAwait(false);
+            }
+            finally
+            {
+                wait?.Dispose();
+            }
         }
-        catch (OperationCanceledException) when (deadlineCts.IsCancellationRequested && !clientToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (_deadline.IsCancellationRequested && !_client.IsCancellationRequested)
         {
-            linked.Dispose();
-            deadlineCts.Dispose();
+            await DisposeAsync().ConfigureAwait(false);
             throw ApiException.Unavailable("the request timed out waiting for the model; retry later", "queue_timeout", TimeSpan.FromSeconds(1));
         }
         catch
         {
-            linked.Dispose();
-            deadlineCts.Dispose();
+            await DisposeAsync().ConfigureAwait(false);
             throw;
         }
 
-        var session = new GenerationSession(lease, deadlineCts, linked, request.PromptTokens.Count, choices, clientToken);
         try
         {
             // Every choice is enqueued in the engine before any is awaited, so they decode together.
-            var firsts = new Task<GenerationUpdate>[choices];
-            for (int i = 0; i < choices; i++)
+            var firsts = new Task<GenerationUpdate>[_choices.Length];
+            for (int i = 0; i < _choices.Length; i++)
             {
                 GenerationRequest choice = i == 0 || request.Sampling.Seed is not ulong seed
-                    ? request with { Deadline = deadline }
-                    : request with { Deadline = deadline, Sampling = request.Sampling with { Seed = unchecked(seed + (ulong)i) } };
-                session._choices[i].Updates = generator.GenerateAsync(choice, linked.Token).GetAsyncEnumerator(linked.Token);
-                firsts[i] = session._choices[i].NextAsync();
+                    ? request
+                    : request with { Sampling = request.Sampling with { Seed = unchecked(seed + (ulong)i) } };
+                _choices[i].Updates = generator.GenerateAsync(choice, _linked.Token).GetAsyncEnumerator(_linked.Token);
+                firsts[i] = _choices[i].NextAsync();
             }
             // Every read is awaited before the session can be disposed; after a failure the others are cancelled.
             ExceptionDispatchInfo? failure = null;
-            for (int i = 0; i < choices; i++)
+            for (int i = 0; i < _choices.Length; i++)
             {
                 try
                 {
-                    session._choices[i].First = await firsts[i].ConfigureAwait(false);
+                    _choices[i].First = await firsts[i].ConfigureAwait(false);
                 }
                 catch (Exception e) when (failure is null)
                 {
                     failure = ExceptionDispatchInfo.Capture(e);
-                    await linked.CancelAsync().ConfigureAwait(false);
+                    await _linked.CancelAsync().ConfigureAwait(false);
                 }
                 catch
                 {
@@ -99,18 +121,18 @@ internal sealed class GenerationSession : IAsyncDisposable
                 }
             }
             failure?.Throw();
-            return session;
+            return this;
         }
         catch (ContextLengthExceededException ex)
         {
-            await session.DisposeAsync().ConfigureAwait(false);
+            await DisposeAsync().ConfigureAwait(false);
             throw ApiException.BadRequest(
                 $"This model's context holds {ex.ContextLength} tokens, but {ex.PromptTokens} prompt tokens and {ex.RequestedTokens} completion tokens were requested. Shorten the prompt or lower max_tokens.",
                 promptParam, "context_length_exceeded");
         }
         catch
         {
-            await session.DisposeAsync().ConfigureAwait(false);
+            await DisposeAsync().ConfigureAwait(false);
             throw;
         }
     }
@@ -192,7 +214,7 @@ internal sealed class GenerationSession : IAsyncDisposable
         }
         finally
         {
-            _lease.Dispose();
+            _lease?.Dispose();
             _linked.Dispose();
             _deadline.Dispose();
         }
