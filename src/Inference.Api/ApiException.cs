@@ -26,4 +26,6 @@ public sealed class ApiException(int status, string message, string type, string
 
     public static ApiException Unavailable(string message, string code, TimeSpan? retryAfter) =>
         new(503, message, "unavailable_error", code: code) { RetryAfter = retryAfter };
+
+    public static ApiException ShuttingDown() => Unavailable("the server is shutting down", "shutting_down", TimeSpan.FromSeconds(5));
 }

@@ -1,4 +1,7 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
+using System.Threading.Tasks.Sources;
 using BitNet.Inference.Generation;
 
 namespace BitNet.Inference.Api;
@@ -9,31 +12,31 @@ namespace BitNet.Inference.Api;
 /// prompt's KV blocks. Starting it waits for the model (FIFO; the request takes one place in the queue
 /// whatever its n), starts the engine and waits for every choice's first update, so everything that can
 /// be refused with a status (queue full, context too long, deadline passed while queued) is known before
-/// a host commits to a 200. Reading it yields every update of every choice, in the order they arrive;
-/// each choice's last one carries its stats.
+/// a host commits to a 200 (a stream that has to wait for a place is answered before: <see cref="QueuedStream"/>).
+/// Reading it yields every update of every choice, in the order they arrive; each choice's last one carries its stats.
 /// Two things end a generation early: the client going away (the engine sees the token within one
 /// token and the stream ends "cancelled") and the deadline (ends "length", as OpenAI reports a cut).
 /// Disposing releases the model to the next request.
 /// </summary>
 internal sealed class GenerationSession : IAsyncDisposable
 {
-    private readonly RequestQueue.Lease _lease;
     private readonly CancellationTokenSource _deadline;
     private readonly CancellationTokenSource _linked;
     private readonly CancellationToken _client;
     private readonly int _promptTokens;
     private readonly Choice[] _choices;
+    private readonly Arrivals _arrivals = new();
+    private RequestQueue.Lease? _lease;
+    private bool _started;
 
-    private GenerationSession(RequestQueue.Lease lease, CancellationTokenSource deadline, CancellationTokenSource linked, int promptTokens,
-        int choices, CancellationToken client)
+    private GenerationSession(CancellationTokenSource deadline, CancellationTokenSource linked, int promptTokens, int choices, CancellationToken client)
     {
-        _lease = lease;
         _deadline = deadline;
         _linked = linked;
         _client = client;
         _promptTokens = promptTokens;
         _choices = new Choice[choices];
-        for (int i = 0; i < choices; i++) _choices[i] = new Choice(this);
+        for (int i = 0; i < choices; i++) _choices[i] = new Choice(this, i);
     }
 
     /// <summary>The most choices (n) one request may ask for.</summary>
@@ -41,76 +44,100 @@ internal sealed class GenerationSession : IAsyncDisposable
 
     public int Choices => _choices.Length;
 
-    public static async Task<GenerationSession> StartAsync(
+    public static Task<GenerationSession> StartAsync(
         ITextGenerator generator, RequestQueue queue, GenerationRequest request, DateTimeOffset deadline,
-        string promptParam, int choices, CancellationToken clientToken)
+        string promptParam, int choices, CancellationToken clientToken) =>
+        Start(generator, queue, request, deadline, promptParam, choices, clientToken).Started;
+
+    /// <summary>
+    /// Enters the queue and starts the session, as <see cref="StartAsync"/> does, and tells at once whether the request
+    /// has to wait for a place (<c>Waiting</c>; false when it got one or was refused with 429).
+    /// <paramref name="leaveQueue"/> gives up a place still waited for (the start then fails with
+    /// <see cref="OperationCanceledException"/>); once the request runs it has no effect.
+    /// </summary>
+    public static (bool Waiting, Task<GenerationSession> Started) Start(
+        ITextGenerator generator, RequestQueue queue, GenerationRequest request, DateTimeOffset deadline,
+        string promptParam, int choices, CancellationToken clientToken, CancellationToken leaveQueue = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(choices, 1);
         TimeSpan remaining = deadline - DateTimeOffset.UtcNow;
         var deadlineCts = new CancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
         var linked = CancellationTokenSource.CreateLinkedTokenSource(clientToken, deadlineCts.Token);
-        RequestQueue.Lease lease;
+        var session = new GenerationSession(deadlineCts, linked, request.PromptTokens.Count, choices, clientToken);
+        // Leaving the queue must not cancel a generation that has begun: the wait gets a token of its own.
+        CancellationTokenSource? wait = leaveQueue.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(linked.Token, leaveQueue) : null;
+        ValueTask<RequestQueue.Lease> entering = queue.EnterAsync(wait?.Token ?? linked.Token);
+        return (!entering.IsCompleted, session.StartAsync(entering, wait, generator, request with { Deadline = deadline }, promptParam));
+    }
+
+    private async Task<GenerationSession> StartAsync(ValueTask<RequestQueue.Lease> entering, CancellationTokenSource? wait,
+        ITextGenerator generator, GenerationRequest request, string promptParam)
+    {
         try
         {
-            lease = await queue.EnterAsync(linked.Token).ConfigureAwait(false);
+            try
+            {
+                _lease = await entering.ConfigureAwait(false);
+            }
+            finally
+            {
+                wait?.Dispose();
+            }
         }
-        catch (OperationCanceledException) when (deadlineCts.IsCancellationRequested && !clientToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (_deadline.IsCancellationRequested && !_client.IsCancellationRequested)
         {
-            linked.Dispose();
-            deadlineCts.Dispose();
+            await DisposeAsync().ConfigureAwait(false);
             throw ApiException.Unavailable("the request timed out waiting for the model; retry later", "queue_timeout", TimeSpan.FromSeconds(1));
         }
         catch
         {
-            linked.Dispose();
-            deadlineCts.Dispose();
+            await DisposeAsync().ConfigureAwait(false);
             throw;
         }
 
-        var session = new GenerationSession(lease, deadlineCts, linked, request.PromptTokens.Count, choices, clientToken);
         try
         {
             // Every choice is enqueued in the engine before any is awaited, so they decode together.
-            var firsts = new Task<GenerationUpdate>[choices];
-            for (int i = 0; i < choices; i++)
+            for (int i = 0; i < _choices.Length; i++)
             {
                 GenerationRequest choice = i == 0 || request.Sampling.Seed is not ulong seed
-                    ? request with { Deadline = deadline }
-                    : request with { Deadline = deadline, Sampling = request.Sampling with { Seed = unchecked(seed + (ulong)i) } };
-                session._choices[i].Updates = generator.GenerateAsync(choice, linked.Token).GetAsyncEnumerator(linked.Token);
-                firsts[i] = session._choices[i].NextAsync();
+                    ? request
+                    : request with { Sampling = request.Sampling with { Seed = unchecked(seed + (ulong)i) } };
+                _choices[i].Updates = generator.GenerateAsync(choice, _linked.Token).GetAsyncEnumerator(_linked.Token);
+                _choices[i].Read();
             }
-            // Every read is awaited before the session can be disposed; after a failure the others are cancelled.
+            // Every first read is awaited before the session can be disposed; after a failure the others are cancelled.
+            // The first updates stay with the choices, for the reader.
             ExceptionDispatchInfo? failure = null;
-            for (int i = 0; i < choices; i++)
+            int all = (1 << _choices.Length) - 1, arrived = 0;
+            while (arrived != all)
             {
-                try
+                await _arrivals.WaitAsync(arrived).ConfigureAwait(false);
+                int come = _arrivals.Ready & ~arrived;
+                arrived |= come;
+                for (; come != 0 && failure is null; come &= come - 1)
                 {
-                    session._choices[i].First = await firsts[i].ConfigureAwait(false);
-                }
-                catch (Exception e) when (failure is null)
-                {
-                    failure = ExceptionDispatchInfo.Capture(e);
-                    await linked.CancelAsync().ConfigureAwait(false);
-                }
-                catch
-                {
-                    // a later choice ended by the cancellation above, or failing alike: the first failure is the answer
+                    if (_choices[BitOperations.TrailingZeroCount(come)].Failure is { } first)
+                    {
+                        failure = first;
+                        await _linked.CancelAsync().ConfigureAwait(false);
+                    }
                 }
             }
             failure?.Throw();
-            return session;
+            _started = true;
+            return this;
         }
         catch (ContextLengthExceededException ex)
         {
-            await session.DisposeAsync().ConfigureAwait(false);
+            await DisposeAsync().ConfigureAwait(false);
             throw ApiException.BadRequest(
                 $"This model's context holds {ex.ContextLength} tokens, but {ex.PromptTokens} prompt tokens and {ex.RequestedTokens} completion tokens were requested. Shorten the prompt or lower max_tokens.",
                 promptParam, "context_length_exceeded");
         }
         catch
         {
-            await session.DisposeAsync().ConfigureAwait(false);
+            await DisposeAsync().ConfigureAwait(false);
             throw;
         }
     }
@@ -127,30 +154,17 @@ internal sealed class GenerationSession : IAsyncDisposable
     /// <see cref="GenerationUpdate.Final"/> set, and the sequence ends after the last choice's.</summary>
     public async IAsyncEnumerable<(int Choice, GenerationUpdate Update)> ReadChoicesAsync()
     {
-        if (_choices.Any(c => c.First is null)) throw new InvalidOperationException("the session was not started");
-        if (_choices.Length == 1)
-        {
-            Choice only = _choices[0];
-            GenerationUpdate update = only.First!;
-            while (true)
-            {
-                yield return (0, update);
-                if (update.IsFinal) yield break;
-                update = await only.NextAsync().ConfigureAwait(false);
-            }
-        }
-
-        // Several choices: each has one read outstanding; whichever completes first goes out next.
-        var reads = new Task<GenerationUpdate>?[_choices.Length];
-        for (int i = 0; i < reads.Length; i++) reads[i] = Task.FromResult(_choices[i].First!);
-        int open = reads.Length;
+        if (!_started) throw new InvalidOperationException("the session was not started");
+        // Each choice not yet finished has one read under way or one update waiting (its first, after the start);
+        // when several wait, the lowest choice goes first. Nothing here allocates per token.
+        int open = _choices.Length;
         while (open > 0)
         {
-            Task<GenerationUpdate> done = await Task.WhenAny(reads.Where(r => r is not null)!).ConfigureAwait(false);
-            int i = Array.IndexOf(reads, done);
-            GenerationUpdate update = await done.ConfigureAwait(false);
-            if (update.IsFinal) { reads[i] = null; open--; }
-            else reads[i] = _choices[i].NextAsync();
+            await _arrivals.WaitAsync(known: 0).ConfigureAwait(false);
+            int i = BitOperations.TrailingZeroCount(_arrivals.Ready);
+            GenerationUpdate update = _choices[i].Take();
+            if (update.IsFinal) open--;
+            else _choices[i].Read();
             yield return (i, update);
         }
     }
@@ -169,20 +183,17 @@ internal sealed class GenerationSession : IAsyncDisposable
             // from its stream, or it would keep computing tokens nobody reads while the next request waits.
             if (_choices.Any(c => !c.Finished))
                 await _linked.CancelAsync().ConfigureAwait(false);
+            // A reader may leave reads under way, and an enumerator is disposed only between reads: wait for their ends
+            // (the engine ends a cancelled generation within one step), which nobody takes.
+            while (true)
+            {
+                int known = _arrivals.Ready;
+                if (!_choices.Any(c => c.Reading))
+                    break;
+                await _arrivals.WaitAsync(known).ConfigureAwait(false);
+            }
             foreach (Choice choice in _choices)
             {
-                // A reader of several choices may leave reads outstanding; an enumerator is disposed only between reads.
-                if (choice.Reading is { IsCompleted: false } reading)
-                {
-                    try
-                    {
-                        await reading.ConfigureAwait(false);
-                    }
-                    catch
-                    {
-                        // its outcome no longer matters; the engine ends the cancelled generation within one step
-                    }
-                }
                 if (choice.Updates is not null)
                     await choice.Updates.DisposeAsync().ConfigureAwait(false);
             }
@@ -192,54 +203,170 @@ internal sealed class GenerationSession : IAsyncDisposable
         }
         finally
         {
-            _lease.Dispose();
+            _lease?.Dispose();
             _linked.Dispose();
             _deadline.Dispose();
         }
     }
 
-    /// <summary>One generation of the session: its engine stream and what has been read of it.</summary>
-    private sealed class Choice(GenerationSession session)
+    /// <summary>
+    /// One generation of the session: its engine stream and its read under way or ended. A read ends in the engine's
+    /// continuation, a delegate made once (no task per token), which leaves the update (or the failure) here and posts
+    /// the choice to the session's <see cref="Arrivals"/>; the reader takes it from there.
+    /// </summary>
+    private sealed class Choice
     {
-        public IAsyncEnumerator<GenerationUpdate>? Updates { get; set; }
-        public GenerationUpdate? First { get; set; }
-        public bool Finished { get; private set; }
-        /// <summary>The last read started, which may still be under way.</summary>
-        public Task<GenerationUpdate>? Reading { get; private set; }
+        private readonly GenerationSession _session;
+        private readonly int _index;
+        private readonly Action _moved;
+        private ConfiguredValueTaskAwaitable<bool>.ConfiguredValueTaskAwaiter _moving;
+        private GenerationUpdate? _update;
+        private volatile bool _reading;
         private int _completionTokens;
 
-        public Task<GenerationUpdate> NextAsync() => Reading = ReadAsync();
-
-        private async Task<GenerationUpdate> ReadAsync()
+        public Choice(GenerationSession session, int index)
         {
-            GenerationUpdate? next = null;
+            _session = session;
+            _index = index;
+            _moved = Moved;
+        }
+
+        public IAsyncEnumerator<GenerationUpdate>? Updates { get; set; }
+        public bool Finished { get; private set; }
+        /// <summary>A read is under way: the enumerator may not be disposed yet.</summary>
+        public bool Reading => _reading;
+        /// <summary>What the last read threw, if it did.</summary>
+        public ExceptionDispatchInfo? Failure { get; private set; }
+
+        /// <summary>Starts reading the next update.</summary>
+        public void Read()
+        {
+            _reading = true;
+            bool pending;
             try
             {
-                if (await Updates!.MoveNextAsync().ConfigureAwait(false))
-                    next = Updates.Current;
+                pending = Pending(Updates!.MoveNextAsync());
             }
-            catch (OperationCanceledException) when (session._linked.IsCancellationRequested)
+            catch (Exception e)
             {
-                // An engine may throw instead of ending with a final "cancelled" update; same meaning.
-                Finished = true;
-                return new GenerationUpdate("", -1, Stats(session.Reason(FinishReason.Cancelled)));
+                Failed(e);
+                return;
             }
+            if (!pending)
+                Moved();
+        }
 
-            if (next is null) // ended without a final update: treat as a natural stop
+        /// <summary>Keeps the read's awaiter and, when the read has not ended, hands it the continuation.</summary>
+        private bool Pending(ValueTask<bool> moving)
+        {
+            _moving = moving.ConfigureAwait(false).GetAwaiter();
+            if (_moving.IsCompleted)
+                return false;
+            _moving.UnsafeOnCompleted(_moved);
+            return true;
+        }
+
+        /// <summary>The update the last read brought, or its failure thrown; the choice may then read again.</summary>
+        public GenerationUpdate Take()
+        {
+            _session._arrivals.Clear(_index);
+            Failure?.Throw();
+            return _update!;
+        }
+
+        private void Moved()
+        {
+            GenerationUpdate? next = null;
+            Exception? failure = null;
+            try
             {
-                Finished = true;
-                return new GenerationUpdate("", -1, Stats(FinishReason.Stop));
+                if (_moving.GetResult())
+                    next = Updates!.Current;
             }
-            if (next.Final is { } final)
+            catch (Exception e)
             {
-                Finished = true;
-                return next with { Final = final with { FinishReason = session.Reason(final.FinishReason) } };
+                failure = e;
             }
-            _completionTokens++;
-            return next;
+            _moving = default;
+
+            if (failure is not null)
+                Failed(failure);
+            else if (next is null) // ended without a final update: treat as a natural stop
+                Arrive(new GenerationUpdate("", -1, Stats(FinishReason.Stop)), finished: true);
+            else if (next.Final is { } final)
+                Arrive(next with { Final = final with { FinishReason = _session.Reason(final.FinishReason) } }, finished: true);
+            else
+            {
+                _completionTokens++;
+                Arrive(next, finished: false);
+            }
+        }
+
+        private void Failed(Exception e)
+        {
+            // An engine may throw instead of ending with a final "cancelled" update; same meaning.
+            if (e is OperationCanceledException && _session._linked.IsCancellationRequested)
+                Arrive(new GenerationUpdate("", -1, Stats(_session.Reason(FinishReason.Cancelled))), finished: true);
+            else
+            {
+                Failure = ExceptionDispatchInfo.Capture(e);
+                Arrive(null, finished: false);
+            }
+        }
+
+        private void Arrive(GenerationUpdate? update, bool finished)
+        {
+            _update = update;
+            Finished |= finished;
+            _reading = false;
+            _session._arrivals.Post(_index);
         }
 
         private GenerationStats Stats(FinishReason reason) =>
-            new(session._promptTokens, _completionTokens, reason, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero);
+            new(_session._promptTokens, _completionTokens, reason, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero);
+    }
+
+    /// <summary>
+    /// Which choices have a read's end waiting to be taken (bit i: choice i; <see cref="MaxChoices"/> fit an int), and one
+    /// waiter for the next end: the start, the reader or the disposal, never two at once. The waiter's state is reused,
+    /// so waiting allocates nothing, and its continuation runs on the thread pool, not on the engine's thread that posted.
+    /// </summary>
+    private sealed class Arrivals : IValueTaskSource
+    {
+        private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
+        private int _ready;
+        private int _waiting;
+
+        public int Ready => Volatile.Read(ref _ready);
+
+        public void Post(int choice)
+        {
+            Interlocked.Or(ref _ready, 1 << choice);
+            if (Interlocked.Exchange(ref _waiting, 0) == 1)
+                _core.SetResult(true);
+        }
+
+        public void Clear(int choice) => Interlocked.And(ref _ready, ~(1 << choice));
+
+        /// <summary>Completes once a choice not in <paramref name="known"/> has a read's end waiting: at once if one has.</summary>
+        public ValueTask WaitAsync(int known)
+        {
+            if ((Ready & ~known) != 0)
+                return ValueTask.CompletedTask;
+            _core.Reset();
+            Interlocked.Exchange(ref _waiting, 1);
+            // A post between the look above and the flag did not see the flag: look again, and withdraw the wait unless a
+            // post has already claimed it (it then completes it).
+            if ((Ready & ~known) != 0 && Interlocked.Exchange(ref _waiting, 0) == 1)
+                return ValueTask.CompletedTask;
+            return new ValueTask(this, _core.Version);
+        }
+
+        void IValueTaskSource.GetResult(short token) => _core.GetResult(token);
+
+        ValueTaskSourceStatus IValueTaskSource.GetStatus(short token) => _core.GetStatus(token);
+
+        void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
     }
 }

@@ -46,18 +46,22 @@ public sealed partial class InferenceApi
             TopLogprobs = ChatTopLogprobs(body.Logprobs, body.TopLogprobs),
         };
 
-        GenerationSession session = await GenerationSession.StartAsync(
-            generator, _queue, generation, DeadlineFor(request.Deadline), "messages", n, cancellationToken).ConfigureAwait(false);
+        DateTimeOffset deadline = DeadlineFor(request.Deadline);
         string id = NewId("chatcmpl-");
-        long created = UnixNow();
         string model = generator.Model.Id;
-
         // Chat's logprobs have no text offsets: the choices share one writer.
         LogprobsWriter? shared = generation.TopLogprobs is null ? null : new LogprobsWriter(generator, 0);
         Func<LogprobsWriter>? writer = shared is null ? null : () => shared;
         if (body.Stream == true)
-            return ApiResponse.ServerSentEvents(ChatFrames(session, id, created, model, body.StreamOptions?.IncludeUsage == true, writer), session);
+        {
+            bool includeUsage = body.StreamOptions?.IncludeUsage == true;
+            return await StreamAsync(leave => GenerationSession.Start(generator, _queue, generation, deadline, "messages", n, cancellationToken, leave),
+                session => ChatFrames(session, id, UnixNow(), model, includeUsage, writer), cancellationToken).ConfigureAwait(false);
+        }
 
+        GenerationSession session = await GenerationSession.StartAsync(
+            generator, _queue, generation, deadline, "messages", n, cancellationToken).ConfigureAwait(false);
+        long created = UnixNow();
         await using (session.ConfigureAwait(false))
         {
             ChoiceOutput[] outputs = await ChoiceOutput.ReadAllAsync(session, "", writer).ConfigureAwait(false);

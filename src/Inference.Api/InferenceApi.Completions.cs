@@ -53,15 +53,19 @@ public sealed partial class InferenceApi
         // Text offsets run on from each choice's own text: one writer a choice.
         Func<LogprobsWriter>? writer = body.Logprobs is null ? null : () => new LogprobsWriter(generator, echo.Length);
 
-        GenerationSession session = await GenerationSession.StartAsync(
-            generator, _queue, generation, DeadlineFor(request.Deadline), "prompt", n, cancellationToken).ConfigureAwait(false);
+        DateTimeOffset deadline = DeadlineFor(request.Deadline);
         string id = NewId("cmpl-");
-        long created = UnixNow();
         string model = generator.Model.Id;
-
         if (body.Stream == true)
-            return ApiResponse.ServerSentEvents(CompletionFrames(session, id, created, model, echo, body.StreamOptions?.IncludeUsage == true, writer), session);
+        {
+            bool includeUsage = body.StreamOptions?.IncludeUsage == true;
+            return await StreamAsync(leave => GenerationSession.Start(generator, _queue, generation, deadline, "prompt", n, cancellationToken, leave),
+                session => CompletionFrames(session, id, UnixNow(), model, echo, includeUsage, writer), cancellationToken).ConfigureAwait(false);
+        }
 
+        GenerationSession session = await GenerationSession.StartAsync(
+            generator, _queue, generation, deadline, "prompt", n, cancellationToken).ConfigureAwait(false);
+        long created = UnixNow();
         await using (session.ConfigureAwait(false))
         {
             ChoiceOutput[] outputs = await ChoiceOutput.ReadAllAsync(session, echo, writer).ConfigureAwait(false);

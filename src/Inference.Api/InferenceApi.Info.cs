@@ -12,8 +12,8 @@ public sealed partial class InferenceApi
     /// <summary>200 {"status":"ok",...} when the model is loaded; 503 in the OpenAI error shape with the reason otherwise.</summary>
     public ApiResponse Health()
     {
-        if (_shuttingDown)
-            return Error(ApiException.Unavailable("the server is shutting down", "shutting_down", TimeSpan.FromSeconds(5)));
+        if (ShuttingDown)
+            return Error(ApiException.ShuttingDown());
         return _provider.State switch
         {
             GeneratorState.Ready => ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(
@@ -42,7 +42,7 @@ public sealed partial class InferenceApi
             text.Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
             text.Append(name).Append(' ').Append(value.ToString("R", System.Globalization.CultureInfo.InvariantCulture)).Append('\n');
         }
-        bool ready = _provider.State == GeneratorState.Ready && !_shuttingDown;
+        bool ready = _provider.State == GeneratorState.Ready && !ShuttingDown;
         Metric("bitnet_model_ready", "gauge", "1 when the model is loaded and requests are served.", ready ? 1 : 0);
         Metric("bitnet_queue_waiting", "gauge", "Requests waiting in the API queue for a generation slot.", _queue.Waiting);
         Metric("bitnet_queue_running", "gauge", "Requests holding a generation slot.", _queue.Running);

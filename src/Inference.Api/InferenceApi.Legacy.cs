@@ -38,10 +38,13 @@ public sealed partial class InferenceApi
                 Stop = StopList(request.Stop),
             };
 
-            GenerationSession session = await GenerationSession.StartAsync(
-                generator, _queue, generation, DeadlineFor(transportDeadline), "prompt", 1, cancellationToken).ConfigureAwait(false);
+            DateTimeOffset deadline = DeadlineFor(transportDeadline);
             if (request.Stream == true && canStream)
-                return ApiResponse.ServerSentEvents(LegacyFrames(session, generator.Model.Id), session);
+                return await StreamAsync(leave => GenerationSession.Start(generator, _queue, generation, deadline, "prompt", 1, cancellationToken, leave),
+                    session => LegacyFrames(session, generator.Model.Id), cancellationToken).ConfigureAwait(false);
+
+            GenerationSession session = await GenerationSession.StartAsync(
+                generator, _queue, generation, deadline, "prompt", 1, cancellationToken).ConfigureAwait(false);
             await using var owned = session;
             var text = new StringBuilder();
             GenerationStats? stats = null;

@@ -22,8 +22,8 @@ public sealed partial class InferenceApi
 {
     private readonly GeneratorProvider _provider;
     private readonly RequestQueue _queue;
+    private readonly TaskCompletionSource _shutdown = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _touchedOnce;
-    private volatile bool _shuttingDown;
 
     public InferenceApi(GeneratorProvider provider, ApiOptions options)
     {
@@ -41,10 +41,11 @@ public sealed partial class InferenceApi
     public GeneratorProvider Provider => _provider;
     public RequestQueue Queue => _queue;
 
-    /// <summary>New generations get 503 from now on; running ones continue (graceful shutdown).</summary>
-    public void BeginShutdown() => _shuttingDown = true;
+    /// <summary>New generations get 503 from now on; running ones continue (graceful shutdown). Streams waiting in the
+    /// queue end with an error event (<see cref="QueuedStream"/>).</summary>
+    public void BeginShutdown() => _shutdown.TrySetResult();
 
-    public bool ShuttingDown => _shuttingDown;
+    public bool ShuttingDown => _shutdown.Task.IsCompleted;
 
     public async Task<ApiResponse> HandleAsync(ApiRequest request, CancellationToken cancellationToken = default)
     {
@@ -156,8 +157,8 @@ public sealed partial class InferenceApi
     /// <summary>The loaded model, or 503 (loading / failed / shutting down) with Retry-After.</summary>
     private ITextGenerator ReadyGenerator()
     {
-        if (_shuttingDown)
-            throw ApiException.Unavailable("the server is shutting down", "shutting_down", TimeSpan.FromSeconds(5));
+        if (ShuttingDown)
+            throw ApiException.ShuttingDown();
         return _provider.State switch
         {
             GeneratorState.Ready => Admitting(_provider.Generator!),
@@ -314,6 +315,21 @@ public sealed partial class InferenceApi
     {
         int prompt = choices[0].Final!.PromptTokens, completion = choices.Sum(c => c.Final!.CompletionTokens);
         return new Usage(prompt, completion, prompt + completion);
+    }
+
+    /// <summary>A streamed answer: <paramref name="frames"/> of the session <paramref name="start"/> starts. A stream that has to
+    /// wait in the queue is answered at once instead (<see cref="QueuedStream"/>); one that gets a place at once or is refused
+    /// (429) is answered once it has started, as a non-streamed request is.</summary>
+    private async Task<ApiResponse> StreamAsync(Func<CancellationToken, (bool Waiting, Task<GenerationSession> Started)> start,
+        Func<GenerationSession, IAsyncEnumerable<ReadOnlyMemory<byte>>> frames, CancellationToken cancellationToken)
+    {
+        var leave = new CancellationTokenSource();
+        (bool waiting, Task<GenerationSession> started) = start(leave.Token);
+        if (waiting)
+            return new QueuedStream(started, leave, Options.QueueKeepAlive, _shutdown.Task, cancellationToken).Response(frames);
+        leave.Dispose();
+        GenerationSession session = await started.ConfigureAwait(false);
+        return ApiResponse.ServerSentEvents(frames(session), session);
     }
 
     /// <summary>The chunk order chat and /v1/completions share: an opening chunk per choice, when there are any; a chunk

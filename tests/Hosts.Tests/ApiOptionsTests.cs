@@ -15,6 +15,7 @@ public sealed class ApiOptionsTests
         Assert.Null(options.ModelPath);
         Assert.Equal(4096, options.ContextLength);
         Assert.Equal(32, options.QueueDepth);
+        Assert.Equal(TimeSpan.FromSeconds(10), options.QueueKeepAlive);
         Assert.Equal(512, options.DefaultMaxTokens);
         Assert.Null(options.LmHead);
         Assert.Equal("screened", options.EffectiveLmHead);
@@ -37,11 +38,11 @@ public sealed class ApiOptionsTests
             (EnvVars.MaxRequestBytes, "4096"), (EnvVars.CorsOrigins, "https://a.example, https://b.example"),
             (EnvVars.KeepWarmTouch, "always"), (EnvVars.Host, "0.0.0.0"), (EnvVars.Port, "9000"),
             (EnvVars.ShutdownTimeoutSeconds, "5"), (EnvVars.LambdaStreaming, "true"), (EnvVars.LambdaDeadlineMarginMs, "250"),
-            (EnvVars.Weights, "Mapped"));
+            (EnvVars.Weights, "Mapped"), (EnvVars.QueueKeepAliveSeconds, "25"));
         Assert.Equal(new ApiOptions
         {
             ModelPath = "/m.gguf", ModelId = "bitnet", Threads = 3, ContextLength = 2048, LmHead = "q8", Weights = "mapped", PreTokenizer = "default",
-            PrefetchModel = false, QueueDepth = 0, ApiKey = "k", DefaultMaxTokens = 64, RequestTimeout = TimeSpan.FromSeconds(30),
+            PrefetchModel = false, QueueDepth = 0, QueueKeepAlive = TimeSpan.FromSeconds(25), ApiKey = "k", DefaultMaxTokens = 64, RequestTimeout = TimeSpan.FromSeconds(30),
             MaxRequestBytes = 4096, CorsOrigins = options.CorsOrigins, KeepWarmTouch = KeepWarmTouch.Always, Host = "0.0.0.0", Port = 9000,
             ShutdownTimeout = TimeSpan.FromSeconds(5), LambdaStreaming = true, LambdaDeadlineMargin = TimeSpan.FromMilliseconds(250),
         }, options);
@@ -75,6 +76,7 @@ public sealed class ApiOptionsTests
     [InlineData(EnvVars.Threads, "many", "an integer")]
     [InlineData(EnvVars.Threads, "0", "from 1")]
     [InlineData(EnvVars.QueueDepth, "-1", "from 0")]
+    [InlineData(EnvVars.QueueKeepAliveSeconds, "0", "from 1 to 3600")]
     [InlineData(EnvVars.LmHead, "f32", "f16, q8, screened")]
     [InlineData(EnvVars.Weights, "disk", "auto, memory, mapped, move")]
     [InlineData(EnvVars.KeepWarmTouch, "sometimes", "first, always, never")]

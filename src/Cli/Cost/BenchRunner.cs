@@ -120,6 +120,10 @@ public sealed class BenchRunner(HttpClient http)
                 if (root.ValueKind != JsonValueKind.Object)
                     return (new RequestSample(Stopwatch.GetElapsedTime(start).TotalSeconds, ttft, usageTokens ?? chunks,
                         $"a stream event is not a JSON object: {Quote(data)}"), model);
+                // A failure after the 200 (a fault mid-stream; on our server also a queued stream's deadline) is an error event.
+                if (root.TryGetProperty("error", out _))
+                    return (new RequestSample(Stopwatch.GetElapsedTime(start).TotalSeconds, ttft, usageTokens ?? chunks,
+                        $"the stream ended with an error event: {Quote(data)}"), model);
                 events++;
                 if (root.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String)
                     model ??= m.GetString();

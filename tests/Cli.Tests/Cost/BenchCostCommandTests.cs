@@ -180,6 +180,15 @@ public sealed class BenchCostCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task An_error_event_after_the_200_fails_the_request_instead_of_pricing_no_tokens()
+    {
+        const string error = """{"error":{"message":"the request timed out waiting for the model; retry later","type":"unavailable_error","param":null,"code":"queue_timeout"}}""";
+        _server.RawEvent = error;
+        Assert.Equal(1, await Run("--hardware", "local", "--requests", "2", "--warmup", "0"));
+        Assert.Equal($"error: every request failed; first error: the stream ended with an error event: {error}", _err.ToString().Trim().Split('\n')[^1]);
+    }
+
+    [Fact]
     public async Task A_servers_text_quoted_in_an_error_has_its_control_characters_escaped()
     {
         _server.PlainReply = "\u001b[2J\u0007<html>";

@@ -25,6 +25,22 @@ internal static class Sse
         return (frames, done);
     }
 
+    /// <summary>A stream that may open with SSE comments (what a request waiting in the queue receives): how many there
+    /// are, then <see cref="Parse"/> of the rest, where no comment may come.</summary>
+    public static (int Comments, List<JsonElement> Frames, bool Done) ParseAfterComments(string body)
+    {
+        int comments = 0;
+        while (body.StartsWith(':'))
+        {
+            int end = body.IndexOf("\n\n", StringComparison.Ordinal);
+            Assert.True(end > 0, "a comment without the blank line that ends its block");
+            body = body[(end + 2)..];
+            comments++;
+        }
+        var (frames, done) = Parse(body);
+        return (comments, frames, done);
+    }
+
     /// <summary>The concatenated chat deltas of a chat.completion.chunk stream.</summary>
     public static string ChatText(IEnumerable<JsonElement> frames)
     {

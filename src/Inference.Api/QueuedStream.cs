@@ -1,0 +1,95 @@
+using System.Runtime.CompilerServices;
+
+namespace BitNet.Inference.Api;
+
+/// <summary>
+/// A streamed request that has to wait in the queue. Its response starts at once, with the headers of any stream (200,
+/// text/event-stream) and an SSE comment, <c>: waiting for a free slot</c>, sent then and every
+/// <see cref="ApiOptions.QueueKeepAlive"/> until its generation starts, so that a proxy or load balancer with an idle limit
+/// shorter than the wait keeps the connection (SSE clients ignore comments). Then its frames follow as in any stream.
+/// What would have been an error status had the request not waited comes after the 200 as the stream's last event, an
+/// error frame holding that status's error object (as a fault mid-stream is reported): the deadline passing in the queue
+/// (queue_timeout), the server shutting down (shutting_down: the request leaves the queue at once, since it would rarely
+/// start before the drain ends), or the engine refusing it (context_length_exceeded).
+/// <paramref name="leave"/> gives up the place in the queue (the token the start waits with); the stream owns it.
+/// Disposing gives up a place still waited for at once, or disposes the session that started.
+/// </summary>
+internal sealed class QueuedStream(
+    Task<GenerationSession> started, CancellationTokenSource leave, TimeSpan interval, Task shutdown, CancellationToken client)
+    : IAsyncDisposable
+{
+    private static readonly ReadOnlyMemory<byte> WaitingComment = ": waiting for a free slot\n\n"u8.ToArray();
+
+    private GenerationSession? _session;
+
+    /// <summary>The response, with <paramref name="frames"/> of the session once it has started.</summary>
+    public ApiResponse Response(Func<GenerationSession, IAsyncEnumerable<ReadOnlyMemory<byte>>> frames) =>
+        ApiResponse.ServerSentEvents(FramesAsync(frames), this);
+
+    private async IAsyncEnumerable<ReadOnlyMemory<byte>> FramesAsync(Func<GenerationSession, IAsyncEnumerable<ReadOnlyMemory<byte>>> frames,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        yield return WaitingComment;
+        Task startedOrShutdown = Task.WhenAny(started, shutdown);
+        while (!started.IsCompleted)
+        {
+            // Ends at the interval, at the start (or its failure), at the shutdown or when the host gives up; none of them throws here.
+            await startedOrShutdown.WaitAsync(interval, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            cancellationToken.ThrowIfCancellationRequested();
+            if (started.IsCompleted)
+                break;
+            if (shutdown.IsCompleted)
+            {
+                // Out of the queue at once; a request that got its place meanwhile runs as any other does at shutdown.
+                await leave.CancelAsync().ConfigureAwait(false);
+                await ((Task)started).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                break;
+            }
+            yield return WaitingComment;
+        }
+
+        ReadOnlyMemory<byte>? refusal = await RefusalAsync().ConfigureAwait(false);
+        if (refusal is { } error)
+        {
+            yield return error;
+            yield break;
+        }
+        await foreach (ReadOnlyMemory<byte> frame in frames(_session!).ConfigureAwait(false))
+            yield return frame;
+    }
+
+    /// <summary>The error frame of a start that came to nothing after the 200, or null when the session started. A fault of
+    /// the server, or the client leaving, is thrown as from any stream.</summary>
+    private async Task<ReadOnlyMemory<byte>?> RefusalAsync()
+    {
+        try
+        {
+            _session = await started.ConfigureAwait(false);
+            return null;
+        }
+        catch (ApiException ex)
+        {
+            return InferenceApi.SseFrame(InferenceApi.ErrorJson(ex));
+        }
+        catch (OperationCanceledException) when (shutdown.IsCompleted && !client.IsCancellationRequested)
+        {
+            return InferenceApi.SseFrame(InferenceApi.ErrorJson(ApiException.ShuttingDown()));
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await leave.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            _session ??= await started.ConfigureAwait(false);
+        }
+        catch
+        {
+            // refused, or it left the queue: nothing holds the model
+        }
+        leave.Dispose();
+        if (_session is not null)
+            await _session.DisposeAsync().ConfigureAwait(false);
+    }
+}
