@@ -45,7 +45,7 @@ internal static class BenchCostCommand
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            using var signals = new StopSignals(cancellationToken);
+            using var signals = Interrupt.StartWithTermination(cancellationToken);
             CancellationToken stop = signals.Token;
             try
             {

@@ -43,7 +43,7 @@ internal static class TiersCommand
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            using var signals = new StopSignals(cancellationToken);
+            using var signals = Interrupt.StartWithTermination(cancellationToken);
             CancellationToken stop = signals.Token;
             try
             {

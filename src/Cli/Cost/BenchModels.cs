@@ -13,7 +13,7 @@ public sealed class ServerSilentException(Uri url, TimeSpan limit) : HttpRequest
 /// </summary>
 public static class RunInterruption
 {
-    /// <summary>The reason given when the user stops the run (<see cref="StopSignals"/>).</summary>
+    /// <summary>The reason given when the user stops the run (Ctrl-C or SIGTERM).</summary>
     public const string CancelledReason = "the run was cancelled (Ctrl-C or a termination signal)";
 
     /// <summary>The shell's code for a run ended by Ctrl-C, which `generate` returns too.</summary>
