@@ -86,8 +86,16 @@ internal sealed class FakeTextGenerator(int contextLength = 512) : ITextGenerato
         int running = Interlocked.Increment(ref _running);
         InterlockedMax(ref MaxConcurrent, running);
         int produced = 0, afterCancel = 0;
-        GenerationUpdate Final(FinishReason reason) => new("", -1,
-            new GenerationStats(request.PromptTokens.Count, produced, reason, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(produced), TimeSpan.FromMilliseconds(3)));
+        bool ended = false;
+        // Leaves the running count before the last update goes out: its reader may start the next generation at once,
+        // which must not be counted as running beside this one.
+        void End(FinishReason reason)
+        {
+            ended = true;
+            Interlocked.Decrement(ref _running);
+            output.TryWrite(new GenerationUpdate("", -1, new GenerationStats(request.PromptTokens.Count, produced, reason,
+                TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(produced), TimeSpan.FromMilliseconds(3))));
+        }
         try
         {
             var text = new StringBuilder();
@@ -98,12 +106,12 @@ internal sealed class FakeTextGenerator(int contextLength = 512) : ITextGenerato
                 {
                     TokensAfterCancel = afterCancel;
                     CancellationObserved.TrySetResult();
-                    output.TryWrite(Final(FinishReason.Cancelled));
+                    End(FinishReason.Cancelled);
                     return;
                 }
                 if (produced >= request.MaxTokens || request.Deadline is { } d && DateTimeOffset.UtcNow >= d)
                 {
-                    output.TryWrite(Final(FinishReason.Length));
+                    End(FinishReason.Length);
                     return;
                 }
                 if (TokenDelay > TimeSpan.Zero)
@@ -118,7 +126,7 @@ internal sealed class FakeTextGenerator(int contextLength = 512) : ITextGenerato
                 text.Append(piece);
                 if (request.Stop.Any(s => text.ToString().Contains(s, StringComparison.Ordinal)))
                 {
-                    output.TryWrite(Final(FinishReason.Stop));
+                    End(FinishReason.Stop);
                     return;
                 }
                 output.TryWrite(new GenerationUpdate(piece, 100 + produced));
@@ -130,7 +138,7 @@ internal sealed class FakeTextGenerator(int contextLength = 512) : ITextGenerato
         }
         finally
         {
-            Interlocked.Decrement(ref _running);
+            if (!ended) Interlocked.Decrement(ref _running);
             output.TryComplete();
         }
     }
