@@ -12,15 +12,14 @@ namespace BitNet.Cli.Tests.Cost;
 /// </summary>
 internal sealed class FakeOpenAiServer : IDisposable
 {
-    private readonly HttpListener _listener = new();
+    private readonly HttpListener _listener;
     private readonly Task _loop;
     private int _inFlight;
 
     public FakeOpenAiServer()
     {
-        BaseUrl = $"http://127.0.0.1:{FakeHubServer.FreePort()}/";
-        _listener.Prefixes.Add(BaseUrl);
-        _listener.Start();
+        _listener = FakeHubServer.StartListener(port => [$"http://127.0.0.1:{port}/"], out int port);
+        BaseUrl = $"http://127.0.0.1:{port}/";
         _loop = Task.Run(LoopAsync);
     }
 

@@ -15,7 +15,7 @@ internal sealed class FakeHubServer : IDisposable
 {
     public sealed record HostedFile(byte[] Content, bool Lfs, string Commit);
 
-    private readonly HttpListener _listener = new();
+    private readonly HttpListener _listener;
     private readonly Task _loop;
     private int _cutsRemaining;
     private readonly int _port;
@@ -25,12 +25,9 @@ internal sealed class FakeHubServer : IDisposable
 
     public FakeHubServer()
     {
-        int port = FreePort();
+        _listener = StartListener(port => [$"http://127.0.0.1:{port}/", $"http://localhost:{port}/"], out int port);
         BaseUrl = $"http://127.0.0.1:{port}/";
-        _listener.Prefixes.Add(BaseUrl);
-        _listener.Prefixes.Add($"http://localhost:{port}/");
         _port = port;
-        _listener.Start();
         _loop = Task.Run(LoopAsync);
     }
 
@@ -150,6 +147,31 @@ internal sealed class FakeHubServer : IDisposable
         }
         response.OutputStream.Write(body, (int)start, count);
         response.Close();
+    }
+
+    /// <summary>
+    /// A listener started on a free loopback port with <paramref name="prefixes"/> of that port. HttpListener cannot
+    /// listen on port 0, so a port the OS just gave out is taken; another process may bind it in between, and then
+    /// the next one is tried.
+    /// </summary>
+    public static HttpListener StartListener(Func<int, string[]> prefixes, out int port)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            port = FreePort();
+            var listener = new HttpListener();
+            foreach (string prefix in prefixes(port))
+                listener.Prefixes.Add(prefix);
+            try
+            {
+                listener.Start();
+                return listener;
+            }
+            catch (HttpListenerException) when (attempt < 20)
+            {
+                listener.Close();
+            }
+        }
     }
 
     public static int FreePort()
