@@ -21,7 +21,9 @@ public sealed class InterruptTests
 
         public static Running Start(params string[] args)
         {
-            var info = new ProcessStartInfo(CliProcess.Executable)
+            // A process started in the background by a non-interactive shell (as CI may run the tests) inherits SIGINT
+            // ignored, and .NET keeps an inherited SIGINT ignored: give the executable the default disposition back.
+            var info = new ProcessStartInfo(OperatingSystem.IsLinux() ? "env" : CliProcess.Executable)
             {
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
@@ -29,6 +31,11 @@ public sealed class InterruptTests
                 UseShellExecute = false,
                 StandardOutputEncoding = Encoding.UTF8,
             };
+            if (OperatingSystem.IsLinux())
+            {
+                info.ArgumentList.Add("--default-signal=INT");
+                info.ArgumentList.Add(CliProcess.Executable);
+            }
             foreach (string arg in args)
                 info.ArgumentList.Add(arg);
             var running = new Running { Process = Process.Start(info)! };
@@ -117,6 +124,9 @@ public sealed class InterruptTests
         int exit = await bitnet.ExitAsync();
 
         Assert.Equal(0, exit);
+        // Stopped within a few tokens: the reply did not run on to the end of the 4096-token context.
+        Assert.True(bitnet.Stdout.Length < 4000, $"the reply went on after Ctrl+C: {bitnet.Stdout.Length} characters");
+        Assert.DoesNotContain("the context was full", bitnet.Stderr, StringComparison.Ordinal);
         Assert.StartsWith("> ", bitnet.Stdout, StringComparison.Ordinal);
         Assert.Contains("\n> ", bitnet.Stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", bitnet.Stderr);
