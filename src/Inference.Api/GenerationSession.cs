@@ -160,8 +160,10 @@ internal sealed class GenerationSession : IAsyncDisposable
         int open = _choices.Length;
         while (open > 0)
         {
-            await _arrivals.WaitAsync(known: 0).ConfigureAwait(false);
-            int i = BitOperations.TrailingZeroCount(_arrivals.Ready);
+            int ready;
+            while ((ready = _arrivals.Ready) == 0)
+                await _arrivals.WaitAsync(known: 0).ConfigureAwait(false);
+            int i = BitOperations.TrailingZeroCount(ready);
             GenerationUpdate update = _choices[i].Take();
             if (update.IsFinal) open--;
             else _choices[i].Read();
@@ -330,6 +332,8 @@ internal sealed class GenerationSession : IAsyncDisposable
     /// Which choices have a read's end waiting to be taken (bit i: choice i; <see cref="MaxChoices"/> fit an int), and one
     /// waiter for the next end: the start, the reader or the disposal, never two at once. The waiter's state is reused,
     /// so waiting allocates nothing, and its continuation runs on the thread pool, not on the engine's thread that posted.
+    /// A wait may also end with nothing new: a post that set its bit before the waiter's last look (which took it) can
+    /// claim the next wait; so a waiter looks at <see cref="Ready"/> again and waits on when nothing is there.
     /// </summary>
     private sealed class Arrivals : IValueTaskSource
     {
