@@ -332,22 +332,30 @@ internal sealed class GenerationSession : IAsyncDisposable
     /// Which choices have a read's end waiting to be taken (bit i: choice i; <see cref="MaxChoices"/> fit an int), and one
     /// waiter for the next end: the start, the reader or the disposal, never two at once. The waiter's state is reused,
     /// so waiting allocates nothing, and its continuation runs on the thread pool, not on the engine's thread that posted.
+    /// Completing and resetting that state take one lock: a reset while a completion is still signalling (the waiter saw
+    /// it complete and came back at once) would leave the next wait marked complete with no result.
     /// A wait may also end with nothing new: a post that set its bit before the waiter's last look (which took it) can
-    /// claim the next wait; so a waiter looks at <see cref="Ready"/> again and waits on when nothing is there.
+    /// complete the next wait; so a waiter looks at <see cref="Ready"/> again and waits on when nothing is there.
     /// </summary>
     private sealed class Arrivals : IValueTaskSource
     {
+        private readonly object _gate = new();
         private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
         private int _ready;
-        private int _waiting;
+        private bool _waiting;
 
         public int Ready => Volatile.Read(ref _ready);
 
         public void Post(int choice)
         {
             Interlocked.Or(ref _ready, 1 << choice);
-            if (Interlocked.Exchange(ref _waiting, 0) == 1)
+            lock (_gate)
+            {
+                if (!_waiting)
+                    return;
+                _waiting = false;
                 _core.SetResult(true);
+            }
         }
 
         public void Clear(int choice) => Interlocked.And(ref _ready, ~(1 << choice));
@@ -355,15 +363,15 @@ internal sealed class GenerationSession : IAsyncDisposable
         /// <summary>Completes once a choice not in <paramref name="known"/> has a read's end waiting: at once if one has.</summary>
         public ValueTask WaitAsync(int known)
         {
-            if ((Ready & ~known) != 0)
-                return ValueTask.CompletedTask;
-            _core.Reset();
-            Interlocked.Exchange(ref _waiting, 1);
-            // A post between the look above and the flag did not see the flag: look again, and withdraw the wait unless a
-            // post has already claimed it (it then completes it).
-            if ((Ready & ~known) != 0 && Interlocked.Exchange(ref _waiting, 0) == 1)
-                return ValueTask.CompletedTask;
-            return new ValueTask(this, _core.Version);
+            lock (_gate)
+            {
+                // A post that sets its bit after this look takes the lock after this wait is set up, and completes it.
+                if ((Ready & ~known) != 0)
+                    return ValueTask.CompletedTask;
+                _core.Reset();
+                _waiting = true;
+                return new ValueTask(this, _core.Version);
+            }
         }
 
         void IValueTaskSource.GetResult(short token) => _core.GetResult(token);
