@@ -129,7 +129,7 @@ public sealed partial class InferenceApi
         var messages = new List<ChatMessage>(wire.Count);
         for (int i = 0; i < wire.Count; i++)
         {
-            ChatMessageWire message = wire[i] ?? throw ApiException.BadRequest($"messages[{i}] must be an object", $"messages[{i}]");
+            ChatMessageWire message = wire[i] ?? throw ApiException.BadRequest($"messages[{i}] must be an object", $"messages[{i}]", "invalid_type");
             ChatRole role = message.Role switch
             {
                 "system" or "developer" => ChatRole.System,

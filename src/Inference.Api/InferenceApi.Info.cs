@@ -75,7 +75,7 @@ public sealed partial class InferenceApi
     {
         ITextGenerator generator = ReadyGenerator();
         if (!id.Equals(generator.Model.Id, StringComparison.OrdinalIgnoreCase))
-            throw new ApiException(404, $"The model '{id}' does not exist", "invalid_request_error", "model", "model_not_found");
+            throw new ApiException(404, $"The model '{id}' does not exist", "invalid_request_error", "model_not_found", param: "model");
         return ApiResponse.Json(200, JsonSerializer.SerializeToUtf8Bytes(Entry(generator.Model), ApiJsonContext.Wire.ModelEntry));
     }
 

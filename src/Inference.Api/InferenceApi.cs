@@ -186,12 +186,12 @@ public sealed partial class InferenceApi
     private static T ParseBody<T>(ReadOnlyMemory<byte> body, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> typeInfo) where T : class
     {
         if (body.Span.Trim(" \t\r\n"u8).IsEmpty)
-            throw ApiException.BadRequest("the request body is empty; send a JSON object");
+            throw ApiException.BadRequest("the request body is empty; send a JSON object", null, "invalid_json");
         T request;
         try
         {
             request = JsonSerializer.Deserialize(body.Span, typeInfo)
-                      ?? throw ApiException.BadRequest("the request body must be a JSON object, not null");
+                      ?? throw ApiException.BadRequest("the request body must be a JSON object, not null", null, "invalid_type");
         }
         catch (JsonException ex)
         {
@@ -217,7 +217,7 @@ public sealed partial class InferenceApi
             requested.Equals(Path.GetFileNameWithoutExtension(file), StringComparison.OrdinalIgnoreCase))
             return;
         throw new ApiException(404, $"The model '{requested}' does not exist; this server serves '{model.Id}' (GET /v1/models).",
-            "invalid_request_error", "model", "model_not_found");
+            "invalid_request_error", "model_not_found", param: "model");
     }
 
     /// <summary>OpenAI's logit_bias: token ids (as keys) in the vocabulary, biases from -100 to 100.</summary>
@@ -278,9 +278,9 @@ public sealed partial class InferenceApi
         if (stop is null)
             return [];
         if (stop.Values.Count > 16)
-            throw ApiException.BadRequest($"stop has {stop.Values.Count} sequences; at most 16 are allowed", "stop");
+            throw ApiException.BadRequest($"stop has {stop.Values.Count} sequences; at most 16 are allowed", "stop", "invalid_value");
         if (stop.Values.Any(string.IsNullOrEmpty))
-            throw ApiException.BadRequest("stop sequences must not be empty strings", "stop");
+            throw ApiException.BadRequest("stop sequences must not be empty strings", "stop", "invalid_value");
         return stop.Values;
     }
 
