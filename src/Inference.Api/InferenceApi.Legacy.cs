@@ -24,8 +24,10 @@ public sealed partial class InferenceApi
             if (request.KeepWarm == true)
                 return KeepWarm();
             ITextGenerator generator = ReadyGenerator();
-            if (request.Prompt is not { } input || input.Text == "" || input.Tokens is { Count: 0 })
-                throw ApiException.BadRequest("'prompt' is required: a non-empty string or token ids", "prompt", "missing_required_parameter");
+            PromptInput input = request.Prompt
+                ?? throw ApiException.BadRequest("'prompt' is required: a non-empty string or token ids", "prompt", "missing_required_parameter");
+            if (input.Text == "" || input.Tokens is { Count: 0 })
+                throw ApiException.BadRequest("'prompt' must not be empty: send a non-empty string or token ids", "prompt", "invalid_value");
 
             IReadOnlyList<int> prompt = PromptTokens(input, generator, request.ParseSpecial);
             int context = generator.Model.ContextLength;
