@@ -50,7 +50,15 @@ public sealed class IntegralInt64Converter : JsonConverter<long>
 
 // Converters for the fields OpenAI lets take more than one shape. They read with Utf8JsonReader
 // only (no reflection), so they are AOT-safe. A JsonException thrown here carries our message;
-// the serializer adds the JSON path, which becomes the error's "param".
+// the serializer adds the JSON path, which becomes the error's "param". A wrong shape is
+// invalid_type; a shape that is right but a value this server refuses says so (JsonValueException).
+
+/// <summary>A value of the right JSON type that is refused, with the error code it gets (the serializer rethrows
+/// this instance with the path added, so the code reaches <see cref="JsonErrors"/>).</summary>
+public sealed class JsonValueException(string message, string code) : JsonException(message)
+{
+    public string Code { get; } = code;
+}
 
 /// <summary>"stop": null, "text", or ["a", "b"].</summary>
 public sealed class StopSequencesConverter : JsonConverter<StopSequences>
@@ -156,8 +164,8 @@ public sealed class MessageContentConverter : JsonConverter<MessageContent>
             }
         }
         if (type != "text")
-            throw new JsonException($"content part type '{type ?? "(missing)"}' is not supported; this model reads text parts only");
-        return text ?? throw new JsonException("a text content part needs a 'text' string");
+            throw new JsonValueException($"content part type '{type ?? "(missing)"}' is not supported; this model reads text parts only", "invalid_value");
+        return text ?? throw new JsonValueException("a text content part needs a 'text' string", "missing_required_parameter");
     }
 
     public override void Write(Utf8JsonWriter writer, MessageContent value, JsonSerializerOptions options) =>
@@ -200,7 +208,7 @@ public sealed class PromptConverter : JsonConverter<PromptInput>
                 if (strings.Count > 0 && tokens.Count > 0)
                     throw new JsonException("must not mix strings and token ids");
                 if (strings.Count + tokenLists > 1)
-                    throw new JsonException("only one prompt per request is supported (n = 1)");
+                    throw new JsonValueException("only one prompt per request is supported (n = 1)", "invalid_value");
                 return strings.Count == 1 ? new PromptInput(strings[0], null) : new PromptInput(null, tokens);
             default:
                 throw new JsonException(Shapes);

@@ -17,6 +17,8 @@ internal static class JsonErrors
         int pathAt = raw.IndexOf(" Path: ", StringComparison.Ordinal);
         string message = pathAt >= 0 ? raw[..pathAt] : raw;
         message = message.TrimEnd('.', ' ');
+        if (ex is JsonValueException refused)
+            return ApiException.BadRequest(param is null ? $"the request body {message}" : $"'{param}' {message}", param, refused.Code);
 
         const string couldNot = "could not be converted to ";
         int typeAt = message.IndexOf(couldNot, StringComparison.Ordinal);
