@@ -347,6 +347,37 @@ public sealed class CliInputErrorTests : IDisposable
         Assert.NotNull(BenchCommand.KvCacheProblem(file, memory, 30, 1, [1, 4], privateWeights + 5 * 32 * perToken));
     }
 
+    /// <summary>Opening a named pipe for reading waits for a writer: its type is checked first, so each command answers at once.</summary>
+    [Theory]
+    [InlineData("generate", "-p", "hi", "-n", "1", "-t", "1")]
+    [InlineData("bench", "-p", "2", "-n", "1", "-r", "1", "-t", "1", "--no-probe")]
+    [InlineData("inspect")]
+    [InlineData("serve", "--port", "0", "-t", "1")]
+    public async Task A_named_pipe_given_as_the_model_is_named_as_not_a_regular_file(params string[] args)
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "mkfifo and statx are Linux's");
+        string fifo = Path.Combine(_dir, "model.gguf");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [fifo]))
+            await mkfifo.WaitForExitAsync(Ct);
+        var (exit, stdout, stderr) = await CliProcess.RunAsync(null, [args[0], "-m", fifo, .. args[1..]]);
+        Assert.NotEqual(0, exit);
+        Assert.Equal($"error: '{fifo}' is not a regular file but a named pipe; -m takes a GGUF model file", stderr.Trim());
+        Assert.DoesNotContain("listening", stdout);
+    }
+
+    [Fact]
+    public void A_named_pipe_or_a_directory_is_refused_by_every_host_before_the_prefetch_reads_it()
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "mkfifo and statx are Linux's");
+        string fifo = Path.Combine(_dir, "model.gguf");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [fifo]))
+            mkfifo.WaitForExit();
+        var pipe = Assert.Throws<IOException>(() => ModelLoading.ResolvePath(new ApiOptions { ModelPath = fifo }));
+        Assert.Equal($"the model path '{fifo}' is not a regular file but a named pipe; give a GGUF model file", pipe.Message);
+        var directory = Assert.Throws<IOException>(() => ModelLoading.ResolvePath(new ApiOptions { ModelPath = _dir }));
+        Assert.Equal($"the model path '{_dir}' is a directory; give a GGUF model file", directory.Message);
+    }
+
     [Theory]
     [InlineData("bench", "-p", "2", "-n", "1", "-r", "1", "--no-probe")]
     [InlineData("logits", "--tokens", "1", "-o", "OUT")]
