@@ -14,12 +14,16 @@ public sealed class ModelStartup(InferenceApi api, Func<ITextGenerator> load, IH
         GeneratorProvider provider = api.Provider;
         _ = provider.LoadInBackground(load).ContinueWith(_ =>
         {
-            if (provider.State == GeneratorState.Ready)
-                logger.LogInformation("model '{Model}' ready in {Seconds:F2} s ({Kernel}, {Threads} {ThreadNoun})",
-                    provider.Generator!.Model.Id, provider.LoadTime?.TotalSeconds, provider.Generator.Model.KernelName,
-                    provider.Generator.Model.Threads, GeneratorProvider.ThreadNoun(provider.Generator.Model.Threads));
-            else
+            if (provider.State != GeneratorState.Ready)
+            {
                 logger.LogError("the model failed to load: {Reason}", provider.FailureReason);
+                return;
+            }
+            ModelInfo model = provider.Generator!.Model;
+            logger.LogInformation("model '{Model}' ready in {Seconds:F2} s ({Kernel}, {Threads} {ThreadNoun})",
+                model.Id, provider.LoadTime?.TotalSeconds, model.KernelName, model.Threads, GeneratorProvider.ThreadNoun(model.Threads));
+            if (model.KvCacheNote is { } note)
+                logger.LogWarning("{KvCacheNote}", note);
         }, TaskScheduler.Default);
         return Task.CompletedTask;
     }

@@ -32,9 +32,11 @@ public sealed class GeneratorProvider
 
     public ITextGenerator? Generator => _generator;
 
-    /// <summary>What the hosts log once the model is ready: "model 'ID' ready in S s (KERNELS, N threads)".</summary>
+    /// <summary>What the hosts log once the model is ready: "model 'ID' ready in S s (KERNELS, N threads)", and "; the
+    /// context is …" when the memory left it smaller than the model's (<see cref="ModelInfo.KvCacheNote"/>).</summary>
     public string ReadySummary => _generator is { Model: var model }
-        ? $"model '{model.Id}' ready in {LoadTime?.TotalSeconds:F2} s ({model.KernelName}, {model.Threads} {ThreadNoun(model.Threads)})"
+        ? $"model '{model.Id}' ready in {LoadTime?.TotalSeconds:F2} s ({model.KernelName}, {model.Threads} {ThreadNoun(model.Threads)})" +
+          (model.KvCacheNote is { } note ? $"; {note}" : "")
         : throw new InvalidOperationException("the model is not ready");
 
     /// <summary>"thread" or "threads" for a count, for the ready line and its structured twin.</summary>

@@ -1,4 +1,5 @@
 using BitNet.Inference.Generation;
+using BitNet.Inference.Gguf;
 using BitNet.Inference.Hub;
 using BitNet.Inference.Memory;
 using BitNet.Inference.Model;
@@ -12,9 +13,13 @@ public static class ModelLoading
     /// Throws FileNotFoundException with the fix when neither exists.</summary>
     public static string ResolvePath(ApiOptions options, IEnvironment? environment = null)
     {
-        if (options.ModelPath is { } path)
-            return File.Exists(path) ? Path.GetFullPath(path) : throw new FileNotFoundException($"the model file '{path}' does not exist", path);
-        return ModelLocator.DefaultModelPath(environment);
+        if (options.ModelPath is not { } path)
+            return ModelLocator.DefaultModelPath(environment);
+        if (Directory.Exists(path))
+            throw new IOException($"the model path '{path}' is a directory; give a GGUF model file");
+        if (SpecialFiles.SpecialKind(path) is { } kind)   // checked before the prefetch opens it: a named pipe would wait for a writer
+            throw new IOException($"the model path '{path}' is not a regular file but {kind}; give a GGUF model file");
+        return File.Exists(path) ? Path.GetFullPath(path) : throw new FileNotFoundException($"the model file '{path}' does not exist", path);
     }
 
     /// <summary>

@@ -14,6 +14,15 @@ public sealed class ReadyLineTests
         Assert.Equal("model 'fake-model' ready in 0.00 s (fake, 1 thread)", provider.ReadySummary);
     }
 
+    [Fact]
+    public void A_context_the_memory_shrank_is_said_on_the_ready_line()
+    {
+        var model = new FakeTextGenerator(992).Model with { KvCacheNote = "the context is 992 tokens, not 4096: …" };
+        var provider = GeneratorProvider.Ready(new FakeTextGenerator(992) { Model = model });
+
+        Assert.Equal("model 'fake-model' ready in 0.00 s (fake, 1 thread); the context is 992 tokens, not 4096: …", provider.ReadySummary);
+    }
+
     [Theory]
     [InlineData(1, "thread")]
     [InlineData(2, "threads")]

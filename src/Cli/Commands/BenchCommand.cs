@@ -4,6 +4,8 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using BitNet.Inference.Bench;
+using BitNet.Inference.Generation;
+using BitNet.Inference.Gguf;
 using BitNet.Inference.Model;
 using BitNet.Inference.Threading;
 using Spectre.Console;
@@ -92,14 +94,13 @@ internal static class BenchCommand
             try
             {
                 long start = Stopwatch.GetTimestamp();
-                using BitNetModel loaded = BitNetModel.Load(path, options);
-                double loadSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-                long positions = (long)p + n + 1, most = Math.Min(KvCachePool.MaxTokens(loaded.Config), MaxPositions);
-                if (positions > most)
+                using BitNetModel? loaded = LoadWithin(path, options, p, n, streams, out string? problem);
+                if (loaded is null)
                 {
-                    stderr.WriteLine($"error: -p {p} and -n {n} need {positions} positions of KV cache; at most {most} fit this model");
+                    stderr.WriteLine($"error: {problem}");
                     return Task.FromResult(2);
                 }
+                double loadSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
                 BenchmarkReport report = interactive && !asJson
                     ? RunWithProgress(loaded, path, loadSeconds, p, n, r, !parseResult.GetValue(noProbe), cancellationToken)
                     : InferenceBenchmark.Run(loaded, Path.GetFileName(path), loadSeconds, p, n, r, !parseResult.GetValue(noProbe),
@@ -123,6 +124,53 @@ internal static class BenchCommand
 
     /// <summary>The longest sequence a bench runs, as serve's largest --ctx-size.</summary>
     private const long MaxPositions = 1 << 20;
+
+    /// <summary>The model, once its file shows that the bench's KV caches fit; else null and why (before the weights load, which takes seconds).</summary>
+    private static BitNetModel? LoadWithin(string path, ModelLoadOptions options, int p, int n, int[] streams, out string? problem)
+    {
+        var file = GgufFile.Open(path);
+        try
+        {
+            problem = KvCacheProblem(file, options, p, n, streams);
+            if (problem is null)
+                return BitNetModel.Load(file, options);   // which owns the file from here
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+        file.Dispose();
+        return null;
+    }
+
+    /// <summary>
+    /// Why the KV caches of the bench cannot be held, or null: a sequence of <paramref name="p"/> + <paramref name="n"/>
+    /// + 1 positions, and with --parallel one pool per stream count, all allocated together, each of whole blocks
+    /// per stream. They must fit this model's arrays and, beside the weights, the memory the process may use: the
+    /// engine's load check (<see cref="KvBudget"/>), so an impossible bench is one line, not an OutOfMemoryException.
+    /// </summary>
+    internal static string? KvCacheProblem(GgufFile file, ModelLoadOptions options, int p, int n, int[] streams, long? memoryLimitBytes = null)
+    {
+        var config = ModelConfig.FromGguf(file);
+        long positions = (long)p + n + 1, most = Math.Min(KvCachePool.MaxTokens(config), MaxPositions);
+        long blocks = (positions + KvCachePool.DefaultBlockTokens - 1) / KvCachePool.DefaultBlockTokens;
+        long pooled = streams.Length == 0 ? 0 : streams.Max() * blocks * KvCachePool.DefaultBlockTokens;
+        string with = streams.Length == 0 ? "" : $" with --parallel {string.Join(',', streams)}";
+        if (positions > most)
+            return $"-p {p} and -n {n} need {positions} positions of KV cache; at most {most} fit this model";
+        if (pooled > KvCachePool.MaxTokens(config))
+            return $"-p {p} and -n {n}{with} need {pooled} positions of KV cache in one pool; at most {KvCachePool.MaxTokens(config)} fit this model";
+
+        if ((memoryLimitBytes ?? KvBudget.MemoryLimitBytes()) is not long limit)
+            return null;
+        // The single sequence's cache is garbage by the time the pools are made: the larger of the two is held.
+        long tokens = Math.Max(blocks, streams.Sum(s => s * blocks)) * KvCachePool.DefaultBlockTokens;
+        long weights = KvBudget.WeightBytes(file, config, options.Storage, options.LmHead);
+        return KvBudget.Shortfall(tokens * KvCachePool.BytesPerToken(config), weights, limit) is { } shortfall
+            ? $"-p {p} and -n {n}{with} need {tokens} positions of KV cache, {shortfall}; at most {KvBudget.FittingTokens(config, weights, limit)} positions fit"
+            : null;
+    }
 
     private static BenchmarkReport RunWithProgress(BitNetModel model, string path, double loadSeconds, int p, int n, int r, bool probe, CancellationToken ct)
     {

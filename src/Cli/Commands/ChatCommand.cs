@@ -28,6 +28,8 @@ internal static class ChatCommand
                 int maxTokens = options.ParseMaxTokens(parse);
                 var sampling = options.Sampling(parse);
                 using var engine = options.LoadEngine(parse);
+                if (engine.Model.KvCacheNote is { } note)
+                    await stderr.WriteLineAsync($"warning: {note}");
 
                 var conversation = new ChatConversation(engine, parse.GetValue(system));
                 if (!conversation.Fits(""))   // every turn would fail: say so once, before the prompt

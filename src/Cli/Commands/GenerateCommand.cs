@@ -42,6 +42,8 @@ internal static class GenerateCommand
                 SamplingOptions sampling = options.Sampling(parse);
                 string text = ModelCommandOptions.PromptText(parse, prompt, file);
                 using var engine = options.LoadEngine(parse);
+                if (engine.Model.KvCacheNote is { } note)
+                    await stderr.WriteLineAsync($"warning: {note}");
                 var request = new GenerationRequest
                 {
                     PromptTokens = engine.Tokenize(text),

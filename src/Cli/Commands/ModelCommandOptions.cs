@@ -85,6 +85,8 @@ internal sealed class ModelCommandOptions
             return ModelLocator.DefaultModelPath();
         if (Directory.Exists(path))
             throw new ArgumentException($"'{path}' is a directory; -m takes a GGUF model file");
+        if (SpecialFiles.SpecialKind(path) is { } kind)   // before anything opens it: a named pipe would wait for a writer
+            throw new ArgumentException($"'{path}' is not a regular file but {kind}; -m takes a GGUF model file");
         return File.Exists(path) ? path : throw new FileNotFoundException($"model file '{path}' not found", path);
     }
 

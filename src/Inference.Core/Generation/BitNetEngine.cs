@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using BitNet.Inference.Gguf;
@@ -23,18 +22,16 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
     private readonly int _contextLength;
     private bool _disposed;
 
-    private BitNetEngine(BitNetModel model, Tokenizer tokenizer, ChatTemplate chatTemplate, EngineOptions options, int contextLength)
+    private BitNetEngine(BitNetModel model, Tokenizer tokenizer, ChatTemplate chatTemplate, EngineOptions options, KvSize kv)
     {
         _model = model;
         Tokenizer = tokenizer;
         ChatTemplate = chatTemplate;
+        int contextLength = kv.ContextLength;
         _contextLength = contextLength;
         var config = model.Config;
         int parallel = Math.Max(1, options.Parallel);
-        long tokens = options.KvCacheTokens > 0 ? options.KvCacheTokens
-            : Math.Min(KvBudget.DefaultTokens(config, parallel, contextLength, new FileInfo(options.ModelPath).Length, options.MemoryLimitBytes),
-                KvCachePool.MaxTokens(config));
-        var pool = new KvCachePool(config, KvBudget.Blocks(tokens, contextLength));
+        var pool = new KvCachePool(config, KvBudget.Blocks(kv.Tokens, contextLength));
         _scheduler = new StepScheduler(model, tokenizer, pool, contextLength, parallel, Math.Max(3, options.PromptTokensPerStep), options.ReusePromptPrefix);
         Model = new ModelInfo(
             Id: options.ModelId ?? Path.GetFileNameWithoutExtension(options.ModelPath),
@@ -46,7 +43,10 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
             LayerCount: config.LayerCount,
             FileSizeBytes: new FileInfo(options.ModelPath).Length,
             KernelName: model.KernelName,
-            Threads: model.Threads);
+            Threads: model.Threads)
+        {
+            KvCacheNote = kv.Note,
+        };
     }
 
     /// <summary>Load the model and its tokenizer. Bad files throw the reader's typed exceptions.</summary>
@@ -63,9 +63,10 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         // Both only read the parsed file.
         Task<Tokenizer> tokenizerTask = Task.Run(() => Tokenizer.FromGguf(file, pre));
         BitNetModel model;
+        KvSize kv;
         try
         {
-            CheckKvCache(file, ModelConfig.FromGguf(file), options);   // before the weights load, which takes seconds
+            kv = SizeKvCache(file, ModelConfig.FromGguf(file), options);   // before the weights load, which takes seconds
             model = BitNetModel.Load(file, new ModelLoadOptions
             {
                 Threads = options.Threads,
@@ -87,9 +88,8 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
             if (tokenizer.VocabSize != model.Config.VocabSize)
                 throw new TokenizerException(
                     $"the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}");
-            int context = ContextOf(options, model.Config);
             var chatTemplate = ChatTemplate.Choose(file, text => tokenizer.TryGetId(text, out _), options.ChatTemplate);
-            return new BitNetEngine(model, tokenizer, chatTemplate, options, context);
+            return new BitNetEngine(model, tokenizer, chatTemplate, options, kv);
         }
         catch
         {
@@ -105,10 +105,10 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
     /// <summary>
     /// The KV cache holds at least one context, and at most <see cref="KvCachePool.MaxTokens"/> positions; more is
     /// an <see cref="ArgumentException"/> saying so (its message without a parameter name: hosts show it as it is).
-    /// A size asked for whose bytes and the weights' exceed the memory the process may use is refused the same way:
-    /// its blocks are only touched when used, so it would load and then be killed mid-request.
+    /// Within that, <see cref="KvBudget.Size"/> sizes it by the memory the process may use, or refuses it the same
+    /// way: its blocks are only touched when used, so a cache too large would load and then be killed mid-request.
     /// </summary>
-    private static void CheckKvCache(GgufFile file, ModelConfig config, EngineOptions options)
+    private static KvSize SizeKvCache(GgufFile file, ModelConfig config, EngineOptions options)
     {
         int context = ContextOf(options, config);
         long max = KvCachePool.MaxTokens(config);
@@ -118,25 +118,8 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         if (context > max)
             throw new ArgumentException($"a context of {context} tokens is more than this model allows: at most {max} " +
                 $"(a layer's keys, {config.KvDim} values a token, are one array of at most {Array.MaxLength} values)");
-
-        // The default size is derived from the limit already (and keeps one context even where that does not fit).
-        if (options.KvCacheTokens <= 0 || (options.MemoryLimitBytes ?? KvBudget.MemoryLimitBytes()) is not long limit)
-            return;
-        long blockBytes = KvCachePool.BytesPerToken(config) * KvCachePool.DefaultBlockTokens;
-        long kv = KvBudget.Blocks(options.KvCacheTokens, context) * blockBytes;
-        long weights = KvBudget.WeightBytes(file, config, options.Storage, options.LmHead);
-        if (kv + weights <= limit)
-            return;
-        long fit = Math.Max(0, limit - weights) / blockBytes * KvCachePool.DefaultBlockTokens;
-        string beside = weights > 0 ? $" beside {Size(weights)} of weights" : "";
-        string fits = fit >= context ? string.Create(CultureInfo.InvariantCulture, $"at most {fit} tokens fit")
-            : string.Create(CultureInfo.InvariantCulture, $"not even one context of {context} tokens fits");
-        throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
-            $"a KV cache of {options.KvCacheTokens} tokens needs {Size(kv)}{beside}, more than the {Size(limit)} of memory this process may use; {fits}"));
-
-        static string Size(long bytes) => bytes >= 1L << 30
-            ? string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30):0.0} GiB")
-            : string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 20):0.0} MiB");
+        return KvBudget.Size(config, options.KvCacheTokens, options.Parallel, context, contextGiven: options.ContextLength > 0,
+            KvBudget.WeightBytes(file, config, options.Storage, options.LmHead), options.MemoryLimitBytes ?? KvBudget.MemoryLimitBytes());
     }
 
     public ModelInfo Model { get; }

@@ -30,7 +30,7 @@ public sealed record EngineOptions
     public bool ReusePromptPrefix { get; init; } = true;
     /// <summary>Most generations decoding together in one batch; more wait. At least 1.</summary>
     public int Parallel { get; init; } = 1;
-    /// <summary>KV cache positions shared by all generations; 0 = <see cref="KvBudget.DefaultTokens"/> (Parallel
+    /// <summary>KV cache positions shared by all generations; 0 = the default of <see cref="KvBudget.Size"/> (Parallel
     /// × context, capped by the memory the process may use). Never less than one whole context. A size whose bytes
     /// and the weights' exceed that memory is refused at load.</summary>
     public long KvCacheTokens { get; init; }

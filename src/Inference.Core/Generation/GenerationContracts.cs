@@ -97,7 +97,12 @@ public sealed record ModelInfo(
     int LayerCount,
     long FileSizeBytes,
     string KernelName,
-    int Threads);
+    int Threads)
+{
+    /// <summary>Why the context is smaller than the model's default (the memory holds no more KV cache), for the
+    /// load's log line; null when it is not.</summary>
+    public string? KvCacheNote { get; init; }
+}
 
 /// <summary>
 /// A prompt (with what generation reserves) does not fit the context window.

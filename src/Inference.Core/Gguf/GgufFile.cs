@@ -37,6 +37,7 @@ public sealed unsafe class GgufFile : IDisposable
         Path = System.IO.Path.GetFullPath(path);
         var info = new FileInfo(Path);
         if (Directory.Exists(Path)) throw new IOException($"'{Path}' is a directory, not a GGUF file");
+        if (SpecialFiles.SpecialKind(Path) is { } kind) throw new IOException($"'{Path}' is not a regular file but {kind}; give a GGUF file");
         if (!info.Exists) throw new FileNotFoundException($"GGUF file not found: {Path}", Path);
         FileSize = info.Length;
         _metadata = new Dictionary<string, GgufValue>(StringComparer.Ordinal);

@@ -13,25 +13,40 @@ namespace BitNet.Inference.Gguf;
 /// </summary>
 public static partial class SpecialFiles
 {
-    private const int AtFdCwd = -100, StatxType = 0x1, ModeOffset = 28, TypeMask = 0xF000, RegularType = 0x8000, DirectoryType = 0x4000;
+    private const int AtFdCwd = -100, StatxType = 0x1, ModeOffset = 28, TypeMask = 0xF000, RegularType = 0x8000, DirectoryType = 0x4000,
+        FifoType = 0x1000, CharacterDeviceType = 0x2000, BlockDeviceType = 0x6000, SocketType = 0xC000;
 
     /// <summary>True when <paramref name="path"/> exists (following symbolic links) and is neither a regular file nor a directory.</summary>
-    internal static unsafe bool IsSpecial(string path)
+    internal static bool IsSpecial(string path) => SpecialKind(path) is not null;
+
+    /// <summary>
+    /// What <paramref name="path"/> is (following symbolic links) when it exists and is neither a regular file nor a
+    /// directory: "a named pipe", "a character device", "a block device" or "a socket"; else null. Asked of the file
+    /// system without opening the file: opening a named pipe for reading waits for a writer.
+    /// </summary>
+    public static unsafe string? SpecialKind(string path)
     {
         if (!OperatingSystem.IsLinux() || path.Length == 0)
-            return false;
+            return null;
         byte* buffer = stackalloc byte[256];   // struct statx
         try
         {
             if (Statx(AtFdCwd, path, 0, StatxType, buffer) != 0)
-                return false;   // missing, or not ours to inspect: the write itself reports it
+                return null;   // missing, or not ours to inspect: the read or write itself reports it
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
-            return false;   // not glibc, or one older than 2.28
+            return null;   // not glibc, or one older than 2.28
         }
-        int type = *(ushort*)(buffer + ModeOffset) & TypeMask;
-        return type is not (RegularType or DirectoryType);
+        return (*(ushort*)(buffer + ModeOffset) & TypeMask) switch
+        {
+            RegularType or DirectoryType => null,
+            FifoType => "a named pipe",
+            CharacterDeviceType => "a character device",
+            BlockDeviceType => "a block device",
+            SocketType => "a socket",
+            _ => "a special file",
+        };
     }
 
     /// <summary>statfs(2) magic numbers of the kernel's pseudo file systems, with their names.</summary>

@@ -309,6 +309,75 @@ public sealed class CliInputErrorTests : IDisposable
         AssertNoDotNetNoise(stderr);
     }
 
+    [Fact]
+    public async Task A_bench_whose_kv_caches_exceed_the_memory_limit_is_one_line_before_the_model_loads()
+    {
+        // The limit the engine's load check uses, set here so the test does not depend on this machine's memory:
+        // 17 × 63 blocks of 32 positions (the single stream's cache, then 1 and 16 streams' pools held together)
+        // need 66.9 MiB beside the 70.7 MiB of weights.
+        var environment = new Dictionary<string, string?> { ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = "128" };
+        var (exit, stdout, stderr) = await CliProcess.RunAsync(environment,
+            "bench", "-m", Model, "-p", "2000", "-n", "1", "-r", "1", "-t", "1", "--no-probe", "--parallel", "16");
+        Assert.Equal(2, exit);
+        string line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal("error: -p 2000 and -n 1 with --parallel 1,16 need 34272 positions of KV cache, 66.9 MiB beside 70.7 MiB of weights, " +
+            "more than the 128.0 MiB of memory this process may use; at most 29344 positions fit", line);
+        Assert.Equal("", stdout);
+        AssertNoDotNetNoise(stderr);
+    }
+
+    [Fact]
+    public void A_bench_counts_the_kv_caches_it_holds_together_against_the_weights_as_stored()
+    {
+        using var file = BitNet.Inference.Gguf.GgufFile.Open(Model);
+        var config = BitNet.Inference.Model.ModelConfig.FromGguf(file);
+        var memory = new BitNet.Inference.Model.ModelLoadOptions { Storage = BitNet.Inference.Model.WeightStorage.Memory };
+        var mapped = memory with { Storage = BitNet.Inference.Model.WeightStorage.Mapped };
+        long perToken = BitNet.Inference.Model.KvCachePool.BytesPerToken(config);
+        long weights = BitNet.Inference.Generation.KvBudget.WeightBytes(file, config, memory.Storage, memory.LmHead);
+        long privateWeights = BitNet.Inference.Generation.KvBudget.WeightBytes(file, config, mapped.Storage, mapped.LmHead);
+        // -p 30 -n 1: one block; --parallel 1,4: five blocks held together.
+        Assert.Null(BenchCommand.KvCacheProblem(file, memory, 30, 1, [], weights + 32 * perToken));
+        Assert.StartsWith("-p 31 and -n 1 need 64 positions of KV cache, ", BenchCommand.KvCacheProblem(file, memory, 31, 1, [], weights + 32 * perToken));
+        Assert.Null(BenchCommand.KvCacheProblem(file, memory, 30, 1, [1, 4], weights + 5 * 32 * perToken));
+        Assert.EndsWith("with --parallel 1,4 need 160 positions of KV cache, 0.3 MiB beside 70.7 MiB of weights, more than the 70.9 MiB of memory this process may use; at most 128 positions fit",
+            BenchCommand.KvCacheProblem(file, memory, 30, 1, [1, 4], weights + 4 * 32 * perToken));
+        // Mapped weights count only what the process holds of them, as at the engine's load.
+        Assert.Null(BenchCommand.KvCacheProblem(file, mapped, 30, 1, [1, 4], privateWeights + 5 * 32 * perToken));
+        Assert.NotNull(BenchCommand.KvCacheProblem(file, memory, 30, 1, [1, 4], privateWeights + 5 * 32 * perToken));
+    }
+
+    /// <summary>Opening a named pipe for reading waits for a writer: its type is checked first, so each command answers at once.</summary>
+    [Theory]
+    [InlineData("generate", "-p", "hi", "-n", "1", "-t", "1")]
+    [InlineData("bench", "-p", "2", "-n", "1", "-r", "1", "-t", "1", "--no-probe")]
+    [InlineData("inspect")]
+    [InlineData("serve", "--port", "0", "-t", "1")]
+    public async Task A_named_pipe_given_as_the_model_is_named_as_not_a_regular_file(params string[] args)
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "mkfifo and statx are Linux's");
+        string fifo = Path.Combine(_dir, "model.gguf");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [fifo]))
+            await mkfifo.WaitForExitAsync(Ct);
+        var (exit, stdout, stderr) = await CliProcess.RunAsync(null, [args[0], "-m", fifo, .. args[1..]]);
+        Assert.NotEqual(0, exit);
+        Assert.Equal($"error: '{fifo}' is not a regular file but a named pipe; -m takes a GGUF model file", stderr.Trim());
+        Assert.DoesNotContain("listening", stdout);
+    }
+
+    [Fact]
+    public void A_named_pipe_or_a_directory_is_refused_by_every_host_before_the_prefetch_reads_it()
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "mkfifo and statx are Linux's");
+        string fifo = Path.Combine(_dir, "model.gguf");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [fifo]))
+            mkfifo.WaitForExit();
+        var pipe = Assert.Throws<IOException>(() => ModelLoading.ResolvePath(new ApiOptions { ModelPath = fifo }));
+        Assert.Equal($"the model path '{fifo}' is not a regular file but a named pipe; give a GGUF model file", pipe.Message);
+        var directory = Assert.Throws<IOException>(() => ModelLoading.ResolvePath(new ApiOptions { ModelPath = _dir }));
+        Assert.Equal($"the model path '{_dir}' is a directory; give a GGUF model file", directory.Message);
+    }
+
     [Theory]
     [InlineData("bench", "-p", "2", "-n", "1", "-r", "1", "--no-probe")]
     [InlineData("logits", "--tokens", "1", "-o", "OUT")]

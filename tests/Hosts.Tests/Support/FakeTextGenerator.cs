@@ -15,7 +15,7 @@ internal sealed class FakeTextGenerator(int contextLength = 512) : ITextGenerato
 {
     private int _running;
 
-    public ModelInfo Model { get; } = new("fake-model", "/models/fake-model.gguf", "bitnet-b1.58", contextLength, 256, 64, 2, 1234, "fake", 1);
+    public ModelInfo Model { get; init; } = new("fake-model", "/models/fake-model.gguf", "bitnet-b1.58", contextLength, 256, 64, 2, 1234, "fake", 1);
 
     /// <summary>Pause before each token (simulates a slow model).</summary>
     public TimeSpan TokenDelay { get; set; }

@@ -88,6 +88,73 @@ public class KvCacheSizeTests
         Assert.True(unlimited.KvCache.BlockCount * unlimited.KvCache.BlockTokens >= Context);
     }
 
+    private static long PerToken()
+    {
+        using var file = GgufFile.Open(SharedData.OracleModelPath);
+        return KvCachePool.BytesPerToken(ModelConfig.FromGguf(file));
+    }
+
+    private static long MappedWeightBytes()
+    {
+        using var file = GgufFile.Open(SharedData.OracleModelPath);
+        return KvBudget.WeightBytes(file, ModelConfig.FromGguf(file), WeightStorage.Mapped, LmHeadMode.F16);
+    }
+
+    /// <summary>The model's own context (4096), the default's <paramref name="parallel"/> generations, within <paramref name="limit"/>.</summary>
+    private static BitNetEngine LoadDefault(long limit, WeightStorage storage = WeightStorage.Auto, int contextLength = 0, int parallel = 1) =>
+        BitNetEngine.Load(new EngineOptions
+        {
+            ModelPath = SharedData.OracleModelPath, Threads = 1, ContextLength = contextLength, Parallel = parallel, Storage = storage,
+            MemoryLimitBytes = limit,
+        });
+
+    [Fact]
+    public void The_default_size_counts_mapped_weights_as_the_explicit_check_does()
+    {
+        // Room, beside what mapped weights hold privately and the headroom, for 4 of the 8 contexts asked for.
+        long limit = MappedWeightBytes() + KvBudget.Headroom + 4 * Context * PerToken();
+        using (var mapped = LoadDefault(limit, WeightStorage.Mapped, Context, parallel: 8))
+            Assert.Equal(4 * Context, mapped.KvCache.BlockCount * mapped.KvCache.BlockTokens);
+        // In private memory the whole file counts: no room beyond the one context that fits beside it.
+        using var inMemory = LoadDefault(limit, WeightStorage.Memory, Context, parallel: 8);
+        Assert.Equal(Context, inMemory.KvCache.BlockCount * inMemory.KvCache.BlockTokens);
+    }
+
+    [Fact]
+    public void A_default_context_that_does_not_fit_shrinks_to_the_positions_that_do_and_says_so()
+    {
+        long fileBytes = new FileInfo(SharedData.OracleModelPath).Length;
+        using var engine = LoadDefault(fileBytes + KvBudget.Headroom + 1000 * PerToken());
+        Assert.Equal(992, engine.ContextLength);   // whole blocks of 32
+        Assert.Equal(992, engine.KvCache.BlockCount * engine.KvCache.BlockTokens);
+        Assert.Equal(992, engine.Model.ContextLength);
+        Assert.StartsWith("the context is 992 tokens, not 4096: no more KV cache fits beside 70.7 MiB of weights and 256.0 MiB for the rest of the process within the ",
+            engine.Model.KvCacheNote);
+
+        using var roomy = LoadDefault(fileBytes + KvBudget.Headroom + 4096 * PerToken());
+        Assert.Equal(4096, roomy.ContextLength);
+        Assert.Null(roomy.Model.KvCacheNote);
+    }
+
+    [Fact]
+    public void A_default_context_is_refused_in_one_line_when_not_even_the_smallest_fits()
+    {
+        long limit = new FileInfo(SharedData.OracleModelPath).Length + KvBudget.Headroom + 200 * PerToken();
+        var refused = Assert.Throws<ArgumentException>(() => LoadDefault(limit));
+        Assert.Equal("not even a context of 256 tokens fits beside 70.7 MiB of weights and 256.0 MiB for the rest of the process " +
+            "within the 327.1 MiB of memory this process may use (room for 200 KV cache positions)", refused.Message);
+        Assert.Null(refused.ParamName);
+    }
+
+    [Fact]
+    public void A_context_set_by_hand_that_does_not_fit_beside_the_weights_is_refused_saying_how_many_tokens_fit()
+    {
+        long limit = new FileInfo(SharedData.OracleModelPath).Length + 1000 * PerToken();
+        var refused = Assert.Throws<ArgumentException>(() => LoadDefault(limit, contextLength: 2048));
+        Assert.Equal("a context of 2048 tokens needs a KV cache of 4.0 MiB beside 70.7 MiB of weights, " +
+            "more than the 72.6 MiB of memory this process may use; at most 992 tokens fit", refused.Message);
+    }
+
     public static TheoryData<long> TooLarge => [MaxTokens() + 1, int.MaxValue, 2_147_483_000];
 
     [Theory]

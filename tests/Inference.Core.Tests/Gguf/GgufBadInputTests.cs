@@ -32,6 +32,22 @@ public class GgufBadInputTests
     /// <summary>Offset of a tensor-info field: after the tensor's name, n_dims (4), ne (8 each), type (4), offset (8).</summary>
     private static int TensorInfo(byte[] file, string name) => ByteSearch.AfterString(file, name);
 
+    /// <summary>Opening a named pipe for reading waits for a writer, and its size reads 0: its type is asked first.</summary>
+    [Fact]
+    public async Task A_named_pipe_is_named_as_not_a_regular_file_without_waiting_for_a_writer()
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "mkfifo and statx are Linux's");
+        using var temp = new TempFolder();
+        string fifo = temp.File("pipe.gguf");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [fifo]))
+            await mkfifo.WaitForExitAsync(TestContext.Current.CancellationToken);
+        var open = Task.Run(() => GgufFile.Open(fifo).Dispose(), TestContext.Current.CancellationToken);
+        await Task.WhenAny(open, Task.Delay(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+        Assert.True(open.IsCompleted, "GgufFile.Open waited on the pipe");
+        var refused = await Assert.ThrowsAsync<IOException>(() => open);
+        Assert.Equal($"'{fifo}' is not a regular file but a named pipe; give a GGUF file", refused.Message);
+    }
+
     [Fact]
     public void Valid_file_opens()
     {

@@ -177,17 +177,29 @@ public class KvCachePoolTests
     }
 
     [Fact]
-    public void Memory_budgets_never_go_below_one_whole_context_and_fit_the_limit()
+    public void Memory_budgets_fit_the_limit_and_shrink_only_a_default_context()
     {
         long perToken = KvCachePool.BytesPerToken(Config);
         Assert.Equal(2L * 2 * Config.LayerCount * Config.KvDim, perToken);
+        KvSize Default(int context, long weights, long limit, bool contextGiven = false) =>
+            KvBudget.Size(Config, 0, 4, context, contextGiven, weights, limit);
         // Plenty of memory: every parallel sequence gets the whole context.
-        Assert.Equal(4 * 256, KvBudget.DefaultTokens(Config, 4, 256, modelBytes: 1000, memoryLimitBytes: 1L << 40));
-        // Room for 300 positions after the model and the headroom: 300, not 4 × 256.
+        Assert.Equal(new KvSize(4 * 256, 256), Default(256, 1000, 1L << 40));
+        // Room for 300 positions after the weights and the headroom: 300, not 4 × 256.
         long limit = 1000 + KvBudget.Headroom + 300 * perToken;
-        Assert.Equal(300, KvBudget.DefaultTokens(Config, 4, 256, modelBytes: 1000, memoryLimitBytes: limit));
-        // No room at all: still one context, so a lone request can use it.
-        Assert.Equal(256, KvBudget.DefaultTokens(Config, 4, 256, modelBytes: 1L << 30, memoryLimitBytes: 1L << 30));
+        Assert.Equal(new KvSize(300, 256), Default(256, 1000, limit));
+        // Not one default context of 1024: it shrinks to the whole blocks that fit, and says so.
+        KvSize shrunk = Default(1024, 1000, limit);
+        Assert.Equal((288, 288), (shrunk.Tokens, shrunk.ContextLength));
+        Assert.StartsWith("the context is 288 tokens, not 1024: no more KV cache fits beside 0.0 MiB of weights and 256.0 MiB for the rest", shrunk.Note);
+        // A context set by hand is kept while it fits beside the weights, the headroom aside, else refused.
+        Assert.Equal(new KvSize(1024, 1024), Default(1024, 1000, 1000 + 1024 * perToken, contextGiven: true));
+        var refused = Assert.Throws<ArgumentException>(() => Default(1024, 1000, 1000 + 1000 * perToken, contextGiven: true));
+        Assert.Matches(@"^a context of 1024 tokens needs a KV cache of [\d.]+ MiB beside 0\.0 MiB of weights, more than the [\d.]+ MiB of memory this process may use; at most 992 tokens fit$", refused.Message);
+        // Not even the floor: refused rather than a cache the process cannot hold.
+        refused = Assert.Throws<ArgumentException>(() => Default(1024, 1000, 1000 + KvBudget.Headroom + 200 * perToken));
+        Assert.StartsWith($"not even a context of {KvBudget.MinFallbackTokens} tokens fits beside", refused.Message);
+        Assert.EndsWith("(room for 200 KV cache positions)", refused.Message);
         Assert.Equal(8, KvBudget.Blocks(250, 256, blockTokens: 32));
     }
 }
