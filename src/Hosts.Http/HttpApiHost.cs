@@ -173,7 +173,9 @@ public static class HttpApiHost
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         try
         {
+            // The headers go out now: a stream may wait a while for its first frame.
             await context.Response.StartAsync(context.RequestAborted);
+            await context.Response.Body.FlushAsync(context.RequestAborted);
             await foreach (ReadOnlyMemory<byte> frame in response.Stream.WithCancellation(context.RequestAborted))
             {
                 await context.Response.Body.WriteAsync(frame, context.RequestAborted);

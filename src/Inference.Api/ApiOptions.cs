@@ -43,7 +43,7 @@ public sealed record ApiOptions
     public string? ChatTemplate { get; init; }
     public bool PrefetchModel { get; init; } = true;
     public int QueueDepth { get; init; } = 32;
-    /// <summary>How often a streamed request waiting in the queue gets an SSE comment (<see cref="EnvVars.QueueKeepAliveSeconds"/>).</summary>
+    /// <summary>How often a streamed request waiting for its first token gets an SSE comment (<see cref="EnvVars.QueueKeepAliveSeconds"/>).</summary>
     public TimeSpan QueueKeepAlive { get; init; } = TimeSpan.FromSeconds(DefaultQueueKeepAliveSeconds);
     /// <summary>Below the idle limits of the usual proxies and load balancers (nginx and AWS ALB 60 s, Azure Application
     /// Gateway 20 s), at the cost of a 27-byte write per waiting stream.</summary>

@@ -79,8 +79,9 @@ public static class EnvVars
     /// <summary>Completion tokens when the request names none (max_tokens / n_predict). Default 512, capped by the context.</summary>
     public const string DefaultMaxTokens = "BITNET_DEFAULT_MAX_TOKENS";
 
-    /// <summary>Seconds between the SSE comments a streamed request gets while it waits in the queue (its response starts
-    /// at once), so that a proxy or load balancer with an idle limit keeps the connection. Default 10.</summary>
+    /// <summary>Seconds between the SSE comments a streamed request gets until its first token, while it waits in the queue
+    /// or in the engine (its response starts at once), so that a proxy or load balancer with an idle limit keeps the
+    /// connection. Default 10.</summary>
     public const string QueueKeepAliveSeconds = "BITNET_QUEUE_KEEPALIVE_SECONDS";
 
     /// <summary>Longest a request may take, queue wait included, in seconds. Generation past it ends with

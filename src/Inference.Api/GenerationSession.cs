@@ -12,7 +12,7 @@ namespace BitNet.Inference.Api;
 /// prompt's KV blocks. Starting it waits for the model (FIFO; the request takes one place in the queue
 /// whatever its n), starts the engine and waits for every choice's first update, so everything that can
 /// be refused with a status (queue full, context too long, deadline passed while queued) is known before
-/// a host commits to a 200 (a stream that has to wait for a place is answered before: <see cref="QueuedStream"/>).
+/// a host commits to a 200 (a stream is answered before its first token: <see cref="WaitingStream"/>).
 /// Reading it yields every update of every choice, in the order they arrive; each choice's last one carries its stats.
 /// Two things end a generation early: the client going away (the engine sees the token within one
 /// token and the stream ends "cancelled") and the deadline (ends "length", as OpenAI reports a cut).
@@ -26,6 +26,8 @@ internal sealed class GenerationSession : IAsyncDisposable
     private readonly int _promptTokens;
     private readonly Choice[] _choices;
     private readonly Arrivals _arrivals = new();
+    private readonly GenerationProgress _progress = new();
+    private readonly TaskCompletionSource _generating = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private RequestQueue.Lease? _lease;
     private bool _started;
 
@@ -44,6 +46,14 @@ internal sealed class GenerationSession : IAsyncDisposable
 
     public int Choices => _choices.Length;
 
+    /// <summary>Completes once the start waits for nothing but the first tokens: the request has its place and every
+    /// choice is in the generator, none refused at once. A start that ends before completes only its own task.</summary>
+    public Task Generating => _generating.Task;
+
+    /// <summary>What the start waits for now: <see cref="GenerationPhase.Waiting"/> for a place in the queue, then what
+    /// the generator reports (<see cref="GenerationPhase.Unknown"/> from one that does not).</summary>
+    public GenerationPhase WaitingFor => Volatile.Read(ref _lease) is null ? GenerationPhase.Waiting : _progress.Phase;
+
     public static Task<GenerationSession> StartAsync(
         ITextGenerator generator, RequestQueue queue, GenerationRequest request, DateTimeOffset deadline,
         string promptParam, int choices, CancellationToken clientToken) =>
@@ -51,11 +61,12 @@ internal sealed class GenerationSession : IAsyncDisposable
 
     /// <summary>
     /// Enters the queue and starts the session, as <see cref="StartAsync"/> does, and tells at once whether the request
-    /// has to wait for a place (<c>Waiting</c>; false when it got one or was refused with 429).
-    /// <paramref name="leaveQueue"/> gives up a place still waited for (the start then fails with
-    /// <see cref="OperationCanceledException"/>); once the request runs it has no effect.
+    /// has to wait for a place (<c>Waiting</c>; false when it got one or was refused with 429). <c>Session</c> is the
+    /// session on its way, for what its start waits for (<see cref="Generating"/>, <see cref="WaitingFor"/>); it is read
+    /// once <c>Started</c> gives it. <paramref name="leaveQueue"/> gives up a place still waited for (the start then
+    /// fails with <see cref="OperationCanceledException"/>); once the request runs it has no effect.
     /// </summary>
-    public static (bool Waiting, Task<GenerationSession> Started) Start(
+    public static (bool Waiting, Task<GenerationSession> Started, GenerationSession Session) Start(
         ITextGenerator generator, RequestQueue queue, GenerationRequest request, DateTimeOffset deadline,
         string promptParam, int choices, CancellationToken clientToken, CancellationToken leaveQueue = default)
     {
@@ -67,7 +78,8 @@ internal sealed class GenerationSession : IAsyncDisposable
         // Leaving the queue must not cancel a generation that has begun: the wait gets a token of its own.
         CancellationTokenSource? wait = leaveQueue.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(linked.Token, leaveQueue) : null;
         ValueTask<RequestQueue.Lease> entering = queue.EnterAsync(wait?.Token ?? linked.Token);
-        return (!entering.IsCompleted, session.StartAsync(entering, wait, generator, request with { Deadline = deadline }, promptParam));
+        GenerationRequest generation = request with { Deadline = deadline, Progress = session._progress };
+        return (!entering.IsCompleted, session.StartAsync(entering, wait, generator, generation, promptParam), session);
     }
 
     private async Task<GenerationSession> StartAsync(ValueTask<RequestQueue.Lease> entering, CancellationTokenSource? wait,
@@ -77,7 +89,7 @@ internal sealed class GenerationSession : IAsyncDisposable
         {
             try
             {
-                _lease = await entering.ConfigureAwait(false);
+                Volatile.Write(ref _lease, await entering.ConfigureAwait(false));
             }
             finally
             {
@@ -112,7 +124,10 @@ internal sealed class GenerationSession : IAsyncDisposable
             int all = (1 << _choices.Length) - 1, arrived = 0;
             while (arrived != all)
             {
-                await _arrivals.WaitAsync(arrived).ConfigureAwait(false);
+                ValueTask arrival = _arrivals.WaitAsync(arrived);
+                if (failure is null && !arrival.IsCompleted)
+                    _generating.TrySetResult();
+                await arrival.ConfigureAwait(false);
                 int come = _arrivals.Ready & ~arrived;
                 arrived |= come;
                 for (; come != 0 && failure is null; come &= come - 1)

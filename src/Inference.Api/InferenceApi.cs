@@ -42,7 +42,7 @@ public sealed partial class InferenceApi
     public RequestQueue Queue => _queue;
 
     /// <summary>New generations get 503 from now on; running ones continue (graceful shutdown). Streams waiting in the
-    /// queue end with an error event (<see cref="QueuedStream"/>).</summary>
+    /// queue end with an error event (<see cref="WaitingStream"/>).</summary>
     public void BeginShutdown() => _shutdown.TrySetResult();
 
     public bool ShuttingDown => _shutdown.Task.IsCompleted;
@@ -317,19 +317,26 @@ public sealed partial class InferenceApi
         return new Usage(prompt, completion, prompt + completion);
     }
 
-    /// <summary>A streamed answer: <paramref name="frames"/> of the session <paramref name="start"/> starts. A stream that has to
-    /// wait in the queue is answered at once instead (<see cref="QueuedStream"/>); one that gets a place at once or is refused
-    /// (429) is answered once it has started, as a non-streamed request is.</summary>
-    private async Task<ApiResponse> StreamAsync(Func<CancellationToken, (bool Waiting, Task<GenerationSession> Started)> start,
+    /// <summary>A streamed answer: <paramref name="frames"/> of the session <paramref name="start"/> starts. Refusals known
+    /// before the request waits (429, context too long, a fault of the engine at once) are answered with their status; a
+    /// stream that waits, in the queue or for its first tokens, is answered at once (<see cref="WaitingStream"/>).</summary>
+    private async Task<ApiResponse> StreamAsync(
+        Func<CancellationToken, (bool Waiting, Task<GenerationSession> Started, GenerationSession Session)> start,
         Func<GenerationSession, IAsyncEnumerable<ReadOnlyMemory<byte>>> frames, CancellationToken cancellationToken)
     {
         var leave = new CancellationTokenSource();
-        (bool waiting, Task<GenerationSession> started) = start(leave.Token);
-        if (waiting)
-            return new QueuedStream(started, leave, Options.QueueKeepAlive, _shutdown.Task, cancellationToken).Response(frames);
-        leave.Dispose();
-        GenerationSession session = await started.ConfigureAwait(false);
-        return ApiResponse.ServerSentEvents(frames(session), session);
+        (bool waiting, Task<GenerationSession> started, GenerationSession starting) = start(leave.Token);
+        if (!waiting)
+        {
+            await Task.WhenAny(started, starting.Generating).ConfigureAwait(false);
+            if (started.IsCompleted)
+            {
+                leave.Dispose();
+                GenerationSession session = await started.ConfigureAwait(false);
+                return ApiResponse.ServerSentEvents(frames(session), session);
+            }
+        }
+        return new WaitingStream(starting, started, waiting, leave, Options.QueueKeepAlive, _shutdown.Task, cancellationToken).Response(frames);
     }
 
     /// <summary>The chunk order chat and /v1/completions share: an opening chunk per choice, when there are any; a chunk

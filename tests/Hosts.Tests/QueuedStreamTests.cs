@@ -46,7 +46,7 @@ public sealed class QueuedStreamTests
     }
 
     /// <summary>The text of a stream's chunks, whichever route sent them: chat deltas, completion texts, llama.cpp's contents.</summary>
-    private static string Text(IEnumerable<JsonElement> frames) => string.Concat(frames.Select(frame =>
+    internal static string Text(IEnumerable<JsonElement> frames) => string.Concat(frames.Select(frame =>
         frame.TryGetProperty("choices", out JsonElement choices)
             ? string.Concat(choices.EnumerateArray().Select(choice => choice.TryGetProperty("delta", out JsonElement delta)
                 ? delta.TryGetProperty("content", out JsonElement content) && content.ValueKind == JsonValueKind.String ? content.GetString() : ""

@@ -190,6 +190,7 @@ public sealed class BitNetEngine : ITextGenerator, IDisposable
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var channel = Channel.CreateUnbounded<GenerationUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         var sequence = new SequenceRun(request, _scheduler.Pool, _contextLength, Tokenizer, channel.Writer, started, stop.Token);
+        request.Progress?.Reach(GenerationPhase.Waiting);
         _scheduler.Enqueue(sequence);
         try
         {

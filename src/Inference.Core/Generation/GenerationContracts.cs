@@ -45,6 +45,40 @@ public sealed record GenerationRequest
     /// <summary>When set (0 … <see cref="Sampling.LogProbabilities.MaxTop"/>), every generated token's update
     /// carries its log-probability and this many most likely alternatives.</summary>
     public int? TopLogprobs { get; init; }
+    /// <summary>When set, the generator tells here what the generation waits for before its first token.</summary>
+    public GenerationProgress? Progress { get; init; }
+}
+
+/// <summary>What a generation waits for before its first token, from the least advanced to the most.</summary>
+public enum GenerationPhase
+{
+    /// <summary>Nothing reported (a generator that does not report leaves it so).</summary>
+    Unknown,
+    /// <summary>Waiting to be admitted: for a decoding slot or for KV cache blocks.</summary>
+    Waiting,
+    /// <summary>Admitted: its prompt is being evaluated.</summary>
+    EvaluatingPrompt,
+}
+
+/// <summary>
+/// Where a generation is before its first token, for a caller that tells its client (a stream's keep-alive comments):
+/// the generator moves it on, the caller reads it whenever it likes. Several generations may share one (the choices
+/// of one prompt): it only moves forward, so it tells the most advanced of them.
+/// </summary>
+public sealed class GenerationProgress
+{
+    private volatile int _phase;
+
+    public GenerationPhase Phase => (GenerationPhase)_phase;
+
+    /// <summary>Moves to <paramref name="phase"/> unless the progress is already there or beyond.</summary>
+    public void Reach(GenerationPhase phase)
+    {
+        int current;
+        while ((current = _phase) < (int)phase && Interlocked.CompareExchange(ref _phase, (int)phase, current) != current)
+        {
+        }
+    }
 }
 
 public enum FinishReason

@@ -243,6 +243,7 @@ internal sealed class StepScheduler : IDisposable
         s.Sampler = _samplers.Count > 0 ? _samplers.Pop() : new Sampler(SamplingOptions.Greedy, _tokenizer.VocabSize);
         s.Sampler.Reset(s.Request.Sampling);
         s.PromptStart = Stopwatch.GetTimestamp();
+        s.Request.Progress?.Reach(GenerationPhase.EvaluatingPrompt);
         return true;
     }
 

@@ -23,6 +23,11 @@ internal sealed class FakeTextGenerator(int contextLength = 512) : ITextGenerato
     public bool FailAtStart { get; set; }
     /// <summary>Throw after this many tokens.</summary>
     public int? FailAfterTokens { get; set; }
+    /// <summary>When set, each generation waits for it before its first token (a long prompt, or a wait to be admitted),
+    /// having reported <see cref="PhaseBeforeFirstToken"/>; cancellation ends the wait.</summary>
+    public Task? FirstTokenGate { get; set; }
+    /// <summary>What a generation held by <see cref="FirstTokenGate"/> reports (nothing when Unknown).</summary>
+    public GenerationPhase PhaseBeforeFirstToken { get; set; }
 
     public int TouchCount;
     public int Generations;
@@ -98,6 +103,11 @@ internal sealed class FakeTextGenerator(int contextLength = 512) : ITextGenerato
         }
         try
         {
+            if (FirstTokenGate is { } gate)
+            {
+                request.Progress?.Reach(PhaseBeforeFirstToken);
+                await gate.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
             var text = new StringBuilder();
             using IEnumerator<string> pieces = Pieces(request.PromptTokens).GetEnumerator();
             while (true)

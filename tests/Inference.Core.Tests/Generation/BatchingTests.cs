@@ -366,6 +366,51 @@ public class BatchingTests(BatchingFixture fixture, ITestOutputHelper output) : 
         Assert.Equal(0, small.KvCache.UsedBlocks);
     }
 
+    [Fact]
+    public async Task A_generations_progress_says_it_waits_until_the_pool_admits_it_then_that_its_prompt_is_evaluated()
+    {
+        // Room for one whole context (4 blocks of 32): while the first request runs, the second cannot be admitted.
+        using var small = BitNetEngine.Load(new EngineOptions
+        {
+            ModelPath = SharedData.OracleModelPath, ContextLength = 128, KvCacheTokens = 128, Threads = 1, Parallel = 2,
+        });
+        var firstProgress = new GenerationProgress();
+        var first = Request(0, SamplingOptions.Greedy) with { MaxTokens = 70, Progress = firstProgress };
+        using var halted = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        // The scheduler stops at the first request's first token, holding its blocks, until the second has been looked at.
+        small.LogitsObserved = (r, generated, _) =>
+        {
+            if (!ReferenceEquals(r, first) || generated != 0) return;
+            halted.Set();
+            release.Wait(TimeSpan.FromSeconds(30));
+        };
+        Task<(List<GenerationUpdate>, GenerationStats)> firstRun = EngineFixture.Collect(small, first);
+        var progress = new GenerationProgress();
+        Assert.Equal(GenerationPhase.Unknown, progress.Phase);
+        try
+        {
+            Assert.True(await Task.Run(() => halted.Wait(TimeSpan.FromSeconds(30)), TestContext.Current.CancellationToken));
+            Assert.Equal(GenerationPhase.EvaluatingPrompt, firstProgress.Phase);
+            await using IAsyncEnumerator<GenerationUpdate> second = small.GenerateAsync(
+                Request(1, SamplingOptions.Greedy) with { MaxTokens = 70, Progress = progress }, TestContext.Current.CancellationToken).GetAsyncEnumerator(TestContext.Current.CancellationToken);
+            ValueTask<bool> moving = second.MoveNextAsync();
+            Assert.Equal(GenerationPhase.Waiting, progress.Phase);
+            release.Set();
+            Assert.True(await moving);
+            Assert.Equal(GenerationPhase.EvaluatingPrompt, progress.Phase);   // admitted; it never goes back
+            while (await second.MoveNextAsync())
+            {
+            }
+        }
+        finally
+        {
+            release.Set();
+        }
+        await firstRun;
+        Assert.Equal(0, small.KvCache.UsedBlocks);
+    }
+
     /// <summary>
     /// Held-out compositions: requests arrive at random times with prompts that share system prompts (or
     /// repeat, or end on a block boundary), greedy or seeded, some cancelled at a random token or a random
