@@ -95,6 +95,7 @@ public static partial class F16
         const int group = Avx512PairLoops.MaxTokens;
         Span<int> vector = tokens <= 256 ? stackalloc int[tokens] : new int[tokens];
         Span<float> scaledAll = ScaleTokens(matrix, columns, x, tokens, rowStart, rowCount, dst, dstStride, vector, out int vectorTokens);
+        Span<float> plainAll = PlainTokens(x, columns, vector[..vectorTokens]);
         int wide = columns & ~31;
         int groups = (vectorTokens + group - 1) / group;
         long tileBytes = (long)TokenTileRows * columns * sizeof(short);
@@ -105,6 +106,7 @@ public static partial class F16
         args.AheadStep = 128 / Math.Max(1, groups);
         fixed (Half* m = matrix)
         fixed (float* scaled = scaledAll)
+        fixed (float* plain = plainAll)
         fixed (float* d = dst)
         {
             var mask = Vector256.Create(BodyMask);
@@ -119,7 +121,7 @@ public static partial class F16
                 for (int g0 = 0; g0 < vectorTokens; g0 += group)
                 {
                     int g = Math.Min(group, vectorTokens - g0);
-                    float* xg = scaled + (long)g0 * columns;
+                    float* xg = scaled + (long)g0 * columns, pg = plain + (long)g0 * columns;
                     byte* ahead = tileAhead + (long)(g0 / group) * tileBytes / groups;
                     new Span<Vector256<float>>(acc, tileRows * 4 * g).Clear();
                     for (int c0 = 0; c0 < wide; c0 += PairColumnBlock)
@@ -132,7 +134,7 @@ public static partial class F16
                             args.Ahead = PrefetchTarget(ref ahead, end, true, w, (c1 - c0) / 16 * 64 / groups);   // two rows' worth
                             args.Row = w + c0;
                             float** inputs = &args.X0;
-                            for (int u = 0; u < g; u++) inputs[u] = xg + (long)u * columns + c0;
+                            for (int u = 0; u < g; u++) inputs[u] = pg + (long)u * columns + c0;
                             args.Steps = (c1 - c0) / 32;
                             args.Acc0 = (float*)(acc + r * 4 * g);
                             args.Acc1 = (float*)(acc + (r + 1) * 4 * g);
@@ -151,5 +153,21 @@ public static partial class F16
                 }
             }
         }
+    }
+
+    /// <summary>Per-thread copy of the listed tokens' inputs as they are, for the emitted pair loops (which widen
+    /// the halves exactly): contiguous slots in <see cref="ScaleTokens"/>'s order, from a 64-byte boundary.</summary>
+    [ThreadStatic] private static float[]? _plainTokens;
+
+    private static unsafe Span<float> PlainTokens(ReadOnlySpan<float> x, int columns, ReadOnlySpan<int> tokens)
+    {
+        int length = tokens.Length * columns;
+        float[] buffer = _plainTokens is { } reused && reused.Length >= length + 15
+            ? reused : (_plainTokens = GC.AllocateUninitializedArray<float>(length + 15, pinned: true));
+        int skip = (int)((64 - ((nint)Unsafe.AsPointer(ref buffer[0]) & 63)) & 63) / sizeof(float);
+        Span<float> plain = buffer.AsSpan(skip, length);
+        for (int i = 0; i < tokens.Length; i++)
+            x.Slice(tokens[i] * columns, columns).CopyTo(plain.Slice(i * columns, columns));
+        return plain;
     }
 }

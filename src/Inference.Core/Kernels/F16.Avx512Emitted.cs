@@ -10,10 +10,13 @@ public static partial class F16
     /// variant per token count 1 … 4, for the reason the VNNI kernels are emitted: a Native AOT binary built
     /// for x86-64-v3 has every Avx512 intrinsic compiled out, yet runs code we emit wherever the CPU has
     /// AVX-512F (<see cref="X64Cpu.HasAvx512F"/>), so the batched head of the AOT server gets 512-bit FMAs.
-    /// Per 32 columns: each row's halves widened as h · 2^−112 (vpmovsxwd, vpslld 13, vpandd with
-    /// <see cref="BodyMask"/>, as <see cref="ScaledValues512(short*, System.Runtime.Intrinsics.Vector512{int})"/>
-    /// does), each token's two input vectors loaded once for both rows, and every (row, token) pair of
-    /// 512-bit accumulators taking one vfmadd231ps each, in column order.
+    /// Per 32 columns: each row's halves widened exactly (vcvtph2ps), each token's two input vectors
+    /// (unscaled) loaded once for both rows, and every (row, token) pair of 512-bit accumulators taking one
+    /// vfmadd231ps each, in column order. w · x is the same real number as the C# kernels' (w · 2^−112) ·
+    /// (x · 2^112), so the sums are theirs bit for bit; but the shift widening turns subnormal halves
+    /// (about 0.1 % of a head's weights) into subnormal floats, which cost Intel cores a microcode assist
+    /// per FMA, where vcvtph2ps gives normal floats. Non-finite halves stay non-finite here, as in
+    /// <see cref="DotRowsScalar"/>, where the shift widening makes them large finite values.
     /// </summary>
     internal sealed unsafe class Avx512PairLoops
     {
@@ -45,7 +48,7 @@ public static partial class F16
             /// <summary>The first row of the pair at the block's first column; the second is RowBytes on.</summary>
             [FieldOffset(RowAt)] public short* Row;
             [FieldOffset(RowBytesAt)] public nint RowBytes;
-            /// <summary>Token u's scaled inputs at the block's first column: X0 … X3 side by side.</summary>
+            /// <summary>Token u's inputs (not scaled) at the block's first column: X0 … X3 side by side.</summary>
             [FieldOffset(XAt)] public float* X0;
             [FieldOffset(XAt + 8)] public float* X1;
             [FieldOffset(XAt + 16)] public float* X2;
@@ -63,33 +66,28 @@ public static partial class F16
         internal static byte[] Emit(out int[] offsets)
         {
             var asm = new X64Emitter();
-            int mask = asm.NewLabel();
             offsets = new int[MaxTokens];
             for (int tokens = 1; tokens <= MaxTokens; tokens++)
             {
                 asm.Align(16);
                 offsets[tokens - 1] = asm.Length;
-                EmitLoop(asm, tokens, mask);
+                EmitLoop(asm, tokens);
             }
-            asm.Align(64);
-            asm.Bind(mask);
-            for (int i = 0; i < 16; i++) asm.Data(BitConverter.GetBytes(BodyMask));
             return asm.ToArray();
         }
 
         // Registers: only caller-saved ones (no push or pop). Accumulator (row r, token u, half h) in
-        // zmm(8r + 2u + h); the two rows' widened halves in zmm16–19, a token's inputs in zmm20/21, the mask in zmm22.
+        // zmm(8r + 2u + h); the two rows' widened halves in zmm16–19, a token's inputs in zmm20/21.
         // r11 counts the steps in the loop and holds each row's accumulator address before and after it.
-        private static void EmitLoop(X64Emitter asm, int tokens, int maskLabel)
+        private static void EmitLoop(X64Emitter asm, int tokens)
         {
             Gpr args = Gpr.Rdi, first = Gpr.Rsi, second = Gpr.Rdx, steps = Gpr.R11, ahead = Gpr.Rax;
             Gpr[] x = [Gpr.Rcx, Gpr.R8, Gpr.R9, Gpr.R10];
             Zmm Total(int r, int u, int h) => new(8 * r + 2 * u + h);
             Zmm firstLow = new(16), firstHigh = new(17), secondLow = new(18), secondHigh = new(19);
-            Zmm inputLow = new(20), inputHigh = new(21), mask = new(22);
+            Zmm inputLow = new(20), inputHigh = new(21);
             int loop = asm.NewLabel();
 
-            asm.Vmovdqu64(mask, maskLabel);
             asm.Mov(first, new Mem(args, Args.RowAt));
             asm.Mov(second, new Mem(args, Args.RowBytesAt));
             asm.Add(second, first);
@@ -135,12 +133,7 @@ public static partial class F16
             asm.Vzeroupper();
             asm.Ret();
 
-            void Widen(Zmm into, Mem halves)
-            {
-                asm.Vpmovsxwd(into, halves);
-                asm.Vpslld(into, into, 13);
-                asm.Vpandd(into, into, mask);
-            }
+            void Widen(Zmm into, Mem halves) => asm.Vcvtph2ps(into, halves);
         }
     }
 }

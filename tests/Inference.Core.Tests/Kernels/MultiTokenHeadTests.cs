@@ -74,10 +74,18 @@ public class MultiTokenHeadTests
         if (tokens > 6) x[6 * columns + columns - 1] = float.NaN;
         var results = new float[(tokens - 1) * stride + rows - first];
         together(matrix, columns, x, tokens, first, rows - first, results, stride);
+        // The emitted pair loops (32-column steps) widen halves exactly, so the row holding the infinity sums to what
+        // the reference gives (non-finite), where the shift widening of the other kernels makes it a large finite value.
+        bool exactWidening = kernel == "avx512" && F16.Avx512PairLoops.Instance is not null && columns >= 32;
         for (int t = 0; t < tokens; t++)
         {
             var single = new float[rows - first];
             alone(matrix, columns, x.AsSpan(t * columns, columns), first, rows - first, single);
+            if (exactWidening)
+            {
+                F16.DotRowsScalar(matrix, columns, x.AsSpan(t * columns, columns), first, 1, single);
+                Assert.False(float.IsFinite(single[0]), $"token {t}: the reference row with an infinity is {single[0]}");
+            }
             for (int r = 0; r < single.Length; r++)
                 Assert.True(BitConverter.SingleToInt32Bits(single[r]) == BitConverter.SingleToInt32Bits(results[t * stride + r]),
                     $"{kernel}, token {t}, row {r}: {single[r]} alone, {results[t * stride + r]} together");

@@ -167,6 +167,9 @@ internal sealed class X64Emitter
     /// <summary>vpmovsxwd dst, m256: 16 int16 sign-extended to int32 (EVEX.512.66.0F38.WIG 23 /r).</summary>
     public void Vpmovsxwd(Zmm dst, Mem source) => EvexMemory(Map.M0F38, Prefix.P66, w: false, 0x23, dst.Number, source);
 
+    /// <summary>vcvtph2ps dst, m256: 16 halves widened to floats exactly (EVEX.512.66.0F38.W0 13 /r).</summary>
+    public void Vcvtph2ps(Zmm dst, Mem source) => EvexMemory(Map.M0F38, Prefix.P66, w: false, 0x13, dst.Number, source);
+
     /// <summary>vpslld dst, src, imm8: each int32 shifted left (EVEX.512.66.0F.W0 72 /6 ib; dst in EVEX.vvvv).</summary>
     public void Vpslld(Zmm dst, Zmm src, byte count)
     {
