@@ -27,6 +27,9 @@ internal sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRow
     /// where the set reads row order only. A model whose weights are private copies rearranges them for it.</summary>
     public I2sDotRowsKernel? DotI2sFourRowBlocks { get; init; }
 
+    private static F16DotRowsKernel OneTokenHead =>
+        X64.X64Cpu.IsIntel && F16.Avx512PairLoops.Instance is not null ? F16.DotRowsExactWidening : F16.DotRowsAvx2;
+
     public static KernelSet Scalar { get; } = new("scalar", I2sKernels.DotRowsScalar, F16.DotRowsScalar, LmHeadQ8.DotRowsScalar, Q8ExactDots.RowsScalar);
     public static KernelSet Avx2Set { get; } = new("avx2", I2sKernels.DotRowsAvx2, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2)
     {
@@ -38,20 +41,22 @@ internal sealed record KernelSet(string Name, I2sDotRowsKernel DotI2s, F16DotRow
     // conversions dominate). The I2_S kernel is as fast or faster at 512 bits. F16.DotRowsAvx512 stays
     // tested for CPUs where 512-bit ops are native. With several tokens the widening is shared and the FMAs
     // dominate, so the several-token head does use 512-bit vectors (256-bit in a build without AVX-512).
-    public static KernelSet Avx512Set { get; } = new("avx512", I2sKernels.DotRowsAvx512, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2)
+    // On Intel cores one token takes the several-token kernel too (OneTokenHead): its emitted loops widen halves
+    // exactly, where the shift widening's subnormal floats cost a microcode assist per FMA (docs/kernels.md).
+    public static KernelSet Avx512Set { get; } = new("avx512", I2sKernels.DotRowsAvx512, OneTokenHead, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2)
     {
         DotF16Tokens = F16.DotRowsTokensAvx512,
         DotQ8ExactTokens = Q8ExactDots.RowsTokensAvx512,
     };
     /// <summary>AVX-512 with GFNI unpacking the 2-bit codes in one instruction per 64 (vgf2p8affineqb).</summary>
-    public static KernelSet Avx512GfniSet { get; } = new("avx512gfni", I2sKernels.DotRowsAvx512Gfni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2)
+    public static KernelSet Avx512GfniSet { get; } = new("avx512gfni", I2sKernels.DotRowsAvx512Gfni, OneTokenHead, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2)
     {
         DotF16Tokens = F16.DotRowsTokensAvx512,
         DotQ8ExactTokens = Q8ExactDots.RowsTokensAvx512,
     };
     /// <summary>AVX-512 with VNNI: every I2_S product accumulates with vpdpbusd (emitted machine code, Linux x64),
     /// on codes in row order or, once the model has them in private memory, in four-row blocks.</summary>
-    public static KernelSet Avx512VnniSet { get; } = new("avx512vnni", I2sKernels.DotRowsAvx512Vnni, F16.DotRowsAvx2, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2)
+    public static KernelSet Avx512VnniSet { get; } = new("avx512vnni", I2sKernels.DotRowsAvx512Vnni, OneTokenHead, LmHeadQ8.DotRowsAvx2, Q8ExactDots.RowsAvx2)
     {
         DotF16Tokens = F16.DotRowsTokensAvx512,
         DotQ8ExactTokens = Q8ExactDots.RowsTokensAvx512Vnni,

@@ -125,6 +125,26 @@ public class MultiTokenHeadTests
     }
 
     [Fact]
+    public void The_exact_widening_one_token_head_equals_the_shift_widening_one_bit_for_bit_subnormal_weights_included()
+    {
+        if (!BitNet.Inference.Kernels.X64.X64Cpu.HasAvx512F)
+            Assert.Skip("the emitted pair loops need AVX-512F (absent here, or switched off in the runtime)");
+        // A head's spread (0.05·N(0,1)) gives about 0.1 % subnormal halves; more are set by hand.
+        const int rows = 21, columns = 2560;
+        var rng = new Random(2024);
+        var matrix = new Half[rows * columns];
+        for (int i = 0; i < matrix.Length; i++) matrix[i] = (Half)(0.05 * (rng.NextDouble() + rng.NextDouble() + rng.NextDouble() - 1.5));
+        for (int i = 7; i < matrix.Length; i += 97) matrix[i] = BitConverter.UInt16BitsToHalf((ushort)(rng.Next(1, 0x400) | (i % 2 << 15)));
+        var x = new float[columns];
+        for (int i = 0; i < columns; i++) x[i] = (float)(Half)(rng.NextDouble() * 6 - 3);
+        var shifted = new float[rows - 3];
+        var exact = new float[rows - 3];
+        F16.DotRowsAvx2(matrix, columns, x, 3, rows - 3, shifted);
+        F16.DotRowsExactWidening(matrix, columns, x, 3, rows - 3, exact);
+        Assert.Equal(shifted.Select(BitConverter.SingleToInt32Bits), exact.Select(BitConverter.SingleToInt32Bits));
+    }
+
+    [Fact]
     public void The_avx512_several_token_head_runs_the_emitted_pair_loops_wherever_the_cpu_has_avx512f()
     {
         // The bit-for-bit tests above compare DotRowsTokensAvx512 with the single-token kernel; this one

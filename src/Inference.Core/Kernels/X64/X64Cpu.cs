@@ -29,6 +29,10 @@ internal static unsafe class X64Cpu
     /// unpacking alongside vpdpbusd, where vgf2p8affineqb competes with it (docs/kernels.md).</summary>
     public static bool IsAmdZen5OrLater { get; } = DetectAmdFamily() >= 0x1A;
 
+    /// <summary>An Intel CPU: its cores take a microcode assist for every FMA with a subnormal operand (AMD's do not),
+    /// so the F16 head widens halves exactly there even for one token (<see cref="KernelSet"/>).</summary>
+    public static bool IsIntel { get; } = X86Base.IsSupported && X86Base.CpuId(0, 0) is { Ebx: 0x756E6547, Edx: 0x49656E69, Ecx: 0x6C65746E };
+
     /// <summary>The CPU family (base + extended) of an AMD CPU, else 0.</summary>
     private static int DetectAmdFamily()
     {
