@@ -167,13 +167,9 @@ public static partial class F16
     /// the halves exactly): contiguous slots in <see cref="ScaleTokens"/>'s order, from a 64-byte boundary.</summary>
     [ThreadStatic] private static float[]? _plainTokens;
 
-    private static unsafe Span<float> PlainTokens(ReadOnlySpan<float> x, int columns, ReadOnlySpan<int> tokens)
+    private static Span<float> PlainTokens(ReadOnlySpan<float> x, int columns, ReadOnlySpan<int> tokens)
     {
-        int length = tokens.Length * columns;
-        float[] buffer = _plainTokens is { } reused && reused.Length >= length + 15
-            ? reused : (_plainTokens = GC.AllocateUninitializedArray<float>(length + 15, pinned: true));
-        int skip = (int)((64 - ((nint)Unsafe.AsPointer(ref buffer[0]) & 63)) & 63) / sizeof(float);
-        Span<float> plain = buffer.AsSpan(skip, length);
+        Span<float> plain = Aligned64(ref _plainTokens, tokens.Length * columns);
         for (int i = 0; i < tokens.Length; i++)
             x.Slice(tokens[i] * columns, columns).CopyTo(plain.Slice(i * columns, columns));
         return plain;

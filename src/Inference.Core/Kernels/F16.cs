@@ -262,11 +262,7 @@ public static partial class F16
         if (dstStride < rowCount || dst.Length < (long)(tokens - 1) * dstStride + rowCount)
             throw new ArgumentException($"{tokens} × {rowCount} results do not fit the destination at stride {dstStride}", nameof(dst));
         Validate(matrix, columns, x, rowStart, rowCount, dst);
-        int length = tokens * columns;
-        float[] buffer = _scaledTokens is { } reused && reused.Length >= length + 15
-            ? reused : (_scaledTokens = GC.AllocateUninitializedArray<float>(length + 15, pinned: true));
-        int skip = (int)((64 - ((nint)Unsafe.AsPointer(ref buffer[0]) & 63)) & 63) / sizeof(float);
-        Span<float> scaled = buffer.AsSpan(skip, length);
+        Span<float> scaled = Aligned64(ref _scaledTokens, tokens * columns);
         vectorTokens = 0;
         for (int t = 0; t < tokens; t++)
         {
@@ -276,6 +272,16 @@ public static partial class F16
                 DotRowsScalar(matrix, columns, x.Slice(t * columns, columns), rowStart, rowCount, dst.Slice(t * dstStride, rowCount));
         }
         return scaled;
+    }
+
+    /// <summary><paramref name="length"/> floats from the first 64-byte boundary of a per-thread buffer, grown on demand,
+    /// then reused; pinned, so the boundary stays where it is.</summary>
+    private static unsafe Span<float> Aligned64(ref float[]? buffer, int length)
+    {
+        float[] array = buffer is { } reused && reused.Length >= length + 15
+            ? reused : (buffer = GC.AllocateUninitializedArray<float>(length + 15, pinned: true));
+        int skip = (int)((64 - ((nint)Unsafe.AsPointer(ref array[0]) & 63)) & 63) / sizeof(float);
+        return array.AsSpan(skip, length);
     }
 
     /// <summary>A token count fixed at compile time: each instantiation of a several-token loop keeps exactly

@@ -31,19 +31,20 @@ internal static unsafe class X64Cpu
 
     /// <summary>An Intel CPU: its cores take a microcode assist for every FMA with a subnormal operand (AMD's do not),
     /// so the F16 head widens halves exactly there even for one token (<see cref="KernelSet"/>).</summary>
-    public static bool IsIntel { get; } = X86Base.IsSupported && X86Base.CpuId(0, 0) is { Ebx: 0x756E6547, Edx: 0x49656E69, Ecx: 0x6C65746E };
+    public static bool IsIntel { get; } = VendorIs(0x756E6547, 0x49656E69, 0x6C65746E);   // "GenuineIntel"
 
     /// <summary>The CPU family (base + extended) of an AMD CPU, else 0.</summary>
     private static int DetectAmdFamily()
     {
-        if (!X86Base.IsSupported) return 0;
-        var vendor = X86Base.CpuId(0, 0);
-        // "AuthenticAMD" in ebx, edx, ecx.
-        if (vendor.Ebx != 0x68747541 || vendor.Edx != 0x69746E65 || vendor.Ecx != 0x444D4163) return 0;
+        if (!VendorIs(0x68747541, 0x69746E65, 0x444D4163)) return 0;   // "AuthenticAMD"
         int eax = X86Base.CpuId(1, 0).Eax;
         int family = (eax >> 8) & 0xF;
         return family == 0xF ? family + ((eax >> 20) & 0xFF) : family;
     }
+
+    /// <summary>CPUID leaf 0's vendor string, in ebx, edx, ecx, is the one given.</summary>
+    private static bool VendorIs(int ebx, int edx, int ecx) =>
+        X86Base.IsSupported && X86Base.CpuId(0, 0) is var vendor && vendor.Ebx == ebx && vendor.Edx == edx && vendor.Ecx == ecx;
 
     private static bool DetectAvx512(bool bwAndVnni)
     {

@@ -164,20 +164,8 @@ internal sealed class X64Emitter
     /// <summary>vpdpwssd acc, a, b: each int32 lane += the two products of its int16 pairs (EVEX.512.66.0F38.W0 52 /r).</summary>
     public void Vpdpwssd(Zmm acc, Zmm a, Zmm b) => EvexRegister(Map.M0F38, Prefix.P66, w: false, 0x52, acc, a, b);
 
-    /// <summary>vpmovsxwd dst, m256: 16 int16 sign-extended to int32 (EVEX.512.66.0F38.WIG 23 /r).</summary>
-    public void Vpmovsxwd(Zmm dst, Mem source) => EvexMemory(Map.M0F38, Prefix.P66, w: false, 0x23, dst.Number, source);
-
     /// <summary>vcvtph2ps dst, m256: 16 halves widened to floats exactly (EVEX.512.66.0F38.W0 13 /r).</summary>
     public void Vcvtph2ps(Zmm dst, Mem source) => EvexMemory(Map.M0F38, Prefix.P66, w: false, 0x13, dst.Number, source);
-
-    /// <summary>vpslld dst, src, imm8: each int32 shifted left (EVEX.512.66.0F.W0 72 /6 ib; dst in EVEX.vvvv).</summary>
-    public void Vpslld(Zmm dst, Zmm src, byte count)
-    {
-        Evex(Map.M0F, Prefix.P66, w: false, reg: 6, vvvv: dst.Number, rmLow: src.Number, rmHigh: src.Number >> 4);
-        Byte(0x72);
-        ModRmRegister(6, src.Number);
-        Byte(count);
-    }
 
     /// <summary>vfmadd231ps acc, a, b: acc = a · b + acc, one rounding per lane (EVEX.512.66.0F38.W0 B8 /r).</summary>
     public void Vfmadd231ps(Zmm acc, Zmm a, Zmm b) => EvexRegister(Map.M0F38, Prefix.P66, w: false, 0xB8, acc, a, b);
